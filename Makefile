@@ -1,0 +1,82 @@
+# unlearn: PostgreSQL extension (PGXS) with an OpenBLAS numeric core.
+#
+#   make deps   install what is missing (apt-get; needs root)
+#   make        build;  make install  install into the PostgreSQL 15 found by pg_config
+#   make unit   C unit tests of the numeric core (no PostgreSQL)
+#   make test   deps, build, install, unit tests, pg_regress and the crash tests
+#   make demo   deps, build, install, throwaway server, Fashion-MNIST end to end
+#   make bench  the benchmarks (see docs/benchmarks.md)
+
+EXTENSION  = unlearn
+MODULE_big = unlearn
+EXTVERSION = 0.1
+DATA       = src/sql/unlearn--$(EXTVERSION).sql
+
+CORE_SRCS  = $(sort $(wildcard src/core/*.c))
+PG_SRCS    = $(sort $(wildcard src/pg/*.c))
+OBJS       = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)
+
+PG_CONFIG ?= $(shell command -v pg_config 2>/dev/null || echo /usr/lib/postgresql/15/bin/pg_config)
+BLAS_INC   = /usr/include/x86_64-linux-gnu/openblas-pthread
+PG_CPPFLAGS = -I$(srcdir)/src/core -I$(BLAS_INC)
+PG_CFLAGS  = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+SHLIB_LINK = -lm          # OpenBLAS is dlopen()ed lazily: see src/pg/blas.c
+
+REGRESS_SUITES = $(basename $(notdir $(sort $(wildcard sql/*.sql))))
+
+EXTRA_CLEAN = test/unit/run_tests test/unit/*.o bench/fmnist_to_copy
+
+# no LLVM bitcode: JIT inlining of our C functions buys nothing
+with_llvm = no
+
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifneq ($(PGXS),)
+include $(PGXS)
+endif
+
+# The numeric core is plain C: hold it to the full warning set.
+src/core/%.o: override CFLAGS += -Wextra -Werror -O2
+
+# ---------------------------------------------------------------- deps
+APT_PACKAGES = postgresql-15 postgresql-server-dev-15 postgresql-contrib libopenblas-dev \
+               dataset-fashion-mnist libipc-run-perl make gcc zlib1g-dev
+.PHONY: deps
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else echo "deps: all present"; fi
+
+# ---------------------------------------------------------------- unit tests
+UNIT_SRCS = $(sort $(wildcard test/unit/*.c))
+test/unit/run_tests: $(UNIT_SRCS) $(CORE_SRCS) $(wildcard src/core/*.h) test/unit/unit.h
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -Isrc/core -I$(BLAS_INC) -o $@ $(UNIT_SRCS) $(CORE_SRCS) -lopenblas -lm
+
+.PHONY: unit
+unit: test/unit/run_tests
+	OPENBLAS_NUM_THREADS=1 test/unit/run_tests
+
+# ---------------------------------------------------------------- regression + crash tests
+.PHONY: test regress demo bench
+test: deps
+	$(MAKE) all
+	$(MAKE) install
+	$(MAKE) unit
+	$(MAKE) regress
+	@if [ -x test/crash/run.sh ]; then test/crash/run.sh; fi
+
+regress:
+	test/run_regress.sh $(REGRESS_SUITES)
+
+demo: deps
+	$(MAKE) all
+	$(MAKE) install
+	test/demo.sh
+
+bench: deps
+	$(MAKE) all
+	$(MAKE) install
+	bench/run.sh

@@ -1,0 +1,10 @@
+#!/bin/sh
+# Builds and runs the unlearning-core benchmark on Fashion-MNIST (see docs/method.md).
+#   bench/core_bench.sh [core_bench arguments...]
+# OPENBLAS_NUM_THREADS defaults to 2; the trained model is cached in /tmp.
+set -e
+cd "$(dirname "$0")/.."
+BLAS_INC=/usr/include/x86_64-linux-gnu/openblas-pthread
+gcc -std=gnu11 -O2 -Wall -Wextra -Werror -Isrc/core -I$BLAS_INC -o bench/core_bench \
+    bench/core_bench.c src/core/*.c -lopenblas -lz -lm
+OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-2} exec bench/core_bench "$@"

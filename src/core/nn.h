@@ -1,0 +1,202 @@
+/*
+ * nn.h: the numeric core of unlearn: dense ReLU classifiers in float32.
+ *
+ * Plain C99 + CBLAS, no PostgreSQL headers, so it can be unit-tested on its own
+ * (test/unit) and linked into the extension.  All memory goes through the
+ * allocator hooks below so the extension can route it into a memory context.
+ *
+ * Layout: a model of L dense layers has dims[0] = features ... dims[L] = classes.
+ * All parameters live in one flat float vector `params` (so optimisers, MAS
+ * importance and penalties work on one array); layer l has its weight matrix
+ * W_l (dims[l+1] x dims[l], row-major) at params + w_off[l] and its bias
+ * (dims[l+1]) at params + b_off[l].  Hidden layers use ReLU; the last layer
+ * produces logits.  L = 1 is softmax regression.
+ */
+#ifndef UNLEARN_NN_H
+#define UNLEARN_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define NN_MAX_LAYERS 8          /* dense layers, so at most 7 hidden */
+#define NN_MAX_DIM    (1 << 20)  /* width of any layer, features included */
+
+/* ---------- allocator hooks (default: malloc/free) ---------- */
+typedef void *(*nn_alloc_fn) (size_t size);
+typedef void (*nn_free_fn) (void *ptr);
+void		nn_set_allocator(nn_alloc_fn alloc_fn, nn_free_fn free_fn);	/* NULLs restore malloc/free */
+void	   *nn_alloc(size_t size);			/* never returns NULL with the PG allocator; may with malloc */
+void	   *nn_alloc_zero(size_t size);
+void		nn_free_mem(void *ptr);
+
+/* ---------- seeded RNG (xoshiro256**, seeded by splitmix64) ---------- */
+typedef struct nn_rng
+{
+	uint64_t	s[4];
+} nn_rng;
+
+void		nn_rng_seed(nn_rng *rng, uint64_t seed);
+uint64_t	nn_rng_next(nn_rng *rng);
+double		nn_rng_uniform(nn_rng *rng);	/* [0,1) */
+uint32_t	nn_rng_below(nn_rng *rng, uint32_t n);	/* uniform in [0,n), unbiased */
+float		nn_rng_normal(nn_rng *rng);	/* standard normal */
+void		nn_rng_shuffle(nn_rng *rng, int *idx, int n);	/* Fisher-Yates */
+
+/* ---------- model ---------- */
+typedef struct nn_model
+{
+	int			n_layers;		/* dense layers, >= 1 */
+	int			dims[NN_MAX_LAYERS + 1];
+	size_t		n_params;
+	size_t		w_off[NN_MAX_LAYERS];
+	size_t		b_off[NN_MAX_LAYERS];
+	float	   *params;			/* n_params */
+	float	   *feat_lo;		/* dims[0]: per-feature min seen in training (PGD box) */
+	float	   *feat_hi;		/* dims[0]: per-feature max seen in training */
+} nn_model;
+
+#define NN_FEATURES(m) ((m)->dims[0])
+#define NN_CLASSES(m)  ((m)->dims[(m)->n_layers])
+
+/*
+ * Create a model with He-initialised weights (normal, std sqrt(2/fan_in)) and
+ * zero biases, drawn from `seed`.  hidden may be NULL when n_hidden == 0.
+ * feat_lo/feat_hi start at 0/1.  Returns NULL and fills err on bad shape.
+ */
+nn_model   *nn_create(int n_features, int n_hidden, const int *hidden,
+					  int n_classes, uint64_t seed, char *err, size_t errlen);
+nn_model   *nn_clone(const nn_model *m);
+void		nn_copy_params(nn_model *dst, const nn_model *src);	/* same shape; params only */
+void		nn_free(nn_model *m);
+
+/* Set feat_lo/feat_hi to the per-feature min/max of X (n rows x dims[0]). */
+void		nn_set_feature_range(nn_model *m, const float *X, int n);
+
+/* ---------- forward / backward on a batch ---------- */
+
+/* Scratch space for batches of up to max_batch rows; reusable across calls. */
+typedef struct nn_workspace
+{
+	int			max_batch;
+	float	   *act[NN_MAX_LAYERS + 1];		/* act[0] unused (input is X); act[l]: batch x dims[l] */
+	float	   *delta[NN_MAX_LAYERS + 1];	/* hidden l only: gradient wrt act[l], ReLU-masked
+											 * in place (= wrt the pre-activation) */
+	float	   *probs;						/* batch x classes */
+} nn_workspace;
+
+nn_workspace *nn_workspace_create(const nn_model *m, int max_batch);
+void		nn_workspace_free(nn_workspace *ws);
+
+/*
+ * Forward pass of n <= ws->max_batch rows of X (row-major n x features).
+ * Leaves activations in ws; returns a pointer to the logits (n x classes),
+ * owned by ws and valid until the next call (NULL if n > ws->max_batch).
+ */
+const float *nn_forward(const nn_model *m, nn_workspace *ws, const float *X, int n);
+
+/*
+ * Softmax cross-entropy of logits (n x C) against labels y (0..C-1).
+ * Returns the SUM over rows of -log p[y].  If dlogits is not NULL it receives
+ * scale * d(sum CE)/d logits, i.e. scale * (softmax - onehot).  If probs is not
+ * NULL it receives the softmax.  dlogits may alias the logits.
+ */
+double		nn_softmax_ce(const float *logits, const int *y, int n, int C,
+						  float scale, float *dlogits, float *probs);
+
+/*
+ * Backward pass after nn_forward on the same X and n.  dlogits (n x C) is the
+ * gradient of the loss wrt the logits.  If grad_params is not NULL the
+ * parameter gradient is ADDED to it (n_params floats).  If grad_input is not
+ * NULL it receives (overwritten) the gradient wrt X (n x features); when it is
+ * NULL the first layer's input gradient is not computed.
+ */
+void		nn_backward(const nn_model *m, nn_workspace *ws, const float *X, int n,
+						const float *dlogits, float *grad_params, float *grad_input);
+
+/* Predicted class (argmax of logits) for n rows of X; out has n ints. */
+void		nn_predict(const nn_model *m, nn_workspace *ws, const float *X, int n, int *out);
+
+/* Class probabilities for n rows of X into out (n x C). */
+void		nn_predict_proba(const nn_model *m, nn_workspace *ws, const float *X, int n, float *out);
+
+/* ---------- optimisers on the flat parameter vector ---------- */
+typedef enum nn_optimizer_kind
+{
+	NN_OPT_SGD = 0,				/* SGD with momentum and (L2, coupled) weight decay */
+	NN_OPT_ADAM = 1				/* Adam (weight decay added to the gradient, as torch.optim.Adam) */
+} nn_optimizer_kind;
+
+typedef struct nn_optimizer
+{
+	nn_optimizer_kind kind;
+	float		lr;
+	float		momentum;		/* SGD */
+	float		weight_decay;
+	float		beta1, beta2, eps;	/* Adam */
+	size_t		n;
+	long		t;				/* steps taken */
+	float	   *m1;				/* SGD: velocity; Adam: first moment */
+	float	   *m2;				/* Adam: second moment */
+} nn_optimizer;
+
+/*
+ * SGD (torch semantics): g += wd*p; v = momentum*v + g (v = g at the first
+ * step); p -= lr*v.
+ * Adam (torch semantics): g += wd*p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+ * p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps).
+ */
+nn_optimizer *nn_optimizer_create(nn_optimizer_kind kind, size_t n, float lr,
+								  float momentum, float weight_decay);
+void		nn_optimizer_step(nn_optimizer *opt, float *params, float *grad);	/* grad may be modified */
+void		nn_optimizer_free(nn_optimizer *opt);
+
+/* ---------- training ---------- */
+typedef struct nn_train_options
+{
+	nn_optimizer_kind optimizer;	/* default ADAM */
+	float		lr;				/* default 1e-3 */
+	float		momentum;		/* default 0.9 (SGD only) */
+	float		weight_decay;	/* default 0 */
+	int			batch_size;		/* default 128 */
+	int			epochs;			/* default 10 */
+	uint64_t	seed;			/* default 42: init and shuffling */
+} nn_train_options;
+
+void		nn_train_options_default(nn_train_options *o);
+
+/*
+ * Called after every epoch (epoch counts from 1) with the mean training loss
+ * of that epoch; the extension uses it to check for interrupts and report
+ * progress.  A nonzero return stops training early.
+ */
+typedef int (*nn_epoch_callback) (void *arg, int epoch, int epochs, double mean_loss);
+
+/*
+ * Train m in place with mini-batches of X (n x features), labels y, shuffled
+ * each epoch by an RNG seeded from o->seed: the same seed, data and options
+ * give the same bytes.  Also sets the model's feature range from X.
+ * Returns the mean loss of the last epoch (0 if n <= 0); NaN, model
+ * untouched, if a label is outside 0..classes-1 or memory runs out.
+ */
+double		nn_train(nn_model *m, const float *X, const int *y, int n,
+					 const nn_train_options *o, nn_epoch_callback cb, void *cb_arg);
+
+/* Share of rows of X whose argmax prediction equals y. */
+double		nn_accuracy(const nn_model *m, const float *X, const int *y, int n);
+
+/* ---------- serialisation ---------- */
+
+/*
+ * Format (little-endian): "UNLN" magic, u32 format version, u32 n_layers,
+ * u32 dims[n_layers+1], f32 feat_lo[F], f32 feat_hi[F], f32 params[n_params],
+ * u64 FNV-1a hash of everything before it.
+ */
+size_t		nn_serialized_size(const nn_model *m);
+void		nn_serialize(const nn_model *m, void *buf);	/* buf has nn_serialized_size bytes */
+nn_model   *nn_deserialize(const void *buf, size_t len, char *err, size_t errlen);	/* NULL + err on bad input */
+
+/* 64-bit FNV-1a, exposed for the ledger hash chain. */
+uint64_t	nn_fnv1a64(const void *data, size_t len, uint64_t h);
+#define NN_FNV_OFFSET 14695981039346656037ULL
+
+#endif							/* UNLEARN_NN_H */

@@ -1,0 +1,126 @@
+/*
+ * unlearn_core.h: instance-wise unlearning of a trained nn_model (Cha et al.,
+ * AAAI 2024, "Learning to Unlearn"), plain C on top of nn.h.
+ *
+ * Given the model and the forget rows D_f (features and labels), change the
+ * model in place so that every forget row is misclassified (forget mode) or
+ * predicted as a given new label (relabel mode), keeping accuracy elsewhere.
+ * Building blocks (targeted L2 PGD, MAS importance) are exposed for tests.
+ */
+#ifndef UNLEARN_UNLEARN_CORE_H
+#define UNLEARN_UNLEARN_CORE_H
+
+#include "nn.h"
+
+/* ---------- targeted L2 PGD ---------- */
+
+/*
+ * For each of the n rows of X (true labels y) make `per_row` adversarial
+ * examples with targeted L2 PGD on model m: target t != y drawn uniformly with
+ * rng; random start inside the eps ball and the model's input box
+ * [feat_lo, feat_hi]; `steps` steps of size alpha along the normalised
+ * gradient of -CE(f(x+delta), t); after each step clip into the box and
+ * rescale so ||delta||_2 <= eps.  Writes n*per_row rows to X_adv (row
+ * i*per_row + j comes from row i) and their targets to t_adv.
+ */
+void		ul_pgd_targeted(const nn_model *m, const float *X, const int *y, int n,
+							int per_row, float eps, float alpha, int steps,
+							nn_rng *rng, float *X_adv, int *t_adv);
+
+/* ---------- MAS importance ---------- */
+
+/*
+ * MAS importance of every parameter on the n rows of X:
+ * omega = | d/dtheta mean_i ||logits_i||_2 |, then per parameter tensor
+ * (each weight matrix and each bias vector separately) min-max normalised,
+ * w = 1 - normalised omega (w = 1 for a tensor whose max == min... see .c).
+ * Writes m->n_params floats to `raw_omega` (if not NULL) and to `w`.
+ */
+void		ul_mas_weights(const nn_model *m, const float *X, int n,
+						   float *raw_omega, float *w);
+
+/* ---------- the unlearning loop ---------- */
+
+typedef enum ul_method
+{
+	UL_METHOD_NEGGRAD = 0,		/* -CE on the forget rows only */
+	UL_METHOD_ADV = 1,			/* -CE forget + CE on targeted-PGD examples */
+	UL_METHOD_ADV_IMP = 2,		/* ADV + MAS-weighted L2 anchor to theta0 (the paper) */
+	UL_METHOD_DEFAULT = 3		/* our measured best; see docs/method.md */
+} ul_method;
+
+const char *ul_method_name(ul_method m);			/* "neggrad", "adv", "adv+imp", "default" */
+int			ul_method_from_name(const char *name, ul_method *out);	/* 0 on success */
+
+typedef struct ul_options
+{
+	ul_method	method;
+	float		lr;				/* paper: 1e-3 */
+	float		momentum;		/* paper: 0.9 */
+	float		weight_decay;	/* paper: 1e-4 */
+	int			forget_batch;	/* paper: 32 */
+	int			adv_batch;		/* paper: 256 */
+	int			adv_per_row;	/* paper: 20 */
+	float		pgd_eps;		/* paper: 4.0 (CIFAR, [0,1] pixels) */
+	float		pgd_alpha;		/* paper: 0.1 */
+	int			pgd_steps;		/* paper: 100 */
+	float		imp_lambda;		/* paper: 1.0 */
+	int			max_passes;		/* cap on passes over the adversarial set; paper: 1000 */
+	int			max_steps;		/* hard cap on optimiser steps (0 = none) */
+	uint64_t	seed;
+	/* knobs of the default method (ignored by the faithful ones) */
+	float		margin;			/* bounded forget loss margin */
+	float		replay_weight;	/* weight of CE on replayed remaining rows */
+	int			replay_batch;	/* remaining rows per step */
+	int			repair_steps;	/* steps of the repair phase after the stop */
+	float		adv_weight;		/* default method: weight of the ADV term (0 = no PGD) */
+	float		forget_weight;	/* default method: weight of the margin forget term */
+	float		distill;		/* default method: replay targets mix one-hot labels
+								 * (0) with theta0's softmax on the row (1) */
+	nn_optimizer_kind optimizer;	/* SGD for the paper's methods */
+} ul_options;
+
+/* Fill o with the defaults of `method` (faithful paper values for the paper's methods). */
+void		ul_options_default(ul_options *o, ul_method method);
+
+typedef struct ul_result
+{
+	int			steps;			/* optimiser steps taken (repair included) */
+	int			forgotten;		/* forget rows misclassified (forget mode) or
+								 * predicted as their new label (relabel mode)
+								 * at the end */
+	int			prior_kept;		/* of the prior rows, how many are misclassified at the end */
+	int			success;		/* every forget row (and every prior row) satisfied */
+	double		final_forget_loss;	/* mean CE of the forget rows at the end, w.r.t.
+									 * their true labels (forget mode) or their
+									 * new labels (relabel mode) */
+	int			forget_steps;	/* steps until every row was first satisfied (-1: never) */
+	int			aborted;		/* the progress callback asked to stop; params restored to theta0 */
+} ul_result;
+
+/*
+ * Called every few steps; nonzero return aborts (result.success = 0).  The
+ * extension uses it to check for interrupts and report progress.
+ */
+typedef int (*ul_progress_callback) (void *arg, int step, int satisfied, int total);
+
+/*
+ * Unlearn (or relabel) in place.
+ *   Xf, yf, k:      the forget rows and their true (current) labels.
+ *   new_labels:     NULL for forget mode; else k target labels (relabel mode).
+ *   Xp, yp, np:     prior rows (forgotten by earlier requests) that must stay
+ *                   misclassified (continual unlearning); may be NULL/0.
+ *   Xr, yr, nr:     a sample of remaining rows the default method may replay;
+ *                   may be NULL/0 (the faithful methods ignore it).
+ * Returns 0 on success, -1 on bad arguments (message in err).
+ * Deterministic: the same inputs, options and seed give the same bytes.
+ */
+int			ul_unlearn(nn_model *m,
+					   const float *Xf, const int *yf, int k, const int *new_labels,
+					   const float *Xp, const int *yp, int np,
+					   const float *Xr, const int *yr, int nr,
+					   const ul_options *o,
+					   ul_progress_callback cb, void *cb_arg,
+					   ul_result *result, char *err, size_t errlen);
+
+#endif							/* UNLEARN_UNLEARN_CORE_H */

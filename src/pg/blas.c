@@ -1,0 +1,174 @@
+/*
+ * blas.c: OpenBLAS loaded lazily, and core allocations routed to palloc.
+ *
+ * unlearn.so is preloaded into the postmaster.  OpenBLAS starts its thread
+ * pool when it is loaded, and a thread pool in a process that fork()s is a
+ * known source of deadlocks, so the library is not linked: the CBLAS entry
+ * points the core uses are defined here and forward to OpenBLAS, which is
+ * dlopen()ed the first time a backend or worker computes anything.
+ */
+#include "postgres.h"
+
+#include <dlfcn.h>
+
+#include "miscadmin.h"
+#include "utils/memutils.h"
+
+#include "cblas.h"
+#include "unlearn_pg.h"
+
+typedef void (*sgemm_fn) (const enum CBLAS_ORDER, const enum CBLAS_TRANSPOSE,
+						  const enum CBLAS_TRANSPOSE, const blasint, const blasint,
+						  const blasint, const float, const float *, const blasint,
+						  const float *, const blasint, const float, float *,
+						  const blasint);
+typedef void (*sgemv_fn) (const enum CBLAS_ORDER, const enum CBLAS_TRANSPOSE,
+						  const blasint, const blasint, const float, const float *,
+						  const blasint, const float *, const blasint, const float,
+						  float *, const blasint);
+typedef void (*saxpy_fn) (const blasint, const float, const float *, const blasint,
+						  float *, const blasint);
+typedef float (*sdot_fn) (const blasint, const float *, const blasint,
+						  const float *, const blasint);
+typedef float (*snrm2_fn) (const blasint, const float *, const blasint);
+typedef void (*sscal_fn) (const blasint, const float, float *, const blasint);
+typedef void (*scopy_fn) (const blasint, const float *, const blasint, float *,
+						  const blasint);
+typedef void (*set_threads_fn) (int);
+
+static void *blas_handle = NULL;
+static sgemm_fn p_sgemm;
+static sgemv_fn p_sgemv;
+static saxpy_fn p_saxpy;
+static sdot_fn p_sdot;
+static snrm2_fn p_snrm2;
+static sscal_fn p_sscal;
+static scopy_fn p_scopy;
+static set_threads_fn p_set_threads;
+static int	threads_applied = -1;
+
+/* Looks up one symbol of the loaded OpenBLAS or errors. */
+static void *
+blas_symbol(const char *name)
+{
+	void	   *p = dlsym(blas_handle, name);
+
+	if (p == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("could not find symbol \"%s\" in OpenBLAS", name)));
+	return p;
+}
+
+/* Loads OpenBLAS on first use and applies unlearn.threads. */
+void
+unlearn_blas_ensure_loaded(void)
+{
+	if (blas_handle == NULL)
+	{
+		if (!IsUnderPostmaster)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("unlearn does not compute in the postmaster")));
+		blas_handle = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
+		if (blas_handle == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_SYSTEM_ERROR),
+					 errmsg("could not load OpenBLAS: %s", dlerror()),
+					 errhint("Install libopenblas0 (Debian: apt-get install libopenblas-dev).")));
+		p_sgemm = (sgemm_fn) blas_symbol("cblas_sgemm");
+		p_sgemv = (sgemv_fn) blas_symbol("cblas_sgemv");
+		p_saxpy = (saxpy_fn) blas_symbol("cblas_saxpy");
+		p_sdot = (sdot_fn) blas_symbol("cblas_sdot");
+		p_snrm2 = (snrm2_fn) blas_symbol("cblas_snrm2");
+		p_sscal = (sscal_fn) blas_symbol("cblas_sscal");
+		p_scopy = (scopy_fn) blas_symbol("cblas_scopy");
+		p_set_threads = (set_threads_fn) blas_symbol("openblas_set_num_threads");
+	}
+	if (threads_applied != unlearn_threads)
+	{
+		p_set_threads(unlearn_threads);
+		threads_applied = unlearn_threads;
+	}
+}
+
+void
+cblas_sgemm(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE ta,
+			const enum CBLAS_TRANSPOSE tb, const blasint m, const blasint n,
+			const blasint k, const float alpha, const float *a, const blasint lda,
+			const float *b, const blasint ldb, const float beta, float *c,
+			const blasint ldc)
+{
+	unlearn_blas_ensure_loaded();
+	p_sgemm(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void
+cblas_sgemv(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE t,
+			const blasint m, const blasint n, const float alpha, const float *a,
+			const blasint lda, const float *x, const blasint incx, const float beta,
+			float *y, const blasint incy)
+{
+	unlearn_blas_ensure_loaded();
+	p_sgemv(order, t, m, n, alpha, a, lda, x, incx, beta, y, incy);
+}
+
+void
+cblas_saxpy(const blasint n, const float alpha, const float *x, const blasint incx,
+			float *y, const blasint incy)
+{
+	unlearn_blas_ensure_loaded();
+	p_saxpy(n, alpha, x, incx, y, incy);
+}
+
+float
+cblas_sdot(const blasint n, const float *x, const blasint incx, const float *y,
+		   const blasint incy)
+{
+	unlearn_blas_ensure_loaded();
+	return p_sdot(n, x, incx, y, incy);
+}
+
+float
+cblas_snrm2(const blasint n, const float *x, const blasint incx)
+{
+	unlearn_blas_ensure_loaded();
+	return p_snrm2(n, x, incx);
+}
+
+void
+cblas_sscal(const blasint n, const float alpha, float *x, const blasint incx)
+{
+	unlearn_blas_ensure_loaded();
+	p_sscal(n, alpha, x, incx);
+}
+
+void
+cblas_scopy(const blasint n, const float *x, const blasint incx, float *y,
+			const blasint incy)
+{
+	unlearn_blas_ensure_loaded();
+	p_scopy(n, x, incx, y, incy);
+}
+
+/* Core allocation in the current memory context; large blocks allowed. */
+static void *
+core_palloc(size_t size)
+{
+	return MemoryContextAllocHuge(CurrentMemoryContext, size == 0 ? 1 : size);
+}
+
+/* Core free: pfree (palloc'd chunks only). */
+static void
+core_pfree(void *ptr)
+{
+	if (ptr != NULL)
+		pfree(ptr);
+}
+
+/* Makes the core allocate with palloc, so an error frees everything. */
+void
+unlearn_core_use_palloc(void)
+{
+	nn_set_allocator(core_palloc, core_pfree);
+}

@@ -1,0 +1,308 @@
+/*
+ * catalog.c: the unlearn.* catalog tables: looking models up, loading
+ * weights, storing versions and manifests, and the privilege rules
+ * (catalog writes run as the extension's owner after our own checks).
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "unlearn_pg.h"
+
+/* Owner of unlearn.models, i.e. of the extension's catalog. */
+static Oid
+catalog_owner(void)
+{
+	Oid			nsp = get_namespace_oid("unlearn", false);
+	Oid			relid = get_relname_relid("models", nsp);
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("unlearn catalog table unlearn.models is missing"),
+				 errhint("Re-create the extension: DROP EXTENSION unlearn; CREATE EXTENSION unlearn.")));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/* Switches to the catalog owner so SPI can write unlearn.* tables. */
+void
+unlearn_become_catalog_owner(UnlearnCatalogUser *saved)
+{
+	GetUserIdAndSecContext(&saved->saved_userid, &saved->saved_sec_context);
+	SetUserIdAndSecContext(catalog_owner(),
+						   saved->saved_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+/* Switches back to the caller's identity. */
+void
+unlearn_restore_user(const UnlearnCatalogUser *saved)
+{
+	SetUserIdAndSecContext(saved->saved_userid, saved->saved_sec_context);
+}
+
+/* Text of column `col` of the current SPI row, copied to the upper context. */
+static char *
+spi_text(HeapTuple tup, TupleDesc desc, int col)
+{
+	char	   *s = SPI_getvalue(tup, desc, col);
+	char	   *copy;
+
+	if (s == NULL)
+		return NULL;
+	copy = SPI_palloc(strlen(s) + 1);
+	strcpy(copy, s);
+	return copy;
+}
+
+/*
+ * Loads a model's catalog row (the caller is connected to SPI).  The result
+ * lives in the context that was current before SPI_connect.
+ */
+UnlearnModel *
+unlearn_model_lookup(const char *name, bool missing_ok)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(name)};
+	UnlearnCatalogUser saved;
+	UnlearnModel *model;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	ArrayType  *classes;
+	Datum	   *elems;
+	int			nelems;
+	int			ret;
+
+	unlearn_become_catalog_owner(&saved);
+	ret = SPI_execute_with_args(
+								"SELECT m.owner, m.relation::oid, m.id_column::text, m.features_column::text,"
+								" m.label_column::text, m.label_type::oid, m.features, m.classes,"
+								" m.current_version, m.options, v.created_at"
+								" FROM unlearn.models m"
+								" LEFT JOIN unlearn.versions v ON v.model = m.name AND v.version = m.current_version"
+								" WHERE m.name = $1",
+								1, argtypes, args, NULL, true, 1);
+	unlearn_restore_user(&saved);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read unlearn.models: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+	{
+		if (missing_ok)
+			return NULL;
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist", name),
+				 errhint("unlearn.models lists the models; unlearn_train creates one.")));
+	}
+
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	model = SPI_palloc(sizeof(UnlearnModel));
+	memset(model, 0, sizeof(*model));
+	model->name = SPI_palloc(strlen(name) + 1);
+	strcpy(model->name, name);
+	model->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+	model->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+	model->id_column = spi_text(tup, desc, 3);
+	model->features_column = spi_text(tup, desc, 4);
+	model->label_column = spi_text(tup, desc, 5);
+	model->label_type = DatumGetObjectId(SPI_getbinval(tup, desc, 6, &isnull));
+	if (!unlearn_label_kind_for_type(model->label_type, &model->label_kind))
+		elog(ERROR, "model \"%s\" has unsupported label type %u", name, model->label_type);
+	model->n_features = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
+	classes = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 8, &isnull));
+	deconstruct_array(classes, TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &nelems);
+	model->n_classes = nelems;
+	model->classes = SPI_palloc(sizeof(char *) * nelems);
+	if (model->label_kind == LABEL_INT)
+		model->class_ints = SPI_palloc(sizeof(int64) * nelems);
+	for (int i = 0; i < nelems; i++)
+	{
+		char	   *s = TextDatumGetCString(elems[i]);
+
+		model->classes[i] = SPI_palloc(strlen(s) + 1);
+		strcpy(model->classes[i], s);
+		if (model->label_kind == LABEL_INT)
+			model->class_ints[i] = DatumGetInt64(DirectFunctionCall1(int8in, CStringGetDatum(s)));
+	}
+	model->version = DatumGetInt32(SPI_getbinval(tup, desc, 9, &isnull));
+	model->version_stamp = DatumGetTimestampTz(SPI_getbinval(tup, desc, 11, &isnull));
+	if (isnull)
+		model->version_stamp = 0;
+	{
+		Jsonb	   *opts = DatumGetJsonbP(SPI_getbinval(tup, desc, 10, &isnull));
+
+		model->options = SPI_palloc(VARSIZE(opts));
+		memcpy(model->options, opts, VARSIZE(opts));
+	}
+	return model;
+}
+
+/*
+ * Loads and deserialises the weights of one version (caller connected to
+ * SPI) into the memory context current at the call.
+ */
+nn_model *
+unlearn_load_weights(const UnlearnModel *model, int version)
+{
+	Oid			argtypes[2] = {TEXTOID, INT4OID};
+	Datum		args[2] = {CStringGetTextDatum(model->name), Int32GetDatum(version)};
+	UnlearnCatalogUser saved;
+	bytea	   *weights;
+	bool		isnull;
+	char		err[256];
+	nn_model   *net;
+	int			ret;
+	MemoryContext caller_cxt = CurrentMemoryContext;
+
+	unlearn_become_catalog_owner(&saved);
+	ret = SPI_execute_with_args("SELECT weights FROM unlearn.versions WHERE model = $1 AND version = $2",
+								2, argtypes, args, NULL, true, 1);
+	unlearn_restore_user(&saved);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read unlearn.versions: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("version %d of model \"%s\" does not exist", version, model->name)));
+	/* SPI calls leave us in SPI's procedure context: the model belongs to the caller's */
+	MemoryContextSwitchTo(caller_cxt);
+	weights = (bytea *) PG_DETOAST_DATUM(SPI_getbinval(SPI_tuptable->vals[0],
+														SPI_tuptable->tupdesc, 1, &isnull));
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the weights of version %d of model \"%s\" have been purged",
+						version, model->name)));
+	net = nn_deserialize(VARDATA(weights), VARSIZE(weights) - VARHDRSZ, err, sizeof(err));
+	if (net == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("weights of version %d of model \"%s\" are corrupt: %s",
+						version, model->name, err)));
+	if (NN_FEATURES(net) != model->n_features || NN_CLASSES(net) != model->n_classes)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("weights of version %d of model \"%s\" do not match its catalog row",
+						version, model->name)));
+	return net;
+}
+
+/* Errors unless the current user owns the model (or is a member of its owner) or is superuser. */
+void
+unlearn_check_owner(const UnlearnModel *model, const char *action)
+{
+	if (!has_privs_of_role(GetUserId(), model->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of model \"%s\" to %s it", model->name, action)));
+}
+
+/* Errors unless the current user may read the model's training table. */
+void
+unlearn_check_can_use(const UnlearnModel *model)
+{
+	if (has_privs_of_role(GetUserId(), model->owner))
+		return;
+	if (pg_class_aclcheck(model->relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for model \"%s\"", model->name),
+				 errdetail("Using a model requires owning it or SELECT on its training table.")));
+}
+
+/* Stores one immutable version with its manifest (caller connected to SPI). */
+void
+unlearn_store_version(const char *model, int version, int parent,
+					  const char *reason, const char *method,
+					  Jsonb *options, const nn_model *net,
+					  const int64 *ids, int64 n_ids, Jsonb *metrics)
+{
+	Oid			argtypes[9] = {TEXTOID, INT4OID, INT4OID, TEXTOID, TEXTOID, JSONBOID, INT8OID,
+	BYTEAOID, JSONBOID};
+	Datum		args[9];
+	char		nulls[9] = "         ";
+	size_t		size = nn_serialized_size(net);
+	bytea	   *weights = MemoryContextAllocHuge(CurrentMemoryContext, size + VARHDRSZ);
+	UnlearnCatalogUser saved;
+	Datum	   *id_datums;
+	ArrayType  *id_array;
+	int			ret;
+
+	SET_VARSIZE(weights, size + VARHDRSZ);
+	nn_serialize(net, VARDATA(weights));
+
+	args[0] = CStringGetTextDatum(model);
+	args[1] = Int32GetDatum(version);
+	args[2] = Int32GetDatum(parent);
+	if (parent <= 0)
+		nulls[2] = 'n';
+	args[3] = CStringGetTextDatum(reason);
+	if (method)
+		args[4] = CStringGetTextDatum(method);
+	else
+		nulls[4] = 'n';
+	args[5] = JsonbPGetDatum(options);
+	args[6] = Int64GetDatum(n_ids);
+	args[7] = PointerGetDatum(weights);
+	args[8] = JsonbPGetDatum(metrics);
+
+	unlearn_become_catalog_owner(&saved);
+	ret = SPI_execute_with_args("INSERT INTO unlearn.versions"
+								" (model, version, parent, reason, method, options, rows, weights, metrics, created_by)"
+								" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, session_user)",
+								9, argtypes, args, nulls, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "could not store version: %s", SPI_result_code_string(ret));
+
+	id_datums = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(Datum) * Max(n_ids, 1));
+	for (int64 i = 0; i < n_ids; i++)
+		id_datums[i] = Int64GetDatum(ids[i]);
+	id_array = construct_array(id_datums, (int) n_ids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	{
+		Oid			mtypes[3] = {TEXTOID, INT4OID, INT8ARRAYOID};
+		Datum		margs[3] = {args[0], args[1], PointerGetDatum(id_array)};
+
+		ret = SPI_execute_with_args("INSERT INTO unlearn.manifests (model, version, ids) VALUES ($1, $2, $3)",
+									3, mtypes, margs, NULL, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "could not store manifest: %s", SPI_result_code_string(ret));
+	}
+	unlearn_restore_user(&saved);
+}
+
+/* Points models.current_version at a stored version. */
+void
+unlearn_set_current_version(const char *model, int version)
+{
+	Oid			argtypes[2] = {TEXTOID, INT4OID};
+	Datum		args[2] = {CStringGetTextDatum(model), Int32GetDatum(version)};
+	UnlearnCatalogUser saved;
+	int			ret;
+
+	unlearn_become_catalog_owner(&saved);
+	ret = SPI_execute_with_args("UPDATE unlearn.models SET current_version = $2 WHERE name = $1",
+								2, argtypes, args, NULL, false, 0);
+	unlearn_restore_user(&saved);
+	if (ret != SPI_OK_UPDATE || SPI_processed != 1)
+		elog(ERROR, "could not update current version of model \"%s\"", model);
+}

@@ -1,0 +1,403 @@
+/*
+ * data.c: reading training and evaluation rows from a table into the dense
+ * float matrices the numeric core works on, with every check a user needs
+ * (types, NULLs, ragged arrays, non-finite values) reported with a SQLSTATE.
+ */
+#include "postgres.h"
+
+#include <float.h>
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+
+#include "unlearn_pg.h"
+
+#define FETCH_ROWS 4096
+
+/* Checks that relid has the named column and returns its type. */
+Oid
+unlearn_column_type(Oid relid, const char *column, const char *role)
+{
+	AttrNumber	attnum = get_attnum(relid, column);
+
+	if (attnum == InvalidAttrNumber || attnum < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation \"%s\" does not exist",
+						column, get_rel_name(relid)),
+				 errdetail("It was given as the %s column.", role)));
+	return get_atttype(relid, attnum);
+}
+
+/*
+ * Copies one feature array into dst (n_features floats), checking it.
+ * row_no names the row in messages; 0 means a function argument.
+ */
+static void
+copy_feature_array(ArrayType *arr, int n_features, float *dst, int64 row_no)
+{
+	Oid			elemtype = ARR_ELEMTYPE(arr);
+	int			n;
+
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("feature arrays must be one-dimensional"),
+				 row_no ? errdetail("Row %lld has a %d-dimensional array.", (long long) row_no, ARR_NDIM(arr)) : 0));
+	n = ARR_NDIM(arr) == 0 ? 0 : ARR_DIMS(arr)[0];
+	if (n != n_features)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("feature arrays must all have %d elements", n_features),
+				 row_no ? errdetail("Row %lld has %d.", (long long) row_no, n) : errdetail("The array has %d.", n)));
+	if (ARR_HASNULL(arr))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("feature arrays must not contain NULL elements"),
+				 row_no ? errdetail("Row %lld has a NULL element.", (long long) row_no) : 0));
+
+	if (elemtype == FLOAT4OID)
+		memcpy(dst, ARR_DATA_PTR(arr), sizeof(float) * n);
+	else if (elemtype == FLOAT8OID)
+	{
+		const double *src = (const double *) ARR_DATA_PTR(arr);
+
+		for (int j = 0; j < n; j++)
+		{
+			if (isfinite(src[j]) && fabs(src[j]) > FLT_MAX)
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("feature value %g is out of range for real", src[j]),
+						 row_no ? errdetail("Row %lld, element %d.", (long long) row_no, j + 1)
+						 : errdetail("Element %d.", j + 1)));
+			dst[j] = (float) src[j];
+		}
+	}
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("features must be real[] or double precision[], not %s[]",
+						format_type_be(elemtype))));
+
+	for (int j = 0; j < n; j++)
+		if (!isfinite(dst[j]))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("feature values must be finite"),
+					 row_no ? errdetail("Row %lld, element %d is %s.", (long long) row_no, j + 1,
+										isnan(dst[j]) ? "NaN" : "infinite")
+					 : errdetail("Element %d is %s.", j + 1, isnan(dst[j]) ? "NaN" : "infinite")));
+}
+
+/* Copies a real[] or double precision[] argument into n_features floats. */
+float *
+unlearn_features_from_array(ArrayType *arr, int n_features)
+{
+	float	   *out = palloc(sizeof(float) * n_features);
+
+	copy_feature_array(arr, n_features, out, 0);
+	return out;
+}
+
+/* Integer value of an int2/int4/int8 datum. */
+static int64
+int_datum(Datum d, Oid typid)
+{
+	switch (typid)
+	{
+		case INT2OID:
+			return DatumGetInt16(d);
+		case INT4OID:
+			return DatumGetInt32(d);
+		default:
+			return DatumGetInt64(d);
+	}
+}
+
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a,
+				y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+static int
+cmp_cstring_ptr(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* Index of v among the model's integer classes, or -1. */
+static int
+find_int_class(const UnlearnModel *model, int64 v)
+{
+	int64	   *hit = bsearch(&v, model->class_ints, model->n_classes, sizeof(int64), cmp_int64);
+
+	return hit ? (int) (hit - model->class_ints) : -1;
+}
+
+/* Index of s among the model's text classes, or -1. */
+static int
+find_text_class(const UnlearnModel *model, const char *s)
+{
+	char	  **hit = bsearch(&s, model->classes, model->n_classes, sizeof(char *), cmp_cstring_ptr);
+
+	return hit ? (int) (hit - model->classes) : -1;
+}
+
+/* Checks the types of the three columns; returns the label kind. */
+static UnlearnLabelKind
+check_column_types(const UnlearnDataSpec *spec, Oid *id_type, Oid *feat_type, Oid *label_type)
+{
+	UnlearnLabelKind kind;
+
+	if (spec->id_column)
+	{
+		*id_type = unlearn_column_type(spec->relid, spec->id_column, "id");
+		if (*id_type != INT2OID && *id_type != INT4OID && *id_type != INT8OID)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("id column \"%s\" must be smallint, integer or bigint, not %s",
+							spec->id_column, format_type_be(*id_type))));
+	}
+	*feat_type = unlearn_column_type(spec->relid, spec->features_column, "features");
+	if (*feat_type != FLOAT4ARRAYOID && *feat_type != FLOAT8ARRAYOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("features column \"%s\" must be real[] or double precision[], not %s",
+						spec->features_column, format_type_be(*feat_type))));
+	*label_type = unlearn_column_type(spec->relid, spec->label_column, "label");
+	if (!unlearn_label_kind_for_type(*label_type, &kind))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("label column \"%s\" must be an integer or text type, not %s",
+						spec->label_column, format_type_be(*label_type))));
+	if (spec->model && kind != spec->model->label_kind)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("label column \"%s\" is %s but model \"%s\" has %s labels",
+						spec->label_column, format_type_be(*label_type), spec->model->name,
+						spec->model->label_kind == LABEL_INT ? "integer" : "text")));
+	return kind;
+}
+
+/*
+ * Reads the rows with an SPI cursor (the caller is connected): features into
+ * a dense matrix, labels mapped to class indices (collected and sorted when
+ * spec->model is NULL), ids if asked for.
+ */
+void
+unlearn_read_data(const UnlearnDataSpec *spec, UnlearnData *out)
+{
+	Oid			id_type = InvalidOid,
+				feat_type,
+				label_type;
+	UnlearnLabelKind kind = check_column_types(spec, &id_type, &feat_type, &label_type);
+	StringInfoData query;
+	Portal		portal;
+	int64		cap = 1024,
+				n = 0;
+	int			n_features = spec->n_features;
+	int64	   *int_labels = NULL;
+	char	  **text_labels = NULL;
+
+	initStringInfo(&query);
+	appendStringInfo(&query, "SELECT %s, %s, %s FROM %s",
+					 spec->id_column ? quote_identifier(spec->id_column) : "NULL::bigint",
+					 quote_identifier(spec->features_column),
+					 quote_identifier(spec->label_column),
+					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(spec->relid)),
+												get_rel_name(spec->relid)));
+	if (spec->where_clause)
+		appendStringInfo(&query, " WHERE %s", spec->where_clause);
+	if (spec->id_column)
+		appendStringInfo(&query, " ORDER BY %s", quote_identifier(spec->id_column));
+
+	memset(out, 0, sizeof(*out));
+	out->X = NULL;
+	out->y = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int) * cap);
+	if (spec->id_column)
+		out->ids = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * cap);
+	if (spec->model == NULL)
+	{
+		if (kind == LABEL_INT)
+			int_labels = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * cap);
+		else
+			text_labels = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(char *) * cap);
+	}
+
+	portal = SPI_cursor_open_with_args(NULL, query.data, spec->nargs, spec->argtypes,
+									   spec->args, NULL, true, CURSOR_OPT_NO_SCROLL);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, FETCH_ROWS);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			Datum		id_d = SPI_getbinval(tup, desc, 1, &isnull);
+			Datum		feat_d;
+			Datum		label_d;
+			int64		row_no = n + 1;
+			int64		id = 0;
+
+			if (spec->id_column)
+			{
+				if (isnull)
+					ereport(ERROR,
+							(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+							 errmsg("id column \"%s\" must not be NULL", spec->id_column)));
+				id = int_datum(id_d, id_type);
+			}
+			feat_d = SPI_getbinval(tup, desc, 2, &isnull);
+			if (isnull)
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("features column \"%s\" must not be NULL", spec->features_column),
+						 spec->id_column ? errdetail("Row with id %lld.", (long long) id) : 0));
+			label_d = SPI_getbinval(tup, desc, 3, &isnull);
+			if (isnull)
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("label column \"%s\" must not be NULL", spec->label_column),
+						 spec->id_column ? errdetail("Row with id %lld.", (long long) id) : 0));
+
+			if (n_features == 0 || out->X == NULL)
+			{
+				ArrayType  *first = DatumGetArrayTypeP(feat_d);
+
+				if (n_features == 0)
+					n_features = ARR_NDIM(first) == 1 ? ARR_DIMS(first)[0] : 0;
+				if (n_features <= 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+							 errmsg("feature arrays must be one-dimensional and not empty")));
+				if (n_features > NN_MAX_DIM)
+					ereport(ERROR,
+							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+							 errmsg("feature arrays have %d elements; at most %d are supported",
+									n_features, NN_MAX_DIM)));
+				out->X = MemoryContextAllocHuge(CurrentMemoryContext,
+												sizeof(float) * cap * n_features);
+			}
+			if (n == cap)
+			{
+				if (n >= unlearn_max_rows)
+					ereport(ERROR,
+							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+							 errmsg("relation \"%s\" has more than %d rows",
+									get_rel_name(spec->relid), unlearn_max_rows),
+							 errhint("Raise unlearn.max_training_rows or train on a sample.")));
+				cap *= 2;
+				out->X = repalloc_huge(out->X, sizeof(float) * cap * n_features);
+				out->y = repalloc_huge(out->y, sizeof(int) * cap);
+				if (out->ids)
+					out->ids = repalloc_huge(out->ids, sizeof(int64) * cap);
+				if (int_labels)
+					int_labels = repalloc_huge(int_labels, sizeof(int64) * cap);
+				if (text_labels)
+					text_labels = repalloc_huge(text_labels, sizeof(char *) * cap);
+			}
+
+			{
+				ArrayType  *arr = DatumGetArrayTypeP(feat_d);
+
+				copy_feature_array(arr, n_features, out->X + (size_t) n * n_features,
+								   spec->id_column ? id : row_no);
+				if ((Pointer) arr != DatumGetPointer(feat_d))
+					pfree(arr);
+			}
+			if (out->ids)
+				out->ids[n] = id;
+
+			if (kind == LABEL_INT)
+			{
+				int64		v = int_datum(label_d, label_type);
+
+				if (spec->model)
+					out->y[n] = find_int_class(spec->model, v);
+				else
+					int_labels[n] = v;
+			}
+			else
+			{
+				char	   *s = TextDatumGetCString(label_d);
+
+				if (spec->model)
+				{
+					out->y[n] = find_text_class(spec->model, s);
+					pfree(s);
+				}
+				else
+					text_labels[n] = s;
+			}
+			n++;
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+
+	out->n = n;
+	out->n_features = n_features;
+
+	if (spec->model == NULL && n > 0)
+	{
+		/* collect the distinct labels, sorted, and map rows to them */
+		if (kind == LABEL_INT)
+		{
+			int64	   *sorted = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * n);
+			int			nd = 0;
+
+			memcpy(sorted, int_labels, sizeof(int64) * n);
+			qsort(sorted, n, sizeof(int64), cmp_int64);
+			for (int64 i = 0; i < n; i++)
+				if (i == 0 || sorted[i] != sorted[i - 1])
+					sorted[nd++] = sorted[i];
+			out->n_labels = nd;
+			out->labels = palloc(sizeof(char *) * nd);
+			for (int i = 0; i < nd; i++)
+				out->labels[i] = psprintf(INT64_FORMAT, sorted[i]);
+			for (int64 i = 0; i < n; i++)
+			{
+				int64	   *hit = bsearch(&int_labels[i], sorted, nd, sizeof(int64), cmp_int64);
+
+				out->y[i] = (int) (hit - sorted);
+			}
+		}
+		else
+		{
+			char	  **sorted = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(char *) * n);
+			int			nd = 0;
+
+			memcpy(sorted, text_labels, sizeof(char *) * n);
+			qsort(sorted, n, sizeof(char *), cmp_cstring_ptr);
+			for (int64 i = 0; i < n; i++)
+				if (i == 0 || strcmp(sorted[i], sorted[i - 1]) != 0)
+					sorted[nd++] = sorted[i];
+			out->n_labels = nd;
+			out->labels = sorted;
+			for (int64 i = 0; i < n; i++)
+			{
+				char	  **hit = bsearch(&text_labels[i], sorted, nd, sizeof(char *), cmp_cstring_ptr);
+
+				out->y[i] = (int) (hit - sorted);
+			}
+		}
+	}
+}

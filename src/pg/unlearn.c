@@ -1,0 +1,59 @@
+/*
+ * unlearn.c: module entry point: settings and start-up of the extension.
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+#include "unlearn_pg.h"
+
+PG_MODULE_MAGIC;
+
+int			unlearn_threads = 2;
+int			unlearn_max_rows = 10000000;
+bool		unlearn_progress = false;
+
+void		_PG_init(void);
+
+/*
+ * Defines the settings.  Nothing here touches BLAS: when preloaded this runs
+ * in the postmaster, which must stay free of OpenBLAS threads.
+ */
+void
+_PG_init(void)
+{
+	DefineCustomIntVariable("unlearn.threads",
+							"BLAS threads a backend or worker uses for training, prediction and unlearning.",
+							NULL,
+							&unlearn_threads,
+							2, 1, 64,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("unlearn.max_training_rows",
+							"Largest number of rows unlearn_train reads from a table.",
+							"Guards against reading a huge table into memory by mistake.",
+							&unlearn_max_rows,
+							10000000, 1, INT_MAX,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("unlearn.progress",
+							 "Report the progress of training and unlearning runs as NOTICEs.",
+							 NULL,
+							 &unlearn_progress,
+							 false,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("unlearn");
+
+	unlearn_core_use_palloc();
+}

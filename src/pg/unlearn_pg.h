@@ -1,0 +1,144 @@
+/*
+ * unlearn_pg.h: shared declarations of the PostgreSQL glue of unlearn
+ * (SQL functions, catalog access, data loading).  The numeric core
+ * (src/core) knows nothing of PostgreSQL; everything here adapts it.
+ */
+#ifndef UNLEARN_PG_H
+#define UNLEARN_PG_H
+
+#include "postgres.h"
+#include "fmgr.h"
+#include "utils/jsonb.h"
+
+#include "nn.h"
+
+/* ---------- settings (unlearn.c) ---------- */
+extern int	unlearn_threads;			/* unlearn.threads: BLAS threads per backend */
+extern int	unlearn_max_rows;			/* unlearn.max_training_rows */
+extern bool unlearn_progress;			/* unlearn.progress: NOTICEs from long runs */
+
+/* ---------- BLAS and core set-up (blas.c) ---------- */
+
+/* Loads OpenBLAS on first use in this process (never in the postmaster). */
+void		unlearn_blas_ensure_loaded(void);
+
+/* Route core allocations into CurrentMemoryContext (palloc, huge allowed). */
+void		unlearn_core_use_palloc(void);
+
+/* ---------- labels (label.c) ---------- */
+
+/* Kinds of label column we accept. */
+typedef enum UnlearnLabelKind
+{
+	LABEL_INT,					/* int2, int4, int8 */
+	LABEL_TEXT					/* text, varchar, bpchar */
+} UnlearnLabelKind;
+
+bool		unlearn_label_kind_for_type(Oid typid, UnlearnLabelKind *kind);
+Datum		unlearn_label_from_cstring(const char *s);
+
+/* ---------- catalog (catalog.c) ---------- */
+
+/* What the catalog says about a model, plus its current weights. */
+typedef struct UnlearnModel
+{
+	char	   *name;
+	Oid			owner;
+	Oid			relid;
+	char	   *id_column;
+	char	   *features_column;
+	char	   *label_column;
+	Oid			label_type;
+	UnlearnLabelKind label_kind;
+	int			n_features;
+	int			n_classes;
+	char	  **classes;		/* text form, output-unit order */
+	int64	   *class_ints;		/* numeric form when label_kind == LABEL_INT */
+	int			version;		/* current version */
+	int64		version_stamp;	/* created_at of that version: with name and version, a cache key */
+	Jsonb	   *options;
+} UnlearnModel;
+
+/* Loads model metadata (not weights); errors if unknown (or returns NULL if missing_ok). */
+UnlearnModel *unlearn_model_lookup(const char *name, bool missing_ok);
+
+/* Loads the serialised weights of a version and deserialises them. */
+nn_model   *unlearn_load_weights(const UnlearnModel *model, int version);
+
+/* Errors unless the current user owns the model or is superuser. */
+void		unlearn_check_owner(const UnlearnModel *model, const char *action);
+
+/* Errors unless the current user may read the model's training table. */
+void		unlearn_check_can_use(const UnlearnModel *model);
+
+/* Run catalog writes as the extension's owner; restore with the returned state. */
+typedef struct UnlearnCatalogUser
+{
+	Oid			saved_userid;
+	int			saved_sec_context;
+} UnlearnCatalogUser;
+void		unlearn_become_catalog_owner(UnlearnCatalogUser *saved);
+void		unlearn_restore_user(const UnlearnCatalogUser *saved);
+
+/* Stores a version (and its manifest); ids sorted ascending. */
+void		unlearn_store_version(const char *model, int version, int parent,
+								  const char *reason, const char *method,
+								  Jsonb *options, const nn_model *net,
+								  const int64 *ids, int64 n_ids, Jsonb *metrics);
+
+/* Sets models.current_version. */
+void		unlearn_set_current_version(const char *model, int version);
+
+/* Invalidates this backend's cached weights of a model (after drop). */
+void		unlearn_cache_forget(const char *model);
+
+/* ---------- data (data.c) ---------- */
+
+/* Rows of a training or evaluation table, ready for the core. */
+typedef struct UnlearnData
+{
+	int64		n;				/* rows */
+	int			n_features;
+	float	   *X;				/* n x n_features */
+	int		   *y;				/* class index per row; -1 = label unknown to the model */
+	int64	   *ids;			/* id per row (NULL if not read) */
+	char	  **labels;			/* distinct labels found, sorted (training only) */
+	int			n_labels;
+} UnlearnData;
+
+/* Which columns to read and how to map labels. */
+typedef struct UnlearnDataSpec
+{
+	Oid			relid;
+	const char *id_column;		/* NULL: don't read ids */
+	const char *features_column;
+	const char *label_column;
+	int			n_features;		/* 0: learn from the first row */
+	const UnlearnModel *model;	/* map labels to this model's classes; NULL: collect */
+	const char *where_clause;	/* optional SQL condition, e.g. "id = ANY($1)" */
+	int			nargs;
+	Oid		   *argtypes;
+	Datum	   *args;
+} UnlearnDataSpec;
+
+/*
+ * Reads the rows with SPI (the caller must be connected), checking types,
+ * NULLs, ragged arrays and non-finite values, with clear SQLSTATEs.
+ */
+void		unlearn_read_data(const UnlearnDataSpec *spec, UnlearnData *out);
+
+/* Checks that relid has the named column and returns its type (errors otherwise). */
+Oid			unlearn_column_type(Oid relid, const char *column, const char *role);
+
+/* Copies a real[] or double precision[] argument into a float buffer of n_features. */
+float	   *unlearn_features_from_array(ArrayType *arr, int n_features);
+
+/* ---------- options (options.c) ---------- */
+void		unlearn_parse_train_options(Jsonb *options, nn_train_options *out);
+Jsonb	   *unlearn_train_options_to_jsonb(const nn_train_options *o, const int *hidden,
+										   int n_hidden, int epochs);
+
+/* Seconds since an instr_time start. */
+double		unlearn_seconds_since(const void *start);
+
+#endif							/* UNLEARN_PG_H */

@@ -1,0 +1,245 @@
+/* src/sql/unlearn--0.1.sql: install script of the unlearn extension. */
+
+\echo Use "CREATE EXTENSION unlearn" to load this file. \quit
+
+------------------------------------------------------------------------------
+-- Labels: a prediction compares with an integer or a text label column
+-- without casts.
+------------------------------------------------------------------------------
+CREATE TYPE unlearn_label;
+
+CREATE FUNCTION unlearn_label_in(cstring) RETURNS unlearn_label
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION unlearn_label_out(unlearn_label) RETURNS cstring
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION unlearn_label_recv(internal) RETURNS unlearn_label
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION unlearn_label_send(unlearn_label) RETURNS bytea
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE TYPE unlearn_label (
+	INPUT = unlearn_label_in,
+	OUTPUT = unlearn_label_out,
+	RECEIVE = unlearn_label_recv,
+	SEND = unlearn_label_send,
+	INTERNALLENGTH = VARIABLE,
+	STORAGE = extended
+);
+
+-- label vs label (byte order; enough for GROUP BY, DISTINCT, ORDER BY)
+CREATE FUNCTION unlearn_label_cmp(unlearn_label, unlearn_label) RETURNS int
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION unlearn_label_eq(unlearn_label, unlearn_label) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION unlearn_label_ne(unlearn_label, unlearn_label) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION unlearn_label_lt(unlearn_label, unlearn_label) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION unlearn_label_le(unlearn_label, unlearn_label) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION unlearn_label_gt(unlearn_label, unlearn_label) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION unlearn_label_ge(unlearn_label, unlearn_label) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION unlearn_label_hash(unlearn_label) RETURNS int
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE OPERATOR = (LEFTARG = unlearn_label, RIGHTARG = unlearn_label, PROCEDURE = unlearn_label_eq,
+	COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel, HASHES, MERGES);
+CREATE OPERATOR <> (LEFTARG = unlearn_label, RIGHTARG = unlearn_label, PROCEDURE = unlearn_label_ne,
+	COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
+CREATE OPERATOR < (LEFTARG = unlearn_label, RIGHTARG = unlearn_label, PROCEDURE = unlearn_label_lt,
+	COMMUTATOR = >, NEGATOR = >=, RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
+CREATE OPERATOR <= (LEFTARG = unlearn_label, RIGHTARG = unlearn_label, PROCEDURE = unlearn_label_le,
+	COMMUTATOR = >=, NEGATOR = >, RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
+CREATE OPERATOR > (LEFTARG = unlearn_label, RIGHTARG = unlearn_label, PROCEDURE = unlearn_label_gt,
+	COMMUTATOR = <, NEGATOR = <=, RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
+CREATE OPERATOR >= (LEFTARG = unlearn_label, RIGHTARG = unlearn_label, PROCEDURE = unlearn_label_ge,
+	COMMUTATOR = <=, NEGATOR = <, RESTRICT = scalargesel, JOIN = scalargejoinsel);
+
+CREATE OPERATOR CLASS unlearn_label_ops DEFAULT FOR TYPE unlearn_label USING btree AS
+	OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
+	FUNCTION 1 unlearn_label_cmp(unlearn_label, unlearn_label);
+CREATE OPERATOR CLASS unlearn_label_hash_ops DEFAULT FOR TYPE unlearn_label USING hash AS
+	OPERATOR 1 =, FUNCTION 1 unlearn_label_hash(unlearn_label);
+
+-- label vs integer and text label columns
+CREATE FUNCTION unlearn_label_eq_int8(unlearn_label, bigint) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION unlearn_label_ne_int8(unlearn_label, bigint) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION unlearn_int8_eq_label(bigint, unlearn_label) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION unlearn_int8_ne_label(bigint, unlearn_label) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION unlearn_label_eq_int4(unlearn_label, integer) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION unlearn_label_ne_int4(unlearn_label, integer) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION unlearn_int4_eq_label(integer, unlearn_label) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION unlearn_int4_ne_label(integer, unlearn_label) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION unlearn_label_eq_text(unlearn_label, text) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION unlearn_label_ne_text(unlearn_label, text) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION unlearn_text_eq_label(text, unlearn_label) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION unlearn_text_ne_label(text, unlearn_label) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE OPERATOR = (LEFTARG = unlearn_label, RIGHTARG = bigint, PROCEDURE = unlearn_label_eq_int8,
+	COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel);
+CREATE OPERATOR <> (LEFTARG = unlearn_label, RIGHTARG = bigint, PROCEDURE = unlearn_label_ne_int8,
+	COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
+CREATE OPERATOR = (LEFTARG = bigint, RIGHTARG = unlearn_label, PROCEDURE = unlearn_int8_eq_label,
+	COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel);
+CREATE OPERATOR <> (LEFTARG = bigint, RIGHTARG = unlearn_label, PROCEDURE = unlearn_int8_ne_label,
+	COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
+CREATE OPERATOR = (LEFTARG = unlearn_label, RIGHTARG = integer, PROCEDURE = unlearn_label_eq_int4,
+	COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel);
+CREATE OPERATOR <> (LEFTARG = unlearn_label, RIGHTARG = integer, PROCEDURE = unlearn_label_ne_int4,
+	COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
+CREATE OPERATOR = (LEFTARG = integer, RIGHTARG = unlearn_label, PROCEDURE = unlearn_int4_eq_label,
+	COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel);
+CREATE OPERATOR <> (LEFTARG = integer, RIGHTARG = unlearn_label, PROCEDURE = unlearn_int4_ne_label,
+	COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
+CREATE OPERATOR = (LEFTARG = unlearn_label, RIGHTARG = text, PROCEDURE = unlearn_label_eq_text,
+	COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel);
+CREATE OPERATOR <> (LEFTARG = unlearn_label, RIGHTARG = text, PROCEDURE = unlearn_label_ne_text,
+	COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
+CREATE OPERATOR = (LEFTARG = text, RIGHTARG = unlearn_label, PROCEDURE = unlearn_text_eq_label,
+	COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel);
+CREATE OPERATOR <> (LEFTARG = text, RIGHTARG = unlearn_label, PROCEDURE = unlearn_text_ne_label,
+	COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
+
+-- casts: text is the same bytes; integers are parsed
+CREATE CAST (unlearn_label AS text) WITHOUT FUNCTION AS ASSIGNMENT;
+CREATE CAST (text AS unlearn_label) WITHOUT FUNCTION;
+CREATE FUNCTION unlearn_label_to_int8(unlearn_label) RETURNS bigint
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION unlearn_label_to_int4(unlearn_label) RETURNS integer
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE CAST (unlearn_label AS bigint) WITH FUNCTION unlearn_label_to_int8(unlearn_label);
+CREATE CAST (unlearn_label AS integer) WITH FUNCTION unlearn_label_to_int4(unlearn_label);
+
+------------------------------------------------------------------------------
+-- Catalog (schema unlearn): kept by pg_dump.
+------------------------------------------------------------------------------
+CREATE SCHEMA unlearn;
+
+CREATE TABLE unlearn.models (
+	name			text PRIMARY KEY CHECK (name <> '' AND length(name) <= 200),
+	owner			oid NOT NULL,				-- role that trained it (pg_authid oid)
+	relation		regclass NOT NULL,			-- training table
+	id_column		name NOT NULL,
+	features_column	name NOT NULL,
+	label_column	name NOT NULL,
+	label_type		regtype NOT NULL,
+	features		integer NOT NULL CHECK (features > 0),
+	hidden			integer[] NOT NULL,			-- hidden layer widths; {} = softmax regression
+	classes			text[] NOT NULL,			-- class labels, in output-unit order
+	options			jsonb NOT NULL,				-- training options, defaults filled in
+	current_version	integer NOT NULL,
+	created_at		timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE unlearn.models IS 'one row per model trained by unlearn_train';
+
+CREATE TABLE unlearn.versions (
+	model			text NOT NULL REFERENCES unlearn.models (name) ON DELETE CASCADE,
+	version			integer NOT NULL CHECK (version > 0),
+	parent			integer,
+	reason			text NOT NULL,				-- train, unlearn, relabel, retrain
+	method			text,						-- unlearning method; NULL for training
+	options			jsonb NOT NULL DEFAULT '{}',
+	rows			bigint NOT NULL,			-- training rows the version has seen (manifest size)
+	weights			bytea,						-- serialised network
+	metrics			jsonb NOT NULL DEFAULT '{}',
+	created_by		name NOT NULL DEFAULT current_user,
+	created_at		timestamptz NOT NULL DEFAULT clock_timestamp(),
+	PRIMARY KEY (model, version),
+	FOREIGN KEY (model, parent) REFERENCES unlearn.versions (model, version)
+);
+COMMENT ON TABLE unlearn.versions IS 'immutable model versions: weights, lineage and figures';
+
+CREATE TABLE unlearn.manifests (
+	model			text NOT NULL,
+	version			integer NOT NULL,
+	ids				bigint[] NOT NULL,			-- sorted ids of the rows the version was trained on
+	PRIMARY KEY (model, version),
+	FOREIGN KEY (model, version) REFERENCES unlearn.versions (model, version) ON DELETE CASCADE
+);
+COMMENT ON TABLE unlearn.manifests IS 'which training rows each version has seen';
+
+-- Versions are immutable: no column may change once written.
+CREATE FUNCTION unlearn.versions_immutable() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	RAISE EXCEPTION 'model versions are immutable'
+		USING ERRCODE = 'object_not_in_prerequisite_state',
+			  DETAIL = format('Model %s version %s cannot be updated.', OLD.model, OLD.version);
+END $$;
+CREATE TRIGGER versions_immutable BEFORE UPDATE ON unlearn.versions
+	FOR EACH ROW EXECUTE FUNCTION unlearn.versions_immutable();
+CREATE TRIGGER manifests_immutable BEFORE UPDATE ON unlearn.manifests
+	FOR EACH ROW EXECUTE FUNCTION unlearn.versions_immutable();
+
+SELECT pg_catalog.pg_extension_config_dump('unlearn.models', '');
+SELECT pg_catalog.pg_extension_config_dump('unlearn.versions', '');
+SELECT pg_catalog.pg_extension_config_dump('unlearn.manifests', '');
+
+-- Writes go through the functions (which run catalog writes as the
+-- extension's owner after their own privilege checks).  Everyone may read
+-- model metadata; weights and manifests stay private.
+REVOKE ALL ON ALL TABLES IN SCHEMA unlearn FROM PUBLIC;
+GRANT USAGE ON SCHEMA unlearn TO PUBLIC;
+GRANT SELECT ON unlearn.models TO PUBLIC;
+GRANT SELECT (model, version, parent, reason, method, options, rows, metrics, created_by, created_at)
+	ON unlearn.versions TO PUBLIC;
+
+------------------------------------------------------------------------------
+-- Functions
+------------------------------------------------------------------------------
+CREATE TYPE unlearn_train_result AS (
+	model			text,
+	version			integer,
+	rows			bigint,
+	classes			integer,
+	train_accuracy	double precision,
+	seconds			double precision,	-- total, loading included
+	load_seconds	double precision,	-- reading and checking the rows
+	train_seconds	double precision	-- the optimisation itself
+);
+
+CREATE FUNCTION unlearn_train(
+	model			text,
+	relation		regclass,
+	id_column		name,
+	features_column	name,
+	label_column	name,
+	hidden			integer[] DEFAULT '{128}',
+	epochs			integer DEFAULT 10,
+	options			jsonb DEFAULT '{}')
+RETURNS unlearn_train_result
+AS 'MODULE_PATHNAME', 'unlearn_train' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION unlearn_predict(model text, features real[]) RETURNS unlearn_label
+AS 'MODULE_PATHNAME', 'unlearn_predict' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+CREATE FUNCTION unlearn_predict(model text, features double precision[]) RETURNS unlearn_label
+AS 'MODULE_PATHNAME', 'unlearn_predict' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+
+CREATE FUNCTION unlearn_predict_proba(model text, features real[]) RETURNS double precision[]
+AS 'MODULE_PATHNAME', 'unlearn_predict_proba' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+CREATE FUNCTION unlearn_predict_proba(model text, features double precision[]) RETURNS double precision[]
+AS 'MODULE_PATHNAME', 'unlearn_predict_proba' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+
+CREATE FUNCTION unlearn_evaluate(model text, relation regclass,
+	OUT rows bigint, OUT correct bigint, OUT accuracy double precision)
+AS 'MODULE_PATHNAME', 'unlearn_evaluate' LANGUAGE C STABLE STRICT;
+
+CREATE FUNCTION unlearn_drop_model(model text) RETURNS void
+AS 'MODULE_PATHNAME', 'unlearn_drop_model' LANGUAGE C VOLATILE STRICT;
+
+CREATE FUNCTION unlearn_manifest(model text, version integer DEFAULT NULL) RETURNS SETOF bigint
+AS 'MODULE_PATHNAME', 'unlearn_manifest' LANGUAGE C STABLE;

@@ -1,0 +1,671 @@
+/*
+ * test_unlearn_core.c: unit tests of the unlearning core (PGD, MAS, the loop).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "unit.h"
+#include "unlearn_core.h"
+
+/* A toy classification problem: C gaussian blobs in D dims, clipped to [0,1]. */
+typedef struct toy
+{
+	int			n,
+				D,
+				C;
+	float	   *X;
+	int		   *y;
+} toy;
+
+/* Makes n rows of a blob problem; the same seed gives the same centres. */
+static toy
+toy_make(int n, int D, int C, float sd, uint64_t centre_seed, uint64_t seed)
+{
+	toy			t;
+	nn_rng		rc,
+				r;
+	float		centres[16 * 16];
+
+	t.n = n;
+	t.D = D;
+	t.C = C;
+	t.X = malloc(sizeof(float) * n * D);
+	t.y = malloc(sizeof(int) * n);
+	nn_rng_seed(&rc, centre_seed);
+	for (int i = 0; i < C * D; i++)
+		centres[i] = 0.2f + 0.6f * (float) nn_rng_uniform(&rc);
+	nn_rng_seed(&r, seed);
+	for (int i = 0; i < n; i++)
+	{
+		t.y[i] = i % C;
+		for (int d = 0; d < D; d++)
+		{
+			float		v = centres[t.y[i] * D + d] + sd * nn_rng_normal(&r);
+
+			t.X[i * D + d] = v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);
+		}
+	}
+	return t;
+}
+
+/* Frees a toy problem. */
+static void
+toy_free(toy *t)
+{
+	free(t->X);
+	free(t->y);
+}
+
+/* Trains an MLP D-hidden-C (hidden 0: softmax regression) on a toy problem. */
+static nn_model *
+toy_model(const toy *t, int hidden, int epochs)
+{
+	char		err[128];
+	nn_model   *m = nn_create(t->D, hidden > 0 ? 1 : 0, hidden > 0 ? &hidden : NULL, t->C, 7, err, sizeof(err));
+	nn_train_options o;
+
+	nn_train_options_default(&o);
+	o.epochs = epochs;
+	o.batch_size = 32;
+	o.lr = 1e-2f;
+	nn_train(m, t->X, t->y, t->n, &o, NULL, NULL);
+	return m;
+}
+
+/* Predicted class of one row. */
+static int
+predict1(const nn_model *m, const float *x)
+{
+	nn_workspace *ws = nn_workspace_create(m, 1);
+	int			p;
+
+	nn_predict(m, ws, x, 1, &p);
+	nn_workspace_free(ws);
+	return p;
+}
+
+/* Picks k rows the model classifies correctly (every `stride`-th), copies them out. */
+static int
+pick_correct(const nn_model *m, const toy *t, int k, int start, int stride, float *Xf, int *yf, int *idx)
+{
+	int			got = 0;
+
+	for (int i = start; i < t->n && got < k; i += stride)
+		if (predict1(m, t->X + i * t->D) == t->y[i])
+		{
+			memcpy(Xf + got * t->D, t->X + i * t->D, sizeof(float) * t->D);
+			yf[got] = t->y[i];
+			if (idx)
+				idx[got] = i;
+			got++;
+		}
+	return got;
+}
+
+/* Rows of t not listed in idx[0..k) into (Xr, yr); returns their count. */
+static int
+remaining_rows(const toy *t, const int *idx, int k, float *Xr, int *yr)
+{
+	int			n = 0;
+
+	for (int i = 0; i < t->n; i++)
+	{
+		int			skip = 0;
+
+		for (int j = 0; j < k; j++)
+			skip |= idx[j] == i;
+		if (skip)
+			continue;
+		memcpy(Xr + n * t->D, t->X + i * t->D, sizeof(float) * t->D);
+		yr[n++] = t->y[i];
+	}
+	return n;
+}
+
+/* ---------------------------------------------------------------- PGD */
+
+UNIT_TEST(pgd_reaches_target_inside_ball_and_box)
+{
+	toy			t = toy_make(300, 6, 3, 0.08f, 11, 12);
+	nn_model   *m = toy_model(&t, 16, 30);
+	int			n = 10,
+				per = 4,
+				reached = 0;
+	float	   *Xa = malloc(sizeof(float) * n * per * t.D);
+	int		   *ta = malloc(sizeof(int) * n * per);
+	nn_rng		rng;
+	float		eps = 1.5f;
+
+	CHECK(nn_accuracy(m, t.X, t.y, t.n) > 0.95);
+	nn_rng_seed(&rng, 5);
+	ul_pgd_targeted(m, t.X, t.y, n, per, eps, 0.05f, 100, &rng, Xa, ta);
+	for (int r = 0; r < n * per; r++)
+	{
+		const float *x = t.X + (r / per) * t.D;
+		double		ss = 0.0;
+
+		CHECK(ta[r] != t.y[r / per] && ta[r] >= 0 && ta[r] < t.C);
+		for (int d = 0; d < t.D; d++)
+		{
+			ss += (double) (Xa[r * t.D + d] - x[d]) * (Xa[r * t.D + d] - x[d]);
+			CHECK(Xa[r * t.D + d] >= m->feat_lo[d] && Xa[r * t.D + d] <= m->feat_hi[d]);
+		}
+		CHECK(sqrt(ss) <= eps * 1.0001);
+		reached += predict1(m, Xa + r * t.D) == ta[r];
+	}
+	CHECK(reached == n * per);
+
+	/* a small ball binds: examples sit on its surface and mostly miss */
+	nn_rng_seed(&rng, 5);
+	ul_pgd_targeted(m, t.X, t.y, n, per, 0.05f, 0.01f, 50, &rng, Xa, ta);
+	reached = 0;
+	for (int r = 0; r < n * per; r++)
+	{
+		const float *x = t.X + (r / per) * t.D;
+		double		ss = 0.0;
+
+		for (int d = 0; d < t.D; d++)
+		{
+			ss += (double) (Xa[r * t.D + d] - x[d]) * (Xa[r * t.D + d] - x[d]);
+			CHECK(Xa[r * t.D + d] >= m->feat_lo[d] && Xa[r * t.D + d] <= m->feat_hi[d]);
+		}
+		CHECK(sqrt(ss) <= 0.05 * 1.0001);
+		CHECK(sqrt(ss) >= 0.05 * 0.99);
+		reached += predict1(m, Xa + r * t.D) == ta[r];
+	}
+	CHECK(reached < n * per / 2);
+
+	free(Xa);
+	free(ta);
+	nn_free(m);
+	toy_free(&t);
+}
+
+UNIT_TEST(pgd_is_seeded)
+{
+	toy			t = toy_make(60, 5, 4, 0.1f, 3, 4);
+	nn_model   *m = toy_model(&t, 8, 5);
+	float	   *a = malloc(sizeof(float) * 60 * 3 * 5),
+			   *b = malloc(sizeof(float) * 60 * 3 * 5);
+	int			ta[180],
+				tb[180];
+	nn_rng		r1,
+				r2;
+
+	/* 180 rows: crosses a chunk boundary of the batched attack */
+	nn_rng_seed(&r1, 9);
+	nn_rng_seed(&r2, 9);
+	ul_pgd_targeted(m, t.X, t.y, 60, 3, 0.5f, 0.1f, 10, &r1, a, ta);
+	ul_pgd_targeted(m, t.X, t.y, 60, 3, 0.5f, 0.1f, 10, &r2, b, tb);
+	CHECK(memcmp(a, b, sizeof(float) * 60 * 3 * 5) == 0);
+	CHECK(memcmp(ta, tb, sizeof(ta)) == 0);
+	free(a);
+	free(b);
+	nn_free(m);
+	toy_free(&t);
+}
+
+/* ---------------------------------------------------------------- MAS */
+
+/* mean_i ||logits_i||_2 of the model on X. */
+static double
+mean_logit_norm(const nn_model *m, const float *X, int n)
+{
+	nn_workspace *ws = nn_workspace_create(m, n);
+	const float *z = nn_forward(m, ws, X, n);
+	int			C = NN_CLASSES(m);
+	double		s = 0.0;
+
+	for (int i = 0; i < n; i++)
+	{
+		double		ss = 0.0;
+
+		for (int c = 0; c < C; c++)
+			ss += (double) z[i * C + c] * z[i * C + c];
+		s += sqrt(ss);
+	}
+	nn_workspace_free(ws);
+	return s / n;
+}
+
+UNIT_TEST(mas_matches_finite_differences)
+{
+	char		err[64];
+	int			hidden = 5;
+	nn_model   *m = nn_create(3, 1, &hidden, 4, 21, err, sizeof(err));
+	float		X[6 * 3];
+	nn_rng		r;
+	float	   *omega = malloc(sizeof(float) * m->n_params);
+	float	   *w = malloc(sizeof(float) * m->n_params);
+	double		maxerr = 0.0;
+
+	nn_rng_seed(&r, 3);
+	for (int i = 0; i < 18; i++)
+		X[i] = (float) nn_rng_uniform(&r);
+	for (size_t j = 0; j < m->n_params; j++)
+		m->params[j] += 0.1f * nn_rng_normal(&r);	/* nonzero biases too */
+	ul_mas_weights(m, X, 6, omega, w);
+	for (size_t j = 0; j < m->n_params; j++)
+	{
+		float		p0 = m->params[j];
+		double		h = 1e-2,
+					fp,
+					fm,
+					fd;
+
+		m->params[j] = p0 + (float) h;
+		fp = mean_logit_norm(m, X, 6);
+		m->params[j] = p0 - (float) h;
+		fm = mean_logit_norm(m, X, 6);
+		m->params[j] = p0;
+		fd = fabs((fp - fm) / (2 * h));
+		if (fabs(fd - omega[j]) > maxerr)
+			maxerr = fabs(fd - omega[j]);
+		CHECK_CLOSE(omega[j], fd, 2e-3 + 1e-2 * fd);
+	}
+	CHECK(maxerr < 5e-3);
+
+	/* per-tensor normalisation: w in [0,1], min w = 0, max w = 1, affine in omega */
+	for (int l = 0; l < m->n_layers; l++)
+	{
+		size_t		a[2] = {m->w_off[l], m->b_off[l]};
+		size_t		len[2] = {(size_t) m->dims[l] * m->dims[l + 1], (size_t) m->dims[l + 1]};
+
+		for (int t = 0; t < 2; t++)
+		{
+			float		lo = 1e30f,
+						hi = -1e30f,
+						wlo = 2,
+						whi = -1;
+
+			for (size_t j = a[t]; j < a[t] + len[t]; j++)
+			{
+				lo = fminf(lo, omega[j]);
+				hi = fmaxf(hi, omega[j]);
+				wlo = fminf(wlo, w[j]);
+				whi = fmaxf(whi, w[j]);
+				CHECK(w[j] >= 0.0f && w[j] <= 1.0f);
+				CHECK(omega[j] >= 0.0f);
+			}
+			CHECK(hi > lo);
+			CHECK_CLOSE(wlo, 0.0, 1e-6);
+			CHECK_CLOSE(whi, 1.0, 1e-6);
+			for (size_t j = a[t]; j < a[t] + len[t]; j++)
+				CHECK_CLOSE(w[j], 1.0 - (omega[j] - lo) / (hi - lo), 1e-5);
+		}
+	}
+
+	/* max == min guard: with W2 = 0 the first layer gets no gradient at all */
+	memset(m->params + m->w_off[1], 0, sizeof(float) * 5 * 4);
+	ul_mas_weights(m, X, 6, omega, w);
+	for (size_t j = 0; j < m->n_params; j++)
+		CHECK(!isnan(w[j]));
+	for (size_t j = m->w_off[0]; j < m->b_off[0] + 5; j++)
+	{
+		CHECK(omega[j] == 0.0f);
+		CHECK(w[j] == 1.0f);
+	}
+	free(omega);
+	free(w);
+	nn_free(m);
+}
+
+/* ---------------------------------------------------------------- the loop */
+
+UNIT_TEST(method_names_and_bad_arguments)
+{
+	ul_method	mm;
+	ul_options	o;
+	ul_result	res;
+	char		err[128] = "";
+	toy			t = toy_make(30, 4, 3, 0.1f, 1, 2);
+	nn_model   *m = toy_model(&t, 0, 2);
+	int			bad[1] = {7};
+
+	for (int i = 0; i <= UL_METHOD_DEFAULT; i++)
+	{
+		CHECK(ul_method_from_name(ul_method_name((ul_method) i), &mm) == 0);
+		CHECK((int) mm == i);
+	}
+	CHECK(strcmp(ul_method_name(UL_METHOD_ADV_IMP), "adv+imp") == 0);
+	CHECK(ul_method_from_name("nonsense", &mm) != 0);
+
+	ul_options_default(&o, UL_METHOD_ADV_IMP);
+	CHECK_CLOSE(o.lr, 1e-3, 1e-9);
+	CHECK_CLOSE(o.momentum, 0.9, 1e-7);
+	CHECK_CLOSE(o.weight_decay, 1e-4, 1e-9);
+	CHECK(o.forget_batch == 32 && o.adv_batch == 256 && o.adv_per_row == 20 && o.pgd_steps == 100);
+	CHECK_CLOSE(o.pgd_eps, 4.0, 0);
+	CHECK_CLOSE(o.pgd_alpha, 0.1, 1e-7);
+	CHECK_CLOSE(o.imp_lambda, 1.0, 0);
+
+	CHECK(ul_unlearn(m, t.X, t.y, 0, NULL, NULL, NULL, 0, NULL, NULL, 0, &o, NULL, NULL, &res, err, sizeof(err)) == -1);
+	CHECK(err[0] != '\0');
+	CHECK(ul_unlearn(m, t.X, bad, 1, NULL, NULL, NULL, 0, NULL, NULL, 0, &o, NULL, NULL, &res, err, sizeof(err)) == -1);
+	o.lr = -1.0f;
+	CHECK(ul_unlearn(m, t.X, t.y, 1, NULL, NULL, NULL, 0, NULL, NULL, 0, &o, NULL, NULL, &res, err, sizeof(err)) == -1);
+	nn_free(m);
+	toy_free(&t);
+}
+
+#ifndef FX_D
+#define FX_D 20
+#define FX_H 64
+#define FX_SD 0.15f
+#endif
+
+/* Common fixture: a trained toy model and 6 correctly classified forget rows. */
+typedef struct fixture
+{
+	toy			t,
+				test;
+	nn_model   *m;
+	float		Xf[6 * FX_D];
+	int			yf[6];
+	int			idx[6];
+	int			k;
+	float	   *Xr;
+	int		   *yr;
+	int			nr;
+} fixture;
+
+/* Builds the fixture (FX_D dims, 4 classes, MLP FX_D-FX_H-4). */
+static void
+fixture_make(fixture *f)
+{
+	f->t = toy_make(400, FX_D, 4, FX_SD, 31, 32);
+	f->test = toy_make(400, FX_D, 4, FX_SD, 31, 33);
+	f->m = toy_model(&f->t, FX_H, 30);
+	f->k = pick_correct(f->m, &f->t, 6, 3, 37, f->Xf, f->yf, f->idx);
+	f->Xr = malloc(sizeof(float) * f->t.n * FX_D);
+	f->yr = malloc(sizeof(int) * f->t.n);
+	f->nr = remaining_rows(&f->t, f->idx, f->k, f->Xr, f->yr);
+}
+
+/* Frees the fixture. */
+static void
+fixture_free(fixture *f)
+{
+	nn_free(f->m);
+	free(f->Xr);
+	free(f->yr);
+	toy_free(&f->t);
+	toy_free(&f->test);
+}
+
+UNIT_TEST(loop_stops_at_first_satisfied_step)
+{
+	fixture		f;
+
+	fixture_make(&f);
+	CHECK(f.k == 6);
+	for (int meth = 0; meth < 3; meth++)
+	{
+		nn_model   *a = nn_clone(f.m),
+				   *b = nn_clone(f.m);
+		ul_options	o;
+		ul_result	ra,
+					rb;
+		char		err[128];
+		int			ok = 1;
+
+		ul_options_default(&o, (ul_method) meth);
+		o.pgd_eps = 0.5f;
+		o.pgd_steps = 20;
+		o.adv_per_row = 5;
+		o.lr = 1e-2f;
+		CHECK(ul_unlearn(a, f.Xf, f.yf, f.k, NULL, NULL, NULL, 0, NULL, NULL, 0, &o, NULL, NULL, &ra, err, sizeof(err)) == 0);
+		CHECK(ra.success == 1 && ra.forgotten == f.k);
+		CHECK(ra.steps >= 1);
+		CHECK(ra.forget_steps == ra.steps);
+		for (int i = 0; i < f.k; i++)
+			ok &= predict1(a, f.Xf + i * FX_D) != f.yf[i];
+		CHECK(ok);
+
+		/* one step fewer must not be enough (the stop is the first such step) */
+		o.max_steps = ra.steps - 1;
+		if (o.max_steps > 0)
+		{
+			CHECK(ul_unlearn(b, f.Xf, f.yf, f.k, NULL, NULL, NULL, 0, NULL, NULL, 0, &o, NULL, NULL, &rb, err, sizeof(err)) == 0);
+			CHECK(rb.success == 0);
+			CHECK(rb.steps == ra.steps - 1);
+			CHECK(rb.forgotten < f.k);
+		}
+		nn_free(a);
+		nn_free(b);
+	}
+	fixture_free(&f);
+}
+
+UNIT_TEST(run_is_reproducible_from_seed)
+{
+	fixture		f;
+	ul_method	ms[2] = {UL_METHOD_ADV_IMP, UL_METHOD_DEFAULT};
+
+	fixture_make(&f);
+	for (int i = 0; i < 2; i++)
+	{
+		nn_model   *a = nn_clone(f.m),
+				   *b = nn_clone(f.m),
+				   *c = nn_clone(f.m);
+		ul_options	o;
+		ul_result	ra,
+					rb,
+					rc;
+		char		err[128];
+
+		ul_options_default(&o, ms[i]);
+		o.pgd_eps = 0.5f;
+		o.pgd_steps = 20;
+		o.adv_per_row = 5;
+		o.lr = ms[i] == UL_METHOD_DEFAULT ? o.lr : 1e-2f;
+		o.seed = 1234;
+		ul_unlearn(a, f.Xf, f.yf, f.k, NULL, NULL, NULL, 0, f.Xr, f.yr, f.nr, &o, NULL, NULL, &ra, err, sizeof(err));
+		ul_unlearn(b, f.Xf, f.yf, f.k, NULL, NULL, NULL, 0, f.Xr, f.yr, f.nr, &o, NULL, NULL, &rb, err, sizeof(err));
+		o.seed = 99;
+		ul_unlearn(c, f.Xf, f.yf, f.k, NULL, NULL, NULL, 0, f.Xr, f.yr, f.nr, &o, NULL, NULL, &rc, err, sizeof(err));
+		CHECK(ra.success && rb.success && rc.success);
+		CHECK(ra.steps == rb.steps);
+		CHECK(memcmp(a->params, b->params, sizeof(float) * a->n_params) == 0);
+		CHECK(memcmp(a->params, c->params, sizeof(float) * a->n_params) != 0);
+		nn_free(a);
+		nn_free(b);
+		nn_free(c);
+	}
+	fixture_free(&f);
+}
+
+UNIT_TEST(default_forgets_and_keeps_accuracy)
+{
+	fixture		f;
+	nn_model   *a;
+	ul_options	o;
+	ul_result	r;
+	char		err[128];
+	double		acc0,
+				acc1;
+	int			ok = 1;
+
+	fixture_make(&f);
+	a = nn_clone(f.m);
+	acc0 = nn_accuracy(f.m, f.test.X, f.test.y, f.test.n);
+	ul_options_default(&o, UL_METHOD_DEFAULT);
+	CHECK(ul_unlearn(a, f.Xf, f.yf, f.k, NULL, NULL, NULL, 0, f.Xr, f.yr, f.nr, &o, NULL, NULL, &r, err, sizeof(err)) == 0);
+	acc1 = nn_accuracy(a, f.test.X, f.test.y, f.test.n);
+	CHECK(r.success == 1);
+	CHECK(r.forgotten == f.k);
+	for (int i = 0; i < f.k; i++)
+		ok &= predict1(a, f.Xf + i * FX_D) != f.yf[i];
+	CHECK(ok);
+	CHECK(acc0 > 0.9);
+	CHECK(acc1 >= acc0 - 0.05);
+	if (unit_failures)
+		fprintf(stderr, "  acc %.3f -> %.3f, steps %d\n", acc0, acc1, r.steps);
+	nn_free(a);
+	fixture_free(&f);
+}
+
+UNIT_TEST(relabel_predicts_new_labels)
+{
+	fixture		f;
+	int			newl[6];
+	ul_method	ms[2] = {UL_METHOD_ADV, UL_METHOD_DEFAULT};
+
+	fixture_make(&f);
+	for (int i = 0; i < f.k; i++)
+		newl[i] = (f.yf[i] + 1 + i % 3) % 4;
+	for (int mi = 0; mi < 2; mi++)
+	{
+		nn_model   *a = nn_clone(f.m);
+		ul_options	o;
+		ul_result	r;
+		char		err[128];
+		int			ok = 1;
+
+		ul_options_default(&o, ms[mi]);
+		if (ms[mi] != UL_METHOD_DEFAULT)
+		{
+			o.lr = 1e-2f;
+			o.pgd_eps = 0.5f;
+			o.pgd_steps = 20;
+			o.adv_per_row = 5;
+		}
+		CHECK(ul_unlearn(a, f.Xf, f.yf, f.k, newl, NULL, NULL, 0, f.Xr, f.yr, f.nr, &o, NULL, NULL, &r, err, sizeof(err)) == 0);
+		CHECK(r.success == 1 && r.forgotten == f.k);
+		for (int i = 0; i < f.k; i++)
+			ok &= predict1(a, f.Xf + i * FX_D) == newl[i];
+		CHECK(ok);
+		nn_free(a);
+	}
+	fixture_free(&f);
+}
+
+UNIT_TEST(prior_rows_stay_misclassified)
+{
+	fixture		f;
+	nn_model   *a;
+	ul_options	o;
+	ul_result	r;
+	char		err[128];
+	float		Xb[6 * FX_D];
+	int			yb[6],
+				idxb[6],
+				kb,
+				ok = 1,
+				newl[6];
+
+	fixture_make(&f);
+	a = nn_clone(f.m);
+	ul_options_default(&o, UL_METHOD_DEFAULT);
+	ul_unlearn(a, f.Xf, f.yf, f.k, NULL, NULL, NULL, 0, f.Xr, f.yr, f.nr, &o, NULL, NULL, &r, err, sizeof(err));
+	CHECK(r.success);
+
+	/* second request: rows of the same classes; the first rows are priors */
+	kb = pick_correct(a, &f.t, 6, 5, 41, Xb, yb, idxb);
+	CHECK(kb == 6);
+	o.seed = 2;
+	CHECK(ul_unlearn(a, Xb, yb, kb, NULL, f.Xf, f.yf, f.k, f.Xr, f.yr, f.nr, &o, NULL, NULL, &r, err, sizeof(err)) == 0);
+	CHECK(r.success == 1 && r.forgotten == kb && r.prior_kept == f.k);
+	for (int i = 0; i < f.k; i++)
+		ok &= predict1(a, f.Xf + i * FX_D) != f.yf[i];
+	for (int i = 0; i < kb; i++)
+		ok &= predict1(a, Xb + i * FX_D) != yb[i];
+	CHECK(ok);
+
+	/* a relabel request keeps the priors misclassified too: relabel a prior
+	 * row's neighbours back to the prior's true class */
+	for (int i = 0; i < kb; i++)
+		newl[i] = f.yf[i % f.k];
+	o.seed = 3;
+	CHECK(ul_unlearn(a, Xb, yb, kb, newl, f.Xf, f.yf, f.k, f.Xr, f.yr, f.nr, &o, NULL, NULL, &r, err, sizeof(err)) == 0);
+	CHECK(r.success == 1 && r.prior_kept == f.k);
+	ok = 1;
+	for (int i = 0; i < f.k; i++)
+		ok &= predict1(a, f.Xf + i * FX_D) != f.yf[i];
+	for (int i = 0; i < kb; i++)
+		ok &= predict1(a, Xb + i * FX_D) == newl[i];
+	CHECK(ok);
+
+	/* a faithful method honours the priors as well */
+	{
+		nn_model   *b = nn_clone(f.m);
+
+		ul_options_default(&o, UL_METHOD_NEGGRAD);
+		o.lr = 1e-2f;
+		ul_unlearn(b, f.Xf, f.yf, f.k, NULL, NULL, NULL, 0, NULL, NULL, 0, &o, NULL, NULL, &r, err, sizeof(err));
+		CHECK(r.success);
+		ul_unlearn(b, Xb, yb, kb, NULL, f.Xf, f.yf, f.k, NULL, NULL, 0, &o, NULL, NULL, &r, err, sizeof(err));
+		CHECK(r.success && r.prior_kept == f.k);
+		nn_free(b);
+	}
+	nn_free(a);
+	fixture_free(&f);
+}
+
+/* Progress callback that aborts at its first call. */
+static int
+abort_cb(void *arg, int step, int satisfied, int total)
+{
+	int		   *calls = arg;
+
+	(void) step;
+	(void) satisfied;
+	(void) total;
+	(*calls)++;
+	return 1;
+}
+
+/* Progress callback that counts calls. */
+static int
+count_cb(void *arg, int step, int satisfied, int total)
+{
+	int		   *calls = arg;
+
+	(void) satisfied;
+	CHECK(step % 10 == 0 && total == 6);
+	(*calls)++;
+	return 0;
+}
+
+UNIT_TEST(progress_callback_and_abort)
+{
+	fixture		f;
+	nn_model   *a;
+	ul_options	o;
+	ul_result	r;
+	char		err[128];
+	int			calls = 0;
+
+	fixture_make(&f);
+	a = nn_clone(f.m);
+	ul_options_default(&o, UL_METHOD_NEGGRAD);
+	o.lr = 1e-4f;
+	o.max_steps = 35;
+	ul_unlearn(a, f.Xf, f.yf, f.k, NULL, NULL, NULL, 0, NULL, NULL, 0, &o, count_cb, &calls, &r, err, sizeof(err));
+	if (r.steps >= 30)
+		CHECK(calls >= 3);
+
+	calls = 0;
+	nn_copy_params(a, f.m);
+	o.max_steps = 0;
+	ul_unlearn(a, f.Xf, f.yf, f.k, NULL, NULL, NULL, 0, NULL, NULL, 0, &o, abort_cb, &calls, &r, err, sizeof(err));
+	CHECK(calls == 1);
+	CHECK(r.aborted == 1 && r.success == 0);
+	CHECK(memcmp(a->params, f.m->params, sizeof(float) * a->n_params) == 0);
+	nn_free(a);
+	fixture_free(&f);
+}
+
+const unit_case unlearn_core_tests[] = {
+	UNIT_ENTRY(pgd_reaches_target_inside_ball_and_box),
+	UNIT_ENTRY(pgd_is_seeded),
+	UNIT_ENTRY(mas_matches_finite_differences),
+	UNIT_ENTRY(method_names_and_bad_arguments),
+	UNIT_ENTRY(loop_stops_at_first_satisfied_step),
+	UNIT_ENTRY(run_is_reproducible_from_seed),
+	UNIT_ENTRY(default_forgets_and_keeps_accuracy),
+	UNIT_ENTRY(relabel_predicts_new_labels),
+	UNIT_ENTRY(prior_rows_stay_misclassified),
+	UNIT_ENTRY(progress_callback_and_abort),
+	{NULL, NULL}
+};
