@@ -27,7 +27,7 @@ REGRESS_SUITES = $(basename $(notdir $(sort $(wildcard sql/*.sql))))
 EXTRA_CLEAN = test/unit/run_tests test/unit/*.o bench/fmnist_to_copy
 
 # no LLVM bitcode: JIT inlining of our C functions buys nothing
-with_llvm = no
+override with_llvm = no
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(PGXS),)

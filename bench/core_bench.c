@@ -266,7 +266,8 @@ set_option(ul_options *o, const char *kv)
 #define F(name) if (strcmp(key, #name) == 0) { o->name = (float) v; return 0; }
 #define I(name) if (strcmp(key, #name) == 0) { o->name = (int) v; return 0; }
 	F(lr) F(momentum) F(weight_decay) F(margin) F(replay_weight) F(adv_weight)
-	F(imp_lambda) F(pgd_eps) F(pgd_alpha) F(forget_weight) F(distill)
+	F(imp_lambda) F(pgd_eps) F(pgd_alpha) F(forget_weight) F(distill) F(guard_weight)
+	I(guard_per_row)
 	I(optimizer)
 	I(replay_batch) I(repair_steps) I(forget_batch) I(adv_batch) I(adv_per_row)
 	I(pgd_steps) I(max_passes) I(max_steps)

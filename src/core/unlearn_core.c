@@ -14,6 +14,9 @@
 
 #define UL_CHUNK 256			/* rows per forward/backward chunk */
 #define UL_CB_EVERY 10			/* progress callback period, in steps */
+#define UL_MAX_GUARD 8192		/* cap on guard rows */
+#define UL_SELECT_EVERY 10		/* repair steps between model-selection checks */
+#define UL_SELECT_ROWS 4096		/* replay rows used for model selection */
 
 /* Writes a formatted message into err (if any). */
 static void
@@ -259,16 +262,18 @@ ul_options_default(ul_options *o, ul_method method)
 	o->adv_weight = method == UL_METHOD_ADV || method == UL_METHOD_ADV_IMP ? 1.0f : 0.0f;
 	o->forget_weight = 1.0f;
 	o->distill = 0.0f;
+	o->guard_per_row = 0;
+	o->guard_weight = 0.0f;
 	o->optimizer = NN_OPT_SGD;
 	if (method == UL_METHOD_DEFAULT)
 	{
 		o->lr = 1e-2f;
-		o->momentum = 0.9f;
+		o->momentum = 0.0f;
 		o->weight_decay = 0.0f;
-		o->margin = 1.0f;
-		o->replay_weight = 1.0f;
-		o->replay_batch = 128;
-		o->repair_steps = 50;
+		o->margin = 0.5f;
+		o->replay_weight = 20.0f;
+		o->replay_batch = 256;
+		o->repair_steps = 200;
 		o->adv_weight = 0.0f;
 		o->imp_lambda = 0.0f;
 		o->max_passes = 2000;
@@ -308,6 +313,9 @@ typedef struct ul_ctx
 	int		   *rperm;
 	int		   *rbi;			/* replay row of each batch slot */
 	float	   *rsoft;			/* nr x C replay targets (distill > 0) or NULL */
+	int		   *gidx;			/* guard rows (indices into the replay rows) */
+	int			ng,
+				g_pos;
 	nn_rng		rng;
 } ul_ctx;
 
@@ -486,7 +494,37 @@ ul_grad_faithful(ul_ctx *c, const int *new_labels, const int *yf)
 		ul_imp_grad(c, o->imp_lambda);
 }
 
-/* Adds the replay CE gradient on the next replay_batch remaining rows. */
+/* Adds weight * mean CE gradient over the replay rows c->rbi[0..nb). */
+static void
+ul_replay_rows_grad(ul_ctx *c, const float *Xr, const int *yr, int nb, float weight)
+{
+	const float *z;
+	float		sc = weight / nb;
+
+	for (int r = 0; r < nb; r++)
+	{
+		memcpy(c->Xb + (size_t) r * c->F, Xr + (size_t) c->rbi[r] * c->F, sizeof(float) * c->F);
+		c->yb[r] = yr[c->rbi[r]];
+	}
+	if (!c->rsoft)
+	{
+		ul_ce_grad(c, c->Xb, c->yb, nb, sc);
+		return;
+	}
+	/* soft targets: d CE / d z = softmax(z) - target */
+	z = nn_forward(c->m, c->ws, c->Xb, nb);
+	nn_softmax_ce(z, c->yb, nb, c->C, 1.0f, NULL, c->dl);
+	for (int r = 0; r < nb; r++)
+	{
+		const float *tg = c->rsoft + (size_t) c->rbi[r] * c->C;
+
+		for (int j = 0; j < c->C; j++)
+			c->dl[r * c->C + j] = sc * (c->dl[r * c->C + j] - tg[j]);
+	}
+	nn_backward(c->m, c->ws, c->Xb, nb, c->dl, c->grad, NULL);
+}
+
+/* Adds the replay gradient: a shuffled batch of remaining rows, then a batch of guard rows. */
 static void
 ul_grad_replay(ul_ctx *c, const float *Xr, const int *yr, int nr)
 {
@@ -499,36 +537,124 @@ ul_grad_replay(ul_ctx *c, const float *Xr, const int *yr, int nr)
 		nb = c->wsb;
 	for (int r = 0; r < nb; r++)
 	{
-		int			i;
-
 		if (c->r_pos == 0)
 			nn_rng_shuffle(&c->rng, c->rperm, nr);
-		i = c->rperm[c->r_pos];
+		c->rbi[r] = c->rperm[c->r_pos];
 		c->r_pos = (c->r_pos + 1) % nr;
-		memcpy(c->Xb + (size_t) r * c->F, Xr + (size_t) i * c->F, sizeof(float) * c->F);
-		c->yb[r] = yr[i];
-		c->rbi[r] = i;
 	}
-	if (!c->rsoft)
+	ul_replay_rows_grad(c, Xr, yr, nb, o->replay_weight);
+	if (c->ng > 0 && o->guard_weight > 0.0f)
 	{
-		ul_ce_grad(c, c->Xb, c->yb, nb, o->replay_weight / nb);
-		return;
-	}
-	/* soft targets: d CE / d z = softmax(z) - target */
-	{
-		const float *z = nn_forward(c->m, c->ws, c->Xb, nb);
-		float		sc = o->replay_weight / nb;
-
-		nn_softmax_ce(z, c->yb, nb, c->C, 1.0f, NULL, c->dl);
+		nb = o->replay_batch < c->ng ? o->replay_batch : c->ng;
+		if (nb > c->wsb)
+			nb = c->wsb;
 		for (int r = 0; r < nb; r++)
 		{
-			const float *tg = c->rsoft + (size_t) c->rbi[r] * c->C;
-
-			for (int j = 0; j < c->C; j++)
-				c->dl[r * c->C + j] = sc * (c->dl[r * c->C + j] - tg[j]);
+			c->rbi[r] = c->gidx[c->g_pos];
+			c->g_pos = (c->g_pos + 1) % c->ng;
 		}
-		nn_backward(c->m, c->ws, c->Xb, nb, c->dl, c->grad, NULL);
+		ul_replay_rows_grad(c, Xr, yr, nb, o->guard_weight);
 	}
+}
+
+/* Representation used to find neighbours: the last hidden layer of theta0 (or the input). */
+static float *
+ul_represent(ul_ctx *c, const float *X, int n, int *dim)
+{
+	int			L = c->m->n_layers;
+	int			H = L > 1 ? c->m->dims[L - 1] : c->F;
+	float	   *out = nn_alloc(sizeof(float) * (size_t) (n > 0 ? n : 1) * H);
+
+	*dim = H;
+	for (int s0 = 0; s0 < n; s0 += c->wsb)
+	{
+		int			nb = n - s0 < c->wsb ? n - s0 : c->wsb;
+		const float *xb = X + (size_t) s0 * c->F;
+
+		if (L > 1)
+		{
+			nn_forward(c->m, c->ws, xb, nb);
+			memcpy(out + (size_t) s0 * H, c->ws->act[L - 1], sizeof(float) * (size_t) nb * H);
+		}
+		else
+			memcpy(out + (size_t) s0 * H, xb, sizeof(float) * (size_t) nb * H);
+	}
+	return out;
+}
+
+/*
+ * Guard rows: for each constraint row, the `per` replay rows nearest to it
+ * in theta0's last hidden layer (distinct, at most UL_MAX_GUARD in all).
+ * They are replayed every step so the change stays local to the forget rows.
+ */
+static void
+ul_make_guard(ul_ctx *c, const float *Xr, int nr, int per)
+{
+	int			H;
+	float	   *Hr = ul_represent(c, Xr, nr, &H);
+	float	   *Hc = ul_represent(c, c->Xc, c->nc, &H);
+	float	   *best_d = nn_alloc(sizeof(float) * per);
+	int		   *best_i = nn_alloc(sizeof(int) * per);
+	unsigned char *taken = nn_alloc_zero(nr);
+	int			cap = c->nc * per < UL_MAX_GUARD ? c->nc * per : UL_MAX_GUARD;
+
+	c->gidx = nn_alloc(sizeof(int) * (cap > 0 ? cap : 1));
+	c->ng = 0;
+	for (int i = 0; i < c->nc && c->ng < cap; i++)
+	{
+		const float *h = Hc + (size_t) i * H;
+		int			nb = 0;
+
+		for (int r = 0; r < nr; r++)
+		{
+			const float *hr = Hr + (size_t) r * H;
+			float		d = 0.0f;
+			int			p;
+
+			for (int j = 0; j < H; j++)
+				d += (h[j] - hr[j]) * (h[j] - hr[j]);
+			if (nb == per && d >= best_d[nb - 1])
+				continue;
+			/* insertion into the sorted top-per list */
+			p = nb < per ? nb++ : nb - 1;
+			while (p > 0 && best_d[p - 1] > d)
+			{
+				best_d[p] = best_d[p - 1];
+				best_i[p] = best_i[p - 1];
+				p--;
+			}
+			best_d[p] = d;
+			best_i[p] = r;
+		}
+		for (int j = 0; j < nb && c->ng < cap; j++)
+			if (!taken[best_i[j]])
+			{
+				taken[best_i[j]] = 1;
+				c->gidx[c->ng++] = best_i[j];
+			}
+	}
+	nn_free_mem(taken);
+	nn_free_mem(best_i);
+	nn_free_mem(best_d);
+	nn_free_mem(Hc);
+	nn_free_mem(Hr);
+}
+
+/* Sum CE of the first UL_SELECT_ROWS replay rows (model selection in the repair phase). */
+static double
+ul_replay_loss(ul_ctx *c, const float *Xr, const int *yr, int nr)
+{
+	int			n = nr < UL_SELECT_ROWS ? nr : UL_SELECT_ROWS;
+	double		s = 0.0;
+
+	for (int s0 = 0; s0 < n; s0 += c->wsb)
+	{
+		int			nb = n - s0 < c->wsb ? n - s0 : c->wsb;
+		const float *z = nn_forward(c->m, c->ws, Xr + (size_t) s0 * c->F, nb);
+
+		s += nn_softmax_ce(z, yr + s0, nb, c->C, 1.0f, NULL, NULL);
+	}
+	return s;
 }
 
 /* Replay targets: (1 - distill) * onehot(y) + distill * softmax_theta0(x). */
@@ -570,6 +696,7 @@ ul_ctx_free(ul_ctx *c)
 	ul_free(c->rperm);
 	ul_free(c->rbi);
 	ul_free(c->rsoft);
+	ul_free(c->gidx);
 }
 
 /* Checks the arguments of ul_unlearn; 0 if fine. */
@@ -608,6 +735,7 @@ ul_check_args(const nn_model *m, const float *Xf, const int *yf, int k,
 		o->imp_lambda < 0.0f || o->max_passes < 1 || o->max_steps < 0 || o->margin < 0.0f ||
 		o->replay_weight < 0.0f || o->replay_batch < 0 || o->repair_steps < 0 ||
 		o->adv_weight < 0.0f || o->forget_weight < 0.0f || o->distill < 0.0f || o->distill > 1.0f ||
+		o->guard_per_row < 0 || o->guard_weight < 0.0f ||
 		(o->optimizer != NN_OPT_SGD && o->optimizer != NN_OPT_ADAM))
 	{
 		ul_err(err, errlen, "an unlearning option is out of range");
@@ -657,6 +785,7 @@ ul_unlearn(nn_model *m,
 				have_snap = 0,
 				repair_left;
 	float	   *snap = NULL;
+	double		best_loss = 0.0;
 	size_t		P;
 
 	memset(&res, 0, sizeof(res));
@@ -718,6 +847,8 @@ ul_unlearn(nn_model *m,
 		c.rbi = nn_alloc(sizeof(int) * c.wsb);
 		if (is_default && o->distill > 0.0f)
 			ul_make_soft_targets(&c, Xr, yr, nr, o->distill);
+		if (is_default && o->guard_per_row > 0 && o->guard_weight > 0.0f)
+			ul_make_guard(&c, Xr, nr, o->guard_per_row);
 	}
 
 	/* adversarial examples on theta0 (targets drawn against the true labels) */
@@ -775,8 +906,23 @@ ul_unlearn(nn_model *m,
 				first_done = step;
 			if (!is_default)
 				break;
-			memcpy(snap, m->params, sizeof(float) * P);
-			have_snap = 1;
+			/* keep the satisfying state that fits the replay rows best */
+			if (nr == 0)
+			{
+				memcpy(snap, m->params, sizeof(float) * P);
+				have_snap = 1;
+			}
+			else if ((step - first_done) % UL_SELECT_EVERY == 0 || repair_left <= 0 || step >= cap)
+			{
+				double		l = ul_replay_loss(&c, Xr, yr, nr);
+
+				if (!have_snap || l < best_loss)
+				{
+					memcpy(snap, m->params, sizeof(float) * P);
+					best_loss = l;
+					have_snap = 1;
+				}
+			}
 		}
 		if (cb && step % UL_CB_EVERY == 0 && step > 0 && cb(cb_arg, step, sat, c.nc))
 		{
@@ -816,8 +962,8 @@ ul_unlearn(nn_model *m,
 		memcpy(m->params, c.theta0, sizeof(float) * P);
 	else if (is_default && have_snap)
 	{
-		/* never hand back a state that violates a forget or prior row */
-		if (ul_check(&c, 0.0f, 0.0f, NULL, NULL) != c.nc)
+		/* the selected state; never one that violates a forget or prior row */
+		if (nr > 0 || ul_check(&c, 0.0f, 0.0f, NULL, NULL) != c.nc)
 			memcpy(m->params, snap, sizeof(float) * P);
 	}
 

@@ -77,6 +77,8 @@ typedef struct ul_options
 	float		forget_weight;	/* default method: weight of the margin forget term */
 	float		distill;		/* default method: replay targets mix one-hot labels
 								 * (0) with theta0's softmax on the row (1) */
+	int			guard_per_row;	/* default method: nearest replay rows guarded per forget/prior row */
+	float		guard_weight;	/* default method: weight of CE on the guard rows */
 	nn_optimizer_kind optimizer;	/* SGD for the paper's methods */
 } ul_options;
 

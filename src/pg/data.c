@@ -157,6 +157,24 @@ find_text_class(const UnlearnModel *model, const char *s)
 	return hit ? (int) (hit - model->classes) : -1;
 }
 
+/* Output unit of a label given in text form, or -1 if it is not a class of the model. */
+int
+unlearn_class_index(const UnlearnModel *model, const char *label)
+{
+	if (model->label_kind == LABEL_INT)
+	{
+		char	   *end;
+		long long	v;
+
+		errno = 0;
+		v = strtoll(label, &end, 10);
+		if (errno != 0 || end == label || *end != '\0')
+			return -1;
+		return find_int_class(model, (int64) v);
+	}
+	return find_text_class(model, label);
+}
+
 /* Checks the types of the three columns; returns the label kind. */
 static UnlearnLabelKind
 check_column_types(const UnlearnDataSpec *spec, Oid *id_type, Oid *feat_type, Oid *label_type)

@@ -16,6 +16,7 @@ PG_MODULE_MAGIC;
 int			unlearn_threads = 2;
 int			unlearn_max_rows = 10000000;
 bool		unlearn_progress = false;
+bool		unlearn_suppress_capture = false;
 
 void		_PG_init(void);
 

@@ -16,6 +16,7 @@
 extern int	unlearn_threads;			/* unlearn.threads: BLAS threads per backend */
 extern int	unlearn_max_rows;			/* unlearn.max_training_rows */
 extern bool unlearn_progress;			/* unlearn.progress: NOTICEs from long runs */
+extern bool unlearn_suppress_capture;	/* set while unlearning changes the table itself */
 
 /* ---------- BLAS and core set-up (blas.c) ---------- */
 
@@ -130,11 +131,37 @@ void		unlearn_read_data(const UnlearnDataSpec *spec, UnlearnData *out);
 /* Checks that relid has the named column and returns its type (errors otherwise). */
 Oid			unlearn_column_type(Oid relid, const char *column, const char *role);
 
+/* Output unit of a label given in text form, or -1 if it is not a class of the model. */
+int			unlearn_class_index(const UnlearnModel *model, const char *label);
+
 /* Copies a real[] or double precision[] argument into a float buffer of n_features. */
 float	   *unlearn_features_from_array(ArrayType *arr, int n_features);
 
 /* ---------- options (options.c) ---------- */
+
+/* One jsonb option: its key, the struct field it sets, and what it accepts. */
+typedef enum OptionKind
+{
+	OPT_FLOAT,					/* float field */
+	OPT_INT,					/* int field, integral value */
+	OPT_UINT64,					/* uint64_t field, integral value */
+	OPT_ENUM					/* int-sized enum field, from a string in names[] */
+} OptionKind;
+
+typedef struct OptionSpec
+{
+	const char *key;
+	OptionKind	kind;
+	size_t		offset;			/* of the field in the target struct */
+	double		lo, hi;			/* accepted range (numbers) */
+	const char *expected;		/* for messages */
+	const char *const *names;	/* OPT_ENUM: NULL-terminated, index = value */
+} OptionSpec;
+
+void		unlearn_parse_options(Jsonb *options, const OptionSpec *specs, int n_specs,
+								  void *target, const char *what);
 void		unlearn_parse_train_options(Jsonb *options, nn_train_options *out);
+void		unlearn_parse_retrain_options(Jsonb *stored, Jsonb *overrides, nn_train_options *out);
 Jsonb	   *unlearn_train_options_to_jsonb(const nn_train_options *o, const int *hidden,
 										   int n_hidden, int epochs);
 

@@ -172,6 +172,19 @@ CREATE TABLE unlearn.manifests (
 );
 COMMENT ON TABLE unlearn.manifests IS 'which training rows each version has seen';
 
+CREATE TABLE unlearn.forgotten (
+	model			text NOT NULL REFERENCES unlearn.models (name) ON DELETE CASCADE,
+	id				bigint NOT NULL,			-- id of the forgotten training row
+	label			text NOT NULL,				-- its label (text form) when it was forgotten
+	features		real[],						-- copy kept to re-verify forgetting
+	version			integer NOT NULL,			-- the version that forgot it
+	forgotten_at	timestamptz NOT NULL DEFAULT clock_timestamp(),
+	requested_by	name NOT NULL DEFAULT session_user,
+	PRIMARY KEY (model, id),
+	FOREIGN KEY (model, version) REFERENCES unlearn.versions (model, version)
+);
+COMMENT ON TABLE unlearn.forgotten IS 'ledger of rows forgotten by each model';
+
 -- Versions are immutable: no column may change once written.
 CREATE FUNCTION unlearn.versions_immutable() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -188,6 +201,7 @@ CREATE TRIGGER manifests_immutable BEFORE UPDATE ON unlearn.manifests
 SELECT pg_catalog.pg_extension_config_dump('unlearn.models', '');
 SELECT pg_catalog.pg_extension_config_dump('unlearn.versions', '');
 SELECT pg_catalog.pg_extension_config_dump('unlearn.manifests', '');
+SELECT pg_catalog.pg_extension_config_dump('unlearn.forgotten', '');
 
 -- Writes go through the functions (which run catalog writes as the
 -- extension's owner after their own privilege checks).  Everyone may read
@@ -243,3 +257,39 @@ AS 'MODULE_PATHNAME', 'unlearn_drop_model' LANGUAGE C VOLATILE STRICT;
 
 CREATE FUNCTION unlearn_manifest(model text, version integer DEFAULT NULL) RETURNS SETOF bigint
 AS 'MODULE_PATHNAME', 'unlearn_manifest' LANGUAGE C STABLE;
+
+------------------------------------------------------------------------------
+-- Unlearning
+------------------------------------------------------------------------------
+CREATE TYPE unlearn_result AS (
+	model			text,
+	version			integer,			-- the new version
+	rows			integer,			-- rows forgotten (or relabelled) by this call
+	forgotten		integer,			-- of them, misclassified (relabelled: predicted as the new label)
+	prior_kept		integer,			-- rows forgotten earlier that are still misclassified
+	prior			integer,			-- rows forgotten earlier
+	steps			integer,			-- optimiser steps
+	seconds			double precision,
+	method			text
+);
+
+CREATE FUNCTION unlearn_rows(model text, ids anyarray, options jsonb DEFAULT '{}')
+RETURNS unlearn_result
+AS 'MODULE_PATHNAME', 'unlearn_rows' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION unlearn_relabel(model text, ids anyarray, labels anycompatiblearray, options jsonb DEFAULT '{}')
+RETURNS unlearn_result
+AS 'MODULE_PATHNAME', 'unlearn_relabel' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION unlearn_retrain(model text, options jsonb DEFAULT '{}')
+RETURNS unlearn_train_result
+AS 'MODULE_PATHNAME', 'unlearn_retrain' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION unlearn_confirm_forgotten(model text) RETURNS boolean
+AS 'MODULE_PATHNAME', 'unlearn_confirm_forgotten' LANGUAGE C STABLE STRICT;
+
+CREATE FUNCTION unlearn_forgotten(model text,
+	OUT id bigint, OUT label text, OUT predicted text, OUT true_class_probability double precision,
+	OUT forgotten boolean, OUT version integer, OUT forgotten_at timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'unlearn_forgotten' LANGUAGE C STABLE STRICT;

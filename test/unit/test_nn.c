@@ -696,8 +696,8 @@ UNIT_TEST(test_sgd_steps)
 /* Adam: two steps by hand (bias-corrected), and weight decay added to the gradient. */
 UNIT_TEST(test_adam_steps)
 {
-	/* 9 parameters so both the 4-wide and the scalar tail paths are exercised */
-	enum { N = 9 };
+	/* 13 parameters: the 8-wide, 4-wide and scalar code paths all get some */
+	enum { N = 13 };
 	nn_optimizer *opt = nn_optimizer_create(NN_OPT_ADAM, N, 0.01f, 0.0f, 0.0f);
 	nn_optimizer *wd = nn_optimizer_create(NN_OPT_ADAM, 1, 0.01f, 0.0f, 0.1f);
 	float		p[N],
@@ -741,6 +741,15 @@ UNIT_TEST(test_adam_steps)
 	for (int i = 0; i < N; i++)
 		CHECK_CLOSE(p[i], i % 2 ? -1.99052632 : 0.98082219, 2e-6);
 	CHECK(opt->t == 2);
+
+	/* a third step with decay: slots with equal inputs stay bit-identical across paths */
+	opt->weight_decay = 0.05f;
+	nn_optimizer_step(opt, p, g1);
+	for (int i = 2; i < N; i++)
+	{
+		CHECK(memcmp(&p[i], &p[i - 2], sizeof(float)) == 0);
+		CHECK(memcmp(&opt->m2[i], &opt->m2[i - 2], sizeof(float)) == 0);
+	}
 
 	/* decay 0.1 turns g = -0.05 at p = 1 into +0.05, so the first step goes down */
 	nn_optimizer_step(wd, q, gq);

@@ -1,0 +1,1062 @@
+/*
+ * forget.c: unlearn_rows, unlearn_relabel, unlearn_retrain and the ledger
+ * checks (unlearn_confirm_forgotten, unlearn_forgotten).
+ *
+ * Each unlearning call runs in the caller's transaction: it locks the
+ * model's catalog row (a concurrent call on the same model waits), changes
+ * the training table, stores the new version and its ledger rows; if the
+ * transaction rolls back, table and model are both unchanged.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "portability/instr_time.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "unlearn_core.h"
+#include "unlearn_pg.h"
+
+/* Options of the unlearning functions: the core's plus how many rows to replay. */
+typedef struct UnlearnRunOptions
+{
+	ul_options	ul;
+	int			replay_rows;	/* remaining rows sampled for the default method */
+} UnlearnRunOptions;
+
+#define DEFAULT_REPLAY_ROWS 4096
+
+static const char *const method_names[] = {"neggrad", "adv", "adv+imp", "default", NULL};	/* ul_method order */
+static const char *const optimizer_names[] = {"sgd", "adam", NULL};
+
+#define UL_OPT(key, kind, field, lo, hi, expected) \
+	{key, kind, offsetof(UnlearnRunOptions, field), lo, hi, expected, NULL}
+
+static const OptionSpec run_option_specs[] = {
+	{"method", OPT_ENUM, offsetof(UnlearnRunOptions, ul.method), 0, 0,
+	"\"default\", \"neggrad\", \"adv\" or \"adv+imp\"", method_names},
+	{"optimizer", OPT_ENUM, offsetof(UnlearnRunOptions, ul.optimizer), 0, 0, "\"sgd\" or \"adam\"", optimizer_names},
+	UL_OPT("lr", OPT_FLOAT, ul.lr, 1e-9, 10, "a number in (0, 10]"),
+	UL_OPT("momentum", OPT_FLOAT, ul.momentum, 0, 0.999999, "a number in [0, 1)"),
+	UL_OPT("weight_decay", OPT_FLOAT, ul.weight_decay, 0, 1, "a number in [0, 1]"),
+	UL_OPT("forget_batch", OPT_INT, ul.forget_batch, 1, 65536, "an integer from 1 to 65536"),
+	UL_OPT("adv_batch", OPT_INT, ul.adv_batch, 1, 65536, "an integer from 1 to 65536"),
+	UL_OPT("adv_per_row", OPT_INT, ul.adv_per_row, 0, 1000, "an integer from 0 to 1000"),
+	UL_OPT("pgd_eps", OPT_FLOAT, ul.pgd_eps, 0, 1e6, "a non-negative number"),
+	UL_OPT("pgd_alpha", OPT_FLOAT, ul.pgd_alpha, 0, 1e6, "a non-negative number"),
+	UL_OPT("pgd_steps", OPT_INT, ul.pgd_steps, 0, 100000, "an integer from 0 to 100000"),
+	UL_OPT("imp_lambda", OPT_FLOAT, ul.imp_lambda, 0, 1e9, "a non-negative number"),
+	UL_OPT("max_passes", OPT_INT, ul.max_passes, 1, 1000000, "an integer from 1 to 1000000"),
+	UL_OPT("max_steps", OPT_INT, ul.max_steps, 0, 100000000, "a non-negative integer (0 = no cap)"),
+	UL_OPT("seed", OPT_UINT64, ul.seed, 0, 9007199254740991.0, "a non-negative integer"),
+	UL_OPT("margin", OPT_FLOAT, ul.margin, 0, 1e6, "a non-negative number"),
+	UL_OPT("replay_weight", OPT_FLOAT, ul.replay_weight, 0, 1e6, "a non-negative number"),
+	UL_OPT("replay_batch", OPT_INT, ul.replay_batch, 1, 65536, "an integer from 1 to 65536"),
+	UL_OPT("repair_steps", OPT_INT, ul.repair_steps, 0, 1000000, "an integer from 0 to 1000000"),
+	UL_OPT("adv_weight", OPT_FLOAT, ul.adv_weight, 0, 1e6, "a non-negative number"),
+	UL_OPT("forget_weight", OPT_FLOAT, ul.forget_weight, 0, 1e6, "a non-negative number"),
+	UL_OPT("distill", OPT_FLOAT, ul.distill, 0, 1, "a number in [0, 1]"),
+	UL_OPT("replay_rows", OPT_INT, replay_rows, 0, 10000000, "an integer from 0 to 10000000"),
+};
+
+/* Parses unlearning options: the method's defaults, then the given keys. */
+static void
+parse_run_options(Jsonb *options, UnlearnRunOptions *out)
+{
+	UnlearnRunOptions probe;
+
+	/* the method decides the defaults of everything else */
+	memset(&probe, 0, sizeof(probe));
+	probe.ul.method = UL_METHOD_DEFAULT;
+	unlearn_parse_options(options, run_option_specs, lengthof(run_option_specs), &probe, "unlearning");
+	memset(out, 0, sizeof(*out));
+	ul_options_default(&out->ul, probe.ul.method);
+	out->replay_rows = DEFAULT_REPLAY_ROWS;
+	unlearn_parse_options(options, run_option_specs, lengthof(run_option_specs), out, "unlearning");
+}
+
+/* The options a run used, every key spelled out, for the catalog. */
+static Jsonb *
+run_options_to_jsonb(const UnlearnRunOptions *o)
+{
+	StringInfoData s;
+
+	initStringInfo(&s);
+	appendStringInfoChar(&s, '{');
+	for (int i = 0; i < lengthof(run_option_specs); i++)
+	{
+		const OptionSpec *spec = &run_option_specs[i];
+		const char *field = (const char *) o + spec->offset;
+
+		appendStringInfo(&s, "%s\"%s\": ", i ? ", " : "", spec->key);
+		switch (spec->kind)
+		{
+			case OPT_FLOAT:
+				appendStringInfo(&s, "%.7g", *(const float *) field);
+				break;
+			case OPT_INT:
+				appendStringInfo(&s, "%d", *(const int *) field);
+				break;
+			case OPT_UINT64:
+				appendStringInfo(&s, UINT64_FORMAT, (uint64) *(const uint64_t *) field);
+				break;
+			case OPT_ENUM:
+				appendStringInfo(&s, "\"%s\"", spec->names[*(const int *) field]);
+				break;
+		}
+	}
+	appendStringInfoChar(&s, '}');
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s.data)));
+}
+
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a,
+				y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* The ids argument as int64s, in argument order; checks type, NULLs and emptiness. */
+static int64 *
+ids_from_array(ArrayType *arr, int *n_out)
+{
+	Oid			elemtype = ARR_ELEMTYPE(arr);
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int64	   *ids;
+
+	if (elemtype != INT2OID && elemtype != INT4OID && elemtype != INT8OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("ids must be an array of smallint, integer or bigint, not %s",
+						format_type_be(get_array_type(elemtype) ? get_array_type(elemtype) : elemtype))));
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("ids must be a one-dimensional array")));
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &nulls, &n);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ids must not be empty")));
+	ids = palloc(sizeof(int64) * n);
+	for (int i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("ids must not contain NULL")));
+		ids[i] = elemtype == INT2OID ? DatumGetInt16(elems[i]) :
+			elemtype == INT4OID ? DatumGetInt32(elems[i]) : DatumGetInt64(elems[i]);
+	}
+	*n_out = n;
+	return ids;
+}
+
+/* Sorts and removes duplicates in place; returns the new count. */
+static int
+sort_unique(int64 *v, int n)
+{
+	int			m = 0;
+
+	qsort(v, n, sizeof(int64), cmp_int64);
+	for (int i = 0; i < n; i++)
+		if (i == 0 || v[i] != v[i - 1])
+			v[m++] = v[i];
+	return m;
+}
+
+/* An int8[] datum of n ids. */
+static Datum
+int8_array(const int64 *v, int64 n)
+{
+	Datum	   *d = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(Datum) * Max(n, 1));
+
+	for (int64 i = 0; i < n; i++)
+		d[i] = Int64GetDatum(v[i]);
+	return PointerGetDatum(construct_array(d, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/* Locks the model's catalog row so unlearning calls on one model run one at a time. */
+static void
+lock_model(const char *name)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(name)};
+	UnlearnCatalogUser saved;
+	int			ret;
+
+	unlearn_become_catalog_owner(&saved);
+	ret = SPI_execute_with_args("SELECT 1 FROM unlearn.models WHERE name = $1 FOR UPDATE",
+								1, argtypes, args, NULL, false, 1);
+	unlearn_restore_user(&saved);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not lock model \"%s\"", name);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist", name)));
+}
+
+/* Looks up, checks ownership of, and locks a model; returns its fresh catalog row. */
+static UnlearnModel *
+open_model_for_change(const char *name, const char *action)
+{
+	UnlearnModel *model = unlearn_model_lookup(name, false);
+
+	unlearn_check_owner(model, action);
+	lock_model(name);
+	/* re-read after the lock: a concurrent call may have made a new version */
+	return unlearn_model_lookup(name, false);
+}
+
+/* The sorted manifest of a version. */
+static int64 *
+load_manifest(const UnlearnModel *model, int version, int64 *n_out)
+{
+	Oid			argtypes[2] = {TEXTOID, INT4OID};
+	Datum		args[2] = {CStringGetTextDatum(model->name), Int32GetDatum(version)};
+	UnlearnCatalogUser saved;
+	bool		isnull;
+	ArrayType  *arr;
+	int64	   *ids;
+	int			n;
+	int			ret;
+
+	unlearn_become_catalog_owner(&saved);
+	ret = SPI_execute_with_args("SELECT ids FROM unlearn.manifests WHERE model = $1 AND version = $2",
+								2, argtypes, args, NULL, true, 1);
+	unlearn_restore_user(&saved);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("manifest of version %d of model \"%s\" is missing", version, model->name)));
+	arr = DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+	ids = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * Max(n, 1));
+	memcpy(ids, ARR_DATA_PTR(arr), sizeof(int64) * n);
+	*n_out = n;
+	return ids;
+}
+
+/* Formats up to 10 ids for a message. */
+static char *
+format_ids(const int64 *v, int n)
+{
+	StringInfoData s;
+
+	initStringInfo(&s);
+	for (int i = 0; i < n && i < 10; i++)
+		appendStringInfo(&s, "%s" INT64_FORMAT, i ? ", " : "", v[i]);
+	if (n > 10)
+		appendStringInfo(&s, " and %d more", n - 10);
+	return s.data;
+}
+
+/*
+ * Reads the rows with the given sorted ids from the model's table and checks
+ * that every id exists there and is in the current version's manifest.
+ */
+static void
+read_rows_by_id(const UnlearnModel *model, const int64 *ids, int n, const int64 *manifest,
+				int64 n_manifest, UnlearnData *out)
+{
+	UnlearnDataSpec spec;
+	Oid			argtypes[1] = {INT8ARRAYOID};
+	Datum		args[1] = {int8_array(ids, n)};
+	int64	   *missing = palloc(sizeof(int64) * n);
+	int			n_missing = 0;
+	int			j = 0;
+
+	memset(&spec, 0, sizeof(spec));
+	spec.relid = model->relid;
+	spec.id_column = model->id_column;
+	spec.features_column = model->features_column;
+	spec.label_column = model->label_column;
+	spec.n_features = model->n_features;
+	spec.model = model;
+	spec.where_clause = psprintf("%s = ANY($1)", quote_identifier(model->id_column));
+	spec.nargs = 1;
+	spec.argtypes = argtypes;
+	spec.args = args;
+	unlearn_read_data(&spec, out);
+
+	/* both sorted: find the ids the table does not have */
+	for (int i = 0; i < n; i++)
+	{
+		if (j < out->n && out->ids[j] == ids[i])
+			j++;
+		else
+			missing[n_missing++] = ids[i];
+	}
+	if (n_missing > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%d of the ids are not in the training table of model \"%s\"",
+						n_missing, model->name),
+				 errdetail("Missing ids: %s.", format_ids(missing, n_missing))));
+	if (out->n != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("id column \"%s\" is not unique", model->id_column)));
+
+	n_missing = 0;
+	for (int i = 0; i < n; i++)
+		if (!bsearch(&ids[i], manifest, n_manifest, sizeof(int64), cmp_int64))
+			missing[n_missing++] = ids[i];
+	if (n_missing > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%d of the rows were never learned by model \"%s\"", n_missing, model->name),
+				 errdetail("Ids not in the manifest of version %d: %s.", model->version,
+						   format_ids(missing, n_missing)),
+				 errhint("Rows added after training can be deleted directly.")));
+	for (int i = 0; i < n; i++)
+		if (out->y[i] < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("row " INT64_FORMAT " has a label that is not a class of model \"%s\"",
+							out->ids[i], model->name)));
+}
+
+/* Previously forgotten rows whose features the ledger still holds. */
+static void
+read_prior_rows(const UnlearnModel *model, UnlearnData *out)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(model->name)};
+	UnlearnCatalogUser saved;
+	int			ret;
+
+	memset(out, 0, sizeof(*out));
+	unlearn_become_catalog_owner(&saved);
+	ret = SPI_execute_with_args("SELECT features, label FROM unlearn.forgotten"
+								" WHERE model = $1 AND features IS NOT NULL ORDER BY id",
+								1, argtypes, args, NULL, true, 0);
+	unlearn_restore_user(&saved);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read unlearn.forgotten");
+	out->n = SPI_processed;
+	out->n_features = model->n_features;
+	out->X = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max(out->n, 1) * model->n_features);
+	out->y = palloc(sizeof(int) * Max(out->n, 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		ArrayType  *arr = DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		char	   *label = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		float	   *x = unlearn_features_from_array(arr, model->n_features);
+
+		memcpy(out->X + i * model->n_features, x, sizeof(float) * model->n_features);
+		out->y[i] = unlearn_class_index(model, label);
+	}
+}
+
+/* A seeded sample of up to `want` manifest rows outside the forget set, read from the table. */
+static void
+read_replay_sample(const UnlearnModel *model, const int64 *manifest, int64 n_manifest,
+				   const int64 *forget, int k, int want, uint64 seed, UnlearnData *out)
+{
+	int64	   *pool = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * Max(n_manifest, 1));
+	int64		n_pool = 0;
+	nn_rng		rng;
+	int			take;
+	UnlearnDataSpec spec;
+	Oid			argtypes[1] = {INT8ARRAYOID};
+	Datum		args[1];
+
+	memset(out, 0, sizeof(*out));
+	for (int64 i = 0; i < n_manifest; i++)
+		if (!bsearch(&manifest[i], forget, k, sizeof(int64), cmp_int64))
+			pool[n_pool++] = manifest[i];
+	take = (int) Min((int64) want, n_pool);
+	if (take == 0)
+		return;
+	/* partial Fisher-Yates: the first `take` entries become the sample */
+	nn_rng_seed(&rng, seed ^ 0x5eed5eed5eedULL);
+	for (int i = 0; i < take; i++)
+	{
+		int64		j = i + (int64) (nn_rng_uniform(&rng) * (double) (n_pool - i));
+		int64		t = pool[i];
+
+		if (j >= n_pool)
+			j = n_pool - 1;
+		pool[i] = pool[j];
+		pool[j] = t;
+	}
+	qsort(pool, take, sizeof(int64), cmp_int64);
+	args[0] = int8_array(pool, take);
+
+	memset(&spec, 0, sizeof(spec));
+	spec.relid = model->relid;
+	spec.id_column = model->id_column;
+	spec.features_column = model->features_column;
+	spec.label_column = model->label_column;
+	spec.n_features = model->n_features;
+	spec.model = model;
+	spec.where_clause = psprintf("%s = ANY($1)", quote_identifier(model->id_column));
+	spec.nargs = 1;
+	spec.argtypes = argtypes;
+	spec.args = args;
+	unlearn_read_data(&spec, out);
+
+	/* rows whose label is not a class cannot be replayed: drop them */
+	{
+		int64		m = 0;
+
+		for (int64 i = 0; i < out->n; i++)
+			if (out->y[i] >= 0)
+			{
+				if (m != i)
+				{
+					memcpy(out->X + m * out->n_features, out->X + i * out->n_features,
+						   sizeof(float) * out->n_features);
+					out->y[m] = out->y[i];
+				}
+				m++;
+			}
+		out->n = m;
+	}
+}
+
+/* Progress hook of the unlearning loop: cancel point and NOTICEs. */
+static int
+unlearn_progress_callback(void *arg, int step, int satisfied, int total)
+{
+	CHECK_FOR_INTERRUPTS();
+	if (unlearn_progress && step % 50 == 0)
+		ereport(NOTICE,
+				(errmsg("unlearning \"%s\": step %d, %d of %d rows done",
+						(const char *) arg, step, satisfied, total)));
+	return 0;
+}
+
+/* Next free version number of a model (caller holds the model lock). */
+static int
+next_version(const char *name)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(name)};
+	bool		isnull;
+	int			ret;
+
+	ret = SPI_execute_with_args("SELECT max(version) FROM unlearn.versions WHERE model = $1",
+								1, argtypes, args, NULL, false, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read unlearn.versions");
+	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) + 1;
+}
+
+/* manifest minus the sorted ids (both sorted). */
+static int64 *
+manifest_without(const int64 *manifest, int64 n_manifest, const int64 *ids, int k, int64 *n_out)
+{
+	int64	   *out = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * Max(n_manifest, 1));
+	int64		m = 0;
+
+	for (int64 i = 0; i < n_manifest; i++)
+		if (!bsearch(&manifest[i], ids, k, sizeof(int64), cmp_int64))
+			out[m++] = manifest[i];
+	*n_out = m;
+	return out;
+}
+
+/* Adds the forgotten rows to the ledger. */
+static void
+record_forgotten(const UnlearnModel *model, const UnlearnData *rows, int version)
+{
+	Oid			argtypes[5] = {TEXTOID, INT8OID, TEXTOID, FLOAT4ARRAYOID, INT4OID};
+	UnlearnCatalogUser saved;
+	SPIPlanPtr	plan;
+
+	unlearn_become_catalog_owner(&saved);
+	plan = SPI_prepare("INSERT INTO unlearn.forgotten (model, id, label, features, version)"
+					   " VALUES ($1, $2, $3, $4, $5)"
+					   " ON CONFLICT (model, id) DO UPDATE SET label = excluded.label,"
+					   " features = excluded.features, version = excluded.version,"
+					   " forgotten_at = excluded.forgotten_at, requested_by = excluded.requested_by",
+					   5, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare ledger insert");
+	for (int64 i = 0; i < rows->n; i++)
+	{
+		Datum		args[5];
+		Datum	   *fd = palloc(sizeof(Datum) * rows->n_features);
+
+		for (int j = 0; j < rows->n_features; j++)
+			fd[j] = Float4GetDatum(rows->X[i * rows->n_features + j]);
+		args[0] = CStringGetTextDatum(model->name);
+		args[1] = Int64GetDatum(rows->ids[i]);
+		args[2] = CStringGetTextDatum(model->classes[rows->y[i]]);
+		args[3] = PointerGetDatum(construct_array(fd, rows->n_features, FLOAT4OID, 4, true, TYPALIGN_INT));
+		args[4] = Int32GetDatum(version);
+		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not record forgotten row");
+		pfree(fd);
+	}
+	SPI_freeplan(plan);
+	unlearn_restore_user(&saved);
+}
+
+/*
+ * Runs a change to the training table that unlearning itself makes, so the
+ * DELETE/UPDATE capture trigger does not queue it again.
+ */
+static int
+execute_uncaptured(const char *sql, int nargs, Oid *argtypes, Datum *args)
+{
+	int			ret;
+
+	unlearn_suppress_capture = true;
+	PG_TRY();
+	{
+		ret = SPI_execute_with_args(sql, nargs, argtypes, args, NULL, false, 0);
+	}
+	PG_FINALLY();
+	{
+		unlearn_suppress_capture = false;
+	}
+	PG_END_TRY();
+	return ret;
+}
+
+/* Everything one unlearning call needs, shared by unlearn_rows and unlearn_relabel. */
+typedef struct RunInput
+{
+	UnlearnModel *model;
+	int64	   *ids;			/* sorted, unique */
+	int			k;
+	int		   *new_labels;		/* relabel: class index per row (ids order); else NULL */
+	UnlearnRunOptions opts;
+} RunInput;
+
+/*
+ * Runs the unlearning loop and stores the new version; returns the result
+ * row.  Caller: connected to SPI, model locked, ids and labels checked.
+ */
+static Datum
+run_and_store(FunctionCallInfo fcinfo, RunInput *in, const char *reason)
+{
+	UnlearnModel *model = in->model;
+	UnlearnData forget,
+				prior,
+				replay;
+	int64		n_manifest,
+				n_new_manifest;
+	int64	   *manifest,
+			   *new_manifest;
+	nn_model   *net;
+	ul_result	res;
+	char		err[256];
+	instr_time	t_start;
+	double		seconds;
+	int			version;
+	bool		relabel = in->new_labels != NULL;
+	TupleDesc	desc;
+	Datum		values[9];
+	bool		nulls[9] = {0};
+	Oid			argtypes[1] = {INT8ARRAYOID};
+	Datum		args[1];
+	int			ret;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	INSTR_TIME_SET_CURRENT(t_start);
+
+	manifest = load_manifest(model, model->version, &n_manifest);
+	read_rows_by_id(model, in->ids, in->k, manifest, n_manifest, &forget);
+	read_prior_rows(model, &prior);
+	if (in->opts.ul.method == UL_METHOD_DEFAULT && in->opts.replay_rows > 0)
+		read_replay_sample(model, manifest, n_manifest, in->ids, in->k, in->opts.replay_rows,
+						   in->opts.ul.seed, &replay);
+	else
+		memset(&replay, 0, sizeof(replay));
+
+	net = unlearn_load_weights(model, model->version);
+	if (ul_unlearn(net, forget.X, forget.y, in->k, in->new_labels,
+				   prior.n ? prior.X : NULL, prior.n ? prior.y : NULL, (int) prior.n,
+				   replay.n ? replay.X : NULL, replay.n ? replay.y : NULL, (int) replay.n,
+				   &in->opts.ul, unlearn_progress_callback, model->name, &res,
+				   err, sizeof(err)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("could not unlearn: %s", err)));
+	if (!res.success)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("method %s could not %s every row within its step cap",
+						method_names[in->opts.ul.method], relabel ? "relabel" : "forget"),
+				 errdetail("After %d steps %d of %d rows were %s and %d of %d earlier forgotten rows stayed misclassified; nothing was changed.",
+						   res.steps, res.forgotten, in->k, relabel ? "relabelled" : "misclassified",
+						   res.prior_kept, (int) prior.n),
+				 errhint("Use method \"default\", or raise max_steps or max_passes.")));
+	seconds = unlearn_seconds_since(&t_start);
+
+	/* the table change, in the caller's name and privileges */
+	args[0] = int8_array(in->ids, in->k);
+	if (!relabel)
+	{
+		char	   *sql = psprintf("DELETE FROM %s WHERE %s = ANY($1)",
+								   quote_qualified_identifier(get_namespace_name(get_rel_namespace(model->relid)),
+															  get_rel_name(model->relid)),
+								   quote_identifier(model->id_column));
+
+		ret = execute_uncaptured(sql, 1, argtypes, args);
+		if (ret != SPI_OK_DELETE || SPI_processed != (uint64) in->k)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("the rows to forget changed while unlearning"),
+					 errdetail("Deleted " UINT64_FORMAT " of %d rows.", SPI_processed, in->k)));
+		new_manifest = manifest_without(manifest, n_manifest, in->ids, in->k, &n_new_manifest);
+	}
+	else
+	{
+		Oid			rtypes[2] = {INT8ARRAYOID, TEXTARRAYOID};
+		Datum		rargs[2];
+		Datum	   *labels = palloc(sizeof(Datum) * in->k);
+		char	   *sql;
+
+		for (int i = 0; i < in->k; i++)
+			labels[i] = CStringGetTextDatum(model->classes[in->new_labels[i]]);
+		rargs[0] = args[0];
+		rargs[1] = PointerGetDatum(construct_array(labels, in->k, TEXTOID, -1, false, TYPALIGN_INT));
+		sql = psprintf("UPDATE %s AS t SET %s = u.label::%s FROM unnest($1, $2) AS u(id, label) WHERE t.%s = u.id",
+					   quote_qualified_identifier(get_namespace_name(get_rel_namespace(model->relid)),
+												  get_rel_name(model->relid)),
+					   quote_identifier(model->label_column),
+					   format_type_be_qualified(model->label_type),
+					   quote_identifier(model->id_column));
+		ret = execute_uncaptured(sql, 2, rtypes, rargs);
+		if (ret != SPI_OK_UPDATE || SPI_processed != (uint64) in->k)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("the rows to relabel changed while unlearning")));
+		new_manifest = manifest;
+		n_new_manifest = n_manifest;
+	}
+
+	version = next_version(model->name);
+	{
+		char	   *metrics = psprintf("{\"rows\": %d, \"forgotten\": %d, \"prior\": %d, \"prior_kept\": %d,"
+									   " \"steps\": %d, \"forget_steps\": %d, \"seconds\": %.3f,"
+									   " \"replay_rows\": %d, \"forget_loss\": %.6g}",
+									   in->k, res.forgotten, (int) prior.n, res.prior_kept, res.steps,
+									   res.forget_steps, seconds, (int) replay.n, res.final_forget_loss);
+
+		unlearn_store_version(model->name, version, model->version, reason,
+							  method_names[in->opts.ul.method], run_options_to_jsonb(&in->opts),
+							  net, new_manifest, n_new_manifest,
+							  DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(metrics))));
+	}
+	unlearn_set_current_version(model->name, version);
+	if (!relabel)
+		record_forgotten(model, &forget, version);
+
+	values[0] = CStringGetTextDatum(model->name);
+	values[1] = Int32GetDatum(version);
+	values[2] = Int32GetDatum(in->k);
+	values[3] = Int32GetDatum(res.forgotten);
+	values[4] = Int32GetDatum(res.prior_kept);
+	values[5] = Int32GetDatum((int) prior.n);
+	values[6] = Int32GetDatum(res.steps);
+	values[7] = Float8GetDatum(seconds);
+	values[8] = CStringGetTextDatum(method_names[in->opts.ul.method]);
+	desc = BlessTupleDesc(desc);
+	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+}
+
+/* Copies a datum built inside SPI out to the caller's context. */
+static Datum
+copy_out(Datum d)
+{
+	return SPI_datumTransfer(d, false, -1);
+}
+
+PG_FUNCTION_INFO_V1(unlearn_rows);
+/*
+ * unlearn_rows(model, ids, options): deletes the rows from the training
+ * table and makes the model forget them, as one new version.
+ */
+Datum
+unlearn_rows(PG_FUNCTION_ARGS)
+{
+	RunInput	in;
+	char	   *name;
+	int			n;
+	Datum		result;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("model and ids must not be NULL")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	memset(&in, 0, sizeof(in));
+	in.ids = ids_from_array(PG_GETARG_ARRAYTYPE_P(1), &n);
+	in.k = sort_unique(in.ids, n);
+	parse_run_options(PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2), &in.opts);
+
+	SPI_connect();
+	in.model = open_model_for_change(name, "unlearn");
+	result = copy_out(run_and_store(fcinfo, &in, "unlearn"));
+	SPI_finish();
+	PG_RETURN_DATUM(result);
+}
+
+PG_FUNCTION_INFO_V1(unlearn_relabel);
+/*
+ * unlearn_relabel(model, ids, labels, options): correction mode: sets the
+ * rows' labels in the table and teaches the model the new ones.
+ */
+Datum
+unlearn_relabel(PG_FUNCTION_ARGS)
+{
+	RunInput	in;
+	char	   *name;
+	int64	   *ids;
+	int			n,
+				n_labels;
+	ArrayType  *labels;
+	Datum	   *elems;
+	bool	   *lnulls;
+	char	  **label_text;
+	int		   *order;
+	Oid			out_func;
+	bool		is_varlena;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	Datum		result;
+
+	for (int i = 0; i < 3; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("model, ids and labels must not be NULL")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	memset(&in, 0, sizeof(in));
+	ids = ids_from_array(PG_GETARG_ARRAYTYPE_P(1), &n);
+	labels = PG_GETARG_ARRAYTYPE_P(2);
+	if (ARR_NDIM(labels) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("labels must be a one-dimensional array")));
+	get_typlenbyvalalign(ARR_ELEMTYPE(labels), &typlen, &typbyval, &typalign);
+	deconstruct_array(labels, ARR_ELEMTYPE(labels), typlen, typbyval, typalign, &elems, &lnulls, &n_labels);
+	if (n_labels != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("ids and labels must have the same length, got %d and %d", n, n_labels)));
+	getTypeOutputInfo(ARR_ELEMTYPE(labels), &out_func, &is_varlena);
+	label_text = palloc(sizeof(char *) * n);
+	for (int i = 0; i < n; i++)
+	{
+		if (lnulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("labels must not contain NULL")));
+		label_text[i] = OidOutputFunctionCall(out_func, elems[i]);
+	}
+	parse_run_options(PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3), &in.opts);
+
+	SPI_connect();
+	in.model = open_model_for_change(name, "relabel");
+
+	/* sort the (id, label) pairs by id; an id given twice must agree with itself */
+	order = palloc(sizeof(int) * n);
+	in.ids = palloc(sizeof(int64) * n);
+	in.new_labels = palloc(sizeof(int) * n);
+	for (int i = 0; i < n; i++)
+		order[i] = i;
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && ids[order[j - 1]] > ids[order[j]]; j--)
+		{
+			int			t = order[j];
+
+			order[j] = order[j - 1];
+			order[j - 1] = t;
+		}
+	for (int i = 0; i < n; i++)
+	{
+		int			src = order[i];
+		int			cls = unlearn_class_index(in.model, label_text[src]);
+
+		if (cls < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("label \"%s\" is not a class of model \"%s\"", label_text[src], name),
+					 errhint("Relabelling cannot add classes; unlearn_retrain cannot either: train a new model.")));
+		if (in.k > 0 && in.ids[in.k - 1] == ids[src])
+		{
+			if (in.new_labels[in.k - 1] != cls)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("id " INT64_FORMAT " is given two different labels", ids[src])));
+			continue;
+		}
+		in.ids[in.k] = ids[src];
+		in.new_labels[in.k] = cls;
+		in.k++;
+	}
+	result = copy_out(run_and_store(fcinfo, &in, "relabel"));
+	SPI_finish();
+	PG_RETURN_DATUM(result);
+}
+
+PG_FUNCTION_INFO_V1(unlearn_confirm_forgotten);
+/*
+ * unlearn_confirm_forgotten(model): is every row ever forgotten from the
+ * model misclassified by its current version?
+ */
+Datum
+unlearn_confirm_forgotten(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	UnlearnModel *model;
+	UnlearnData prior;
+	nn_model   *net;
+	bool		all = true;
+
+	SPI_connect();
+	model = unlearn_model_lookup(name, false);
+	unlearn_check_can_use(model);
+	read_prior_rows(model, &prior);
+	if (prior.n > 0)
+	{
+		int		   *pred = palloc(sizeof(int) * prior.n);
+		nn_workspace *ws;
+
+		net = unlearn_load_weights(model, model->version);
+		ws = nn_workspace_create(net, (int) Min(prior.n, 1024));
+		for (int64 s = 0; s < prior.n; s += 1024)
+			nn_predict(net, ws, prior.X + s * prior.n_features, (int) Min(1024, prior.n - s), pred + s);
+		for (int64 i = 0; i < prior.n; i++)
+			if (pred[i] == prior.y[i])
+				all = false;
+	}
+	SPI_finish();
+	PG_RETURN_BOOL(all);
+}
+
+PG_FUNCTION_INFO_V1(unlearn_forgotten);
+/*
+ * unlearn_forgotten(model): the ledger with each row's current prediction
+ * and true-class probability.
+ */
+Datum
+unlearn_forgotten(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	UnlearnModel *model;
+	nn_model   *net = NULL;
+	nn_workspace *ws = NULL;
+	float	   *proba;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(name)};
+	UnlearnCatalogUser saved;
+	int			ret;
+
+	InitMaterializedSRF(fcinfo, 0);
+	SPI_connect();
+	model = unlearn_model_lookup(name, false);
+	unlearn_check_can_use(model);
+	net = unlearn_load_weights(model, model->version);
+	ws = nn_workspace_create(net, 1);
+	proba = palloc(sizeof(float) * model->n_classes);
+
+	unlearn_become_catalog_owner(&saved);
+	ret = SPI_execute_with_args("SELECT id, label, features, version, forgotten_at FROM unlearn.forgotten"
+								" WHERE model = $1 ORDER BY id", 1, argtypes, args, NULL, true, 0);
+	unlearn_restore_user(&saved);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read unlearn.forgotten");
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		Datum		values[7];
+		bool		nulls[7] = {0};
+		bool		isnull;
+		char	   *label = SPI_getvalue(tup, td, 2);
+		Datum		feat = SPI_getbinval(tup, td, 3, &isnull);
+
+		values[0] = SPI_getbinval(tup, td, 1, &nulls[0]);
+		values[1] = CStringGetTextDatum(label);
+		if (isnull)
+		{
+			/* features erased: nothing left to check against */
+			nulls[2] = nulls[3] = nulls[4] = true;
+		}
+		else
+		{
+			float	   *x = unlearn_features_from_array(DatumGetArrayTypeP(feat), model->n_features);
+			int			cls = unlearn_class_index(model, label);
+			int			best = 0;
+
+			nn_predict_proba(net, ws, x, 1, proba);
+			for (int c = 1; c < model->n_classes; c++)
+				if (proba[c] > proba[best])
+					best = c;
+			values[2] = CStringGetTextDatum(model->classes[best]);
+			if (cls >= 0)
+				values[3] = Float8GetDatum(proba[cls]);
+			else
+				nulls[3] = true;
+			values[4] = BoolGetDatum(best != cls);
+		}
+		values[5] = SPI_getbinval(tup, td, 4, &nulls[5]);
+		values[6] = SPI_getbinval(tup, td, 5, &nulls[6]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/* Per-epoch hook of a retrain: cancel point and NOTICEs. */
+static int
+retrain_epoch_callback(void *arg, int epoch, int epochs, double mean_loss)
+{
+	CHECK_FOR_INTERRUPTS();
+	if (unlearn_progress)
+		ereport(NOTICE,
+				(errmsg("unlearn_retrain \"%s\": epoch %d/%d, mean loss %.4f",
+						(const char *) arg, epoch, epochs, mean_loss)));
+	return 0;
+}
+
+PG_FUNCTION_INFO_V1(unlearn_retrain);
+/*
+ * unlearn_retrain(model, options): a new version trained from scratch, with
+ * the model's recorded options, on the rows now in the table (exact
+ * unlearning, and the reference audits compare against).
+ */
+Datum
+unlearn_retrain(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	UnlearnModel *model;
+	nn_train_options topts;
+	Jsonb	   *stored;
+	int		   *hidden;
+	int			n_hidden;
+	UnlearnDataSpec spec;
+	UnlearnData data;
+	nn_model   *net;
+	char		err[256];
+	instr_time	t_start,
+				t_train;
+	double		load_seconds,
+				train_seconds,
+				accuracy;
+	int			version;
+	TupleDesc	desc;
+	Datum		values[8];
+	bool		nulls[8] = {0};
+	Datum		result;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("model must not be NULL")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	INSTR_TIME_SET_CURRENT(t_start);
+
+	SPI_connect();
+	model = open_model_for_change(name, "retrain");
+	{
+		Oid			argtypes[1] = {TEXTOID};
+		Datum		args[1] = {CStringGetTextDatum(name)};
+		UnlearnCatalogUser saved;
+		bool		isnull;
+		ArrayType  *harr;
+		int			ret;
+
+		unlearn_become_catalog_owner(&saved);
+		ret = SPI_execute_with_args("SELECT hidden, options - 'hidden' FROM unlearn.models WHERE name = $1",
+									1, argtypes, args, NULL, true, 1);
+		unlearn_restore_user(&saved);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not read model \"%s\"", name);
+		harr = DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		n_hidden = ArrayGetNItems(ARR_NDIM(harr), ARR_DIMS(harr));
+		hidden = palloc(sizeof(int) * Max(n_hidden, 1));
+		memcpy(hidden, ARR_DATA_PTR(harr), sizeof(int) * n_hidden);
+		stored = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	unlearn_parse_retrain_options(stored, PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1), &topts);
+
+	memset(&spec, 0, sizeof(spec));
+	spec.relid = model->relid;
+	spec.id_column = model->id_column;
+	spec.features_column = model->features_column;
+	spec.label_column = model->label_column;
+	spec.n_features = model->n_features;
+	spec.model = model;
+	unlearn_read_data(&spec, &data);
+	if (data.n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("the training table of model \"%s\" has no rows", name)));
+	for (int64 i = 0; i < data.n; i++)
+	{
+		if (data.y[i] < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("row " INT64_FORMAT " has a label that is not a class of model \"%s\"",
+							data.ids[i], name),
+					 errhint("A model's classes are fixed; train a new model for new classes.")));
+		if (i > 0 && data.ids[i] == data.ids[i - 1])
+			ereport(ERROR,
+					(errcode(ERRCODE_UNIQUE_VIOLATION),
+					 errmsg("id column \"%s\" must be unique", model->id_column)));
+	}
+	load_seconds = unlearn_seconds_since(&t_start);
+
+	net = nn_create(model->n_features, n_hidden, hidden, model->n_classes, topts.seed, err, sizeof(err));
+	if (net == NULL)
+		elog(ERROR, "could not rebuild the network of model \"%s\": %s", name, err);
+	INSTR_TIME_SET_CURRENT(t_train);
+	nn_train(net, data.X, data.y, (int) data.n, &topts, retrain_epoch_callback, name);
+	train_seconds = unlearn_seconds_since(&t_train);
+	accuracy = nn_accuracy(net, data.X, data.y, (int) data.n);
+
+	version = next_version(name);
+	{
+		char	   *metrics = psprintf("{\"train_accuracy\": %.6f, \"load_seconds\": %.3f,"
+									   " \"train_seconds\": %.3f, \"rows\": " INT64_FORMAT "}",
+									   accuracy, load_seconds, train_seconds, data.n);
+
+		unlearn_store_version(name, version, model->version, "retrain", NULL,
+							  unlearn_train_options_to_jsonb(&topts, hidden, n_hidden, topts.epochs),
+							  net, data.ids, data.n,
+							  DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(metrics))));
+	}
+	unlearn_set_current_version(name, version);
+
+	values[0] = CStringGetTextDatum(name);
+	values[1] = Int32GetDatum(version);
+	values[2] = Int64GetDatum(data.n);
+	values[3] = Int32GetDatum(model->n_classes);
+	values[4] = Float8GetDatum(accuracy);
+	values[5] = Float8GetDatum(unlearn_seconds_since(&t_start));
+	values[6] = Float8GetDatum(load_seconds);
+	values[7] = Float8GetDatum(train_seconds);
+	desc = BlessTupleDesc(desc);
+	result = copy_out(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+	SPI_finish();
+	PG_RETURN_DATUM(result);
+}
