@@ -22,13 +22,6 @@
 #include "unlearn_core.h"
 #include "unlearn_pg.h"
 
-/* Options of the unlearning functions: the core's plus how many rows to replay. */
-typedef struct UnlearnRunOptions
-{
-	ul_options	ul;
-	int			replay_rows;	/* remaining rows sampled for the default method */
-} UnlearnRunOptions;
-
 #define DEFAULT_REPLAY_ROWS 4096
 
 static const char *const method_names[] = {"neggrad", "adv", "adv+imp", "default", NULL};	/* ul_method order */
@@ -65,8 +58,8 @@ static const OptionSpec run_option_specs[] = {
 };
 
 /* Parses unlearning options: the method's defaults, then the given keys. */
-static void
-parse_run_options(Jsonb *options, UnlearnRunOptions *out)
+void
+unlearn_parse_run_options(Jsonb *options, UnlearnRunOptions *out)
 {
 	UnlearnRunOptions probe;
 
@@ -81,7 +74,7 @@ parse_run_options(Jsonb *options, UnlearnRunOptions *out)
 }
 
 /* The options a run used, every key spelled out, for the catalog. */
-static Jsonb *
+Jsonb *
 run_options_to_jsonb(const UnlearnRunOptions *o)
 {
 	StringInfoData s;
@@ -532,26 +525,20 @@ execute_uncaptured(const char *sql, int nargs, Oid *argtypes, Datum *args)
 	return ret;
 }
 
-/* Everything one unlearning call needs, shared by unlearn_rows and unlearn_relabel. */
-typedef struct RunInput
-{
-	UnlearnModel *model;
-	int64	   *ids;			/* sorted, unique */
-	int			k;
-	int		   *new_labels;		/* relabel: class index per row (ids order); else NULL */
-	UnlearnRunOptions opts;
-} RunInput;
-
 /*
- * Runs the unlearning loop and stores the new version; returns the result
- * row.  Caller: connected to SPI, model locked, ids and labels checked.
+ * Unlearns (or relabels) the rows in `forget` from the model's current
+ * version and stores the new version, its manifest and ledger rows.  When
+ * change_table is set the rows are also deleted from (relabelled in) the
+ * training table; the background worker passes false: the user's DELETE or
+ * UPDATE already did it.  Caller: connected to SPI, model locked, rows
+ * checked against the manifest.
  */
-static Datum
-run_and_store(FunctionCallInfo fcinfo, RunInput *in, const char *reason)
+void
+unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
+				const UnlearnRunOptions *opts, const char *reason, bool change_table,
+				UnlearnOutcome *out)
 {
-	UnlearnModel *model = in->model;
-	UnlearnData forget,
-				prior,
+	UnlearnData prior,
 				replay;
 	int64		n_manifest,
 				n_new_manifest;
@@ -561,34 +548,26 @@ run_and_store(FunctionCallInfo fcinfo, RunInput *in, const char *reason)
 	ul_result	res;
 	char		err[256];
 	instr_time	t_start;
-	double		seconds;
-	int			version;
-	bool		relabel = in->new_labels != NULL;
-	TupleDesc	desc;
-	Datum		values[9];
-	bool		nulls[9] = {0};
+	bool		relabel = new_labels != NULL;
+	int			k = (int) forget->n;
 	Oid			argtypes[1] = {INT8ARRAYOID};
 	Datum		args[1];
 	int			ret;
 
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
 	INSTR_TIME_SET_CURRENT(t_start);
-
 	manifest = load_manifest(model, model->version, &n_manifest);
-	read_rows_by_id(model, in->ids, in->k, manifest, n_manifest, &forget);
 	read_prior_rows(model, &prior);
-	if (in->opts.ul.method == UL_METHOD_DEFAULT && in->opts.replay_rows > 0)
-		read_replay_sample(model, manifest, n_manifest, in->ids, in->k, in->opts.replay_rows,
-						   in->opts.ul.seed, &replay);
+	if (opts->ul.method == UL_METHOD_DEFAULT && opts->replay_rows > 0)
+		read_replay_sample(model, manifest, n_manifest, forget->ids, k, opts->replay_rows,
+						   opts->ul.seed, &replay);
 	else
 		memset(&replay, 0, sizeof(replay));
 
 	net = unlearn_load_weights(model, model->version);
-	if (ul_unlearn(net, forget.X, forget.y, in->k, in->new_labels,
+	if (ul_unlearn(net, forget->X, forget->y, k, new_labels,
 				   prior.n ? prior.X : NULL, prior.n ? prior.y : NULL, (int) prior.n,
 				   replay.n ? replay.X : NULL, replay.n ? replay.y : NULL, (int) replay.n,
-				   &in->opts.ul, unlearn_progress_callback, model->name, &res,
+				   &opts->ul, unlearn_progress_callback, model->name, &res,
 				   err, sizeof(err)) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -597,16 +576,15 @@ run_and_store(FunctionCallInfo fcinfo, RunInput *in, const char *reason)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("method %s could not %s every row within its step cap",
-						method_names[in->opts.ul.method], relabel ? "relabel" : "forget"),
+						method_names[opts->ul.method], relabel ? "relabel" : "forget"),
 				 errdetail("After %d steps %d of %d rows were %s and %d of %d earlier forgotten rows stayed misclassified; nothing was changed.",
-						   res.steps, res.forgotten, in->k, relabel ? "relabelled" : "misclassified",
+						   res.steps, res.forgotten, k, relabel ? "relabelled" : "misclassified",
 						   res.prior_kept, (int) prior.n),
 				 errhint("Use method \"default\", or raise max_steps or max_passes.")));
-	seconds = unlearn_seconds_since(&t_start);
+	out->seconds = unlearn_seconds_since(&t_start);
 
-	/* the table change, in the caller's name and privileges */
-	args[0] = int8_array(in->ids, in->k);
-	if (!relabel)
+	args[0] = int8_array(forget->ids, k);
+	if (change_table && !relabel)
 	{
 		char	   *sql = psprintf("DELETE FROM %s WHERE %s = ANY($1)",
 								   quote_qualified_identifier(get_namespace_name(get_rel_namespace(model->relid)),
@@ -614,24 +592,23 @@ run_and_store(FunctionCallInfo fcinfo, RunInput *in, const char *reason)
 								   quote_identifier(model->id_column));
 
 		ret = execute_uncaptured(sql, 1, argtypes, args);
-		if (ret != SPI_OK_DELETE || SPI_processed != (uint64) in->k)
+		if (ret != SPI_OK_DELETE || SPI_processed != (uint64) k)
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("the rows to forget changed while unlearning"),
-					 errdetail("Deleted " UINT64_FORMAT " of %d rows.", SPI_processed, in->k)));
-		new_manifest = manifest_without(manifest, n_manifest, in->ids, in->k, &n_new_manifest);
+					 errdetail("Deleted " UINT64_FORMAT " of %d rows.", SPI_processed, k)));
 	}
-	else
+	else if (change_table)
 	{
 		Oid			rtypes[2] = {INT8ARRAYOID, TEXTARRAYOID};
 		Datum		rargs[2];
-		Datum	   *labels = palloc(sizeof(Datum) * in->k);
+		Datum	   *labels = palloc(sizeof(Datum) * k);
 		char	   *sql;
 
-		for (int i = 0; i < in->k; i++)
-			labels[i] = CStringGetTextDatum(model->classes[in->new_labels[i]]);
+		for (int i = 0; i < k; i++)
+			labels[i] = CStringGetTextDatum(model->classes[new_labels[i]]);
 		rargs[0] = args[0];
-		rargs[1] = PointerGetDatum(construct_array(labels, in->k, TEXTOID, -1, false, TYPALIGN_INT));
+		rargs[1] = PointerGetDatum(construct_array(labels, k, TEXTOID, -1, false, TYPALIGN_INT));
 		sql = psprintf("UPDATE %s AS t SET %s = u.label::%s FROM unnest($1, $2) AS u(id, label) WHERE t.%s = u.id",
 					   quote_qualified_identifier(get_namespace_name(get_rel_namespace(model->relid)),
 												  get_rel_name(model->relid)),
@@ -639,42 +616,74 @@ run_and_store(FunctionCallInfo fcinfo, RunInput *in, const char *reason)
 					   format_type_be_qualified(model->label_type),
 					   quote_identifier(model->id_column));
 		ret = execute_uncaptured(sql, 2, rtypes, rargs);
-		if (ret != SPI_OK_UPDATE || SPI_processed != (uint64) in->k)
+		if (ret != SPI_OK_UPDATE || SPI_processed != (uint64) k)
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("the rows to relabel changed while unlearning")));
+	}
+	if (relabel)
+	{
 		new_manifest = manifest;
 		n_new_manifest = n_manifest;
 	}
+	else
+		new_manifest = manifest_without(manifest, n_manifest, forget->ids, k, &n_new_manifest);
 
-	version = next_version(model->name);
+	out->version = next_version(model->name);
 	{
 		char	   *metrics = psprintf("{\"rows\": %d, \"forgotten\": %d, \"prior\": %d, \"prior_kept\": %d,"
 									   " \"steps\": %d, \"forget_steps\": %d, \"seconds\": %.3f,"
 									   " \"replay_rows\": %d, \"forget_loss\": %.6g}",
-									   in->k, res.forgotten, (int) prior.n, res.prior_kept, res.steps,
-									   res.forget_steps, seconds, (int) replay.n, res.final_forget_loss);
+									   k, res.forgotten, (int) prior.n, res.prior_kept, res.steps,
+									   res.forget_steps, out->seconds, (int) replay.n, res.final_forget_loss);
 
-		unlearn_store_version(model->name, version, model->version, reason,
-							  method_names[in->opts.ul.method], run_options_to_jsonb(&in->opts),
+		unlearn_store_version(model->name, out->version, model->version, reason,
+							  method_names[opts->ul.method], run_options_to_jsonb(opts),
 							  net, new_manifest, n_new_manifest,
 							  DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(metrics))));
 	}
-	unlearn_set_current_version(model->name, version);
+	unlearn_set_current_version(model->name, out->version);
 	if (!relabel)
-		record_forgotten(model, &forget, version);
+		record_forgotten(model, forget, out->version);
+	out->rows = k;
+	out->forgotten = res.forgotten;
+	out->prior = (int) prior.n;
+	out->prior_kept = res.prior_kept;
+	out->steps = res.steps;
+	out->method = method_names[opts->ul.method];
+}
 
-	values[0] = CStringGetTextDatum(model->name);
-	values[1] = Int32GetDatum(version);
-	values[2] = Int32GetDatum(in->k);
-	values[3] = Int32GetDatum(res.forgotten);
-	values[4] = Int32GetDatum(res.prior_kept);
-	values[5] = Int32GetDatum((int) prior.n);
-	values[6] = Int32GetDatum(res.steps);
-	values[7] = Float8GetDatum(seconds);
-	values[8] = CStringGetTextDatum(method_names[in->opts.ul.method]);
+/* The unlearn_result row of an outcome. */
+static Datum
+outcome_datum(FunctionCallInfo fcinfo, const char *model, const UnlearnOutcome *o)
+{
+	TupleDesc	desc;
+	Datum		values[9];
+	bool		nulls[9] = {0};
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	values[0] = CStringGetTextDatum(model);
+	values[1] = Int32GetDatum(o->version);
+	values[2] = Int32GetDatum(o->rows);
+	values[3] = Int32GetDatum(o->forgotten);
+	values[4] = Int32GetDatum(o->prior_kept);
+	values[5] = Int32GetDatum(o->prior);
+	values[6] = Int32GetDatum(o->steps);
+	values[7] = Float8GetDatum(o->seconds);
+	values[8] = CStringGetTextDatum(o->method);
 	desc = BlessTupleDesc(desc);
 	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+}
+
+/* Reads the rows named by sorted ids from the table, checked against the current manifest. */
+static void
+read_forget_rows(UnlearnModel *model, const int64 *ids, int k, UnlearnData *forget)
+{
+	int64		n_manifest;
+	int64	   *manifest = load_manifest(model, model->version, &n_manifest);
+
+	read_rows_by_id(model, ids, k, manifest, n_manifest, forget);
 }
 
 /* Copies a datum built inside SPI out to the caller's context. */
@@ -692,9 +701,14 @@ PG_FUNCTION_INFO_V1(unlearn_rows);
 Datum
 unlearn_rows(PG_FUNCTION_ARGS)
 {
-	RunInput	in;
 	char	   *name;
-	int			n;
+	int64	   *ids;
+	int			n,
+				k;
+	UnlearnRunOptions opts;
+	UnlearnModel *model;
+	UnlearnData forget;
+	UnlearnOutcome outcome;
 	Datum		result;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
@@ -702,14 +716,15 @@ unlearn_rows(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("model and ids must not be NULL")));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	memset(&in, 0, sizeof(in));
-	in.ids = ids_from_array(PG_GETARG_ARRAYTYPE_P(1), &n);
-	in.k = sort_unique(in.ids, n);
-	parse_run_options(PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2), &in.opts);
+	ids = ids_from_array(PG_GETARG_ARRAYTYPE_P(1), &n);
+	k = sort_unique(ids, n);
+	unlearn_parse_run_options(PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2), &opts);
 
 	SPI_connect();
-	in.model = open_model_for_change(name, "unlearn");
-	result = copy_out(run_and_store(fcinfo, &in, "unlearn"));
+	model = open_model_for_change(name, "unlearn");
+	read_forget_rows(model, ids, k, &forget);
+	unlearn_execute(model, &forget, NULL, &opts, "unlearn", true, &outcome);
+	result = copy_out(outcome_datum(fcinfo, name, &outcome));
 	SPI_finish();
 	PG_RETURN_DATUM(result);
 }
@@ -722,11 +737,17 @@ PG_FUNCTION_INFO_V1(unlearn_relabel);
 Datum
 unlearn_relabel(PG_FUNCTION_ARGS)
 {
-	RunInput	in;
 	char	   *name;
-	int64	   *ids;
+	int64	   *ids,
+			   *sorted_ids;
+	int		   *new_labels;
 	int			n,
+				k = 0,
 				n_labels;
+	UnlearnRunOptions opts;
+	UnlearnModel *model;
+	UnlearnData forget;
+	UnlearnOutcome outcome;
 	ArrayType  *labels;
 	Datum	   *elems;
 	bool	   *lnulls;
@@ -745,7 +766,6 @@ unlearn_relabel(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("model, ids and labels must not be NULL")));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	memset(&in, 0, sizeof(in));
 	ids = ids_from_array(PG_GETARG_ARRAYTYPE_P(1), &n);
 	labels = PG_GETARG_ARRAYTYPE_P(2);
 	if (ARR_NDIM(labels) > 1)
@@ -768,15 +788,15 @@ unlearn_relabel(PG_FUNCTION_ARGS)
 					 errmsg("labels must not contain NULL")));
 		label_text[i] = OidOutputFunctionCall(out_func, elems[i]);
 	}
-	parse_run_options(PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3), &in.opts);
+	unlearn_parse_run_options(PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3), &opts);
 
 	SPI_connect();
-	in.model = open_model_for_change(name, "relabel");
+	model = open_model_for_change(name, "relabel");
 
 	/* sort the (id, label) pairs by id; an id given twice must agree with itself */
 	order = palloc(sizeof(int) * n);
-	in.ids = palloc(sizeof(int64) * n);
-	in.new_labels = palloc(sizeof(int) * n);
+	sorted_ids = palloc(sizeof(int64) * n);
+	new_labels = palloc(sizeof(int) * n);
 	for (int i = 0; i < n; i++)
 		order[i] = i;
 	for (int i = 1; i < n; i++)
@@ -790,26 +810,28 @@ unlearn_relabel(PG_FUNCTION_ARGS)
 	for (int i = 0; i < n; i++)
 	{
 		int			src = order[i];
-		int			cls = unlearn_class_index(in.model, label_text[src]);
+		int			cls = unlearn_class_index(model, label_text[src]);
 
 		if (cls < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("label \"%s\" is not a class of model \"%s\"", label_text[src], name),
 					 errhint("Relabelling cannot add classes; unlearn_retrain cannot either: train a new model.")));
-		if (in.k > 0 && in.ids[in.k - 1] == ids[src])
+		if (k > 0 && sorted_ids[k - 1] == ids[src])
 		{
-			if (in.new_labels[in.k - 1] != cls)
+			if (new_labels[k - 1] != cls)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("id " INT64_FORMAT " is given two different labels", ids[src])));
 			continue;
 		}
-		in.ids[in.k] = ids[src];
-		in.new_labels[in.k] = cls;
-		in.k++;
+		sorted_ids[k] = ids[src];
+		new_labels[k] = cls;
+		k++;
 	}
-	result = copy_out(run_and_store(fcinfo, &in, "relabel"));
+	read_forget_rows(model, sorted_ids, k, &forget);
+	unlearn_execute(model, &forget, new_labels, &opts, "relabel", true, &outcome);
+	result = copy_out(outcome_datum(fcinfo, name, &outcome));
 	SPI_finish();
 	PG_RETURN_DATUM(result);
 }

@@ -324,6 +324,7 @@ unlearn_drop_model(PG_FUNCTION_ARGS)
 	unlearn_restore_user(&saved);
 	if (ret != SPI_OK_DELETE)
 		elog(ERROR, "could not drop model \"%s\": %s", name, SPI_result_code_string(ret));
+	unlearn_remove_capture_if_unused(model->relid);
 	SPI_finish();
 	unlearn_cache_forget(name);
 	PG_RETURN_VOID();

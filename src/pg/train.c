@@ -98,7 +98,8 @@ PG_FUNCTION_INFO_V1(unlearn_train);
 
 /*
  * unlearn_train(model, relation, id_column, features_column, label_column,
- *               hidden, epochs, options) returns unlearn_train_result.
+ *               hidden, epochs, options, auto_unlearn) returns unlearn_train_result.
+ * With auto_unlearn the capture triggers are installed on the table.
  */
 Datum
 unlearn_train(PG_FUNCTION_ARGS)
@@ -126,6 +127,7 @@ unlearn_train(PG_FUNCTION_ARGS)
 	Datum		values[8];
 	bool		nulls[8] = {0};
 	Oid			label_type;
+	bool		auto_unlearn;
 
 	for (int i = 0; i < 5; i++)
 		if (PG_ARGISNULL(i))
@@ -152,6 +154,7 @@ unlearn_train(PG_FUNCTION_ARGS)
 				 errmsg("epochs must be between 1 and 100000, got %d", epochs)));
 	unlearn_parse_train_options(PG_ARGISNULL(7) ? NULL : PG_GETARG_JSONB_P(7), &topts);
 	topts.epochs = epochs;
+	auto_unlearn = PG_ARGISNULL(8) ? true : PG_GETARG_BOOL(8);
 
 	if (get_call_result_type(fcinfo, NULL, &result_desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "unlearn_train must return a composite type");
@@ -222,9 +225,9 @@ unlearn_train(PG_FUNCTION_ARGS)
 
 	used_options = unlearn_train_options_to_jsonb(&topts, hidden, n_hidden, epochs);
 	{
-		Oid			argtypes[11] = {TEXTOID, OIDOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, OIDOID,
-		INT4OID, INT4ARRAYOID, TEXTARRAYOID, JSONBOID};
-		Datum		args[11];
+		Oid			argtypes[12] = {TEXTOID, OIDOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, OIDOID,
+		INT4OID, INT4ARRAYOID, TEXTARRAYOID, JSONBOID, BOOLOID};
+		Datum		args[12];
 		UnlearnCatalogUser saved;
 		int			ret;
 
@@ -239,17 +242,20 @@ unlearn_train(PG_FUNCTION_ARGS)
 		args[8] = hidden_array(hidden, n_hidden);
 		args[9] = classes_array(data.labels, data.n_labels);
 		args[10] = JsonbPGetDatum(used_options);
+		args[11] = BoolGetDatum(auto_unlearn);
 
 		unlearn_become_catalog_owner(&saved);
 		ret = SPI_execute_with_args("INSERT INTO unlearn.models (name, owner, relation, id_column,"
 									" features_column, label_column, label_type, features, hidden,"
-									" classes, options, current_version)"
-									" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1)",
-									11, argtypes, args, NULL, false, 0);
+									" classes, options, current_version, auto_unlearn)"
+									" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12)",
+									12, argtypes, args, NULL, false, 0);
 		unlearn_restore_user(&saved);
 		if (ret != SPI_OK_INSERT)
 			elog(ERROR, "could not register model: %s", SPI_result_code_string(ret));
 	}
+	if (auto_unlearn)
+		unlearn_install_capture(relid);
 	{
 		char	   *metrics = psprintf("{\"train_accuracy\": %.6f, \"load_seconds\": %.3f,"
 									   " \"train_seconds\": %.3f, \"rows\": " INT64_FORMAT "}",

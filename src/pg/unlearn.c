@@ -54,7 +54,45 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomIntVariable("unlearn.naptime",
+							"Longest time a background worker sleeps before looking for queued requests.",
+							"Commits that queue requests wake the worker at once; this is the backstop.",
+							&unlearn_naptime,
+							5000, 10, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("unlearn.batch_window",
+							"How long the worker lets new requests of a model gather before a run.",
+							NULL,
+							&unlearn_batch_window,
+							20, 0, 60 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("unlearn.max_batch",
+							"Most queued rows the worker unlearns in one run.",
+							NULL,
+							&unlearn_max_batch,
+							1024, 1, 1000000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("unlearn.max_attempts",
+							"Failed runs after which the worker marks a request failed.",
+							NULL,
+							&unlearn_max_attempts,
+							5, 1, 1000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("unlearn");
+
+	unlearn_worker_init();
 
 	unlearn_core_use_palloc();
 }

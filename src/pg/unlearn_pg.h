@@ -165,6 +165,54 @@ void		unlearn_parse_retrain_options(Jsonb *stored, Jsonb *overrides, nn_train_op
 Jsonb	   *unlearn_train_options_to_jsonb(const nn_train_options *o, const int *hidden,
 										   int n_hidden, int epochs);
 
+/* ---------- unlearning (forget.c) ---------- */
+#include "unlearn_core.h"
+
+/* Options of the unlearning functions: the core's plus how many rows to replay. */
+typedef struct UnlearnRunOptions
+{
+	ul_options	ul;
+	int			replay_rows;	/* remaining rows sampled for the default method */
+} UnlearnRunOptions;
+
+/* What one unlearning run did. */
+typedef struct UnlearnOutcome
+{
+	int			version;		/* the version it stored */
+	int			rows;
+	int			forgotten;
+	int			prior;
+	int			prior_kept;
+	int			steps;
+	double		seconds;
+	const char *method;
+} UnlearnOutcome;
+
+void		unlearn_parse_run_options(Jsonb *options, UnlearnRunOptions *out);
+Jsonb	   *run_options_to_jsonb(const UnlearnRunOptions *o);
+void		unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
+							const UnlearnRunOptions *opts, const char *reason, bool change_table,
+							UnlearnOutcome *out);
+
+/* ---------- capture and worker (capture.c, worker.c) ---------- */
+extern int	unlearn_naptime;			/* unlearn.naptime, ms */
+extern int	unlearn_batch_window;		/* unlearn.batch_window, ms */
+extern int	unlearn_max_batch;			/* unlearn.max_batch rows per run */
+extern int	unlearn_max_attempts;		/* unlearn.max_attempts before a request fails */
+
+/* Installs the DELETE/UPDATE/TRUNCATE triggers on a training table (idempotent). */
+void		unlearn_install_capture(Oid relid);
+
+/* Shared memory and the background workers. */
+void		unlearn_worker_init(void);
+
+/* Remembers that this transaction queued requests: the worker is woken at commit. */
+void		unlearn_note_queued(void);
+bool		unlearn_take_queued(void);
+
+/* Drops the triggers from a table no model trains on any more. */
+void		unlearn_remove_capture_if_unused(Oid relid);
+
 /* Seconds since an instr_time start. */
 double		unlearn_seconds_since(const void *start);
 

@@ -142,6 +142,8 @@ CREATE TABLE unlearn.models (
 	classes			text[] NOT NULL,			-- class labels, in output-unit order
 	options			jsonb NOT NULL,				-- training options, defaults filled in
 	current_version	integer NOT NULL,
+	auto_unlearn	boolean NOT NULL DEFAULT true,	-- DELETE/UPDATE on the table queue unlearning
+	auto_options	jsonb NOT NULL DEFAULT '{}',	-- unlearning options the background worker uses
 	created_at		timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE unlearn.models IS 'one row per model trained by unlearn_train';
@@ -185,6 +187,28 @@ CREATE TABLE unlearn.forgotten (
 );
 COMMENT ON TABLE unlearn.forgotten IS 'ledger of rows forgotten by each model';
 
+CREATE TABLE unlearn.requests (
+	request_id		bigserial PRIMARY KEY,
+	model			text NOT NULL REFERENCES unlearn.models (name) ON DELETE CASCADE,
+	kind			text NOT NULL CHECK (kind IN ('forget', 'relabel')),
+	id				bigint NOT NULL,
+	label			text,						-- label of the deleted (or updated) row
+	new_label		text,						-- relabel: the new label
+	features		real[],						-- copy of the row's features, erased once done
+	state			text NOT NULL DEFAULT 'pending'
+					CHECK (state IN ('pending', 'running', 'done', 'failed', 'skipped')),
+	attempts		integer NOT NULL DEFAULT 0,
+	last_error		text,
+	note			text,
+	next_attempt_at	timestamptz NOT NULL DEFAULT now(),
+	enqueued_at		timestamptz NOT NULL DEFAULT clock_timestamp(),
+	done_at			timestamptz,
+	version			integer,					-- the version that handled it
+	requested_by	name NOT NULL DEFAULT session_user
+);
+CREATE INDEX requests_pending ON unlearn.requests (model, request_id) WHERE state IN ('pending', 'running');
+COMMENT ON TABLE unlearn.requests IS 'queue of rows deleted or updated in training tables, for the background worker';
+
 -- Versions are immutable: no column may change once written.
 CREATE FUNCTION unlearn.versions_immutable() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -202,6 +226,8 @@ SELECT pg_catalog.pg_extension_config_dump('unlearn.models', '');
 SELECT pg_catalog.pg_extension_config_dump('unlearn.versions', '');
 SELECT pg_catalog.pg_extension_config_dump('unlearn.manifests', '');
 SELECT pg_catalog.pg_extension_config_dump('unlearn.forgotten', '');
+SELECT pg_catalog.pg_extension_config_dump('unlearn.requests', '');
+SELECT pg_catalog.pg_extension_config_dump('unlearn.requests_request_id_seq', '');
 
 -- Writes go through the functions (which run catalog writes as the
 -- extension's owner after their own privilege checks).  Everyone may read
@@ -234,7 +260,8 @@ CREATE FUNCTION unlearn_train(
 	label_column	name,
 	hidden			integer[] DEFAULT '{128}',
 	epochs			integer DEFAULT 10,
-	options			jsonb DEFAULT '{}')
+	options			jsonb DEFAULT '{}',
+	auto_unlearn	boolean DEFAULT true)
 RETURNS unlearn_train_result
 AS 'MODULE_PATHNAME', 'unlearn_train' LANGUAGE C VOLATILE;
 
@@ -293,3 +320,45 @@ CREATE FUNCTION unlearn_forgotten(model text,
 	OUT forgotten boolean, OUT version integer, OUT forgotten_at timestamptz)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'unlearn_forgotten' LANGUAGE C STABLE STRICT;
+
+------------------------------------------------------------------------------
+-- Automatic unlearning on DELETE and UPDATE
+------------------------------------------------------------------------------
+-- Trigger functions installed on training tables (statement level, with
+-- transition tables) and on TRUNCATE.
+CREATE FUNCTION unlearn.capture() RETURNS trigger
+AS 'MODULE_PATHNAME', 'unlearn_capture' LANGUAGE C;
+CREATE FUNCTION unlearn.guard_truncate() RETURNS trigger
+AS 'MODULE_PATHNAME', 'unlearn_guard_truncate' LANGUAGE C;
+CREATE FUNCTION unlearn.guard_drop() RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'unlearn_guard_drop' LANGUAGE C;
+CREATE EVENT TRIGGER unlearn_guard_drop ON sql_drop EXECUTE FUNCTION unlearn.guard_drop();
+
+CREATE FUNCTION unlearn_auto(model text, enabled boolean, options jsonb DEFAULT NULL) RETURNS void
+AS 'MODULE_PATHNAME', 'unlearn_auto' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION unlearn_wait(model text, timeout interval DEFAULT '60 s') RETURNS boolean
+AS 'MODULE_PATHNAME', 'unlearn_wait' LANGUAGE C VOLATILE STRICT;
+
+CREATE VIEW unlearn.status AS
+SELECT m.name AS model,
+	   m.auto_unlearn,
+	   count(r.request_id) FILTER (WHERE r.state = 'pending') AS pending,
+	   count(r.request_id) FILTER (WHERE r.state = 'running') AS running,
+	   count(r.request_id) FILTER (WHERE r.state = 'done') AS done,
+	   count(r.request_id) FILTER (WHERE r.state = 'failed') AS failed,
+	   count(r.request_id) FILTER (WHERE r.state = 'skipped') AS skipped,
+	   max(r.done_at) AS last_run,
+	   (SELECT r2.done_at - r2.enqueued_at FROM unlearn.requests r2
+		 WHERE r2.model = m.name AND r2.state = 'done' ORDER BY r2.done_at DESC, r2.request_id DESC LIMIT 1)
+		 AS last_latency,
+	   make_interval(secs => percentile_cont(0.5) WITHIN GROUP
+		 (ORDER BY extract(epoch FROM r.done_at - r.enqueued_at)) FILTER (WHERE r.state = 'done'))
+		 AS latency_p50,
+	   (SELECT r3.last_error FROM unlearn.requests r3
+		 WHERE r3.model = m.name AND r3.last_error IS NOT NULL ORDER BY r3.request_id DESC LIMIT 1)
+		 AS last_error
+FROM unlearn.models m
+LEFT JOIN unlearn.requests r ON r.model = m.name
+GROUP BY m.name, m.auto_unlearn;
+GRANT SELECT ON unlearn.status TO PUBLIC;

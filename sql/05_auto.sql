@@ -1,0 +1,122 @@
+-- Automatic unlearning: DELETE and UPDATE on a training table queue
+-- requests in the deleting transaction; the background worker (preloaded
+-- library) unlearns them.
+
+-- the workers run, visible in pg_stat_activity
+SELECT count(*) > 0 AS launcher_running FROM pg_stat_activity WHERE backend_type = 'unlearn launcher';
+
+CREATE TABLE auto_data AS
+SELECT i::bigint AS id,
+       ARRAY[(i % 3) * 2.0 + 0.5 * sin(i * 12.9898), (i % 2) * 2.0 + 0.5 * cos(i * 78.233),
+             0.3 * sin(i * 1.3)]::real[] AS features,
+       (i % 3) AS label
+FROM generate_series(1, 300) i;
+ALTER TABLE auto_data ADD PRIMARY KEY (id);
+SELECT model, rows FROM unlearn_train('auto', 'auto_data', 'id', 'features', 'label', hidden => '{16}', epochs => 40,
+                   options => '{"lr": 0.01, "batch_size": 32}');
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'auto_data'::regclass ORDER BY tgname;
+CREATE TEMP TABLE gone AS SELECT * FROM auto_data WHERE id IN (7, 8, 9);
+
+-- a rolled-back DELETE leaves no request
+BEGIN;
+DELETE FROM auto_data WHERE id = 7;
+SELECT count(*) AS queued_inside FROM unlearn.requests WHERE model = 'auto';
+ROLLBACK;
+SELECT count(*) AS queued_after_rollback FROM unlearn.requests WHERE model = 'auto';
+
+-- DELETE and COMMIT: the worker makes a new version that misclassifies the rows
+DELETE FROM auto_data WHERE id IN (7, 8, 9);
+SELECT unlearn_wait('auto', '60 s') AS drained;
+SELECT id, kind, state, version IS NOT NULL AS has_version, features IS NULL AS copy_erased
+FROM unlearn.requests WHERE model = 'auto' ORDER BY id;
+SELECT unlearn_confirm_forgotten('auto') AS confirmed;
+SELECT count(*) FILTER (WHERE unlearn_predict('auto', features) <> label) AS misclassified FROM gone;
+SELECT current_version > 1 AS new_version FROM unlearn.models WHERE name = 'auto';
+SELECT reason, method, rows FROM unlearn.versions WHERE model = 'auto' ORDER BY version DESC LIMIT 1;
+SELECT model, pending, running, done, failed, last_run IS NOT NULL AS ran, last_latency IS NOT NULL AS timed
+FROM unlearn.status WHERE model = 'auto';
+
+-- a bulk DELETE is one statement-level trigger call and one run
+INSERT INTO gone SELECT * FROM auto_data WHERE id BETWEEN 100 AND 139;
+DELETE FROM auto_data WHERE id BETWEEN 100 AND 139;
+SELECT count(*) AS queued FROM unlearn.requests WHERE model = 'auto' AND id BETWEEN 100 AND 139;
+SELECT unlearn_wait('auto') AS drained;
+SELECT count(DISTINCT version) AS versions_for_bulk FROM unlearn.requests WHERE model = 'auto' AND id BETWEEN 100 AND 139;
+SELECT unlearn_confirm_forgotten('auto') AS confirmed;
+SELECT count(*) FILTER (WHERE unlearn_predict('auto', features) <> label) AS misclassified, count(*) FROM gone;
+
+-- UPDATE of a label is a correction: the model learns the new label
+UPDATE auto_data SET label = 0 WHERE id = 50 AND label <> 0;
+SELECT kind, label, new_label FROM unlearn.requests WHERE model = 'auto' AND id = 50;
+SELECT unlearn_wait('auto') AS drained;
+SELECT state FROM unlearn.requests WHERE model = 'auto' AND id = 50;
+SELECT unlearn_predict('auto', features) = label AS learned_new_label FROM auto_data WHERE id = 50;
+SELECT reason FROM unlearn.versions WHERE model = 'auto' ORDER BY version DESC LIMIT 1;
+
+-- UPDATE of the features: the old row is forgotten (the new one was never learned)
+CREATE TEMP TABLE old_row AS SELECT * FROM auto_data WHERE id = 60;
+UPDATE auto_data SET features = ARRAY[9, 9, 9]::real[] WHERE id = 60;
+SELECT kind FROM unlearn.requests WHERE model = 'auto' AND id = 60;
+SELECT unlearn_wait('auto') AS drained;
+SELECT unlearn_predict('auto', features) <> label AS old_row_misclassified FROM old_row;
+SELECT count(*) AS id_60_in_manifest FROM unlearn_manifest('auto') m WHERE m = 60;
+-- an UPDATE of other columns queues nothing
+ALTER TABLE auto_data ADD COLUMN note text;
+UPDATE auto_data SET note = 'x' WHERE id = 61;
+SELECT count(*) AS queued_for_61 FROM unlearn.requests WHERE model = 'auto' AND id = 61;
+
+-- rows the model never learned are skipped, not unlearned
+INSERT INTO auto_data VALUES (5000, '{0, 0, 0}', 0);
+DELETE FROM auto_data WHERE id = 5000;
+SELECT unlearn_wait('auto') AS drained;
+SELECT state, note FROM unlearn.requests WHERE model = 'auto' AND id = 5000;
+
+-- unlearn_rows does not queue the rows it deletes itself
+SELECT rows, forgotten FROM unlearn_rows('auto', ARRAY[70]);
+SELECT count(*) AS queued_for_70 FROM unlearn.requests WHERE model = 'auto' AND id = 70;
+
+-- turning capture off and on
+SELECT unlearn_auto('auto', false);
+DELETE FROM auto_data WHERE id = 80;
+SELECT count(*) AS queued_while_off FROM unlearn.requests WHERE model = 'auto' AND id = 80;
+SELECT unlearn_auto('auto', true, '{"seed": 5}');
+SELECT auto_unlearn, auto_options FROM unlearn.models WHERE name = 'auto';
+SELECT err($$SELECT unlearn_auto('auto', true, '{"bogus": 1}')$$);
+SELECT err($$SELECT unlearn_auto('no_such_model', true)$$);
+
+-- TRUNCATE and DROP TABLE would leave a model remembering everything: refused
+SELECT err($$TRUNCATE auto_data$$);
+SELECT err($$DROP TABLE auto_data$$);
+SELECT count(*) > 0 AS table_still_there FROM auto_data;
+
+-- waiting inside the deleting transaction cannot work: a clear error
+BEGIN;
+DELETE FROM auto_data WHERE id = 90;
+SELECT err($$SELECT unlearn_wait('auto', '1 s')$$);
+ROLLBACK;
+
+-- privileges: another role cannot read or write the queue, nor drive the worker
+CREATE ROLE unlearn_dave;
+GRANT SELECT, DELETE ON auto_data TO unlearn_dave;
+SET ROLE unlearn_dave;
+SELECT err($$SELECT * FROM unlearn.requests$$);
+SELECT err($$INSERT INTO unlearn.requests (model, kind, id, label) VALUES ('auto', 'forget', 1, '0')$$);
+SELECT err($$UPDATE unlearn.requests SET state = 'done'$$);
+SELECT err($$SELECT unlearn_auto('auto', false)$$);
+-- a DELETE by a role with DELETE privilege is still captured (the trigger writes the queue)
+DELETE FROM auto_data WHERE id = 91;
+RESET ROLE;
+SELECT requested_by FROM unlearn.requests WHERE model = 'auto' AND id = 91;
+SELECT unlearn_wait('auto') AS drained;
+SELECT state FROM unlearn.requests WHERE model = 'auto' AND id = 91;
+REVOKE ALL ON auto_data FROM unlearn_dave;
+DROP ROLE unlearn_dave;
+
+-- nothing failed, everything drained, and the ledger holds every forgotten row
+SELECT pending, running, failed FROM unlearn.status WHERE model = 'auto';
+SELECT unlearn_confirm_forgotten('auto') AS confirmed;
+
+-- dropping the model removes its triggers and lets the table go
+SELECT unlearn_drop_model('auto');
+SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgrelid = 'auto_data'::regclass AND tgname LIKE 'unlearn%';
+DROP TABLE auto_data;
