@@ -87,9 +87,9 @@ FROM unlearn_forgotten('quads');
 CREATE TABLE quads2 AS SELECT * FROM quads;
 SELECT model FROM unlearn_train('quads2', 'quads2', 'id', 'features', 'label', hidden => '{32}', epochs => 40,
                    options => '{"lr": 0.01, "batch_size": 32, "seed": 3}');
-SELECT method, rows, forgotten FROM unlearn_rows('quads2', ARRAY[50], '{"method": "neggrad", "lr": 0.01}');
-SELECT method, rows, forgotten FROM unlearn_rows('quads2', ARRAY[51], '{"method": "adv", "lr": 0.01, "adv_per_row": 4, "pgd_steps": 10}');
-SELECT method, rows, forgotten FROM unlearn_rows('quads2', ARRAY[52], '{"method": "adv+imp", "lr": 0.01, "adv_per_row": 4, "pgd_steps": 10}');
+SELECT method, rows, forgotten FROM unlearn_rows('quads2', ARRAY[50], '{"method": "neggrad", "lr": 0.1}');
+SELECT method, rows, forgotten FROM unlearn_rows('quads2', ARRAY[51], '{"method": "adv", "lr": 0.1, "adv_per_row": 4, "pgd_steps": 10}');
+SELECT method, rows, forgotten FROM unlearn_rows('quads2', ARRAY[52], '{"method": "adv+imp", "lr": 0.1, "adv_per_row": 4, "pgd_steps": 10}');
 SELECT options->>'method' AS method, (options->>'lr')::float8 AS lr, (options->>'momentum')::float8 AS momentum,
        (options->>'imp_lambda')::float8 AS imp_lambda
 FROM unlearn.versions WHERE model = 'quads2' AND version = 4;

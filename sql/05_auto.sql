@@ -112,8 +112,27 @@ SELECT state FROM unlearn.requests WHERE model = 'auto' AND id = 91;
 REVOKE ALL ON auto_data FROM unlearn_dave;
 DROP ROLE unlearn_dave;
 
--- nothing failed, everything drained, and the ledger holds every forgotten row
+-- a run that keeps failing is retried with backoff, then marked failed with its
+-- message, and the worker goes on with other models
+CREATE TABLE other_data AS SELECT * FROM auto_data WHERE id <= 150;
+SELECT model FROM unlearn_train('other', 'other_data', 'id', 'features', 'label', hidden => '{16}', epochs => 40,
+                   options => '{"lr": 0.01, "batch_size": 32}');
+SELECT unlearn_auto('auto', true, '{"method": "neggrad", "lr": 1e-9, "max_steps": 1}');
+DELETE FROM auto_data WHERE id = 95;
+DELETE FROM other_data WHERE id = 96;
+SELECT unlearn_wait('auto') AS auto_drained, unlearn_wait('other') AS other_drained;
+SELECT state, attempts, last_error FROM unlearn.requests WHERE model = 'auto' AND id = 95;
+SELECT model, pending, failed, last_error IS NOT NULL AS shows_error FROM unlearn.status
+WHERE model IN ('auto', 'other') ORDER BY model;
+SELECT state FROM unlearn.requests WHERE model = 'other' AND id = 96;
+SELECT unlearn_confirm_forgotten('other') AS other_confirmed;
+SELECT unlearn_auto('auto', true, '{}');
+SELECT unlearn_drop_model('other');
+DROP TABLE other_data;
+
+-- everything drained, and the ledger holds every forgotten row
 SELECT pending, running, failed FROM unlearn.status WHERE model = 'auto';
+SELECT count(*) AS failed_requests FROM unlearn.requests WHERE model = 'auto' AND state = 'failed';
 SELECT unlearn_confirm_forgotten('auto') AS confirmed;
 
 -- dropping the model removes its triggers and lets the table go

@@ -10,7 +10,8 @@
 #   4. train an MLP (784-256-10) inside the database, 10 epochs
 #   5. evaluate on the test set
 #   6. predictions for a few test rows, and over the whole test set in SQL
-#   7. (to come) unlearn: delete rows, let the background worker forget them
+#   7. DELETE a few training rows; the background worker forgets them
+#   8. confirm they are forgotten, and compare test accuracy before and after
 #
 # Environment:
 #   UNLEARN_DEMO_KEEP=1          leave the server running at the end
@@ -165,16 +166,48 @@ if [ "$total" != "$e_rows" ] || [ "$correct" != "$e_correct" ]; then
 fi
 
 # ---------------------------------------------------------------- 7. unlearn
-demo_unlearn() {
-	# TODO(unlearning steps, to be written with the worker):
-	#   - DELETE some fashion_train rows (e.g. a handful of ids);
-	#   - wait for the background worker to process the deletion queue;
-	#   - confirm they are forgotten: the deleted rows are now misclassified,
-	#     the model version went up, test accuracy stayed close.
-	# Nothing is done here yet.
-	:
-}
-demo_unlearn
+step "Erasure requests: DELETE training rows, the background worker forgets them"
+# Five rows the model classifies correctly today, one per class 0..4.
+ids=$(upsql -At -c "
+SELECT string_agg(id::text, ',' ORDER BY id) FROM (
+  SELECT DISTINCT ON (label) id FROM fashion_train
+   WHERE label < 5 AND unlearn_predict('$MODEL', pixels) = label
+   ORDER BY label, id) s")
+[ -n "$ids" ] || fail "found no correctly classified rows to delete"
+version_before=$(upsql -At -c "SELECT current_version FROM unlearn.models WHERE name = '$MODEL'")
+upsql -q -c "CREATE TABLE demo_deleted AS SELECT * FROM fashion_train WHERE id IN ($ids)"
+echo "Before: version $version_before predicts these rows correctly"
+upsql -P footer=off -c "
+SELECT id, label, unlearn_predict('$MODEL', pixels) AS predicted,
+       round((unlearn_predict_proba('$MODEL', pixels))[label + 1]::numeric, 3) AS true_class_probability
+  FROM demo_deleted ORDER BY id"
+echo "DELETE FROM fashion_train WHERE id IN ($ids);   -- autocommit"
+t0=$(now)
+upsql -q -c "DELETE FROM fashion_train WHERE id IN ($ids)"
+upsql -P footer=off -c "SELECT id, kind, state, enqueued_at::time(0) AS enqueued FROM unlearn.requests
+  WHERE model = '$MODEL' AND id IN ($ids) ORDER BY id"
+echo "SELECT unlearn_wait('$MODEL', '120 s');"
+[ "$(upsql -At -c "SELECT unlearn_wait('$MODEL', '120 s')")" = t ] || fail "the worker did not finish in 120 s"
+echo "  drained after $(elapsed "$t0") s"
+upsql -P footer=off -c "SELECT model, pending, running, done, failed, last_latency FROM unlearn.status WHERE model = '$MODEL'"
+upsql -P footer=off -c "
+SELECT version, parent, reason, method, rows AS manifest_rows,
+       metrics->>'forgotten' AS forgotten, metrics->>'steps' AS steps, metrics->>'seconds' AS seconds
+  FROM unlearn.versions WHERE model = '$MODEL' ORDER BY version"
 
+step "Confirm: the deleted rows are forgotten"
+echo "After: the new version misclassifies every deleted row"
+upsql -P footer=off -c "
+SELECT id, label, unlearn_predict('$MODEL', pixels) AS predicted,
+       round((unlearn_predict_proba('$MODEL', pixels))[label + 1]::numeric, 3) AS true_class_probability
+  FROM demo_deleted ORDER BY id"
+echo "SELECT unlearn_confirm_forgotten('$MODEL');"
+confirmed=$(upsql -At -c "SELECT unlearn_confirm_forgotten('$MODEL')")
+echo "  $confirmed"
+[ "$confirmed" = t ] || fail "unlearn_confirm_forgotten is not true"
+after_out=$(upsql -At -F '|' -c "SELECT correct, round(accuracy::numeric, 4) FROM unlearn_evaluate('$MODEL', 'fashion_test')")
+IFS='|' read -r a_correct a_acc <<<"$after_out"
+printf '  test accuracy before %s, after %s (%s of %s correct)\n' "$e_acc" "$a_acc" "$a_correct" "$e_rows"
+upsql -q -c "DROP TABLE demo_deleted"
 echo
 echo "demo: OK"

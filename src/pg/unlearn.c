@@ -90,6 +90,15 @@ _PG_init(void)
 							0,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("unlearn.retry_delay",
+							"Delay before the worker retries a failed run; doubled after each failure.",
+							NULL,
+							&unlearn_retry_delay,
+							2000, 0, 300 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("unlearn");
 
 	unlearn_worker_init();

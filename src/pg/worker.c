@@ -74,6 +74,7 @@ int			unlearn_naptime = 5000;
 int			unlearn_batch_window = 20;
 int			unlearn_max_batch = 1024;
 int			unlearn_max_attempts = 5;
+int			unlearn_retry_delay = 2000;
 
 PGDLLEXPORT void unlearn_launcher_main(Datum arg);
 PGDLLEXPORT void unlearn_worker_main(Datum arg);
@@ -705,19 +706,22 @@ record_failure(const int64 *claimed, int n, const char *message)
 	MemoryContext tmp = AllocSetContextCreate(TopMemoryContext, "unlearn failure", ALLOCSET_SMALL_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(tmp);
 	Datum	   *d = palloc(sizeof(Datum) * n);
-	Oid			argtypes[3] = {INT8ARRAYOID, TEXTOID, INT4OID};
-	Datum		args[3];
+	Oid			argtypes[4] = {INT8ARRAYOID, TEXTOID, INT4OID, INT4OID};
+	Datum		args[4];
 
 	for (int i = 0; i < n; i++)
 		d[i] = Int64GetDatum(claimed[i]);
 	args[0] = PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	args[1] = CStringGetTextDatum(message);
 	args[2] = Int32GetDatum(unlearn_max_attempts);
+	args[3] = Int32GetDatum(unlearn_retry_delay);
+	/* exponential backoff: retry_delay, 2x, 4x ... capped at five minutes */
 	run_in_transaction("UPDATE unlearn.requests SET last_error = $2,"
 					   " state = CASE WHEN attempts >= $3 THEN 'failed' ELSE 'pending' END,"
-					   " next_attempt_at = clock_timestamp() + least(300, power(2, attempts)) * interval '1 s'"
+					   " next_attempt_at = clock_timestamp()"
+					   "   + least(300000, $4 * power(2, attempts - 1)) * interval '1 ms'"
 					   " WHERE request_id = ANY($1) AND state = 'running'",
-					   3, argtypes, args);
+					   4, argtypes, args);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(tmp);
 }
