@@ -28,6 +28,8 @@ EXTRA_CLEAN = test/unit/run_tests test/unit/*.o bench/fmnist_to_copy
 
 # no LLVM bitcode: JIT inlining of our C functions buys nothing
 override with_llvm = no
+# rebuild objects when a header they include changes
+override autodepend = yes
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(PGXS),)

@@ -90,6 +90,15 @@ FROM blobs;
 SELECT err($$SELECT unlearn_train('x', 'wrong_types', 'tid', 'features', 'label')$$);
 SELECT err($$SELECT unlearn_train('x', 'wrong_types', 'id', 'ifeat', 'label')$$);
 SELECT err($$SELECT unlearn_train('x', 'wrong_types', 'id', 'features', 'flabel')$$);
+-- char(n) labels are refused: their padding would make predictions compare unequal
+CREATE TABLE padded AS SELECT id, features, label::char(6) AS plabel FROM blobs;
+SELECT err($$SELECT unlearn_train('x', 'padded', 'id', 'features', 'plabel')$$);
+-- a view trains, but cannot capture deletes: refused before any work unless auto_unlearn is off
+CREATE VIEW blobs_view AS SELECT * FROM blobs;
+SELECT err($$SELECT unlearn_train('x', 'blobs_view', 'id', 'features', 'label')$$);
+SELECT model, rows FROM unlearn_train('from_view', 'blobs_view', 'id', 'features', 'label', hidden => '{4}',
+                   epochs => 1, auto_unlearn => false);
+SELECT unlearn_drop_model('from_view');
 -- NULL feature array, NULL element, ragged, 2-D, empty, NaN, infinity
 CREATE TABLE bad AS SELECT * FROM blobs WHERE id <= 20;
 UPDATE bad SET features = NULL WHERE id = 5;

@@ -7,6 +7,11 @@ SELECT count(*) AS rows, count(*) FILTER (WHERE unlearn_predict('blobs_mlp', fea
 FROM blobs;
 SELECT count(*) FILTER (WHERE label = unlearn_predict('blobs_mlp', features)) > 285 AS commuted
 FROM blobs;
+-- smallint labels compare without casts too
+CREATE TABLE blobs_small AS SELECT id, features, label::smallint AS label FROM blobs;
+SELECT count(*) FILTER (WHERE unlearn_predict('blobs_mlp', features) = label) > 285 AS smallint_ok,
+       count(*) FILTER (WHERE label = unlearn_predict('blobs_mlp', features)) > 285 AS smallint_commuted
+FROM blobs_small;
 -- bigint labels and the double precision[] overload
 SELECT count(*) FILTER (WHERE unlearn_predict('blobs_sgd', features) = label::bigint) > 270 AS bigint_ok
 FROM blobs8;

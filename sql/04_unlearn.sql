@@ -120,6 +120,21 @@ SELECT current_version, (SELECT count(*) FROM unlearn.forgotten WHERE model = 'q
        (SELECT count(*) FROM quads) AS table_rows
 FROM unlearn.models WHERE name = 'quads';
 
+-- the owner needs DELETE (UPDATE) on the table to unlearn (relabel): checked before any work
+CREATE ROLE unlearn_erin;
+GRANT CREATE ON SCHEMA public TO unlearn_erin;
+CREATE TABLE erin_data AS SELECT * FROM quads2;
+GRANT SELECT, TRIGGER ON erin_data TO unlearn_erin;
+SET ROLE unlearn_erin;
+SELECT model FROM unlearn_train('erin', 'erin_data', 'id', 'features', 'label', hidden => '{4}', epochs => 2);
+SELECT err($$SELECT unlearn_rows('erin', ARRAY[1])$$);
+SELECT err($$SELECT unlearn_relabel('erin', ARRAY[1], ARRAY[0])$$);
+RESET ROLE;
+SELECT unlearn_drop_model('erin');
+DROP TABLE erin_data;
+REVOKE ALL ON SCHEMA public FROM unlearn_erin;
+DROP ROLE unlearn_erin;
+
 -- only the owner unlearns
 CREATE ROLE unlearn_carol;
 GRANT SELECT, DELETE, UPDATE ON quads TO unlearn_carol;

@@ -35,12 +35,10 @@ qualified_name(Oid relid)
 	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
 }
 
-/* Installs the capture and guard triggers on a training table (idempotent). */
+/* Errors unless the capture triggers may be installed on relid by the current user. */
 void
-unlearn_install_capture(Oid relid)
+unlearn_check_capture_allowed(Oid relid)
 {
-	char	   *rel = qualified_name(relid);
-	UnlearnCatalogUser saved;
 	char		relkind = get_rel_relkind(relid);
 
 	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
@@ -54,7 +52,16 @@ unlearn_install_capture(Oid relid)
 				 errmsg("permission denied to capture deletes on table %s", get_rel_name(relid)),
 				 errdetail("Automatic unlearning installs triggers and needs TRIGGER privilege on the table."),
 				 errhint("Train with auto_unlearn => false, or ask the table's owner.")));
+}
 
+/* Installs the capture and guard triggers on a training table (idempotent). */
+void
+unlearn_install_capture(Oid relid)
+{
+	char	   *rel = qualified_name(relid);
+	UnlearnCatalogUser saved;
+
+	unlearn_check_capture_allowed(relid);
 	unlearn_become_catalog_owner(&saved);
 	if (SPI_execute(psprintf("CREATE OR REPLACE TRIGGER unlearn_capture_delete AFTER DELETE ON %s"
 							 " REFERENCING OLD TABLE AS unlearn_old"
@@ -67,7 +74,9 @@ unlearn_install_capture(Oid relid)
 		SPI_execute(psprintf("CREATE OR REPLACE TRIGGER unlearn_guard_truncate BEFORE TRUNCATE ON %s"
 							 " FOR EACH STATEMENT EXECUTE FUNCTION unlearn.guard_truncate()", rel),
 					false, 0) != SPI_OK_UTILITY)
-		elog(ERROR, "could not install the unlearn triggers on %s", rel);
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not install the unlearn triggers on %s", rel)));
 	unlearn_restore_user(&saved);
 }
 
@@ -85,11 +94,21 @@ unlearn_remove_capture_if_unused(Oid relid)
 	rel = qualified_name(relid);
 	unlearn_become_catalog_owner(&saved);
 	if (SPI_execute_with_args("SELECT 1 FROM unlearn.models WHERE relation = $1", 1, argtypes, args,
-							  NULL, false, 1) == SPI_OK_SELECT && SPI_processed == 0)
+							  NULL, false, 1) == SPI_OK_SELECT && SPI_processed == 0 &&
+		SPI_execute_with_args("SELECT tgname FROM pg_trigger WHERE tgrelid = $1 AND tgname IN"
+							  " ('unlearn_capture_delete', 'unlearn_capture_update', 'unlearn_guard_truncate')",
+							  1, argtypes, args, NULL, false, 0) == SPI_OK_SELECT)
 	{
-		SPI_execute(psprintf("DROP TRIGGER IF EXISTS unlearn_capture_delete ON %s", rel), false, 0);
-		SPI_execute(psprintf("DROP TRIGGER IF EXISTS unlearn_capture_update ON %s", rel), false, 0);
-		SPI_execute(psprintf("DROP TRIGGER IF EXISTS unlearn_guard_truncate ON %s", rel), false, 0);
+		SPITupleTable *triggers = SPI_tuptable;
+		uint64		n = SPI_processed;
+
+		for (uint64 i = 0; i < n; i++)
+			if (SPI_execute(psprintf("DROP TRIGGER %s ON %s",
+									 quote_identifier(SPI_getvalue(triggers->vals[i], triggers->tupdesc, 1)), rel),
+							false, 0) != SPI_OK_UTILITY)
+				ereport(ERROR,
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg("could not drop the unlearn triggers of %s", rel)));
 	}
 	unlearn_restore_user(&saved);
 }

@@ -94,7 +94,7 @@ unlearn_model_lookup(const char *name, bool missing_ok)
 
 	unlearn_become_catalog_owner(&saved);
 	ret = SPI_execute_with_args(
-								"SELECT m.owner, m.relation::oid, m.id_column::text, m.features_column::text,"
+								"SELECT m.owner::oid, m.relation::oid, m.id_column::text, m.features_column::text,"
 								" m.label_column::text, m.label_type::oid, m.features, m.classes,"
 								" m.current_version, m.options, v.created_at"
 								" FROM unlearn.models m"
@@ -127,7 +127,10 @@ unlearn_model_lookup(const char *name, bool missing_ok)
 	model->label_column = spi_text(tup, desc, 5);
 	model->label_type = DatumGetObjectId(SPI_getbinval(tup, desc, 6, &isnull));
 	if (!unlearn_label_kind_for_type(model->label_type, &model->label_kind))
-		elog(ERROR, "model \"%s\" has unsupported label type %u", name, model->label_type);
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model \"%s\" has unsupported label type %s", name,
+						format_type_be(model->label_type))));
 	model->n_features = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
 	classes = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 8, &isnull));
 	deconstruct_array(classes, TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &nelems);
@@ -237,10 +240,10 @@ unlearn_store_version(const char *model, int version, int parent,
 					  Jsonb *options, const nn_model *net,
 					  const int64 *ids, int64 n_ids, Jsonb *metrics)
 {
-	Oid			argtypes[9] = {TEXTOID, INT4OID, INT4OID, TEXTOID, TEXTOID, JSONBOID, INT8OID,
-	BYTEAOID, JSONBOID};
-	Datum		args[9];
-	char		nulls[9] = "         ";
+	Oid			argtypes[10] = {TEXTOID, INT4OID, INT4OID, TEXTOID, TEXTOID, JSONBOID, INT8OID,
+	BYTEAOID, JSONBOID, TEXTOID};
+	Datum		args[10];
+	char		nulls[10] = "          ";
 	size_t		size = nn_serialized_size(net);
 	bytea	   *weights = MemoryContextAllocHuge(CurrentMemoryContext, size + VARHDRSZ);
 	UnlearnCatalogUser saved;
@@ -265,12 +268,14 @@ unlearn_store_version(const char *model, int version, int parent,
 	args[6] = Int64GetDatum(n_ids);
 	args[7] = PointerGetDatum(weights);
 	args[8] = JsonbPGetDatum(metrics);
+	/* who made it: the caller (the model's owner when the worker runs it), not the catalog owner */
+	args[9] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
 
 	unlearn_become_catalog_owner(&saved);
 	ret = SPI_execute_with_args("INSERT INTO unlearn.versions"
 								" (model, version, parent, reason, method, options, rows, weights, metrics, created_by)"
-								" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, session_user)",
-								9, argtypes, args, nulls, false, 0);
+								" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::name)",
+								10, argtypes, args, nulls, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not store version: %s", SPI_result_code_string(ret));
 

@@ -200,7 +200,7 @@ check_column_types(const UnlearnDataSpec *spec, Oid *id_type, Oid *feat_type, Oi
 	if (!unlearn_label_kind_for_type(*label_type, &kind))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("label column \"%s\" must be an integer or text type, not %s",
+				 errmsg("label column \"%s\" must be smallint, integer, bigint, text or varchar, not %s",
 						spec->label_column, format_type_be(*label_type))));
 	if (spec->model && kind != spec->model->label_kind)
 		ereport(ERROR,
@@ -313,14 +313,14 @@ unlearn_read_data(const UnlearnDataSpec *spec, UnlearnData *out)
 				out->X = MemoryContextAllocHuge(CurrentMemoryContext,
 												sizeof(float) * cap * n_features);
 			}
+			if (n >= unlearn_max_rows)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("relation \"%s\" has more than %d rows",
+								get_rel_name(spec->relid), unlearn_max_rows),
+						 errhint("Raise unlearn.max_training_rows or use a sample of the table.")));
 			if (n == cap)
 			{
-				if (n >= unlearn_max_rows)
-					ereport(ERROR,
-							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-							 errmsg("relation \"%s\" has more than %d rows",
-									get_rel_name(spec->relid), unlearn_max_rows),
-							 errhint("Raise unlearn.max_training_rows or train on a sample.")));
 				cap *= 2;
 				out->X = repalloc_huge(out->X, sizeof(float) * cap * n_features);
 				out->y = repalloc_huge(out->y, sizeof(int) * cap);

@@ -15,6 +15,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -196,20 +197,33 @@ lock_model(const char *name)
 								1, argtypes, args, NULL, false, 1);
 	unlearn_restore_user(&saved);
 	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not lock model \"%s\"", name);
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not lock model \"%s\"", name)));
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model \"%s\" does not exist", name)));
 }
 
-/* Looks up, checks ownership of, and locks a model; returns its fresh catalog row. */
+/*
+ * Looks up, checks ownership of (and the table privilege the change needs:
+ * ACL_DELETE, ACL_UPDATE or 0), and locks a model; returns its fresh catalog row.
+ */
 static UnlearnModel *
-open_model_for_change(const char *name, const char *action)
+open_model_for_change(const char *name, const char *action, AclMode table_privilege)
 {
 	UnlearnModel *model = unlearn_model_lookup(name, false);
 
 	unlearn_check_owner(model, action);
+	if (table_privilege != 0 &&
+		pg_class_aclcheck(model->relid, GetUserId(), table_privilege) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", get_rel_name(model->relid)),
+				 errdetail("%s rows of model \"%s\" changes its training table and needs %s on it.",
+						   table_privilege == ACL_DELETE ? "Unlearning" : "Relabelling", name,
+						   table_privilege == ACL_DELETE ? "DELETE" : "UPDATE")));
 	lock_model(name);
 	/* re-read after the lock: a concurrent call may have made a new version */
 	return unlearn_model_lookup(name, false);
@@ -470,22 +484,23 @@ manifest_without(const int64 *manifest, int64 n_manifest, const int64 *ids, int 
 static void
 record_forgotten(const UnlearnModel *model, const UnlearnData *rows, int version)
 {
-	Oid			argtypes[5] = {TEXTOID, INT8OID, TEXTOID, FLOAT4ARRAYOID, INT4OID};
+	Oid			argtypes[6] = {TEXTOID, INT8OID, TEXTOID, FLOAT4ARRAYOID, INT4OID, TEXTOID};
 	UnlearnCatalogUser saved;
 	SPIPlanPtr	plan;
+	char	   *caller = GetUserNameFromId(GetUserId(), false);
 
 	unlearn_become_catalog_owner(&saved);
-	plan = SPI_prepare("INSERT INTO unlearn.forgotten (model, id, label, features, version)"
-					   " VALUES ($1, $2, $3, $4, $5)"
+	plan = SPI_prepare("INSERT INTO unlearn.forgotten (model, id, label, features, version, requested_by)"
+					   " VALUES ($1, $2, $3, $4, $5, $6::name)"
 					   " ON CONFLICT (model, id) DO UPDATE SET label = excluded.label,"
 					   " features = excluded.features, version = excluded.version,"
 					   " forgotten_at = excluded.forgotten_at, requested_by = excluded.requested_by",
-					   5, argtypes);
+					   6, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "could not prepare ledger insert");
 	for (int64 i = 0; i < rows->n; i++)
 	{
-		Datum		args[5];
+		Datum		args[6];
 		Datum	   *fd = palloc(sizeof(Datum) * rows->n_features);
 
 		for (int j = 0; j < rows->n_features; j++)
@@ -495,6 +510,8 @@ record_forgotten(const UnlearnModel *model, const UnlearnData *rows, int version
 		args[2] = CStringGetTextDatum(model->classes[rows->y[i]]);
 		args[3] = PointerGetDatum(construct_array(fd, rows->n_features, FLOAT4OID, 4, true, TYPALIGN_INT));
 		args[4] = Int32GetDatum(version);
+		args[5] = CStringGetTextDatum(rows->requested_by && rows->requested_by[i] ?
+									  rows->requested_by[i] : caller);
 		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not record forgotten row");
 		pfree(fd);
@@ -580,6 +597,8 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 				 errdetail("After %d steps %d of %d rows were %s and %d of %d earlier forgotten rows stayed misclassified; nothing was changed.",
 						   res.steps, res.forgotten, k, relabel ? "relabelled" : "misclassified",
 						   res.prior_kept, (int) prior.n),
+				 opts->ul.method == UL_METHOD_DEFAULT ?
+				 errhint("Raise max_steps or max_passes, or forget fewer rows at a time.") :
 				 errhint("Use method \"default\", or raise max_steps or max_passes.")));
 	out->seconds = unlearn_seconds_since(&t_start);
 
@@ -721,7 +740,7 @@ unlearn_rows(PG_FUNCTION_ARGS)
 	unlearn_parse_run_options(PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2), &opts);
 
 	SPI_connect();
-	model = open_model_for_change(name, "unlearn");
+	model = open_model_for_change(name, "unlearn", ACL_DELETE);
 	read_forget_rows(model, ids, k, &forget);
 	unlearn_execute(model, &forget, NULL, &opts, "unlearn", true, &outcome);
 	result = copy_out(outcome_datum(fcinfo, name, &outcome));
@@ -791,7 +810,7 @@ unlearn_relabel(PG_FUNCTION_ARGS)
 	unlearn_parse_run_options(PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3), &opts);
 
 	SPI_connect();
-	model = open_model_for_change(name, "relabel");
+	model = open_model_for_change(name, "relabel", ACL_UPDATE);
 
 	/* sort the (id, label) pairs by id; an id given twice must agree with itself */
 	order = palloc(sizeof(int) * n);
@@ -998,7 +1017,7 @@ unlearn_retrain(PG_FUNCTION_ARGS)
 	INSTR_TIME_SET_CURRENT(t_start);
 
 	SPI_connect();
-	model = open_model_for_change(name, "retrain");
+	model = open_model_for_change(name, "retrain", 0);
 	{
 		Oid			argtypes[1] = {TEXTOID};
 		Datum		args[1] = {CStringGetTextDatum(name)};
@@ -1050,7 +1069,9 @@ unlearn_retrain(PG_FUNCTION_ARGS)
 
 	net = nn_create(model->n_features, n_hidden, hidden, model->n_classes, topts.seed, err, sizeof(err));
 	if (net == NULL)
-		elog(ERROR, "could not rebuild the network of model \"%s\": %s", name, err);
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("could not rebuild the network of model \"%s\": %s", name, err)));
 	INSTR_TIME_SET_CURRENT(t_train);
 	nn_train(net, data.X, data.y, (int) data.n, &topts, retrain_epoch_callback, name);
 	train_seconds = unlearn_seconds_since(&t_train);

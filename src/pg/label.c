@@ -31,9 +31,9 @@ unlearn_label_kind_for_type(Oid typid, UnlearnLabelKind *kind)
 		case INT8OID:
 			*kind = LABEL_INT;
 			return true;
+			/* not char(n): its padding would make labels compare unequal */
 		case TEXTOID:
 		case VARCHAROID:
-		case BPCHAROID:
 			*kind = LABEL_TEXT;
 			return true;
 		default:
@@ -169,6 +169,8 @@ LABEL_INT_FNS(unlearn_label_eq_int8, unlearn_label_ne_int8,
 			  unlearn_int8_eq_label, unlearn_int8_ne_label, PG_GETARG_INT64)
 LABEL_INT_FNS(unlearn_label_eq_int4, unlearn_label_ne_int4,
 			  unlearn_int4_eq_label, unlearn_int4_ne_label, PG_GETARG_INT32)
+LABEL_INT_FNS(unlearn_label_eq_int2, unlearn_label_ne_int2,
+			  unlearn_int2_eq_label, unlearn_int2_ne_label, PG_GETARG_INT16)
 
 /* Label vs text: byte equality of the text forms. */
 static bool

@@ -170,6 +170,8 @@ unlearn_train(PG_FUNCTION_ARGS)
 				 errmsg("permission denied for table %s", get_rel_name(relid)),
 				 errdetail("Training reads the table and needs SELECT on it.")));
 	label_type = unlearn_column_type(relid, label_col, "label");
+	if (auto_unlearn)
+		unlearn_check_capture_allowed(relid);	/* before the work, not after */
 
 	INSTR_TIME_SET_CURRENT(t_start);
 	SPI_connect();
@@ -248,7 +250,7 @@ unlearn_train(PG_FUNCTION_ARGS)
 		ret = SPI_execute_with_args("INSERT INTO unlearn.models (name, owner, relation, id_column,"
 									" features_column, label_column, label_type, features, hidden,"
 									" classes, options, current_version, auto_unlearn)"
-									" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12)",
+									" VALUES ($1, $2::regrole, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12)",
 									12, argtypes, args, NULL, false, 0);
 		unlearn_restore_user(&saved);
 		if (ret != SPI_OK_INSERT)

@@ -37,7 +37,7 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("unlearn.max_training_rows",
-							"Largest number of rows unlearn_train reads from a table.",
+							"Largest number of rows unlearn reads from one table (training, evaluation, retraining).",
 							"Guards against reading a huge table into memory by mistake.",
 							&unlearn_max_rows,
 							10000000, 1, INT_MAX,

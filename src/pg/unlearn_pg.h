@@ -105,6 +105,7 @@ typedef struct UnlearnData
 	int64	   *ids;			/* id per row (NULL if not read) */
 	char	  **labels;			/* distinct labels found, sorted (training only) */
 	int			n_labels;
+	char	  **requested_by;	/* per row, who asked to forget it (NULL: the current user) */
 } UnlearnData;
 
 /* Which columns to read and how to map labels. */
@@ -203,6 +204,7 @@ extern int	unlearn_retry_delay;		/* unlearn.retry_delay, ms, doubled per failed 
 
 /* Installs the DELETE/UPDATE/TRUNCATE triggers on a training table (idempotent). */
 void		unlearn_install_capture(Oid relid);
+void		unlearn_check_capture_allowed(Oid relid);
 
 /* Shared memory and the background workers. */
 void		unlearn_worker_init(void);

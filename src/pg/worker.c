@@ -402,6 +402,7 @@ typedef struct PickedRequest
 	char	   *label;
 	char	   *new_label;
 	ArrayType  *features;
+	char	   *requested_by;
 	int			cls;			/* output unit of label */
 	int			target;			/* relabel: output unit of new_label */
 } PickedRequest;
@@ -429,10 +430,14 @@ next_due_model(long *wait_ms)
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_execute(psprintf("SELECT model, extract(epoch FROM clock_timestamp() - max(enqueued_at)) * 1000"
-							 " FROM unlearn.requests"
-							 " WHERE state = 'pending' AND next_attempt_at <= clock_timestamp()"
-							 " GROUP BY model ORDER BY min(request_id) LIMIT 1"),
+	/* models whose batching window has passed first, then the oldest request */
+	if (SPI_execute(psprintf("SELECT model, age_ms FROM ("
+							 "  SELECT model, min(request_id) AS first,"
+							 "   extract(epoch FROM clock_timestamp() - max(enqueued_at)) * 1000 AS age_ms"
+							 "  FROM unlearn.requests"
+							 "  WHERE state = 'pending' AND next_attempt_at <= clock_timestamp()"
+							 "  GROUP BY model) s"
+							 " ORDER BY age_ms >= %d DESC, first LIMIT 1", unlearn_batch_window),
 					true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "unlearn worker could not read unlearn.requests");
 	if (SPI_processed == 1)
@@ -561,7 +566,9 @@ process_claimed(const char *name, const int64 *claimed, int n_claimed)
 	/* serialise with unlearn_rows and other changes of this model */
 	if (SPI_execute_with_args("SELECT 1 FROM unlearn.models WHERE name = $1 FOR UPDATE",
 							  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(name)}, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not lock model \"%s\"", name);
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not lock model \"%s\"", name)));
 	model = unlearn_model_lookup(name, false);
 	unlearn_parse_run_options(NULL, &opts);
 	{
@@ -574,7 +581,7 @@ process_claimed(const char *name, const int64 *claimed, int n_claimed)
 									  &opts);
 	}
 
-	if (SPI_execute_with_args("SELECT request_id, kind = 'relabel', id, label, new_label, features"
+	if (SPI_execute_with_args("SELECT request_id, kind = 'relabel', id, label, new_label, features, requested_by"
 							  " FROM unlearn.requests WHERE request_id = ANY($1) ORDER BY request_id",
 							  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "unlearn worker could not read its requests");
@@ -595,6 +602,7 @@ process_claimed(const char *name, const int64 *claimed, int n_claimed)
 		req[i].new_label = SPI_getvalue(tup, td, 5);
 		f = SPI_getbinval(tup, td, 6, &isnull);
 		req[i].features = isnull ? NULL : DatumGetArrayTypePCopy(f);
+		req[i].requested_by = SPI_getvalue(tup, td, 7);
 	}
 
 	/* the rows the current version learned */
@@ -606,7 +614,9 @@ process_claimed(const char *name, const int64 *claimed, int n_claimed)
 
 		if (SPI_execute_with_args("SELECT ids FROM unlearn.manifests WHERE model = $1 AND version = $2",
 								  2, mtypes, margs, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "manifest of model \"%s\" version %d is missing", name, model->version);
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("manifest of version %d of model \"%s\" is missing", model->version, name)));
 		arr = DatumGetArrayTypePCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		n_manifest = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
 		manifest_ids = (int64 *) ARR_DATA_PTR(arr);
@@ -634,6 +644,7 @@ process_claimed(const char *name, const int64 *claimed, int n_claimed)
 		rows.X = palloc(sizeof(float) * Max(n, 1) * model->n_features);
 		rows.y = palloc(sizeof(int) * Max(n, 1));
 		rows.ids = palloc(sizeof(int64) * Max(n, 1));
+		rows.requested_by = palloc(sizeof(char *) * Max(n, 1));
 		n_order = 0;
 		for (int i = 0; i < n; i++)
 		{
@@ -664,6 +675,7 @@ process_claimed(const char *name, const int64 *claimed, int n_claimed)
 			pfree(x);
 			rows.y[i] = order[i]->cls;
 			rows.ids[i] = order[i]->id;
+			rows.requested_by[i] = order[i]->requested_by;
 			new_labels[i] = order[i]->target;
 			used[n_used++] = order[i]->request_id;
 		}
@@ -690,7 +702,9 @@ process_claimed(const char *name, const int64 *claimed, int n_claimed)
 
 			if (SPI_execute_with_args("SELECT ids FROM unlearn.manifests WHERE model = $1 AND version = $2",
 									  2, mtypes, margs, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-				elog(ERROR, "manifest of model \"%s\" version %d is missing", name, model->version);
+				ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("manifest of version %d of model \"%s\" is missing", model->version, name)));
 			arr = DatumGetArrayTypePCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 			n_manifest = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
 			manifest_ids = (int64 *) ARR_DATA_PTR(arr);

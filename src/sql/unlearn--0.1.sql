@@ -80,6 +80,14 @@ CREATE FUNCTION unlearn_int4_eq_label(integer, unlearn_label) RETURNS bool
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION unlearn_int4_ne_label(integer, unlearn_label) RETURNS bool
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION unlearn_label_eq_int2(unlearn_label, smallint) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION unlearn_label_ne_int2(unlearn_label, smallint) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION unlearn_int2_eq_label(smallint, unlearn_label) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION unlearn_int2_ne_label(smallint, unlearn_label) RETURNS bool
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION unlearn_label_eq_text(unlearn_label, text) RETURNS bool
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION unlearn_label_ne_text(unlearn_label, text) RETURNS bool
@@ -104,6 +112,14 @@ CREATE OPERATOR <> (LEFTARG = unlearn_label, RIGHTARG = integer, PROCEDURE = unl
 CREATE OPERATOR = (LEFTARG = integer, RIGHTARG = unlearn_label, PROCEDURE = unlearn_int4_eq_label,
 	COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel);
 CREATE OPERATOR <> (LEFTARG = integer, RIGHTARG = unlearn_label, PROCEDURE = unlearn_int4_ne_label,
+	COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
+CREATE OPERATOR = (LEFTARG = unlearn_label, RIGHTARG = smallint, PROCEDURE = unlearn_label_eq_int2,
+	COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel);
+CREATE OPERATOR <> (LEFTARG = unlearn_label, RIGHTARG = smallint, PROCEDURE = unlearn_label_ne_int2,
+	COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
+CREATE OPERATOR = (LEFTARG = smallint, RIGHTARG = unlearn_label, PROCEDURE = unlearn_int2_eq_label,
+	COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel);
+CREATE OPERATOR <> (LEFTARG = smallint, RIGHTARG = unlearn_label, PROCEDURE = unlearn_int2_ne_label,
 	COMMUTATOR = <>, NEGATOR = =, RESTRICT = neqsel, JOIN = neqjoinsel);
 CREATE OPERATOR = (LEFTARG = unlearn_label, RIGHTARG = text, PROCEDURE = unlearn_label_eq_text,
 	COMMUTATOR = =, NEGATOR = <>, RESTRICT = eqsel, JOIN = eqjoinsel);
@@ -131,7 +147,7 @@ CREATE SCHEMA unlearn;
 
 CREATE TABLE unlearn.models (
 	name			text PRIMARY KEY CHECK (name <> '' AND length(name) <= 200),
-	owner			oid NOT NULL,				-- role that trained it (pg_authid oid)
+	owner			regrole NOT NULL,			-- role that trained it (kept by name in dumps)
 	relation		regclass NOT NULL,			-- training table
 	id_column		name NOT NULL,
 	features_column	name NOT NULL,
@@ -360,5 +376,6 @@ SELECT m.name AS model,
 		 AS last_error
 FROM unlearn.models m
 LEFT JOIN unlearn.requests r ON r.model = m.name
+WHERE pg_has_role(m.owner, 'USAGE') OR has_table_privilege(m.relation, 'SELECT')
 GROUP BY m.name, m.auto_unlearn;
 GRANT SELECT ON unlearn.status TO PUBLIC;
