@@ -18,6 +18,9 @@
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "common/cryptohash.h"
+#include "port/pg_bswap.h"
+#include "common/sha2.h"
 
 #include "unlearn_pg.h"
 
@@ -233,26 +236,114 @@ unlearn_check_can_use(const UnlearnModel *model)
 				 errdetail("Using a model requires owning it or SELECT on its training table.")));
 }
 
-/* Stores one immutable version with its manifest (caller connected to SPI). */
+/* Feeds one buffer to a hash context, erroring on failure. */
+static void
+hash_update(pg_cryptohash_ctx *ctx, const void *data, size_t len)
+{
+	if (pg_cryptohash_update(ctx, (const uint8 *) data, len) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute sha256: %s", pg_cryptohash_error(ctx))));
+}
+
+/* sha256 of a buffer into out[32]. */
+void
+unlearn_sha256(const void *data, size_t len, uint8 *out)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+
+	if (ctx == NULL || pg_cryptohash_init(ctx) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not initialise sha256")));
+	hash_update(ctx, data, len);
+	if (pg_cryptohash_final(ctx, out, PG_SHA256_DIGEST_LENGTH) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute sha256: %s", pg_cryptohash_error(ctx))));
+	pg_cryptohash_free(ctx);
+}
+
+/*
+ * Chain hash of a version: sha256 over a domain tag, the parent's hash
+ * (nothing for a root), the weights' sha256, the model name, the version
+ * number and the forgotten ids (big-endian), so changing any version, its
+ * weights or its forgotten ids breaks every later link.
+ */
+void
+unlearn_version_hash(const uint8 *parent_hash, const uint8 *weights_sha256,
+					 const char *model, int version, const int64 *forgotten,
+					 int n_forgotten, uint8 *out)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+	uint32		v = pg_hton32((uint32) version);
+	uint32		namelen = pg_hton32((uint32) strlen(model));
+
+	if (ctx == NULL || pg_cryptohash_init(ctx) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not initialise sha256")));
+	hash_update(ctx, "unlearn-ledger-v1", 17);
+	if (parent_hash)
+		hash_update(ctx, parent_hash, PG_SHA256_DIGEST_LENGTH);
+	hash_update(ctx, weights_sha256, PG_SHA256_DIGEST_LENGTH);
+	hash_update(ctx, &namelen, sizeof(namelen));
+	hash_update(ctx, model, strlen(model));
+	hash_update(ctx, &v, sizeof(v));
+	for (int i = 0; i < n_forgotten; i++)
+	{
+		uint64		id = pg_hton64((uint64) forgotten[i]);
+
+		hash_update(ctx, &id, sizeof(id));
+	}
+	if (pg_cryptohash_final(ctx, out, PG_SHA256_DIGEST_LENGTH) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute sha256: %s", pg_cryptohash_error(ctx))));
+	pg_cryptohash_free(ctx);
+}
+
+/* A bytea datum holding n bytes. */
+static Datum
+bytea_datum(const uint8 *data, size_t n)
+{
+	bytea	   *b = palloc(n + VARHDRSZ);
+
+	SET_VARSIZE(b, n + VARHDRSZ);
+	memcpy(VARDATA(b), data, n);
+	return PointerGetDatum(b);
+}
+
+/*
+ * Stores one immutable version with its manifest (caller connected to SPI),
+ * linked into the model's hash chain.  forgotten: sorted ids this version
+ * forgot.
+ */
 void
 unlearn_store_version(const char *model, int version, int parent,
 					  const char *reason, const char *method,
 					  Jsonb *options, const nn_model *net,
-					  const int64 *ids, int64 n_ids, Jsonb *metrics)
+					  const int64 *ids, int64 n_ids,
+					  const int64 *forgotten, int n_forgotten, Jsonb *metrics)
 {
-	Oid			argtypes[10] = {TEXTOID, INT4OID, INT4OID, TEXTOID, TEXTOID, JSONBOID, INT8OID,
-	BYTEAOID, JSONBOID, TEXTOID};
-	Datum		args[10];
-	char		nulls[10] = "          ";
+	Oid			argtypes[13] = {TEXTOID, INT4OID, INT4OID, TEXTOID, TEXTOID, JSONBOID, INT8OID,
+	BYTEAOID, JSONBOID, TEXTOID, BYTEAOID, INT8ARRAYOID, BYTEAOID};
+	Datum		args[13];
+	char		nulls[13] = "             ";
 	size_t		size = nn_serialized_size(net);
 	bytea	   *weights = MemoryContextAllocHuge(CurrentMemoryContext, size + VARHDRSZ);
 	UnlearnCatalogUser saved;
 	Datum	   *id_datums;
 	ArrayType  *id_array;
+	uint8		weights_sha[PG_SHA256_DIGEST_LENGTH];
+	uint8		parent_hash[PG_SHA256_DIGEST_LENGTH];
+	uint8		chain[PG_SHA256_DIGEST_LENGTH];
+	bool		has_parent = false;
 	int			ret;
 
 	SET_VARSIZE(weights, size + VARHDRSZ);
 	nn_serialize(net, VARDATA(weights));
+	unlearn_sha256(VARDATA(weights), size, weights_sha);
 
 	args[0] = CStringGetTextDatum(model);
 	args[1] = Int32GetDatum(version);
@@ -270,12 +361,48 @@ unlearn_store_version(const char *model, int version, int parent,
 	args[8] = JsonbPGetDatum(metrics);
 	/* who made it: the caller (the model's owner when the worker runs it), not the catalog owner */
 	args[9] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
+	args[10] = bytea_datum(weights_sha, sizeof(weights_sha));
+	{
+		Datum	   *fd = palloc(sizeof(Datum) * Max(n_forgotten, 1));
+
+		for (int i = 0; i < n_forgotten; i++)
+			fd[i] = Int64GetDatum(forgotten[i]);
+		args[11] = PointerGetDatum(construct_array(fd, n_forgotten, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	}
 
 	unlearn_become_catalog_owner(&saved);
+	if (parent > 0)
+	{
+		Oid			ptypes[2] = {TEXTOID, INT4OID};
+		Datum		pargs[2] = {args[0], args[2]};
+		bool		isnull;
+
+		ret = SPI_execute_with_args("SELECT hash FROM unlearn.versions WHERE model = $1 AND version = $2",
+									2, ptypes, pargs, NULL, true, 1);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("parent version %d of model \"%s\" is missing", parent, model)));
+		{
+			bytea	   *ph = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+			if (VARSIZE_ANY_EXHDR(ph) != PG_SHA256_DIGEST_LENGTH)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("hash of version %d of model \"%s\" is malformed", parent, model)));
+			memcpy(parent_hash, VARDATA_ANY(ph), PG_SHA256_DIGEST_LENGTH);
+			has_parent = true;
+		}
+	}
+	unlearn_version_hash(has_parent ? parent_hash : NULL, weights_sha, model, version,
+						 forgotten, n_forgotten, chain);
+	args[12] = bytea_datum(chain, sizeof(chain));
+
 	ret = SPI_execute_with_args("INSERT INTO unlearn.versions"
-								" (model, version, parent, reason, method, options, rows, weights, metrics, created_by)"
-								" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::name)",
-								10, argtypes, args, nulls, false, 0);
+								" (model, version, parent, reason, method, options, rows, weights, metrics,"
+								"  created_by, weights_sha256, forgotten_ids, hash)"
+								" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::name, $11, $12, $13)",
+								13, argtypes, args, nulls, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not store version: %s", SPI_result_code_string(ret));
 

@@ -230,8 +230,8 @@ open_model_for_change(const char *name, const char *action, AclMode table_privil
 }
 
 /* The sorted manifest of a version. */
-static int64 *
-load_manifest(const UnlearnModel *model, int version, int64 *n_out)
+int64 *
+unlearn_load_manifest(const UnlearnModel *model, int version, int64 *n_out)
 {
 	Oid			argtypes[2] = {TEXTOID, INT4OID};
 	Datum		args[2] = {CStringGetTextDatum(model->name), Int32GetDatum(version)};
@@ -372,8 +372,8 @@ read_prior_rows(const UnlearnModel *model, UnlearnData *out)
 }
 
 /* A seeded sample of up to `want` manifest rows outside the forget set, read from the table. */
-static void
-read_replay_sample(const UnlearnModel *model, const int64 *manifest, int64 n_manifest,
+void
+unlearn_read_sample(const UnlearnModel *model, const int64 *manifest, int64 n_manifest,
 				   const int64 *forget, int k, int want, uint64 seed, UnlearnData *out)
 {
 	int64	   *pool = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * Max(n_manifest, 1));
@@ -386,7 +386,7 @@ read_replay_sample(const UnlearnModel *model, const int64 *manifest, int64 n_man
 
 	memset(out, 0, sizeof(*out));
 	for (int64 i = 0; i < n_manifest; i++)
-		if (!bsearch(&manifest[i], forget, k, sizeof(int64), cmp_int64))
+		if (k == 0 || !bsearch(&manifest[i], forget, k, sizeof(int64), cmp_int64))
 			pool[n_pool++] = manifest[i];
 	take = (int) Min((int64) want, n_pool);
 	if (take == 0)
@@ -484,24 +484,30 @@ manifest_without(const int64 *manifest, int64 n_manifest, const int64 *ids, int 
 static void
 record_forgotten(const UnlearnModel *model, const UnlearnData *rows, int version)
 {
-	Oid			argtypes[6] = {TEXTOID, INT8OID, TEXTOID, FLOAT4ARRAYOID, INT4OID, TEXTOID};
+	Oid			argtypes[7] = {TEXTOID, INT8OID, TEXTOID, FLOAT4ARRAYOID, INT4OID, TEXTOID, BYTEAOID};
 	UnlearnCatalogUser saved;
 	SPIPlanPtr	plan;
 	char	   *caller = GetUserNameFromId(GetUserId(), false);
+	bool		keep_features = unlearn_feature_retention != 0;
 
 	unlearn_become_catalog_owner(&saved);
-	plan = SPI_prepare("INSERT INTO unlearn.forgotten (model, id, label, features, version, requested_by)"
-					   " VALUES ($1, $2, $3, $4, $5, $6::name)"
+	plan = SPI_prepare("INSERT INTO unlearn.forgotten (model, id, label, features, version, requested_by,"
+					   " features_sha256)"
+					   " VALUES ($1, $2, $3, $4, $5, $6::name, $7)"
 					   " ON CONFLICT (model, id) DO UPDATE SET label = excluded.label,"
 					   " features = excluded.features, version = excluded.version,"
-					   " forgotten_at = excluded.forgotten_at, requested_by = excluded.requested_by",
-					   6, argtypes);
+					   " forgotten_at = excluded.forgotten_at, requested_by = excluded.requested_by,"
+					   " features_sha256 = excluded.features_sha256",
+					   7, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "could not prepare ledger insert");
 	for (int64 i = 0; i < rows->n; i++)
 	{
-		Datum		args[6];
+		Datum		args[7];
+		char		nulls[7] = "       ";
 		Datum	   *fd = palloc(sizeof(Datum) * rows->n_features);
+		uint8		sha[32];
+		bytea	   *sha_bytea = palloc(VARHDRSZ + sizeof(sha));
 
 		for (int j = 0; j < rows->n_features; j++)
 			fd[j] = Float4GetDatum(rows->X[i * rows->n_features + j]);
@@ -512,7 +518,14 @@ record_forgotten(const UnlearnModel *model, const UnlearnData *rows, int version
 		args[4] = Int32GetDatum(version);
 		args[5] = CStringGetTextDatum(rows->requested_by && rows->requested_by[i] ?
 									  rows->requested_by[i] : caller);
-		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
+		/* the run has just verified these rows: by default their copy goes, their hash stays */
+		unlearn_sha256(rows->X + i * rows->n_features, sizeof(float) * rows->n_features, sha);
+		SET_VARSIZE(sha_bytea, VARHDRSZ + sizeof(sha));
+		memcpy(VARDATA(sha_bytea), sha, sizeof(sha));
+		args[6] = PointerGetDatum(sha_bytea);
+		if (!keep_features)
+			nulls[3] = 'n';
+		if (SPI_execute_plan(plan, args, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not record forgotten row");
 		pfree(fd);
 	}
@@ -572,10 +585,10 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 	int			ret;
 
 	INSTR_TIME_SET_CURRENT(t_start);
-	manifest = load_manifest(model, model->version, &n_manifest);
+	manifest = unlearn_load_manifest(model, model->version, &n_manifest);
 	read_prior_rows(model, &prior);
 	if (opts->ul.method == UL_METHOD_DEFAULT && opts->replay_rows > 0)
-		read_replay_sample(model, manifest, n_manifest, forget->ids, k, opts->replay_rows,
+		unlearn_read_sample(model, manifest, n_manifest, forget->ids, k, opts->replay_rows,
 						   opts->ul.seed, &replay);
 	else
 		memset(&replay, 0, sizeof(replay));
@@ -659,6 +672,7 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 		unlearn_store_version(model->name, out->version, model->version, reason,
 							  method_names[opts->ul.method], run_options_to_jsonb(opts),
 							  net, new_manifest, n_new_manifest,
+							  relabel ? NULL : forget->ids, relabel ? 0 : k,
 							  DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(metrics))));
 	}
 	unlearn_set_current_version(model->name, out->version);
@@ -700,7 +714,7 @@ static void
 read_forget_rows(UnlearnModel *model, const int64 *ids, int k, UnlearnData *forget)
 {
 	int64		n_manifest;
-	int64	   *manifest = load_manifest(model, model->version, &n_manifest);
+	int64	   *manifest = unlearn_load_manifest(model, model->version, &n_manifest);
 
 	read_rows_by_id(model, ids, k, manifest, n_manifest, forget);
 }
@@ -873,6 +887,26 @@ unlearn_confirm_forgotten(PG_FUNCTION_ARGS)
 	model = unlearn_model_lookup(name, false);
 	unlearn_check_can_use(model);
 	read_prior_rows(model, &prior);
+	{
+		Oid			argtypes[1] = {TEXTOID};
+		Datum		args[1] = {CStringGetTextDatum(name)};
+		UnlearnCatalogUser saved;
+		bool		isnull;
+		int64		erased;
+
+		unlearn_become_catalog_owner(&saved);
+		if (SPI_execute_with_args("SELECT count(*) FROM unlearn.forgotten WHERE model = $1 AND features IS NULL",
+								  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read unlearn.forgotten");
+		unlearn_restore_user(&saved);
+		erased = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (erased > 0)
+			ereport(NOTICE,
+					(errmsg("%lld of %lld forgotten rows of model \"%s\" could not be re-checked",
+							(long long) erased, (long long) (erased + prior.n), name),
+					 errdetail("Their features were erased after the run that forgot them verified them; their ids and sha256 remain in unlearn.forgotten."),
+					 errhint("Set unlearn.feature_retention to keep copies for re-verification.")));
+	}
 	if (prior.n > 0)
 	{
 		int		   *pred = palloc(sizeof(int) * prior.n);
@@ -1006,6 +1040,8 @@ unlearn_retrain(PG_FUNCTION_ARGS)
 	Datum		values[8];
 	bool		nulls[8] = {0};
 	Datum		result;
+	bool		reference = false;
+	Jsonb	   *overrides = NULL;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -1038,7 +1074,32 @@ unlearn_retrain(PG_FUNCTION_ARGS)
 		memcpy(hidden, ARR_DATA_PTR(harr), sizeof(int) * n_hidden);
 		stored = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	}
-	unlearn_parse_retrain_options(stored, PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1), &topts);
+	if (!PG_ARGISNULL(1))
+	{
+		/* "reference": store the retrained version without making it current */
+		Jsonb	   *given = PG_GETARG_JSONB_P(1);
+		JsonbValue	key;
+		JsonbValue *v;
+
+		key.type = jbvString;
+		key.val.string.val = "reference";
+		key.val.string.len = 9;
+		if (JB_ROOT_IS_OBJECT(given) &&
+			(v = findJsonbValueFromContainer(&given->root, JB_FOBJECT, &key)) != NULL)
+		{
+			if (v->type != jbvBool)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid training option \"reference\""),
+						 errdetail("Expected true or false.")));
+			reference = v->val.boolean;
+			overrides = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(given),
+														   CStringGetTextDatum("reference")));
+		}
+		else
+			overrides = given;
+	}
+	unlearn_parse_retrain_options(stored, overrides, &topts);
 
 	memset(&spec, 0, sizeof(spec));
 	spec.relid = model->relid;
@@ -1083,12 +1144,13 @@ unlearn_retrain(PG_FUNCTION_ARGS)
 									   " \"train_seconds\": %.3f, \"rows\": " INT64_FORMAT "}",
 									   accuracy, load_seconds, train_seconds, data.n);
 
-		unlearn_store_version(name, version, model->version, "retrain", NULL,
+		unlearn_store_version(name, version, model->version, reference ? "reference" : "retrain", NULL,
 							  unlearn_train_options_to_jsonb(&topts, hidden, n_hidden, topts.epochs),
-							  net, data.ids, data.n,
+							  net, data.ids, data.n, NULL, 0,
 							  DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(metrics))));
 	}
-	unlearn_set_current_version(name, version);
+	if (!reference)
+		unlearn_set_current_version(name, version);
 
 	values[0] = CStringGetTextDatum(name);
 	values[1] = Int32GetDatum(version);

@@ -263,7 +263,7 @@ unlearn_train(PG_FUNCTION_ARGS)
 									   " \"train_seconds\": %.3f, \"rows\": " INT64_FORMAT "}",
 									   accuracy, load_seconds, train_seconds, data.n);
 
-		unlearn_store_version(name, 1, 0, "train", NULL, used_options, net, data.ids, data.n,
+		unlearn_store_version(name, 1, 0, "train", NULL, used_options, net, data.ids, data.n, NULL, 0,
 							  DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(metrics))));
 	}
 

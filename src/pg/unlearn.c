@@ -16,6 +16,7 @@ PG_MODULE_MAGIC;
 int			unlearn_threads = 2;
 int			unlearn_max_rows = 10000000;
 bool		unlearn_progress = false;
+int			unlearn_feature_retention = 0;
 bool		unlearn_suppress_capture = false;
 
 void		_PG_init(void);
@@ -53,6 +54,18 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("unlearn.feature_retention",
+							"How long the ledger keeps a copy of each forgotten row's features.",
+							"0 erases the copy as soon as the run that forgot the row has verified it "
+							"(its sha256 and id stay); -1 keeps it; otherwise the background worker "
+							"erases copies older than this.  Without the copy a row cannot be "
+							"re-checked, nor kept misclassified by later runs.",
+							&unlearn_feature_retention,
+							0, -1, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("unlearn.naptime",
 							"Longest time a background worker sleeps before looking for queued requests.",

@@ -16,6 +16,7 @@
 extern int	unlearn_threads;			/* unlearn.threads: BLAS threads per backend */
 extern int	unlearn_max_rows;			/* unlearn.max_training_rows */
 extern bool unlearn_progress;			/* unlearn.progress: NOTICEs from long runs */
+extern int	unlearn_feature_retention;	/* unlearn.feature_retention, s: -1 keep, 0 erase at once */
 extern bool unlearn_suppress_capture;	/* set while unlearning changes the table itself */
 
 /* ---------- BLAS and core set-up (blas.c) ---------- */
@@ -85,7 +86,16 @@ void		unlearn_restore_user(const UnlearnCatalogUser *saved);
 void		unlearn_store_version(const char *model, int version, int parent,
 								  const char *reason, const char *method,
 								  Jsonb *options, const nn_model *net,
-								  const int64 *ids, int64 n_ids, Jsonb *metrics);
+								  const int64 *ids, int64 n_ids,
+								  const int64 *forgotten, int n_forgotten, Jsonb *metrics);
+
+/* sha256 of a buffer into out[32]. */
+void		unlearn_sha256(const void *data, size_t len, uint8 *out);
+
+/* Chain hash of a version: parent's hash, weights hash, identity and forgotten ids. */
+void		unlearn_version_hash(const uint8 *parent_hash, const uint8 *weights_sha256,
+								 const char *model, int version, const int64 *forgotten,
+								 int n_forgotten, uint8 *out);
 
 /* Sets models.current_version. */
 void		unlearn_set_current_version(const char *model, int version);
@@ -190,6 +200,9 @@ typedef struct UnlearnOutcome
 } UnlearnOutcome;
 
 void		unlearn_parse_run_options(Jsonb *options, UnlearnRunOptions *out);
+int64	   *unlearn_load_manifest(const UnlearnModel *model, int version, int64 *n_out);
+void		unlearn_read_sample(const UnlearnModel *model, const int64 *manifest, int64 n_manifest,
+								const int64 *forget, int k, int want, uint64 seed, UnlearnData *out);
 Jsonb	   *run_options_to_jsonb(const UnlearnRunOptions *o);
 void		unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 							const UnlearnRunOptions *opts, const char *reason, bool change_table,

@@ -829,6 +829,17 @@ unlearn_worker_main(Datum arg)
 		long		wait_ms;
 
 		wait_ms = process_due_requests();
+		if (unlearn_feature_retention > 0)
+		{
+			/* ledger copies past their retention window go */
+			Oid			argtypes[1] = {INT4OID};
+			Datum		args[1] = {Int32GetDatum(unlearn_feature_retention)};
+
+			run_in_transaction("UPDATE unlearn.forgotten SET features = NULL"
+							   " WHERE features IS NOT NULL"
+							   "   AND forgotten_at < clock_timestamp() - $1 * interval '1 s'",
+							   1, argtypes, args);
+		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 wait_ms > 0 ? Min(wait_ms, unlearn_naptime) : unlearn_naptime,
 						 PG_WAIT_EXTENSION);

@@ -172,7 +172,10 @@ CREATE TABLE unlearn.versions (
 	method			text,						-- unlearning method; NULL for training
 	options			jsonb NOT NULL DEFAULT '{}',
 	rows			bigint NOT NULL,			-- training rows the version has seen (manifest size)
-	weights			bytea,						-- serialised network
+	weights			bytea,						-- serialised network; NULL once purged
+	weights_sha256	bytea NOT NULL,				-- kept after a purge
+	forgotten_ids	bigint[] NOT NULL DEFAULT '{}',	-- rows this version forgot
+	hash			bytea NOT NULL,				-- sha256 chain: parent hash, weights hash, forgotten ids
 	metrics			jsonb NOT NULL DEFAULT '{}',
 	created_by		name NOT NULL DEFAULT current_user,
 	created_at		timestamptz NOT NULL DEFAULT clock_timestamp(),
@@ -194,7 +197,8 @@ CREATE TABLE unlearn.forgotten (
 	model			text NOT NULL REFERENCES unlearn.models (name) ON DELETE CASCADE,
 	id				bigint NOT NULL,			-- id of the forgotten training row
 	label			text NOT NULL,				-- its label (text form) when it was forgotten
-	features		real[],						-- copy kept to re-verify forgetting
+	features		real[],						-- copy kept to re-verify forgetting (see unlearn.feature_retention)
+	features_sha256	bytea,						-- kept when the copy is erased
 	version			integer NOT NULL,			-- the version that forgot it
 	forgotten_at	timestamptz NOT NULL DEFAULT clock_timestamp(),
 	requested_by	name NOT NULL DEFAULT session_user,
@@ -225,18 +229,35 @@ CREATE TABLE unlearn.requests (
 CREATE INDEX requests_pending ON unlearn.requests (model, request_id) WHERE state IN ('pending', 'running');
 COMMENT ON TABLE unlearn.requests IS 'queue of rows deleted or updated in training tables, for the background worker';
 
--- Versions are immutable: no column may change once written.
+-- Versions are immutable: nothing may change once written, except that a
+-- purge may drop the weights (their hash stays in the chain).
 CREATE FUNCTION unlearn.versions_immutable() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF NEW.weights IS NULL
+	   AND (NEW.model, NEW.version, NEW.parent, NEW.reason, NEW.method, NEW.options, NEW.rows,
+			NEW.weights_sha256, NEW.forgotten_ids, NEW.hash, NEW.metrics, NEW.created_by, NEW.created_at)
+		   IS NOT DISTINCT FROM
+		   (OLD.model, OLD.version, OLD.parent, OLD.reason, OLD.method, OLD.options, OLD.rows,
+			OLD.weights_sha256, OLD.forgotten_ids, OLD.hash, OLD.metrics, OLD.created_by, OLD.created_at)
+	THEN
+		RETURN NEW;
+	END IF;
 	RAISE EXCEPTION 'model versions are immutable'
 		USING ERRCODE = 'object_not_in_prerequisite_state',
 			  DETAIL = format('Model %s version %s cannot be updated.', OLD.model, OLD.version);
 END $$;
 CREATE TRIGGER versions_immutable BEFORE UPDATE ON unlearn.versions
 	FOR EACH ROW EXECUTE FUNCTION unlearn.versions_immutable();
+CREATE FUNCTION unlearn.manifests_immutable() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	RAISE EXCEPTION 'model versions are immutable'
+		USING ERRCODE = 'object_not_in_prerequisite_state',
+			  DETAIL = format('The manifest of model %s version %s cannot be updated.', OLD.model, OLD.version);
+END $$;
 CREATE TRIGGER manifests_immutable BEFORE UPDATE ON unlearn.manifests
-	FOR EACH ROW EXECUTE FUNCTION unlearn.versions_immutable();
+	FOR EACH ROW EXECUTE FUNCTION unlearn.manifests_immutable();
 
 SELECT pg_catalog.pg_extension_config_dump('unlearn.models', '');
 SELECT pg_catalog.pg_extension_config_dump('unlearn.versions', '');
@@ -251,7 +272,8 @@ SELECT pg_catalog.pg_extension_config_dump('unlearn.requests_request_id_seq', ''
 REVOKE ALL ON ALL TABLES IN SCHEMA unlearn FROM PUBLIC;
 GRANT USAGE ON SCHEMA unlearn TO PUBLIC;
 GRANT SELECT ON unlearn.models TO PUBLIC;
-GRANT SELECT (model, version, parent, reason, method, options, rows, metrics, created_by, created_at)
+GRANT SELECT (model, version, parent, reason, method, options, rows, weights_sha256, hash, metrics,
+			  created_by, created_at)
 	ON unlearn.versions TO PUBLIC;
 
 ------------------------------------------------------------------------------
@@ -379,3 +401,46 @@ LEFT JOIN unlearn.requests r ON r.model = m.name
 WHERE pg_has_role(m.owner, 'USAGE') OR has_table_privilege(m.relation, 'SELECT')
 GROUP BY m.name, m.auto_unlearn;
 GRANT SELECT ON unlearn.status TO PUBLIC;
+
+------------------------------------------------------------------------------
+-- Audits and erasure hygiene
+------------------------------------------------------------------------------
+CREATE FUNCTION unlearn_audit(model text, test_relation regclass DEFAULT NULL,
+	OUT version integer, OUT parent integer, OUT reason text, OUT method text,
+	OUT rows_forgotten integer,				-- rows this version forgot
+	OUT forgotten_checked integer,			-- rows forgotten up to this version whose features the ledger still has
+	OUT forgotten_unchecked integer,		-- rows forgotten up to this version that can no longer be re-checked
+	OUT all_forgotten_misclassified boolean,
+	OUT forget_accuracy double precision,	-- share of checked forgotten rows still predicted right
+	OUT remaining_accuracy double precision,
+	OUT remaining_sample integer,			-- remaining rows the accuracy was measured on
+	OUT test_accuracy double precision,
+	OUT mia_member_rate double precision,	-- share of checked forgotten rows the attack calls members
+	OUT mia_attack_accuracy double precision,	-- balanced accuracy of the attack (remaining vs test)
+	OUT steps integer, OUT seconds double precision,
+	OUT requested_by name, OUT created_at timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'unlearn_audit' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION unlearn_compare_retrain(model text, test_relation regclass,
+	OUT metric text, OUT unlearned double precision, OUT retrained double precision,
+	OUT gap double precision)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'unlearn_compare_retrain' LANGUAGE C VOLATILE STRICT;
+
+CREATE FUNCTION unlearn_verify(model text,
+	OUT id bigint, OUT label text, OUT predicted text, OUT true_class_probability double precision,
+	OUT forgotten boolean, OUT version integer)
+RETURNS SETOF record
+LANGUAGE sql STABLE STRICT
+AS $$ SELECT id, label, predicted, true_class_probability, forgotten, version
+	  FROM @extschema@.unlearn_forgotten($1) $$;
+
+CREATE FUNCTION unlearn_verify_ledger(model text,
+	OUT version integer, OUT valid boolean, OUT problem text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'unlearn_verify_ledger' LANGUAGE C STABLE STRICT;
+
+CREATE FUNCTION unlearn_purge(model text, older_than interval DEFAULT '0 s',
+	OUT versions_purged integer, OUT ledger_features_erased bigint, OUT request_features_erased bigint)
+AS 'MODULE_PATHNAME', 'unlearn_purge' LANGUAGE C VOLATILE STRICT;
