@@ -69,6 +69,7 @@ test: deps
 	$(MAKE) unit
 	$(MAKE) regress
 	@if [ -x test/crash/run.sh ]; then test/crash/run.sh; fi
+	@if [ -x test/dump/run.sh ]; then test/dump/run.sh; fi
 
 regress:
 	test/run_regress.sh $(REGRESS_SUITES)

@@ -15,29 +15,38 @@
 #              unlearning in the background, competing for the same cores
 #
 # Fairness: same table contents, primary key, VACUUM ANALYZE and CHECKPOINT
-# before every run; same pgbench script, clients, duration and protocol
-# (prepared); every transaction deletes exactly one existing row (ids
-# come from a sequence through a fixed permutation of 1..N, so no
-# transaction hits an already deleted id, whatever the TPS); the set-ups
-# run interleaved over BENCH_DELETE_ROUNDS rounds (order reversed every
-# other round) and the table gives the mean.  The throwaway server runs with
+# before every run; the same pgbench script, clients and protocol
+# (prepared), and the same work: a fixed number of transactions, each
+# deleting exactly one existing row (ids come from a sequence through a
+# fixed permutation of 1..N, so every set-up deletes the same rows in the
+# same order and no transaction hits an already deleted id); the set-ups run
+# interleaved over BENCH_DELETE_ROUNDS rounds (order reversed every other
+# round) and the summary gives the mean.  The throwaway server runs with
 # fsync = off and synchronous_commit = off: commits cost almost nothing, so
 # the trigger's share of a transaction, and the ratios, are worst cases next
-# to a durable configuration.
+# to a durable configuration.  While pgbench runs, pg_stat_activity is
+# sampled every 0.5 s for pgbench sessions waiting on a lock (a DELETE
+# should never wait for the worker); a run still going after
+# BENCH_DELETE_TIMEOUT s is stopped and its rate computed from the rows it
+# deleted (marked '*').
 #
 # Needs: the PG* environment pointing at a database with the extension and
 # fashion_train loaded (bench/run.sh does that), and pgbench.
 #
-# Environment: BENCH_DELETE_ROWS (200000), BENCH_DELETE_SECONDS (15),
-# BENCH_DELETE_ROUNDS (2), BENCH_DELETE_CLIENTS (2), BENCH_DELETE_HIDDEN
-# ('{256}'), BENCH_DELETE_EPOCHS (2: the model's quality does not matter
-# here, its size does), BENCH_DELETE_SETUPS ("plain auto-off capture auto-on").
+# Environment: BENCH_DELETE_ROWS (200000), BENCH_DELETE_TRANSACTIONS (100000,
+# split between the clients), BENCH_DELETE_ROUNDS (2), BENCH_DELETE_CLIENTS
+# (2), BENCH_DELETE_TIMEOUT (60), BENCH_DELETE_HIDDEN ('{256}'),
+# BENCH_DELETE_EPOCHS (2: the model's quality does not matter here, its size
+# does), BENCH_DELETE_SETUPS ("plain auto-off capture auto-on").
 set -euo pipefail
 
 ROWS=${BENCH_DELETE_ROWS:-200000}
-DURATION=${BENCH_DELETE_SECONDS:-15}
+TRANSACTIONS=${BENCH_DELETE_TRANSACTIONS:-100000}
+TIMEOUT=${BENCH_DELETE_TIMEOUT:-60}
 ROUNDS=${BENCH_DELETE_ROUNDS:-2}
 CLIENTS=${BENCH_DELETE_CLIENTS:-2}
+PER_CLIENT=$((TRANSACTIONS / CLIENTS))
+TRANSACTIONS=$((PER_CLIENT * CLIENTS))
 HIDDEN=${BENCH_DELETE_HIDDEN:-'{256}'}
 EPOCHS=${BENCH_DELETE_EPOCHS:-2}
 read -r -a SETUPS <<<"${BENCH_DELETE_SETUPS:-plain auto-off capture auto-on}"
@@ -54,11 +63,31 @@ while [ $((ROWS % MULT)) -eq 0 ] || [ "$(awk -v a="$ROWS" -v b="$MULT" 'function
 done
 
 q() { "$PSQL" -X -q -v ON_ERROR_STOP=1 -At -c "$1"; }
+now() { date +%s.%N; }
+
+# Drops the model even while the worker is in a run on it (the run holds the
+# model's row lock for its whole length): cancel the run, retry.
+drop_model() {
+	local i
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		[ "$(q "SELECT count(*) FROM unlearn.models WHERE name = '$MODEL'")" = 0 ] && return 0
+		q "SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+		    WHERE backend_type = 'unlearn worker' AND datname = current_database() AND state = 'active'" >/dev/null
+		"$PSQL" -X -q -At -c "SET lock_timeout = '3s'" \
+			-c "SELECT unlearn_drop_model('$MODEL')" >/dev/null 2>&1 && return 0
+	done
+	echo "delete_bench: could not drop model $MODEL" >&2
+	return 1
+}
 
 work=$(mktemp -d)
+bench_pid=
 cleanup() {
-	q "SELECT unlearn_drop_model('$MODEL') FROM unlearn.models WHERE name = '$MODEL'" >/dev/null 2>&1 || true
+	[ -z "$bench_pid" ] || kill "$bench_pid" 2>/dev/null || true
+	q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgbench'" >/dev/null 2>&1 || true
+	drop_model >/dev/null 2>&1 || true
 	q "DROP TABLE IF EXISTS $TABLE" >/dev/null 2>&1 || true
+	q "DROP SEQUENCE IF EXISTS ${TABLE}_seq" >/dev/null 2>&1 || true
 	q "ALTER SYSTEM RESET unlearn.batch_window" >/dev/null 2>&1 || true
 	q "SELECT pg_reload_conf()" >/dev/null 2>&1 || true
 	rm -rf "$work"
@@ -72,15 +101,18 @@ SQL
 [ "$(q "SELECT to_regclass('fashion_train') IS NOT NULL")" = t ] ||
 	{ echo "delete_bench: fashion_train is missing (bench/load_fashion.sh)" >&2; exit 1; }
 
-echo "delete_bench: $ROWS rows x 784 real features, pgbench -c $CLIENTS -j $CLIENTS -T $DURATION -M prepared," \
-	"$ROUNDS round(s), model hidden $HIDDEN (cores: $(nproc), load average: $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "delete_bench: $ROWS rows x 784 real features; pgbench -c $CLIENTS -j $CLIENTS -t $PER_CLIENT -M prepared" \
+	"($TRANSACTIONS single-row DELETEs a run), $ROUNDS round(s), model hidden $HIDDEN, $EPOCHS epochs"
+echo "  cores: $(nproc), load average: $(cut -d' ' -f1-3 /proc/loadavg);" \
+	"unlearn.max_batch $(q "SHOW unlearn.max_batch"), unlearn.batch_window $(q "SHOW unlearn.batch_window")," \
+	"synchronous_commit $(q "SHOW synchronous_commit"), fsync $(q "SHOW fsync")"
 echo "  each transaction: $(cat "$work/delete.sql")"
 
 # prepare SETUP: a fresh table (and model) for one run
 prepare() {
 	local setup=$1
-	q "SELECT unlearn_drop_model('$MODEL') FROM unlearn.models WHERE name = '$MODEL'" >/dev/null
-	q "DROP TABLE IF EXISTS $TABLE; DROP SEQUENCE IF EXISTS ${TABLE}_seq" >/dev/null
+	drop_model
+	q "SET client_min_messages = warning; DROP TABLE IF EXISTS $TABLE; DROP SEQUENCE IF EXISTS ${TABLE}_seq" >/dev/null
 	q "ALTER SYSTEM RESET unlearn.batch_window" >/dev/null
 	q "CREATE TABLE $TABLE AS
 	   SELECT g::bigint AS id, f.pixels, f.label
@@ -102,11 +134,13 @@ prepare() {
 	sleep 1
 }
 
-declare -A TPS_SUM LAT_SUM DELETED_SUM QUEUED_SUM DONE_SUM N
-for s in "${SETUPS[@]}"; do TPS_SUM[$s]=0 LAT_SUM[$s]=0 DELETED_SUM[$s]=0 QUEUED_SUM[$s]=0 DONE_SUM[$s]=0 N[$s]=0; done
+declare -A TPS_SUM LAT_SUM DELETED_SUM DONE_SUM SECS_SUM WAIT_SUM N
+for s in "${SETUPS[@]}"; do
+	TPS_SUM[$s]=0 LAT_SUM[$s]=0 DELETED_SUM[$s]=0 DONE_SUM[$s]=0 SECS_SUM[$s]=0 WAIT_SUM[$s]=0 N[$s]=0
+done
 
 echo
-printf '  %-6s %-9s %10s %10s %9s %9s %12s\n' round setup tps "lat (ms)" deleted queued "unlearned"
+printf '  %-5s %-9s %9s %9s %9s %8s %9s %10s %12s\n' round setup tps "lat (ms)" seconds deleted queued unlearned "lock waits"
 for ((r = 1; r <= ROUNDS; r++)); do
 	order=("${SETUPS[@]}")
 	if [ $((r % 2)) -eq 0 ]; then
@@ -115,29 +149,56 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	fi
 	for s in "${order[@]}"; do
 		prepare "$s"
-		"$PGBENCH" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$DURATION" -f "$work/delete.sql" \
-			>"$work/out" 2>&1 || { cat "$work/out" >&2; exit 1; }
-		tps=$(awk '/^tps = / { print $3; exit }' "$work/out")
-		lat=$(awk '/^latency average = / { print $4; exit }' "$work/out")
+		t0=$(now)
+		"$PGBENCH" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -t "$PER_CLIENT" -f "$work/delete.sql" \
+			>"$work/out" 2>&1 &
+		bench_pid=$!
+		samples=0 waits=0 timed_out=0
+		while kill -0 "$bench_pid" 2>/dev/null; do
+			sleep 0.5
+			samples=$((samples + 1))
+			w=$(q "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgbench' AND wait_event_type = 'Lock'" || echo 0)
+			[ "$w" -gt 0 ] && waits=$((waits + 1))
+			if awk -v a="$t0" -v b="$(now)" -v l="$TIMEOUT" 'BEGIN { exit !(b - a > l) }'; then
+				timed_out=1
+				kill "$bench_pid" 2>/dev/null || true
+				break
+			fi
+		done
+		rc=0
+		wait "$bench_pid" || rc=$?
+		bench_pid=
+		secs=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
 		deleted=$(q "SELECT $ROWS - count(*) FROM $TABLE")
+		if [ "$timed_out" = 1 ]; then
+			q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgbench'" >/dev/null
+			tps=$(awk -v d="$deleted" -v s="$secs" 'BEGIN { printf "%.1f", d / s }')
+			lat=$(awk -v t="$tps" -v c="$CLIENTS" 'BEGIN { printf "%.3f", (t > 0 ? 1000 * c / t : 0) }')
+			mark='*'
+		else
+			if [ "$rc" -ne 0 ]; then cat "$work/out" >&2; exit 1; fi
+			tps=$(awk '/^tps = / { print $3; exit }' "$work/out")
+			lat=$(awk '/^latency average = / { print $4; exit }' "$work/out")
+			mark=
+		fi
 		queued=0 ndone=0
 		if [ "$s" != plain ]; then
-			# requests the capture queued, and those the worker had unlearned by the end of the run
+			# requests queued, and those the worker had unlearned by the end of the run
 			read -r queued ndone < <(q "SELECT count(*), count(*) FILTER (WHERE state = 'done')
 			                            FROM unlearn.requests WHERE model = '$MODEL'" | tr '|' ' ')
 		fi
-		printf '  %-6s %-9s %10.1f %10.3f %9d %9d %12d\n' "$r" "$s" "$tps" "$lat" "$deleted" "$queued" "$ndone"
+		printf '  %-5s %-9s %9.1f%1s %8.3f %9s %8d %9d %10d %6d of %3d\n' "$r" "$s" "$tps" "$mark" "$lat" "$secs" \
+			"$deleted" "$queued" "$ndone" "$waits" "$samples"
 		TPS_SUM[$s]=$(awk -v a="${TPS_SUM[$s]}" -v b="$tps" 'BEGIN { print a + b }')
 		LAT_SUM[$s]=$(awk -v a="${LAT_SUM[$s]}" -v b="$lat" 'BEGIN { print a + b }')
+		SECS_SUM[$s]=$(awk -v a="${SECS_SUM[$s]}" -v b="$secs" 'BEGIN { print a + b }')
 		DELETED_SUM[$s]=$((DELETED_SUM[$s] + deleted))
-		QUEUED_SUM[$s]=$((QUEUED_SUM[$s] + queued))
 		DONE_SUM[$s]=$((DONE_SUM[$s] + ndone))
+		WAIT_SUM[$s]=$((WAIT_SUM[$s] + waits))
 		N[$s]=$((N[$s] + 1))
 	done
 done
-q "SELECT unlearn_drop_model('$MODEL') FROM unlearn.models WHERE name = '$MODEL'" >/dev/null
-q "ALTER SYSTEM RESET unlearn.batch_window" >/dev/null
-q "SELECT pg_reload_conf()" >/dev/null
+drop_model
 
 mean() { awk -v a="$1" -v n="$2" 'BEGIN { printf "%.1f", a / n }'; }
 base=
@@ -145,23 +206,24 @@ for s in "${SETUPS[@]}"; do
 	if [ "$s" = plain ]; then base=$(mean "${TPS_SUM[plain]}" "${N[plain]}"); fi
 done
 echo
-echo "  mean over $ROUNDS round(s); ratio = tps / tps of 'plain' (target >= 0.80 for the trigger set-ups)"
-printf '  %-9s %10s %10s %8s %16s  %s\n' setup tps "lat (ms)" ratio "unlearned/s" "what runs"
+echo "  mean over $ROUNDS round(s); ratio = tps / tps of 'plain' (target >= 0.80 with the trigger)"
+printf '  %-9s %9s %9s %7s %12s %11s  %s\n' setup tps "lat (ms)" ratio "unlearned/s" "lock waits" "what runs"
 for s in "${SETUPS[@]}"; do
 	tps=$(mean "${TPS_SUM[$s]}" "${N[$s]}")
 	lat=$(awk -v a="${LAT_SUM[$s]}" -v n="${N[$s]}" 'BEGIN { printf "%.3f", a / n }')
 	ratio=-
 	[ -n "$base" ] && ratio=$(awk -v a="$tps" -v b="$base" 'BEGIN { printf "%.2f", a / b }')
-	ups=$(awk -v d="${DONE_SUM[$s]}" -v n="${N[$s]}" -v t="$DURATION" 'BEGIN { printf "%.0f", d / n / t }')
+	ups=$(awk -v d="${DONE_SUM[$s]}" -v t="${SECS_SUM[$s]}" 'BEGIN { printf "%.0f", (t > 0 ? d / t : 0) }')
 	case $s in
 		plain) what="no unlearn triggers" ;;
 		auto-off) what="trigger fires, auto off: queues nothing" ;;
 		capture) what="trigger queues every row, worker held back" ;;
 		auto-on) what="trigger queues, worker unlearns meanwhile" ;;
+		*) what=? ;;
 	esac
-	printf '  %-9s %10s %10s %8s %16s  %s\n' "$s" "$tps" "$lat" "$ratio" "$ups" "$what"
+	printf '  %-9s %9s %9s %7s %12s %11s  %s\n' "$s" "$tps" "$lat" "$ratio" "$ups" "${WAIT_SUM[$s]}" "$what"
 done
 echo
+echo "  lock waits: 0.5 s samples of pg_stat_activity with a pgbench session waiting on a lock."
 echo "  unlearned/s: requests the worker had finished by the end of a run, per second of the run"
-echo "  (auto-on: the worker takes up to unlearn.max_batch rows a run and shares the cores with pgbench;"
-echo "  whatever it had not reached when the run ended is dropped with the model, not waited for)."
+echo "  (the worker shares the cores with pgbench; what it had not reached is dropped with the model)."

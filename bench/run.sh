@@ -19,7 +19,7 @@ root=$(cd "$here/.." && pwd)
 
 # Benchmarks in the order they run: name -> bench/NAME_bench.sh.
 # Add new ones here.
-BENCHMARKS=(train)
+BENCHMARKS=(train delete latency)
 
 if [ $# -gt 0 ]; then
 	BENCHMARKS=("$@")

@@ -84,6 +84,25 @@ SELECT auto_unlearn, auto_options FROM unlearn.models WHERE name = 'auto';
 SELECT err($$SELECT unlearn_auto('auto', true, '{"bogus": 1}')$$);
 SELECT err($$SELECT unlearn_auto('no_such_model', true)$$);
 
+-- capture follows model changes at once, inside the changing transaction too
+CREATE TABLE same_xact AS SELECT * FROM auto_data WHERE id BETWEEN 200 AND 260;
+BEGIN;
+SELECT model FROM unlearn_train('same_xact', 'same_xact', 'id', 'features', 'label', hidden => '{4}', epochs => 2);
+DELETE FROM same_xact WHERE id = 200;
+SELECT count(*) AS queued_in_training_xact FROM unlearn.requests WHERE model = 'same_xact';
+COMMIT;
+BEGIN;
+SELECT unlearn_auto('same_xact', false);
+DELETE FROM same_xact WHERE id = 201;
+SELECT count(*) AS queued_while_switched_off FROM unlearn.requests WHERE model = 'same_xact' AND id = 201;
+ROLLBACK;
+DELETE FROM same_xact WHERE id = 202;
+SELECT count(*) AS queued_after_rollback_of_off FROM unlearn.requests WHERE model = 'same_xact' AND id = 202;
+SELECT unlearn_wait('same_xact') AS drained;
+SELECT unlearn_drop_model('same_xact');
+SELECT count(*) AS requests_dropped_with_model FROM unlearn.requests WHERE model = 'same_xact';
+DROP TABLE same_xact;
+
 -- TRUNCATE and DROP TABLE would leave a model remembering everything: refused
 SELECT err($$TRUNCATE auto_data$$);
 SELECT err($$DROP TABLE auto_data$$);

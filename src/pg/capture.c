@@ -20,6 +20,8 @@
 #include "pgstat.h"
 #include "storage/latch.h"
 #include "utils/acl.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
@@ -130,6 +132,170 @@ unlearn_take_queued(void)
 	return was;
 }
 
+/* The INSERT ... SELECT that queues one model's requests for one statement. */
+static char *
+capture_sql(bool is_update, const char *id, const char *feat, const char *label)
+{
+	if (!is_update)
+		return psprintf("INSERT INTO unlearn.requests (model, kind, id, label, features, requested_by)"
+						" SELECT $1, 'forget', o.%s, o.%s::text, o.%s::real[], $2::name FROM unlearn_old o"
+						" WHERE o.%s IS NOT NULL AND o.%s IS NOT NULL AND o.%s IS NOT NULL",
+						id, label, feat, id, label, feat);
+	return psprintf("INSERT INTO unlearn.requests (model, kind, id, label, new_label, features, requested_by)"
+					" SELECT $1, CASE WHEN n.%s IS NULL OR n.%s IS NULL"
+					"   OR n.%s IS DISTINCT FROM o.%s THEN 'forget' ELSE 'relabel' END,"
+					"  o.%s, o.%s::text,"
+					"  CASE WHEN n.%s IS NULL OR n.%s IS NULL OR n.%s IS DISTINCT FROM o.%s"
+					"   THEN NULL ELSE n.%s::text END,"
+					"  o.%s::real[], $2::name"
+					" FROM unlearn_old o LEFT JOIN unlearn_new n ON n.%s = o.%s"
+					" WHERE o.%s IS NOT NULL AND o.%s IS NOT NULL AND o.%s IS NOT NULL"
+					"   AND (n.%s IS NULL OR n.%s IS NULL OR n.%s IS DISTINCT FROM o.%s"
+					"        OR n.%s IS DISTINCT FROM o.%s)",
+					id, label, feat, feat,
+					id, label,
+					id, label, feat, feat,
+					label,
+					feat,
+					id, id,
+					id, label, feat,
+					id, label, feat, feat,
+					label, label);
+}
+
+/*
+ * Prepared capture statements per (table, event), kept across statements:
+ * a single-row DELETE then costs one plan execution, not a catalog query and
+ * a parse.  An entry is rebuilt when the catalog generation moves (a model
+ * was trained, dropped or switched, see unlearn_models_changed) or the
+ * table's relcache entry is invalidated (ALTER TABLE).
+ */
+typedef struct CaptureModel
+{
+	char	   *name;
+	SPIPlanPtr	plan;
+} CaptureModel;
+
+typedef struct CaptureEntry
+{
+	Oid			relid;
+	bool		is_update;
+	bool		valid;
+	uint64		generation;
+	int			n_models;
+	CaptureModel *models;
+} CaptureEntry;
+
+#define CAPTURE_CACHE_SIZE 32
+static CaptureEntry capture_cache[CAPTURE_CACHE_SIZE];
+static int	capture_cache_used = 0;
+static bool capture_callback_registered = false;
+
+/* Frees an entry's plans and names. */
+static void
+capture_entry_clear(CaptureEntry *e)
+{
+	for (int i = 0; i < e->n_models; i++)
+	{
+		if (e->models[i].plan)
+			SPI_freeplan(e->models[i].plan);
+		pfree(e->models[i].name);
+	}
+	if (e->models)
+		pfree(e->models);
+	e->models = NULL;
+	e->n_models = 0;
+	e->valid = false;
+}
+
+/* Marks every cached capture entry of this backend for rebuilding. */
+void
+unlearn_capture_cache_invalidate(void)
+{
+	for (int i = 0; i < capture_cache_used; i++)
+		capture_cache[i].valid = false;
+}
+
+/* Relcache invalidation: entries of that table (or all) must be rebuilt. */
+static void
+capture_relcache_callback(Datum arg, Oid relid)
+{
+	for (int i = 0; i < capture_cache_used; i++)
+		if (!OidIsValid(relid) || capture_cache[i].relid == relid)
+			capture_cache[i].valid = false;
+}
+
+/* Builds (or rebuilds) the entry of a table and event; SPI connected, transition tables registered. */
+static CaptureEntry *
+capture_entry(Oid relid, bool is_update)
+{
+	CaptureEntry *e = NULL;
+	uint64		generation = unlearn_catalog_generation();
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(relid)};
+	SPITupleTable *models;
+	uint64		n_models;
+	MemoryContext old;
+
+	if (!capture_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(capture_relcache_callback, (Datum) 0);
+		capture_callback_registered = true;
+	}
+	for (int i = 0; i < capture_cache_used; i++)
+		if (capture_cache[i].relid == relid && capture_cache[i].is_update == is_update)
+			e = &capture_cache[i];
+	if (e && e->valid && e->generation == generation && generation != 0)
+		return e;
+	if (e == NULL)
+	{
+		if (capture_cache_used == CAPTURE_CACHE_SIZE)
+		{
+			/* full: drop everything, the next statements rebuild what they need */
+			for (int i = 0; i < capture_cache_used; i++)
+				capture_entry_clear(&capture_cache[i]);
+			capture_cache_used = 0;
+		}
+		e = &capture_cache[capture_cache_used++];
+		memset(e, 0, sizeof(*e));
+		e->relid = relid;
+		e->is_update = is_update;
+	}
+	else
+		capture_entry_clear(e);
+
+	if (SPI_execute_with_args("SELECT name, id_column::text, features_column::text, label_column::text"
+							  " FROM unlearn.models WHERE relation = $1 AND auto_unlearn ORDER BY name",
+							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read unlearn.models");
+	models = SPI_tuptable;
+	n_models = SPI_processed;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	e->models = palloc0(sizeof(CaptureModel) * Max(n_models, 1));
+	MemoryContextSwitchTo(old);
+	for (uint64 i = 0; i < n_models; i++)
+	{
+		HeapTuple	tup = models->vals[i];
+		TupleDesc	td = models->tupdesc;
+		Oid			ptypes[2] = {TEXTOID, TEXTOID};
+		char	   *sql = capture_sql(is_update,
+									  quote_identifier(SPI_getvalue(tup, td, 2)),
+									  quote_identifier(SPI_getvalue(tup, td, 3)),
+									  quote_identifier(SPI_getvalue(tup, td, 4)));
+		SPIPlanPtr	plan = SPI_prepare(sql, 2, ptypes);
+
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not prepare the capture of model \"%s\": %s",
+				 SPI_getvalue(tup, td, 1), SPI_result_code_string(SPI_result));
+		e->models[i].plan = plan;
+		e->models[i].name = MemoryContextStrdup(TopMemoryContext, SPI_getvalue(tup, td, 1));
+		e->n_models = (int) i + 1;
+	}
+	e->generation = generation;
+	e->valid = true;
+	return e;
+}
+
 PG_FUNCTION_INFO_V1(unlearn_capture);
 /*
  * Trigger: AFTER DELETE / AFTER UPDATE FOR EACH STATEMENT.  Queues a forget
@@ -141,14 +307,9 @@ Datum
 unlearn_capture(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	Oid			relid;
-	Oid			argtypes[1] = {OIDOID};
-	Datum		args[1];
 	UnlearnCatalogUser saved;
-	SPITupleTable *models;
-	uint64		n_models;
-	bool		is_update;
-	char	   *requester;
+	CaptureEntry *e;
+	Datum		args[2];
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
 		ereport(ERROR,
@@ -156,66 +317,38 @@ unlearn_capture(PG_FUNCTION_ARGS)
 				 errmsg("unlearn.capture() must be a statement-level trigger")));
 	if (unlearn_suppress_capture || trigdata->tg_oldtable == NULL)
 		return PointerGetDatum(NULL);
-	is_update = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event);
-	relid = RelationGetRelid(trigdata->tg_relation);
-	args[0] = ObjectIdGetDatum(relid);
-	requester = GetUserNameFromId(GetUserId(), false);
+	args[1] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
 
 	SPI_connect();
 	if (SPI_register_trigger_data(trigdata) != SPI_OK_TD_REGISTER)
 		elog(ERROR, "could not register the transition tables");
 	unlearn_become_catalog_owner(&saved);
-	if (SPI_execute_with_args("SELECT name, id_column::text, features_column::text, label_column::text"
-							  " FROM unlearn.models WHERE relation = $1 AND auto_unlearn ORDER BY name",
-							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read unlearn.models");
-	models = SPI_tuptable;
-	n_models = SPI_processed;
-	for (uint64 i = 0; i < n_models; i++)
+	e = capture_entry(RelationGetRelid(trigdata->tg_relation), TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event));
+	for (int i = 0; i < e->n_models; i++)
 	{
-		HeapTuple	tup = models->vals[i];
-		TupleDesc	td = models->tupdesc;
-		char	   *model = SPI_getvalue(tup, td, 1);
-		const char *id = quote_identifier(SPI_getvalue(tup, td, 2));
-		const char *feat = quote_identifier(SPI_getvalue(tup, td, 3));
-		const char *label = quote_identifier(SPI_getvalue(tup, td, 4));
-		Oid			mtypes[2] = {TEXTOID, TEXTOID};
-		Datum		margs[2] = {CStringGetTextDatum(model), CStringGetTextDatum(requester)};
-		char	   *sql;
-
-		if (!is_update)
-			sql = psprintf("INSERT INTO unlearn.requests (model, kind, id, label, features, requested_by)"
-						   " SELECT $1, 'forget', o.%s, o.%s::text, o.%s::real[], $2::name FROM unlearn_old o"
-						   " WHERE o.%s IS NOT NULL AND o.%s IS NOT NULL AND o.%s IS NOT NULL",
-						   id, label, feat, id, label, feat);
-		else
-			sql = psprintf("INSERT INTO unlearn.requests (model, kind, id, label, new_label, features, requested_by)"
-						   " SELECT $1, CASE WHEN n.%s IS NULL OR n.%s IS NULL"
-						   "   OR n.%s IS DISTINCT FROM o.%s THEN 'forget' ELSE 'relabel' END,"
-						   "  o.%s, o.%s::text,"
-						   "  CASE WHEN n.%s IS NULL OR n.%s IS NULL OR n.%s IS DISTINCT FROM o.%s"
-						   "   THEN NULL ELSE n.%s::text END,"
-						   "  o.%s::real[], $2::name"
-						   " FROM unlearn_old o LEFT JOIN unlearn_new n ON n.%s = o.%s"
-						   " WHERE o.%s IS NOT NULL AND o.%s IS NOT NULL AND o.%s IS NOT NULL"
-						   "   AND (n.%s IS NULL OR n.%s IS NULL OR n.%s IS DISTINCT FROM o.%s"
-						   "        OR n.%s IS DISTINCT FROM o.%s)",
-						   id, label, feat, feat,
-						   id, label,
-						   id, label, feat, feat,
-						   label,
-						   feat,
-						   id, id,
-						   id, label, feat,
-						   id, label, feat, feat,
-						   label, label);
-		if (SPI_execute_with_args(sql, 2, mtypes, margs, NULL, false, 0) != SPI_OK_INSERT)
+		args[0] = CStringGetTextDatum(e->models[i].name);
+		if (SPI_execute_plan(e->models[i].plan, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not queue unlearning requests");
 		if (SPI_processed > 0)
 			unlearn_note_queued();
 	}
 	unlearn_restore_user(&saved);
 	SPI_finish();
+	return PointerGetDatum(NULL);
+}
+
+PG_FUNCTION_INFO_V1(unlearn_models_changed);
+/* Trigger on unlearn.models: capture caches of every backend go stale at commit. */
+Datum
+unlearn_models_changed(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("unlearn.models_changed() must be called as a trigger")));
+	/* this backend sees its own change at once, others at commit */
+	unlearn_capture_cache_invalidate();
+	unlearn_note_catalog_changed();
 	return PointerGetDatum(NULL);
 }
 

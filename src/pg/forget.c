@@ -193,7 +193,8 @@ lock_model(const char *name)
 	int			ret;
 
 	unlearn_become_catalog_owner(&saved);
-	ret = SPI_execute_with_args("SELECT 1 FROM unlearn.models WHERE name = $1 FOR UPDATE",
+	/* NO KEY UPDATE: serialises changes of the model without blocking key-share locks */
+	ret = SPI_execute_with_args("SELECT 1 FROM unlearn.models WHERE name = $1 FOR NO KEY UPDATE",
 								1, argtypes, args, NULL, false, 1);
 	unlearn_restore_user(&saved);
 	if (ret != SPI_OK_SELECT)

@@ -319,8 +319,11 @@ unlearn_drop_model(PG_FUNCTION_ARGS)
 	model = unlearn_model_lookup(name, false);
 	unlearn_check_owner(model, "drop");
 	unlearn_become_catalog_owner(&saved);
-	ret = SPI_execute_with_args("DELETE FROM unlearn.models WHERE name = $1",
+	ret = SPI_execute_with_args("DELETE FROM unlearn.requests WHERE model = $1",
 								1, argtypes, args, NULL, false, 0);
+	if (ret == SPI_OK_DELETE)
+		ret = SPI_execute_with_args("DELETE FROM unlearn.models WHERE name = $1",
+									1, argtypes, args, NULL, false, 0);
 	unlearn_restore_user(&saved);
 	if (ret != SPI_OK_DELETE)
 		elog(ERROR, "could not drop model \"%s\": %s", name, SPI_result_code_string(ret));

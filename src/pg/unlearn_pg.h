@@ -226,6 +226,14 @@ void		unlearn_worker_init(void);
 void		unlearn_note_queued(void);
 bool		unlearn_take_queued(void);
 
+/*
+ * Catalog generation: moves (in shared memory) when a transaction that
+ * changed unlearn.models commits; 0 when the library is not preloaded.
+ */
+uint64		unlearn_catalog_generation(void);
+void		unlearn_note_catalog_changed(void);
+void		unlearn_capture_cache_invalidate(void);
+
 /* Drops the triggers from a table no model trains on any more. */
 void		unlearn_remove_capture_if_unused(Oid relid);
 

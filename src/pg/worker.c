@@ -33,6 +33,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
@@ -62,6 +63,7 @@ typedef struct DatabaseSlot
 typedef struct UnlearnShared
 {
 	slock_t		mutex;
+	pg_atomic_uint64 catalog_generation;	/* see unlearn_catalog_generation */
 	Latch	   *launcher_latch;
 	DatabaseSlot slots[MAX_DATABASES];
 } UnlearnShared;
@@ -102,13 +104,32 @@ unlearn_shmem_startup(void)
 	{
 		memset(shared, 0, sizeof(UnlearnShared));
 		SpinLockInit(&shared->mutex);
+		pg_atomic_init_u64(&shared->catalog_generation, 1);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
 
+static bool catalog_changed_in_xact = false;
+
+/* The current catalog generation (0 without shared memory: then nothing may be cached). */
+uint64
+unlearn_catalog_generation(void)
+{
+	return shared ? pg_atomic_read_u64(&shared->catalog_generation) : 0;
+}
+
+/* This transaction changed unlearn.models: move the generation at commit. */
+void
+unlearn_note_catalog_changed(void)
+{
+	catalog_changed_in_xact = true;
+}
+
 /*
  * At commit of a transaction that queued requests, wakes this database's
- * worker, or asks the launcher to start one.
+ * worker, or asks the launcher to start one; at commit of one that changed
+ * unlearn.models, moves the catalog generation (after the commit is
+ * visible, so a backend that reads the new generation sees the change).
  */
 static void
 unlearn_xact_callback(XactEvent event, void *arg)
@@ -118,6 +139,14 @@ unlearn_xact_callback(XactEvent event, void *arg)
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_PARALLEL_COMMIT &&
 		event != XACT_EVENT_ABORT && event != XACT_EVENT_PARALLEL_ABORT)
 		return;
+	if (catalog_changed_in_xact)
+	{
+		if (shared != NULL && (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT))
+			pg_atomic_fetch_add_u64(&shared->catalog_generation, 1);
+		else
+			unlearn_capture_cache_invalidate();	/* built from a change that rolled back */
+		catalog_changed_in_xact = false;
+	}
 	queued = unlearn_take_queued();
 	if (!queued || event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT || shared == NULL)
 		return;
@@ -353,18 +382,54 @@ register_worker_slot(void)
 	SpinLockRelease(&shared->mutex);
 }
 
-/* Withdraws this worker's latch when it exits. */
+/*
+ * Withdraws this worker's latch when it exits, and asks the launcher for a
+ * new worker at once: its database has the extension, and requests may be
+ * waiting (after a pg_terminate_backend, say).
+ */
 static void
 unregister_worker_slot(int code, Datum arg)
 {
+	Latch	   *launcher = NULL;
+
 	SpinLockAcquire(&shared->mutex);
 	for (int i = 0; i < MAX_DATABASES; i++)
 		if (shared->slots[i].dboid == MyDatabaseId && shared->slots[i].pid == MyProcPid)
 		{
 			shared->slots[i].latch = NULL;
 			shared->slots[i].pid = 0;
+			shared->slots[i].wanted = true;
+			launcher = shared->launcher_latch;
 		}
 	SpinLockRelease(&shared->mutex);
+	if (launcher)
+		SetLatch(launcher);
+}
+
+#define WORKER_LOCK_KEY INT64CONST(0x756e6c6561726e)	/* "unlearn" */
+
+/*
+ * Takes the session-level advisory lock that makes this the only worker of
+ * its database (a restarted launcher may start a second one); false if
+ * another worker holds it.
+ */
+static bool
+become_only_worker(void)
+{
+	bool		isnull,
+				got;
+
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_execute_with_args("SELECT pg_try_advisory_lock($1)", 1, (Oid[]) {INT8OID},
+							  (Datum[]) {Int64GetDatum(WORKER_LOCK_KEY)}, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "unlearn worker could not take its lock");
+	got = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return got;
 }
 
 /* True if the extension exists in this database (inside a transaction). */
@@ -530,9 +595,10 @@ finish_requests(const int64 *request_ids, int n, const char *state, int version,
 	else
 		nulls[3] = 'n';
 	/* the ledger keeps what re-verification needs: the queue's copy goes */
+	/* only requests this worker claimed: a finished request is never rewritten */
 	if (SPI_execute_with_args("UPDATE unlearn.requests SET state = $2, version = $3, note = $4,"
 							  " done_at = clock_timestamp(), features = NULL, last_error = NULL"
-							  " WHERE request_id = ANY($1)",
+							  " WHERE request_id = ANY($1) AND state = 'running'",
 							  4, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "unlearn worker could not update requests");
 }
@@ -564,7 +630,7 @@ process_claimed(const char *name, const int64 *claimed, int n_claimed)
 
 	model = unlearn_model_lookup(name, false);
 	/* serialise with unlearn_rows and other changes of this model */
-	if (SPI_execute_with_args("SELECT 1 FROM unlearn.models WHERE name = $1 FOR UPDATE",
+	if (SPI_execute_with_args("SELECT 1 FROM unlearn.models WHERE name = $1 FOR NO KEY UPDATE",
 							  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(name)}, NULL, false, 1) != SPI_OK_SELECT)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
@@ -816,6 +882,8 @@ unlearn_worker_main(Datum arg)
 
 	if (!extension_present())
 		proc_exit(0);			/* the launcher retries later, or on demand */
+	if (!become_only_worker())
+		proc_exit(0);			/* another worker serves this database */
 
 	register_worker_slot();
 	on_shmem_exit(unregister_worker_slot, (Datum) 0);

@@ -209,7 +209,7 @@ COMMENT ON TABLE unlearn.forgotten IS 'ledger of rows forgotten by each model';
 
 CREATE TABLE unlearn.requests (
 	request_id		bigserial PRIMARY KEY,
-	model			text NOT NULL REFERENCES unlearn.models (name) ON DELETE CASCADE,
+	model			text NOT NULL,				-- no foreign key: checked per inserted row on the DELETE path; unlearn_drop_model cleans up
 	kind			text NOT NULL CHECK (kind IN ('forget', 'relabel')),
 	id				bigint NOT NULL,
 	label			text,						-- label of the deleted (or updated) row
@@ -228,6 +228,8 @@ CREATE TABLE unlearn.requests (
 );
 CREATE INDEX requests_pending ON unlearn.requests (model, request_id) WHERE state IN ('pending', 'running');
 COMMENT ON TABLE unlearn.requests IS 'queue of rows deleted or updated in training tables, for the background worker';
+-- the feature copy is small-lived: store it uncompressed out of line rather than pglz-compress it per DELETE
+ALTER TABLE unlearn.requests ALTER COLUMN features SET STORAGE EXTERNAL;
 
 -- Versions are immutable: nothing may change once written, except that a
 -- purge may drop the weights (their hash stays in the chain).
@@ -366,6 +368,12 @@ AS 'MODULE_PATHNAME', 'unlearn_forgotten' LANGUAGE C STABLE STRICT;
 -- transition tables) and on TRUNCATE.
 CREATE FUNCTION unlearn.capture() RETURNS trigger
 AS 'MODULE_PATHNAME', 'unlearn_capture' LANGUAGE C;
+CREATE FUNCTION unlearn.models_changed() RETURNS trigger
+AS 'MODULE_PATHNAME', 'unlearn_models_changed' LANGUAGE C;
+-- every change of unlearn.models (our functions, a restore, a manual edit)
+-- invalidates the backends' cached capture statements at commit
+CREATE TRIGGER models_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON unlearn.models
+	FOR EACH STATEMENT EXECUTE FUNCTION unlearn.models_changed();
 CREATE FUNCTION unlearn.guard_truncate() RETURNS trigger
 AS 'MODULE_PATHNAME', 'unlearn_guard_truncate' LANGUAGE C;
 CREATE FUNCTION unlearn.guard_drop() RETURNS event_trigger

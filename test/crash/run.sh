@@ -1,0 +1,393 @@
+#!/usr/bin/env bash
+#
+# test/crash/run.sh: crash and signal tests of the unlearn background worker.
+# Run by `make test` after pg_regress (needs the extension installed).
+#
+# A throwaway server "crash" (/tmp/unlearn-crash, test/lib_server.sh) with
+# synchronous_commit = on (lib_server's default, off, may lose the last
+# commits at a crash: a DELETE would then vanish together with its requests,
+# which is correct but tests nothing) and unlearn.naptime = 1 s.  A model
+# (MLP 8-512-512-3) is trained on 300 synthetic rows (3 clusters in 8-D,
+# deterministic md5 noise), with unlearn_auto options that make a run take
+# a few seconds (repair_steps), so that a kill lands inside a run.
+#
+# Scenarios (each prints what it checks; every check can fail):
+#   a. kill -9 of the per-database worker while it runs a batch
+#   b. pg_ctl stop -m immediate while the worker runs a batch, restart
+#   c. DELETE committed, immediate stop before the worker ran (batch_window
+#      5 s), restart: the requests are processed once
+#   d. SIGTERM (pg_terminate_backend) of a worker in a run: the launcher
+#      starts a new one within naptime, which finishes the requests
+#   e. SIGHUP: ALTER SYSTEM + pg_reload_conf: new sessions and the worker see
+#      the new unlearn.naptime / unlearn.batch_window, the worker keeps going
+#   f. SIGTERM of the launcher while a worker runs: the restarted launcher
+#      must not start a second worker for the database, and the requests of
+#      the run in progress stay done once
+# After each of a-f the queue/ledger/version invariants are checked:
+#   every request of the deleted ids done exactly once, one version for the
+#   batch, one ledger row per id carrying that version, the ids out of the
+#   current manifest, no request left running/pending/skipped/failed,
+#   current_version advanced by exactly the number of runs that completed
+#   (= new 'auto-unlearn' versions = distinct versions of the requests),
+#   versions 1..current_version without gaps, unlearn_confirm_forgotten.
+#
+# Prints "N passed, M failed" last; exits non-zero if anything failed.
+#
+# Environment:
+#   CRASH_SCENARIOS="a b c d e f"  run only these (default: all)
+#   UNLEARN_KEEP_DATA=1            keep the cluster's data directory
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=SCRIPTDIR/../lib_server.sh
+. "$root/test/lib_server.sh"
+
+SCENARIOS=${CRASH_SCENARIOS:-"a b c d e f"}
+MODEL=crash_model
+TABLE=crash_data
+NAPTIME_MS=1000
+SLOW_OPTS='{"repair_steps": 600}'		# ~2-4 s a run on 2 shared cores
+VERY_SLOW_OPTS='{"repair_steps": 2500}'	# f: a run must outlive the launcher's 5 s restart
+
+passed=0
+failed=0
+t_start=$(date +%s)
+
+ok() { passed=$((passed + 1)); echo "  ok    $*"; }
+bad() { failed=$((failed + 1)); echo "  FAIL  $*"; }
+# check DESCRIPTION EXPECTED ACTUAL
+check() {
+	if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (expected '$2', got '$3')"; fi
+}
+info() { echo "        $*"; }
+
+finish() {
+	local rc=$?
+	trap - EXIT
+	if [ "$rc" -ne 0 ]; then
+		echo "crash: aborted (exit $rc)" >&2
+		failed=$((failed + 1))
+	fi
+	if [ "$failed" -gt 0 ]; then unlearn_server_log_tail 40; fi
+	unlearn_server_stop || true
+	echo
+	echo "crash: $(($(date +%s) - t_start)) s"
+	echo "$passed passed, $failed failed"
+	if [ "$failed" -gt 0 ]; then exit 1; fi
+	exit 0
+}
+
+# q SQL: one value (or rows) from the server; fails (set -e) on error.
+q() { upsql -At -q -c "$1"; }
+# q_soft SQL: same, but prints nothing and returns non-zero on error.
+q_soft() { upsql -At -q -c "$1" 2>/dev/null; }
+
+pg_ctl_() { _unlearn_as_owner "$UNLEARN_PG_BINDIR/pg_ctl" -D "$UNLEARN_SERVER_DATA" "$@"; }
+
+# Waits until the server accepts queries (after a crash restart); seconds.
+wait_server() {
+	local deadline=$(($(date +%s) + ${1:-60}))
+	until q_soft "SELECT 1" >/dev/null; do
+		if [ "$(date +%s)" -ge "$deadline" ]; then return 1; fi
+		sleep 0.2
+	done
+}
+
+# Waits until one of the requests of ids $1 ('{...}') is running; prints the
+# worker's pid.  Fails after $2 seconds.
+wait_running() {
+	local ids=$1 deadline=$(($(date +%s) + ${2:-30})) pid
+	while :; do
+		pid=$(q_soft "SELECT a.pid FROM pg_stat_activity a
+			WHERE a.backend_type = 'unlearn worker' AND a.datname = current_database()
+			  AND EXISTS (SELECT 1 FROM unlearn.requests r WHERE r.model = '$MODEL'
+			              AND r.id = ANY('$ids') AND r.state = 'running')
+			ORDER BY a.backend_start DESC LIMIT 1" || true)
+		if [ -n "$pid" ]; then
+			echo "$pid"
+			return 0
+		fi
+		if [ "$(date +%s)" -ge "$deadline" ]; then return 1; fi
+		sleep 0.05
+	done
+}
+
+worker_pids() {
+	q_soft "SELECT string_agg(pid::text, ' ' ORDER BY pid) FROM pg_stat_activity
+		WHERE backend_type = 'unlearn worker' AND datname = current_database()" || true
+}
+
+# Waits (reconnecting while the server restarts) for the queue to drain.
+drain() {
+	local deadline=$(($(date +%s) + ${1:-120})) r
+	while :; do
+		r=$(q_soft "SELECT unlearn_wait('$MODEL', '20 s')" || true)
+		if [ "$r" = t ]; then return 0; fi
+		if [ "$(date +%s)" -ge "$deadline" ]; then return 1; fi
+		sleep 0.5
+	done
+}
+
+# Snapshot of the version counters before a scenario.
+cv0=0 nv0=0 log0=0
+snapshot() {
+	cv0=$(q "SELECT current_version FROM unlearn.models WHERE name = '$MODEL'")
+	nv0=$(q "SELECT count(*) FROM unlearn.versions WHERE model = '$MODEL' AND reason = 'auto-unlearn'")
+	log0=$(wc -l <"$UNLEARN_SERVER_LOG")
+}
+
+# Lines of the server log written since the snapshot.
+log_since() { tail -n +"$((log0 + 1))" "$UNLEARN_SERVER_LOG"; }
+
+# verify IDS RUNS: the queue, ledger and version invariants for the ids
+# deleted in this scenario ('{...}'), which should have taken RUNS runs.
+verify() {
+	local ids=$1 runs=$2 n out
+	n=$(q "SELECT cardinality('$ids'::bigint[])")
+	out=$(q "SELECT count(*), count(*) FILTER (WHERE state = 'done'), count(DISTINCT id),
+	                count(DISTINCT version)
+	           FROM unlearn.requests WHERE model = '$MODEL' AND id = ANY('$ids')")
+	check "one request per deleted row, each done (requests|done|ids)" "$n|$n|$n" "${out%|*}"
+	check "the batch made $runs version(s) (distinct versions of its requests)" "$runs" "${out##*|}"
+	out=$(q "SELECT count(*), count(*) FILTER (WHERE f.version = r.version)
+	           FROM unlearn.forgotten f
+	           LEFT JOIN unlearn.requests r ON r.model = f.model AND r.id = f.id AND r.state = 'done'
+	          WHERE f.model = '$MODEL' AND f.id = ANY('$ids')")
+	check "ledger: each id once, with the version of its done request (rows|same version)" "$n|$n" "$out"
+	check "the ids are out of the current manifest" 0 \
+		"$(q "SELECT count(*) FROM unlearn_manifest('$MODEL') m WHERE m = ANY('$ids')")"
+	check "no request pending, running, skipped or failed (whole queue)" 0 \
+		"$(q "SELECT count(*) FROM unlearn.requests WHERE model = '$MODEL' AND state <> 'done'")"
+	out=$(q "SELECT m.current_version - $cv0,
+	                (SELECT count(*) FROM unlearn.versions v WHERE v.model = m.name AND v.reason = 'auto-unlearn') - $nv0
+	           FROM unlearn.models m WHERE m.name = '$MODEL'")
+	check "current_version and auto-unlearn versions each up by $runs" "$runs|$runs" "$out"
+	out=$(q "SELECT (SELECT count(*) FROM unlearn.versions WHERE model = '$MODEL' AND reason = 'auto-unlearn')
+	                = (SELECT count(DISTINCT version) FROM unlearn.requests WHERE model = '$MODEL' AND state = 'done'),
+	                (SELECT count(*) = max(version) AND max(version) = m.current_version
+	                   FROM unlearn.versions WHERE model = '$MODEL')
+	           FROM unlearn.models m WHERE m.name = '$MODEL'")
+	check "whole history: auto-unlearn versions = distinct request versions; versions 1..current, no gap" "t|t" "$out"
+	check "unlearn_confirm_forgotten" t "$(q "SELECT unlearn_confirm_forgotten('$MODEL')")"
+}
+
+scenario() {
+	echo
+	echo "==== $1 ===="
+	shift
+	local line
+	for line in "$@"; do echo "  checks: $line"; done
+}
+
+want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+
+# ---------------------------------------------------------------- setup
+pkglibdir=$("$UNLEARN_PG_CONFIG" --pkglibdir)
+if [ ! -f "$pkglibdir/unlearn.so" ]; then
+	echo "crash: $pkglibdir/unlearn.so is not installed: run 'make install'" >&2
+	exit 1
+fi
+trap finish EXIT
+unlearn_server_start crash "synchronous_commit = on" "unlearn.naptime = ${NAPTIME_MS}ms" \
+	"unlearn.threads = 2" || exit 1
+
+echo "==== setup: extension, $TABLE (300 rows, 3 clusters in 8-D), model $MODEL (8-512-512-3) ===="
+q "CREATE EXTENSION unlearn" >/dev/null
+q "CREATE TABLE $TABLE AS
+   SELECT i::bigint AS id,
+          ARRAY(SELECT (CASE WHEN d % 3 = i % 3 THEN 2.0 ELSE 0.0 END
+                        + 1.5 * (('x' || substr(md5(i || ':' || d), 1, 8))::bit(32)::int / 2147483648.0))::real
+                  FROM generate_series(0, 7) d ORDER BY d) AS features,
+          i % 3 AS label
+     FROM generate_series(1, 300) i" >/dev/null
+q "ALTER TABLE $TABLE ADD PRIMARY KEY (id)" >/dev/null
+out=$(q "SELECT rows, round(train_accuracy::numeric, 3), round(seconds::numeric, 2)
+           FROM unlearn_train('$MODEL', '$TABLE', 'id', 'features', 'label', hidden => '{512,512}',
+                              epochs => 30, options => '{\"seed\": 1, \"batch_size\": 32, \"lr\": 0.01}')")
+info "trained: rows|train accuracy|seconds = $out"
+q "SELECT unlearn_auto('$MODEL', true, '$SLOW_OPTS')" >/dev/null
+info "worker runs use auto_options $SLOW_OPTS"
+info "launcher pid $(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'unlearn launcher'");" \
+	"the database's worker starts with the first DELETE's commit"
+
+# ---------------------------------------------------------------- a
+if want a; then
+	scenario "a. kill -9 of the worker in the middle of a run" \
+		"the kill hits a run (requests running, attempts 2 afterwards), postgres restarts," \
+		"the requests are run again and done once, the killed run left no version"
+	ids='{11,12,13,14}'
+	snapshot
+	q "DELETE FROM $TABLE WHERE id = ANY('$ids')" >/dev/null
+	if pid=$(wait_running "$ids" 30); then
+		sleep 0.3
+		info "requests running in worker $pid: kill -9"
+		kill -9 "$pid"
+		sleep 1
+		wait_server 60 || bad "the server did not come back after the crash"
+		if log_since | grep -q "unlearn worker.*was terminated by signal 9" &&
+			log_since | grep -q "all server processes terminated; reinitializing"; then
+			ok "postmaster saw the worker die (signal 9) and reinitialized"
+		else bad "no 'terminated by signal 9' / 'reinitializing' in the server log"; fi
+		drain 120 || bad "queue not drained within 120 s after the crash"
+		check "the killed run was claimed, then claimed again (attempts)" "2" \
+			"$(q "SELECT string_agg(DISTINCT attempts::text, ',') FROM unlearn.requests WHERE model = '$MODEL' AND id = ANY('$ids')")"
+		verify "$ids" 1
+	else
+		bad "no request of $ids became running within 30 s"
+	fi
+fi
+
+# ---------------------------------------------------------------- b
+if want b; then
+	scenario "b. pg_ctl stop -m immediate in the middle of a run, restart" \
+		"same as a: the run is redone once after the restart, no version from the interrupted run"
+	ids='{21,22,23,24}'
+	snapshot
+	q "DELETE FROM $TABLE WHERE id = ANY('$ids')" >/dev/null
+	if pid=$(wait_running "$ids" 30); then
+		sleep 0.3
+		info "requests running in worker $pid: pg_ctl stop -m immediate"
+		pg_ctl_ -m immediate -w -t 60 stop >/dev/null
+		pg_ctl_ -l "$UNLEARN_SERVER_LOG" -w -t 60 start >/dev/null
+		wait_server 60 || bad "the server did not come back"
+		drain 120 || bad "queue not drained within 120 s after the restart"
+		check "the interrupted run was claimed, then claimed again (attempts)" "2" \
+			"$(q "SELECT string_agg(DISTINCT attempts::text, ',') FROM unlearn.requests WHERE model = '$MODEL' AND id = ANY('$ids')")"
+		verify "$ids" 1
+	else
+		bad "no request of $ids became running within 30 s"
+	fi
+fi
+
+# ---------------------------------------------------------------- c
+if want c; then
+	scenario "c. DELETE committed, immediate stop before the worker ran (unlearn.batch_window 5 s)" \
+		"the requests survive the stop as pending, no run happened before it," \
+		"after the restart they are processed once"
+	ids='{31,32,33,34}'
+	q "ALTER SYSTEM SET unlearn.batch_window = '5s'" >/dev/null
+	q "SELECT pg_reload_conf()" >/dev/null
+	sleep 0.5
+	snapshot
+	q "DELETE FROM $TABLE WHERE id = ANY('$ids')" >/dev/null
+	pg_ctl_ -m immediate -w -t 60 stop >/dev/null
+	info "stopped (immediate) right after the DELETE's commit"
+	pg_ctl_ -l "$UNLEARN_SERVER_LOG" -w -t 60 start >/dev/null
+	wait_server 60 || bad "the server did not come back"
+	out=$(q "SELECT count(*), count(*) FILTER (WHERE state = 'pending' AND attempts = 0)
+	           FROM unlearn.requests WHERE model = '$MODEL' AND id = ANY('$ids')")
+	check "after the restart: the 4 requests are there, pending, never attempted" "4|4" "$out"
+	check "the rows stayed deleted" 0 "$(q "SELECT count(*) FROM $TABLE WHERE id = ANY('$ids')")"
+	q "ALTER SYSTEM RESET unlearn.batch_window" >/dev/null
+	q "SELECT pg_reload_conf()" >/dev/null
+	drain 120 || bad "queue not drained within 120 s after the restart"
+	verify "$ids" 1
+fi
+
+# ---------------------------------------------------------------- d
+if want d; then
+	scenario "d. SIGTERM (pg_terminate_backend) of the worker during a run" \
+		"the launcher starts a new worker within naptime (${NAPTIME_MS} ms) + 2 s, which re-runs the" \
+		"interrupted batch once (the worker killed had started a few seconds before)"
+	ids='{41,42,43,44}'
+	snapshot
+	# a young worker: terminate the current one while idle; the DELETE's
+	# commit asks the launcher for a new one
+	old=$(worker_pids)
+	[ -z "$old" ] || q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+	                     WHERE backend_type = 'unlearn worker' AND datname = current_database()" >/dev/null
+	sleep 0.3
+	q "DELETE FROM $TABLE WHERE id = ANY('$ids')" >/dev/null
+	if pid=$(wait_running "$ids" 30); then
+		sleep 0.3
+		info "worker $pid (started $(q "SELECT round(extract(epoch FROM now() - backend_start)::numeric, 1) FROM pg_stat_activity WHERE pid = $pid") s ago) running: pg_terminate_backend"
+		q "SELECT pg_terminate_backend($pid)" >/dev/null
+		t0=$(date +%s.%N)
+		limit=$(awk -v n="$NAPTIME_MS" 'BEGIN { printf "%.1f", n / 1000 + 2 }')
+		new=
+		while awk -v a="$t0" -v b="$(date +%s.%N)" -v l="$limit" 'BEGIN { exit !(b - a < l) }'; do
+			new=$(worker_pids)
+			if [ -n "$new" ] && [ "$new" != "$pid" ]; then break; fi
+			new=
+			sleep 0.1
+		done
+		if [ -n "$new" ]; then
+			ok "a new worker ($new) started $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s after the SIGTERM"
+		else
+			bad "no worker restarted within $limit s of the SIGTERM (requests left: $(q "SELECT string_agg(state || ':' || count, ',') FROM (SELECT state, count(*) FROM unlearn.requests WHERE model = '$MODEL' AND state <> 'done' GROUP BY state) s"))"
+			# wake it the way a commit does, so that the checks below still mean something
+			ids='{41,42,43,44,45}'
+			q "DELETE FROM $TABLE WHERE id = 45" >/dev/null
+			info "woke the launcher with another DELETE (id 45)"
+		fi
+		drain 120 || bad "queue not drained within 120 s"
+		verify "$ids" 1
+	else
+		bad "no request of $ids became running within 30 s"
+	fi
+fi
+
+# ---------------------------------------------------------------- e
+if want e; then
+	scenario "e. SIGHUP: ALTER SYSTEM SET unlearn.naptime / unlearn.batch_window, pg_reload_conf()" \
+		"SHOW in a new session gives the new values, the worker is not restarted, it applies the" \
+		"new batch_window (server-side latency >= 1.5 s) and still unlearns"
+	ids='{51}'
+	snapshot
+	before=$(worker_pids)
+	q "ALTER SYSTEM SET unlearn.naptime = '1500ms'" >/dev/null
+	q "ALTER SYSTEM SET unlearn.batch_window = '1500ms'" >/dev/null
+	q "SELECT pg_reload_conf()" >/dev/null
+	sleep 1
+	check "SHOW unlearn.naptime in a new session" 1500ms "$(q "SHOW unlearn.naptime")"
+	check "SHOW unlearn.batch_window in a new session" 1500ms "$(q "SHOW unlearn.batch_window")"
+	check "the same worker process after the reload" "$before" "$(worker_pids)"
+	q "DELETE FROM $TABLE WHERE id = ANY('$ids')" >/dev/null
+	drain 60 || bad "queue not drained within 60 s"
+	lat=$(q "SELECT round(extract(epoch FROM done_at - enqueued_at)::numeric, 2) FROM unlearn.requests
+	          WHERE model = '$MODEL' AND id = 51")
+	if awk -v l="${lat:-0}" 'BEGIN { exit !(l >= 1.5) }'; then ok "the worker waited the new batch_window (latency $lat s)"
+	else bad "latency $lat s < 1.5 s: the worker did not apply the reloaded unlearn.batch_window"; fi
+	verify "$ids" 1
+	q "ALTER SYSTEM RESET unlearn.naptime" >/dev/null
+	q "ALTER SYSTEM RESET unlearn.batch_window" >/dev/null
+	q "SELECT pg_reload_conf()" >/dev/null
+fi
+
+# ---------------------------------------------------------------- f
+if want f; then
+	scenario "f. SIGTERM of the launcher while the worker runs a batch (run longer than the launcher's 5 s restart)" \
+		"the restarted launcher does not start a second worker for the database; the batch" \
+		"in progress is done once (not reset and re-run, not marked skipped)"
+	ids='{61,62,63,64}'
+	q "SELECT unlearn_auto('$MODEL', true, '$VERY_SLOW_OPTS')" >/dev/null
+	snapshot
+	q "DELETE FROM $TABLE WHERE id = ANY('$ids')" >/dev/null
+	if pid=$(wait_running "$ids" 30); then
+		launcher=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'unlearn launcher'")
+		info "worker $pid running; pg_terminate_backend(launcher $launcher)"
+		q "SELECT pg_terminate_backend($launcher)" >/dev/null
+		max_workers=0
+		for _ in $(seq 1 80); do	# ~8 s: the launcher comes back after 5 s
+			w=$(worker_pids)
+			c=$(wc -w <<<"$w")
+			[ "$c" -gt "$max_workers" ] && max_workers=$c && seen=$w
+			sleep 0.1
+		done
+		check "workers for the database at once, over 8 s after the launcher's restart" 1 "$max_workers"
+		[ "$max_workers" -le 1 ] || info "worker pids seen together: $seen"
+		drain 120 || bad "queue not drained within 120 s"
+		check "the batch in progress was not claimed again (attempts)" 1 \
+			"$(q "SELECT string_agg(DISTINCT attempts::text, ',') FROM unlearn.requests WHERE model = '$MODEL' AND id = ANY('$ids')")"
+		verify "$ids" 1
+		q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'unlearn worker' AND pid <> $pid" >/dev/null || true
+	else
+		bad "no request of $ids became running within 30 s"
+	fi
+	q "SELECT unlearn_auto('$MODEL', true, '$SLOW_OPTS')" >/dev/null
+fi
+
+echo
+q "SELECT 'final status: pending ' || pending || ', running ' || running || ', done ' || done ||
+          ', failed ' || failed || ', skipped ' || skipped || ', latency p50 ' || coalesce(latency_p50::text, '-')
+     FROM unlearn.status WHERE model = '$MODEL'"
