@@ -10,9 +10,11 @@
  * Usage: core_bench [--ks 1,8,32,128] [--seeds 3] [--methods neggrad,adv,adv+imp,default]
  *                   [--retrain-seeds 1] [--no-continual] [--max-steps N] [--replay N]
  *                   [--cache /tmp/unlearn_fmnist_mlp.bin] [--data DIR] [--set key=value]...
- * --set changes an option of the default method (lr, margin, replay_weight,
- * replay_batch, repair_steps, forget_weight, momentum, weight_decay, adv_weight,
- * imp_lambda, pgd_eps) for tuning.
+ *                   [--fset key=value]... [--continual-only]
+ * --set key=value changes an option of the default method (any float/int
+ * field of ul_options, e.g. lr, margin, replay_weight, distill) for tuning;
+ * --fset key=value does the same for the faithful methods (e.g. pgd_eps).
+ * --continual-only runs just the continual experiment.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +169,8 @@ typedef struct bench
 	int			replay_n;
 	int			max_steps;
 	ul_options	tune;			/* options of the default method */
+	char		fset[8][64];	/* --fset overrides for the faithful methods */
+	int			n_fset;
 	unsigned char *mark;		/* ntr: 1 = forgotten */
 	float	   *Xrem;			/* remaining rows (for accuracy) */
 	int		   *yrem;
@@ -234,6 +238,8 @@ replay_sample(const bench *b, nn_rng *rng, float *Xr, int *yr)
 	return n;
 }
 
+static int	set_option(ul_options *o, const char *kv);
+
 /* Options for a method in the bench. */
 static ul_options
 bench_options(const bench *b, ul_method meth, uint64_t seed)
@@ -243,7 +249,11 @@ bench_options(const bench *b, ul_method meth, uint64_t seed)
 	if (meth == UL_METHOD_DEFAULT)
 		o = b->tune;
 	else
+	{
 		ul_options_default(&o, meth);
+		for (int i = 0; i < b->n_fset; i++)
+			set_option(&o, b->fset[i]);
+	}
 	o.seed = seed;
 	if (b->max_steps > 0)
 		o.max_steps = b->max_steps;
@@ -266,7 +276,7 @@ set_option(ul_options *o, const char *kv)
 #define F(name) if (strcmp(key, #name) == 0) { o->name = (float) v; return 0; }
 #define I(name) if (strcmp(key, #name) == 0) { o->name = (int) v; return 0; }
 	F(lr) F(momentum) F(weight_decay) F(margin) F(replay_weight) F(adv_weight)
-	F(imp_lambda) F(pgd_eps) F(pgd_alpha) F(forget_weight) F(distill) F(guard_weight)
+	F(imp_lambda) F(pgd_eps) F(pgd_alpha) F(forget_weight) F(distill) F(guard_weight) F(repair_lr)
 	I(guard_per_row)
 	I(optimizer)
 	I(replay_batch) I(repair_steps) I(forget_batch) I(adv_batch) I(adv_per_row)
@@ -334,9 +344,9 @@ run_one(bench *b, ul_method meth, int k, uint64_t seed, double *sum_drop, double
 	nrem = gather_remaining(b);
 	racc = nn_accuracy(m, b->Xrem, b->yrem, nrem);
 	forg = miss_rate(m, Xf, yf, k);
-	printf("| %-8s | %4d | %4d | %6.1f | %6.2f | %6.2f | %+6.2f | %6.2f | %6d | %7.2f | %s\n",
+	printf("| %-8s | %4d | %4d | %6.1f | %6.2f | %6.2f | %+6.2f | %6.2f | %6d | %6d | %7.2f | %s\n",
 		   ul_method_name(meth), k, (int) seed, 100 * forg, 100 * b->acc0, 100 * acc,
-		   100 * (acc - b->acc0), 100 * racc, res.steps, sec, res.success ? "yes" : "NO");
+		   100 * (acc - b->acc0), 100 * racc, res.forget_steps, res.steps, sec, res.success ? "yes" : "NO");
 	fflush(stdout);
 	*sum_drop += 100 * (b->acc0 - acc);
 	*sum_forg += 100 * forg;
@@ -377,9 +387,9 @@ run_retrain(bench *b, int k, uint64_t seed)
 	nn_train(m, b->Xrem, b->yrem, nrem, &o, NULL, NULL);
 	sec = now() - t0;
 	acc = nn_accuracy(m, b->Xte, b->yte, b->nte);
-	printf("| %-8s | %4d | %4d | %6.1f | %6.2f | %6.2f | %+6.2f | %6.2f | %6s | %7.2f | %s\n",
+	printf("| %-8s | %4d | %4d | %6.1f | %6.2f | %6.2f | %+6.2f | %6.2f | %6s | %6s | %7.2f | %s\n",
 		   "retrain", k, (int) seed, 100 * miss_rate(m, Xf, yf, k), 100 * b->acc0, 100 * acc,
-		   100 * (acc - b->acc0), 100 * nn_accuracy(m, b->Xrem, b->yrem, nrem), "10 ep", sec, "-");
+		   100 * (acc - b->acc0), 100 * nn_accuracy(m, b->Xrem, b->yrem, nrem), "-", "10 ep", sec, "-");
 	fflush(stdout);
 	nn_free(m);
 	free(idx);
@@ -459,7 +469,7 @@ main(int argc, char **argv)
 	double		t0;
 
 	memset(&b, 0, sizeof(b));
-	b.replay_n = 2048;
+	b.replay_n = 16384;			/* the replay sample the caller passes; see docs/method.md */
 	ul_options_default(&b.tune, UL_METHOD_DEFAULT);
 	for (int i = 1; i < argc; i++)
 	{
@@ -491,6 +501,19 @@ main(int argc, char **argv)
 				fprintf(stderr, "bad --set %s\n", v);
 				return 2;
 			}
+			i++;
+		}
+		else if (strcmp(a, "--fset") == 0)
+		{
+			ul_options	probe;
+
+			ul_options_default(&probe, UL_METHOD_ADV_IMP);
+			if (b.n_fset >= 8 || set_option(&probe, v) != 0)
+			{
+				fprintf(stderr, "bad --fset %s\n", v);
+				return 2;
+			}
+			snprintf(b.fset[b.n_fset++], 64, "%s", v);
 			i++;
 		}
 		else if (strcmp(a, "--methods") == 0)
@@ -539,8 +562,8 @@ main(int argc, char **argv)
 
 	if (nk > 0)
 	{
-		printf("\n| method   |    k | seed | forgot | acc0   | acc    | delta  | remain |  steps | seconds | success\n");
-		printf("|----------|------|------|--------|--------|--------|--------|--------|--------|---------|--------\n");
+		printf("\n| method   |    k | seed | forgot | acc0   | acc    | delta  | remain | fsteps |  steps | seconds | success\n");
+		printf("|----------|------|------|--------|--------|--------|--------|--------|--------|--------|---------|--------\n");
 	}
 	for (int ki = 0; ki < nk; ki++)
 	{
@@ -554,7 +577,7 @@ main(int argc, char **argv)
 			for (int s = 0; s < seeds; s++)
 				run_one(&b, (ul_method) methods[mi], ks[ki], (uint64_t) s + 1, &sd, &sf, &ss, &ns);
 			if (seeds > 1)
-				printf("| %-8s | %4d | mean | %6.1f |        |        | %+6.2f |        |        | %7.2f | %d/%d\n",
+				printf("| %-8s | %4d | mean | %6.1f |        |        | %+6.2f |        |        |        | %7.2f | %d/%d\n",
 					   ul_method_name((ul_method) methods[mi]), ks[ki], sf / seeds, -sd / seeds, ss / seeds, ns, seeds);
 		}
 		for (int s = 0; s < retrain_seeds; s++)

@@ -5,6 +5,7 @@
 set -e
 cd "$(dirname "$0")/.."
 BLAS_INC=/usr/include/x86_64-linux-gnu/openblas-pthread
-gcc -std=gnu11 -O2 -Wall -Wextra -Werror -Isrc/core -I$BLAS_INC -o bench/core_bench \
+BIN=${TMPDIR:-/tmp}/unlearn_core_bench
+gcc -std=gnu11 -O2 -Wall -Wextra -Werror -Isrc/core -I$BLAS_INC -o "$BIN" \
     bench/core_bench.c src/core/*.c -lopenblas -lz -lm
-OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-2} exec bench/core_bench "$@"
+OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-2} exec "$BIN" "$@"

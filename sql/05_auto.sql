@@ -137,10 +137,13 @@ CREATE TABLE other_data AS SELECT * FROM auto_data WHERE id <= 150;
 SELECT model FROM unlearn_train('other', 'other_data', 'id', 'features', 'label', hidden => '{16}', epochs => 40,
                    options => '{"lr": 0.01, "batch_size": 32}');
 SELECT unlearn_auto('auto', true, '{"method": "neggrad", "lr": 1e-9, "max_steps": 1}');
-DELETE FROM auto_data WHERE id = 95;
+-- a row the model still classifies right, so the run has work to do
+CREATE TEMP TABLE doomed AS
+SELECT min(id) AS id FROM auto_data WHERE id > 90 AND unlearn_predict('auto', features) = label;
+DELETE FROM auto_data WHERE id = (SELECT id FROM doomed);
 DELETE FROM other_data WHERE id = 96;
 SELECT unlearn_wait('auto') AS auto_drained, unlearn_wait('other') AS other_drained;
-SELECT state, attempts, last_error FROM unlearn.requests WHERE model = 'auto' AND id = 95;
+SELECT state, attempts, last_error FROM unlearn.requests WHERE model = 'auto' AND id = (SELECT id FROM doomed);
 SELECT model, pending, failed, last_error IS NOT NULL AS shows_error FROM unlearn.status
 WHERE model IN ('auto', 'other') ORDER BY model;
 SELECT state FROM unlearn.requests WHERE model = 'other' AND id = 96;

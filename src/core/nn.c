@@ -1333,3 +1333,13 @@ nn_deserialize(const void *buf, size_t len, char *err, size_t errlen)
 	get_floats(p, m->params, m->n_params);
 	return m;
 }
+
+/* True when every parameter is finite (a diverged run is never stored). */
+int
+nn_params_finite(const nn_model *m)
+{
+	for (size_t i = 0; i < m->n_params; i++)
+		if (!isfinite(m->params[i]))
+			return 0;
+	return 1;
+}

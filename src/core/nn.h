@@ -181,6 +181,9 @@ typedef int (*nn_epoch_callback) (void *arg, int epoch, int epochs, double mean_
 double		nn_train(nn_model *m, const float *X, const int *y, int n,
 					 const nn_train_options *o, nn_epoch_callback cb, void *cb_arg);
 
+/* True when every parameter is finite (a diverged run is never stored). */
+int			nn_params_finite(const nn_model *m);
+
 /* Share of rows of X whose argmax prediction equals y. */
 double		nn_accuracy(const nn_model *m, const float *X, const int *y, int n);
 

@@ -33,7 +33,8 @@ void		ul_pgd_targeted(const nn_model *m, const float *X, const int *y, int n,
  * MAS importance of every parameter on the n rows of X:
  * omega = | d/dtheta mean_i ||logits_i||_2 |, then per parameter tensor
  * (each weight matrix and each bias vector separately) min-max normalised,
- * w = 1 - normalised omega (w = 1 for a tensor whose max == min... see .c).
+ * w = 1 - normalised omega; a tensor whose omega is constant (max == min)
+ * gets w = 1 everywhere (it does not affect the rows, so it is anchored).
  * Writes m->n_params floats to `raw_omega` (if not NULL) and to `w`.
  */
 void		ul_mas_weights(const nn_model *m, const float *X, int n,
@@ -65,14 +66,23 @@ typedef struct ul_options
 	float		pgd_alpha;		/* paper: 0.1 */
 	int			pgd_steps;		/* paper: 100 */
 	float		imp_lambda;		/* paper: 1.0 */
-	int			max_passes;		/* cap on passes over the adversarial set; paper: 1000 */
+	int			max_passes;		/* cap on passes over the adversarial set (over the
+								 * forget set for neggrad and default); paper: 1000 */
 	int			max_steps;		/* hard cap on optimiser steps (0 = none) */
 	uint64_t	seed;
-	/* knobs of the default method (ignored by the faithful ones) */
+	/*
+	 * Knobs of the default method (ignored by the faithful ones).  The
+	 * default loss per step is forget_weight * mean hinge over the forget and
+	 * prior rows still inside `margin` + replay_weight * CE on replay_batch
+	 * replay rows (targets mixed with theta0's softmax by `distill`); after
+	 * the stop, repair_steps more steps, handing back the satisfying state
+	 * with the lowest replay loss.  See docs/method.md.
+	 */
 	float		margin;			/* bounded forget loss margin */
 	float		replay_weight;	/* weight of CE on replayed remaining rows */
 	int			replay_batch;	/* remaining rows per step */
 	int			repair_steps;	/* steps of the repair phase after the stop */
+	float		repair_lr;		/* default method: lr of the repair phase (0 = lr) */
 	float		adv_weight;		/* default method: weight of the ADV term (0 = no PGD) */
 	float		forget_weight;	/* default method: weight of the margin forget term */
 	float		distill;		/* default method: replay targets mix one-hot labels
@@ -113,8 +123,14 @@ typedef int (*ul_progress_callback) (void *arg, int step, int satisfied, int tot
  *   Xp, yp, np:     prior rows (forgotten by earlier requests) that must stay
  *                   misclassified (continual unlearning); may be NULL/0.
  *   Xr, yr, nr:     a sample of remaining rows the default method may replay;
- *                   may be NULL/0 (the faithful methods ignore it).
- * Returns 0 on success, -1 on bad arguments (message in err).
+ *                   may be NULL/0 (the faithful methods ignore it).  Pass a
+ *                   uniform random sample of min(remaining, 16384) rows
+ *                   (measured in docs/method.md; 4096 also meets the targets).
+ * Every step evaluates all k + np forget and prior rows (the stop rule).
+ * Returns 0 on success, -1 on bad arguments (message in err); whether every
+ * row was satisfied is result->success (0 also when the step cap was hit,
+ * then the model is left in its last state, or when the callback aborted,
+ * then the parameters are restored to their input values).
  * Deterministic: the same inputs, options and seed give the same bytes.
  */
 int			ul_unlearn(nn_model *m,

@@ -9,6 +9,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -23,7 +25,7 @@
 #include "unlearn_core.h"
 #include "unlearn_pg.h"
 
-#define DEFAULT_REPLAY_ROWS 4096
+#define DEFAULT_REPLAY_ROWS 16384
 
 static const char *const method_names[] = {"neggrad", "adv", "adv+imp", "default", NULL};	/* ul_method order */
 static const char *const optimizer_names[] = {"sgd", "adam", NULL};
@@ -603,6 +605,12 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("could not unlearn: %s", err)));
+	if (!nn_params_finite(net))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("method %s diverged: the weights are no longer finite", method_names[opts->ul.method]),
+				 errdetail("Nothing was changed."),
+				 errhint("Lower lr.")));
 	if (!res.success)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -666,9 +674,11 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 	{
 		char	   *metrics = psprintf("{\"rows\": %d, \"forgotten\": %d, \"prior\": %d, \"prior_kept\": %d,"
 									   " \"steps\": %d, \"forget_steps\": %d, \"seconds\": %.3f,"
-									   " \"replay_rows\": %d, \"forget_loss\": %.6g}",
+									   " \"replay_rows\": %d, \"forget_loss\": %s}",
 									   k, res.forgotten, (int) prior.n, res.prior_kept, res.steps,
-									   res.forget_steps, out->seconds, (int) replay.n, res.final_forget_loss);
+									   res.forget_steps, out->seconds, (int) replay.n,
+									   isfinite(res.final_forget_loss) ?
+									   psprintf("%.6g", res.final_forget_loss) : "null");
 
 		unlearn_store_version(model->name, out->version, model->version, reason,
 							  method_names[opts->ul.method], run_options_to_jsonb(opts),
@@ -1137,6 +1147,11 @@ unlearn_retrain(PG_FUNCTION_ARGS)
 	INSTR_TIME_SET_CURRENT(t_train);
 	nn_train(net, data.X, data.y, (int) data.n, &topts, retrain_epoch_callback, name);
 	train_seconds = unlearn_seconds_since(&t_train);
+	if (!nn_params_finite(net))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("retraining diverged: the weights are no longer finite"),
+				 errhint("Lower lr.")));
 	accuracy = nn_accuracy(net, data.X, data.y, (int) data.n);
 
 	version = next_version(name);

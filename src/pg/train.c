@@ -223,6 +223,11 @@ unlearn_train(PG_FUNCTION_ARGS)
 	INSTR_TIME_SET_CURRENT(t_train);
 	nn_train(net, data.X, data.y, (int) data.n, &topts, train_epoch_callback, name);
 	train_seconds = unlearn_seconds_since(&t_train);
+	if (!nn_params_finite(net))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("training diverged: the weights are no longer finite"),
+				 errhint("Lower lr, or scale the features.")));
 	accuracy = nn_accuracy(net, data.X, data.y, (int) data.n);
 
 	used_options = unlearn_train_options_to_jsonb(&topts, hidden, n_hidden, epochs);

@@ -318,6 +318,14 @@ unlearn_launcher_main(Datum arg)
 			if (lw == NULL)
 				continue;
 
+			/*
+			 * A worker still running (or starting, or not yet reaped) is left
+			 * alone, and so is its wanted flag: the postmaster sets our latch
+			 * when it stops (bgw_notify_pid), and the next round starts the
+			 * new one.
+			 */
+			if (lw->handle && GetBackgroundWorkerPid(lw->handle, &pid) != BGWH_STOPPED)
+				continue;
 			SpinLockAcquire(&shared->mutex);
 			for (int s = 0; s < MAX_DATABASES; s++)
 				if (shared->slots[s].dboid == dbs[i] && shared->slots[s].wanted)
@@ -326,9 +334,6 @@ unlearn_launcher_main(Datum arg)
 					shared->slots[s].wanted = false;
 				}
 			SpinLockRelease(&shared->mutex);
-
-			if (lw->handle && GetBackgroundWorkerPid(lw->handle, &pid) != BGWH_STOPPED)
-				continue;		/* running, or starting */
 			if (wanted || lw->last_start == 0 ||
 				TimestampDifferenceExceeds(lw->last_start, now, RETRY_IDLE_DATABASE_MS))
 			{
