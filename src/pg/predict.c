@@ -319,11 +319,20 @@ unlearn_drop_model(PG_FUNCTION_ARGS)
 	model = unlearn_model_lookup(name, false);
 	unlearn_check_owner(model, "drop");
 	unlearn_become_catalog_owner(&saved);
-	ret = SPI_execute_with_args("DELETE FROM unlearn.requests WHERE model = $1",
-								1, argtypes, args, NULL, false, 0);
-	if (ret == SPI_OK_DELETE)
-		ret = SPI_execute_with_args("DELETE FROM unlearn.models WHERE name = $1",
-									1, argtypes, args, NULL, false, 0);
+	/* no foreign keys between the catalog tables: each is cleared here */
+	{
+		const char *const deletes[] = {
+			"DELETE FROM unlearn.requests WHERE model = $1",
+			"DELETE FROM unlearn.forgotten WHERE model = $1",
+			"DELETE FROM unlearn.manifests WHERE model = $1",
+			"DELETE FROM unlearn.versions WHERE model = $1",
+			"DELETE FROM unlearn.models WHERE name = $1"
+		};
+
+		ret = SPI_OK_DELETE;
+		for (int i = 0; i < lengthof(deletes) && ret == SPI_OK_DELETE; i++)
+			ret = SPI_execute_with_args(deletes[i], 1, argtypes, args, NULL, false, 0);
+	}
 	unlearn_restore_user(&saved);
 	if (ret != SPI_OK_DELETE)
 		elog(ERROR, "could not drop model \"%s\": %s", name, SPI_result_code_string(ret));

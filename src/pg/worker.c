@@ -110,6 +110,7 @@ unlearn_shmem_startup(void)
 }
 
 static bool catalog_changed_in_xact = false;
+static bool exiting_idle = false;	/* this worker leaves because nothing is queued */
 
 /* The current catalog generation (0 without shared memory: then nothing may be cached). */
 uint64
@@ -222,7 +223,8 @@ typedef struct LaunchedWorker
 	TimestampTz last_start;
 } LaunchedWorker;
 
-#define RETRY_IDLE_DATABASE_MS 60000	/* recheck a database without the extension */
+#define RETRY_IDLE_DATABASE_MS 300000	/* backstop: restart a database's stopped worker */
+#define WORKER_IDLE_EXIT_MS 60000	/* a worker with nothing queued leaves after this */
 
 /* Databases that accept connections and are not templates. */
 static int
@@ -403,8 +405,11 @@ unregister_worker_slot(int code, Datum arg)
 		{
 			shared->slots[i].latch = NULL;
 			shared->slots[i].pid = 0;
-			shared->slots[i].wanted = true;
-			launcher = shared->launcher_latch;
+			if (!exiting_idle)
+			{
+				shared->slots[i].wanted = true;
+				launcher = shared->launcher_latch;
+			}
 		}
 	SpinLockRelease(&shared->mutex);
 	if (launcher)
@@ -874,11 +879,54 @@ process_due_requests(void)
 	}
 }
 
+/* Requests of this database that are pending or running. */
+static int64
+open_requests(void)
+{
+	int64		n;
+	bool		isnull;
+
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_execute("SELECT count(*) FROM unlearn.requests WHERE state IN ('pending', 'running')",
+					true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "unlearn worker could not read unlearn.requests");
+	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return n;
+}
+
+/*
+ * Leaves when nothing is queued, so an idle database has no session of ours
+ * (DROP DATABASE works).  The latch is withdrawn first and the queue checked
+ * after, so a commit in between either sees no latch (and asks the launcher
+ * for a new worker) or is seen here.
+ */
+static void
+exit_if_idle(void)
+{
+	SpinLockAcquire(&shared->mutex);
+	for (int i = 0; i < MAX_DATABASES; i++)
+		if (shared->slots[i].dboid == MyDatabaseId && shared->slots[i].pid == MyProcPid)
+			shared->slots[i].latch = NULL;
+	SpinLockRelease(&shared->mutex);
+	if (open_requests() == 0)
+	{
+		exiting_idle = true;
+		proc_exit(0);
+	}
+	register_worker_slot();
+}
+
 /* Worker of one database: sleeps on its latch, unlearns what is queued. */
 void
 unlearn_worker_main(Datum arg)
 {
 	Oid			dboid = DatumGetObjectId(arg);
+	TimestampTz last_busy;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -897,11 +945,16 @@ unlearn_worker_main(Datum arg)
 	/* requests a crash left running were never committed as done: run them again */
 	run_in_transaction("UPDATE unlearn.requests SET state = 'pending' WHERE state = 'running'", 0, NULL, NULL);
 
+	last_busy = GetCurrentTimestamp();
 	for (;;)
 	{
 		long		wait_ms;
 
 		wait_ms = process_due_requests();
+		if (open_requests() > 0)
+			last_busy = GetCurrentTimestamp();
+		else if (TimestampDifferenceExceeds(last_busy, GetCurrentTimestamp(), WORKER_IDLE_EXIT_MS))
+			exit_if_idle();
 		if (unlearn_feature_retention > 0)
 		{
 			/* ledger copies past their retention window go */

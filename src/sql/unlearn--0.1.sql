@@ -145,6 +145,10 @@ CREATE CAST (unlearn_label AS integer) WITH FUNCTION unlearn_label_to_int4(unlea
 ------------------------------------------------------------------------------
 CREATE SCHEMA unlearn;
 
+-- The catalog tables have no foreign keys between them: only the extension's
+-- functions write them (after their own checks, unlearn_drop_model removes a
+-- model's rows from every table), and without them a parallel pg_restore
+-- can load the tables in any order.  unlearn_verify_ledger checks lineage.
 CREATE TABLE unlearn.models (
 	name			text PRIMARY KEY CHECK (name <> '' AND length(name) <= 200),
 	owner			regrole NOT NULL,			-- role that trained it (kept by name in dumps)
@@ -165,7 +169,7 @@ CREATE TABLE unlearn.models (
 COMMENT ON TABLE unlearn.models IS 'one row per model trained by unlearn_train';
 
 CREATE TABLE unlearn.versions (
-	model			text NOT NULL REFERENCES unlearn.models (name) ON DELETE CASCADE,
+	model			text NOT NULL,
 	version			integer NOT NULL CHECK (version > 0),
 	parent			integer,
 	reason			text NOT NULL,				-- train, unlearn, relabel, retrain
@@ -179,8 +183,7 @@ CREATE TABLE unlearn.versions (
 	metrics			jsonb NOT NULL DEFAULT '{}',
 	created_by		name NOT NULL DEFAULT current_user,
 	created_at		timestamptz NOT NULL DEFAULT clock_timestamp(),
-	PRIMARY KEY (model, version),
-	FOREIGN KEY (model, parent) REFERENCES unlearn.versions (model, version)
+	PRIMARY KEY (model, version)
 );
 COMMENT ON TABLE unlearn.versions IS 'immutable model versions: weights, lineage and figures';
 
@@ -188,13 +191,12 @@ CREATE TABLE unlearn.manifests (
 	model			text NOT NULL,
 	version			integer NOT NULL,
 	ids				bigint[] NOT NULL,			-- sorted ids of the rows the version was trained on
-	PRIMARY KEY (model, version),
-	FOREIGN KEY (model, version) REFERENCES unlearn.versions (model, version) ON DELETE CASCADE
+	PRIMARY KEY (model, version)
 );
 COMMENT ON TABLE unlearn.manifests IS 'which training rows each version has seen';
 
 CREATE TABLE unlearn.forgotten (
-	model			text NOT NULL REFERENCES unlearn.models (name) ON DELETE CASCADE,
+	model			text NOT NULL,
 	id				bigint NOT NULL,			-- id of the forgotten training row
 	label			text NOT NULL,				-- its label (text form) when it was forgotten
 	features		real[],						-- copy kept to re-verify forgetting (see unlearn.feature_retention)
@@ -202,8 +204,7 @@ CREATE TABLE unlearn.forgotten (
 	version			integer NOT NULL,			-- the version that forgot it
 	forgotten_at	timestamptz NOT NULL DEFAULT clock_timestamp(),
 	requested_by	name NOT NULL DEFAULT session_user,
-	PRIMARY KEY (model, id),
-	FOREIGN KEY (model, version) REFERENCES unlearn.versions (model, version)
+	PRIMARY KEY (model, id)
 );
 COMMENT ON TABLE unlearn.forgotten IS 'ledger of rows forgotten by each model';
 
