@@ -682,21 +682,7 @@ process_claimed(const char *name, const int64 *claimed, int n_claimed)
 	}
 
 	/* the rows the current version learned */
-	{
-		Oid			mtypes[2] = {TEXTOID, INT4OID};
-		Datum		margs[2] = {CStringGetTextDatum(name), Int32GetDatum(model->version)};
-		bool		isnull;
-		ArrayType  *arr;
-
-		if (SPI_execute_with_args("SELECT ids FROM unlearn.manifests WHERE model = $1 AND version = $2",
-								  2, mtypes, margs, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("manifest of version %d of model \"%s\" is missing", model->version, name)));
-		arr = DatumGetArrayTypePCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		n_manifest = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
-		manifest_ids = (int64 *) ARR_DATA_PTR(arr);
-	}
+	manifest_ids = unlearn_load_manifest(model, model->version, &n_manifest);
 
 	/* run as the model's owner, with a safe search_path */
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
@@ -770,21 +756,7 @@ process_claimed(const char *name, const int64 *claimed, int n_claimed)
 		/* the relabel pass starts from the version the forget pass made */
 		model = unlearn_model_lookup(name, false);
 		if (!relabel)
-		{
-			Oid			mtypes[2] = {TEXTOID, INT4OID};
-			Datum		margs[2] = {CStringGetTextDatum(name), Int32GetDatum(model->version)};
-			bool		isnull;
-			ArrayType  *arr;
-
-			if (SPI_execute_with_args("SELECT ids FROM unlearn.manifests WHERE model = $1 AND version = $2",
-									  2, mtypes, margs, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-				ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("manifest of version %d of model \"%s\" is missing", model->version, name)));
-			arr = DatumGetArrayTypePCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-			n_manifest = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
-			manifest_ids = (int64 *) ARR_DATA_PTR(arr);
-		}
+			manifest_ids = unlearn_load_manifest(model, model->version, &n_manifest);
 	}
 	SetUserIdAndSecContext(saved_user, saved_sec);
 }
