@@ -525,11 +525,23 @@ add_bias(float *out, const float *bias, int n, int width)
  * Forward pass: act[l+1] = act[l] W_l^T + b_l (ReLU on hidden layers), with
  * act[0] = X.  Returns the logits in ws, or NULL if n exceeds ws->max_batch.
  */
+static nn_interrupt_fn interrupt_hook = NULL;
+
+/* Installs the hook nn_forward calls first (NULL: none). */
+void
+nn_set_interrupt_hook(nn_interrupt_fn hook)
+{
+	interrupt_hook = hook;
+}
+
 const float *
 nn_forward(const nn_model *m, nn_workspace *ws, const float *X, int n)
 {
 	const float *in = X;
 	int			L = m->n_layers;
+
+	if (interrupt_hook)
+		interrupt_hook();
 
 	if (n < 0 || n > ws->max_batch)
 		return NULL;

@@ -29,6 +29,15 @@ void	   *nn_alloc(size_t size);			/* never returns NULL with the PG allocator; m
 void	   *nn_alloc_zero(size_t size);
 void		nn_free_mem(void *ptr);
 
+/*
+ * Interrupt hook, called at the start of every forward pass (default: none).
+ * The extension installs one that checks for query cancel, so every long
+ * computation (training, PGD, MAS, the unlearning loop) can be cancelled; it
+ * may longjmp away, which is safe because all memory is the allocator's.
+ */
+typedef void (*nn_interrupt_fn) (void);
+void		nn_set_interrupt_hook(nn_interrupt_fn hook);
+
 /* ---------- seeded RNG (xoshiro256**, seeded by splitmix64) ---------- */
 typedef struct nn_rng
 {

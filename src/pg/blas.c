@@ -166,9 +166,17 @@ core_pfree(void *ptr)
 		pfree(ptr);
 }
 
-/* Makes the core allocate with palloc, so an error frees everything. */
+/* The core's interrupt hook: lets a cancel or a shutdown in. */
+static void
+core_check_for_interrupts(void)
+{
+	CHECK_FOR_INTERRUPTS();
+}
+
+/* Makes the core allocate with palloc, so an error frees everything, and check for interrupts. */
 void
 unlearn_core_use_palloc(void)
 {
 	nn_set_allocator(core_palloc, core_pfree);
+	nn_set_interrupt_hook(core_check_for_interrupts);
 }

@@ -1204,7 +1204,37 @@ UNIT_TEST(test_allocator_hooks_and_failures)
 	nn_free(proto);
 }
 
+static int	hook_calls = 0;
+
+/* Counts interrupt-hook calls. */
+static void
+counting_hook(void)
+{
+	hook_calls++;
+}
+
+/* The interrupt hook runs once per forward pass, and not at all once removed. */
+UNIT_TEST(interrupt_hook_runs_per_forward)
+{
+	int			hidden[1] = {3};
+	nn_model   *m = nn_create(4, 1, hidden, 2, 1, NULL, 0);
+	nn_workspace *ws = nn_workspace_create(m, 8);
+	float		X[8 * 4] = {0};
+
+	hook_calls = 0;
+	nn_set_interrupt_hook(counting_hook);
+	nn_forward(m, ws, X, 8);
+	nn_forward(m, ws, X, 2);
+	CHECK(hook_calls == 2);
+	nn_set_interrupt_hook(NULL);
+	nn_forward(m, ws, X, 8);
+	CHECK(hook_calls == 2);
+	nn_workspace_free(ws);
+	nn_free(m);
+}
+
 const unit_case nn_tests[] = {
+	UNIT_ENTRY(interrupt_hook_runs_per_forward),
 	UNIT_ENTRY(test_rng_reference_and_determinism),
 	UNIT_ENTRY(test_rng_below_uniform_normal),
 	UNIT_ENTRY(test_rng_shuffle_permutation),
