@@ -55,6 +55,8 @@ FROM unlearn.models WHERE name = 'quads';
 -- a cancelled call (statement_timeout) leaves everything as it was
 SET statement_timeout = '300ms';
 SELECT unlearn_rows('quads', ARRAY[31], '{"method": "neggrad", "lr": 1e-9, "max_steps": 100000000, "max_passes": 1000000}');
+-- also while the adversarial examples are being made, before the loop starts
+SELECT unlearn_rows('quads', ARRAY[31], '{"method": "adv", "pgd_steps": 100000, "adv_per_row": 1000}');
 RESET statement_timeout;
 SELECT count(*) AS in_table FROM quads WHERE id = 31;
 SELECT current_version, (SELECT count(*) FROM unlearn.forgotten WHERE model = 'quads') AS ledger
