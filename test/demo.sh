@@ -70,7 +70,10 @@ pkglibdir=$("$UNLEARN_PG_CONFIG" --pkglibdir)
 if [ "${UNLEARN_NO_PRELOAD:-0}" != 1 ] && [ ! -f "$pkglibdir/unlearn.so" ]; then
 	fail "$pkglibdir/unlearn.so is not installed: run 'make install' (or 'make demo')"
 fi
-unlearn_server_start demo || fail "could not start the server"
+# The ledger keeps a copy of each forgotten row's features for a day here, so
+# the demo can re-check the rows; the default (unlearn.feature_retention = 0)
+# erases the copy as soon as a run has verified it, keeping only ids and hashes.
+unlearn_server_start demo "unlearn.feature_retention = 86400" || fail "could not start the server"
 trap finish EXIT
 upsql -At -c "SELECT version()"
 
