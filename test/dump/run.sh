@@ -196,9 +196,11 @@ check_restored() {
 	# versions are numbered 1..n (the reference retrain is n, not current): the new one is n + 1
 	nv=$(q "$db" "SELECT count(*) FROM unlearn.versions WHERE model = 'm_int'")
 	q "$db" "DELETE FROM ul_int WHERE id IN (40, 41, 42)" >/dev/null
-	check "the DELETE queued one request per row" "3|pending" \
-		"$(q "$db" "SELECT count(*), string_agg(DISTINCT state, ',') FROM unlearn.requests
-		            WHERE model = 'm_int' AND id IN (40, 41, 42) AND enqueued_at > now() - interval '1 min'")"
+	# the worker may already have picked them up: any state but failed or skipped counts
+	check "the DELETE queued one request per row" "3" \
+		"$(q "$db" "SELECT count(*) FROM unlearn.requests
+		            WHERE model = 'm_int' AND id IN (40, 41, 42) AND enqueued_at > now() - interval '1 min'
+		              AND state IN ('pending', 'running', 'done')")"
 	check "unlearn_wait: the database's worker drained the queue" t \
 		"$(q "$db" "SELECT unlearn_wait('m_int', '60 s')")"
 	check "requests done by one new auto-unlearn version" "3|done|$((nv + 1))" \
