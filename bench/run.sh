@@ -9,7 +9,12 @@
 #   bench/run.sh train      only those named (train -> bench/train_bench.sh)
 #
 # Environment: UNLEARN_KEEP_DATA=1 keeps the cluster's data directory after
-# the run; BENCH_* variables are read by the benchmark scripts.
+# the run; BENCH_SERVER_CONF: extra postgresql.conf lines for the bench
+# server, one a line, written after test/lib_server.sh's defaults so they
+# override them; e.g. a durable server (lib_server runs with fsync = off,
+# synchronous_commit = off):
+#   BENCH_SERVER_CONF=$'fsync = on\nsynchronous_commit = on\nfull_page_writes = on' bench/run.sh delete
+# BENCH_* variables are read by the benchmark scripts.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -45,7 +50,10 @@ finish() {
 	exit "$rc"
 }
 
-unlearn_server_start bench || exit 1
+# BENCH_SERVER_CONF (see the header): extra conf lines, one a line.
+extra_conf=()
+if [ -n "${BENCH_SERVER_CONF:-}" ]; then mapfile -t extra_conf <<<"$BENCH_SERVER_CONF"; fi
+unlearn_server_start bench "${extra_conf[@]}" || exit 1
 trap finish EXIT
 
 upsql -q -c "CREATE EXTENSION unlearn"
