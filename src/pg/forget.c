@@ -21,6 +21,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 
 #include "unlearn_core.h"
 #include "unlearn_pg.h"
@@ -209,6 +210,13 @@ lock_model(const char *name)
 				 errmsg("model \"%s\" does not exist", name)));
 }
 
+/* Ends what open_model_for_change began (its snapshot). */
+static void
+close_model_change(void)
+{
+	PopActiveSnapshot();
+}
+
 /*
  * Looks up, checks ownership of (and the table privilege the change needs:
  * ACL_DELETE, ACL_UPDATE or 0), and locks a model; returns its fresh catalog row.
@@ -228,7 +236,15 @@ open_model_for_change(const char *name, const char *action, AclMode table_privil
 						   table_privilege == ACL_DELETE ? "Unlearning" : "Relabelling", name,
 						   table_privilege == ACL_DELETE ? "DELETE" : "UPDATE")));
 	lock_model(name);
-	/* re-read after the lock: a concurrent call may have made a new version */
+
+	/*
+	 * A concurrent call may have made a new version while we waited for the
+	 * lock.  Everything read from here on (model, manifest, weights, ledger)
+	 * uses a snapshot taken after the lock (READ COMMITTED; under a
+	 * transaction snapshot the lock itself already failed on the update):
+	 * close_model_change() pops it.
+	 */
+	PushActiveSnapshot(GetTransactionSnapshot());
 	return unlearn_model_lookup(name, false);
 }
 
@@ -769,6 +785,7 @@ unlearn_rows(PG_FUNCTION_ARGS)
 	read_forget_rows(model, ids, k, &forget);
 	unlearn_execute(model, &forget, NULL, &opts, "unlearn", true, &outcome);
 	result = copy_out(outcome_datum(fcinfo, name, &outcome));
+	close_model_change();
 	SPI_finish();
 	PG_RETURN_DATUM(result);
 }
@@ -876,6 +893,7 @@ unlearn_relabel(PG_FUNCTION_ARGS)
 	read_forget_rows(model, sorted_ids, k, &forget);
 	unlearn_execute(model, &forget, new_labels, &opts, "relabel", true, &outcome);
 	result = copy_out(outcome_datum(fcinfo, name, &outcome));
+	close_model_change();
 	SPI_finish();
 	PG_RETURN_DATUM(result);
 }
@@ -1178,6 +1196,7 @@ unlearn_retrain(PG_FUNCTION_ARGS)
 	values[7] = Float8GetDatum(train_seconds);
 	desc = BlessTupleDesc(desc);
 	result = copy_out(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+	close_model_change();
 	SPI_finish();
 	PG_RETURN_DATUM(result);
 }

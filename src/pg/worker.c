@@ -645,6 +645,9 @@ process_claimed(const char *name, const int64 *claimed, int n_claimed)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not lock model \"%s\"", name)));
+	/* read everything after the lock: a concurrent unlearn_rows may have made a new version */
+	PopActiveSnapshot();
+	PushActiveSnapshot(GetTransactionSnapshot());
 	model = unlearn_model_lookup(name, false);
 	unlearn_parse_run_options(NULL, &opts);
 	{

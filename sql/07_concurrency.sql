@@ -1,0 +1,36 @@
+-- Concurrency: a second unlearning call on the same model waits for the
+-- first (the model row is locked), then works from the version it made.
+-- A second session is opened with dblink.
+CREATE EXTENSION IF NOT EXISTS dblink;
+CREATE TABLE conc AS
+SELECT i::bigint AS id,
+       ARRAY[(i % 2) * 2.0 + 0.4 * sin(i * 12.9898), 0.4 * cos(i * 78.233)]::real[] AS features,
+       (i % 2) AS label
+FROM generate_series(1, 200) i;
+SELECT model FROM unlearn_train('conc', 'conc', 'id', 'features', 'label', hidden => '{8}', epochs => 20,
+                   options => '{"lr": 0.01, "batch_size": 16}', auto_unlearn => false);
+SELECT dblink_connect('other', 'dbname=' || current_database());
+-- the other session unlearns row 1 and keeps its transaction open
+SELECT dblink_exec('other', 'BEGIN');
+SELECT * FROM dblink('other', $$SELECT version, rows, forgotten FROM unlearn_rows('conc', ARRAY[1])$$)
+  AS t(version int, rows int, forgotten int);
+-- this session must wait for it: with a lock timeout it gives up, changing nothing
+SET lock_timeout = '300ms';
+SELECT err($$SELECT unlearn_rows('conc', ARRAY[2])$$);
+RESET lock_timeout;
+SELECT count(*) AS row_2_still_there FROM conc WHERE id = 2;
+-- once the other session commits, the next call builds on its version
+SELECT dblink_exec('other', 'COMMIT');
+SELECT version, rows, forgotten, prior FROM unlearn_rows('conc', ARRAY[2]);
+SELECT version, parent, reason FROM unlearn.versions WHERE model = 'conc' ORDER BY version;
+-- a waiting call (not timed out) proceeds when the lock is released
+SELECT dblink_exec('other', 'BEGIN');
+SELECT * FROM dblink('other', $$SELECT version FROM unlearn_rows('conc', ARRAY[3])$$) AS t(version int);
+SELECT dblink_send_query('other', 'SELECT pg_sleep(0.5); COMMIT');
+SELECT version, prior FROM unlearn_rows('conc', ARRAY[4]);
+SELECT * FROM dblink_get_result('other') AS t(x text);
+SELECT version, parent FROM unlearn.versions WHERE model = 'conc' ORDER BY version;
+SELECT unlearn_confirm_forgotten('conc') AS confirmed;
+SELECT dblink_disconnect('other');
+SELECT unlearn_drop_model('conc');
+DROP TABLE conc;
