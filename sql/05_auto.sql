@@ -148,7 +148,18 @@ SELECT model, pending, failed, last_error IS NOT NULL AS shows_error FROM unlear
 WHERE model IN ('auto', 'other') ORDER BY model;
 SELECT state FROM unlearn.requests WHERE model = 'other' AND id = 96;
 SELECT unlearn_confirm_forgotten('other') AS other_confirmed;
+-- with working options the failed request can be retried; only the owner may
 SELECT unlearn_auto('auto', true, '{}');
+CREATE ROLE unlearn_gina;
+SET ROLE unlearn_gina;
+SELECT err($$SELECT unlearn_retry('auto')$$);
+RESET ROLE;
+DROP ROLE unlearn_gina;
+SELECT unlearn_retry('auto') AS retried;
+SELECT unlearn_wait('auto') AS drained;
+SELECT state, attempts, version IS NOT NULL AS has_version FROM unlearn.requests
+WHERE model = 'auto' AND id = (SELECT id FROM doomed);
+SELECT unlearn_retry('auto') AS nothing_left_to_retry;
 SELECT unlearn_drop_model('other');
 DROP TABLE other_data;
 
@@ -156,6 +167,21 @@ DROP TABLE other_data;
 SELECT pending, running, failed FROM unlearn.status WHERE model = 'auto';
 SELECT count(*) AS failed_requests FROM unlearn.requests WHERE model = 'auto' AND state = 'failed';
 SELECT unlearn_confirm_forgotten('auto') AS confirmed;
+
+-- finished requests leave the queue after unlearn.request_history (the ledger stays)
+ALTER SYSTEM SET unlearn.request_history = '1s';
+SELECT pg_reload_conf();
+DO $$
+BEGIN
+	FOR i IN 1..300 LOOP
+		EXIT WHEN NOT EXISTS (SELECT 1 FROM unlearn.requests WHERE model = 'auto' AND state IN ('done', 'skipped'));
+		PERFORM pg_sleep(0.1);
+	END LOOP;
+END $$;
+SELECT count(*) AS finished_requests_left FROM unlearn.requests WHERE model = 'auto';
+SELECT count(*) > 0 AS ledger_kept FROM unlearn.forgotten WHERE model = 'auto';
+ALTER SYSTEM RESET unlearn.request_history;
+SELECT pg_reload_conf();
 
 -- dropping the model removes its triggers and lets the table go
 SELECT unlearn_drop_model('auto');

@@ -554,3 +554,36 @@ unlearn_wait(PG_FUNCTION_ARGS)
 	SPI_finish();
 	PG_RETURN_BOOL(done);
 }
+
+PG_FUNCTION_INFO_V1(unlearn_retry);
+/*
+ * unlearn_retry(model): puts the model's failed requests back to pending
+ * (attempts reset), e.g. after unlearn_auto changed the options that made
+ * them fail; returns how many.  The worker is woken at commit.
+ */
+Datum
+unlearn_retry(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	UnlearnModel *model;
+	UnlearnCatalogUser saved;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(name)};
+	uint64		n;
+
+	SPI_connect();
+	model = unlearn_model_lookup(name, false);
+	unlearn_check_owner(model, "retry requests for");
+	unlearn_become_catalog_owner(&saved);
+	if (SPI_execute_with_args("UPDATE unlearn.requests SET state = 'pending', attempts = 0,"
+							  " next_attempt_at = clock_timestamp()"
+							  " WHERE model = $1 AND state = 'failed'",
+							  1, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update unlearn.requests");
+	unlearn_restore_user(&saved);
+	n = SPI_processed;
+	SPI_finish();
+	if (n > 0)
+		unlearn_note_queued();
+	PG_RETURN_INT64((int64) n);
+}

@@ -103,6 +103,17 @@ _PG_init(void)
 							0,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("unlearn.request_history",
+							"How long finished (done or skipped) requests stay in unlearn.requests.",
+							"The background worker deletes older ones; -1 keeps them. Failed requests "
+							"stay until retried (unlearn_retry) or the model is dropped. The ledger "
+							"(unlearn.forgotten) is not affected.",
+							&unlearn_request_history,
+							7 * 24 * 3600, -1, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
 	DefineCustomIntVariable("unlearn.retry_delay",
 							"Delay before the worker retries a failed run; doubled after each failure.",
 							NULL,

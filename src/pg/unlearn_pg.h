@@ -214,6 +214,7 @@ extern int	unlearn_batch_window;		/* unlearn.batch_window, ms */
 extern int	unlearn_max_batch;			/* unlearn.max_batch rows per run */
 extern int	unlearn_max_attempts;		/* unlearn.max_attempts before a request fails */
 extern int	unlearn_retry_delay;		/* unlearn.retry_delay, ms, doubled per failed attempt */
+extern int	unlearn_request_history;	/* unlearn.request_history, s: finished requests kept; -1 forever */
 
 /* Installs the DELETE/UPDATE/TRUNCATE triggers on a training table (idempotent). */
 void		unlearn_install_capture(Oid relid);

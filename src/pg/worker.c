@@ -77,6 +77,7 @@ int			unlearn_batch_window = 20;
 int			unlearn_max_batch = 1024;
 int			unlearn_max_attempts = 5;
 int			unlearn_retry_delay = 2000;
+int			unlearn_request_history = 7 * 24 * 3600;
 
 PGDLLEXPORT void unlearn_launcher_main(Datum arg);
 PGDLLEXPORT void unlearn_worker_main(Datum arg);
@@ -930,6 +931,17 @@ unlearn_worker_main(Datum arg)
 			last_busy = GetCurrentTimestamp();
 		else if (TimestampDifferenceExceeds(last_busy, GetCurrentTimestamp(), WORKER_IDLE_EXIT_MS))
 			exit_if_idle();
+		if (unlearn_request_history >= 0)
+		{
+			/* finished requests leave the queue once past the history window */
+			Oid			argtypes[1] = {INT4OID};
+			Datum		args[1] = {Int32GetDatum(unlearn_request_history)};
+
+			run_in_transaction("DELETE FROM unlearn.requests"
+							   " WHERE state IN ('done', 'skipped')"
+							   "   AND done_at < clock_timestamp() - $1 * interval '1 s'",
+							   1, argtypes, args);
+		}
 		if (unlearn_feature_retention > 0)
 		{
 			/* ledger copies past their retention window go */

@@ -384,6 +384,9 @@ CREATE EVENT TRIGGER unlearn_guard_drop ON sql_drop EXECUTE FUNCTION unlearn.gua
 CREATE FUNCTION unlearn_auto(model text, enabled boolean, options jsonb DEFAULT NULL) RETURNS void
 AS 'MODULE_PATHNAME', 'unlearn_auto' LANGUAGE C VOLATILE;
 
+CREATE FUNCTION unlearn_retry(model text) RETURNS bigint
+AS 'MODULE_PATHNAME', 'unlearn_retry' LANGUAGE C VOLATILE STRICT;
+
 CREATE FUNCTION unlearn_wait(model text, timeout interval DEFAULT '60 s') RETURNS boolean
 AS 'MODULE_PATHNAME', 'unlearn_wait' LANGUAGE C VOLATILE STRICT;
 
