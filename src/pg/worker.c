@@ -495,7 +495,9 @@ cmp_request_id(const void *a, const void *b)
 
 /*
  * The next model with requests due, or NULL.  *wait_ms is set when the
- * newest request is still inside the batching window.
+ * oldest pending request of the model arrived less than a batching window ago
+ * (the window runs from the first request of a batch, so a steady stream of
+ * DELETEs cannot postpone a run for ever).
  */
 static char *
 next_due_model(long *wait_ms)
@@ -509,7 +511,7 @@ next_due_model(long *wait_ms)
 	/* models whose batching window has passed first, then the oldest request */
 	if (SPI_execute(psprintf("SELECT model, age_ms FROM ("
 							 "  SELECT model, min(request_id) AS first,"
-							 "   extract(epoch FROM clock_timestamp() - max(enqueued_at)) * 1000 AS age_ms"
+							 "   extract(epoch FROM clock_timestamp() - min(enqueued_at)) * 1000 AS age_ms"
 							 "  FROM unlearn.requests"
 							 "  WHERE state = 'pending' AND next_attempt_at <= clock_timestamp()"
 							 "  GROUP BY model) s"
@@ -897,12 +899,51 @@ exit_if_idle(void)
 	register_worker_slot();
 }
 
+/*
+ * Periodic chores of a worker: leave when idle for long, prune finished
+ * requests past unlearn.request_history, erase ledger copies past
+ * unlearn.feature_retention, and leave if the extension was dropped.
+ */
+static void
+worker_housekeeping(TimestampTz *last_busy)
+{
+	if (!extension_present())
+		proc_exit(0);
+	if (open_requests() > 0)
+		*last_busy = GetCurrentTimestamp();
+	else if (TimestampDifferenceExceeds(*last_busy, GetCurrentTimestamp(), WORKER_IDLE_EXIT_MS))
+		exit_if_idle();
+	if (unlearn_request_history >= 0)
+	{
+		/* finished requests leave the queue once past the history window */
+		Oid			argtypes[1] = {INT4OID};
+		Datum		args[1] = {Int32GetDatum(unlearn_request_history)};
+
+		run_in_transaction("DELETE FROM unlearn.requests"
+						   " WHERE state IN ('done', 'skipped')"
+						   "   AND done_at < clock_timestamp() - $1 * interval '1 s'",
+						   1, argtypes, args);
+	}
+	if (unlearn_feature_retention > 0)
+	{
+		/* ledger copies past their retention window go */
+		Oid			argtypes[1] = {INT4OID};
+		Datum		args[1] = {Int32GetDatum(unlearn_feature_retention)};
+
+		run_in_transaction("UPDATE unlearn.forgotten SET features = NULL"
+						   " WHERE features IS NOT NULL"
+						   "   AND forgotten_at < clock_timestamp() - $1 * interval '1 s'",
+						   1, argtypes, args);
+	}
+}
+
 /* Worker of one database: sleeps on its latch, unlearns what is queued. */
 void
 unlearn_worker_main(Datum arg)
 {
 	Oid			dboid = DatumGetObjectId(arg);
-	TimestampTz last_busy;
+	TimestampTz last_busy,
+				last_housekeeping;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -922,48 +963,39 @@ unlearn_worker_main(Datum arg)
 	run_in_transaction("UPDATE unlearn.requests SET state = 'pending' WHERE state = 'running'", 0, NULL, NULL);
 
 	last_busy = GetCurrentTimestamp();
+	last_housekeeping = 0;
 	for (;;)
 	{
 		long		wait_ms;
 
 		wait_ms = process_due_requests();
-		if (open_requests() > 0)
-			last_busy = GetCurrentTimestamp();
-		else if (TimestampDifferenceExceeds(last_busy, GetCurrentTimestamp(), WORKER_IDLE_EXIT_MS))
-			exit_if_idle();
-		if (unlearn_request_history >= 0)
+		if (wait_ms > 0)
 		{
-			/* finished requests leave the queue once past the history window */
-			Oid			argtypes[1] = {INT4OID};
-			Datum		args[1] = {Int32GetDatum(unlearn_request_history)};
-
-			run_in_transaction("DELETE FROM unlearn.requests"
-							   " WHERE state IN ('done', 'skipped')"
-							   "   AND done_at < clock_timestamp() - $1 * interval '1 s'",
-							   1, argtypes, args);
+			/*
+			 * A batch is gathering: sleep the window out.  Commits need not
+			 * wake us meanwhile (under a stream of DELETEs they would keep
+			 * the worker spinning); the latch stays set for afterwards.
+			 */
+			(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 Min(wait_ms, unlearn_naptime), PG_WAIT_EXTENSION);
 		}
-		if (unlearn_feature_retention > 0)
+		else
 		{
-			/* ledger copies past their retention window go */
-			Oid			argtypes[1] = {INT4OID};
-			Datum		args[1] = {Int32GetDatum(unlearn_feature_retention)};
-
-			run_in_transaction("UPDATE unlearn.forgotten SET features = NULL"
-							   " WHERE features IS NOT NULL"
-							   "   AND forgotten_at < clock_timestamp() - $1 * interval '1 s'",
-							   1, argtypes, args);
+			/* housekeeping at most once a naptime, however often commits wake us */
+			if (TimestampDifferenceExceeds(last_housekeeping, GetCurrentTimestamp(), unlearn_naptime))
+			{
+				worker_housekeeping(&last_busy);
+				last_housekeeping = GetCurrentTimestamp();
+			}
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 unlearn_naptime, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
 		}
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 wait_ms > 0 ? Min(wait_ms, unlearn_naptime) : unlearn_naptime,
-						 PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		if (!extension_present())
-			proc_exit(0);
 	}
 }
