@@ -291,20 +291,13 @@ format_ids(const int64 *v, int n)
 	return s.data;
 }
 
-/*
- * Reads the rows with the given sorted ids from the model's table and checks
- * that every id exists there and is in the current version's manifest.
- */
+/* Reads the rows of the model's table whose ids are in ids[0..n), ordered by id. */
 static void
-read_rows_by_id(const UnlearnModel *model, const int64 *ids, int n, const int64 *manifest,
-				int64 n_manifest, UnlearnData *out)
+read_model_rows(const UnlearnModel *model, const int64 *ids, int64 n, UnlearnData *out)
 {
 	UnlearnDataSpec spec;
 	Oid			argtypes[1] = {INT8ARRAYOID};
 	Datum		args[1] = {int8_array(ids, n)};
-	int64	   *missing = palloc(sizeof(int64) * n);
-	int			n_missing = 0;
-	int			j = 0;
 
 	memset(&spec, 0, sizeof(spec));
 	spec.relid = model->relid;
@@ -318,6 +311,21 @@ read_rows_by_id(const UnlearnModel *model, const int64 *ids, int n, const int64 
 	spec.argtypes = argtypes;
 	spec.args = args;
 	unlearn_read_data(&spec, out);
+}
+
+/*
+ * Reads the rows with the given sorted ids from the model's table and checks
+ * that every id exists there and is in the current version's manifest.
+ */
+static void
+read_rows_by_id(const UnlearnModel *model, const int64 *ids, int n, const int64 *manifest,
+				int64 n_manifest, UnlearnData *out)
+{
+	int64	   *missing = palloc(sizeof(int64) * n);
+	int			n_missing = 0;
+	int			j = 0;
+
+	read_model_rows(model, ids, n, out);
 
 	/* both sorted: find the ids the table does not have */
 	for (int i = 0; i < n; i++)
@@ -399,9 +407,6 @@ unlearn_read_sample(const UnlearnModel *model, const int64 *manifest, int64 n_ma
 	int64		n_pool = 0;
 	nn_rng		rng;
 	int			take;
-	UnlearnDataSpec spec;
-	Oid			argtypes[1] = {INT8ARRAYOID};
-	Datum		args[1];
 
 	memset(out, 0, sizeof(*out));
 	for (int64 i = 0; i < n_manifest; i++)
@@ -423,20 +428,7 @@ unlearn_read_sample(const UnlearnModel *model, const int64 *manifest, int64 n_ma
 		pool[j] = t;
 	}
 	qsort(pool, take, sizeof(int64), cmp_int64);
-	args[0] = int8_array(pool, take);
-
-	memset(&spec, 0, sizeof(spec));
-	spec.relid = model->relid;
-	spec.id_column = model->id_column;
-	spec.features_column = model->features_column;
-	spec.label_column = model->label_column;
-	spec.n_features = model->n_features;
-	spec.model = model;
-	spec.where_clause = psprintf("%s = ANY($1)", quote_identifier(model->id_column));
-	spec.nargs = 1;
-	spec.argtypes = argtypes;
-	spec.args = args;
-	unlearn_read_data(&spec, out);
+	read_model_rows(model, pool, take, out);
 
 	/* rows whose label is not a class cannot be replayed: drop them */
 	{

@@ -79,6 +79,8 @@ int			unlearn_max_attempts = 5;
 int			unlearn_retry_delay = 2000;
 int			unlearn_request_history = 7 * 24 * 3600;
 
+static Datum scalar_in_transaction(const char *sql, int nargs, Oid *argtypes, Datum *args);
+
 PGDLLEXPORT void unlearn_launcher_main(Datum arg);
 PGDLLEXPORT void unlearn_worker_main(Datum arg);
 
@@ -427,20 +429,8 @@ unregister_worker_slot(int code, Datum arg)
 static bool
 become_only_worker(void)
 {
-	bool		isnull,
-				got;
-
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_execute_with_args("SELECT pg_try_advisory_lock($1)", 1, (Oid[]) {INT8OID},
-							  (Datum[]) {Int64GetDatum(WORKER_LOCK_KEY)}, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "unlearn worker could not take its lock");
-	got = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	return got;
+	return DatumGetBool(scalar_in_transaction("SELECT pg_try_advisory_lock($1)", 1, (Oid[]) {INT8OID},
+											  (Datum[]) {Int64GetDatum(WORKER_LOCK_KEY)}));
 }
 
 /* True if the extension exists in this database (inside a transaction). */
@@ -467,6 +457,31 @@ run_in_transaction(const char *sql, int nargs, Oid *argtypes, Datum *args)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+}
+
+/*
+ * Runs a query returning one non-NULL pass-by-value column in its own
+ * transaction and returns that value (worker housekeeping).
+ */
+static Datum
+scalar_in_transaction(const char *sql, int nargs, Oid *argtypes, Datum *args)
+{
+	Datum		value;
+	bool		isnull;
+
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_execute_with_args(sql, nargs, argtypes, args, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "unlearn worker could not run: %s", sql);
+	value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		elog(ERROR, "unlearn worker got NULL from: %s", sql);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return value;
 }
 
 /* One request picked for a run. */
@@ -861,20 +876,8 @@ process_due_requests(void)
 static int64
 open_requests(void)
 {
-	int64		n;
-	bool		isnull;
-
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_execute("SELECT count(*) FROM unlearn.requests WHERE state IN ('pending', 'running')",
-					true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "unlearn worker could not read unlearn.requests");
-	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	return n;
+	return DatumGetInt64(scalar_in_transaction("SELECT count(*) FROM unlearn.requests"
+											   " WHERE state IN ('pending', 'running')", 0, NULL, NULL));
 }
 
 /*
