@@ -9,8 +9,8 @@
 
 EXTENSION  = unlearn
 MODULE_big = unlearn
-EXTVERSION = 0.1
-DATA       = src/sql/unlearn--$(EXTVERSION).sql
+EXTVERSION = 0.2
+DATA       = $(sort $(wildcard src/sql/unlearn--*.sql))
 
 CORE_SRCS  = $(sort $(wildcard src/core/*.c))
 PG_SRCS    = $(sort $(wildcard src/pg/*.c))

@@ -12,6 +12,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
 #include "commands/trigger.h"
@@ -30,89 +31,204 @@
 
 static bool queued_in_xact = false;
 
-/* The relation's schema-qualified, quoted name. */
-static char *
-qualified_name(Oid relid)
-{
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
-}
-
-/* Errors unless the capture triggers may be installed on relid by the current user. */
+/* Errors unless capture triggers may be installed on relid and every table below it. */
 void
 unlearn_check_capture_allowed(Oid relid)
 {
-	char		relkind = get_rel_relkind(relid);
+	ListCell   *lc;
 
-	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("automatic unlearning needs a table, and \"%s\" is not one", get_rel_name(relid)),
-				 errhint("Train with auto_unlearn => false and call unlearn_rows yourself.")));
 	if (pg_class_aclcheck(relid, GetUserId(), ACL_TRIGGER) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to capture deletes on table %s", get_rel_name(relid)),
 				 errdetail("Automatic unlearning installs triggers and needs TRIGGER privilege on the table."),
 				 errhint("Train with auto_unlearn => false, or ask the table's owner.")));
+	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+	{
+		Oid			rel = lfirst_oid(lc);
+		char		relkind = get_rel_relkind(rel);
+
+		if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 rel == relid ?
+					 errmsg("automatic unlearning needs a table, and \"%s\" is not one", get_rel_name(rel)) :
+					 errmsg("automatic unlearning needs tables, and \"%s\" below \"%s\" is not one",
+							get_rel_name(rel), get_rel_name(relid)),
+					 errhint("Train with auto_unlearn => false and call unlearn_rows yourself.")));
+	}
 }
 
-/* Installs the capture and guard triggers on a training table (idempotent). */
+/* Runs one utility statement (caller elevated), erroring if it fails. */
+static void
+run_utility(const char *sql)
+{
+	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not run: %s", sql)));
+}
+
+/*
+ * Installs the triggers on one table: statement-level capture of DELETE and
+ * UPDATE and the TRUNCATE guard, all ENABLE ALWAYS so that rows removed by
+ * logical replication apply (session_replication_role = replica) reach the
+ * model too.
+ */
+static void
+install_on_table(Oid relid)
+{
+	char	   *rel = unlearn_qualified_name(relid);
+
+	run_utility(psprintf("CREATE OR REPLACE TRIGGER unlearn_capture_delete AFTER DELETE ON %s"
+						 " REFERENCING OLD TABLE AS unlearn_old"
+						 " FOR EACH STATEMENT EXECUTE FUNCTION unlearn.capture()", rel));
+	run_utility(psprintf("CREATE OR REPLACE TRIGGER unlearn_capture_update AFTER UPDATE ON %s"
+						 " REFERENCING OLD TABLE AS unlearn_old NEW TABLE AS unlearn_new"
+						 " FOR EACH STATEMENT EXECUTE FUNCTION unlearn.capture()", rel));
+	run_utility(psprintf("CREATE OR REPLACE TRIGGER unlearn_guard_truncate BEFORE TRUNCATE ON %s"
+						 " FOR EACH STATEMENT EXECUTE FUNCTION unlearn.guard_truncate()", rel));
+	run_utility(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER unlearn_capture_delete,"
+						 " ENABLE ALWAYS TRIGGER unlearn_capture_update,"
+						 " ENABLE ALWAYS TRIGGER unlearn_guard_truncate", rel));
+}
+
+/*
+ * Installs the capture and guard triggers on a training table and on every
+ * partition or inheritance child below it (a DELETE addressed to a partition
+ * fires only the partition's statement triggers).  Idempotent.
+ */
 void
 unlearn_install_capture(Oid relid)
 {
-	char	   *rel = qualified_name(relid);
-	UnlearnCatalogUser saved;
-
 	unlearn_check_capture_allowed(relid);
+	unlearn_install_capture_as_owner(relid);
+}
+
+/* The same without the caller's TRIGGER check (a new partition of a training table). */
+void
+unlearn_install_capture_as_owner(Oid relid)
+{
+	UnlearnCatalogUser saved;
+	ListCell   *lc;
+
 	unlearn_become_catalog_owner(&saved);
-	if (SPI_execute(psprintf("CREATE OR REPLACE TRIGGER unlearn_capture_delete AFTER DELETE ON %s"
-							 " REFERENCING OLD TABLE AS unlearn_old"
-							 " FOR EACH STATEMENT EXECUTE FUNCTION unlearn.capture()", rel),
-					false, 0) != SPI_OK_UTILITY ||
-		SPI_execute(psprintf("CREATE OR REPLACE TRIGGER unlearn_capture_update AFTER UPDATE ON %s"
-							 " REFERENCING OLD TABLE AS unlearn_old NEW TABLE AS unlearn_new"
-							 " FOR EACH STATEMENT EXECUTE FUNCTION unlearn.capture()", rel),
-					false, 0) != SPI_OK_UTILITY ||
-		SPI_execute(psprintf("CREATE OR REPLACE TRIGGER unlearn_guard_truncate BEFORE TRUNCATE ON %s"
-							 " FOR EACH STATEMENT EXECUTE FUNCTION unlearn.guard_truncate()", rel),
-					false, 0) != SPI_OK_UTILITY)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not install the unlearn triggers on %s", rel)));
+	/* our own DDL fires the event triggers again: they must not re-enter */
+	unlearn_installing_capture = true;
+	PG_TRY();
+	{
+		foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+			install_on_table(lfirst_oid(lc));
+	}
+	PG_FINALLY();
+	{
+		unlearn_installing_capture = false;
+	}
+	PG_END_TRY();
 	unlearn_restore_user(&saved);
 }
 
-/* Drops the triggers from a table no model trains on any more. */
-void
-unlearn_remove_capture_if_unused(Oid relid)
+PG_FUNCTION_INFO_V1(unlearn_install_capture_sql);
+/* unlearn.install_capture(regclass): (re)installs the triggers (upgrade scripts). */
+Datum
+unlearn_install_capture_sql(PG_FUNCTION_ARGS)
+{
+	SPI_connect();
+	unlearn_install_capture(PG_GETARG_OID(0));
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/* Set while we drop our own triggers, so the DROP guard lets them go. */
+bool		unlearn_dropping_own_triggers = false;
+
+/* Set while we install them, so the DDL event triggers do not re-enter. */
+bool		unlearn_installing_capture = false;
+
+/* Drops our triggers from one table (caller elevated, connected to SPI). */
+static void
+remove_from_table(Oid relid)
 {
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1] = {ObjectIdGetDatum(relid)};
+	char	   *rel = unlearn_qualified_name(relid);
+	SPITupleTable *triggers;
+	uint64		n;
+
+	if (SPI_execute_with_args("SELECT tgname FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname IN"
+							  " ('unlearn_capture_delete', 'unlearn_capture_update', 'unlearn_guard_truncate')",
+							  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_trigger");
+	triggers = SPI_tuptable;
+	n = SPI_processed;
+	unlearn_dropping_own_triggers = true;
+	PG_TRY();
+	{
+		for (uint64 i = 0; i < n; i++)
+			run_utility(psprintf("DROP TRIGGER %s ON %s",
+								 quote_identifier(SPI_getvalue(triggers->vals[i], triggers->tupdesc, 1)), rel));
+	}
+	PG_FINALLY();
+	{
+		unlearn_dropping_own_triggers = false;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Drops the triggers from the tables of relid's tree that no model with
+ * automatic unlearning on trains on any more (itself or a table above it).
+ */
+void
+unlearn_remove_capture_if_unused(Oid relid)
+{
 	UnlearnCatalogUser saved;
-	char	   *rel;
+	ListCell   *lc;
 
 	if (get_rel_name(relid) == NULL)
 		return;
-	rel = qualified_name(relid);
 	unlearn_become_catalog_owner(&saved);
-	if (SPI_execute_with_args("SELECT 1 FROM unlearn.models WHERE relation = $1", 1, argtypes, args,
-							  NULL, false, 1) == SPI_OK_SELECT && SPI_processed == 0 &&
-		SPI_execute_with_args("SELECT tgname FROM pg_trigger WHERE tgrelid = $1 AND tgname IN"
-							  " ('unlearn_capture_delete', 'unlearn_capture_update', 'unlearn_guard_truncate')",
-							  1, argtypes, args, NULL, false, 0) == SPI_OK_SELECT)
+	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
 	{
-		SPITupleTable *triggers = SPI_tuptable;
-		uint64		n = SPI_processed;
+		Oid			rel = lfirst_oid(lc);
 
-		for (uint64 i = 0; i < n; i++)
-			if (SPI_execute(psprintf("DROP TRIGGER %s ON %s",
-									 quote_identifier(SPI_getvalue(triggers->vals[i], triggers->tupdesc, 1)), rel),
-							false, 0) != SPI_OK_UTILITY)
-				ereport(ERROR,
-						(errcode(ERRCODE_INTERNAL_ERROR),
-						 errmsg("could not drop the unlearn triggers of %s", rel)));
+		if (unlearn_models_above(rel, true) == NULL)
+			remove_from_table(rel);
 	}
 	unlearn_restore_user(&saved);
+}
+
+/*
+ * Names of the models trained on relid or on a table above it (partitioned
+ * parent, inheritance parent), quoted and comma-separated, or NULL.  Only
+ * those with automatic unlearning on when auto_only.  Caller connected to SPI.
+ */
+char *
+unlearn_models_above(Oid relid, bool auto_only)
+{
+	Oid			argtypes[2] = {OIDOID, BOOLOID};
+	Datum		args[2] = {ObjectIdGetDatum(relid), BoolGetDatum(auto_only)};
+	UnlearnCatalogUser saved;
+	char	   *names = NULL;
+
+	unlearn_become_catalog_owner(&saved);
+	if (SPI_execute_with_args(UNLEARN_ANCESTORS_CTE
+							  " SELECT string_agg(quote_literal(name), ', ' ORDER BY name) FROM unlearn.models"
+							  " WHERE relation::oid IN (SELECT r FROM up) AND (auto_unlearn OR NOT $2)",
+							  2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read unlearn.models");
+	unlearn_restore_user(&saved);
+	if (SPI_processed == 1)
+	{
+		char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (v)
+		{
+			names = SPI_palloc(strlen(v) + 1);
+			strcpy(names, v);
+		}
+	}
+	return names;
 }
 
 /* Remembers that this transaction queued requests. */
@@ -225,10 +341,62 @@ capture_relcache_callback(Datum arg, Oid relid)
 			capture_cache[i].valid = false;
 }
 
-/* Builds (or rebuilds) the entry of a table and event; SPI connected, transition tables registered. */
-static CaptureEntry *
-capture_entry(Oid relid, bool is_update)
+/* Type of column `name` of a trigger's relation, or InvalidOid if it has none. */
+static Oid
+column_type(Relation rel, const char *name)
 {
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return att->atttypid;
+	}
+	return InvalidOid;
+}
+
+/*
+ * Errors unless a model's columns in the table being changed still have
+ * the built-in types it was trained with.  The capture statement reads them
+ * as the catalog owner, so a column of another type (whose casts or
+ * operators a user may have written) must never reach it.
+ */
+static void
+check_capture_columns(Relation rel, const char *model, const char *id, const char *feat,
+					  const char *label, Oid label_type)
+{
+	Oid			id_type = column_type(rel, id);
+	Oid			feat_type = column_type(rel, feat);
+	Oid			lab_type = column_type(rel, label);
+	const char *bad = NULL;
+
+	if (id_type != INT2OID && id_type != INT4OID && id_type != INT8OID)
+		bad = id;
+	else if (feat_type != FLOAT4ARRAYOID && feat_type != FLOAT8ARRAYOID)
+		bad = feat;
+	else if (lab_type != label_type)
+		bad = label;
+	if (bad)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("column \"%s\" of table \"%s\" no longer matches model \"%s\"",
+						bad, RelationGetRelationName(rel), model),
+				 errdetail("Deleted rows cannot be queued for unlearning, so the change is refused."),
+				 errhint("Restore the column, or drop the model with unlearn_drop_model().")));
+}
+
+/*
+ * Builds (or rebuilds) the entry of a table and event: one prepared
+ * statement per model trained on the table or on a table above it, with
+ * automatic unlearning on.  SPI connected, transition tables registered,
+ * caller elevated.
+ */
+static CaptureEntry *
+capture_entry(Relation rel, bool is_update)
+{
+	Oid			relid = RelationGetRelid(rel);
 	CaptureEntry *e = NULL;
 	uint64		generation = unlearn_catalog_generation();
 	Oid			argtypes[1] = {OIDOID};
@@ -242,16 +410,17 @@ capture_entry(Oid relid, bool is_update)
 		CacheRegisterRelcacheCallback(capture_relcache_callback, (Datum) 0);
 		capture_callback_registered = true;
 	}
+	/* step 1: a valid cached entry is used as is */
 	for (int i = 0; i < capture_cache_used; i++)
 		if (capture_cache[i].relid == relid && capture_cache[i].is_update == is_update)
 			e = &capture_cache[i];
 	if (e && e->valid && e->generation == generation && generation != 0)
 		return e;
+	/* step 2: a slot for the entry (the cache is emptied when full) */
 	if (e == NULL)
 	{
 		if (capture_cache_used == CAPTURE_CACHE_SIZE)
 		{
-			/* full: drop everything, the next statements rebuild what they need */
 			for (int i = 0; i < capture_cache_used; i++)
 				capture_entry_clear(&capture_cache[i]);
 			capture_cache_used = 0;
@@ -264,8 +433,12 @@ capture_entry(Oid relid, bool is_update)
 	else
 		capture_entry_clear(e);
 
-	if (SPI_execute_with_args("SELECT name, id_column::text, features_column::text, label_column::text"
-							  " FROM unlearn.models WHERE relation = $1 AND auto_unlearn ORDER BY name",
+	/* step 3: the models of this table and of the tables above it */
+	if (SPI_execute_with_args(UNLEARN_ANCESTORS_CTE
+							  " SELECT name, id_column::text, features_column::text, label_column::text,"
+							  "  label_type::oid"
+							  " FROM unlearn.models WHERE relation::oid IN (SELECT r FROM up) AND auto_unlearn"
+							  " ORDER BY name",
 							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read unlearn.models");
 	models = SPI_tuptable;
@@ -273,22 +446,28 @@ capture_entry(Oid relid, bool is_update)
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	e->models = palloc0(sizeof(CaptureModel) * Max(n_models, 1));
 	MemoryContextSwitchTo(old);
+	/* step 4: check each model's column types, then prepare its statement */
 	for (uint64 i = 0; i < n_models; i++)
 	{
 		HeapTuple	tup = models->vals[i];
 		TupleDesc	td = models->tupdesc;
 		Oid			ptypes[2] = {TEXTOID, TEXTOID};
-		char	   *sql = capture_sql(is_update,
-									  quote_identifier(SPI_getvalue(tup, td, 2)),
-									  quote_identifier(SPI_getvalue(tup, td, 3)),
-									  quote_identifier(SPI_getvalue(tup, td, 4)));
-		SPIPlanPtr	plan = SPI_prepare(sql, 2, ptypes);
+		bool		isnull;
+		char	   *name = SPI_getvalue(tup, td, 1);
+		char	   *id = SPI_getvalue(tup, td, 2);
+		char	   *feat = SPI_getvalue(tup, td, 3);
+		char	   *label = SPI_getvalue(tup, td, 4);
+		SPIPlanPtr	plan;
 
+		check_capture_columns(rel, name, id, feat, label,
+							  DatumGetObjectId(SPI_getbinval(tup, td, 5, &isnull)));
+		plan = SPI_prepare(capture_sql(is_update, quote_identifier(id), quote_identifier(feat),
+									   quote_identifier(label)), 2, ptypes);
 		if (plan == NULL || SPI_keepplan(plan) != 0)
 			elog(ERROR, "could not prepare the capture of model \"%s\": %s",
-				 SPI_getvalue(tup, td, 1), SPI_result_code_string(SPI_result));
+				 name, SPI_result_code_string(SPI_result));
 		e->models[i].plan = plan;
-		e->models[i].name = MemoryContextStrdup(TopMemoryContext, SPI_getvalue(tup, td, 1));
+		e->models[i].name = MemoryContextStrdup(TopMemoryContext, name);
 		e->n_models = (int) i + 1;
 	}
 	e->generation = generation;
@@ -315,7 +494,7 @@ unlearn_capture(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("unlearn.capture() must be a statement-level trigger")));
-	if (unlearn_suppress_capture || trigdata->tg_oldtable == NULL)
+	if (trigdata->tg_oldtable == NULL)
 		return PointerGetDatum(NULL);
 	args[1] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
 
@@ -323,9 +502,12 @@ unlearn_capture(PG_FUNCTION_ARGS)
 	if (SPI_register_trigger_data(trigdata) != SPI_OK_TD_REGISTER)
 		elog(ERROR, "could not register the transition tables");
 	unlearn_become_catalog_owner(&saved);
-	e = capture_entry(RelationGetRelid(trigdata->tg_relation), TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event));
+	e = capture_entry(trigdata->tg_relation, TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event));
 	for (int i = 0; i < e->n_models; i++)
 	{
+		/* unlearning's own change of the table is not queued again for the model that made it */
+		if (unlearn_suppress_capture && strcmp(unlearn_suppress_capture, e->models[i].name) == 0)
+			continue;
 		args[0] = CStringGetTextDatum(e->models[i].name);
 		if (SPI_execute_plan(e->models[i].plan, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not queue unlearning requests");
@@ -350,100 +532,6 @@ unlearn_models_changed(PG_FUNCTION_ARGS)
 	unlearn_capture_cache_invalidate();
 	unlearn_note_catalog_changed();
 	return PointerGetDatum(NULL);
-}
-
-/* Names of the models trained on relid (optionally only those with auto on), or NULL. */
-static char *
-models_of_relation(Oid relid, bool auto_only)
-{
-	Oid			argtypes[2] = {OIDOID, BOOLOID};
-	Datum		args[2] = {ObjectIdGetDatum(relid), BoolGetDatum(auto_only)};
-	UnlearnCatalogUser saved;
-	char	   *names = NULL;
-
-	SPI_connect();
-	unlearn_become_catalog_owner(&saved);
-	if (SPI_execute_with_args("SELECT string_agg(quote_literal(name), ', ' ORDER BY name) FROM unlearn.models"
-							  " WHERE relation = $1 AND (auto_unlearn OR NOT $2)",
-							  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read unlearn.models");
-	unlearn_restore_user(&saved);
-	if (SPI_processed == 1)
-	{
-		char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-
-		if (v)
-		{
-			names = SPI_palloc(strlen(v) + 1);
-			strcpy(names, v);
-		}
-	}
-	SPI_finish();
-	return names;
-}
-
-PG_FUNCTION_INFO_V1(unlearn_guard_truncate);
-/* Trigger: BEFORE TRUNCATE: refuses while a model unlearns this table's deletes. */
-Datum
-unlearn_guard_truncate(PG_FUNCTION_ARGS)
-{
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	Oid			relid;
-	char	   *names;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("unlearn.guard_truncate() must be called as a trigger")));
-	relid = RelationGetRelid(trigdata->tg_relation);
-	names = models_of_relation(relid, true);
-	if (names != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("cannot truncate \"%s\": it is the training table of model %s",
-						get_rel_name(relid), names),
-				 errdetail("TRUNCATE fires no row deletes, so the model would silently remember every row."),
-				 errhint("DELETE the rows to have them unlearned, drop the model with unlearn_drop_model(),"
-						 " or turn automatic unlearning off with unlearn_auto(model, false).")));
-	return PointerGetDatum(NULL);
-}
-
-PG_FUNCTION_INFO_V1(unlearn_guard_drop);
-/* Event trigger on sql_drop: refuses to drop a table that trains a model. */
-Datum
-unlearn_guard_drop(PG_FUNCTION_ARGS)
-{
-	UnlearnCatalogUser saved;
-	char	   *table = NULL,
-			   *names = NULL;
-
-	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("unlearn.guard_drop() must be called as an event trigger")));
-	SPI_connect();
-	unlearn_become_catalog_owner(&saved);
-	/* when the catalog itself is being dropped (DROP EXTENSION) there is nothing to guard */
-	if (SPI_execute("SELECT d.object_identity, string_agg(quote_literal(m.name), ', ' ORDER BY m.name)"
-					" FROM pg_event_trigger_dropped_objects() d"
-					" JOIN unlearn.models m ON m.relation = d.objid"
-					" WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0"
-					"   AND to_regclass('unlearn.models') IS NOT NULL"
-					" GROUP BY d.object_identity ORDER BY 1 LIMIT 1", true, 0) == SPI_OK_SELECT &&
-		SPI_processed == 1)
-	{
-		table = pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
-		names = pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
-	}
-	unlearn_restore_user(&saved);
-	SPI_finish();
-	if (table)
-		ereport(ERROR,
-				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-				 errmsg("cannot drop table %s: it is the training table of model %s", table, names),
-				 errdetail("The model would remember every row with no table left to delete them from."),
-				 errhint("Drop the model first with unlearn_drop_model().")));
-	PG_RETURN_VOID();
 }
 
 PG_FUNCTION_INFO_V1(unlearn_auto);
@@ -489,6 +577,9 @@ unlearn_auto(PG_FUNCTION_ARGS)
 							  3, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update model \"%s\"", name);
 	unlearn_restore_user(&saved);
+	/* off: the triggers go where no other model needs them (TRUNCATE and DROP of partitions are the user's) */
+	if (!enabled)
+		unlearn_remove_capture_if_unused(model->relid);
 	SPI_finish();
 	PG_RETURN_VOID();
 }

@@ -24,44 +24,6 @@
 
 #include "unlearn_pg.h"
 
-/* Owner of unlearn.models, i.e. of the extension's catalog. */
-static Oid
-catalog_owner(void)
-{
-	Oid			nsp = get_namespace_oid("unlearn", false);
-	Oid			relid = get_relname_relid("models", nsp);
-	HeapTuple	tup;
-	Oid			owner;
-
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("unlearn catalog table unlearn.models is missing"),
-				 errhint("Re-create the extension: DROP EXTENSION unlearn; CREATE EXTENSION unlearn.")));
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
-/* Switches to the catalog owner so SPI can write unlearn.* tables. */
-void
-unlearn_become_catalog_owner(UnlearnCatalogUser *saved)
-{
-	GetUserIdAndSecContext(&saved->saved_userid, &saved->saved_sec_context);
-	SetUserIdAndSecContext(catalog_owner(),
-						   saved->saved_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-}
-
-/* Switches back to the caller's identity. */
-void
-unlearn_restore_user(const UnlearnCatalogUser *saved)
-{
-	SetUserIdAndSecContext(saved->saved_userid, saved->saved_sec_context);
-}
-
 /* Text of column `col` of the current SPI row, copied to the upper context. */
 static char *
 spi_text(HeapTuple tup, TupleDesc desc, int col)

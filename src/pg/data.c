@@ -236,8 +236,7 @@ unlearn_read_data(const UnlearnDataSpec *spec, UnlearnData *out)
 					 spec->id_column ? quote_identifier(spec->id_column) : "NULL::bigint",
 					 quote_identifier(spec->features_column),
 					 quote_identifier(spec->label_column),
-					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(spec->relid)),
-												get_rel_name(spec->relid)));
+					 unlearn_qualified_name(spec->relid));
 	if (spec->where_clause)
 		appendStringInfo(&query, " WHERE %s", spec->where_clause);
 	if (spec->id_column)

@@ -546,21 +546,24 @@ record_forgotten(const UnlearnModel *model, const UnlearnData *rows, int version
 
 /*
  * Runs a change to the training table that unlearning itself makes, so the
- * DELETE/UPDATE capture trigger does not queue it again.
+ * DELETE/UPDATE capture trigger does not queue it again for this model (it
+ * does for every other model trained on the table).
  */
 static int
-execute_uncaptured(const char *sql, int nargs, Oid *argtypes, Datum *args)
+execute_uncaptured(const char *model, const char *sql, int nargs, Oid *argtypes, Datum *args)
 {
 	int			ret;
 
-	unlearn_suppress_capture = true;
+	Assert(unlearn_suppress_capture == NULL);
+	/* only this model: other models of the same table must still hear of the rows */
+	unlearn_suppress_capture = model;
 	PG_TRY();
 	{
 		ret = SPI_execute_with_args(sql, nargs, argtypes, args, NULL, false, 0);
 	}
 	PG_FINALLY();
 	{
-		unlearn_suppress_capture = false;
+		unlearn_suppress_capture = NULL;
 	}
 	PG_END_TRY();
 	return ret;
@@ -636,11 +639,10 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 	if (change_table && !relabel)
 	{
 		char	   *sql = psprintf("DELETE FROM %s WHERE %s = ANY($1)",
-								   quote_qualified_identifier(get_namespace_name(get_rel_namespace(model->relid)),
-															  get_rel_name(model->relid)),
+								   unlearn_qualified_name(model->relid),
 								   quote_identifier(model->id_column));
 
-		ret = execute_uncaptured(sql, 1, argtypes, args);
+		ret = execute_uncaptured(model->name, sql, 1, argtypes, args);
 		if (ret != SPI_OK_DELETE || SPI_processed != (uint64) k)
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -659,12 +661,11 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 		rargs[0] = args[0];
 		rargs[1] = PointerGetDatum(construct_array(labels, k, TEXTOID, -1, false, TYPALIGN_INT));
 		sql = psprintf("UPDATE %s AS t SET %s = u.label::%s FROM unnest($1, $2) AS u(id, label) WHERE t.%s = u.id",
-					   quote_qualified_identifier(get_namespace_name(get_rel_namespace(model->relid)),
-												  get_rel_name(model->relid)),
+					   unlearn_qualified_name(model->relid),
 					   quote_identifier(model->label_column),
 					   format_type_be_qualified(model->label_type),
 					   quote_identifier(model->id_column));
-		ret = execute_uncaptured(sql, 2, rtypes, rargs);
+		ret = execute_uncaptured(model->name, sql, 2, rtypes, rargs);
 		if (ret != SPI_OK_UPDATE || SPI_processed != (uint64) k)
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),

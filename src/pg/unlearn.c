@@ -17,7 +17,7 @@ int			unlearn_threads = 2;
 int			unlearn_max_rows = 10000000;
 bool		unlearn_progress = false;
 int			unlearn_feature_retention = 0;
-bool		unlearn_suppress_capture = false;
+const char *unlearn_suppress_capture = NULL;
 
 void		_PG_init(void);
 

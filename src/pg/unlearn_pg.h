@@ -11,13 +11,14 @@
 #include "utils/jsonb.h"
 
 #include "nn.h"
+#include "privilege.h"
 
 /* ---------- settings (unlearn.c) ---------- */
 extern int	unlearn_threads;			/* unlearn.threads: BLAS threads per backend */
 extern int	unlearn_max_rows;			/* unlearn.max_training_rows */
 extern bool unlearn_progress;			/* unlearn.progress: NOTICEs from long runs */
 extern int	unlearn_feature_retention;	/* unlearn.feature_retention, s: -1 keep, 0 erase at once */
-extern bool unlearn_suppress_capture;	/* set while unlearning changes the table itself */
+extern const char *unlearn_suppress_capture;	/* the model whose own change of its table is not captured */
 
 /* ---------- BLAS and core set-up (blas.c) ---------- */
 
@@ -72,15 +73,6 @@ void		unlearn_check_owner(const UnlearnModel *model, const char *action);
 
 /* Errors unless the current user may read the model's training table. */
 void		unlearn_check_can_use(const UnlearnModel *model);
-
-/* Run catalog writes as the extension's owner; restore with the returned state. */
-typedef struct UnlearnCatalogUser
-{
-	Oid			saved_userid;
-	int			saved_sec_context;
-} UnlearnCatalogUser;
-void		unlearn_become_catalog_owner(UnlearnCatalogUser *saved);
-void		unlearn_restore_user(const UnlearnCatalogUser *saved);
 
 /* Stores a version (and its manifest); ids sorted ascending. */
 void		unlearn_store_version(const char *model, int version, int parent,
@@ -218,6 +210,7 @@ extern int	unlearn_request_history;	/* unlearn.request_history, s: finished requ
 
 /* Installs the DELETE/UPDATE/TRUNCATE triggers on a training table (idempotent). */
 void		unlearn_install_capture(Oid relid);
+void		unlearn_install_capture_as_owner(Oid relid);
 void		unlearn_check_capture_allowed(Oid relid);
 
 /* Shared memory and the background workers. */
@@ -235,8 +228,28 @@ uint64		unlearn_catalog_generation(void);
 void		unlearn_note_catalog_changed(void);
 void		unlearn_capture_cache_invalidate(void);
 
-/* Drops the triggers from a table no model trains on any more. */
+/* Drops the triggers from the tables of relid's tree that no model trains on any more. */
 void		unlearn_remove_capture_if_unused(Oid relid);
+
+/* Quoted names of the models on relid or a table above it (NULL if none); SPI connected. */
+char	   *unlearn_models_above(Oid relid, bool auto_only);
+
+/* True while unlearn drops its own triggers (the DROP guard lets them go). */
+extern bool unlearn_dropping_own_triggers;
+extern bool unlearn_installing_capture;
+
+/*
+ * SQL prefix binding "up(r)" to $1 (an oid) and every table above it
+ * (partitioned and inheritance parents).  Run only with search_path pinned.
+ */
+#define UNLEARN_ANCESTORS_CTE \
+	"WITH RECURSIVE up(r) AS (SELECT $1::oid UNION" \
+	" SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN up ON i.inhrelid = up.r)"
+
+/* ---------- relations (relation.c) ---------- */
+
+/* The relation's schema-qualified, quoted name (errors if it is gone). */
+char	   *unlearn_qualified_name(Oid relid);
 
 /* Seconds since an instr_time start. */
 double		unlearn_seconds_since(const void *start);

@@ -608,6 +608,7 @@ finish_requests(const int64 *request_ids, int n, const char *state, int version,
 	Oid			argtypes[4] = {INT8ARRAYOID, TEXTOID, INT4OID, TEXTOID};
 	Datum		args[4];
 	char		nulls[4] = "    ";
+	UnlearnCatalogUser saved;
 
 	if (n == 0)
 		return;
@@ -624,11 +625,14 @@ finish_requests(const int64 *request_ids, int n, const char *state, int version,
 		nulls[3] = 'n';
 	/* the ledger keeps what re-verification needs: the queue's copy goes */
 	/* only requests this worker claimed: a finished request is never rewritten */
+	/* the run acts as the model's owner, who may not write the queue: the catalog owner does */
+	unlearn_become_catalog_owner(&saved);
 	if (SPI_execute_with_args("UPDATE unlearn.requests SET state = $2, version = $3, note = $4,"
 							  " done_at = clock_timestamp(), features = NULL, last_error = NULL"
 							  " WHERE request_id = ANY($1) AND state = 'running'",
 							  4, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "unlearn worker could not update requests");
+	unlearn_restore_user(&saved);
 }
 
 /*
@@ -646,8 +650,7 @@ process_claimed(const char *name, const int64 *claimed, int n_claimed)
 	int			n,
 				n_order;
 	UnlearnModel *model;
-	Oid			saved_user;
-	int			saved_sec;
+	UnlearnCatalogUser as_owner;
 	int64	   *manifest_ids;
 	int64		n_manifest;
 	UnlearnRunOptions opts;
@@ -705,11 +708,8 @@ process_claimed(const char *name, const int64 *claimed, int n_claimed)
 	/* the rows the current version learned */
 	manifest_ids = unlearn_load_manifest(model, model->version, &n_manifest);
 
-	/* run as the model's owner, with a safe search_path */
-	GetUserIdAndSecContext(&saved_user, &saved_sec);
-	SetUserIdAndSecContext(model->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_LOCAL, true, 0, false);
+	/* run as the model's owner (restricted, search_path pinned) */
+	unlearn_become_role(model->owner, &as_owner);
 
 	for (int pass = 0; pass < 2; pass++)
 	{
@@ -779,7 +779,7 @@ process_claimed(const char *name, const int64 *claimed, int n_claimed)
 		if (!relabel)
 			manifest_ids = unlearn_load_manifest(model, model->version, &n_manifest);
 	}
-	SetUserIdAndSecContext(saved_user, saved_sec);
+	unlearn_restore_user(&as_owner);
 }
 
 /* Records a failed run: back to pending with backoff, or failed after max_attempts. */
@@ -952,6 +952,8 @@ unlearn_worker_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	/* we run as the bootstrap superuser: resolve nothing a database owner created */
+	unlearn_pin_session_search_path();
 
 	if (!extension_present())
 		proc_exit(0);			/* the launcher retries later, or on demand */

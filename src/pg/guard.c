@@ -1,0 +1,323 @@
+/*
+ * guard.c: what keeps deletions from bypassing the capture triggers.
+ *
+ * A model must hear of every row that leaves its table.  Row deletes are
+ * captured by capture.c; the ways around that are refused here with a hint:
+ * TRUNCATE, DROP of a training table or of a table below it, DETACH PARTITION
+ * or NO INHERIT of such a table, renaming, retyping or dropping a model's
+ * columns, and disabling, renaming or dropping our triggers.  New partitions
+ * of a training table get the capture triggers as they are created.
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_type.h"
+#include "commands/event_trigger.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "unlearn_pg.h"
+
+/* True if name is one of our trigger names. */
+static bool
+is_our_trigger(const char *name)
+{
+	return name != NULL && (strcmp(name, "unlearn_capture_delete") == 0 ||
+							strcmp(name, "unlearn_capture_update") == 0 ||
+							strcmp(name, "unlearn_guard_truncate") == 0);
+}
+
+/* True if the extension's catalog is there (not while DROP EXTENSION runs). */
+static bool
+catalog_present(void)
+{
+	Oid			nsp = get_namespace_oid("unlearn", true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("models", nsp));
+}
+
+PG_FUNCTION_INFO_V1(unlearn_guard_truncate);
+/* Trigger: BEFORE TRUNCATE: refuses while a model unlearns this table's deletes. */
+Datum
+unlearn_guard_truncate(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Oid			relid;
+	char	   *names;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("unlearn.guard_truncate() must be called as a trigger")));
+	relid = RelationGetRelid(trigdata->tg_relation);
+	SPI_connect();
+	names = unlearn_models_above(relid, true);
+	if (names != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot truncate \"%s\": it is the training table of model %s",
+						get_rel_name(relid), names),
+				 errdetail("TRUNCATE fires no row deletes, so the model would silently remember every row."),
+				 errhint("DELETE the rows to have them unlearned, drop the model with unlearn_drop_model(),"
+						 " or turn automatic unlearning off with unlearn_auto(model, false).")));
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}
+
+/* Refuses a change of relid that would take rows away from models with automatic unlearning on. */
+static void
+refuse_if_trained(Oid relid, const char *what, const char *hint)
+{
+	char	   *names = unlearn_models_above(relid, true);
+
+	if (names != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot %s \"%s\": it holds training rows of model %s", what, get_rel_name(relid), names),
+				 errdetail("Its rows would leave the model's table without being unlearned."),
+				 errhint("%s", hint)));
+}
+
+/* True if the column is one a model of relid's tree reads (id, features or label). */
+static bool
+is_model_column(Oid relid, const char *column)
+{
+	Oid			argtypes[2] = {OIDOID, TEXTOID};
+	Datum		args[2] = {ObjectIdGetDatum(relid), CStringGetTextDatum(column)};
+	UnlearnCatalogUser saved;
+	bool		found;
+
+	unlearn_become_catalog_owner(&saved);
+	/* the table, the tables above it and below it: a rename on a parent reaches its partitions */
+	if (SPI_execute_with_args(UNLEARN_ANCESTORS_CTE
+							  ", down(r) AS (SELECT $1::oid UNION"
+							  "  SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN down ON i.inhparent = down.r)"
+							  " SELECT 1 FROM unlearn.models WHERE (relation::oid IN (SELECT r FROM up)"
+							  "   OR relation::oid IN (SELECT r FROM down))"
+							  "  AND $2 IN (id_column::text, features_column::text, label_column::text)",
+							  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read unlearn.models");
+	found = SPI_processed > 0;
+	unlearn_restore_user(&saved);
+	return found;
+}
+
+/* Refuses a rename, retype or drop of a model's column. */
+static void
+guard_column(Oid relid, const char *column, const char *what)
+{
+	if (column != NULL && is_model_column(relid, column))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot %s column \"%s\" of \"%s\": a model reads it", what, column, get_rel_name(relid)),
+				 errdetail("The model's captured deletes and its retraining read this column by name and type."),
+				 errhint("Drop the model with unlearn_drop_model() first, or keep the column as it is.")));
+}
+
+/* Refuses a change of our triggers' state (disable, or enable in another mode). */
+static void
+guard_trigger_state(Oid relid, const char *trigger)
+{
+	if (trigger == NULL || is_our_trigger(trigger))
+		if (unlearn_models_above(relid, true) != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cannot change the unlearn triggers of \"%s\"", get_rel_name(relid)),
+					 errdetail("Without them deleted rows would not reach the model."),
+					 errhint("Turn automatic unlearning off with unlearn_auto(model, false) instead.")));
+}
+
+/* Checks one ALTER TABLE subcommand of relid. */
+static void
+guard_alter_cmd(Oid relid, AlterTableCmd *cmd)
+{
+	switch (cmd->subtype)
+	{
+		case AT_AlterColumnType:
+			guard_column(relid, cmd->name, "change the type of");
+			break;
+		case AT_DropColumn:
+			guard_column(relid, cmd->name, "drop");
+			break;
+		case AT_DetachPartition:
+		case AT_DetachPartitionFinalize:
+			refuse_if_trained(RangeVarGetRelid(((PartitionCmd *) cmd->def)->name, NoLock, false),
+							  "detach", "DELETE its rows first (they are unlearned), or drop the model with"
+							  " unlearn_drop_model().");
+			break;
+		case AT_DropInherit:
+			refuse_if_trained(relid, "remove the inheritance of",
+							  "DELETE its rows first (they are unlearned), or drop the model with"
+							  " unlearn_drop_model().");
+			break;
+		case AT_EnableTrig:
+		case AT_EnableReplicaTrig:
+		case AT_DisableTrig:
+			guard_trigger_state(relid, cmd->name);
+			break;
+		case AT_EnableTrigAll:
+		case AT_EnableTrigUser:
+		case AT_DisableTrigAll:
+		case AT_DisableTrigUser:
+			guard_trigger_state(relid, NULL);
+			break;
+		default:
+			break;
+	}
+}
+
+/* Checks a RENAME: of a model's column, or of our trigger. */
+static void
+guard_rename(RenameStmt *stmt)
+{
+	Oid			relid;
+
+	if (stmt->relation == NULL ||
+		(stmt->renameType != OBJECT_COLUMN && stmt->renameType != OBJECT_TRIGGER))
+		return;
+	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	if (!OidIsValid(relid))
+		return;
+	if (stmt->renameType == OBJECT_COLUMN)
+		guard_column(relid, stmt->subname, "rename");
+	else if (is_our_trigger(stmt->subname))
+		guard_trigger_state(relid, stmt->subname);
+}
+
+PG_FUNCTION_INFO_V1(unlearn_guard_ddl);
+/* Event trigger on ddl_command_start (ALTER TABLE, ALTER TRIGGER): refuses what loses rows. */
+Datum
+unlearn_guard_ddl(PG_FUNCTION_ARGS)
+{
+	Node	   *parsetree;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("unlearn.guard_ddl() must be called as an event trigger")));
+	parsetree = ((EventTriggerData *) fcinfo->context)->parsetree;
+	if (unlearn_installing_capture || unlearn_dropping_own_triggers || !catalog_present())
+		PG_RETURN_VOID();
+	SPI_connect();
+	if (IsA(parsetree, RenameStmt))
+		guard_rename((RenameStmt *) parsetree);
+	else if (IsA(parsetree, AlterTableStmt))
+	{
+		AlterTableStmt *stmt = (AlterTableStmt *) parsetree;
+		Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+		ListCell   *lc;
+
+		if (OidIsValid(relid) && stmt->objtype == OBJECT_TABLE)
+			foreach(lc, stmt->cmds)
+				guard_alter_cmd(relid, (AlterTableCmd *) lfirst(lc));
+	}
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(unlearn_guard_ddl_end);
+/*
+ * Event trigger on ddl_command_end (CREATE TABLE, ALTER TABLE): a new or
+ * attached partition (or inheritance child) of a training table gets the
+ * capture triggers at once.
+ */
+Datum
+unlearn_guard_ddl_end(PG_FUNCTION_ARGS)
+{
+	UnlearnCatalogUser saved;
+	SPITupleTable *roots;
+	uint64		n;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("unlearn.guard_ddl_end() must be called as an event trigger")));
+	if (unlearn_installing_capture || !catalog_present())
+		PG_RETURN_VOID();
+	SPI_connect();
+	unlearn_become_catalog_owner(&saved);
+	/* the training tables above (or at) each table the command touched */
+	if (SPI_execute("WITH RECURSIVE up(r) AS ("
+					"  SELECT objid FROM pg_catalog.pg_event_trigger_ddl_commands()"
+					"   WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass UNION"
+					"  SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN up ON i.inhrelid = up.r)"
+					" SELECT DISTINCT relation::oid FROM unlearn.models"
+					" WHERE auto_unlearn AND relation::oid IN (SELECT r FROM up)", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read unlearn.models");
+	roots = SPI_tuptable;
+	n = SPI_processed;
+	unlearn_restore_user(&saved);
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		unlearn_install_capture_as_owner(DatumGetObjectId(SPI_getbinval(roots->vals[i], roots->tupdesc, 1, &isnull)));
+	}
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(unlearn_guard_drop);
+/*
+ * Event trigger on sql_drop: refuses to drop a training table, or a table
+ * below one (a partition), or one of our triggers (unless we drop it).
+ */
+Datum
+unlearn_guard_drop(PG_FUNCTION_ARGS)
+{
+	UnlearnCatalogUser saved;
+	char	   *table = NULL,
+			   *names = NULL;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("unlearn.guard_drop() must be called as an event trigger")));
+	/* when the catalog itself is being dropped (DROP EXTENSION) there is nothing to guard */
+	if (!catalog_present())
+		PG_RETURN_VOID();
+	SPI_connect();
+	unlearn_become_catalog_owner(&saved);
+	if (SPI_execute("SELECT d.object_identity, string_agg(quote_literal(m.name), ', ' ORDER BY m.name)"
+					" FROM pg_catalog.pg_event_trigger_dropped_objects() d"
+					" JOIN unlearn.models m ON m.relation::oid = d.objid"
+					" WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = 0"
+					" GROUP BY d.object_identity ORDER BY 1 LIMIT 1", true, 0) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+	{
+		table = pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+		names = pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+	}
+	unlearn_restore_user(&saved);
+	if (table)
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot drop table %s: it is the training table of model %s", table, names),
+				 errdetail("The model would remember every row with no table left to delete them from."),
+				 errhint("Drop the model first with unlearn_drop_model().")));
+	/* our triggers go with a partition (not named by the DROP) or alone (DROP TRIGGER) */
+	unlearn_become_catalog_owner(&saved);
+	if (!unlearn_dropping_own_triggers &&
+		SPI_execute("SELECT d.object_identity, d.original"
+					" FROM pg_catalog.pg_event_trigger_dropped_objects() d"
+					" WHERE d.object_type = 'trigger' AND d.address_names[3] IN"
+					"  ('unlearn_capture_delete', 'unlearn_capture_update', 'unlearn_guard_truncate')"
+					" ORDER BY 1 LIMIT 1", true, 0) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+		table = pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	unlearn_restore_user(&saved);
+	SPI_finish();
+	if (table)
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot drop trigger %s: a model's deletes are captured by it", table),
+				 errdetail("Dropping it (or the partition that carries it) would let rows leave without being unlearned."),
+				 errhint("Drop the model first with unlearn_drop_model(), or DELETE the partition's rows first"
+						 " and then turn automatic unlearning off with unlearn_auto(model, false).")));
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,85 @@
+/*
+ * privilege.c: the only code that changes the user unlearn runs as.
+ *
+ * Our SQL functions check the caller's rights themselves, then read and
+ * write the unlearn.* catalog as its owner; the background worker acts for
+ * a model's owner.  Both moves go through here, and both pin search_path and
+ * set SECURITY_RESTRICTED_OPERATION for their duration, the way PostgreSQL
+ * runs SECURITY DEFINER functions and maintenance commands.  An error while
+ * switched is safe: transaction (or subtransaction) abort restores the user
+ * and the GUC nest level.
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#include "privilege.h"
+
+/* Owner of unlearn.models, i.e. of the extension's catalog. */
+Oid
+unlearn_catalog_owner(void)
+{
+	Oid			nsp = get_namespace_oid("unlearn", false);
+	Oid			relid = get_relname_relid("models", nsp);
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("unlearn catalog table unlearn.models is missing"),
+				 errhint("Re-create the extension: DROP EXTENSION unlearn; CREATE EXTENSION unlearn.")));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/* Switches to `role` with a pinned search_path, inside a security-restricted operation. */
+void
+unlearn_become_role(Oid role, UnlearnCatalogUser *saved)
+{
+	Assert(OidIsValid(role));
+	GetUserIdAndSecContext(&saved->saved_userid, &saved->saved_sec_context);
+	/* step 1: a GUC nest level of our own, popped by unlearn_restore_user */
+	saved->guc_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", UNLEARN_SAFE_SEARCH_PATH, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	/* step 2: the new identity; restricted, so no session state can be changed under it */
+	SetUserIdAndSecContext(role, saved->saved_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+}
+
+/* Switches to the catalog owner so SPI can read and write unlearn.* tables. */
+void
+unlearn_become_catalog_owner(UnlearnCatalogUser *saved)
+{
+	unlearn_become_role(unlearn_catalog_owner(), saved);
+}
+
+/* Switches back to the caller's identity, security context and search_path. */
+void
+unlearn_restore_user(const UnlearnCatalogUser *saved)
+{
+	Assert(saved->guc_level > 0);
+	SetUserIdAndSecContext(saved->saved_userid, saved->saved_sec_context);
+	AtEOXact_GUC(true, saved->guc_level);
+}
+
+/*
+ * Pins search_path for the rest of the session: a background worker runs as
+ * the bootstrap superuser, so even its own housekeeping queries must not
+ * resolve objects that a database owner could create in public.
+ */
+void
+unlearn_pin_session_search_path(void)
+{
+	SetConfigOption("search_path", UNLEARN_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_OVERRIDE);
+}
