@@ -31,18 +31,27 @@
 
 static bool queued_in_xact = false;
 
-/* Errors unless capture triggers may be installed on relid and every table below it. */
+static void check_capturable(Oid relid);
+
+/* Errors unless the current user may install capture triggers on relid and every table below it. */
 void
 unlearn_check_capture_allowed(Oid relid)
 {
-	ListCell   *lc;
-
 	if (pg_class_aclcheck(relid, GetUserId(), ACL_TRIGGER) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to capture deletes on table %s", get_rel_name(relid)),
 				 errdetail("Automatic unlearning installs triggers and needs TRIGGER privilege on the table."),
 				 errhint("Train with auto_unlearn => false, or ask the table's owner.")));
+	check_capturable(relid);
+}
+
+/* Errors unless relid and every relation below it are tables whose deletes can be captured. */
+static void
+check_capturable(Oid relid)
+{
+	ListCell   *lc;
+
 	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
 	{
 		Oid			rel = lfirst_oid(lc);
@@ -112,6 +121,7 @@ unlearn_install_capture_as_owner(Oid relid)
 	UnlearnCatalogUser saved;
 	ListCell   *lc;
 
+	check_capturable(relid);
 	unlearn_become_catalog_owner(&saved);
 	/* our own DDL fires the event triggers again: they must not re-enter */
 	unlearn_installing_capture = true;

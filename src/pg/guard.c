@@ -247,7 +247,7 @@ unlearn_guard_ddl_end(PG_FUNCTION_ARGS)
 					"   WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass UNION"
 					"  SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN up ON i.inhrelid = up.r)"
 					" SELECT DISTINCT relation::oid FROM unlearn.models"
-					" WHERE auto_unlearn AND relation::oid IN (SELECT r FROM up)", true, 0) != SPI_OK_SELECT)
+					" WHERE auto_unlearn AND relation::oid IN (SELECT r FROM up)", false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read unlearn.models");
 	roots = SPI_tuptable;
 	n = SPI_processed;

@@ -1,0 +1,270 @@
+-- Security and capture completeness.
+-- Part 1: no role reaches superuser through the extension.  Each attack
+-- plants an operator or a cast that, when run, records who ran it and tries
+-- to make its author superuser; it must only ever run as its author.
+-- Part 2: every way a training row leaves its table reaches every model
+-- that learned it, or is refused with a hint.
+
+CREATE ROLE regress_mallory LOGIN;
+CREATE SCHEMA mallory AUTHORIZATION regress_mallory;
+-- what the planted code saw: (who ran it, which attack)
+CREATE TABLE mallory.seen (who name, attack text);
+ALTER TABLE mallory.seen OWNER TO regress_mallory;
+GRANT INSERT ON mallory.seen TO PUBLIC;
+
+-- the planted payload: log, then try to escalate (succeeds only as a superuser)
+CREATE FUNCTION mallory.payload(attack text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO mallory.seen VALUES (current_user, attack);
+	BEGIN
+		EXECUTE 'ALTER ROLE regress_mallory SUPERUSER';
+	EXCEPTION WHEN OTHERS THEN NULL;
+	END;
+END $$;
+ALTER FUNCTION mallory.payload(text) OWNER TO regress_mallory;
+
+-- escalated(): true if any planted code ran as someone other than mallory,
+-- or mallory became superuser; then resets both, so each attack is judged alone
+CREATE FUNCTION escalated() RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+	result boolean;
+BEGIN
+	SELECT EXISTS (SELECT 1 FROM mallory.seen WHERE who <> 'regress_mallory')
+	    OR (SELECT rolsuper FROM pg_roles WHERE rolname = 'regress_mallory') INTO result;
+	DELETE FROM mallory.seen;
+	ALTER ROLE regress_mallory NOSUPERUSER;
+	RETURN result;
+END $$;
+
+------------------------------------------------------------------------------
+-- Attack 1: an exact-match = (text, text) in the caller's own schema, first
+-- on search_path, while our functions read and write the catalog elevated.
+------------------------------------------------------------------------------
+SET ROLE regress_mallory;
+CREATE FUNCTION mallory.eq_text(a text, b text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM mallory.payload('= (text, text)');
+	RETURN a OPERATOR(pg_catalog.=) b;
+END $$;
+CREATE OPERATOR mallory.= (LEFTARG = text, RIGHTARG = text, FUNCTION = mallory.eq_text);
+CREATE FUNCTION mallory.eq_regclass_oid(a regclass, b oid) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM mallory.payload('= (regclass, oid)');
+	RETURN a::oid OPERATOR(pg_catalog.=) b;
+END $$;
+CREATE OPERATOR mallory.= (LEFTARG = regclass, RIGHTARG = oid, FUNCTION = mallory.eq_regclass_oid);
+
+CREATE TABLE mallory.pts AS
+SELECT i::bigint AS id, ARRAY[(i % 2) * 2.0 + 0.3 * sin(i), 0.3 * cos(i)]::real[] AS features,
+       (i % 2)::text AS label
+FROM generate_series(1, 80) i;
+SET search_path = mallory, pg_catalog, public;
+-- train, predict, unlearn, audit and drop as mallory: every catalog access is elevated
+SELECT model, rows FROM unlearn_train('sec_mallory', 'mallory.pts', 'id', 'features', 'label', hidden => '{16}',
+                                      epochs => 30, options => '{"seed": 1, "lr": 0.01, "batch_size": 32}');
+SELECT unlearn_predict('sec_mallory', ARRAY[0, 0]::real[]) IS NOT NULL AS predicts;
+SELECT rows, forgotten FROM unlearn_rows('sec_mallory', ARRAY[1, 2]);
+SELECT count(*) > 0 AS audited FROM unlearn_audit('sec_mallory');
+SELECT count(*) AS problems FROM unlearn_verify_ledger('sec_mallory') WHERE NOT valid;
+-- DELETE (capture trigger, elevated queue write) and the sql_drop event trigger
+DELETE FROM mallory.pts WHERE id = 3;
+SELECT unlearn_drop_model('sec_mallory');
+DROP TABLE mallory.pts;
+RESET search_path;
+RESET ROLE;
+SELECT escalated() AS escalated_by_search_path;
+
+------------------------------------------------------------------------------
+-- Attack 2: a role that may create in public (a database owner, in
+-- PostgreSQL 15) plants *(numeric, integer) and =(regclass, oid) there: the
+-- background worker must not run them (it runs as the bootstrap superuser).
+------------------------------------------------------------------------------
+GRANT CREATE ON SCHEMA public TO regress_mallory;
+SET ROLE regress_mallory;
+CREATE FUNCTION public.mul_numeric_int(a numeric, b integer) RETURNS numeric LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM mallory.payload('* (numeric, integer) in public');
+	RETURN a OPERATOR(pg_catalog.*) b::numeric;
+END $$;
+CREATE OPERATOR public.* (LEFTARG = numeric, RIGHTARG = integer, FUNCTION = public.mul_numeric_int);
+CREATE OPERATOR public.= (LEFTARG = regclass, RIGHTARG = oid, FUNCTION = mallory.eq_regclass_oid);
+RESET ROLE;
+-- a model of someone else, deleted from: the worker picks it up and housekeeps
+CREATE TABLE sec_worker AS
+SELECT i::bigint AS id, ARRAY[(i % 2) * 2.0 + 0.3 * sin(i), 0.3 * cos(i)]::real[] AS features, (i % 2) AS label
+FROM generate_series(1, 80) i;
+SELECT model FROM unlearn_train('sec_worker', 'sec_worker', 'id', 'features', 'label',
+                                hidden => '{4}', epochs => 5, options => '{"seed": 1}');
+DELETE FROM sec_worker WHERE id IN (5, 6);
+SELECT unlearn_wait('sec_worker') AS drained;
+SELECT state, count(*) FROM unlearn.requests WHERE model = 'sec_worker' GROUP BY state;
+SELECT pg_sleep(1.2);	-- past one naptime: the worker's housekeeping has run too
+SELECT escalated() AS escalated_by_public_operators;
+DROP OPERATOR public.* (numeric, integer);
+DROP OPERATOR public.= (regclass, oid);
+DROP FUNCTION public.mul_numeric_int(numeric, integer);
+REVOKE CREATE ON SCHEMA public FROM regress_mallory;
+
+------------------------------------------------------------------------------
+-- Attack 3: a LOGIN-only role with a temp table whose label column becomes a
+-- temp enum with a user-defined cast to text.  The column cannot be retyped
+-- under a model, and the capture checks the types before it reads anything.
+------------------------------------------------------------------------------
+SET ROLE regress_mallory;
+CREATE TEMP TABLE tmp_pts AS
+SELECT i::bigint AS id, ARRAY[(i % 2) * 2.0, 0.1 * i]::real[] AS features, (i % 2)::text AS label
+FROM generate_series(1, 40) i;
+SELECT model FROM unlearn_train('sec_temp', 'tmp_pts', 'id', 'features', 'label',
+                                hidden => '{}', epochs => 3, options => '{"seed": 1}');
+CREATE TYPE pg_temp.lab AS ENUM ('0', '1');
+CREATE FUNCTION pg_temp.lab_to_text(l pg_temp.lab) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM mallory.payload('cast of a temp enum');
+	RETURN 'x';
+END $$;
+CREATE CAST (pg_temp.lab AS text) WITH FUNCTION pg_temp.lab_to_text(pg_temp.lab);
+SELECT err($$ALTER TABLE tmp_pts ALTER COLUMN label TYPE pg_temp.lab USING label::pg_temp.lab$$);
+DELETE FROM tmp_pts WHERE id = 1;	-- captured as usual
+RESET ROLE;
+SELECT count(*) AS queued FROM unlearn.requests WHERE model = 'sec_temp';
+-- even if the column is retyped with the event triggers off (a superuser in
+-- replica mode), the capture refuses to read it elevated
+SET session_replication_role = replica;
+ALTER TABLE pg_temp.tmp_pts ALTER COLUMN label TYPE pg_temp.lab USING label::pg_temp.lab;
+RESET session_replication_role;
+SET ROLE regress_mallory;
+SELECT err($$DELETE FROM tmp_pts WHERE id = 2$$);
+RESET ROLE;
+SELECT escalated() AS escalated_by_cast;
+SET ROLE regress_mallory;
+SELECT unlearn_drop_model('sec_temp');
+DROP TABLE tmp_pts;
+DROP CAST (pg_temp.lab AS text);
+DROP FUNCTION pg_temp.lab_to_text(pg_temp.lab);
+DROP TYPE pg_temp.lab;
+RESET ROLE;
+
+------------------------------------------------------------------------------
+-- Part 2: capture completeness.
+------------------------------------------------------------------------------
+-- requests_of(model): how many requests a model has, by kind
+CREATE FUNCTION requests_of(m text) RETURNS bigint LANGUAGE sql AS $$
+	SELECT count(*) FROM unlearn.requests WHERE model = m $$;
+
+CREATE TABLE sec_base (id bigint PRIMARY KEY, features real[], label int);
+INSERT INTO sec_base
+SELECT i, ARRAY[(i % 3) * 2.0 + 0.3 * sin(i), (i % 2) + 0.3 * cos(i)]::real[], i % 3
+FROM generate_series(1, 120) i;
+SELECT model FROM unlearn_train('sec_a', 'sec_base', 'id', 'features', 'label', hidden => '{16}', epochs => 30,
+                                options => '{"seed": 1, "lr": 0.01, "batch_size": 32}');
+SELECT model FROM unlearn_train('sec_b', 'sec_base', 'id', 'features', 'label', hidden => '{16}', epochs => 30,
+                                options => '{"seed": 2, "lr": 0.01, "batch_size": 32}');
+
+-- unlearn_rows on one model of a shared table: the other model is told
+SELECT rows FROM unlearn_rows('sec_a', ARRAY[10]);
+SELECT requests_of('sec_a') AS a_requests, requests_of('sec_b') AS b_requests;
+
+-- a DELETE through a view over the training table
+CREATE VIEW sec_view AS SELECT * FROM sec_base WHERE id > 20;
+DELETE FROM sec_view WHERE id = 21;
+-- MERGE's DELETE and UPDATE actions
+MERGE INTO sec_base t USING (VALUES (22, 0), (23, 1)) s(id, lab) ON t.id = s.id
+WHEN MATCHED AND s.id = 22 THEN DELETE
+WHEN MATCHED THEN UPDATE SET features = ARRAY[9, 9]::real[];
+-- DELETE ... USING
+DELETE FROM sec_base USING (VALUES (24)) x(i) WHERE sec_base.id = x.i;
+-- a foreign-key cascade from a parent table
+CREATE TABLE sec_parent (pid int PRIMARY KEY);
+INSERT INTO sec_parent VALUES (1);
+ALTER TABLE sec_base ADD COLUMN pid int REFERENCES sec_parent ON DELETE CASCADE;
+UPDATE sec_base SET pid = 1 WHERE id = 25;
+DELETE FROM sec_parent;
+SELECT id, kind FROM unlearn.requests WHERE model = 'sec_b' ORDER BY request_id;
+SELECT requests_of('sec_a') AS a_requests;
+
+-- logical replication apply runs with session_replication_role = replica:
+-- the capture triggers are ENABLE ALWAYS, so they fire there too
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'sec_base'::regclass AND tgname LIKE 'unlearn%'
+ORDER BY tgname;
+SET session_replication_role = replica;
+DELETE FROM sec_base WHERE id = 26;
+RESET session_replication_role;
+SELECT count(*) AS replica_delete_queued FROM unlearn.requests WHERE model = 'sec_b' AND id = 26;
+SELECT unlearn_wait('sec_a') AND unlearn_wait('sec_b') AS drained;
+SELECT model, state, count(*) FROM unlearn.requests WHERE model IN ('sec_a', 'sec_b')
+GROUP BY model, state ORDER BY model, state;
+SELECT unlearn_confirm_forgotten('sec_a') AS a_confirmed, unlearn_confirm_forgotten('sec_b') AS b_confirmed;
+
+-- what would take rows away silently is refused, with a hint
+SELECT err($$ALTER TABLE sec_base RENAME COLUMN label TO klass$$);
+SELECT err($$ALTER TABLE sec_base ALTER COLUMN label TYPE bigint$$);
+SELECT err($$ALTER TABLE sec_base DROP COLUMN features$$);
+SELECT err($$ALTER TABLE sec_base DISABLE TRIGGER unlearn_capture_delete$$);
+SELECT err($$ALTER TABLE sec_base DISABLE TRIGGER ALL$$);
+SELECT err($$ALTER TABLE sec_base ENABLE TRIGGER unlearn_capture_delete$$);
+SELECT err($$ALTER TRIGGER unlearn_capture_delete ON sec_base RENAME TO x$$);
+SELECT err($$DROP TRIGGER unlearn_capture_delete ON sec_base$$);
+-- other columns and other triggers stay the owner's business
+ALTER TABLE sec_base RENAME COLUMN pid TO parent_id;
+ALTER TABLE sec_base DROP COLUMN parent_id;
+-- a DELETE still works after the table's other columns changed
+DELETE FROM sec_base WHERE id = 27;
+SELECT count(*) AS queued_after_alter FROM unlearn.requests WHERE model = 'sec_a' AND id = 27;
+
+-- partitioned training tables
+CREATE TABLE sec_part (id bigint, features real[], label int) PARTITION BY RANGE (id);
+CREATE TABLE sec_part_1 PARTITION OF sec_part FOR VALUES FROM (0) TO (100);
+CREATE TABLE sec_part_2 PARTITION OF sec_part FOR VALUES FROM (100) TO (200);
+INSERT INTO sec_part
+SELECT i, ARRAY[(i % 2) * 2.0 + 0.3 * sin(i), 0.3 * cos(i)]::real[], i % 2 FROM generate_series(1, 199) i;
+SELECT model, rows FROM unlearn_train('sec_p', 'sec_part', 'id', 'features', 'label', hidden => '{4}', epochs => 5,
+                                      options => '{"seed": 1}');
+SELECT tgrelid::regclass AS rel, count(*) AS triggers FROM pg_trigger
+WHERE tgname LIKE 'unlearn%' AND tgrelid::regclass::text LIKE 'sec_part%' GROUP BY 1 ORDER BY 1;
+-- a DELETE addressed to a partition, and one to the parent: each queued once
+DELETE FROM sec_part_1 WHERE id = 1;
+DELETE FROM sec_part WHERE id IN (2, 150);
+SELECT id FROM unlearn.requests WHERE model = 'sec_p' ORDER BY id;
+-- a partition created or attached later gets the triggers at once
+CREATE TABLE sec_part_3 PARTITION OF sec_part FOR VALUES FROM (200) TO (300);
+CREATE TABLE sec_part_4 (LIKE sec_part);
+ALTER TABLE sec_part ATTACH PARTITION sec_part_4 FOR VALUES FROM (300) TO (400);
+SELECT tgrelid::regclass AS rel, count(*) AS triggers FROM pg_trigger
+WHERE tgname LIKE 'unlearn%' AND tgrelid::regclass::text LIKE 'sec_part%' GROUP BY 1 ORDER BY 1;
+INSERT INTO sec_part_3 VALUES (201, ARRAY[0, 0], 0);
+DELETE FROM sec_part_3;
+SELECT count(*) AS new_partition_captured FROM unlearn.requests WHERE model = 'sec_p' AND id = 201;
+-- TRUNCATE, DROP, DETACH and renaming a model's column of a partition are refused
+SELECT err($$TRUNCATE sec_part_2$$);
+SELECT err($$DROP TABLE sec_part_2$$);
+SELECT err($$ALTER TABLE sec_part DETACH PARTITION sec_part_2$$);
+SELECT err($$ALTER TABLE sec_part_2 RENAME COLUMN label TO klass$$);
+-- so is a foreign-table partition: deletes from it could not be captured
+CREATE EXTENSION file_fdw;
+CREATE SERVER sec_files FOREIGN DATA WRAPPER file_fdw;
+SELECT err($$CREATE FOREIGN TABLE sec_part_f PARTITION OF sec_part FOR VALUES FROM (400) TO (500)
+             SERVER sec_files OPTIONS (filename '/dev/null')$$);
+DROP EXTENSION file_fdw CASCADE;
+SELECT unlearn_wait('sec_p') AS drained;
+SELECT state, count(*) FROM unlearn.requests WHERE model = 'sec_p' GROUP BY state;
+SELECT unlearn_confirm_forgotten('sec_p') AS confirmed;
+-- with automatic unlearning off the triggers go, and the partitions are the user's again
+SELECT unlearn_auto('sec_p', false);
+SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgname LIKE 'unlearn%'
+AND tgrelid::regclass::text LIKE 'sec_part%';
+ALTER TABLE sec_part DETACH PARTITION sec_part_4;
+DROP TABLE sec_part_4;
+SELECT unlearn_auto('sec_p', true);
+SELECT count(*) AS triggers_back FROM pg_trigger WHERE tgname LIKE 'unlearn%'
+AND tgrelid::regclass::text LIKE 'sec_part%';
+
+-- clean up
+SELECT unlearn_drop_model(m) FROM unnest(ARRAY['sec_worker', 'sec_a', 'sec_b', 'sec_p']) m;
+DROP TABLE sec_worker, sec_part, sec_parent;
+DROP VIEW sec_view;
+DROP TABLE sec_base;
+DROP FUNCTION requests_of(text);
+SELECT escalated() AS escalated_at_all;
+DROP FUNCTION escalated();
+DROP SCHEMA mallory CASCADE;
+DROP ROLE regress_mallory;
