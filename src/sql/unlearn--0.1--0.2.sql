@@ -7,6 +7,35 @@
 SET LOCAL search_path = pg_catalog, pg_temp;
 
 ------------------------------------------------------------------------------
+-- Install-time resolution: the 0.1 script built this view under the
+-- installer's search_path, where a role able to create in that schema could
+-- have planted a better-matching function or operator.  Rebuilt here under
+-- the pinned path, it binds to pg_catalog only.
+------------------------------------------------------------------------------
+CREATE OR REPLACE VIEW unlearn.status AS
+SELECT m.name AS model,
+	   m.auto_unlearn,
+	   count(r.request_id) FILTER (WHERE r.state = 'pending') AS pending,
+	   count(r.request_id) FILTER (WHERE r.state = 'running') AS running,
+	   count(r.request_id) FILTER (WHERE r.state = 'done') AS done,
+	   count(r.request_id) FILTER (WHERE r.state = 'failed') AS failed,
+	   count(r.request_id) FILTER (WHERE r.state = 'skipped') AS skipped,
+	   max(r.done_at) AS last_run,
+	   (SELECT r2.done_at - r2.enqueued_at FROM unlearn.requests r2
+		 WHERE r2.model = m.name AND r2.state = 'done' ORDER BY r2.done_at DESC, r2.request_id DESC LIMIT 1)
+		 AS last_latency,
+	   make_interval(secs => percentile_cont(0.5) WITHIN GROUP
+		 (ORDER BY extract(epoch FROM r.done_at - r.enqueued_at)) FILTER (WHERE r.state = 'done'))
+		 AS latency_p50,
+	   (SELECT r3.last_error FROM unlearn.requests r3
+		 WHERE r3.model = m.name AND r3.last_error IS NOT NULL ORDER BY r3.request_id DESC LIMIT 1)
+		 AS last_error
+FROM unlearn.models m
+LEFT JOIN unlearn.requests r ON r.model = m.name
+WHERE pg_has_role(m.owner, 'USAGE') OR has_table_privilege(m.relation, 'SELECT')
+GROUP BY m.name, m.auto_unlearn;
+
+------------------------------------------------------------------------------
 -- Guards: every way a training row leaves its table reaches its models.
 ------------------------------------------------------------------------------
 -- ALTER TABLE / ALTER TRIGGER that would lose rows (rename, retype or drop a
