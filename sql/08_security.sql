@@ -106,43 +106,90 @@ DROP FUNCTION public.mul_numeric_int(numeric, integer);
 REVOKE CREATE ON SCHEMA public FROM regress_mallory;
 
 ------------------------------------------------------------------------------
--- Attack 3: a LOGIN-only role with a temp table whose label column becomes a
--- temp enum with a user-defined cast to text.  The column cannot be retyped
--- under a model, and the capture checks the types before it reads anything.
+-- Attack 3: a LOGIN-only role retypes its table's label column to an enum
+-- of its own with a user-defined cast to text, hoping the capture evaluates
+-- that cast as the catalog owner.  The column cannot be retyped under a
+-- model, and the capture checks the types before it reads anything.
 ------------------------------------------------------------------------------
 SET ROLE regress_mallory;
-CREATE TEMP TABLE tmp_pts AS
+CREATE TABLE mallory.pts3 AS
 SELECT i::bigint AS id, ARRAY[(i % 2) * 2.0, 0.1 * i]::real[] AS features, (i % 2)::text AS label
 FROM generate_series(1, 40) i;
-SELECT model FROM unlearn_train('sec_temp', 'tmp_pts', 'id', 'features', 'label',
+SELECT model FROM unlearn_train('sec_enum', 'mallory.pts3', 'id', 'features', 'label',
                                 hidden => '{}', epochs => 3, options => '{"seed": 1}');
-CREATE TYPE pg_temp.lab AS ENUM ('0', '1');
-CREATE FUNCTION pg_temp.lab_to_text(l pg_temp.lab) RETURNS text LANGUAGE plpgsql AS $$
+CREATE TYPE mallory.lab AS ENUM ('0', '1');
+CREATE FUNCTION mallory.lab_to_text(l mallory.lab) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
-	PERFORM mallory.payload('cast of a temp enum');
+	PERFORM mallory.payload('cast of an enum');
 	RETURN 'x';
 END $$;
-CREATE CAST (pg_temp.lab AS text) WITH FUNCTION pg_temp.lab_to_text(pg_temp.lab);
-SELECT err($$ALTER TABLE tmp_pts ALTER COLUMN label TYPE pg_temp.lab USING label::pg_temp.lab$$);
-DELETE FROM tmp_pts WHERE id = 1;	-- captured as usual
+CREATE CAST (mallory.lab AS text) WITH FUNCTION mallory.lab_to_text(mallory.lab);
+SELECT err($$ALTER TABLE mallory.pts3 ALTER COLUMN label TYPE mallory.lab USING label::mallory.lab$$);
+DELETE FROM mallory.pts3 WHERE id = 1;	-- captured as usual
 RESET ROLE;
-SELECT count(*) AS queued FROM unlearn.requests WHERE model = 'sec_temp';
+SELECT count(*) AS queued FROM unlearn.requests WHERE model = 'sec_enum';
 -- even if the column is retyped with the event triggers off (a superuser in
 -- replica mode), the capture refuses to read it elevated
 SET session_replication_role = replica;
-ALTER TABLE pg_temp.tmp_pts ALTER COLUMN label TYPE pg_temp.lab USING label::pg_temp.lab;
+ALTER TABLE mallory.pts3 ALTER COLUMN label TYPE mallory.lab USING label::mallory.lab;
 RESET session_replication_role;
 SET ROLE regress_mallory;
-SELECT err($$DELETE FROM tmp_pts WHERE id = 2$$);
+SELECT err($$DELETE FROM mallory.pts3 WHERE id = 2$$);
 RESET ROLE;
 SELECT escalated() AS escalated_by_cast;
 SET ROLE regress_mallory;
-SELECT unlearn_drop_model('sec_temp');
-DROP TABLE tmp_pts;
-DROP CAST (pg_temp.lab AS text);
-DROP FUNCTION pg_temp.lab_to_text(pg_temp.lab);
-DROP TYPE pg_temp.lab;
+SELECT unlearn_drop_model('sec_enum');
+DROP TABLE mallory.pts3;
+-- a temporary table cannot be followed at all: its rows vanish at session end
+CREATE TEMP TABLE tmp_pts AS SELECT * FROM generate_series(1, 4) id, LATERAL (SELECT ARRAY[id, 0]::real[] AS features,
+       (id % 2) AS label) x;
+SELECT err($$SELECT unlearn_train('sec_tmp', 'tmp_pts', 'id', 'features', 'label', hidden => '{}', epochs => 1)$$);
+SELECT model FROM unlearn_train('sec_tmp', 'tmp_pts', 'id', 'features', 'label', hidden => '{}', epochs => 1,
+                                auto_unlearn => false);
+SELECT unlearn_drop_model('sec_tmp');
+
+------------------------------------------------------------------------------
+-- Attack 4: attaching unlearn.capture() to one's own table under other
+-- transition-table names, so that the names the capture's elevated statement
+-- uses resolve to one's own temporary view.
+------------------------------------------------------------------------------
+CREATE TEMP TABLE own (id bigint, features real[], label int);
+CREATE FUNCTION pg_temp.spy() RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM mallory.payload('view named like a transition table');
+	RETURN true;
+END $$;
+CREATE TEMP VIEW unlearn_old AS SELECT * FROM pg_temp.own WHERE pg_temp.spy();
+SELECT err($$CREATE TRIGGER evil AFTER DELETE ON pg_temp.own REFERENCING OLD TABLE AS not_ours
+             FOR EACH STATEMENT EXECUTE FUNCTION unlearn.capture()$$);
 RESET ROLE;
+-- even if such a trigger exists (a superuser made it), the capture refuses to run for it
+CREATE TRIGGER evil AFTER DELETE ON pg_temp.own REFERENCING OLD TABLE AS not_ours
+	FOR EACH STATEMENT EXECUTE FUNCTION unlearn.capture();
+SELECT err($$DELETE FROM pg_temp.own$$);
+DROP TABLE pg_temp.own CASCADE;
+SELECT escalated() AS escalated_by_transition_names;
+-- the extension's trigger functions are not for others to attach
+SELECT p.proname, has_function_privilege('regress_mallory', p.oid, 'EXECUTE') AS mallory_may
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = 'unlearn' ORDER BY 1;
+
+------------------------------------------------------------------------------
+-- Attack 5: functions planted in public before CREATE EXTENSION, matching
+-- the unlearn.status view's calls better than pg_catalog's: the view must
+-- bind to pg_catalog only.
+------------------------------------------------------------------------------
+CREATE DATABASE regress_sec_install;
+\c regress_sec_install
+CREATE FUNCTION public.pg_has_role(r regrole, p text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+CREATE FUNCTION public.has_table_privilege(r regclass, p text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+CREATE EXTENSION unlearn;
+SELECT count(*) AS status_depends_on_public
+FROM pg_depend d JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+JOIN pg_proc p ON d.refclassid = 'pg_proc'::regclass AND d.refobjid = p.oid
+WHERE r.ev_class = 'unlearn.status'::regclass AND p.pronamespace = 'public'::regnamespace;
+\c contrib_regression
+DROP DATABASE regress_sec_install WITH (FORCE);
 
 ------------------------------------------------------------------------------
 -- Part 2: capture completeness.

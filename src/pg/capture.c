@@ -25,6 +25,7 @@
 #include "utils/memutils.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "unlearn_pg.h"
@@ -46,11 +47,31 @@ unlearn_check_capture_allowed(Oid relid)
 	check_capturable(relid);
 }
 
-/* Errors unless relid and every relation below it are tables whose deletes can be captured. */
+/*
+ * Errors unless relid and every relation below it are tables whose deletes
+ * can be captured: not a view or foreign table, not temporary (its rows
+ * vanish at session end with no trigger, and the worker cannot read it), and
+ * relid itself below no other table (a DELETE addressed to a parent fires
+ * only the parent's statement triggers).
+ */
 static void
 check_capturable(Oid relid)
 {
 	ListCell   *lc;
+
+	if (get_rel_persistence(relid) == RELPERSISTENCE_TEMP)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("automatic unlearning cannot follow temporary table \"%s\"", get_rel_name(relid)),
+				 errdetail("Its rows vanish at the end of the session without firing any trigger."),
+				 errhint("Train with auto_unlearn => false and call unlearn_rows yourself.")));
+	if (has_superclass(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("automatic unlearning cannot follow \"%s\": it is a partition or inheritance child",
+						get_rel_name(relid)),
+				 errdetail("Rows deleted through the table above it would not be captured."),
+				 errhint("Train on the table at the top, or with auto_unlearn => false.")));
 
 	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
 	{
@@ -258,15 +279,24 @@ unlearn_take_queued(void)
 	return was;
 }
 
-/* The INSERT ... SELECT that queues one model's requests for one statement. */
+/*
+ * The INSERT ... SELECT that queues one model's requests for one statement.
+ * $1 model, $2 requesting role, $3 ids not to queue (those unlearn_rows is
+ * unlearning in this statement).  Text labels compare under "C", so a
+ * nondeterministic collation cannot hide a relabel.
+ */
 static char *
-capture_sql(bool is_update, const char *id, const char *feat, const char *label)
+capture_sql(bool is_update, const char *id, const char *feat, const char *label, bool text_label)
 {
+	const char *c = text_label ? " COLLATE \"C\"" : "";
+
 	if (!is_update)
 		return psprintf("INSERT INTO unlearn.requests (model, kind, id, label, features, requested_by)"
-						" SELECT $1, 'forget', o.%s, o.%s::text, o.%s::real[], $2::name FROM unlearn_old o"
-						" WHERE o.%s IS NOT NULL AND o.%s IS NOT NULL AND o.%s IS NOT NULL",
-						id, label, feat, id, label, feat);
+						" SELECT $1, 'forget', o.%s, o.%s::text, o.%s::real[], $2::name"
+						" FROM unlearn_old o"
+						" WHERE o.%s IS NOT NULL AND o.%s IS NOT NULL AND o.%s IS NOT NULL"
+						"   AND o.%s <> ALL($3)",
+						id, label, feat, id, label, feat, id);
 	return psprintf("INSERT INTO unlearn.requests (model, kind, id, label, new_label, features, requested_by)"
 					" SELECT $1, CASE WHEN n.%s IS NULL OR n.%s IS NULL"
 					"   OR n.%s IS DISTINCT FROM o.%s THEN 'forget' ELSE 'relabel' END,"
@@ -276,8 +306,9 @@ capture_sql(bool is_update, const char *id, const char *feat, const char *label)
 					"  o.%s::real[], $2::name"
 					" FROM unlearn_old o LEFT JOIN unlearn_new n ON n.%s = o.%s"
 					" WHERE o.%s IS NOT NULL AND o.%s IS NOT NULL AND o.%s IS NOT NULL"
+					"   AND o.%s <> ALL($3)"
 					"   AND (n.%s IS NULL OR n.%s IS NULL OR n.%s IS DISTINCT FROM o.%s"
-					"        OR n.%s IS DISTINCT FROM o.%s)",
+					"        OR n.%s%s IS DISTINCT FROM o.%s%s)",
 					id, label, feat, feat,
 					id, label,
 					id, label, feat, feat,
@@ -285,8 +316,9 @@ capture_sql(bool is_update, const char *id, const char *feat, const char *label)
 					feat,
 					id, id,
 					id, label, feat,
+					id,
 					id, label, feat, feat,
-					label, label);
+					label, c, label, c);
 }
 
 /*
@@ -299,6 +331,7 @@ capture_sql(bool is_update, const char *id, const char *feat, const char *label)
 typedef struct CaptureModel
 {
 	char	   *name;
+	Oid			relid;			/* the model's table (this one or one above it) */
 	SPIPlanPtr	plan;
 } CaptureModel;
 
@@ -414,6 +447,7 @@ capture_entry(Relation rel, bool is_update)
 	SPITupleTable *models;
 	uint64		n_models;
 	MemoryContext old;
+	SPIPlanPtr	plan;
 
 	if (!capture_callback_registered)
 	{
@@ -443,13 +477,18 @@ capture_entry(Relation rel, bool is_update)
 	else
 		capture_entry_clear(e);
 
-	/* step 3: the models of this table and of the tables above it */
-	if (SPI_execute_with_args(UNLEARN_ANCESTORS_CTE
-							  " SELECT name, id_column::text, features_column::text, label_column::text,"
-							  "  label_type::oid"
-							  " FROM unlearn.models WHERE relation::oid IN (SELECT r FROM up) AND auto_unlearn"
-							  " ORDER BY name",
-							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+	/*
+	 * step 3: the models of this table and of the tables above it, as
+	 * committed now (not as this statement's or transaction's snapshot saw
+	 * them: the entry is stamped with the current generation)
+	 */
+	plan = SPI_prepare(UNLEARN_ANCESTORS_CTE
+					   " SELECT name, id_column::text, features_column::text, label_column::text,"
+					   "  label_type::oid, relation::oid"
+					   " FROM unlearn.models WHERE relation::oid IN (SELECT r FROM up) AND auto_unlearn"
+					   " ORDER BY name", 1, argtypes);
+	if (plan == NULL ||
+		SPI_execute_snapshot(plan, args, NULL, GetLatestSnapshot(), InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read unlearn.models");
 	models = SPI_tuptable;
 	n_models = SPI_processed;
@@ -461,28 +500,82 @@ capture_entry(Relation rel, bool is_update)
 	{
 		HeapTuple	tup = models->vals[i];
 		TupleDesc	td = models->tupdesc;
-		Oid			ptypes[2] = {TEXTOID, TEXTOID};
+		Oid			ptypes[3] = {TEXTOID, TEXTOID, INT8ARRAYOID};
 		bool		isnull;
 		char	   *name = SPI_getvalue(tup, td, 1);
 		char	   *id = SPI_getvalue(tup, td, 2);
 		char	   *feat = SPI_getvalue(tup, td, 3);
 		char	   *label = SPI_getvalue(tup, td, 4);
-		SPIPlanPtr	plan;
 
-		check_capture_columns(rel, name, id, feat, label,
-							  DatumGetObjectId(SPI_getbinval(tup, td, 5, &isnull)));
+		Oid			label_type = DatumGetObjectId(SPI_getbinval(tup, td, 5, &isnull));
+
+		check_capture_columns(rel, name, id, feat, label, label_type);
 		plan = SPI_prepare(capture_sql(is_update, quote_identifier(id), quote_identifier(feat),
-									   quote_identifier(label)), 2, ptypes);
+									   quote_identifier(label), type_is_collatable(label_type)),
+						   3, ptypes);
 		if (plan == NULL || SPI_keepplan(plan) != 0)
 			elog(ERROR, "could not prepare the capture of model \"%s\": %s",
 				 name, SPI_result_code_string(SPI_result));
 		e->models[i].plan = plan;
 		e->models[i].name = MemoryContextStrdup(TopMemoryContext, name);
+		e->models[i].relid = DatumGetObjectId(SPI_getbinval(tup, td, 6, &isnull));
 		e->n_models = (int) i + 1;
 	}
 	e->generation = generation;
 	e->valid = true;
 	return e;
+}
+
+/*
+ * Errors unless this is one of the capture triggers we installed, with our
+ * transition-table names: the statement we run as the catalog owner names
+ * them, and a trigger a user made with other names would let those names
+ * resolve to the user's own relations.
+ */
+static void
+check_our_trigger(TriggerData *trigdata)
+{
+	Trigger    *tg = trigdata->tg_trigger;
+	bool		is_update = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event);
+	const char *name = is_update ? "unlearn_capture_update" : "unlearn_capture_delete";
+
+	if (strcmp(tg->tgname, name) != 0 || tg->tgoldtable == NULL ||
+		strcmp(tg->tgoldtable, "unlearn_old") != 0 || trigdata->tg_oldtable == NULL ||
+		(is_update && (tg->tgnewtable == NULL || strcmp(tg->tgnewtable, "unlearn_new") != 0 ||
+					   trigdata->tg_newtable == NULL)))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("unlearn.capture() may only run as the trigger unlearn installs"),
+				 errhint("Use unlearn_auto(model, true) to install the capture triggers.")));
+}
+
+/*
+ * Key-share locks a model's catalog row as committed now (not as the
+ * statement's snapshot sees it); false if the model is gone.  Held to the end
+ * of the transaction: unlearn_drop_model, which locks the row first, then
+ * waits for the requests to commit and removes them, so they never reach a
+ * new model of the same name.
+ */
+static bool
+lock_model_row(const char *name, Oid relid)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		args[2] = {CStringGetTextDatum(name), ObjectIdGetDatum(relid)};
+
+	if (plan == NULL)
+	{
+		Oid			argtypes[2] = {TEXTOID, OIDOID};
+		SPIPlanPtr	p = SPI_prepare("SELECT 1 FROM unlearn.models WHERE name = $1 AND relation::oid = $2"
+									" FOR KEY SHARE", 2, argtypes);
+
+		if (p == NULL || SPI_keepplan(p) != 0)
+			elog(ERROR, "could not prepare the model lock: %s", SPI_result_code_string(SPI_result));
+		plan = p;
+	}
+	if (SPI_execute_snapshot(plan, args, NULL, GetLatestSnapshot(), InvalidSnapshot, false, false, 1)
+		!= SPI_OK_SELECT)
+		elog(ERROR, "could not lock model \"%s\"", name);
+	return SPI_processed == 1;
 }
 
 PG_FUNCTION_INFO_V1(unlearn_capture);
@@ -498,14 +591,14 @@ unlearn_capture(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	UnlearnCatalogUser saved;
 	CaptureEntry *e;
-	Datum		args[2];
+	Datum		args[3];
+	Datum		no_ids = PointerGetDatum(construct_empty_array(INT8OID));
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("unlearn.capture() must be a statement-level trigger")));
-	if (trigdata->tg_oldtable == NULL)
-		return PointerGetDatum(NULL);
+	check_our_trigger(trigdata);
 	args[1] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
 
 	SPI_connect();
@@ -515,9 +608,12 @@ unlearn_capture(PG_FUNCTION_ARGS)
 	e = capture_entry(trigdata->tg_relation, TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event));
 	for (int i = 0; i < e->n_models; i++)
 	{
-		/* unlearning's own change of the table is not queued again for the model that made it */
-		if (unlearn_suppress_capture && strcmp(unlearn_suppress_capture, e->models[i].name) == 0)
-			continue;
+		/* the rows unlearning itself deletes are not queued again for the model that unlearns them */
+		args[2] = unlearn_suppress_capture.model != NULL &&
+			strcmp(unlearn_suppress_capture.model, e->models[i].name) == 0 ?
+			unlearn_suppress_capture.ids : no_ids;
+		if (!lock_model_row(e->models[i].name, e->models[i].relid))
+			continue;			/* dropped since the entry was built */
 		args[0] = CStringGetTextDatum(e->models[i].name);
 		if (SPI_execute_plan(e->models[i].plan, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not queue unlearning requests");

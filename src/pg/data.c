@@ -99,6 +99,25 @@ copy_feature_array(ArrayType *arr, int n_features, float *dst, int64 row_no)
 					 : errdetail("Element %d is %s.", j + 1, isnan(dst[j]) ? "NaN" : "infinite")));
 }
 
+/*
+ * True if arr is a queued feature copy the worker can use: a one-dimensional
+ * real[] of n_features finite values without NULLs.
+ */
+bool
+unlearn_feature_array_ok(ArrayType *arr, int n_features)
+{
+	const float *v;
+
+	if (ARR_NDIM(arr) != 1 || ARR_DIMS(arr)[0] != n_features || ARR_HASNULL(arr) ||
+		ARR_ELEMTYPE(arr) != FLOAT4OID)
+		return false;
+	v = (const float *) ARR_DATA_PTR(arr);
+	for (int j = 0; j < n_features; j++)
+		if (!isfinite(v[j]))
+			return false;
+	return true;
+}
+
 /* Copies a real[] or double precision[] argument into n_features floats. */
 float *
 unlearn_features_from_array(ArrayType *arr, int n_features)

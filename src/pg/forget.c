@@ -546,24 +546,25 @@ record_forgotten(const UnlearnModel *model, const UnlearnData *rows, int version
 
 /*
  * Runs a change to the training table that unlearning itself makes, so the
- * DELETE/UPDATE capture trigger does not queue it again for this model (it
- * does for every other model trained on the table).
+ * DELETE/UPDATE capture trigger does not queue those rows (ids, an int8[])
+ * again for this model.  Every other row the statement removes (a cascade, a
+ * user's trigger) and every other model of the table are captured as usual.
  */
 static int
-execute_uncaptured(const char *model, const char *sql, int nargs, Oid *argtypes, Datum *args)
+execute_uncaptured(const char *model, Datum ids, const char *sql, int nargs, Oid *argtypes, Datum *args)
 {
 	int			ret;
 
-	Assert(unlearn_suppress_capture == NULL);
-	/* only this model: other models of the same table must still hear of the rows */
-	unlearn_suppress_capture = model;
+	Assert(unlearn_suppress_capture.model == NULL);
+	unlearn_suppress_capture.model = model;
+	unlearn_suppress_capture.ids = ids;
 	PG_TRY();
 	{
 		ret = SPI_execute_with_args(sql, nargs, argtypes, args, NULL, false, 0);
 	}
 	PG_FINALLY();
 	{
-		unlearn_suppress_capture = NULL;
+		unlearn_suppress_capture.model = NULL;
 	}
 	PG_END_TRY();
 	return ret;
@@ -642,7 +643,7 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 								   unlearn_qualified_name(model->relid),
 								   quote_identifier(model->id_column));
 
-		ret = execute_uncaptured(model->name, sql, 1, argtypes, args);
+		ret = execute_uncaptured(model->name, args[0], sql, 1, argtypes, args);
 		if (ret != SPI_OK_DELETE || SPI_processed != (uint64) k)
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -665,7 +666,7 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 					   quote_identifier(model->label_column),
 					   format_type_be_qualified(model->label_type),
 					   quote_identifier(model->id_column));
-		ret = execute_uncaptured(model->name, sql, 2, rtypes, rargs);
+		ret = execute_uncaptured(model->name, args[0], sql, 2, rtypes, rargs);
 		if (ret != SPI_OK_UPDATE || SPI_processed != (uint64) k)
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),

@@ -83,6 +83,24 @@ refuse_if_trained(Oid relid, const char *what, const char *hint)
 				 errhint("%s", hint)));
 }
 
+/*
+ * Refuses to put a table whose deletes a model captures below another table:
+ * a DELETE addressed to the new parent would fire only the parent's triggers.
+ */
+static void
+refuse_below_another(Oid relid)
+{
+	char	   *names = unlearn_models_above(relid, true);
+
+	if (names != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot put \"%s\" below another table: it is the training table of model %s",
+						get_rel_name(relid), names),
+				 errdetail("Rows deleted through the table above it would not be captured."),
+				 errhint("Turn automatic unlearning off with unlearn_auto(model, false) first, or drop the model.")));
+}
+
 /* True if the column is one a model of relid's tree reads (id, features or label). */
 static bool
 is_model_column(Oid relid, const char *column)
@@ -155,6 +173,13 @@ guard_alter_cmd(Oid relid, AlterTableCmd *cmd)
 							  "DELETE its rows first (they are unlearned), or drop the model with"
 							  " unlearn_drop_model().");
 			break;
+		case AT_AddInherit:
+			refuse_below_another(relid);
+			break;
+		case AT_AttachPartition:
+			if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
+				refuse_below_another(RangeVarGetRelid(((PartitionCmd *) cmd->def)->name, NoLock, false));
+			break;
 		case AT_EnableTrig:
 		case AT_EnableReplicaTrig:
 		case AT_DisableTrig:
@@ -189,8 +214,43 @@ guard_rename(RenameStmt *stmt)
 		guard_trigger_state(relid, stmt->subname);
 }
 
+/*
+ * Set at ddl_command_start of a command that may put a table below another
+ * (CREATE TABLE ... PARTITION OF / INHERITS, ATTACH PARTITION, INHERIT), so
+ * that ddl_command_end installs capture triggers then and only then (not, for
+ * example, while pg_restore re-creates our triggers one by one).
+ */
+static bool may_add_child = false;
+
+/* True if the statement may put a table below another. */
+static bool
+adds_child(Node *parsetree)
+{
+	ListCell   *lc;
+
+	if (IsA(parsetree, CreateStmt) || IsA(parsetree, CreateForeignTableStmt))
+	{
+		CreateStmt *stmt = (CreateStmt *) parsetree;
+
+		return stmt->inhRelations != NIL || stmt->partbound != NULL;
+	}
+	if (!IsA(parsetree, AlterTableStmt))
+		return false;
+	foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+	{
+		AlterTableType t = ((AlterTableCmd *) lfirst(lc))->subtype;
+
+		if (t == AT_AttachPartition || t == AT_AddInherit)
+			return true;
+	}
+	return false;
+}
+
 PG_FUNCTION_INFO_V1(unlearn_guard_ddl);
-/* Event trigger on ddl_command_start (ALTER TABLE, ALTER TRIGGER): refuses what loses rows. */
+/*
+ * Event trigger on ddl_command_start (ALTER TABLE and its kin, ALTER TRIGGER,
+ * CREATE TABLE): refuses what loses rows, notes what may add a partition.
+ */
 Datum
 unlearn_guard_ddl(PG_FUNCTION_ARGS)
 {
@@ -203,6 +263,7 @@ unlearn_guard_ddl(PG_FUNCTION_ARGS)
 	parsetree = ((EventTriggerData *) fcinfo->context)->parsetree;
 	if (unlearn_installing_capture || unlearn_dropping_own_triggers || !catalog_present())
 		PG_RETURN_VOID();
+	may_add_child = adds_child(parsetree);
 	SPI_connect();
 	if (IsA(parsetree, RenameStmt))
 		guard_rename((RenameStmt *) parsetree);
@@ -212,7 +273,8 @@ unlearn_guard_ddl(PG_FUNCTION_ARGS)
 		Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
 		ListCell   *lc;
 
-		if (OidIsValid(relid) && stmt->objtype == OBJECT_TABLE)
+		/* any ALTER ... form: PostgreSQL lets e.g. ALTER VIEW act on a table */
+		if (OidIsValid(relid))
 			foreach(lc, stmt->cmds)
 				guard_alter_cmd(relid, (AlterTableCmd *) lfirst(lc));
 	}
@@ -237,8 +299,9 @@ unlearn_guard_ddl_end(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("unlearn.guard_ddl_end() must be called as an event trigger")));
-	if (unlearn_installing_capture || !catalog_present())
+	if (unlearn_installing_capture || !may_add_child || !catalog_present())
 		PG_RETURN_VOID();
+	may_add_child = false;
 	SPI_connect();
 	unlearn_become_catalog_owner(&saved);
 	/* the training tables above (or at) each table the command touched */

@@ -319,6 +319,10 @@ unlearn_drop_model(PG_FUNCTION_ARGS)
 	model = unlearn_model_lookup(name, false);
 	unlearn_check_owner(model, "drop");
 	unlearn_become_catalog_owner(&saved);
+	/* first the model's row: waits for transactions still queueing requests for it (see capture.c) */
+	if (SPI_execute_with_args("SELECT 1 FROM unlearn.models WHERE name = $1 FOR UPDATE",
+							  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock model \"%s\"", name);
 	/* no foreign keys between the catalog tables: each is cleared here */
 	{
 		const char *const deletes[] = {

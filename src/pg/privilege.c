@@ -52,7 +52,14 @@ unlearn_become_role(Oid role, UnlearnCatalogUser *saved)
 	saved->guc_level = NewGUCNestLevel();
 	(void) set_config_option("search_path", UNLEARN_SAFE_SEARCH_PATH, PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
-	/* step 2: the new identity; restricted, so no session state can be changed under it */
+	/*
+	 * step 2: no row-level security policy runs: a table's owner could
+	 * otherwise run code as the role we act for (reading a table a policy
+	 * applies to fails instead)
+	 */
+	(void) set_config_option("row_security", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	/* step 3: the new identity; restricted, so no session state can be changed under it */
 	SetUserIdAndSecContext(role, saved->saved_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 }

@@ -17,7 +17,7 @@ int			unlearn_threads = 2;
 int			unlearn_max_rows = 10000000;
 bool		unlearn_progress = false;
 int			unlearn_feature_retention = 0;
-const char *unlearn_suppress_capture = NULL;
+UnlearnSuppress unlearn_suppress_capture = {NULL, (Datum) 0};
 
 void		_PG_init(void);
 

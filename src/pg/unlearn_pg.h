@@ -18,7 +18,13 @@ extern int	unlearn_threads;			/* unlearn.threads: BLAS threads per backend */
 extern int	unlearn_max_rows;			/* unlearn.max_training_rows */
 extern bool unlearn_progress;			/* unlearn.progress: NOTICEs from long runs */
 extern int	unlearn_feature_retention;	/* unlearn.feature_retention, s: -1 keep, 0 erase at once */
-extern const char *unlearn_suppress_capture;	/* the model whose own change of its table is not captured */
+/* Rows unlearning is deleting from a model's table itself: not queued again for that model. */
+typedef struct UnlearnSuppress
+{
+	const char *model;			/* NULL: nothing suppressed */
+	Datum		ids;			/* int8[] of the ids being unlearned */
+} UnlearnSuppress;
+extern UnlearnSuppress unlearn_suppress_capture;
 
 /* ---------- BLAS and core set-up (blas.c) ---------- */
 
@@ -136,6 +142,9 @@ Oid			unlearn_column_type(Oid relid, const char *column, const char *role);
 
 /* Output unit of a label given in text form, or -1 if it is not a class of the model. */
 int			unlearn_class_index(const UnlearnModel *model, const char *label);
+
+/* True if arr is a usable queued feature copy (1-D real[], n_features finite values). */
+bool		unlearn_feature_array_ok(ArrayType *arr, int n_features);
 
 /* Copies a real[] or double precision[] argument into a float buffer of n_features. */
 float	   *unlearn_features_from_array(ArrayType *arr, int n_features);

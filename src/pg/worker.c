@@ -628,11 +628,70 @@ finish_requests(const int64 *request_ids, int n, const char *state, int version,
 	/* the run acts as the model's owner, who may not write the queue: the catalog owner does */
 	unlearn_become_catalog_owner(&saved);
 	if (SPI_execute_with_args("UPDATE unlearn.requests SET state = $2, version = $3, note = $4,"
-							  " done_at = clock_timestamp(), features = NULL, last_error = NULL"
+							  " done_at = clock_timestamp(), features = NULL,"
+							  " last_error = CASE WHEN $2 = 'failed' THEN $4 END"
 							  " WHERE request_id = ANY($1) AND state = 'running'",
 							  4, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "unlearn worker could not update requests");
 	unlearn_restore_user(&saved);
+}
+
+/* What the worker does with one claimed request in a pass. */
+typedef enum RequestFate
+{
+	FATE_USE,					/* unlearn it */
+	FATE_SKIP,					/* not learned, or another request for the row stands for it */
+	FATE_FAIL_LABEL,			/* learned, but its label is not a class of the model */
+	FATE_FAIL_COPY				/* learned, but its feature copy is unusable */
+} RequestFate;
+
+/* True if a request carries what unlearning needs: a class and a usable feature copy. */
+static bool
+request_usable(const PickedRequest *r, const UnlearnModel *model)
+{
+	return r->cls >= 0 && r->features != NULL && unlearn_feature_array_ok(r->features, model->n_features);
+}
+
+/*
+ * True if the request belongs to the pass: the forget pass takes forget
+ * requests and relabels to a label that is no class (the learned row must
+ * go); the relabel pass takes relabels to a class.
+ */
+static bool
+in_pass(const PickedRequest *r, bool relabel_pass)
+{
+	return relabel_pass ? (r->relabel && r->target >= 0) : (!r->relabel || r->target < 0);
+}
+
+/*
+ * Decides request i's fate.  A row's learned copy is its earliest usable
+ * forget request (later ones carry what an UPDATE made of it); its final
+ * label is its latest usable relabel.  A learned row none of whose requests
+ * is usable fails rather than being skipped.
+ */
+static RequestFate
+request_fate(const PickedRequest *req, int n, int i, bool relabel_pass, const UnlearnModel *model,
+			 const int64 *manifest, int64 n_manifest)
+{
+	const PickedRequest *r = &req[i];
+	bool		usable = request_usable(r, model);
+
+	Assert(in_pass(r, relabel_pass));
+	/* step 1: a row the current version never learned needs nothing */
+	if (!bsearch(&r->id, manifest, n_manifest, sizeof(int64), cmp_int64_ptr))
+		return FATE_SKIP;
+	/* step 2: another usable request of the row in this pass stands for this one */
+	for (int j = 0; j < n; j++)
+	{
+		if (j == i || req[j].id != r->id || !in_pass(&req[j], relabel_pass) || !request_usable(&req[j], model))
+			continue;
+		if (!usable || (relabel_pass ? j > i : j < i))
+			return FATE_SKIP;
+	}
+	/* step 3: the only requests of a learned row are unusable */
+	if (!usable)
+		return r->cls < 0 ? FATE_FAIL_LABEL : FATE_FAIL_COPY;
+	return FATE_USE;
 }
 
 /*
@@ -718,8 +777,12 @@ process_claimed(const char *name, const int64 *claimed, int n_claimed)
 		int		   *new_labels = palloc(sizeof(int) * Max(n, 1));
 		int64	   *used = palloc(sizeof(int64) * Max(n, 1));
 		int64	   *skipped = palloc(sizeof(int64) * Max(n, 1));
+		int64	   *failed_label = palloc(sizeof(int64) * Max(n, 1));
+		int64	   *failed_copy = palloc(sizeof(int64) * Max(n, 1));
 		int			n_used = 0,
-					n_skipped = 0;
+					n_skipped = 0,
+					n_failed_label = 0,
+					n_failed_copy = 0;
 		UnlearnOutcome outcome;
 
 		memset(&rows, 0, sizeof(rows));
@@ -731,22 +794,28 @@ process_claimed(const char *name, const int64 *claimed, int n_claimed)
 		n_order = 0;
 		for (int i = 0; i < n; i++)
 		{
-			bool		dup = false;
-
-			if (req[i].relabel != relabel)
-				continue;
 			req[i].cls = req[i].label ? unlearn_class_index(model, req[i].label) : -1;
-			req[i].target = relabel && req[i].new_label ? unlearn_class_index(model, req[i].new_label) : -1;
-			/* a later request for the same row supersedes an earlier one */
-			for (int j = i + 1; j < n; j++)
-				if (req[j].id == req[i].id && req[j].relabel == relabel)
-					dup = true;
-			if (dup || req[i].features == NULL || req[i].cls < 0 || (relabel && req[i].target < 0) ||
-				!bsearch(&req[i].id, manifest_ids, n_manifest, sizeof(int64), cmp_int64_ptr) ||
-				ArrayGetNItems(ARR_NDIM(req[i].features), ARR_DIMS(req[i].features)) != model->n_features)
-				skipped[n_skipped++] = req[i].request_id;
-			else
-				order[n_order++] = &req[i];
+			req[i].target = req[i].relabel && req[i].new_label ? unlearn_class_index(model, req[i].new_label) : -1;
+		}
+		for (int i = 0; i < n; i++)
+		{
+			if (!in_pass(&req[i], relabel))
+				continue;
+			switch (request_fate(req, n, i, relabel, model, manifest_ids, n_manifest))
+			{
+				case FATE_USE:
+					order[n_order++] = &req[i];
+					break;
+				case FATE_SKIP:
+					skipped[n_skipped++] = req[i].request_id;
+					break;
+				case FATE_FAIL_LABEL:
+					failed_label[n_failed_label++] = req[i].request_id;
+					break;
+				case FATE_FAIL_COPY:
+					failed_copy[n_failed_copy++] = req[i].request_id;
+					break;
+			}
 		}
 		/* unlearn_execute wants the rows sorted by id */
 		qsort(order, n_order, sizeof(PickedRequest *), cmp_request_id);
@@ -764,7 +833,12 @@ process_claimed(const char *name, const int64 *claimed, int n_claimed)
 		}
 		rows.n = n_order;
 		finish_requests(skipped, n_skipped, "skipped", 0,
-						"not learned by the current version, superseded, or not a known class");
+						"not learned by the current version, or superseded by another request for the row");
+		/* a learned row that cannot be unlearned is a failure, never a silent skip */
+		finish_requests(failed_label, n_failed_label, "failed", 0,
+						"its label is not a class of the model and no other request for the row has one");
+		finish_requests(failed_copy, n_failed_copy, "failed", 0,
+						"its feature copy is missing, malformed or not finite and no other request for the row has one");
 		if (rows.n == 0)
 			continue;
 		unlearn_execute(model, &rows, relabel ? new_labels : NULL, &opts,

@@ -42,8 +42,12 @@ GROUP BY m.name, m.auto_unlearn;
 -- model's column; DETACH PARTITION; NO INHERIT; disable our triggers).
 CREATE FUNCTION unlearn.guard_ddl() RETURNS event_trigger
 AS 'MODULE_PATHNAME', 'unlearn_guard_ddl' LANGUAGE C;
+-- (ALTER VIEW, MATERIALIZED VIEW, FOREIGN TABLE and INDEX are there because
+-- PostgreSQL lets them rename or alter a table's columns too.)
+-- CREATE TABLE is there to note a new partition for the ddl_command_end trigger.
 CREATE EVENT TRIGGER unlearn_guard_ddl ON ddl_command_start
-	WHEN TAG IN ('ALTER TABLE', 'ALTER TRIGGER')
+	WHEN TAG IN ('ALTER TABLE', 'ALTER TRIGGER', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW',
+				 'ALTER FOREIGN TABLE', 'ALTER INDEX', 'CREATE TABLE', 'CREATE FOREIGN TABLE')
 	EXECUTE FUNCTION unlearn.guard_ddl();
 
 -- New partitions and inheritance children of a training table get the
@@ -60,6 +64,21 @@ CREATE FUNCTION unlearn.install_capture(relation pg_catalog.regclass) RETURNS vo
 AS 'MODULE_PATHNAME', 'unlearn_install_capture_sql' LANGUAGE C STRICT;
 REVOKE ALL ON FUNCTION unlearn.install_capture(pg_catalog.regclass) FROM PUBLIC;
 
+-- Trigger functions are the extension's: nobody else may attach them to a
+-- table (creating a trigger needs EXECUTE; firing one does not).
+REVOKE ALL ON FUNCTION unlearn.capture() FROM PUBLIC;
+REVOKE ALL ON FUNCTION unlearn.guard_truncate() FROM PUBLIC;
+REVOKE ALL ON FUNCTION unlearn.models_changed() FROM PUBLIC;
+REVOKE ALL ON FUNCTION unlearn.guard_drop() FROM PUBLIC;
+REVOKE ALL ON FUNCTION unlearn.guard_ddl() FROM PUBLIC;
+REVOKE ALL ON FUNCTION unlearn.guard_ddl_end() FROM PUBLIC;
+
+-- (temporary tables and tables below another can no longer be captured:
+-- their models keep the 0.1 triggers, and unlearn_auto(model, true) says why)
 SELECT unlearn.install_capture(s.relation)
   FROM (SELECT DISTINCT m.relation::pg_catalog.oid AS relation FROM unlearn.models m
-		 WHERE m.auto_unlearn) s;
+		  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) m.relation::pg_catalog.oid
+		 WHERE m.auto_unlearn AND c.relpersistence OPERATOR(pg_catalog.<>) 't'
+		   AND NOT c.relispartition
+		   AND NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i
+						   WHERE i.inhrelid OPERATOR(pg_catalog.=) c.oid)) s;
