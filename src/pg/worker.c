@@ -591,15 +591,6 @@ claim_requests(const char *model, int *n_out)
 	return ids;
 }
 
-static int
-cmp_int64_ptr(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a,
-				y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
-}
-
 /* Marks requests with a final state and an optional note (caller in a transaction, SPI connected). */
 static void
 finish_requests(const int64 *request_ids, int n, const char *state, int version, const char *note)
@@ -742,7 +733,7 @@ process_claimed(const char *name, const int64 *claimed, int n_claimed)
 				if (req[j].id == req[i].id && req[j].relabel == relabel)
 					dup = true;
 			if (dup || req[i].features == NULL || req[i].cls < 0 || (relabel && req[i].target < 0) ||
-				!bsearch(&req[i].id, manifest_ids, n_manifest, sizeof(int64), cmp_int64_ptr) ||
+				!bsearch(&req[i].id, manifest_ids, n_manifest, sizeof(int64), unlearn_cmp_int64) ||
 				ArrayGetNItems(ARR_NDIM(req[i].features), ARR_DIMS(req[i].features)) != model->n_features)
 				skipped[n_skipped++] = req[i].request_id;
 			else
