@@ -142,6 +142,7 @@ SELECT version FROM unlearn_rows('tam_d', ARRAY[1]);
 ALTER TABLE unlearn.versions DISABLE TRIGGER versions_immutable;
 UPDATE unlearn.versions SET weights = '\x00' WHERE model = 'tam_d' AND version = 1;
 ALTER TABLE unlearn.versions ENABLE TRIGGER versions_immutable;
+SELECT err($$SELECT count(*) FROM unlearn_audit('tam_d')$$);
 SELECT version, reason, forgotten_checked, remaining_accuracy IS NOT NULL AS measured, problem
 FROM unlearn_audit('tam_d') ORDER BY version;
 
