@@ -231,23 +231,20 @@ read_audit_rows(const UnlearnModel *model, Oid test_relid, UnlearnData *remainin
 	}
 }
 
-/* Tries to load a version's weights: NULL when they were purged. */
+/*
+ * Loads a version's weights for the audit: NULL when they were purged (no
+ * problem for a superseded version) or cannot be used (*problem says why),
+ * so one bad version does not hide the others.
+ */
 static nn_model *
-weights_if_kept(const UnlearnModel *model, int version)
+weights_if_kept(const UnlearnModel *model, int version, char **problem)
 {
-	Oid			argtypes[2] = {TEXTOID, INT4OID};
-	Datum		args[2] = {CStringGetTextDatum(model->name), Int32GetDatum(version)};
-	UnlearnCatalogUser saved;
-	bool		purged,
-				isnull;
+	int			sqlerrcode;
+	nn_model   *net = unlearn_read_weights(model, version, &sqlerrcode, problem);
 
-	unlearn_become_catalog_owner(&saved);
-	if (SPI_execute_with_args("SELECT weights IS NULL FROM unlearn.versions WHERE model = $1 AND version = $2",
-							  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not read unlearn.versions");
-	unlearn_restore_user(&saved);
-	purged = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	return purged ? NULL : unlearn_load_weights(model, version);
+	if (net == NULL && sqlerrcode == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE && version != model->version)
+		*problem = NULL;
+	return net;
 }
 
 PG_FUNCTION_INFO_V1(unlearn_audit);
@@ -297,11 +294,12 @@ unlearn_audit(PG_FUNCTION_ARGS)
 	{
 		HeapTuple	tup = versions->vals[r];
 		TupleDesc	td = versions->tupdesc;
-		Datum		values[18];
-		bool		nulls[18] = {0};
+		Datum		values[19];
+		bool		nulls[19] = {0};
 		bool		isnull;
 		int			version = DatumGetInt32(SPI_getbinval(tup, td, 1, &isnull));
-		nn_model   *net = weights_if_kept(model, version);
+		char	   *problem = NULL;
+		nn_model   *net = weights_if_kept(model, version, &problem);
 		VersionFigures fig;
 
 		values[0] = Int32GetDatum(version);
@@ -331,7 +329,7 @@ unlearn_audit(PG_FUNCTION_ARGS)
 		}
 		else
 		{
-			/* weights purged: only the lineage is left to report */
+			/* weights purged or unusable: only the lineage (and the problem) is left to report */
 			for (int c = 5; c <= 13; c++)
 				nulls[c] = true;
 		}
@@ -339,6 +337,8 @@ unlearn_audit(PG_FUNCTION_ARGS)
 		values[15] = SPI_getbinval(tup, td, 7, &nulls[15]);
 		values[16] = SPI_getbinval(tup, td, 8, &nulls[16]);
 		values[17] = SPI_getbinval(tup, td, 9, &nulls[17]);
+		values[18] = problem ? CStringGetTextDatum(problem) : (Datum) 0;
+		nulls[18] = problem == NULL;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	SPI_finish();
@@ -462,6 +462,35 @@ add_problem(StringInfo s, const char *problem)
 	appendStringInfo(s, "%s%s", s->len > 0 ? "; " : "", problem);
 }
 
+/*
+ * What is wrong with the model as a whole: the lineage rules (lineage.c) and
+ * no forgotten row back in the current version's manifest unless a retrain
+ * on the chain since its forgetting learned it again from the table.  Returns
+ * the version whose row reports it: the current one, else the head.
+ */
+static int
+lineage_problems(const UnlearnModel *model, const Ledger *led, StringInfo out)
+{
+	UnlearnLineage lin;
+
+	initStringInfo(out);
+	unlearn_read_lineage(model, &lin);
+	unlearn_lineage_problems(&lin, out);
+	if (lin.current_index >= 0)
+	{
+		int64		n_manifest;
+		int64	   *manifest = unlearn_load_manifest(model, model->version, &n_manifest);
+
+		for (int j = 0; j < led->n; j++)
+			if (bsearch(&led->ids[j], manifest, n_manifest, sizeof(int64), unlearn_cmp_int64) &&
+				!unlearn_lineage_retrained_after(&lin, led->version[j]))
+				add_problem(out, psprintf("forgotten row " INT64_FORMAT " (version %d) is in the manifest of the current version",
+										  led->ids[j], led->version[j]));
+		return model->version;
+	}
+	return lin.n > 0 ? (lin.head ? lin.head : lin.version[lin.n - 1]) : 0;
+}
+
 PG_FUNCTION_INFO_V1(unlearn_verify_ledger);
 /*
  * unlearn_verify_ledger(model): recomputes the hash chain, the weights'
@@ -482,12 +511,15 @@ unlearn_verify_ledger(PG_FUNCTION_ARGS)
 	int		   *ver;
 	uint8	   *expected;		/* recomputed hash per version */
 	Ledger		led;
+	StringInfoData model_problems;	/* the pointer and the ledger against the lineage */
+	int			model_row;		/* the version whose row reports them */
 
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
 	model = unlearn_model_lookup(name, false);
 	unlearn_check_can_use(model);
 	read_ledger(model, &led);
+	model_row = lineage_problems(model, &led, &model_problems);
 
 	unlearn_become_catalog_owner(&saved);
 	if (SPI_execute_with_args("SELECT version, parent, weights, weights_sha256, forgotten_ids, hash"
@@ -511,10 +543,10 @@ unlearn_verify_ledger(PG_FUNCTION_ARGS)
 		Datum		parent_d = SPI_getbinval(tup, td, 2, &parent_null);
 		Datum		weights_d = SPI_getbinval(tup, td, 3, &weights_null);
 		bytea	   *wsha = DatumGetByteaPP(SPI_getbinval(tup, td, 4, &isnull));
-		ArrayType  *fids = DatumGetArrayTypeP(SPI_getbinval(tup, td, 5, &isnull));
 		bytea	   *stored = DatumGetByteaPP(SPI_getbinval(tup, td, 6, &isnull));
-		int			n_fids = ArrayGetNItems(ARR_NDIM(fids), ARR_DIMS(fids));
-		int64	   *ids = (int64 *) ARR_DATA_PTR(fids);
+		int64		n_fids;
+		int64	   *ids = unlearn_catalog_ids(SPI_getbinval(tup, td, 5, &isnull), "forgotten_ids",
+											  name, version, &n_fids);
 		const uint8 *parent_hash = NULL;
 		StringInfoData problems;
 		char	   *problem;
@@ -552,7 +584,7 @@ unlearn_verify_ledger(PG_FUNCTION_ARGS)
 			}
 			/* the chain continues from what the hashes should be, so a bad link shows once per version after it */
 			unlearn_version_hash(parent_hash, (const uint8 *) VARDATA_ANY(wsha), name, version,
-								 ids, n_fids, expected + r * PG_SHA256_DIGEST_LENGTH);
+								 ids, (int) n_fids, expected + r * PG_SHA256_DIGEST_LENGTH);
 			if (memcmp(expected + r * PG_SHA256_DIGEST_LENGTH, VARDATA_ANY(stored), PG_SHA256_DIGEST_LENGTH) != 0)
 				add_problem(&problems,
 							psprintf("its hash %s does not follow from its parent, weights and forgotten ids (expected %s)",
@@ -560,7 +592,7 @@ unlearn_verify_ledger(PG_FUNCTION_ARGS)
 									 hex_of(expected + r * PG_SHA256_DIGEST_LENGTH, PG_SHA256_DIGEST_LENGTH)));
 		}
 		/* every id it forgot is in the ledger (at this version or a later re-forget) */
-		for (int i = 0; i < n_fids; i++)
+		for (int64 i = 0; i < n_fids; i++)
 		{
 			bool		found = false;
 
@@ -575,12 +607,15 @@ unlearn_verify_ledger(PG_FUNCTION_ARGS)
 			{
 				bool		found = false;
 
-				for (int i = 0; i < n_fids && !found; i++)
+				for (int64 i = 0; i < n_fids && !found; i++)
 					found = ids[i] == led.ids[j];
 				if (!found)
 					add_problem(&problems, psprintf("ledger row " INT64_FORMAT " is not among the rows the version forgot",
 													led.ids[j]));
 			}
+		/* what is wrong with the model as a whole shows on the row it concerns */
+		if (version == model_row && model_problems.len > 0)
+			add_problem(&problems, model_problems.data);
 		problem = problems.len > 0 ? problems.data : NULL;
 		values[0] = Int32GetDatum(version);
 		values[1] = BoolGetDatum(problem == NULL);
@@ -626,8 +661,8 @@ unlearn_purge(PG_FUNCTION_ARGS)
 	desc = BlessTupleDesc(desc);
 
 	SPI_connect();
-	model = unlearn_model_lookup(name, false);
-	unlearn_check_owner(model, "purge");
+	/* locked like an unlearning call: the current version is decided after the lock, and stays */
+	model = unlearn_open_model_for_change(name, "purge", 0);
 	args[0] = CStringGetTextDatum(name);
 	args[1] = IntervalPGetDatum(older_than);
 	args[2] = Int32GetDatum(model->version);
@@ -651,6 +686,7 @@ unlearn_purge(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not purge the queue");
 	n_requests = SPI_processed;
 	unlearn_restore_user(&saved);
+	unlearn_close_model_change();
 	SPI_finish();
 
 	values[0] = Int32GetDatum((int32) n_versions);

@@ -126,53 +126,110 @@ unlearn_model_lookup(const char *name, bool missing_ok)
 }
 
 /*
- * Loads and deserialises the weights of one version (caller connected to
- * SPI) into the memory context current at the call.
+ * Reads and deserialises the weights of one version (caller connected to
+ * SPI) into the memory context current at the call.  Never errors on what
+ * the row holds: returns NULL with *sqlerrcode and *problem set when the
+ * version is missing, its weights were purged, or they do not deserialise
+ * into a network of the model's shape.
  */
 nn_model *
-unlearn_load_weights(const UnlearnModel *model, int version)
+unlearn_read_weights(const UnlearnModel *model, int version, int *sqlerrcode, char **problem)
 {
 	Oid			argtypes[2] = {TEXTOID, INT4OID};
 	Datum		args[2] = {CStringGetTextDatum(model->name), Int32GetDatum(version)};
 	UnlearnCatalogUser saved;
 	bytea	   *weights;
+	Datum		d;
 	bool		isnull;
 	char		err[256];
 	nn_model   *net;
 	int			ret;
 	MemoryContext caller_cxt = CurrentMemoryContext;
 
+	/* the row, as the catalog owner */
 	unlearn_become_catalog_owner(&saved);
 	ret = SPI_execute_with_args("SELECT weights FROM unlearn.versions WHERE model = $1 AND version = $2",
 								2, argtypes, args, NULL, true, 1);
 	unlearn_restore_user(&saved);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read unlearn.versions: %s", SPI_result_code_string(ret));
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("version %d of model \"%s\" does not exist", version, model->name)));
 	/* SPI calls leave us in SPI's procedure context: the model belongs to the caller's */
 	MemoryContextSwitchTo(caller_cxt);
-	weights = (bytea *) PG_DETOAST_DATUM(SPI_getbinval(SPI_tuptable->vals[0],
-														SPI_tuptable->tupdesc, 1, &isnull));
+	if (SPI_processed == 0)
+	{
+		*sqlerrcode = ERRCODE_UNDEFINED_OBJECT;
+		*problem = psprintf("version %d of model \"%s\" does not exist", version, model->name);
+		return NULL;
+	}
+
+	/* NULL before anything touches the datum: a purge (or a superuser) left none */
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (isnull)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the weights of version %d of model \"%s\" have been purged",
-						version, model->name)));
+	{
+		*sqlerrcode = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+		*problem = psprintf("weights of version %d of model \"%s\" have been purged", version, model->name);
+		return NULL;
+	}
+
+	/* deserialise and check the shape against the catalog row */
+	weights = (bytea *) PG_DETOAST_DATUM(d);
 	net = nn_deserialize(VARDATA(weights), VARSIZE(weights) - VARHDRSZ, err, sizeof(err));
+	*sqlerrcode = ERRCODE_DATA_CORRUPTED;
+	if (net == NULL)
+		*problem = psprintf("weights of version %d of model \"%s\" are corrupt: %s",
+							version, model->name, err);
+	else if (NN_FEATURES(net) != model->n_features || NN_CLASSES(net) != model->n_classes)
+	{
+		*problem = psprintf("weights of version %d of model \"%s\" do not match its catalog row",
+							version, model->name);
+		nn_free(net);
+		net = NULL;
+	}
+	return net;
+}
+
+/* Loads the weights of one version like unlearn_read_weights, erroring on any problem. */
+nn_model *
+unlearn_load_weights(const UnlearnModel *model, int version)
+{
+	int			sqlerrcode;
+	char	   *problem;
+	nn_model   *net = unlearn_read_weights(model, version, &sqlerrcode, &problem);
+
 	if (net == NULL)
 		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("weights of version %d of model \"%s\" are corrupt: %s",
-						version, model->name, err)));
-	if (NN_FEATURES(net) != model->n_features || NN_CLASSES(net) != model->n_classes)
+				(errcode(sqlerrcode),
+				 errmsg("%s", problem),
+				 sqlerrcode == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE ?
+				 errhint("unlearn_verify_ledger checks the model's versions; only superseded versions lose their weights to unlearn_purge.") : 0));
+	return net;
+}
+
+/*
+ * The ids of a bigint[] read from the catalog (what: e.g. "forgotten_ids"
+ * of a version, "manifest"), in a new (huge-allowed) array of the current
+ * context.  NULL elements, several dimensions or another element type are
+ * corruption: XX001 naming the model and version, never garbage ids.
+ */
+int64 *
+unlearn_catalog_ids(Datum d, const char *what, const char *model, int version, int64 *n_out)
+{
+	ArrayType  *arr = DatumGetArrayTypeP(d);
+	int64		n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+	int64	   *ids;
+
+	if (ARR_ELEMTYPE(arr) != INT8OID || ARR_NDIM(arr) > 1 || array_contains_nulls(arr))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("weights of version %d of model \"%s\" do not match its catalog row",
-						version, model->name)));
-	return net;
+				 errmsg("%s of version %d of model \"%s\" is corrupt", what, version, model),
+				 errdetail("%s", array_contains_nulls(arr) ? "It contains NULL elements." :
+						   ARR_NDIM(arr) > 1 ? "It has more than one dimension." : "It is not a bigint[]."),
+				 errhint("unlearn_verify_ledger lists what else of the model was changed.")));
+	ids = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * Max(n, 1));
+	if (n > 0)
+		memcpy(ids, ARR_DATA_PTR(arr), sizeof(int64) * n);
+	*n_out = n;
+	return ids;
 }
 
 /* Errors unless the current user owns the model (or is a member of its owner) or is superuser. */

@@ -143,8 +143,9 @@ int_datum(Datum d, Oid typid)
 	}
 }
 
-static int
-cmp_int64(const void *a, const void *b)
+/* qsort/bsearch order of int64s. */
+int
+unlearn_cmp_int64(const void *a, const void *b)
 {
 	int64		x = *(const int64 *) a,
 				y = *(const int64 *) b;
@@ -162,7 +163,7 @@ cmp_cstring_ptr(const void *a, const void *b)
 static int
 find_int_class(const UnlearnModel *model, int64 v)
 {
-	int64	   *hit = bsearch(&v, model->class_ints, model->n_classes, sizeof(int64), cmp_int64);
+	int64	   *hit = bsearch(&v, model->class_ints, model->n_classes, sizeof(int64), unlearn_cmp_int64);
 
 	return hit ? (int) (hit - model->class_ints) : -1;
 }
@@ -401,7 +402,7 @@ unlearn_read_data(const UnlearnDataSpec *spec, UnlearnData *out)
 			int			nd = 0;
 
 			memcpy(sorted, int_labels, sizeof(int64) * n);
-			qsort(sorted, n, sizeof(int64), cmp_int64);
+			qsort(sorted, n, sizeof(int64), unlearn_cmp_int64);
 			for (int64 i = 0; i < n; i++)
 				if (i == 0 || sorted[i] != sorted[i - 1])
 					sorted[nd++] = sorted[i];
@@ -411,7 +412,7 @@ unlearn_read_data(const UnlearnDataSpec *spec, UnlearnData *out)
 				out->labels[i] = psprintf(INT64_FORMAT, sorted[i]);
 			for (int64 i = 0; i < n; i++)
 			{
-				int64	   *hit = bsearch(&int_labels[i], sorted, nd, sizeof(int64), cmp_int64);
+				int64	   *hit = bsearch(&int_labels[i], sorted, nd, sizeof(int64), unlearn_cmp_int64);
 
 				out->y[i] = (int) (hit - sorted);
 			}

@@ -111,15 +111,6 @@ run_options_to_jsonb(const UnlearnRunOptions *o)
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s.data)));
 }
 
-static int
-cmp_int64(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a,
-				y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
-}
-
 /* The ids argument as int64s, in argument order; checks type, NULLs and emptiness. */
 static int64 *
 ids_from_array(ArrayType *arr, int *n_out)
@@ -168,7 +159,7 @@ sort_unique(int64 *v, int n)
 {
 	int			m = 0;
 
-	qsort(v, n, sizeof(int64), cmp_int64);
+	qsort(v, n, sizeof(int64), unlearn_cmp_int64);
 	for (int i = 0; i < n; i++)
 		if (i == 0 || v[i] != v[i - 1])
 			v[m++] = v[i];
@@ -210,9 +201,9 @@ lock_model(const char *name)
 				 errmsg("model \"%s\" does not exist", name)));
 }
 
-/* Ends what open_model_for_change began (its snapshot). */
-static void
-close_model_change(void)
+/* Ends what unlearn_open_model_for_change began (its snapshot). */
+void
+unlearn_close_model_change(void)
 {
 	PopActiveSnapshot();
 }
@@ -221,8 +212,8 @@ close_model_change(void)
  * Looks up, checks ownership of (and the table privilege the change needs:
  * ACL_DELETE, ACL_UPDATE or 0), and locks a model; returns its fresh catalog row.
  */
-static UnlearnModel *
-open_model_for_change(const char *name, const char *action, AclMode table_privilege)
+UnlearnModel *
+unlearn_open_model_for_change(const char *name, const char *action, AclMode table_privilege)
 {
 	UnlearnModel *model = unlearn_model_lookup(name, false);
 
@@ -242,7 +233,7 @@ open_model_for_change(const char *name, const char *action, AclMode table_privil
 	 * lock.  Everything read from here on (model, manifest, weights, ledger)
 	 * uses a snapshot taken after the lock (READ COMMITTED; under a
 	 * transaction snapshot the lock itself already failed on the update):
-	 * close_model_change() pops it.
+	 * unlearn_close_model_change() pops it.
 	 */
 	PushActiveSnapshot(GetTransactionSnapshot());
 	return unlearn_model_lookup(name, false);
@@ -256,9 +247,6 @@ unlearn_load_manifest(const UnlearnModel *model, int version, int64 *n_out)
 	Datum		args[2] = {CStringGetTextDatum(model->name), Int32GetDatum(version)};
 	UnlearnCatalogUser saved;
 	bool		isnull;
-	ArrayType  *arr;
-	int64	   *ids;
-	int			n;
 	int			ret;
 
 	unlearn_become_catalog_owner(&saved);
@@ -269,12 +257,8 @@ unlearn_load_manifest(const UnlearnModel *model, int version, int64 *n_out)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("manifest of version %d of model \"%s\" is missing", version, model->name)));
-	arr = DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
-	ids = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * Max(n, 1));
-	memcpy(ids, ARR_DATA_PTR(arr), sizeof(int64) * n);
-	*n_out = n;
-	return ids;
+	return unlearn_catalog_ids(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
+							   "manifest", model->name, version, n_out);
 }
 
 /* Formats up to 10 ids for a message. */
@@ -348,7 +332,7 @@ read_rows_by_id(const UnlearnModel *model, const int64 *ids, int n, const int64 
 
 	n_missing = 0;
 	for (int i = 0; i < n; i++)
-		if (!bsearch(&ids[i], manifest, n_manifest, sizeof(int64), cmp_int64))
+		if (!bsearch(&ids[i], manifest, n_manifest, sizeof(int64), unlearn_cmp_int64))
 			missing[n_missing++] = ids[i];
 	if (n_missing > 0)
 		ereport(ERROR,
@@ -410,7 +394,7 @@ unlearn_read_sample(const UnlearnModel *model, const int64 *manifest, int64 n_ma
 
 	memset(out, 0, sizeof(*out));
 	for (int64 i = 0; i < n_manifest; i++)
-		if (k == 0 || !bsearch(&manifest[i], forget, k, sizeof(int64), cmp_int64))
+		if (k == 0 || !bsearch(&manifest[i], forget, k, sizeof(int64), unlearn_cmp_int64))
 			pool[n_pool++] = manifest[i];
 	take = (int) Min((int64) want, n_pool);
 	if (take == 0)
@@ -427,7 +411,7 @@ unlearn_read_sample(const UnlearnModel *model, const int64 *manifest, int64 n_ma
 		pool[i] = pool[j];
 		pool[j] = t;
 	}
-	qsort(pool, take, sizeof(int64), cmp_int64);
+	qsort(pool, take, sizeof(int64), unlearn_cmp_int64);
 	read_model_rows(model, pool, take, out);
 
 	/* rows whose label is not a class cannot be replayed: drop them */
@@ -485,7 +469,7 @@ manifest_without(const int64 *manifest, int64 n_manifest, const int64 *ids, int 
 	int64		m = 0;
 
 	for (int64 i = 0; i < n_manifest; i++)
-		if (!bsearch(&manifest[i], ids, k, sizeof(int64), cmp_int64))
+		if (!bsearch(&manifest[i], ids, k, sizeof(int64), unlearn_cmp_int64))
 			out[m++] = manifest[i];
 	*n_out = m;
 	return out;
@@ -775,11 +759,11 @@ unlearn_rows(PG_FUNCTION_ARGS)
 	unlearn_parse_run_options(PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2), &opts);
 
 	SPI_connect();
-	model = open_model_for_change(name, "unlearn", ACL_DELETE);
+	model = unlearn_open_model_for_change(name, "unlearn", ACL_DELETE);
 	read_forget_rows(model, ids, k, &forget);
 	unlearn_execute(model, &forget, NULL, &opts, "unlearn", true, &outcome);
 	result = copy_out(outcome_datum(fcinfo, name, &outcome));
-	close_model_change();
+	unlearn_close_model_change();
 	SPI_finish();
 	PG_RETURN_DATUM(result);
 }
@@ -846,7 +830,7 @@ unlearn_relabel(PG_FUNCTION_ARGS)
 	unlearn_parse_run_options(PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3), &opts);
 
 	SPI_connect();
-	model = open_model_for_change(name, "relabel", ACL_UPDATE);
+	model = unlearn_open_model_for_change(name, "relabel", ACL_UPDATE);
 
 	/* sort the (id, label) pairs by id; an id given twice must agree with itself */
 	order = palloc(sizeof(int) * n);
@@ -887,7 +871,7 @@ unlearn_relabel(PG_FUNCTION_ARGS)
 	read_forget_rows(model, sorted_ids, k, &forget);
 	unlearn_execute(model, &forget, new_labels, &opts, "relabel", true, &outcome);
 	result = copy_out(outcome_datum(fcinfo, name, &outcome));
-	close_model_change();
+	unlearn_close_model_change();
 	SPI_finish();
 	PG_RETURN_DATUM(result);
 }
@@ -909,6 +893,24 @@ unlearn_confirm_forgotten(PG_FUNCTION_ARGS)
 	SPI_connect();
 	model = unlearn_model_lookup(name, false);
 	unlearn_check_can_use(model);
+	{
+		/* a current version that does not descend from every forgetting version proves nothing */
+		UnlearnLineage lin;
+		int			stray;
+
+		unlearn_read_lineage(model, &lin);
+		stray = unlearn_lineage_stray_forgetter(&lin);
+		if (stray != 0)
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("the current version %d of model \"%s\" does not descend from version %d, which forgot rows",
+							model->version, name, stray),
+					 errhint("unlearn_verify_ledger('%s') lists what was changed.", name)));
+			SPI_finish();
+			PG_RETURN_BOOL(false);
+		}
+	}
 	read_prior_rows(model, &prior);
 	{
 		Oid			argtypes[1] = {TEXTOID};
@@ -1076,7 +1078,7 @@ unlearn_retrain(PG_FUNCTION_ARGS)
 	INSTR_TIME_SET_CURRENT(t_start);
 
 	SPI_connect();
-	model = open_model_for_change(name, "retrain", 0);
+	model = unlearn_open_model_for_change(name, "retrain", 0);
 	{
 		Oid			argtypes[1] = {TEXTOID};
 		Datum		args[1] = {CStringGetTextDatum(name)};
@@ -1092,6 +1094,11 @@ unlearn_retrain(PG_FUNCTION_ARGS)
 		if (ret != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "could not read model \"%s\"", name);
 		harr = DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (ARR_NDIM(harr) > 1 || array_contains_nulls(harr) || ARR_ELEMTYPE(harr) != INT4OID)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("hidden of model \"%s\" is corrupt", name),
+					 errdetail("unlearn.models.hidden must be a one-dimensional integer[] without NULLs.")));
 		n_hidden = ArrayGetNItems(ARR_NDIM(harr), ARR_DIMS(harr));
 		hidden = palloc(sizeof(int) * Max(n_hidden, 1));
 		memcpy(hidden, ARR_DATA_PTR(harr), sizeof(int) * n_hidden);
@@ -1151,6 +1158,7 @@ unlearn_retrain(PG_FUNCTION_ARGS)
 	}
 	load_seconds = unlearn_seconds_since(&t_start);
 
+	unlearn_check_model_size(name, model->n_features, n_hidden, hidden, model->n_classes, &topts, data.n);
 	net = nn_create(model->n_features, n_hidden, hidden, model->n_classes, topts.seed, err, sizeof(err));
 	if (net == NULL)
 		ereport(ERROR,
@@ -1190,7 +1198,7 @@ unlearn_retrain(PG_FUNCTION_ARGS)
 	values[7] = Float8GetDatum(train_seconds);
 	desc = BlessTupleDesc(desc);
 	result = copy_out(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
-	close_model_change();
+	unlearn_close_model_change();
 	SPI_finish();
 	PG_RETURN_DATUM(result);
 }

@@ -9,6 +9,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -206,6 +208,28 @@ features_arg(CachedModel *c, ArrayType *arr)
 	return unlearn_features_from_array(arr, c->n_features);
 }
 
+/*
+ * Errors (22003) unless the logits of the last forward pass (its first
+ * `rows` rows) are finite: overflowed or NaN outputs have no class, and an
+ * argmax over them would answer the first class.
+ */
+static void
+check_outputs_finite(const char *model, const nn_model *net, const nn_workspace *ws, int rows)
+{
+	const float *logits = ws->act[net->n_layers];
+	int			bad = 0;
+
+	for (size_t i = 0; i < (size_t) rows * NN_CLASSES(net); i++)
+		if (!isfinite(logits[i]))
+			bad++;
+	if (bad > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("model \"%s\" has no prediction for these features: its output is not finite", model),
+				 errdetail("The features overflow the network's single-precision arithmetic."),
+				 errhint("Scale the features like the rows the model was trained on.")));
+}
+
 PG_FUNCTION_INFO_V1(unlearn_predict);
 /* unlearn_predict(model, features): the predicted label. */
 Datum
@@ -216,6 +240,7 @@ unlearn_predict(PG_FUNCTION_ARGS)
 	int			cls;
 
 	nn_predict(c->net, c->ws, x, 1, &cls);
+	check_outputs_finite(c->name, c->net, c->ws, 1);
 	pfree(x);
 	PG_RETURN_DATUM(unlearn_label_from_cstring(c->classes[cls]));
 }
@@ -231,6 +256,7 @@ unlearn_predict_proba(PG_FUNCTION_ARGS)
 	Datum	   *d = palloc(sizeof(Datum) * c->n_classes);
 
 	nn_predict_proba(c->net, c->ws, x, 1, p);
+	check_outputs_finite(c->name, c->net, c->ws, 1);
 	for (int i = 0; i < c->n_classes; i++)
 		d[i] = Float8GetDatum((double) p[i]);
 	PG_RETURN_ARRAYTYPE_P(construct_array(d, c->n_classes, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
@@ -287,6 +313,7 @@ unlearn_evaluate(PG_FUNCTION_ARGS)
 			int			nb = (int) Min(batch, data.n - start);
 
 			nn_predict(net, ws, data.X + (size_t) start * data.n_features, nb, pred);
+			check_outputs_finite(name, net, ws, nb);
 			for (int i = 0; i < nb; i++)
 				correct += (pred[i] == data.y[start + i]);
 			CHECK_FOR_INTERRUPTS();
@@ -359,8 +386,8 @@ unlearn_manifest(PG_FUNCTION_ARGS)
 	Oid			argtypes[2] = {TEXTOID, INT4OID};
 	Datum		args[2];
 	int			ret;
-	uint64		nrows;
-	SPITupleTable *rows;
+	int64	   *ids;
+	int64		n_ids;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -375,28 +402,25 @@ unlearn_manifest(PG_FUNCTION_ARGS)
 	version = PG_ARGISNULL(1) ? model->version : PG_GETARG_INT32(1);
 	args[0] = CStringGetTextDatum(name);
 	args[1] = Int32GetDatum(version);
+
+	/* a missing version is not an empty manifest */
 	unlearn_become_catalog_owner(&saved);
-	ret = SPI_execute_with_args("SELECT unnest(ids) FROM unlearn.manifests WHERE model = $1 AND version = $2",
-								2, argtypes, args, NULL, true, 0);
+	ret = SPI_execute_with_args("SELECT 1 FROM unlearn.versions WHERE model = $1 AND version = $2",
+								2, argtypes, args, NULL, true, 1);
 	unlearn_restore_user(&saved);
 	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read manifest: %s", SPI_result_code_string(ret));
-	nrows = SPI_processed;
-	rows = SPI_tuptable;
-	if (nrows == 0)
+		elog(ERROR, "could not read unlearn.versions: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("version %d of model \"%s\" does not exist", version, name)));
+
+	/* the ids, checked like every catalog id array */
+	ids = unlearn_load_manifest(model, version, &n_ids);
+	for (int64 i = 0; i < n_ids; i++)
 	{
-		/* distinguish a missing version from an empty manifest */
-		ret = SPI_execute_with_args("SELECT 1 FROM unlearn.versions WHERE model = $1 AND version = $2",
-									2, argtypes, args, NULL, true, 1);
-		if (ret == SPI_OK_SELECT && SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("version %d of model \"%s\" does not exist", version, name)));
-	}
-	for (uint64 i = 0; i < nrows; i++)
-	{
-		bool		isnull;
-		Datum		v = SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull);
+		Datum		v = Int64GetDatum(ids[i]);
+		bool		isnull = false;
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &v, &isnull);
 	}

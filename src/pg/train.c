@@ -214,6 +214,7 @@ unlearn_train(PG_FUNCTION_ARGS)
 				 errmsg("too many rows to train on")));
 	load_seconds = unlearn_seconds_since(&t_start);
 
+	unlearn_check_model_size(name, data.n_features, n_hidden, hidden, data.n_labels, &topts, data.n);
 	net = nn_create(data.n_features, n_hidden, hidden, data.n_labels, topts.seed, err, sizeof(err));
 	if (net == NULL)
 		ereport(ERROR,

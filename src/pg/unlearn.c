@@ -46,6 +46,16 @@ _PG_init(void)
 							0,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("unlearn.max_model_size",
+							"Most memory one training run (unlearn_train, unlearn_retrain) may allocate for its network.",
+							"Counts the parameters with their gradient, optimiser state and stored copy, "
+							"and the batch workspace; checked before anything is allocated.",
+							&unlearn_max_model_size,
+							1024 * 1024, 1, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
 	DefineCustomBoolVariable("unlearn.progress",
 							 "Report the progress of training and unlearning runs as NOTICEs.",
 							 NULL,

@@ -8,6 +8,8 @@
 
 #include "postgres.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "nodes/parsenodes.h"
 #include "utils/jsonb.h"
 
 #include "nn.h"
@@ -25,6 +27,7 @@ typedef struct UnlearnSuppress
 	Datum		ids;			/* int8[] of the ids being unlearned */
 } UnlearnSuppress;
 extern UnlearnSuppress unlearn_suppress_capture;
+extern int	unlearn_max_model_size;		/* unlearn.max_model_size, kB one training run may allocate */
 
 /* ---------- BLAS and core set-up (blas.c) ---------- */
 
@@ -71,8 +74,14 @@ typedef struct UnlearnModel
 /* Loads model metadata (not weights); errors if unknown (or returns NULL if missing_ok). */
 UnlearnModel *unlearn_model_lookup(const char *name, bool missing_ok);
 
-/* Loads the serialised weights of a version and deserialises them. */
+/* Loads the serialised weights of a version and deserialises them; errors on any problem. */
 nn_model   *unlearn_load_weights(const UnlearnModel *model, int version);
+
+/* The same, but NULL with the SQLSTATE and message of the problem instead of an error. */
+nn_model   *unlearn_read_weights(const UnlearnModel *model, int version, int *sqlerrcode, char **problem);
+
+/* The ids of a catalog bigint[] (no NULLs, one dimension, else XX001 naming model and version). */
+int64	   *unlearn_catalog_ids(Datum d, const char *what, const char *model, int version, int64 *n_out);
 
 /* Errors unless the current user owns the model or is superuser. */
 void		unlearn_check_owner(const UnlearnModel *model, const char *action);
@@ -100,6 +109,36 @@ void		unlearn_set_current_version(const char *model, int version);
 
 /* Invalidates this backend's cached weights of a model (after drop). */
 void		unlearn_cache_forget(const char *model);
+
+/* ---------- the size cap (model_size.c) ---------- */
+
+/* Errors (54000) when training this shape would allocate more than unlearn.max_model_size. */
+void		unlearn_check_model_size(const char *model, int n_features, int n_hidden, const int *hidden,
+									 int n_classes, const nn_train_options *o, int64 n_rows);
+
+/* ---------- lineage (lineage.c) ---------- */
+
+/* A model's versions (ascending), their links, and the versions its ledger names. */
+typedef struct UnlearnLineage
+{
+	int			n;
+	int		   *version;
+	int		   *parent;			/* 0: a root */
+	char	  **reason;
+	bool	   *forgot;			/* its forgotten_ids are not empty */
+	bool	   *on_chain;		/* the current version or one of its ancestors */
+	int			current;		/* models.current_version */
+	int			current_index;	/* its index, -1 if it does not exist */
+	int			head;			/* newest version that is not a reference; 0 if none */
+	int			n_ledger;
+	int		   *ledger_version; /* distinct versions of unlearn.forgotten, ascending */
+} UnlearnLineage;
+
+void		unlearn_read_lineage(const UnlearnModel *model, UnlearnLineage *out);
+int			unlearn_lineage_index(const UnlearnLineage *l, int version);
+int			unlearn_lineage_stray_forgetter(const UnlearnLineage *l);
+bool		unlearn_lineage_retrained_after(const UnlearnLineage *l, int after);
+void		unlearn_lineage_problems(const UnlearnLineage *l, StringInfo s);
 
 /* ---------- data (data.c) ---------- */
 
@@ -139,6 +178,9 @@ void		unlearn_read_data(const UnlearnDataSpec *spec, UnlearnData *out);
 
 /* Checks that relid has the named column and returns its type (errors otherwise). */
 Oid			unlearn_column_type(Oid relid, const char *column, const char *role);
+
+/* qsort/bsearch order of int64s. */
+int			unlearn_cmp_int64(const void *a, const void *b);
 
 /* Output unit of a label given in text form, or -1 if it is not a class of the model. */
 int			unlearn_class_index(const UnlearnModel *model, const char *label);
@@ -201,6 +243,14 @@ typedef struct UnlearnOutcome
 } UnlearnOutcome;
 
 void		unlearn_parse_run_options(Jsonb *options, UnlearnRunOptions *out);
+
+/*
+ * Looks up and checks ownership of a model (and the table privilege a change
+ * needs, or 0), locks its catalog row and returns the row as it is after the
+ * lock, under a snapshot that unlearn_close_model_change pops.
+ */
+UnlearnModel *unlearn_open_model_for_change(const char *name, const char *action, AclMode table_privilege);
+void		unlearn_close_model_change(void);
 int64	   *unlearn_load_manifest(const UnlearnModel *model, int version, int64 *n_out);
 void		unlearn_read_sample(const UnlearnModel *model, const int64 *manifest, int64 n_manifest,
 								const int64 *forget, int k, int want, uint64 seed, UnlearnData *out);

@@ -591,15 +591,6 @@ claim_requests(const char *model, int *n_out)
 	return ids;
 }
 
-static int
-cmp_int64_ptr(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a,
-				y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
-}
-
 /* Marks requests with a final state and an optional note (caller in a transaction, SPI connected). */
 static void
 finish_requests(const int64 *request_ids, int n, const char *state, int version, const char *note)
@@ -678,7 +669,7 @@ request_fate(const PickedRequest *req, int n, int i, bool relabel_pass, const Un
 
 	Assert(in_pass(r, relabel_pass));
 	/* step 1: a row the current version never learned needs nothing */
-	if (!bsearch(&r->id, manifest, n_manifest, sizeof(int64), cmp_int64_ptr))
+	if (!bsearch(&r->id, manifest, n_manifest, sizeof(int64), unlearn_cmp_int64))
 		return FATE_SKIP;
 	/* step 2: another usable request of the row in this pass stands for this one */
 	for (int j = 0; j < n; j++)

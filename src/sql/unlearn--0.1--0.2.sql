@@ -82,3 +82,27 @@ SELECT unlearn.install_capture(s.relation)
 		   AND NOT c.relispartition
 		   AND NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i
 						   WHERE i.inhrelid OPERATOR(pg_catalog.=) c.oid)) s;
+
+------------------------------------------------------------------------------
+-- Tamper gaps: unlearn_audit reports a version whose weights cannot be used
+-- (corrupt, or the current version's gone) on its row, in a new column
+-- `problem`, instead of failing for every version.
+------------------------------------------------------------------------------
+DROP FUNCTION @extschema@.unlearn_audit(text, regclass);
+CREATE FUNCTION @extschema@.unlearn_audit(model text, test_relation regclass DEFAULT NULL,
+	OUT version integer, OUT parent integer, OUT reason text, OUT method text,
+	OUT rows_forgotten integer,				-- rows this version forgot
+	OUT forgotten_checked integer,			-- rows forgotten up to this version whose features the ledger still has
+	OUT forgotten_unchecked integer,		-- rows forgotten up to this version that can no longer be re-checked
+	OUT all_forgotten_misclassified boolean,
+	OUT forget_accuracy double precision,	-- share of checked forgotten rows still predicted right
+	OUT remaining_accuracy double precision,
+	OUT remaining_sample integer,			-- remaining rows the accuracy was measured on
+	OUT test_accuracy double precision,
+	OUT mia_member_rate double precision,	-- share of checked forgotten rows the attack calls members
+	OUT mia_attack_accuracy double precision,	-- balanced accuracy of the attack (remaining vs test)
+	OUT steps integer, OUT seconds double precision,
+	OUT requested_by name, OUT created_at timestamptz,
+	OUT problem text)						-- why the version has no figures (NULL: none, or purged)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'unlearn_audit' LANGUAGE C VOLATILE;
