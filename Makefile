@@ -3,7 +3,11 @@
 #   make deps   install what is missing (apt-get; needs root)
 #   make        build;  make install  install into the PostgreSQL 15 found by pg_config
 #   make unit   C unit tests of the numeric core (no PostgreSQL)
-#   make test   deps, build, install, unit tests, pg_regress and the crash tests
+#   make test   deps, build, install, unit tests, pg_regress, the crash, dump,
+#               upgrade and Debian package tests
+#   make upgrade-test   ALTER EXTENSION UPDATE from 0.1 (after make install)
+#   make deb    the Debian package postgresql-15-unlearn, in $(DEB_OUT)
+#   make deb-test       build the package, install it, test it, restore make install
 #   make demo   deps, build, install, throwaway server, Fashion-MNIST end to end
 #   make bench  the benchmarks (see docs/benchmarks.md)
 
@@ -62,7 +66,7 @@ unit: test/unit/run_tests
 	OPENBLAS_NUM_THREADS=1 test/unit/run_tests
 
 # ---------------------------------------------------------------- regression + crash tests
-.PHONY: test regress demo bench
+.PHONY: test regress upgrade-test demo bench
 test: deps
 	$(MAKE) all
 	$(MAKE) install
@@ -70,6 +74,10 @@ test: deps
 	$(MAKE) regress
 	@if [ -x test/crash/run.sh ]; then test/crash/run.sh; fi
 	@if [ -x test/dump/run.sh ]; then test/dump/run.sh; fi
+	$(MAKE) upgrade-test
+
+upgrade-test:
+	test/upgrade/run.sh
 
 regress:
 	test/run_regress.sh $(REGRESS_SUITES)
