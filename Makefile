@@ -76,7 +76,8 @@ test: deps
 	@if [ -x test/crash/run.sh ]; then test/crash/run.sh; fi
 	@if [ -x test/dump/run.sh ]; then test/dump/run.sh; fi
 	$(MAKE) upgrade-test
-	$(MAKE) deb-test
+	@# installing a package needs root
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) deb-test; else echo "make test: deb-test skipped (needs root)"; fi
 
 upgrade-test:
 	test/upgrade/run.sh
