@@ -3,7 +3,11 @@
 #   make deps   install what is missing (apt-get; needs root)
 #   make        build;  make install  install into the PostgreSQL 15 found by pg_config
 #   make unit   C unit tests of the numeric core (no PostgreSQL)
-#   make test   deps, build, install, unit tests, pg_regress and the crash tests
+#   make test   deps, build, install, unit tests, pg_regress, the crash, dump,
+#               upgrade and Debian package tests
+#   make upgrade-test   ALTER EXTENSION UPDATE from 0.1 (after make install)
+#   make deb    the Debian package postgresql-15-unlearn, in $(DEB_OUT)
+#   make deb-test       build the package, install it, test it, restore make install
 #   make demo   deps, build, install, throwaway server, Fashion-MNIST end to end
 #   make bench  the benchmarks (see docs/benchmarks.md)
 
@@ -41,7 +45,8 @@ src/core/%.o: override CFLAGS += -Wextra -Werror -O2
 
 # ---------------------------------------------------------------- deps
 APT_PACKAGES = postgresql-15 postgresql-server-dev-15 postgresql-contrib libopenblas-dev \
-               dataset-fashion-mnist libipc-run-perl make gcc zlib1g-dev
+               dataset-fashion-mnist libipc-run-perl make gcc zlib1g-dev \
+               dpkg-dev debhelper postgresql-server-dev-all
 .PHONY: deps
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -62,7 +67,7 @@ unit: test/unit/run_tests
 	OPENBLAS_NUM_THREADS=1 test/unit/run_tests
 
 # ---------------------------------------------------------------- regression + crash tests
-.PHONY: test regress demo bench
+.PHONY: test regress upgrade-test deb deb-test demo bench
 test: deps
 	$(MAKE) all
 	$(MAKE) install
@@ -70,6 +75,31 @@ test: deps
 	$(MAKE) regress
 	@if [ -x test/crash/run.sh ]; then test/crash/run.sh; fi
 	@if [ -x test/dump/run.sh ]; then test/dump/run.sh; fi
+	$(MAKE) upgrade-test
+	@# installing a package needs root
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) deb-test; else echo "make test: deb-test skipped (needs root)"; fi
+
+upgrade-test:
+	test/upgrade/run.sh
+
+# ---------------------------------------------------------------- Debian package
+# make deb: postgresql-15-unlearn_*.deb in DEB_OUT, built from a copy of the
+# tree in DEB_OUT/src (dpkg-buildpackage writes into the parent directory and
+# builds in place), so the clone gets no build files.
+DEB_OUT ?= /tmp/unlearn-deb-$(shell id -un)
+deb:
+	rm -rf $(DEB_OUT) && mkdir -p $(DEB_OUT)/src
+	@# copy the sources: in a git checkout its files (committed or not, not ignored), else everything
+	if git -C $(srcdir) rev-parse --show-toplevel >/dev/null 2>&1; then \
+	  cd $(srcdir) && git ls-files -z -co --exclude-standard | xargs -0 cp --parents -t $(DEB_OUT)/src; \
+	else cp -a $(srcdir)/. $(DEB_OUT)/src/; fi
+	cd $(DEB_OUT)/src && dpkg-buildpackage -us -uc -b
+	@ls $(DEB_OUT)/*.deb
+
+# make deb-test: builds the package, installs it, tests it, removes it and
+# runs make install again (hold /tmp/unlearn-pg.lock around it).
+deb-test: deb
+	DEB_OUT=$(DEB_OUT) test/deb/run.sh
 
 regress:
 	test/run_regress.sh $(REGRESS_SUITES)

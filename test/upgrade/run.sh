@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+#
+# test/upgrade/run.sh: ALTER EXTENSION unlearn UPDATE from 0.1 to the
+# default version.  Run by `make test` (and `make upgrade-test`) after the
+# other layers; needs the extension installed (make install).
+#
+# A throwaway server "upgrade" (/tmp/unlearn-upgrade, test/lib_server.sh),
+# the library preloaded as in test/regress.conf.  In database upg_old:
+#   1. CREATE EXTENSION unlearn VERSION '0.1'; a table of 300 synthetic rows
+#      (3 clusters in 6-D, deterministic md5 noise); a model trained on it;
+#      its predictions and probabilities on every row (an md5 of them).
+#   2. ALTER EXTENSION unlearn UPDATE: the version is the default one, the
+#      0.2 objects exist (the DDL guard event triggers), the model predicts
+#      exactly as before (same md5), unlearn_verify still passes, the
+#      capture triggers are on the table.
+#   3. unlearn_rows on two ids; a DELETE of three more, unlearned by the
+#      background worker (unlearn_wait); the hash chain verifies
+#      (unlearn_verify_ledger) and the rows are forgotten
+#      (unlearn_confirm_forgotten, with ledger copies kept).
+# In database upg_new: CREATE EXTENSION unlearn (the default version).  The
+# extension's members (pg_describe_object over pg_depend) and their
+# definitions (function definitions and ACLs, table columns, event
+# triggers) must be identical in both databases.
+#
+# Prints "N passed, M failed" last; exits non-zero if anything failed.
+# Environment: UNLEARN_KEEP_DATA=1 keeps the cluster's data directory.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=SCRIPTDIR/../lib_server.sh
+. "$root/test/lib_server.sh"
+
+OLD=upg_old
+NEW=upg_new
+passed=0
+failed=0
+t_start=$(date +%s)
+
+ok() { passed=$((passed + 1)); echo "  ok    $*"; }
+bad() { failed=$((failed + 1)); echo "  FAIL  $*"; }
+# check DESCRIPTION EXPECTED ACTUAL
+check() {
+	if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (expected '$2', got '$3')"; fi
+}
+
+finish() {
+	local rc=$?
+	trap - EXIT
+	if [ "$rc" -ne 0 ]; then
+		echo "upgrade: aborted (exit $rc)" >&2
+		failed=$((failed + 1))
+	fi
+	if [ "$failed" -gt 0 ]; then unlearn_server_log_tail 40; fi
+	unlearn_server_stop || true
+	echo
+	echo "upgrade: $(($(date +%s) - t_start)) s"
+	echo "$passed passed, $failed failed"
+	if [ "$failed" -gt 0 ]; then exit 1; fi
+	exit 0
+}
+
+# q DB SQL: values from database DB, unaligned; fails (set -e) on error.
+q() { upsql -d "$1" -At -q -c "$2"; }
+
+# predictions DB: md5 of every row's prediction and probabilities.
+predictions() {
+	q "$1" "SELECT md5(string_agg(format('%s %s %s', id, unlearn_predict('m', features),
+	                                      unlearn_predict_proba('m', features)), ',' ORDER BY id))
+	        FROM ul_rows"
+}
+
+# members DB: the extension's objects and their definitions, as sorted text.
+members() {
+	upsql -d "$1" -At -q <<'SQL'
+SELECT 'member ' || pg_describe_object(classid, objid, objsubid)
+  FROM pg_depend
+ WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'unlearn')
+ ORDER BY 1;
+SELECT 'function ' || p.oid::regprocedure || ' acl=' || coalesce(p.proacl::text, '-')
+       || ' md5=' || md5(pg_get_functiondef(p.oid))
+  FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+ WHERE d.deptype = 'e' AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'unlearn')
+ ORDER BY 1;
+SELECT 'column ' || c.oid::regclass || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+       || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+       || coalesce(' default ' || pg_get_expr(ad.adbin, ad.adrelid), '')
+       || ' acl=' || coalesce(c.relacl::text, '-')
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'unlearn'
+  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+  LEFT JOIN pg_attrdef ad ON ad.adrelid = c.oid AND ad.adnum = a.attnum
+ ORDER BY 1;
+SELECT 'event trigger ' || evtname || ' ' || evtevent || ' ' || evtfoid::regproc || ' '
+       || evtenabled::text || ' ' || coalesce(evttags::text, '-')
+  FROM pg_event_trigger ORDER BY 1;
+SQL
+}
+
+# ---------------------------------------------------------------- setup
+pkglibdir=$("$UNLEARN_PG_CONFIG" --pkglibdir)
+if [ ! -f "$pkglibdir/unlearn.so" ]; then
+	echo "upgrade: $pkglibdir/unlearn.so is not installed: run 'make install'" >&2
+	exit 1
+fi
+trap finish EXIT
+# as test/regress.conf: fast worker, ledger copies kept so rows can be re-checked
+unlearn_server_start upgrade "unlearn.naptime = 1s" "unlearn.threads = 1" \
+	"unlearn.feature_retention = 3600" || exit 1
+default_version=$(q postgres "SELECT default_version FROM pg_available_extensions WHERE name = 'unlearn'")
+
+echo "==== $OLD: CREATE EXTENSION unlearn VERSION '0.1', train ===="
+q postgres "CREATE DATABASE $OLD" >/dev/null
+q "$OLD" "CREATE EXTENSION unlearn VERSION '0.1'"
+check "installed version" "0.1" "$(q "$OLD" "SELECT extversion FROM pg_extension WHERE extname = 'unlearn'")"
+check "update path 0.1 -> $default_version" "0.1--$default_version" \
+	"$(q "$OLD" "SELECT source || '--' || target FROM pg_extension_update_paths('unlearn')
+	             WHERE source = '0.1' AND target = '$default_version' AND path IS NOT NULL")"
+q "$OLD" "CREATE TABLE ul_rows (id bigint PRIMARY KEY, features real[] NOT NULL, label integer NOT NULL);
+  INSERT INTO ul_rows
+  SELECT i, ARRAY(SELECT (CASE WHEN d % 3 = i % 3 THEN 2.0 ELSE 0.0 END
+                          + 1.5 * (('x' || substr(md5(i || ':' || d), 1, 8))::bit(32)::int / 2147483648.0))::real
+                    FROM generate_series(0, 5) d ORDER BY d),
+         i % 3
+    FROM generate_series(1, 300) i" >/dev/null
+check "model trained (version|rows|fits)" "1|300|t" \
+	"$(q "$OLD" "SELECT version, rows, train_accuracy > 0.9
+	             FROM unlearn_train('m', 'ul_rows', 'id', 'features', 'label', hidden => '{16}', epochs => 20,
+	                                options => '{\"seed\": 1, \"lr\": 0.01, \"batch_size\": 32}')")"
+check "predictions agree with unlearn_evaluate" \
+	"$(q "$OLD" "SELECT correct FROM unlearn_evaluate('m', 'ul_rows')")" \
+	"$(q "$OLD" "SELECT count(*) FROM ul_rows WHERE unlearn_predict('m', features) = label")"
+pred_before=$(predictions "$OLD")
+check "no DDL guard before the update (a 0.2 object)" "0" \
+	"$(q "$OLD" "SELECT count(*) FROM pg_event_trigger WHERE evtname = 'unlearn_guard_ddl'")"
+
+echo "==== $OLD: ALTER EXTENSION unlearn UPDATE ===="
+q "$OLD" "ALTER EXTENSION unlearn UPDATE"
+check "installed version" "$default_version" \
+	"$(q "$OLD" "SELECT extversion FROM pg_extension WHERE extname = 'unlearn'")"
+check "the DDL guard event triggers exist" "unlearn_guard_ddl,unlearn_guard_ddl_end" \
+	"$(q "$OLD" "SELECT string_agg(evtname, ',' ORDER BY evtname) FROM pg_event_trigger
+	             WHERE evtname LIKE 'unlearn_guard_ddl%'")"
+check "same predictions and probabilities on every row" "$pred_before" "$(predictions "$OLD")"
+check "unlearn_verify_ledger of the trained version" "t" \
+	"$(q "$OLD" "SELECT bool_and(valid) FROM unlearn_verify_ledger('m')")"
+check "capture triggers on the training table" "unlearn_capture_delete,unlearn_capture_update,unlearn_guard_truncate" \
+	"$(q "$OLD" "SELECT string_agg(tgname, ',' ORDER BY tgname) FROM pg_trigger
+	             WHERE tgrelid = 'ul_rows'::regclass AND NOT tgisinternal")"
+
+echo "==== $OLD: unlearn after the update ===="
+check "unlearn_rows(m, {3,4}): version|forgotten" "2|2" \
+	"$(q "$OLD" "SELECT version, forgotten FROM unlearn_rows('m', ARRAY[3, 4])")"
+q "$OLD" "DELETE FROM ul_rows WHERE id IN (10, 11, 12)" >/dev/null
+check "the worker unlearned a DELETE (unlearn_wait)" "t" "$(q "$OLD" "SELECT unlearn_wait('m', '60 s')")"
+check "versions (reason:parent)" "train:,unlearn:1,auto-unlearn:2" \
+	"$(q "$OLD" "SELECT string_agg(reason || ':' || coalesce(parent::text, ''), ',' ORDER BY version)
+	             FROM unlearn.versions WHERE model = 'm'")"
+check "ledger rows|out of the manifest" "5|0" \
+	"$(q "$OLD" "SELECT (SELECT count(*) FROM unlearn.forgotten WHERE model = 'm'),
+	                    (SELECT count(*) FROM unlearn_manifest('m') x WHERE x IN (3, 4, 10, 11, 12))")"
+check "unlearn_verify_ledger: links|valid" "3|3" \
+	"$(q "$OLD" "SELECT count(*), count(*) FILTER (WHERE valid) FROM unlearn_verify_ledger('m')")"
+check "unlearn_confirm_forgotten" "t" "$(q "$OLD" "SELECT unlearn_confirm_forgotten('m')")"
+
+echo "==== $NEW: CREATE EXTENSION unlearn; same objects as the updated $OLD ===="
+q postgres "CREATE DATABASE $NEW" >/dev/null
+q "$NEW" "CREATE EXTENSION unlearn"
+check "installed version" "$default_version" \
+	"$(q "$NEW" "SELECT extversion FROM pg_extension WHERE extname = 'unlearn'")"
+members "$OLD" >"$UNLEARN_SERVER_DIR/members_old.txt"
+members "$NEW" >"$UNLEARN_SERVER_DIR/members_new.txt"
+if diff -u "$UNLEARN_SERVER_DIR/members_new.txt" "$UNLEARN_SERVER_DIR/members_old.txt" \
+	>"$UNLEARN_SERVER_DIR/members.diff"; then
+	ok "members and definitions identical ($(grep -c '^member ' "$UNLEARN_SERVER_DIR/members_new.txt") members," \
+		"$(wc -l <"$UNLEARN_SERVER_DIR/members_new.txt") lines)"
+else
+	bad "the updated extension differs from a fresh one (- fresh, + updated):"
+	sed 's/^/        /' "$UNLEARN_SERVER_DIR/members.diff" | head -n 60
+fi
+check "\\dx+ unlearn identical" "$(upsql -d "$NEW" -c '\dx+ unlearn' | md5sum)" \
+	"$(upsql -d "$OLD" -c '\dx+ unlearn' | md5sum)"
