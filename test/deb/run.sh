@@ -75,7 +75,7 @@ if [ -z "$deb" ]; then
 fi
 trap finish EXIT
 echo "==== install $deb ===="
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$deb" >"$out/apt-install.log" 2>&1 ||
+DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "$deb" >"$out/apt-install.log" 2>&1 ||
 	{ cat "$out/apt-install.log"; exit 1; }
 pkglibdir=$("$UNLEARN_PG_CONFIG" --pkglibdir)
 sharedir=$("$UNLEARN_PG_CONFIG" --sharedir)
