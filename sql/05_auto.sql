@@ -178,6 +178,24 @@ SELECT unlearn_retry('auto') AS nothing_left_to_retry;
 SELECT unlearn_drop_model('other');
 DROP TABLE other_data;
 
+-- a partition created after training gets the capture triggers at once:
+-- its deletes are queued (skipped, never learned), those of the old one forgotten
+CREATE TABLE parts (id bigint, features real[], label int) PARTITION BY RANGE (id);
+CREATE TABLE parts_low PARTITION OF parts FOR VALUES FROM (0) TO (1000);
+INSERT INTO parts SELECT id, features, label FROM auto_data WHERE id <= 150;
+SELECT model FROM unlearn_train('parts', 'parts', 'id', 'features', 'label', hidden => '{16}', epochs => 40,
+                   options => '{"lr": 0.01, "batch_size": 32}');
+CREATE TABLE parts_high PARTITION OF parts FOR VALUES FROM (1000) TO (2000);
+SELECT tgrelid::regclass AS partition, string_agg(tgname, ', ' ORDER BY tgname) AS triggers
+FROM pg_trigger WHERE tgrelid = 'parts_high'::regclass GROUP BY tgrelid;
+INSERT INTO parts VALUES (1500, '{0, 0, 0}', 0);
+DELETE FROM parts WHERE id IN (1, 1500);
+SELECT unlearn_wait('parts') AS drained;
+SELECT id, state, requested_by FROM inspect.requests WHERE model = 'parts' ORDER BY id;
+SELECT unlearn_confirm_forgotten('parts') AS parts_confirmed;
+SELECT unlearn_drop_model('parts');
+DROP TABLE parts;
+
 -- everything drained, and the ledger holds every forgotten row
 SELECT pending, running, failed FROM unlearn.status WHERE model = 'auto';
 SELECT count(*) AS failed_requests FROM inspect.requests WHERE model = 'auto' AND state = 'failed';

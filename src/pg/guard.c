@@ -241,13 +241,17 @@ unlearn_guard_ddl_end(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 	SPI_connect();
 	unlearn_become_catalog_owner(&saved);
-	/* the training tables above (or at) each table the command touched */
+	/*
+	 * the training tables above (or at) each table the command touched; not
+	 * read-only, so the query takes a new snapshot: the statement's own one
+	 * does not see the pg_inherits row of the partition it just created
+	 */
 	if (SPI_execute("WITH RECURSIVE up(r) AS ("
 					"  SELECT objid FROM pg_catalog.pg_event_trigger_ddl_commands()"
 					"   WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass UNION"
 					"  SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN up ON i.inhrelid = up.r)"
 					" SELECT DISTINCT relation::oid FROM unlearn.models"
-					" WHERE auto_unlearn AND relation::oid IN (SELECT r FROM up)", true, 0) != SPI_OK_SELECT)
+					" WHERE auto_unlearn AND relation::oid IN (SELECT r FROM up)", false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read unlearn.models");
 	roots = SPI_tuptable;
 	n = SPI_processed;
