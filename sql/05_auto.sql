@@ -66,6 +66,18 @@ SELECT kind FROM inspect.requests WHERE model = 'auto' AND id = 60;
 SELECT unlearn_wait('auto') AS drained;
 SELECT unlearn_predict('auto', features) <> label AS old_row_misclassified FROM old_row;
 SELECT count(*) AS id_60_in_manifest FROM unlearn_manifest('auto') m WHERE m = 60;
+-- a DELETE and a label UPDATE committed together are one run: the relabel
+-- version builds on the forget version, which keeps the deleted row forgotten
+BEGIN;
+DELETE FROM auto_data WHERE id = 62;
+UPDATE auto_data SET label = (label + 1) % 3 WHERE id = 63;
+COMMIT;
+SELECT unlearn_wait('auto') AS drained;
+SELECT id, kind, state FROM inspect.requests WHERE model = 'auto' AND id IN (62, 63) ORDER BY id;
+SELECT reason, parent = version - 1 AS builds_on_previous, rows, forgotten_ids, (metrics->>'prior')::int AS prior
+FROM inspect.versions WHERE model = 'auto' ORDER BY version DESC LIMIT 2;
+SELECT count(*) AS id_62_in_manifest FROM unlearn_manifest('auto') m WHERE m = 62;
+SELECT unlearn_confirm_forgotten('auto') AS confirmed;
 -- an UPDATE of other columns queues nothing
 ALTER TABLE auto_data ADD COLUMN note text;
 UPDATE auto_data SET note = 'x' WHERE id = 61;
