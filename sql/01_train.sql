@@ -1,6 +1,29 @@
 -- Training: unlearn_train on small data the test makes itself, the catalog
 -- it writes, determinism, and every bad input with its SQLSTATE.
+--
+-- Suites 01 to 07 run as regress_owner, an ordinary role (no SUPERUSER,
+-- CREATEROLE or CREATEDB) that owns its tables and models.  Only what
+-- rightly needs a superuser runs as the one pg_regress connects as, each
+-- step between RESET ROLE and SET ROLE with a comment saying why.
+
+-- superuser: the extension is superuser = true (it loads C code, event triggers)
 CREATE EXTENSION IF NOT EXISTS unlearn;
+-- superuser: creating a role needs CREATEROLE; public is owned by the database
+-- owner, and since PostgreSQL 15 only it may grant CREATE there
+CREATE ROLE regress_owner LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB;
+GRANT CREATE ON SCHEMA public TO regress_owner;
+-- superuser: the raw queue, ledger, manifests and weights are readable by the
+-- catalog owner only (owners use unlearn.status, unlearn_forgotten and
+-- unlearn_manifest); the suites check them through these views, which run
+-- with their owner's (the superuser's) rights
+CREATE SCHEMA inspect;
+CREATE VIEW inspect.requests AS SELECT * FROM unlearn.requests;
+CREATE VIEW inspect.forgotten AS SELECT * FROM unlearn.forgotten;
+CREATE VIEW inspect.manifests AS SELECT * FROM unlearn.manifests;
+CREATE VIEW inspect.versions AS SELECT * FROM unlearn.versions;
+GRANT USAGE ON SCHEMA inspect TO regress_owner;
+GRANT SELECT ON ALL TABLES IN SCHEMA inspect TO regress_owner;
+SET ROLE regress_owner;
 
 -- err(q): runs q and returns its SQLSTATE, message and detail, or 'ok'.
 CREATE FUNCTION err(q text) RETURNS text LANGUAGE plpgsql AS $$
@@ -41,13 +64,14 @@ SELECT name, owner = (SELECT oid FROM pg_roles WHERE rolname = current_user) AS 
        current_version, options
 FROM unlearn.models ORDER BY name;
 SELECT model, version, parent, reason, method, rows, length(weights) > 0 AS has_weights,
-       (metrics->>'train_accuracy')::float8 > 0.9 AS metric_ok
-FROM unlearn.versions ORDER BY model, version;
+       (metrics->>'train_accuracy')::float8 > 0.9 AS metric_ok, created_by
+FROM inspect.versions ORDER BY model, version;
+SELECT DISTINCT owner FROM unlearn.models;
 
 -- the manifest records exactly the rows that trained version 1
 SELECT count(*), min(m), max(m), count(DISTINCT m) FROM unlearn_manifest('blobs_mlp') m;
 SELECT (SELECT array_agg(id ORDER BY id) FROM blobs) =
-       (SELECT ids FROM unlearn.manifests WHERE model = 'blobs_mlp' AND version = 1) AS manifest_matches;
+       (SELECT ids FROM inspect.manifests WHERE model = 'blobs_mlp' AND version = 1) AS manifest_matches;
 SELECT err($$SELECT unlearn_manifest('blobs_mlp', 9)$$);
 
 -- same seed, data and options: the same bytes; another seed: other bytes
@@ -56,7 +80,7 @@ SELECT model FROM unlearn_train('blobs_again', 'blobs', 'id', 'features', 'label
 SELECT model FROM unlearn_train('blobs_seed8', 'blobs', 'id', 'features', 'label',
                    hidden => '{16}', epochs => 30, options => '{"seed": 8, "lr": 0.01, "batch_size": 32}');
 SELECT a.weights = b.weights AS same_seed_same_bytes, a.weights <> c.weights AS other_seed_other_bytes
-FROM unlearn.versions a, unlearn.versions b, unlearn.versions c
+FROM inspect.versions a, inspect.versions b, inspect.versions c
 WHERE a.model = 'blobs_mlp' AND b.model = 'blobs_again' AND c.model = 'blobs_seed8';
 
 -- SGD with momentum, two hidden layers, double precision features
@@ -149,14 +173,19 @@ SELECT err($$SELECT unlearn_train('x', 'blobs', 'id', 'features', 'label', optio
 SELECT count(*) AS models_after FROM unlearn.models;
 SELECT count(*) AS versions_of_x FROM unlearn.versions WHERE model = 'x';
 
--- versions are immutable
+-- versions are immutable: the owner may not write the catalog at all ...
 SELECT err($$UPDATE unlearn.versions SET reason = 'edited' WHERE model = 'blobs_mlp'$$);
 SELECT err($$UPDATE unlearn.manifests SET ids = '{}' WHERE model = 'blobs_mlp'$$);
+-- ... and even a superuser, who may, is refused by the immutability triggers
+RESET ROLE;
+SELECT err($$UPDATE unlearn.versions SET reason = 'edited' WHERE model = 'blobs_mlp'$$);
+SELECT err($$UPDATE unlearn.manifests SET ids = '{}' WHERE model = 'blobs_mlp'$$);
+SET ROLE regress_owner;
 
 -- dropping
 SELECT unlearn_drop_model('blobs_seed8');
 SELECT count(*) FROM unlearn.models WHERE name = 'blobs_seed8';
 SELECT count(*) FROM unlearn.versions WHERE model = 'blobs_seed8';
-SELECT count(*) FROM unlearn.manifests WHERE model = 'blobs_seed8';
+SELECT count(*) FROM inspect.manifests WHERE model = 'blobs_seed8';
 SELECT err($$SELECT unlearn_drop_model('blobs_seed8')$$);
 SELECT err($$SELECT unlearn_drop_model(NULL)$$);

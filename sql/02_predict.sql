@@ -1,6 +1,7 @@
 -- Prediction and evaluation: unlearn_predict (real[] and double precision[]),
 -- unlearn_predict_proba, unlearn_evaluate, labels compared without casts.
--- Uses the models trained by 01_train.
+-- Uses the models trained by 01_train, as their ordinary owner.
+SET ROLE regress_owner;
 
 -- integer labels: prediction = label, no casts
 SELECT count(*) AS rows, count(*) FILTER (WHERE unlearn_predict('blobs_mlp', features) = label) > 285 AS mostly_right

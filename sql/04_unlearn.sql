@@ -1,5 +1,7 @@
 -- Unlearning: unlearn_rows, the ledger, continual requests, rollback and
 -- cancel, relabel (correction), retrain, the faithful methods, bad input.
+-- As the ordinary model owner (see 01_train).
+SET ROLE regress_owner;
 
 -- Four clusters in 4-D, 400 rows, deterministic jitter.
 CREATE TABLE quads AS
@@ -49,7 +51,7 @@ SELECT count(*) AS in_table_inside FROM quads WHERE id = 30;
 ROLLBACK;
 SELECT count(*) AS in_table_after FROM quads WHERE id = 30;
 SELECT current_version, (SELECT max(version) FROM unlearn.versions WHERE model = 'quads') AS max_version,
-       (SELECT count(*) FROM unlearn.forgotten WHERE model = 'quads') AS ledger
+       (SELECT count(*) FROM inspect.forgotten WHERE model = 'quads') AS ledger
 FROM unlearn.models WHERE name = 'quads';
 
 -- a cancelled call (statement_timeout) leaves everything as it was
@@ -59,7 +61,7 @@ SELECT unlearn_rows('quads', ARRAY[31], '{"method": "neggrad", "lr": 1e-9, "max_
 SELECT unlearn_rows('quads', ARRAY[31], '{"method": "adv", "pgd_steps": 100000, "adv_per_row": 1000}');
 RESET statement_timeout;
 SELECT count(*) AS in_table FROM quads WHERE id = 31;
-SELECT current_version, (SELECT count(*) FROM unlearn.forgotten WHERE model = 'quads') AS ledger
+SELECT current_version, (SELECT count(*) FROM inspect.forgotten WHERE model = 'quads') AS ledger
 FROM unlearn.models WHERE name = 'quads';
 
 -- correction: relabel two rows and teach the model their new labels
@@ -132,37 +134,56 @@ SELECT err($$SELECT unlearn_relabel('quads', ARRAY[1], ARRAY[NULL::int])$$);
 SELECT err($$SELECT unlearn_retrain('no_such_model')$$);
 SELECT err($$SELECT unlearn_confirm_forgotten('no_such_model')$$);
 -- nothing changed by the failures
-SELECT current_version, (SELECT count(*) FROM unlearn.forgotten WHERE model = 'quads') AS ledger,
+SELECT current_version, (SELECT count(*) FROM inspect.forgotten WHERE model = 'quads') AS ledger,
        (SELECT count(*) FROM quads) AS table_rows
 FROM unlearn.models WHERE name = 'quads';
 
 -- the owner needs DELETE (UPDATE) on the table to unlearn (relabel): checked before any work
+-- superuser: creating a role needs CREATEROLE, granting CREATE on public its owner
+RESET ROLE;
 CREATE ROLE unlearn_erin;
 GRANT CREATE ON SCHEMA public TO unlearn_erin;
+SET ROLE regress_owner;
 CREATE TABLE erin_data AS SELECT * FROM quads2;
 GRANT SELECT, TRIGGER ON erin_data TO unlearn_erin;
 SET ROLE unlearn_erin;
 SELECT model FROM unlearn_train('erin', 'erin_data', 'id', 'features', 'label', hidden => '{4}', epochs => 2);
 SELECT err($$SELECT unlearn_rows('erin', ARRAY[1])$$);
 SELECT err($$SELECT unlearn_relabel('erin', ARRAY[1], ARRAY[0])$$);
+-- superuser: shows that a superuser may drop a model it does not own
 RESET ROLE;
 SELECT unlearn_drop_model('erin');
+SET ROLE regress_owner;
 DROP TABLE erin_data;
+-- superuser: dropping a role needs CREATEROLE
+RESET ROLE;
 REVOKE ALL ON SCHEMA public FROM unlearn_erin;
 DROP ROLE unlearn_erin;
 
 -- only the owner unlearns
+-- superuser: creating a role needs CREATEROLE
 CREATE ROLE unlearn_carol;
+SET ROLE regress_owner;
 GRANT SELECT, DELETE, UPDATE ON quads TO unlearn_carol;
 SET ROLE unlearn_carol;
 SELECT err($$SELECT unlearn_rows('quads', ARRAY[1])$$);
 SELECT err($$SELECT unlearn_relabel('quads', ARRAY[1], ARRAY[0])$$);
 SELECT err($$SELECT unlearn_retrain('quads')$$);
+-- nor does anything else reserved to the owner, table privileges or not
+SELECT err($$SELECT unlearn_auto('quads', false)$$);
+SELECT err($$SELECT unlearn_retry('quads')$$);
+SELECT err($$SELECT * FROM unlearn_purge('quads')$$);
+SELECT err($$SELECT unlearn_drop_model('quads')$$);
+-- but she may use and check the model
 SELECT unlearn_confirm_forgotten('quads') AS carol_can_check;
-RESET ROLE;
+SELECT unlearn_wait('quads', '1 s') AS carol_can_wait;
+SET ROLE regress_owner;
 REVOKE ALL ON quads FROM unlearn_carol;
+-- superuser: dropping a role needs CREATEROLE
+RESET ROLE;
 DROP ROLE unlearn_carol;
+SET ROLE regress_owner;
 
 -- dropping a model drops its ledger
 SELECT unlearn_drop_model('quads2');
-SELECT count(*) FROM unlearn.forgotten WHERE model = 'quads2';
+SELECT count(*) FROM inspect.forgotten WHERE model = 'quads2';

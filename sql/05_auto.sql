@@ -1,9 +1,13 @@
 -- Automatic unlearning: DELETE and UPDATE on a training table queue
 -- requests in the deleting transaction; the background worker (preloaded
--- library) unlearns them.
+-- library) unlearns them, acting as the model's owner: here the ordinary
+-- role regress_owner (see 01_train).
 
 -- the workers run, visible in pg_stat_activity
+-- superuser: the backend_type of other users' processes is shown only to
+-- members of pg_read_all_stats
 SELECT count(*) > 0 AS launcher_running FROM pg_stat_activity WHERE backend_type = 'unlearn launcher';
+SET ROLE regress_owner;
 
 CREATE TABLE auto_data AS
 SELECT i::bigint AS id,
@@ -20,65 +24,79 @@ CREATE TEMP TABLE gone AS SELECT * FROM auto_data WHERE id IN (7, 8, 9);
 -- a rolled-back DELETE leaves no request
 BEGIN;
 DELETE FROM auto_data WHERE id = 7;
-SELECT count(*) AS queued_inside FROM unlearn.requests WHERE model = 'auto';
+SELECT count(*) AS queued_inside FROM inspect.requests WHERE model = 'auto';
 ROLLBACK;
-SELECT count(*) AS queued_after_rollback FROM unlearn.requests WHERE model = 'auto';
+SELECT count(*) AS queued_after_rollback FROM inspect.requests WHERE model = 'auto';
 
 -- DELETE and COMMIT: the worker makes a new version that misclassifies the rows
 DELETE FROM auto_data WHERE id IN (7, 8, 9);
 SELECT unlearn_wait('auto', '60 s') AS drained;
-SELECT id, kind, state, version IS NOT NULL AS has_version, features IS NULL AS copy_erased
-FROM unlearn.requests WHERE model = 'auto' ORDER BY id;
+SELECT id, kind, state, version IS NOT NULL AS has_version, features IS NULL AS copy_erased, requested_by
+FROM inspect.requests WHERE model = 'auto' ORDER BY id;
 SELECT unlearn_confirm_forgotten('auto') AS confirmed;
 SELECT count(*) FILTER (WHERE unlearn_predict('auto', features) <> label) AS misclassified FROM gone;
 SELECT current_version > 1 AS new_version FROM unlearn.models WHERE name = 'auto';
-SELECT reason, method, rows FROM unlearn.versions WHERE model = 'auto' ORDER BY version DESC LIMIT 1;
+SELECT reason, method, rows, created_by FROM unlearn.versions WHERE model = 'auto' ORDER BY version DESC LIMIT 1;
+SELECT count(*) AS manifest_rows, count(*) FILTER (WHERE m IN (7, 8, 9)) AS deleted_in_manifest
+FROM unlearn_manifest('auto') m;
 SELECT model, pending, running, done, failed, last_run IS NOT NULL AS ran, last_latency IS NOT NULL AS timed
 FROM unlearn.status WHERE model = 'auto';
 
 -- a bulk DELETE is one statement-level trigger call and one run
 INSERT INTO gone SELECT * FROM auto_data WHERE id BETWEEN 100 AND 139;
 DELETE FROM auto_data WHERE id BETWEEN 100 AND 139;
-SELECT count(*) AS queued FROM unlearn.requests WHERE model = 'auto' AND id BETWEEN 100 AND 139;
+SELECT count(*) AS queued FROM inspect.requests WHERE model = 'auto' AND id BETWEEN 100 AND 139;
 SELECT unlearn_wait('auto') AS drained;
-SELECT count(DISTINCT version) AS versions_for_bulk FROM unlearn.requests WHERE model = 'auto' AND id BETWEEN 100 AND 139;
+SELECT count(DISTINCT version) AS versions_for_bulk FROM inspect.requests WHERE model = 'auto' AND id BETWEEN 100 AND 139;
 SELECT unlearn_confirm_forgotten('auto') AS confirmed;
 SELECT count(*) FILTER (WHERE unlearn_predict('auto', features) <> label) AS misclassified, count(*) FROM gone;
 
 -- UPDATE of a label is a correction: the model learns the new label
 UPDATE auto_data SET label = 0 WHERE id = 50 AND label <> 0;
-SELECT kind, label, new_label FROM unlearn.requests WHERE model = 'auto' AND id = 50;
+SELECT kind, label, new_label FROM inspect.requests WHERE model = 'auto' AND id = 50;
 SELECT unlearn_wait('auto') AS drained;
-SELECT state FROM unlearn.requests WHERE model = 'auto' AND id = 50;
+SELECT state FROM inspect.requests WHERE model = 'auto' AND id = 50;
 SELECT unlearn_predict('auto', features) = label AS learned_new_label FROM auto_data WHERE id = 50;
-SELECT reason FROM unlearn.versions WHERE model = 'auto' ORDER BY version DESC LIMIT 1;
+SELECT reason, created_by FROM unlearn.versions WHERE model = 'auto' ORDER BY version DESC LIMIT 1;
 
 -- UPDATE of the features: the old row is forgotten (the new one was never learned)
 CREATE TEMP TABLE old_row AS SELECT * FROM auto_data WHERE id = 60;
 UPDATE auto_data SET features = ARRAY[9, 9, 9]::real[] WHERE id = 60;
-SELECT kind FROM unlearn.requests WHERE model = 'auto' AND id = 60;
+SELECT kind FROM inspect.requests WHERE model = 'auto' AND id = 60;
 SELECT unlearn_wait('auto') AS drained;
 SELECT unlearn_predict('auto', features) <> label AS old_row_misclassified FROM old_row;
 SELECT count(*) AS id_60_in_manifest FROM unlearn_manifest('auto') m WHERE m = 60;
+-- a DELETE and a label UPDATE committed together are one run: the relabel
+-- version builds on the forget version, which keeps the deleted row forgotten
+BEGIN;
+DELETE FROM auto_data WHERE id = 62;
+UPDATE auto_data SET label = (label + 1) % 3 WHERE id = 63;
+COMMIT;
+SELECT unlearn_wait('auto') AS drained;
+SELECT id, kind, state FROM inspect.requests WHERE model = 'auto' AND id IN (62, 63) ORDER BY id;
+SELECT reason, parent = version - 1 AS builds_on_previous, rows, forgotten_ids, (metrics->>'prior')::int AS prior
+FROM inspect.versions WHERE model = 'auto' ORDER BY version DESC LIMIT 2;
+SELECT count(*) AS id_62_in_manifest FROM unlearn_manifest('auto') m WHERE m = 62;
+SELECT unlearn_confirm_forgotten('auto') AS confirmed;
 -- an UPDATE of other columns queues nothing
 ALTER TABLE auto_data ADD COLUMN note text;
 UPDATE auto_data SET note = 'x' WHERE id = 61;
-SELECT count(*) AS queued_for_61 FROM unlearn.requests WHERE model = 'auto' AND id = 61;
+SELECT count(*) AS queued_for_61 FROM inspect.requests WHERE model = 'auto' AND id = 61;
 
 -- rows the model never learned are skipped, not unlearned
 INSERT INTO auto_data VALUES (5000, '{0, 0, 0}', 0);
 DELETE FROM auto_data WHERE id = 5000;
 SELECT unlearn_wait('auto') AS drained;
-SELECT state, note FROM unlearn.requests WHERE model = 'auto' AND id = 5000;
+SELECT state, note FROM inspect.requests WHERE model = 'auto' AND id = 5000;
 
 -- unlearn_rows does not queue the rows it deletes itself
 SELECT rows, forgotten FROM unlearn_rows('auto', ARRAY[70]);
-SELECT count(*) AS queued_for_70 FROM unlearn.requests WHERE model = 'auto' AND id = 70;
+SELECT count(*) AS queued_for_70 FROM inspect.requests WHERE model = 'auto' AND id = 70;
 
 -- turning capture off and on
 SELECT unlearn_auto('auto', false);
 DELETE FROM auto_data WHERE id = 80;
-SELECT count(*) AS queued_while_off FROM unlearn.requests WHERE model = 'auto' AND id = 80;
+SELECT count(*) AS queued_while_off FROM inspect.requests WHERE model = 'auto' AND id = 80;
 SELECT unlearn_auto('auto', true, '{"seed": 5}');
 SELECT auto_unlearn, auto_options FROM unlearn.models WHERE name = 'auto';
 SELECT err($$SELECT unlearn_auto('auto', true, '{"bogus": 1}')$$);
@@ -89,18 +107,18 @@ CREATE TABLE same_xact AS SELECT * FROM auto_data WHERE id BETWEEN 200 AND 260;
 BEGIN;
 SELECT model FROM unlearn_train('same_xact', 'same_xact', 'id', 'features', 'label', hidden => '{4}', epochs => 2);
 DELETE FROM same_xact WHERE id = 200;
-SELECT count(*) AS queued_in_training_xact FROM unlearn.requests WHERE model = 'same_xact';
+SELECT count(*) AS queued_in_training_xact FROM inspect.requests WHERE model = 'same_xact';
 COMMIT;
 BEGIN;
 SELECT unlearn_auto('same_xact', false);
 DELETE FROM same_xact WHERE id = 201;
-SELECT count(*) AS queued_while_switched_off FROM unlearn.requests WHERE model = 'same_xact' AND id = 201;
+SELECT count(*) AS queued_while_switched_off FROM inspect.requests WHERE model = 'same_xact' AND id = 201;
 ROLLBACK;
 DELETE FROM same_xact WHERE id = 202;
-SELECT count(*) AS queued_after_rollback_of_off FROM unlearn.requests WHERE model = 'same_xact' AND id = 202;
+SELECT count(*) AS queued_after_rollback_of_off FROM inspect.requests WHERE model = 'same_xact' AND id = 202;
 SELECT unlearn_wait('same_xact') AS drained;
 SELECT unlearn_drop_model('same_xact');
-SELECT count(*) AS requests_dropped_with_model FROM unlearn.requests WHERE model = 'same_xact';
+SELECT count(*) AS requests_dropped_with_model FROM inspect.requests WHERE model = 'same_xact';
 DROP TABLE same_xact;
 
 -- TRUNCATE and DROP TABLE would leave a model remembering everything: refused
@@ -115,7 +133,10 @@ SELECT err($$SELECT unlearn_wait('auto', '1 s')$$);
 ROLLBACK;
 
 -- privileges: another role cannot read or write the queue, nor drive the worker
+-- superuser: creating a role needs CREATEROLE
+RESET ROLE;
 CREATE ROLE unlearn_dave;
+SET ROLE regress_owner;
 GRANT SELECT, DELETE ON auto_data TO unlearn_dave;
 SET ROLE unlearn_dave;
 SELECT err($$SELECT * FROM unlearn.requests$$);
@@ -124,12 +145,15 @@ SELECT err($$UPDATE unlearn.requests SET state = 'done'$$);
 SELECT err($$SELECT unlearn_auto('auto', false)$$);
 -- a DELETE by a role with DELETE privilege is still captured (the trigger writes the queue)
 DELETE FROM auto_data WHERE id = 91;
-RESET ROLE;
-SELECT requested_by FROM unlearn.requests WHERE model = 'auto' AND id = 91;
+SET ROLE regress_owner;
+SELECT requested_by FROM inspect.requests WHERE model = 'auto' AND id = 91;
 SELECT unlearn_wait('auto') AS drained;
-SELECT state FROM unlearn.requests WHERE model = 'auto' AND id = 91;
+SELECT state FROM inspect.requests WHERE model = 'auto' AND id = 91;
 REVOKE ALL ON auto_data FROM unlearn_dave;
+-- superuser: dropping a role needs CREATEROLE
+RESET ROLE;
 DROP ROLE unlearn_dave;
+SET ROLE regress_owner;
 
 -- a run that keeps failing is retried with backoff, then marked failed with its
 -- message, and the worker goes on with other models
@@ -143,45 +167,72 @@ SELECT min(id) AS id FROM auto_data WHERE id > 90 AND unlearn_predict('auto', fe
 DELETE FROM auto_data WHERE id = (SELECT id FROM doomed);
 DELETE FROM other_data WHERE id = 96;
 SELECT unlearn_wait('auto') AS auto_drained, unlearn_wait('other') AS other_drained;
-SELECT state, attempts, last_error FROM unlearn.requests WHERE model = 'auto' AND id = (SELECT id FROM doomed);
+SELECT state, attempts, last_error FROM inspect.requests WHERE model = 'auto' AND id = (SELECT id FROM doomed);
 SELECT model, pending, failed, last_error IS NOT NULL AS shows_error FROM unlearn.status
 WHERE model IN ('auto', 'other') ORDER BY model;
-SELECT state FROM unlearn.requests WHERE model = 'other' AND id = 96;
+SELECT state FROM inspect.requests WHERE model = 'other' AND id = 96;
 SELECT unlearn_confirm_forgotten('other') AS other_confirmed;
 -- with working options the failed request can be retried; only the owner may
 SELECT unlearn_auto('auto', true, '{}');
+-- superuser: creating and dropping a role need CREATEROLE
+RESET ROLE;
 CREATE ROLE unlearn_gina;
 SET ROLE unlearn_gina;
 SELECT err($$SELECT unlearn_retry('auto')$$);
 RESET ROLE;
 DROP ROLE unlearn_gina;
+SET ROLE regress_owner;
 SELECT unlearn_retry('auto') AS retried;
 SELECT unlearn_wait('auto') AS drained;
-SELECT state, attempts, version IS NOT NULL AS has_version FROM unlearn.requests
+SELECT state, attempts, version IS NOT NULL AS has_version FROM inspect.requests
 WHERE model = 'auto' AND id = (SELECT id FROM doomed);
 SELECT unlearn_retry('auto') AS nothing_left_to_retry;
 SELECT unlearn_drop_model('other');
 DROP TABLE other_data;
 
+-- a partition created after training gets the capture triggers at once:
+-- its deletes are queued (skipped, never learned), those of the old one forgotten
+CREATE TABLE parts (id bigint, features real[], label int) PARTITION BY RANGE (id);
+CREATE TABLE parts_low PARTITION OF parts FOR VALUES FROM (0) TO (1000);
+INSERT INTO parts SELECT id, features, label FROM auto_data WHERE id <= 150;
+SELECT model FROM unlearn_train('parts', 'parts', 'id', 'features', 'label', hidden => '{16}', epochs => 40,
+                   options => '{"lr": 0.01, "batch_size": 32}');
+CREATE TABLE parts_high PARTITION OF parts FOR VALUES FROM (1000) TO (2000);
+SELECT tgrelid::regclass AS partition, string_agg(tgname, ', ' ORDER BY tgname) AS triggers
+FROM pg_trigger WHERE tgrelid = 'parts_high'::regclass GROUP BY tgrelid;
+INSERT INTO parts VALUES (1500, '{0, 0, 0}', 0);
+DELETE FROM parts WHERE id IN (1, 1500);
+SELECT unlearn_wait('parts') AS drained;
+SELECT id, state, requested_by FROM inspect.requests WHERE model = 'parts' ORDER BY id;
+SELECT unlearn_confirm_forgotten('parts') AS parts_confirmed;
+SELECT unlearn_drop_model('parts');
+DROP TABLE parts;
+
 -- everything drained, and the ledger holds every forgotten row
 SELECT pending, running, failed FROM unlearn.status WHERE model = 'auto';
-SELECT count(*) AS failed_requests FROM unlearn.requests WHERE model = 'auto' AND state = 'failed';
+SELECT count(*) AS failed_requests FROM inspect.requests WHERE model = 'auto' AND state = 'failed';
 SELECT unlearn_confirm_forgotten('auto') AS confirmed;
 
 -- finished requests leave the queue after unlearn.request_history (the ledger stays)
+-- superuser: ALTER SYSTEM and pg_reload_conf change the server's configuration
+RESET ROLE;
 ALTER SYSTEM SET unlearn.request_history = '1s';
 SELECT pg_reload_conf();
+SET ROLE regress_owner;
 DO $$
 BEGIN
 	FOR i IN 1..300 LOOP
-		EXIT WHEN NOT EXISTS (SELECT 1 FROM unlearn.requests WHERE model = 'auto' AND state IN ('done', 'skipped'));
+		EXIT WHEN NOT EXISTS (SELECT 1 FROM inspect.requests WHERE model = 'auto' AND state IN ('done', 'skipped'));
 		PERFORM pg_sleep(0.1);
 	END LOOP;
 END $$;
-SELECT count(*) AS finished_requests_left FROM unlearn.requests WHERE model = 'auto';
-SELECT count(*) > 0 AS ledger_kept FROM unlearn.forgotten WHERE model = 'auto';
+SELECT count(*) AS finished_requests_left FROM inspect.requests WHERE model = 'auto';
+SELECT count(*) > 0 AS ledger_kept FROM inspect.forgotten WHERE model = 'auto';
+-- superuser: as above
+RESET ROLE;
 ALTER SYSTEM RESET unlearn.request_history;
 SELECT pg_reload_conf();
+SET ROLE regress_owner;
 
 -- dropping the model removes its triggers and lets the table go
 SELECT unlearn_drop_model('auto');

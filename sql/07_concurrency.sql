@@ -1,7 +1,10 @@
 -- Concurrency: a second unlearning call on the same model waits for the
 -- first (the model row is locked), then works from the version it made.
--- A second session is opened with dblink.
+-- A second session is opened with dblink.  Both sessions are the ordinary
+-- model owner (see 01_train).
+-- superuser: dblink is not a trusted extension
 CREATE EXTENSION IF NOT EXISTS dblink;
+SET ROLE regress_owner;
 CREATE TABLE conc AS
 SELECT i::bigint AS id,
        ARRAY[(i % 2) * 2.0 + 0.4 * sin(i * 12.9898), 0.4 * cos(i * 78.233)]::real[] AS features,
@@ -9,7 +12,12 @@ SELECT i::bigint AS id,
 FROM generate_series(1, 200) i;
 SELECT model FROM unlearn_train('conc', 'conc', 'id', 'features', 'label', hidden => '{8}', epochs => 20,
                    options => '{"lr": 0.01, "batch_size": 16}', auto_unlearn => false);
-SELECT dblink_connect('other', 'dbname=' || current_database());
+-- superuser: dblink lets only a superuser connect without a password; the
+-- other session logs in as regress_owner itself
+RESET ROLE;
+SELECT dblink_connect('other', 'dbname=' || current_database() || ' user=regress_owner');
+SET ROLE regress_owner;
+SELECT * FROM dblink('other', 'SELECT session_user, current_user') AS t(session_user_name name, current_user_name name);
 -- the other session unlearns row 1 and keeps its transaction open
 SELECT dblink_exec('other', 'BEGIN');
 SELECT * FROM dblink('other', $$SELECT version, rows, forgotten FROM unlearn_rows('conc', ARRAY[1])$$)
@@ -22,7 +30,7 @@ SELECT count(*) AS row_2_still_there FROM conc WHERE id = 2;
 -- once the other session commits, the next call builds on its version
 SELECT dblink_exec('other', 'COMMIT');
 SELECT version, rows, forgotten, prior FROM unlearn_rows('conc', ARRAY[2]);
-SELECT version, parent, reason FROM unlearn.versions WHERE model = 'conc' ORDER BY version;
+SELECT version, parent, reason, created_by FROM unlearn.versions WHERE model = 'conc' ORDER BY version;
 -- a waiting call (not timed out) proceeds when the lock is released
 SELECT dblink_exec('other', 'BEGIN');
 SELECT * FROM dblink('other', $$SELECT version FROM unlearn_rows('conc', ARRAY[3])$$) AS t(version int);

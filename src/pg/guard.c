@@ -304,7 +304,11 @@ unlearn_guard_ddl_end(PG_FUNCTION_ARGS)
 	may_add_child = false;
 	SPI_connect();
 	unlearn_become_catalog_owner(&saved);
-	/* the training tables above (or at) each table the command touched */
+	/*
+	 * the training tables above (or at) each table the command touched; not
+	 * read-only, so the query takes a new snapshot: the statement's own one
+	 * does not see the pg_inherits row of the partition it just created
+	 */
 	if (SPI_execute("WITH RECURSIVE up(r) AS ("
 					"  SELECT objid FROM pg_catalog.pg_event_trigger_ddl_commands()"
 					"   WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass UNION"

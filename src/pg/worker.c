@@ -839,7 +839,13 @@ process_claimed(const char *name, const int64 *claimed, int n_claimed)
 				(errmsg("unlearn worker: model \"%s\" version %d %s %d rows in %.3f s (%d steps)",
 						name, outcome.version, relabel ? "relabelled" : "forgot", outcome.rows,
 						outcome.seconds, outcome.steps)));
-		/* the relabel pass starts from the version the forget pass made */
+		/*
+		 * the relabel pass starts from the version the forget pass made: the
+		 * catalog reads are read-only SPI under the run's snapshot, which
+		 * must first see this transaction's new version, manifest and ledger
+		 */
+		CommandCounterIncrement();
+		UpdateActiveSnapshotCommandId();
 		model = unlearn_model_lookup(name, false);
 		if (!relabel)
 			manifest_ids = unlearn_load_manifest(model, model->version, &n_manifest);

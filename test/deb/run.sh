@@ -50,7 +50,7 @@ finish() {
 	if [ "$failed" -gt 0 ]; then unlearn_server_log_tail 40; fi
 	unlearn_server_stop || true
 	if dpkg-query -W -f='${Status}' "$PKG" 2>/dev/null | grep -q installed; then
-		dpkg --purge "$PKG" >"$out/dpkg-purge.log" 2>&1 || bad "dpkg --purge $PKG"
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 purge -y -qq "$PKG" >"$out/dpkg-purge.log" 2>&1 || bad "apt-get purge $PKG"
 	fi
 	make -C "$root" -s install >/dev/null || bad "make install after removing the package"
 	echo
