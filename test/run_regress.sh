@@ -3,17 +3,14 @@
 # server started by pg_regress itself (--temp-instance) with the library
 # preloaded (test/regress.conf).  initdb refuses root, so as root it runs as
 # the postgres user in a directory that user owns.  Prints the diffs and exits
-# non-zero on any failure.
+# non-zero on any failure.  pg_regress, and so the server, runs with
+# UNLEARN_SERVER_ENV in its environment (test/lib_server.sh).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-PG_CONFIG=${PG_CONFIG:-$(command -v pg_config || echo /usr/lib/postgresql/15/bin/pg_config)}
-bindir=$("$PG_CONFIG" --bindir)
-regress=$(dirname "$("$PG_CONFIG" --pgxs)")/../test/regress/pg_regress
-work=${UNLEARN_REGRESS_DIR:-/tmp/unlearn-regress}
-
-run_as_pg() {
-	if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
+# shellcheck source=SCRIPTDIR/lib_server.sh
+. "$top/test/lib_server.sh"
+regress=$(dirname "$("$UNLEARN_PG_CONFIG" --pgxs)")/../test/regress/pg_regress
+work=$(realpath -m "${UNLEARN_REGRESS_DIR:-/tmp/unlearn-regress}")
 
 rm -rf "$work"
 mkdir -p "$work"
@@ -21,7 +18,7 @@ mkdir -p "$work"
 
 [ $# -gt 0 ] || set -- $(cd "$top/sql" && ls *.sql | sed 's/\.sql$//')
 status=0
-run_as_pg "$regress" --inputdir="$top" --outputdir="$work" --bindir="$bindir" \
+_unlearn_as_owner "$regress" --inputdir="$top" --outputdir="$work" --bindir="$UNLEARN_PG_BINDIR" \
 	--temp-instance="$work/instance" --temp-config="$top/test/regress.conf" \
 	--dbname=contrib_regression "$@" || status=$?
 if [ $status -ne 0 ]; then
