@@ -3,11 +3,12 @@
 #   make deps   install what is missing (apt-get; needs root)
 #   make        build;  make install  install into the PostgreSQL 15 found by pg_config
 #   make unit   C unit tests of the numeric core (no PostgreSQL)
-#   make test   deps, build, install, unit tests, pg_regress and the crash tests
+#   make test   deps, build, install, unit tests, pg_regress, the crash and dump
+#               tests, then make sanitize
 #   make demo   deps, build, install, throwaway server, Fashion-MNIST end to end
 #   make bench  the benchmarks (see docs/benchmarks.md)
-#   make sanitize  unit tests, pg_regress and the crash tests under ASan + UBSan
-#               (docs/layout.md, "Sanitizers"; not part of make test)
+#   make sanitize  unit tests, pg_regress, the crash and dump tests under ASan +
+#               UBSan (docs/layout.md, "Sanitizers")
 
 EXTENSION  = unlearn
 MODULE_big = unlearn
@@ -74,6 +75,7 @@ test: deps
 	$(MAKE) regress
 	@if [ -x test/crash/run.sh ]; then test/crash/run.sh; fi
 	@if [ -x test/dump/run.sh ]; then test/dump/run.sh; fi
+	$(MAKE) sanitize
 
 regress:
 	test/run_regress.sh $(REGRESS_SUITES)
