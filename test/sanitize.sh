@@ -68,7 +68,8 @@ step unit env OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS="detect_leaks=1:log_path=$dir/
 install -m 755 "$san_so" "$installed" || exit 1
 # the two libraries of LD_PRELOAD are separated by a colon (ld.so takes it as
 # well as a space), because lib_server.sh splits UNLEARN_SERVER_ENV at spaces
-export UNLEARN_SERVER_ENV="LD_PRELOAD=$("${CC:-gcc}" -print-file-name=libasan.so):$preload_so
+libasan=$("${CC:-gcc}" -print-file-name=libasan.so)
+export UNLEARN_SERVER_ENV="LD_PRELOAD=$libasan:$preload_so
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:log_path=$dir/asan UBSAN_OPTIONS=$ubsan"
 export UNLEARN_SERVER_ROOT=$dir
 step regress env UNLEARN_REGRESS_DIR="$dir/regress" "$top/test/run_regress.sh"
