@@ -4,12 +4,14 @@
 #   make        build;  make install  install into the PostgreSQL 15 found by pg_config
 #   make unit   C unit tests of the numeric core (no PostgreSQL)
 #   make test   deps, build, install, unit tests, pg_regress, the crash, dump,
-#               upgrade and Debian package tests
+#               upgrade and Debian package tests, then make sanitize
 #   make upgrade-test   ALTER EXTENSION UPDATE from 0.1 (after make install)
 #   make deb    the Debian package postgresql-15-unlearn, in $(DEB_OUT)
 #   make deb-test       build the package, install it, test it, restore make install
 #   make demo   deps, build, install, throwaway server, Fashion-MNIST end to end
 #   make bench  the benchmarks (see docs/benchmarks.md)
+#   make sanitize  unit tests, pg_regress, the crash and dump tests under ASan +
+#               UBSan (docs/layout.md, "Sanitizers")
 
 EXTENSION  = unlearn
 MODULE_big = unlearn
@@ -28,7 +30,7 @@ SHLIB_LINK = -lm          # OpenBLAS is dlopen()ed lazily: see src/pg/blas.c
 
 REGRESS_SUITES = $(basename $(notdir $(sort $(wildcard sql/*.sql))))
 
-EXTRA_CLEAN = test/unit/run_tests test/unit/*.o bench/fmnist_to_copy
+EXTRA_CLEAN = test/unit/run_tests test/unit/run_tests_san test/unit/*.o bench/fmnist_to_copy build
 
 # no LLVM bitcode: JIT inlining of our C functions buys nothing
 override with_llvm = no
@@ -59,8 +61,10 @@ deps:
 
 # ---------------------------------------------------------------- unit tests
 UNIT_SRCS = $(sort $(wildcard test/unit/*.c))
-test/unit/run_tests: $(UNIT_SRCS) $(CORE_SRCS) $(wildcard src/core/*.h) test/unit/unit.h
-	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -Isrc/core -I$(BLAS_INC) -o $@ $(UNIT_SRCS) $(CORE_SRCS) -lopenblas -lm
+# run_tests_san: the same, built with the sanitizers (make sanitize)
+test/unit/run_tests test/unit/run_tests_san: $(UNIT_SRCS) $(CORE_SRCS) $(wildcard src/core/*.h) test/unit/unit.h
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror $(UNIT_EXTRA_CFLAGS) -Isrc/core -I$(BLAS_INC) -o $@ $(UNIT_SRCS) $(CORE_SRCS) -lopenblas -lm
+test/unit/run_tests_san: UNIT_EXTRA_CFLAGS = $(SAN_FLAGS)
 
 .PHONY: unit
 unit: test/unit/run_tests
@@ -78,6 +82,7 @@ test: deps
 	$(MAKE) upgrade-test
 	@# installing a package needs root
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) deb-test; else echo "make test: deb-test skipped (needs root)"; fi
+	$(MAKE) sanitize
 
 upgrade-test:
 	test/upgrade/run.sh
@@ -113,3 +118,34 @@ bench: deps
 	$(MAKE) all
 	$(MAKE) install
 	bench/run.sh
+
+# ---------------------------------------------------------------- sanitizers
+# A second unlearn.so built with ASan + UBSan from objects of its own in
+# build/sanitize, so the normal objects and unlearn.so stay as they are;
+# test/sanitize.sh installs it for the tests and reinstalls unlearn.so after.
+SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SAN_DIR   = build/sanitize
+SAN_OBJS  = $(addprefix $(SAN_DIR)/,$(OBJS))
+
+$(SAN_DIR)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) $(CPPFLAGS) -MMD -MP -c -o $@ $<
+
+$(SAN_DIR)/unlearn.so: $(SAN_OBJS)
+	$(LINK.shared) $(SAN_FLAGS) -o $@ $^ $(LDFLAGS) $(LDFLAGS_SL) $(SHLIB_LINK)
+
+-include $(SAN_OBJS:.o=.d)
+
+# preloaded after libasan into the servers: see the file's header
+$(SAN_DIR)/asan_preload.so: test/asan_preload.c
+	@mkdir -p $(@D)
+	$(CC) -shared -fPIC -O2 -Wall -Wextra -Werror -Wno-unused-parameter -o $@ $<
+
+SAN_BUILT = $(SAN_DIR)/unlearn.so $(SAN_DIR)/asan_preload.so test/unit/run_tests_san
+
+.PHONY: sanitize
+sanitize: deps
+	$(MAKE) all
+	$(MAKE) install
+	$(MAKE) $(SAN_BUILT)
+	test/sanitize.sh $(SAN_BUILT)

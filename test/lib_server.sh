@@ -29,6 +29,10 @@
 # As root (initdb and postgres refuse to run as root) the cluster belongs to,
 # and the server runs as, the `postgres` OS user; as anyone else it runs as
 # that user.  psql connects over the unix socket with trust auth either way.
+#
+# UNLEARN_SERVER_ENV: NAME=VALUE words (no spaces inside a word) added to the
+# environment of initdb, pg_ctl and so of the server processes, not of psql.
+# test/sanitize.sh preloads the ASan runtime into the server with it.
 
 if [ -n "${UNLEARN_PG_CONFIG:-}" ]; then :
 elif [ -n "${PG_CONFIG:-}" ] && [ -x "$PG_CONFIG" ]; then UNLEARN_PG_CONFIG=$PG_CONFIG
@@ -48,11 +52,13 @@ _unlearn_log() { echo "lib_server: $*" >&2; }
 
 # Run a command as the OS user that owns the clusters, from a directory that
 # user can enter (initdb/pg_ctl complain when the cwd is unreadable, e.g. /root).
+# With UNLEARN_SERVER_ENV in its environment.
 _unlearn_as_owner() {
+	# shellcheck disable=SC2086  # UNLEARN_SERVER_ENV is a list of words
 	if [ "$(id -u)" -eq 0 ]; then
-		(cd / && runuser -u postgres -- "$@")
+		(cd / && runuser -u postgres -- env ${UNLEARN_SERVER_ENV:-} "$@")
 	else
-		(cd / && "$@")
+		(cd / && env ${UNLEARN_SERVER_ENV:-} "$@")
 	fi
 }
 

@@ -5,17 +5,15 @@
 # the postgres user in a directory that user owns.  Everything the server
 # side reads (sql/, expected/, test/regress.conf) is copied there first, so
 # the clone itself need not be readable by postgres (e.g. a clone in /root,
-# mode 0700).  Prints the diffs and exits non-zero on any failure.
+# mode 0700).  pg_regress, and so the server, runs with UNLEARN_SERVER_ENV in
+# its environment (test/lib_server.sh).  Prints the diffs and exits non-zero
+# on any failure.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-PG_CONFIG=${PG_CONFIG:-$(command -v pg_config || echo /usr/lib/postgresql/15/bin/pg_config)}
-bindir=$("$PG_CONFIG" --bindir)
-regress=$(dirname "$("$PG_CONFIG" --pgxs)")/../test/regress/pg_regress
-work=${UNLEARN_REGRESS_DIR:-/tmp/unlearn-regress}
-
-run_as_pg() {
-	if [ "$(id -u)" = 0 ]; then (cd "$work" && runuser -u postgres -- "$@"); else "$@"; fi
-}
+# shellcheck source=SCRIPTDIR/lib_server.sh
+. "$top/test/lib_server.sh"
+regress=$(dirname "$("$UNLEARN_PG_CONFIG" --pgxs)")/../test/regress/pg_regress
+work=$(realpath -m "${UNLEARN_REGRESS_DIR:-/tmp/unlearn-regress}")
 
 # A fresh work directory with a copy of the inputs: input/{sql,expected},
 # regress.conf.
@@ -27,7 +25,7 @@ cp "$top/test/regress.conf" "$work/"
 
 [ $# -gt 0 ] || set -- $(cd "$top/sql" && ls *.sql | sed 's/\.sql$//')
 status=0
-run_as_pg "$regress" --inputdir="$work/input" --outputdir="$work" --bindir="$bindir" \
+_unlearn_as_owner "$regress" --inputdir="$work/input" --outputdir="$work" --bindir="$UNLEARN_PG_BINDIR" \
 	--temp-instance="$work/instance" --temp-config="$work/regress.conf" \
 	--dbname=contrib_regression "$@" || status=$?
 if [ $status -ne 0 ]; then

@@ -71,6 +71,26 @@ unlearn_cache_forget(const char *model)
 			cache_evict(i);
 }
 
+/* Puts a model into a free slot, or in place of the least recently used one. */
+static void
+cache_insert(CachedModel *c)
+{
+	int			slot = 0;
+
+	for (int i = 0; i < MODEL_CACHE_SIZE; i++)
+	{
+		if (model_cache[i] == NULL)
+		{
+			slot = i;
+			break;
+		}
+		if (model_cache[i]->last_used < model_cache[slot]->last_used)
+			slot = i;
+	}
+	cache_evict(slot);
+	model_cache[slot] = c;
+}
+
 /* Finds a cached version. */
 static CachedModel *
 cache_find(const char *name, int version, int64 stamp)
@@ -92,7 +112,6 @@ cache_find(const char *name, int version, int64 stamp)
 static CachedModel *
 cache_load(const UnlearnModel *model)
 {
-	int			slot = 0;
 	MemoryContext cxt,
 				old;
 	CachedModel *c;
@@ -133,18 +152,7 @@ cache_load(const UnlearnModel *model)
 	}
 	PG_END_TRY();
 
-	for (int i = 0; i < MODEL_CACHE_SIZE; i++)
-	{
-		if (model_cache[i] == NULL)
-		{
-			slot = i;
-			break;
-		}
-		if (model_cache[i]->last_used < model_cache[slot]->last_used)
-			slot = i;
-	}
-	cache_evict(slot);
-	model_cache[slot] = c;
+	cache_insert(c);
 	return c;
 }
 
