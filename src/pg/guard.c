@@ -329,6 +329,26 @@ unlearn_guard_ddl_end(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * Runs a query over the catalog as its owner (SPI connected) and copies the
+ * first n text values of its first row into out; false if it returns no row.
+ */
+static bool
+first_row_elevated(const char *sql, int n, char **out)
+{
+	UnlearnCatalogUser saved;
+	bool		found;
+
+	unlearn_become_catalog_owner(&saved);
+	if (SPI_execute(sql, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not run: %s", sql);
+	found = SPI_processed == 1;
+	for (int i = 0; found && i < n; i++)
+		out[i] = pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 1));
+	unlearn_restore_user(&saved);
+	return found;
+}
+
 PG_FUNCTION_INFO_V1(unlearn_guard_drop);
 /*
  * Event trigger on sql_drop: refuses to drop a training table, or a table
@@ -337,9 +357,7 @@ PG_FUNCTION_INFO_V1(unlearn_guard_drop);
 Datum
 unlearn_guard_drop(PG_FUNCTION_ARGS)
 {
-	UnlearnCatalogUser saved;
-	char	   *table = NULL,
-			   *names = NULL;
+	char	   *found[2];
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -349,42 +367,29 @@ unlearn_guard_drop(PG_FUNCTION_ARGS)
 	if (!catalog_present())
 		PG_RETURN_VOID();
 	SPI_connect();
-	unlearn_become_catalog_owner(&saved);
-	if (SPI_execute("SELECT d.object_identity, string_agg(quote_literal(m.name), ', ' ORDER BY m.name)"
-					" FROM pg_catalog.pg_event_trigger_dropped_objects() d"
-					" JOIN unlearn.models m ON m.relation::oid = d.objid"
-					" WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = 0"
-					" GROUP BY d.object_identity ORDER BY 1 LIMIT 1", true, 0) == SPI_OK_SELECT &&
-		SPI_processed == 1)
-	{
-		table = pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
-		names = pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
-	}
-	unlearn_restore_user(&saved);
-	if (table)
+	/* step 1: a dropped table that a model trains on */
+	if (first_row_elevated("SELECT d.object_identity, string_agg(quote_literal(m.name), ', ' ORDER BY m.name)"
+						   " FROM pg_catalog.pg_event_trigger_dropped_objects() d"
+						   " JOIN unlearn.models m ON m.relation::oid = d.objid"
+						   " WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = 0"
+						   " GROUP BY d.object_identity ORDER BY 1 LIMIT 1", 2, found))
 		ereport(ERROR,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-				 errmsg("cannot drop table %s: it is the training table of model %s", table, names),
+				 errmsg("cannot drop table %s: it is the training table of model %s", found[0], found[1]),
 				 errdetail("The model would remember every row with no table left to delete them from."),
 				 errhint("Drop the model first with unlearn_drop_model().")));
-	/* our triggers go with a partition (not named by the DROP) or alone (DROP TRIGGER) */
-	unlearn_become_catalog_owner(&saved);
+	/* step 2: our triggers, gone with a partition (not named by the DROP) or alone (DROP TRIGGER) */
 	if (!unlearn_dropping_own_triggers &&
-		SPI_execute("SELECT d.object_identity, d.original"
-					" FROM pg_catalog.pg_event_trigger_dropped_objects() d"
-					" WHERE d.object_type = 'trigger' AND d.address_names[3] IN"
-					"  ('unlearn_capture_delete', 'unlearn_capture_update', 'unlearn_guard_truncate')"
-					" ORDER BY 1 LIMIT 1", true, 0) == SPI_OK_SELECT &&
-		SPI_processed == 1)
-		table = pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
-	unlearn_restore_user(&saved);
-	SPI_finish();
-	if (table)
+		first_row_elevated("SELECT d.object_identity FROM pg_catalog.pg_event_trigger_dropped_objects() d"
+						   " WHERE d.object_type = 'trigger' AND d.address_names[3] IN"
+						   "  ('unlearn_capture_delete', 'unlearn_capture_update', 'unlearn_guard_truncate')"
+						   " ORDER BY 1 LIMIT 1", 1, found))
 		ereport(ERROR,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-				 errmsg("cannot drop trigger %s: a model's deletes are captured by it", table),
+				 errmsg("cannot drop trigger %s: a model's deletes are captured by it", found[0]),
 				 errdetail("Dropping it (or the partition that carries it) would let rows leave without being unlearned."),
 				 errhint("Drop the model first with unlearn_drop_model(), or DELETE the partition's rows first"
 						 " and then turn automatic unlearning off with unlearn_auto(model, false).")));
+	SPI_finish();
 	PG_RETURN_VOID();
 }
