@@ -59,8 +59,8 @@ deps:
 
 # ---------------------------------------------------------------- unit tests
 UNIT_SRCS = $(sort $(wildcard test/unit/*.c))
-test/unit/run_tests: $(UNIT_SRCS) $(CORE_SRCS) $(wildcard src/core/*.h) test/unit/unit.h
-	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -Isrc/core -I$(BLAS_INC) -o $@ $(UNIT_SRCS) $(CORE_SRCS) -lopenblas -lm
+test/unit/run_tests: $(UNIT_SRCS) $(CORE_SRCS) $(wildcard src/core/*.h) test/unit/unit.h Makefile
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -DUNLEARN_CORE_ASSERTS -Isrc/core -I$(BLAS_INC) -o $@ $(UNIT_SRCS) $(CORE_SRCS) -lopenblas -lm
 
 .PHONY: unit
 unit: test/unit/run_tests
