@@ -61,9 +61,9 @@ deps:
 
 # ---------------------------------------------------------------- unit tests
 UNIT_SRCS = $(sort $(wildcard test/unit/*.c))
-# run_tests_san: the same, built with the sanitizers (make sanitize)
-test/unit/run_tests test/unit/run_tests_san: $(UNIT_SRCS) $(CORE_SRCS) $(wildcard src/core/*.h) test/unit/unit.h
-	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror $(UNIT_EXTRA_CFLAGS) -Isrc/core -I$(BLAS_INC) -o $@ $(UNIT_SRCS) $(CORE_SRCS) -lopenblas -lm
+# run_tests_san: the same, built with the sanitizers (make sanitize); both check the core's asserts
+test/unit/run_tests test/unit/run_tests_san: $(UNIT_SRCS) $(CORE_SRCS) $(wildcard src/core/*.h) test/unit/unit.h Makefile
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -DUNLEARN_CORE_ASSERTS $(UNIT_EXTRA_CFLAGS) -Isrc/core -I$(BLAS_INC) -o $@ $(UNIT_SRCS) $(CORE_SRCS) -lopenblas -lm
 test/unit/run_tests_san: UNIT_EXTRA_CFLAGS = $(SAN_FLAGS)
 
 .PHONY: unit

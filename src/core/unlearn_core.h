@@ -116,8 +116,31 @@ typedef struct ul_result
  */
 typedef int (*ul_progress_callback) (void *arg, int step, int satisfied, int total);
 
+/* A set of rows: n rows of X (n x features, row-major) and their labels y. */
+typedef struct ul_rows
+{
+	const float *X;
+	const int  *y;
+	int			n;
+} ul_rows;
+
+/* What one unlearning request asks for; see ul_unlearn for the meaning of each set. */
+typedef struct ul_request
+{
+	ul_rows		forget;			/* the forget rows and their true (current) labels */
+	const int  *new_labels;		/* NULL: forget mode; else forget.n labels (relabel mode) */
+	ul_rows		prior;			/* rows of earlier requests that must stay forgotten; may be empty */
+	ul_rows		replay;			/* sample of remaining rows the default method replays; may be empty */
+} ul_request;
+
+/* ul_unlearn on a request (the same computation, bit for bit). */
+int			ul_unlearn_request(nn_model *m, const ul_request *req, const ul_options *o,
+							   ul_progress_callback cb, void *cb_arg,
+							   ul_result *result, char *err, size_t errlen);
+
 /*
- * Unlearn (or relabel) in place.
+ * Unlearn (or relabel) in place (kept with this signature for src/pg; it
+ * builds a ul_request and calls ul_unlearn_request).
  *   Xf, yf, k:      the forget rows and their true (current) labels.
  *   new_labels:     NULL for forget mode; else k target labels (relabel mode).
  *   Xp, yp, np:     prior rows (forgotten by earlier requests) that must stay

@@ -3,9 +3,10 @@
  *
  * unlearn.so is preloaded into the postmaster.  OpenBLAS starts its thread
  * pool when it is loaded, and a thread pool in a process that fork()s is a
- * known source of deadlocks, so the library is not linked: the CBLAS entry
- * points the core uses are defined here and forward to OpenBLAS, which is
- * dlopen()ed the first time a backend or worker computes anything.
+ * known source of deadlocks, so the library is not linked: the one CBLAS
+ * entry point the core uses, cblas_sgemm (see src/core/blas_seam.h), is
+ * defined here and forwards to OpenBLAS, which is dlopen()ed the first time a
+ * backend or worker computes anything.
  */
 #include "postgres.h"
 
@@ -22,28 +23,10 @@ typedef void (*sgemm_fn) (const enum CBLAS_ORDER, const enum CBLAS_TRANSPOSE,
 						  const blasint, const float, const float *, const blasint,
 						  const float *, const blasint, const float, float *,
 						  const blasint);
-typedef void (*sgemv_fn) (const enum CBLAS_ORDER, const enum CBLAS_TRANSPOSE,
-						  const blasint, const blasint, const float, const float *,
-						  const blasint, const float *, const blasint, const float,
-						  float *, const blasint);
-typedef void (*saxpy_fn) (const blasint, const float, const float *, const blasint,
-						  float *, const blasint);
-typedef float (*sdot_fn) (const blasint, const float *, const blasint,
-						  const float *, const blasint);
-typedef float (*snrm2_fn) (const blasint, const float *, const blasint);
-typedef void (*sscal_fn) (const blasint, const float, float *, const blasint);
-typedef void (*scopy_fn) (const blasint, const float *, const blasint, float *,
-						  const blasint);
 typedef void (*set_threads_fn) (int);
 
 static void *blas_handle = NULL;
 static sgemm_fn p_sgemm;
-static sgemv_fn p_sgemv;
-static saxpy_fn p_saxpy;
-static sdot_fn p_sdot;
-static snrm2_fn p_snrm2;
-static sscal_fn p_sscal;
-static scopy_fn p_scopy;
 static set_threads_fn p_set_threads;
 static int	threads_applied = -1;
 
@@ -77,12 +60,6 @@ unlearn_blas_ensure_loaded(void)
 					 errmsg("could not load OpenBLAS: %s", dlerror()),
 					 errhint("Install libopenblas0 (Debian: apt-get install libopenblas-dev).")));
 		p_sgemm = (sgemm_fn) blas_symbol("cblas_sgemm");
-		p_sgemv = (sgemv_fn) blas_symbol("cblas_sgemv");
-		p_saxpy = (saxpy_fn) blas_symbol("cblas_saxpy");
-		p_sdot = (sdot_fn) blas_symbol("cblas_sdot");
-		p_snrm2 = (snrm2_fn) blas_symbol("cblas_snrm2");
-		p_sscal = (sscal_fn) blas_symbol("cblas_sscal");
-		p_scopy = (scopy_fn) blas_symbol("cblas_scopy");
 		p_set_threads = (set_threads_fn) blas_symbol("openblas_set_num_threads");
 	}
 	if (threads_applied != unlearn_threads)
@@ -92,6 +69,7 @@ unlearn_blas_ensure_loaded(void)
 	}
 }
 
+/* The core's only BLAS call (src/core/blas_seam.h): load on first use, then forward. */
 void
 cblas_sgemm(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE ta,
 			const enum CBLAS_TRANSPOSE tb, const blasint m, const blasint n,
@@ -101,54 +79,6 @@ cblas_sgemm(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE ta,
 {
 	unlearn_blas_ensure_loaded();
 	p_sgemm(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-
-void
-cblas_sgemv(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE t,
-			const blasint m, const blasint n, const float alpha, const float *a,
-			const blasint lda, const float *x, const blasint incx, const float beta,
-			float *y, const blasint incy)
-{
-	unlearn_blas_ensure_loaded();
-	p_sgemv(order, t, m, n, alpha, a, lda, x, incx, beta, y, incy);
-}
-
-void
-cblas_saxpy(const blasint n, const float alpha, const float *x, const blasint incx,
-			float *y, const blasint incy)
-{
-	unlearn_blas_ensure_loaded();
-	p_saxpy(n, alpha, x, incx, y, incy);
-}
-
-float
-cblas_sdot(const blasint n, const float *x, const blasint incx, const float *y,
-		   const blasint incy)
-{
-	unlearn_blas_ensure_loaded();
-	return p_sdot(n, x, incx, y, incy);
-}
-
-float
-cblas_snrm2(const blasint n, const float *x, const blasint incx)
-{
-	unlearn_blas_ensure_loaded();
-	return p_snrm2(n, x, incx);
-}
-
-void
-cblas_sscal(const blasint n, const float alpha, float *x, const blasint incx)
-{
-	unlearn_blas_ensure_loaded();
-	p_sscal(n, alpha, x, incx);
-}
-
-void
-cblas_scopy(const blasint n, const float *x, const blasint incx, float *y,
-			const blasint incy)
-{
-	unlearn_blas_ensure_loaded();
-	p_scopy(n, x, incx, y, incy);
 }
 
 /* Core allocation in the current memory context; large blocks allowed. */

@@ -676,6 +676,134 @@ UNIT_TEST(progress_callback_and_abort)
 	fixture_free(&f);
 }
 
+/* ---------------------------------------------------------------- pinned outputs */
+
+/*
+ * Pins what ul_unlearn returns for fixed seeds on the fixture, one scenario
+ * per path through the loop (faithful methods with PGD and MAS; the default
+ * method with prior rows, replay, guard rows, distillation, ADV and MAS terms
+ * and a repair lr; relabel mode; an aborted run).  Recorded from the code
+ * before the numeric core was split into files, so any change of behaviour
+ * shows here.  Integers are pinned exactly and floats to 1e-6 relative: the
+ * sums of the parameters catch any changed bit that matters.  Run with
+ * UL_PIN_PRINT=1 to print the current values (to re-record after an intended
+ * change, or when OpenBLAS's kernels on another CPU round differently).
+ */
+typedef struct pin_expect
+{
+	int			ret,
+				steps,
+				forget_steps,
+				forgotten,
+				prior_kept,
+				success,
+				aborted;
+	double		final_forget_loss,
+				param_sum,
+				param_sumsq;
+} pin_expect;
+
+/* Aborts at the second callback (step 20). */
+static int
+pin_abort_cb(void *arg, int step, int satisfied, int total)
+{
+	(void) arg;
+	(void) satisfied;
+	(void) total;
+	return step >= 20;
+}
+
+/* Runs scenario s on a clone of the fixture's model and checks it against e. */
+static void
+pin_run(const fixture *f, int s, const pin_expect *e)
+{
+	nn_model   *m = nn_clone(f->m);
+	ul_options	o;
+	ul_result	r;
+	char		err[128] = "";
+	int			newl[6];
+	const float *Xp = NULL;
+	const int  *yp = NULL;
+	int			np = 0,
+				k = f->k,
+				ret;
+	double		sum = 0.0,
+				sumsq = 0.0;
+
+	for (int i = 0; i < 6; i++)
+		newl[i] = (f->yf[i] + 1) % 4;
+	ul_options_default(&o, s < 3 ? (ul_method) s : UL_METHOD_DEFAULT);
+	o.seed = 1000 + s;
+	o.pgd_eps = 0.5f;
+	o.pgd_steps = 10;
+	o.adv_per_row = 4;
+	o.lr = s < 3 ? 1e-2f : o.lr;
+	o.max_steps = s < 3 ? 400 : 3000;
+	if (s >= 3)
+	{
+		/* prior rows: two held-out rows (not among the replay rows) */
+		Xp = f->test.X + 7 * FX_D;
+		yp = f->test.y + 7;
+		np = 2;
+		k = 3;
+		o.guard_per_row = 3;
+		o.guard_weight = 0.5f;
+		o.adv_weight = s == 3 ? 0.5f : 0.0f;
+		o.imp_lambda = s == 3 ? 0.1f : 0.0f;
+		o.repair_lr = s == 3 ? 5e-3f : 0.0f;
+		o.repair_steps = 60;
+		o.optimizer = s == 4 ? NN_OPT_ADAM : NN_OPT_SGD;
+		if (s == 4)
+			o.lr = 1e-3f;
+	}
+	if (s < 3)
+		k = 1;					/* the faithful methods on one row (see above) */
+	ret = ul_unlearn(m, f->Xf, f->yf, k, s == 4 ? newl : NULL, Xp, yp, np,
+					 f->Xr, f->yr, f->nr, &o, s == 5 ? pin_abort_cb : NULL, NULL,
+					 &r, err, sizeof(err));
+	for (size_t j = 0; j < m->n_params; j++)
+	{
+		sum += m->params[j];
+		sumsq += (double) m->params[j] * m->params[j];
+	}
+	if (getenv("UL_PIN_PRINT"))
+		fprintf(stderr, "\t\t{%d, %d, %d, %d, %d, %d, %d, %.17g, %.17g, %.17g},\t/* params hash %016llx */\n",
+				ret, r.steps, r.forget_steps, r.forgotten, r.prior_kept, r.success,
+				r.aborted, r.final_forget_loss, sum, sumsq,
+				(unsigned long long) nn_fnv1a64(m->params, sizeof(float) * m->n_params, NN_FNV_OFFSET));
+	CHECK(ret == e->ret);
+	CHECK(r.steps == e->steps);
+	CHECK(r.forget_steps == e->forget_steps);
+	CHECK(r.forgotten == e->forgotten);
+	CHECK(r.prior_kept == e->prior_kept);
+	CHECK(r.success == e->success);
+	CHECK(r.aborted == e->aborted);
+	CHECK_CLOSE(r.final_forget_loss, e->final_forget_loss, 1e-6 * fabs(e->final_forget_loss) + 1e-12);
+	CHECK_CLOSE(sum, e->param_sum, 1e-6 * fabs(e->param_sum) + 1e-9);
+	CHECK_CLOSE(sumsq, e->param_sumsq, 1e-6 * fabs(e->param_sumsq));
+	nn_free(m);
+}
+
+UNIT_TEST(unlearn_outputs_are_pinned)
+{
+	/* neggrad, adv, adv+imp, default (all terms), default relabel with Adam, aborted default */
+	static const pin_expect expect[] = {
+		{0, 400, 400, 1, 0, 1, 0, 2.6481834606976742, 30.158866543424665, 237.66051666455843},	/* params hash aea5a6a0548e0065 */
+		{0, 8, 8, 1, 0, 1, 0, 1.209664027108456, 30.382633086192072, 240.09404613907088},	/* params hash ccce133b9730f20c */
+		{0, 9, 9, 1, 0, 1, 0, 1.8326656243437531, 30.125617438054178, 239.97002959830147},	/* params hash 0df6e27e0e5be3ba */
+		{0, 1275, 1215, 3, 2, 1, 0, 0.79871718824924598, 22.002971284338855, 244.50318242193336},	/* params hash 9b9aa2918428093e */
+		{0, 554, 494, 3, 2, 1, 0, 0.60385579104745724, 22.506240181988687, 252.93827633529753},	/* params hash 49315d82c050fe46 */
+		{0, 20, -1, 0, 0, 0, 1, 0.00087351451021818371, 30.26771616582846, 240.38793717111926},	/* params hash 2efc2c7ca5b7bdb0 */
+	};
+	fixture		f;
+
+	fixture_make(&f);
+	CHECK(f.k == 6);
+	for (int s = 0; s < (int) (sizeof(expect) / sizeof(expect[0])); s++)
+		pin_run(&f, s, &expect[s]);
+	fixture_free(&f);
+}
+
 const unit_case unlearn_core_tests[] = {
 	UNIT_ENTRY(pgd_reaches_target_inside_ball_and_box),
 	UNIT_ENTRY(pgd_is_seeded),
@@ -687,5 +815,6 @@ const unit_case unlearn_core_tests[] = {
 	UNIT_ENTRY(relabel_predicts_new_labels),
 	UNIT_ENTRY(prior_rows_stay_misclassified),
 	UNIT_ENTRY(progress_callback_and_abort),
+	UNIT_ENTRY(unlearn_outputs_are_pinned),
 	{NULL, NULL}
 };

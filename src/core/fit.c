@@ -1,0 +1,156 @@
+/*
+ * fit.c: nn_train, mini-batch training of a model with an optimiser from
+ * optim.c (named fit.c so it does not share a basename with src/pg/train.c).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "nn_internal.h"
+
+/* Mixed into the training seed so shuffling does not replay the init stream. */
+#define NN_SHUFFLE_STREAM	UINT64_C(0x53485546464c4531)
+
+/* The documented defaults: Adam, lr 1e-3, momentum 0.9, no decay, batch 128, 10 epochs, seed 42. */
+void
+nn_train_options_default(nn_train_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->optimizer = NN_OPT_ADAM;
+	o->lr = 1e-3f;
+	o->momentum = 0.9f;
+	o->weight_decay = 0.0f;
+	o->batch_size = 128;
+	o->epochs = 10;
+	o->seed = 42;
+}
+
+/* What one training run allocates: scratch, optimiser state and the batch buffers. */
+typedef struct fit_state
+{
+	nn_workspace *ws;
+	nn_optimizer *opt;
+	float	   *grad;			/* n_params */
+	float	   *Xb;				/* batch x features: the gathered batch */
+	int		   *yb;				/* batch */
+	int		   *order;			/* n: this epoch's row order */
+	int			batch;
+} fit_state;
+
+/* Release what fit_alloc allocated (any of it may be NULL). */
+static void
+fit_free(fit_state *s)
+{
+	nn_workspace_free(s->ws);
+	nn_optimizer_free(s->opt);
+	nn_free_mem(s->grad);
+	nn_free_mem(s->Xb);
+	nn_free_mem(s->yb);
+	nn_free_mem(s->order);
+}
+
+/* Allocate everything a run needs; 0 on success, -1 (after freeing) when memory runs out. */
+static int
+fit_alloc(fit_state *s, const nn_model *m, int n, const nn_train_options *o)
+{
+	int			batch = o->batch_size < 1 ? 1 : (o->batch_size > n ? n : o->batch_size);
+
+	s->batch = batch;
+	s->ws = nn_workspace_create(m, batch);
+	s->opt = nn_optimizer_create(o->optimizer, m->n_params, o->lr, o->momentum, o->weight_decay);
+	s->grad = nn_alloc_floats(m->n_params);
+	s->Xb = nn_alloc_floats((size_t) batch * (size_t) NN_FEATURES(m));
+	s->yb = nn_alloc((size_t) batch * sizeof(int));
+	s->order = nn_alloc((size_t) n * sizeof(int));
+	if (s->ws == NULL || s->opt == NULL || s->grad == NULL || s->Xb == NULL ||
+		s->yb == NULL || s->order == NULL)
+	{
+		fit_free(s);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * One optimiser step on the rows order[start .. start+rows) of (X, y),
+ * gathered into one contiguous buffer so sgemm sees dense input; returns the
+ * batch's summed CE.
+ */
+static double
+fit_batch(nn_model *m, fit_state *s, const float *X, const int *y, int start, int rows)
+{
+	int			F = NN_FEATURES(m);
+	float	   *logits;
+	double		loss;
+
+	NN_ASSERT(rows >= 1 && rows <= s->batch);
+	for (int i = 0; i < rows; i++)
+	{
+		int			r = s->order[start + i];
+
+		memcpy(s->Xb + (size_t) i * F, X + (size_t) r * F, (size_t) F * sizeof(float));
+		s->yb[i] = y[r];
+	}
+	nn_forward(m, s->ws, s->Xb, rows);
+	logits = s->ws->act[m->n_layers];
+	/* dlogits overwrite the logits: backward never reads them */
+	loss = nn_softmax_ce(logits, s->yb, rows, NN_CLASSES(m), 1.0f / (float) rows, logits, NULL);
+	memset(s->grad, 0, m->n_params * sizeof(float));
+	nn_backward(m, s->ws, s->Xb, rows, logits, s->grad, NULL);
+	nn_optimizer_step(s->opt, m->params, s->grad);
+	return loss;
+}
+
+/*
+ * Mini-batch training with the mean CE of each batch as its loss (so
+ * dlogits are scaled by 1/rows; the last partial batch is kept), rows in a
+ * per-epoch Fisher-Yates order.  The callback receives the 1-based epoch
+ * just finished.  Returns NaN (model untouched) on labels outside 0..C-1 or
+ * allocation failure; 0 when there is nothing to train.
+ */
+double
+nn_train(nn_model *m, const float *X, const int *y, int n,
+		 const nn_train_options *o, nn_epoch_callback cb, void *cb_arg)
+{
+	nn_train_options defaults;
+	fit_state	s;
+	nn_rng		rng;
+	double		last_loss = 0.0;
+
+	/* options, the empty case and the labels */
+	if (o == NULL)
+	{
+		nn_train_options_default(&defaults);
+		o = &defaults;
+	}
+	if (n <= 0)
+		return 0.0;
+	for (int i = 0; i < n; i++)
+		if (y[i] < 0 || y[i] >= NN_CLASSES(m))
+			return NAN;
+
+	/* scratch; the model is not touched before this succeeds */
+	memset(&s, 0, sizeof(s));
+	if (fit_alloc(&s, m, n, o) != 0)
+		return NAN;
+
+	/* feature range, shuffling stream, identity order */
+	nn_set_feature_range(m, X, n);
+	nn_rng_seed(&rng, o->seed ^ NN_SHUFFLE_STREAM);
+	for (int i = 0; i < n; i++)
+		s.order[i] = i;
+
+	/* epochs of shuffled mini-batches */
+	for (int epoch = 0; epoch < o->epochs; epoch++)
+	{
+		double		epoch_loss = 0.0;
+
+		nn_rng_shuffle(&rng, s.order, n);
+		for (int start = 0; start < n; start += s.batch)
+			epoch_loss += fit_batch(m, &s, X, y, start, n - start < s.batch ? n - start : s.batch);
+		last_loss = epoch_loss / (double) n;
+		if (cb && cb(cb_arg, epoch + 1, o->epochs, last_loss) != 0)
+			break;
+	}
+	fit_free(&s);
+	return last_loss;
+}

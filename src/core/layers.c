@@ -1,0 +1,206 @@
+/*
+ * layers.c: the dense layers: the batch workspace, the forward pass and the
+ * backward pass.  Every matrix product of the core goes through cblas_sgemm
+ * (see blas_seam.h); the only per-element loops here are bias adds, ReLU and
+ * its mask, and the bias-gradient column sums.
+ */
+#include <string.h>
+
+#include "blas_seam.h"
+#include "nn_internal.h"
+
+/*
+ * Scratch for batches of up to max_batch rows: activations of every layer,
+ * deltas of the hidden layers (the output delta is the caller's dlogits) and
+ * a probability buffer.  NULL on bad size or allocation failure.
+ */
+nn_workspace *
+nn_workspace_create(const nn_model *m, int max_batch)
+{
+	nn_workspace *ws;
+	int			L = m->n_layers;
+
+	if (max_batch < 1)
+		return NULL;
+	ws = nn_alloc_zero(sizeof(nn_workspace));
+	if (ws == NULL)
+		return NULL;
+	ws->max_batch = max_batch;
+	for (int l = 1; l <= L; l++)
+	{
+		size_t		count = (size_t) max_batch * (size_t) m->dims[l];
+
+		ws->act[l] = nn_alloc_floats(count);
+		if (ws->act[l] == NULL)
+			goto fail;
+		if (l < L)
+		{
+			ws->delta[l] = nn_alloc_floats(count);
+			if (ws->delta[l] == NULL)
+				goto fail;
+		}
+	}
+	ws->probs = nn_alloc_floats((size_t) max_batch * (size_t) NN_CLASSES(m));
+	if (ws->probs == NULL)
+		goto fail;
+	return ws;
+
+fail:
+	nn_workspace_free(ws);
+	return NULL;
+}
+
+/* Release a workspace; NULL is ignored. */
+void
+nn_workspace_free(nn_workspace *ws)
+{
+	if (ws == NULL)
+		return;
+	for (int l = 0; l <= NN_MAX_LAYERS; l++)
+	{
+		nn_free_mem(ws->act[l]);
+		nn_free_mem(ws->delta[l]);
+	}
+	nn_free_mem(ws->probs);
+	nn_free_mem(ws);
+}
+
+/* Add the bias row to every row of out (n x width) and apply ReLU, in one pass. */
+static void
+add_bias_relu(float *out, const float *bias, int n, int width)
+{
+	for (int i = 0; i < n; i++)
+	{
+		float	   *row = out + (size_t) i * width;
+
+		for (int j = 0; j < width; j++)
+		{
+			float		v = row[j] + bias[j];
+
+			row[j] = v > 0.0f ? v : 0.0f;
+		}
+	}
+}
+
+/* Add the bias row to every row of out (n x width): the logits layer. */
+static void
+add_bias(float *out, const float *bias, int n, int width)
+{
+	for (int i = 0; i < n; i++)
+	{
+		float	   *row = out + (size_t) i * width;
+
+		for (int j = 0; j < width; j++)
+			row[j] += bias[j];
+	}
+}
+
+static nn_interrupt_fn interrupt_hook = NULL;
+
+/* Installs the hook nn_forward calls first (NULL: none). */
+void
+nn_set_interrupt_hook(nn_interrupt_fn hook)
+{
+	interrupt_hook = hook;
+}
+
+/*
+ * Forward pass: act[l+1] = act[l] W_l^T + b_l (ReLU on hidden layers), with
+ * act[0] = X.  Returns the logits in ws, or NULL if n exceeds ws->max_batch.
+ */
+const float *
+nn_forward(const nn_model *m, nn_workspace *ws, const float *X, int n)
+{
+	const float *in = X;
+	int			L = m->n_layers;
+
+	NN_ASSERT(m != NULL && ws != NULL && m->n_layers >= 1 && m->n_layers <= NN_MAX_LAYERS);
+	if (interrupt_hook)
+		interrupt_hook();
+
+	if (n < 0 || n > ws->max_batch)
+		return NULL;
+	for (int l = 0; l < L; l++)
+	{
+		int			fan_in = m->dims[l];
+		int			fan_out = m->dims[l + 1];
+		float	   *out = ws->act[l + 1];
+
+		if (n > 0)
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, fan_out, fan_in,
+						1.0f, in, fan_in, m->params + m->w_off[l], fan_in,
+						0.0f, out, fan_out);
+		if (l < L - 1)
+			add_bias_relu(out, m->params + m->b_off[l], n, fan_out);
+		else
+			add_bias(out, m->params + m->b_off[l], n, fan_out);
+		in = out;
+	}
+	return ws->act[L];
+}
+
+
+static void
+add_column_sums(const float *g, int n, int width, float *grad_bias)
+{
+	for (int i = 0; i < n; i++)
+	{
+		const float *row = g + (size_t) i * width;
+
+		for (int j = 0; j < width; j++)
+			grad_bias[j] += row[j];
+	}
+}
+
+/* Zero delta wherever the ReLU output was 0: turns d/d(act) into d/d(pre-activation). */
+static void
+relu_mask(float *delta, const float *act, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		delta[i] = act[i] > 0.0f ? delta[i] : 0.0f;
+}
+
+/*
+ * Backward pass: for each layer from the top, g is the gradient wrt its
+ * pre-activation output; dW += g^T in, db += colsum(g), and the gradient wrt
+ * the layer input is g W (masked by ReLU for hidden inputs).  The first
+ * layer's input gradient (the costly n x features product) is skipped unless
+ * grad_input is given.
+ */
+void
+nn_backward(const nn_model *m, nn_workspace *ws, const float *X, int n,
+			const float *dlogits, float *grad_params, float *grad_input)
+{
+	int			L = m->n_layers;
+
+	NN_ASSERT(m != NULL && ws != NULL && dlogits != NULL);
+	if (n <= 0 || n > ws->max_batch || (grad_params == NULL && grad_input == NULL))
+		return;
+	for (int l = L - 1; l >= 0; l--)
+	{
+		int			fan_in = m->dims[l];
+		int			fan_out = m->dims[l + 1];
+		const float *g = (l == L - 1) ? dlogits : ws->delta[l + 1];
+		const float *in = (l == 0) ? X : ws->act[l];
+		const float *W = m->params + m->w_off[l];
+
+		if (grad_params)
+		{
+			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, fan_out, fan_in, n,
+						1.0f, g, fan_out, in, fan_in,
+						1.0f, grad_params + m->w_off[l], fan_in);
+			add_column_sums(g, n, fan_out, grad_params + m->b_off[l]);
+		}
+		if (l > 0)
+		{
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, fan_in, fan_out,
+						1.0f, g, fan_out, W, fan_in, 0.0f, ws->delta[l], fan_in);
+			relu_mask(ws->delta[l], ws->act[l], (size_t) n * (size_t) fan_in);
+		}
+		else if (grad_input)
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, fan_in, fan_out,
+						1.0f, g, fan_out, W, fan_in, 0.0f, grad_input, fan_in);
+	}
+}
+
+/* Index of the largest of C values (first one on ties). */

@@ -1,0 +1,228 @@
+/*
+ * model.c: a model's shape and lifetime: validate and count the layers,
+ * allocate, He-initialise, clone, copy, free; the feature range PGD stays
+ * inside; the finiteness check before a model is stored.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "nn_internal.h"
+
+/* Check a layer-width list against nn.h's limits; 0 if fine, else -1 + err. */
+int
+nn_validate_dims(int n_layers, const int *dims, char *err, size_t errlen)
+{
+	if (n_layers < 1 || n_layers > NN_MAX_LAYERS)
+	{
+		nn_set_error(err, errlen, "number of hidden layers must be between 0 and %d",
+				  NN_MAX_LAYERS - 1);
+		return -1;
+	}
+	if (dims[0] < 1 || dims[0] > NN_MAX_DIM)
+	{
+		nn_set_error(err, errlen, "number of features must be between 1 and %d, got %d",
+				  NN_MAX_DIM, dims[0]);
+		return -1;
+	}
+	for (int l = 1; l < n_layers; l++)
+		if (dims[l] < 1 || dims[l] > NN_MAX_DIM)
+		{
+			nn_set_error(err, errlen, "hidden layer %d width must be between 1 and %d, got %d",
+					  l, NN_MAX_DIM, dims[l]);
+			return -1;
+		}
+	if (dims[n_layers] < 2 || dims[n_layers] > NN_MAX_DIM)
+	{
+		nn_set_error(err, errlen, "number of classes must be between 2 and %d, got %d",
+				  NN_MAX_DIM, dims[n_layers]);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Total parameter count of validated dims (in 64 bits: each width is at most
+ * 2^20, so this cannot overflow), for both allocation and deserialisation.
+ */
+uint64_t
+nn_count_params(int n_layers, const int *dims)
+{
+	uint64_t	total = 0;
+
+	for (int l = 0; l < n_layers; l++)
+		total += (uint64_t) dims[l + 1] * (uint64_t) dims[l] + (uint64_t) dims[l + 1];
+	return total;
+}
+
+/*
+ * Allocate a model of validated shape with uninitialised params and a 0/1
+ * feature range: the shared shell of create, clone and deserialise.
+ */
+nn_model *
+nn_model_alloc(int n_layers, const int *dims, char *err, size_t errlen)
+{
+	uint64_t	n_params = nn_count_params(n_layers, dims);
+	nn_model   *m;
+	size_t		off = 0;
+	int			F = dims[0];
+
+	if (n_params > SIZE_MAX / sizeof(float))
+	{
+		nn_set_error(err, errlen, "model too large");
+		return NULL;
+	}
+	m = nn_alloc_zero(sizeof(nn_model));
+	if (m == NULL)
+	{
+		nn_set_error(err, errlen, "out of memory");
+		return NULL;
+	}
+	m->n_layers = n_layers;
+	for (int l = 0; l <= n_layers; l++)
+		m->dims[l] = dims[l];
+	for (int l = 0; l < n_layers; l++)
+	{
+		m->w_off[l] = off;
+		off += (size_t) dims[l + 1] * (size_t) dims[l];
+		m->b_off[l] = off;
+		off += (size_t) dims[l + 1];
+	}
+	m->n_params = off;
+	NN_ASSERT((uint64_t) off == n_params);
+	m->params = nn_alloc_floats(m->n_params);
+	m->feat_lo = nn_alloc_floats((size_t) F);
+	m->feat_hi = nn_alloc_floats((size_t) F);
+	if (m->params == NULL || m->feat_lo == NULL || m->feat_hi == NULL)
+	{
+		nn_free(m);
+		nn_set_error(err, errlen, "out of memory allocating a model of %zu parameters",
+				  (size_t) n_params);
+		return NULL;
+	}
+	for (int j = 0; j < F; j++)
+	{
+		m->feat_lo[j] = 0.0f;
+		m->feat_hi[j] = 1.0f;
+	}
+	return m;
+}
+
+/* Validate the shape, then He-initialise weights (normal, std sqrt(2/fan_in)) and zero biases. */
+nn_model *
+nn_create(int n_features, int n_hidden, const int *hidden,
+		  int n_classes, uint64_t seed, char *err, size_t errlen)
+{
+	int			dims[NN_MAX_LAYERS + 1];
+	int			n_layers;
+	nn_model   *m;
+	nn_rng		rng;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (n_hidden < 0 || n_hidden > NN_MAX_LAYERS - 1)
+	{
+		nn_set_error(err, errlen, "number of hidden layers must be between 0 and %d, got %d",
+				  NN_MAX_LAYERS - 1, n_hidden);
+		return NULL;
+	}
+	if (n_hidden > 0 && hidden == NULL)
+	{
+		nn_set_error(err, errlen, "hidden layer widths missing");
+		return NULL;
+	}
+	n_layers = n_hidden + 1;
+	dims[0] = n_features;
+	for (int l = 0; l < n_hidden; l++)
+		dims[l + 1] = hidden[l];
+	dims[n_layers] = n_classes;
+	if (nn_validate_dims(n_layers, dims, err, errlen) != 0)
+		return NULL;
+
+	m = nn_model_alloc(n_layers, dims, err, errlen);
+	if (m == NULL)
+		return NULL;
+
+	nn_rng_seed(&rng, seed);
+	for (int l = 0; l < n_layers; l++)
+	{
+		float	   *W = m->params + m->w_off[l];
+		float	   *b = m->params + m->b_off[l];
+		size_t		n_weights = (size_t) dims[l + 1] * (size_t) dims[l];
+		float		std = (float) sqrt(2.0 / (double) dims[l]);
+
+		for (size_t i = 0; i < n_weights; i++)
+			W[i] = nn_rng_normal(&rng) * std;
+		memset(b, 0, (size_t) dims[l + 1] * sizeof(float));
+	}
+	return m;
+}
+
+/* Deep copy (params and feature range); NULL on allocation failure. */
+nn_model *
+nn_clone(const nn_model *m)
+{
+	nn_model   *c = nn_model_alloc(m->n_layers, m->dims, NULL, 0);
+
+	if (c == NULL)
+		return NULL;
+	memcpy(c->params, m->params, m->n_params * sizeof(float));
+	memcpy(c->feat_lo, m->feat_lo, (size_t) NN_FEATURES(m) * sizeof(float));
+	memcpy(c->feat_hi, m->feat_hi, (size_t) NN_FEATURES(m) * sizeof(float));
+	return c;
+}
+
+/* Overwrite dst's parameters with src's (same shape; the feature range is left alone). */
+void
+nn_copy_params(nn_model *dst, const nn_model *src)
+{
+	if (dst != src)
+		memcpy(dst->params, src->params, src->n_params * sizeof(float));
+}
+
+/* Release a model and its arrays; NULL is ignored. */
+void
+nn_free(nn_model *m)
+{
+	if (m == NULL)
+		return;
+	nn_free_mem(m->params);
+	nn_free_mem(m->feat_lo);
+	nn_free_mem(m->feat_hi);
+	nn_free_mem(m);
+}
+
+/* Record per-feature min/max of X as the input box PGD stays inside; n <= 0 leaves it unchanged. */
+void
+nn_set_feature_range(nn_model *m, const float *X, int n)
+{
+	int			F = NN_FEATURES(m);
+	float	   *lo = m->feat_lo;
+	float	   *hi = m->feat_hi;
+
+	if (n <= 0)
+		return;
+	memcpy(lo, X, (size_t) F * sizeof(float));
+	memcpy(hi, X, (size_t) F * sizeof(float));
+	for (int i = 1; i < n; i++)
+	{
+		const float *row = X + (size_t) i * F;
+
+		for (int j = 0; j < F; j++)
+		{
+			float		v = row[j];
+
+			lo[j] = v < lo[j] ? v : lo[j];
+			hi[j] = v > hi[j] ? v : hi[j];
+		}
+	}
+}
+
+/* True when every parameter is finite (a diverged run is never stored). */
+int
+nn_params_finite(const nn_model *m)
+{
+	for (size_t i = 0; i < m->n_params; i++)
+		if (!isfinite(m->params[i]))
+			return 0;
+	return 1;
+}

@@ -1,0 +1,83 @@
+/*
+ * unlearn_internal.h: what the files of the unlearning loop share (not part
+ * of the API in unlearn_core.h).
+ *
+ *   pgd.c              targeted L2 PGD (ul_pgd_targeted)
+ *   mas.c              MAS importance weights (ul_mas_weights)
+ *   unlearn_options.c  method names and per-method default options
+ *   unlearn_terms.c    the stop rule and the gradient of each step's loss
+ *   unlearn_replay.c   what the default method prepares from the replay rows
+ *   unlearn_setup.c    argument checks; the context's set-up and release
+ *   unlearn_loop.c     ul_unlearn: the loop's phases and its results
+ */
+#ifndef UNLEARN_UNLEARN_INTERNAL_H
+#define UNLEARN_UNLEARN_INTERNAL_H
+
+#include "nn_internal.h"
+#include "unlearn_core.h"
+
+#define UL_CHUNK 256			/* rows per forward/backward chunk */
+#define UL_MAX_GUARD 8192		/* cap on guard rows */
+#define UL_SELECT_ROWS 2048		/* replay rows used for model selection */
+
+/* Everything the loop owns (all of it nn_alloc'd) and the request it serves. */
+typedef struct ul_ctx
+{
+	nn_model   *m;
+	const ul_options *o;
+	const ul_request *req;
+	int			F,
+				C;
+	int			nc;				/* constraint rows: k forget rows, then prior rows */
+	int			k;
+	float	   *Xc;				/* nc x F */
+	int		   *yc;				/* label to avoid (mode 0) or to reach (mode 1) */
+	unsigned char *want;		/* 1: must predict yc; 0: must not predict yc */
+	int		   *viol;			/* indices of violated prior rows (latest check) */
+	int			nviol;
+	nn_workspace *ws;
+	int			wsb;			/* ws->max_batch */
+	float	   *grad;
+	float	   *dl;				/* wsb x C */
+	float	   *Xb;				/* wsb x F */
+	int		   *yb;				/* wsb */
+	float	   *theta0;
+	float	   *wimp;			/* MAS weights or NULL */
+	float	   *Xadv;
+	int		   *tadv;
+	int			nadv;
+	int			adv_pos,
+				f_pos,
+				r_pos;
+	int		   *rperm;
+	int		   *rbi;			/* replay row of each batch slot */
+	float	   *rsoft;			/* nr x C replay targets (distill > 0) or NULL */
+	int		   *gidx;			/* guard rows (indices into the replay rows) */
+	int			ng,
+				g_pos;
+	nn_rng		rng;
+	float		replay_scale;	/* default method: shrinks while rows refuse to be forgotten */
+} ul_ctx;
+
+/* ---------- unlearn_setup.c ---------- */
+int			ul_check_args(const nn_model *m, const ul_request *q, const ul_options *o,
+						  char *err, size_t errlen);
+void		ul_ctx_init(ul_ctx *c, nn_model *m, const ul_request *req, const ul_options *o);
+void		ul_ctx_free(ul_ctx *c);
+
+/* ---------- unlearn_terms.c ---------- */
+int			ul_satisfied(const ul_ctx *c, int i, const float *z);
+int			ul_check(ul_ctx *c, float margin, float hinge_scale, int *n_active);
+void		ul_ce_grad(ul_ctx *c, ul_rows rows, float scale);
+ul_rows		ul_take_cyclic(ul_ctx *c, ul_rows src, int *pos, int nb);
+void		ul_imp_grad(ul_ctx *c, float lambda);
+double		ul_forget_ce(ul_ctx *c, const int *labels);
+void		ul_grad_faithful(ul_ctx *c);
+void		ul_grad_replay(ul_ctx *c);
+
+/* ---------- unlearn_replay.c ---------- */
+void		ul_make_guard(ul_ctx *c, int per);
+double		ul_replay_loss(ul_ctx *c);
+void		ul_make_soft_targets(ul_ctx *c, float distill);
+
+#endif							/* UNLEARN_UNLEARN_INTERNAL_H */

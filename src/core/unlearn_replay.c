@@ -1,0 +1,136 @@
+/*
+ * unlearn_replay.c: what the default method prepares from the replay rows
+ * (a sample of the remaining rows): soft targets mixed with theta0's
+ * softmax, the guard rows nearest to the forget and prior rows, and the
+ * replay loss that picks the state handed back after the repair phase.
+ */
+#include <string.h>
+
+#include "unlearn_internal.h"
+
+/* Representation used to find neighbours: the last hidden layer of theta0 (or the input). */
+static float *
+ul_represent(ul_ctx *c, const float *X, int n, int *dim)
+{
+	int			L = c->m->n_layers;
+	int			H = L > 1 ? c->m->dims[L - 1] : c->F;
+	float	   *out = nn_alloc(sizeof(float) * (size_t) (n > 0 ? n : 1) * H);
+
+	*dim = H;
+	for (int s0 = 0; s0 < n; s0 += c->wsb)
+	{
+		int			nb = n - s0 < c->wsb ? n - s0 : c->wsb;
+		const float *xb = X + (size_t) s0 * c->F;
+
+		if (L > 1)
+		{
+			nn_forward(c->m, c->ws, xb, nb);
+			memcpy(out + (size_t) s0 * H, c->ws->act[L - 1], sizeof(float) * (size_t) nb * H);
+		}
+		else
+			memcpy(out + (size_t) s0 * H, xb, sizeof(float) * (size_t) nb * H);
+	}
+	return out;
+}
+
+/*
+ * Guard rows: for each constraint row, the `per` replay rows nearest to it
+ * in theta0's last hidden layer (distinct, at most UL_MAX_GUARD in all).
+ * They are replayed every step so the change stays local to the forget rows.
+ */
+void
+ul_make_guard(ul_ctx *c, int per)
+{
+	int			nr = c->req->replay.n;
+	const float *Xr = c->req->replay.X;
+	int			H;
+	float	   *Hr = ul_represent(c, Xr, nr, &H);
+	float	   *Hc = ul_represent(c, c->Xc, c->nc, &H);
+	float	   *best_d = nn_alloc(sizeof(float) * per);
+	int		   *best_i = nn_alloc(sizeof(int) * per);
+	unsigned char *taken = nn_alloc_zero(nr);
+	int			cap = c->nc * per < UL_MAX_GUARD ? c->nc * per : UL_MAX_GUARD;
+
+	c->gidx = nn_alloc(sizeof(int) * (cap > 0 ? cap : 1));
+	c->ng = 0;
+	for (int i = 0; i < c->nc && c->ng < cap; i++)
+	{
+		const float *h = Hc + (size_t) i * H;
+		int			nb = 0;
+
+		for (int r = 0; r < nr; r++)
+		{
+			const float *hr = Hr + (size_t) r * H;
+			float		d = 0.0f;
+			int			p;
+
+			for (int j = 0; j < H; j++)
+				d += (h[j] - hr[j]) * (h[j] - hr[j]);
+			if (nb == per && d >= best_d[nb - 1])
+				continue;
+			/* insertion into the sorted top-per list */
+			p = nb < per ? nb++ : nb - 1;
+			while (p > 0 && best_d[p - 1] > d)
+			{
+				best_d[p] = best_d[p - 1];
+				best_i[p] = best_i[p - 1];
+				p--;
+			}
+			best_d[p] = d;
+			best_i[p] = r;
+		}
+		for (int j = 0; j < nb && c->ng < cap; j++)
+			if (!taken[best_i[j]])
+			{
+				taken[best_i[j]] = 1;
+				c->gidx[c->ng++] = best_i[j];
+			}
+	}
+	NN_ASSERT(c->ng <= cap);
+	nn_free_mem(taken);
+	nn_free_mem(best_i);
+	nn_free_mem(best_d);
+	nn_free_mem(Hc);
+	nn_free_mem(Hr);
+}
+
+/* Sum CE of the first UL_SELECT_ROWS replay rows (model selection in the repair phase). */
+double
+ul_replay_loss(ul_ctx *c)
+{
+	const float *Xr = c->req->replay.X;
+	const int  *yr = c->req->replay.y;
+	int			nr = c->req->replay.n;
+	int			n = nr < UL_SELECT_ROWS ? nr : UL_SELECT_ROWS;
+	double		s = 0.0;
+
+	for (int s0 = 0; s0 < n; s0 += c->wsb)
+	{
+		int			nb = n - s0 < c->wsb ? n - s0 : c->wsb;
+		const float *z = nn_forward(c->m, c->ws, Xr + (size_t) s0 * c->F, nb);
+
+		s += nn_softmax_ce(z, yr + s0, nb, c->C, 1.0f, NULL, NULL);
+	}
+	return s;
+}
+
+/* Replay targets: (1 - distill) * onehot(y) + distill * softmax_theta0(x). */
+void
+ul_make_soft_targets(ul_ctx *c, float distill)
+{
+	const float *Xr = c->req->replay.X;
+	const int  *yr = c->req->replay.y;
+	int			nr = c->req->replay.n;
+	c->rsoft = nn_alloc(sizeof(float) * (size_t) nr * c->C);
+	for (int s0 = 0; s0 < nr; s0 += c->wsb)
+	{
+		int			nb = nr - s0 < c->wsb ? nr - s0 : c->wsb;
+		float	   *out = c->rsoft + (size_t) s0 * c->C;
+
+		nn_softmax_ce(nn_forward(c->m, c->ws, Xr + (size_t) s0 * c->F, nb), yr + s0, nb, c->C,
+					  1.0f, NULL, out);
+		for (int r = 0; r < nb; r++)
+			for (int j = 0; j < c->C; j++)
+				out[r * c->C + j] = distill * out[r * c->C + j] + (1.0f - distill) * (j == yr[s0 + r]);
+	}
+}

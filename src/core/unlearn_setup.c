@@ -1,0 +1,198 @@
+/*
+ * unlearn_setup.c: before the unlearning loop: check a request's arguments,
+ * then build the context (constraint rows, buffers, theta0, replay targets
+ * and guard rows, adversarial examples, MAS weights); and free it after.
+ */
+#include <string.h>
+
+#include "unlearn_internal.h"
+
+/* ---------------------------------------------------------------- arguments */
+
+/* Whether a numeric option is out of its range or the optimiser unknown. */
+static int
+ul_options_bad(const ul_options *o)
+{
+	return !(o->lr > 0.0f) || !(o->lr < 1e3f) || o->momentum < 0.0f || o->momentum >= 1.0f ||
+		o->weight_decay < 0.0f || o->forget_batch < 1 || o->adv_batch < 1 ||
+		o->adv_per_row < 0 || o->pgd_eps < 0.0f || o->pgd_alpha < 0.0f || o->pgd_steps < 0 ||
+		o->imp_lambda < 0.0f || o->max_passes < 1 || o->max_steps < 0 || o->margin < 0.0f ||
+		o->replay_weight < 0.0f || o->replay_batch < 0 || o->repair_steps < 0 ||
+		o->adv_weight < 0.0f || o->forget_weight < 0.0f || o->distill < 0.0f || o->distill > 1.0f ||
+		o->guard_per_row < 0 || o->guard_weight < 0.0f || o->repair_lr < 0.0f || o->repair_lr > 1e3f ||
+		(o->optimizer != NN_OPT_SGD && o->optimizer != NN_OPT_ADAM);
+}
+
+/* Whether every label of the n rows is one of C classes. */
+static int
+ul_labels_ok(const int *y, int n, int C)
+{
+	for (int i = 0; i < n; i++)
+		if (y[i] < 0 || y[i] >= C)
+			return 0;
+	return 1;
+}
+
+/* Checks the arguments of ul_unlearn_request; 0 if fine, else -1 + err. */
+int
+ul_check_args(const nn_model *m, const ul_request *q, const ul_options *o,
+			  char *err, size_t errlen)
+{
+	const char *msg = NULL;
+
+	if (!m || !q || !o)
+		msg = "model and options are required";
+	else if (q->forget.n < 1 || !q->forget.X || !q->forget.y)
+		msg = "at least one forget row is required";
+	else if (q->prior.n < 0 || (q->prior.n > 0 && (!q->prior.X || !q->prior.y)) ||
+			 q->replay.n < 0 || (q->replay.n > 0 && (!q->replay.X || !q->replay.y)))
+		msg = "bad prior or replay rows";
+	else if ((int) o->method < 0 || (int) o->method > UL_METHOD_DEFAULT)
+		msg = "unknown unlearning method";
+	else if (ul_options_bad(o))
+		msg = "an unlearning option is out of range";
+	else if (!ul_labels_ok(q->forget.y, q->forget.n, NN_CLASSES(m)) ||
+			 (q->new_labels && !ul_labels_ok(q->new_labels, q->forget.n, NN_CLASSES(m))))
+		msg = "a label is outside the model's classes";
+	else if (!ul_labels_ok(q->prior.y, q->prior.n, NN_CLASSES(m)))
+		msg = "a prior row's label is outside the model's classes";
+	else if (!ul_labels_ok(q->replay.y, q->replay.n, NN_CLASSES(m)))
+		msg = "a replay row's label is outside the model's classes";
+	if (msg == NULL)
+		return 0;
+	nn_set_error(err, errlen, "%s", msg);
+	return -1;
+}
+
+/* ---------------------------------------------------------------- set-up */
+
+/* Constraint rows: the forget rows (to avoid or reach yc) then the prior rows (to avoid). */
+static void
+ul_ctx_constraints(ul_ctx *c)
+{
+	const ul_request *q = c->req;
+	int			k = q->forget.n,
+				np = q->prior.n,
+				F = c->F;
+
+	c->Xc = nn_alloc(sizeof(float) * (size_t) c->nc * F);
+	c->yc = nn_alloc(sizeof(int) * c->nc);
+	c->want = nn_alloc(c->nc);
+	c->viol = nn_alloc(sizeof(int) * (np > 0 ? np : 1));
+	memcpy(c->Xc, q->forget.X, sizeof(float) * (size_t) k * F);
+	if (np > 0)
+		memcpy(c->Xc + (size_t) k * F, q->prior.X, sizeof(float) * (size_t) np * F);
+	for (int i = 0; i < k; i++)
+	{
+		c->yc[i] = q->new_labels ? q->new_labels[i] : q->forget.y[i];
+		c->want[i] = q->new_labels ? 1 : 0;
+	}
+	for (int i = 0; i < np; i++)
+	{
+		c->yc[k + i] = q->prior.y[i];
+		c->want[k + i] = 0;
+	}
+}
+
+/* The workspace and batch buffers (sized for the largest batch) and theta0. */
+static void
+ul_ctx_buffers(ul_ctx *c)
+{
+	const ul_options *o = c->o;
+	size_t		P = c->m->n_params;
+
+	c->wsb = UL_CHUNK;
+	if (o->forget_batch > c->wsb)
+		c->wsb = o->forget_batch;
+	if (o->adv_batch > c->wsb)
+		c->wsb = o->adv_batch;
+	if (o->replay_batch > c->wsb)
+		c->wsb = o->replay_batch;
+	c->ws = nn_workspace_create(c->m, c->wsb);
+	c->grad = nn_alloc(sizeof(float) * P);
+	c->dl = nn_alloc(sizeof(float) * (size_t) c->wsb * c->C);
+	c->Xb = nn_alloc(sizeof(float) * (size_t) c->wsb * c->F);
+	c->yb = nn_alloc(sizeof(int) * c->wsb);
+	c->theta0 = nn_alloc(sizeof(float) * P);
+	memcpy(c->theta0, c->m->params, sizeof(float) * P);
+}
+
+/*
+ * What the loss terms need, all computed on theta0: the replay order, soft
+ * targets and guard rows; the adversarial examples (targets drawn against
+ * the true labels); the MAS weights on the forget rows.
+ */
+static void
+ul_ctx_terms(ul_ctx *c, int is_default)
+{
+	const ul_options *o = c->o;
+	const ul_request *q = c->req;
+	int			nr = q->replay.n;
+
+	if (nr > 0)
+	{
+		c->rperm = nn_alloc(sizeof(int) * nr);
+		for (int i = 0; i < nr; i++)
+			c->rperm[i] = i;
+		c->rbi = nn_alloc(sizeof(int) * c->wsb);
+		if (is_default && o->distill > 0.0f)
+			ul_make_soft_targets(c, o->distill);
+		if (is_default && o->guard_per_row > 0 && o->guard_weight > 0.0f)
+			ul_make_guard(c, o->guard_per_row);
+	}
+	if (o->adv_per_row > 0 && o->pgd_steps >= 0 &&
+		((!is_default && o->method != UL_METHOD_NEGGRAD) || (is_default && o->adv_weight > 0.0f)))
+	{
+		c->nadv = c->k * o->adv_per_row;
+		c->Xadv = nn_alloc(sizeof(float) * (size_t) c->nadv * c->F);
+		c->tadv = nn_alloc(sizeof(int) * c->nadv);
+		ul_pgd_targeted(c->m, q->forget.X, q->forget.y, c->k, o->adv_per_row, o->pgd_eps,
+						o->pgd_alpha, o->pgd_steps, &c->rng, c->Xadv, c->tadv);
+	}
+	if (o->imp_lambda > 0.0f)
+	{
+		c->wimp = nn_alloc(sizeof(float) * c->m->n_params);
+		ul_mas_weights(c->m, q->forget.X, c->k, NULL, c->wimp);
+	}
+}
+
+/* Frees what the context holds. */
+void
+ul_ctx_free(ul_ctx *c)
+{
+	nn_free_mem(c->Xc);
+	nn_free_mem(c->yc);
+	nn_free_mem(c->want);
+	nn_free_mem(c->viol);
+	nn_workspace_free(c->ws);
+	nn_free_mem(c->grad);
+	nn_free_mem(c->dl);
+	nn_free_mem(c->Xb);
+	nn_free_mem(c->yb);
+	nn_free_mem(c->theta0);
+	nn_free_mem(c->wimp);
+	nn_free_mem(c->Xadv);
+	nn_free_mem(c->tadv);
+	nn_free_mem(c->rperm);
+	nn_free_mem(c->rbi);
+	nn_free_mem(c->rsoft);
+	nn_free_mem(c->gidx);
+}
+
+/* The context for a checked request: the RNG first, then everything computed on theta0. */
+void
+ul_ctx_init(ul_ctx *c, nn_model *m, const ul_request *req, const ul_options *o)
+{
+	memset(c, 0, sizeof(*c));
+	c->m = m;
+	c->o = o;
+	c->req = req;
+	c->F = NN_FEATURES(m);
+	c->C = NN_CLASSES(m);
+	c->k = req->forget.n;
+	c->nc = req->forget.n + req->prior.n;
+	nn_rng_seed(&c->rng, o->seed);
+	ul_ctx_constraints(c);
+	ul_ctx_buffers(c);
+	ul_ctx_terms(c, o->method == UL_METHOD_DEFAULT);
+}

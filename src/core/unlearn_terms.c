@@ -1,0 +1,254 @@
+/*
+ * unlearn_terms.c: the pieces of each step of the unlearning loop: the stop
+ * rule over the forget and prior rows (with the default method's margin
+ * term), and the gradients of the faithful methods' loss and of the default
+ * method's replay and guard terms, all added to c->grad.
+ */
+#include <string.h>
+
+#include "unlearn_internal.h"
+
+/* Is constraint row i satisfied by the logits z? */
+int
+ul_satisfied(const ul_ctx *c, int i, const float *z)
+{
+	int			best = 0;
+
+	for (int j = 1; j < c->C; j++)
+		if (z[j] > z[best])
+			best = j;
+	return c->want[i] ? best == c->yc[i] : best != c->yc[i];
+}
+
+/*
+ * Forward pass over all constraint rows: returns how many are satisfied and
+ * records violated prior rows.  If hinge_scale != 0, also adds the gradient
+ * of hinge_scale * (sum of the margin loss over the rows inside the margin)
+ * to c->grad and stores the number of such rows in *n_active.
+ */
+int
+ul_check(ul_ctx *c, float margin, float hinge_scale, int *n_active)
+{
+	int			sat = 0,
+				act = 0;
+
+	c->nviol = 0;
+	for (int s0 = 0; s0 < c->nc; s0 += c->wsb)
+	{
+		int			nb = c->nc - s0 < c->wsb ? c->nc - s0 : c->wsb;
+		const float *xb = c->Xc + (size_t) s0 * c->F;
+		const float *z = nn_forward(c->m, c->ws, xb, nb);
+		int			any = 0;
+
+		for (int r = 0; r < nb; r++)
+		{
+			int			i = s0 + r;
+			const float *zr = z + (size_t) r * c->C;
+			float	   *d = c->dl + (size_t) r * c->C;
+			int			yi = c->yc[i],
+						o = -1;
+			float		gap;
+
+			if (ul_satisfied(c, i, zr))
+				sat++;
+			else if (i >= c->k)
+				c->viol[c->nviol++] = i;
+			if (hinge_scale == 0.0f)
+				continue;
+			/* best other class */
+			for (int j = 0; j < c->C; j++)
+				if (j != yi && (o < 0 || zr[j] > zr[o]))
+					o = j;
+			memset(d, 0, sizeof(float) * c->C);
+			if (o < 0)
+				continue;
+			/* forget: want z_o > z_y + margin; relabel: z_y > z_o + margin */
+			gap = c->want[i] ? zr[o] - zr[yi] + margin : zr[yi] - zr[o] + margin;
+			if (gap > 0.0f)
+			{
+				float		sgn = c->want[i] ? -1.0f : 1.0f;
+
+				d[yi] = sgn * hinge_scale;
+				d[o] = -sgn * hinge_scale;
+				act++;
+				any = 1;
+			}
+		}
+		if (any)
+			nn_backward(c->m, c->ws, xb, nb, c->dl, c->grad, NULL);
+	}
+	NN_ASSERT(c->nviol <= c->nc - c->k && sat + c->nviol <= c->nc);
+	if (n_active)
+		*n_active = act;
+	return sat;
+}
+
+/* Adds scale * grad of sum CE(f(X), y) over the rows (chunked) to c->grad. */
+void
+ul_ce_grad(ul_ctx *c, ul_rows rows, float scale)
+{
+	for (int s0 = 0; s0 < rows.n; s0 += c->wsb)
+	{
+		int			nb = rows.n - s0 < c->wsb ? rows.n - s0 : c->wsb;
+		const float *xb = rows.X + (size_t) s0 * c->F;
+		const float *z = nn_forward(c->m, c->ws, xb, nb);
+
+		nn_softmax_ce(z, rows.y + s0, nb, c->C, scale, c->dl, NULL);
+		nn_backward(c->m, c->ws, xb, nb, c->dl, c->grad, NULL);
+	}
+}
+
+/* Copies the next nb rows of src cycling from *pos into Xb/yb; returns that batch. */
+ul_rows
+ul_take_cyclic(ul_ctx *c, ul_rows src, int *pos, int nb)
+{
+	ul_rows		batch = {c->Xb, c->yb, nb};
+
+	NN_ASSERT(nb <= c->wsb && src.n > 0 && *pos >= 0 && *pos < src.n);
+	for (int r = 0; r < nb; r++)
+	{
+		memcpy(c->Xb + (size_t) r * c->F, src.X + (size_t) (*pos) * c->F, sizeof(float) * c->F);
+		c->yb[r] = src.y[*pos];
+		*pos = (*pos + 1) % src.n;
+	}
+	return batch;
+}
+
+/* Adds grad of (lambda/2) sum w (theta - theta0)^2 to c->grad. */
+void
+ul_imp_grad(ul_ctx *c, float lambda)
+{
+	const float *p = c->m->params;
+
+	for (size_t j = 0; j < c->m->n_params; j++)
+		c->grad[j] += lambda * c->wimp[j] * (p[j] - c->theta0[j]);
+}
+
+/* Mean CE of the k forget rows w.r.t. the labels they are judged by. */
+double
+ul_forget_ce(ul_ctx *c, const int *labels)
+{
+	double		s = 0.0;
+
+	for (int s0 = 0; s0 < c->k; s0 += c->wsb)
+	{
+		int			nb = c->k - s0 < c->wsb ? c->k - s0 : c->wsb;
+		const float *z = nn_forward(c->m, c->ws, c->Xc + (size_t) s0 * c->F, nb);
+
+		s += nn_softmax_ce(z, labels + s0, nb, c->C, 1.0f, NULL, NULL);
+	}
+	return c->k > 0 ? s / c->k : 0.0;
+}
+
+/* One step of a faithful method (neggrad / adv / adv+imp): fills c->grad. */
+void
+ul_grad_faithful(ul_ctx *c)
+{
+	const ul_options *o = c->o;
+	const int  *new_labels = c->req->new_labels;
+	ul_rows		forget = {c->Xc, new_labels ? new_labels : c->req->forget.y, c->k};
+	ul_rows		adv = {c->Xadv, c->tadv, c->nadv};
+	int			nf = o->forget_batch < c->k ? o->forget_batch : c->k;
+	int			na = 0,
+				npv = c->nviol;
+	int			use_adv = o->method != UL_METHOD_NEGGRAD && c->nadv > 0;
+	float		denom;
+
+	if (use_adv)
+		na = o->adv_batch < c->nadv ? o->adv_batch : c->nadv;
+	denom = (float) (nf + na + npv);
+
+	/* forget term: -CE on true labels (forget) or +CE on new labels (relabel) */
+	ul_ce_grad(c, ul_take_cyclic(c, forget, &c->f_pos, nf), (new_labels ? 1.0f : -1.0f) / denom);
+
+	/* prior rows that are classified correctly again: -CE on them too */
+	for (int s0 = 0; s0 < npv; s0 += c->wsb)
+	{
+		int			nb = npv - s0 < c->wsb ? npv - s0 : c->wsb;
+		ul_rows		batch = {c->Xb, c->yb, nb};
+
+		for (int r = 0; r < nb; r++)
+		{
+			int			i = c->viol[s0 + r];
+
+			memcpy(c->Xb + (size_t) r * c->F, c->Xc + (size_t) i * c->F, sizeof(float) * c->F);
+			c->yb[r] = c->yc[i];
+		}
+		ul_ce_grad(c, batch, -1.0f / denom);
+	}
+
+	/* ADV term: CE toward the attack targets */
+	if (use_adv)
+	{
+		ul_ce_grad(c, ul_take_cyclic(c, adv, &c->adv_pos, na), 1.0f / denom);
+	}
+	if (c->wimp && o->imp_lambda != 0.0f)
+		ul_imp_grad(c, o->imp_lambda);
+}
+
+/* Adds weight * mean CE gradient over the replay rows c->rbi[0..nb). */
+static void
+ul_replay_rows_grad(ul_ctx *c, int nb, float weight)
+{
+	const float *Xr = c->req->replay.X;
+	const int  *yr = c->req->replay.y;
+	ul_rows		batch = {c->Xb, c->yb, nb};
+	const float *z;
+	float		sc = weight / nb;
+
+	for (int r = 0; r < nb; r++)
+	{
+		memcpy(c->Xb + (size_t) r * c->F, Xr + (size_t) c->rbi[r] * c->F, sizeof(float) * c->F);
+		c->yb[r] = yr[c->rbi[r]];
+	}
+	if (!c->rsoft)
+	{
+		ul_ce_grad(c, batch, sc);
+		return;
+	}
+	/* soft targets: d CE / d z = softmax(z) - target */
+	z = nn_forward(c->m, c->ws, c->Xb, nb);
+	nn_softmax_ce(z, c->yb, nb, c->C, 1.0f, NULL, c->dl);
+	for (int r = 0; r < nb; r++)
+	{
+		const float *tg = c->rsoft + (size_t) c->rbi[r] * c->C;
+
+		for (int j = 0; j < c->C; j++)
+			c->dl[r * c->C + j] = sc * (c->dl[r * c->C + j] - tg[j]);
+	}
+	nn_backward(c->m, c->ws, c->Xb, nb, c->dl, c->grad, NULL);
+}
+
+/* Adds the replay gradient: a shuffled batch of remaining rows, then a batch of guard rows. */
+void
+ul_grad_replay(ul_ctx *c)
+{
+	const ul_options *o = c->o;
+	int			nr = c->req->replay.n;
+	int			nb = o->replay_batch < nr ? o->replay_batch : nr;
+
+	if (nb <= 0 || o->replay_weight == 0.0f)
+		return;
+	if (nb > c->wsb)
+		nb = c->wsb;
+	for (int r = 0; r < nb; r++)
+	{
+		if (c->r_pos == 0)
+			nn_rng_shuffle(&c->rng, c->rperm, nr);
+		c->rbi[r] = c->rperm[c->r_pos];
+		c->r_pos = (c->r_pos + 1) % nr;
+	}
+	ul_replay_rows_grad(c, nb, o->replay_weight * c->replay_scale);
+	if (c->ng > 0 && o->guard_weight > 0.0f)
+	{
+		nb = o->replay_batch < c->ng ? o->replay_batch : c->ng;
+		if (nb > c->wsb)
+			nb = c->wsb;
+		for (int r = 0; r < nb; r++)
+		{
+			c->rbi[r] = c->gidx[c->g_pos];
+			c->g_pos = (c->g_pos + 1) % c->ng;
+		}
+		ul_replay_rows_grad(c, nb, o->guard_weight * c->replay_scale);
+	}
+}
