@@ -17,6 +17,7 @@
 #include "commands/event_trigger.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "parser/parse_func.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
@@ -101,9 +102,9 @@ run_utility(const char *sql)
 
 /*
  * Installs the triggers on one table: statement-level capture of DELETE and
- * UPDATE and the TRUNCATE guard, all ENABLE ALWAYS so that rows removed by
- * logical replication apply (session_replication_role = replica) reach the
- * model too.
+ * UPDATE and the TRUNCATE guard, and on a leaf table the row-level capture of
+ * logical replication apply, all ENABLE ALWAYS so that they fire under
+ * session_replication_role = replica too.
  */
 static void
 install_on_table(Oid relid)
@@ -121,6 +122,20 @@ install_on_table(Oid relid)
 	run_utility(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER unlearn_capture_delete,"
 						 " ENABLE ALWAYS TRIGGER unlearn_capture_update,"
 						 " ENABLE ALWAYS TRIGGER unlearn_guard_truncate", rel));
+	/*
+	 * logical replication apply fires row triggers only (capture_apply.c);
+	 * rows live in leaf tables.  An installation still at version 0.1 (the
+	 * library updated, ALTER EXTENSION not yet run) lacks the function.
+	 */
+	if (get_rel_relkind(relid) != RELKIND_RELATION ||
+		!OidIsValid(LookupFuncName(list_make2(makeString("unlearn"), makeString("capture_row")),
+								   0, NULL, true)))
+		return;
+	run_utility(psprintf("CREATE OR REPLACE TRIGGER unlearn_capture_apply AFTER DELETE OR UPDATE ON %s"
+						 " FOR EACH ROW WHEN (pg_catalog.current_setting('session_replication_role')"
+						 "  OPERATOR(pg_catalog.=) 'replica')"
+						 " EXECUTE FUNCTION unlearn.capture_row()", rel));
+	run_utility(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER unlearn_capture_apply", rel));
 }
 
 /*
@@ -187,7 +202,8 @@ remove_from_table(Oid relid)
 	uint64		n;
 
 	if (SPI_execute_with_args("SELECT tgname FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname IN"
-							  " ('unlearn_capture_delete', 'unlearn_capture_update', 'unlearn_guard_truncate')",
+							  " ('unlearn_capture_delete', 'unlearn_capture_update', 'unlearn_guard_truncate',"
+							  "  'unlearn_capture_apply')",
 							  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_trigger");
 	triggers = SPI_tuptable;
@@ -406,9 +422,9 @@ column_type(Relation rel, const char *name)
  * as the catalog owner, so a column of another type (whose casts or
  * operators a user may have written) must never reach it.
  */
-static void
-check_capture_columns(Relation rel, const char *model, const char *id, const char *feat,
-					  const char *label, Oid label_type)
+void
+unlearn_check_capture_columns(Relation rel, const char *model, const char *id, const char *feat,
+							  const char *label, Oid label_type)
 {
 	Oid			id_type = column_type(rel, id);
 	Oid			feat_type = column_type(rel, feat);
@@ -509,7 +525,7 @@ capture_entry(Relation rel, bool is_update)
 
 		Oid			label_type = DatumGetObjectId(SPI_getbinval(tup, td, 5, &isnull));
 
-		check_capture_columns(rel, name, id, feat, label, label_type);
+		unlearn_check_capture_columns(rel, name, id, feat, label, label_type);
 		plan = SPI_prepare(capture_sql(is_update, quote_identifier(id), quote_identifier(feat),
 									   quote_identifier(label), type_is_collatable(label_type)),
 						   3, ptypes);
@@ -556,8 +572,8 @@ check_our_trigger(TriggerData *trigdata)
  * waits for the requests to commit and removes them, so they never reach a
  * new model of the same name.
  */
-static bool
-lock_model_row(const char *name, Oid relid)
+bool
+unlearn_lock_model_row(const char *name, Oid relid)
 {
 	static SPIPlanPtr plan = NULL;
 	Datum		args[2] = {CStringGetTextDatum(name), ObjectIdGetDatum(relid)};
@@ -612,7 +628,7 @@ unlearn_capture(PG_FUNCTION_ARGS)
 		args[2] = unlearn_suppress_capture.model != NULL &&
 			strcmp(unlearn_suppress_capture.model, e->models[i].name) == 0 ?
 			unlearn_suppress_capture.ids : no_ids;
-		if (!lock_model_row(e->models[i].name, e->models[i].relid))
+		if (!unlearn_lock_model_row(e->models[i].name, e->models[i].relid))
 			continue;			/* dropped since the entry was built */
 		args[0] = CStringGetTextDatum(e->models[i].name);
 		if (SPI_execute_plan(e->models[i].plan, args, NULL, false, 0) != SPI_OK_INSERT)

@@ -29,6 +29,7 @@ is_our_trigger(const char *name)
 {
 	return name != NULL && (strcmp(name, "unlearn_capture_delete") == 0 ||
 							strcmp(name, "unlearn_capture_update") == 0 ||
+							strcmp(name, "unlearn_capture_apply") == 0 ||
 							strcmp(name, "unlearn_guard_truncate") == 0);
 }
 
@@ -382,7 +383,8 @@ unlearn_guard_drop(PG_FUNCTION_ARGS)
 	if (!unlearn_dropping_own_triggers &&
 		first_row_elevated("SELECT d.object_identity FROM pg_catalog.pg_event_trigger_dropped_objects() d"
 						   " WHERE d.object_type = 'trigger' AND d.address_names[3] IN"
-						   "  ('unlearn_capture_delete', 'unlearn_capture_update', 'unlearn_guard_truncate')"
+						   "  ('unlearn_capture_delete', 'unlearn_capture_update', 'unlearn_guard_truncate',"
+						   "   'unlearn_capture_apply')"
 						   " ORDER BY 1 LIMIT 1", 1, found))
 		ereport(ERROR,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),

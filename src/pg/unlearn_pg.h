@@ -11,6 +11,7 @@
 #include "lib/stringinfo.h"
 #include "nodes/parsenodes.h"
 #include "utils/jsonb.h"
+#include "utils/rel.h"
 
 #include "nn.h"
 #include "privilege.h"
@@ -289,6 +290,13 @@ void		unlearn_capture_cache_invalidate(void);
 
 /* Drops the triggers from the tables of relid's tree that no model trains on any more. */
 void		unlearn_remove_capture_if_unused(Oid relid);
+
+/* Errors unless a model's columns in rel still have the built-in types it was trained with. */
+void		unlearn_check_capture_columns(Relation rel, const char *model, const char *id,
+										  const char *feat, const char *label, Oid label_type);
+
+/* Key-share locks a model's catalog row as committed now; false if the model is gone. */
+bool		unlearn_lock_model_row(const char *name, Oid relid);
 
 /* Quoted names of the models on relid or a table above it (NULL if none); SPI connected. */
 char	   *unlearn_models_above(Oid relid, bool auto_only);

@@ -64,9 +64,15 @@ CREATE FUNCTION unlearn.install_capture(relation pg_catalog.regclass) RETURNS vo
 AS 'MODULE_PATHNAME', 'unlearn_install_capture_sql' LANGUAGE C STRICT;
 REVOKE ALL ON FUNCTION unlearn.install_capture(pg_catalog.regclass) FROM PUBLIC;
 
+-- Logical replication apply fires row-level triggers only: a row trigger
+-- (ENABLE ALWAYS, active only inside an apply worker) queues what it removes.
+CREATE FUNCTION unlearn.capture_row() RETURNS trigger
+AS 'MODULE_PATHNAME', 'unlearn_capture_row' LANGUAGE C;
+
 -- Trigger functions are the extension's: nobody else may attach them to a
 -- table (creating a trigger needs EXECUTE; firing one does not).
 REVOKE ALL ON FUNCTION unlearn.capture() FROM PUBLIC;
+REVOKE ALL ON FUNCTION unlearn.capture_row() FROM PUBLIC;
 REVOKE ALL ON FUNCTION unlearn.guard_truncate() FROM PUBLIC;
 REVOKE ALL ON FUNCTION unlearn.models_changed() FROM PUBLIC;
 REVOKE ALL ON FUNCTION unlearn.guard_drop() FROM PUBLIC;

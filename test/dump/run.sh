@@ -185,7 +185,7 @@ check_restored() {
 	check "unlearn_confirm_forgotten (m_int, m_txt)" "$confirm_a" \
 		"$(q "$db" "SELECT unlearn_confirm_forgotten('m_int') || ',' || unlearn_confirm_forgotten('m_txt')" 2>/dev/null)"
 	check "capture and guard triggers (ENABLE ALWAYS) on the restored training tables" \
-		"ul_int:unlearn_capture_delete,unlearn_capture_update,unlearn_guard_truncate;ul_txt:unlearn_capture_delete,unlearn_capture_update,unlearn_guard_truncate" \
+		"ul_int:unlearn_capture_apply,unlearn_capture_delete,unlearn_capture_update,unlearn_guard_truncate;ul_txt:unlearn_capture_apply,unlearn_capture_delete,unlearn_capture_update,unlearn_guard_truncate" \
 		"$(q "$db" "SELECT string_agg(t, ';' ORDER BY t) FROM (
 		              SELECT tgrelid::regclass || ':' || string_agg(tgname, ',' ORDER BY tgname) AS t
 		              FROM pg_trigger WHERE tgrelid IN ('ul_int'::regclass, 'ul_txt'::regclass)
