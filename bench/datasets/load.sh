@@ -7,6 +7,7 @@
 #   bench/datasets/load.sh                   all: letter shuttle satellite pima votes cars
 #   bench/datasets/load.sh pima votes        only those
 #   bench/datasets/load.sh --prepare-only    write the CSV files, touch no database
+#   bench/datasets/load.sh --load-only       load the files an earlier --prepare-only wrote
 #
 # For each data set NAME it creates, dropping them first (idempotent):
 #   NAME_train, NAME_test          the natural columns: numbers as integer or
@@ -47,10 +48,12 @@ if [ -z "${PSQL:-}" ]; then
 fi
 
 prepare_only=0
+load_only=0
 names=()
 for a in "$@"; do
 	case $a in
 		--prepare-only) prepare_only=1 ;;
+		--load-only) load_only=1 ;;
 		-h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 		-*) echo "load: unknown option $a" >&2; exit 2 ;;
 		*) names+=("$a") ;;
@@ -74,9 +77,15 @@ fi
 
 mkdir -p "$TABULAR_WORK"
 now() { date +%s.%N; }
-t0=$(now)
-"$PYTHON" "$here/tabular.py" prepare "$TABULAR_WORK" "${names[@]}"
-echo "load: prepared in $(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }') s, files in $TABULAR_WORK"
+todo=()
+for n in "${names[@]}"; do
+	if [ "$load_only" = 0 ] || [ ! -f "$TABULAR_WORK/$n/load.sql" ]; then todo+=("$n"); fi
+done
+if [ ${#todo[@]} -gt 0 ]; then
+	t0=$(now)
+	"$PYTHON" "$here/tabular.py" prepare "$TABULAR_WORK" "${todo[@]}"
+	echo "load: prepared in $(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }') s, files in $TABULAR_WORK"
+fi
 [ "$prepare_only" = 1 ] && exit 0
 
 for n in "${names[@]}"; do
