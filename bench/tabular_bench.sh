@@ -24,6 +24,9 @@
 #      the seeds) and training seconds next to scikit-learn's best, and writes
 #      $TABULAR_WORK/tabular_bench.json and unlearn_runs.csv.
 #
+# It starts its own server: run it on its own, not through bench/run.sh (which
+# would run it inside its server).  It waits at most 15 minutes for the lock.
+#
 # Environment:
 #   TABULAR_WORK            work directory (default /tmp/unlearn-tabular-data)
 #   BENCH_SEEDS             seeds (default "1 2 3")
@@ -55,7 +58,7 @@ now() { date +%s.%N; }
 "$here/datasets/load.sh" --prepare-only "${names[@]}"
 if [ ! -f "$TABULAR_WORK/anchor.json" ] && [ "${BENCH_TABULAR_ANCHOR:-1}" != 0 ]; then
 	echo "tabular_bench: no $TABULAR_WORK/anchor.json: running bench/sklearn_anchor.py (a few minutes)"
-	"$PYTHON" "$here/sklearn_anchor.py" --work "$TABULAR_WORK"
+	"$PYTHON" "$here/sklearn_anchor.py" --work "$TABULAR_WORK" "${names[@]}"
 fi
 make -s -C "$root"
 
@@ -68,7 +71,7 @@ echo "dataset,config,seed,rows,classes,train_accuracy,seconds,load_seconds,train
 
 exec 9>>"$LOCK"
 echo "tabular_bench: waiting for $LOCK ..."
-flock 9
+if ! flock -w 900 9; then echo "tabular_bench: $LOCK still taken after 15 minutes" >&2; exit 1; fi
 t_lock=$(now)
 echo "tabular_bench: lock taken at $(date -u +%H:%M:%S) UTC, load $(cut -d' ' -f1-3 /proc/loadavg)"
 release() {

@@ -68,6 +68,7 @@ for p in $APT_PACKAGES; do
 done
 if [ -n "$missing" ]; then
 	echo "load: installing$missing"
+	# shellcheck disable=SC2086  # word splitting wanted: one package a word
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
 fi
 
