@@ -40,7 +40,11 @@ installed=$("$UNLEARN_PG_CONFIG" --pkglibdir)/unlearn.so
 
 rm -rf "$dir"
 mkdir -p "$dir"
-[ "$(id -u)" -ne 0 ] || chown postgres: "$dir"
+# the server side loads the preload library: a copy where postgres can read it
+# (the clone itself may not be readable, e.g. in /root)
+install -m 755 "$preload_so" "$dir/asan_preload.so"
+preload_so=$dir/asan_preload.so
+[ "$(id -u)" -ne 0 ] || chown -R postgres: "$dir"
 
 failed=""
 t_start=$(date +%s)
