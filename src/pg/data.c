@@ -468,6 +468,19 @@ map_text_labels(char **labels, int64 n, UnlearnData *out)
 	}
 }
 
+/* A spec reading a model's columns (ids included) from its training table, labels mapped to its classes. */
+void
+unlearn_model_data_spec(const UnlearnModel *model, UnlearnDataSpec *spec)
+{
+	memset(spec, 0, sizeof(*spec));
+	spec->relid = model->relid;
+	spec->id_column = model->id_column;
+	spec->features_column = model->features_column;
+	spec->label_column = model->label_column;
+	spec->n_features = model->n_features;
+	spec->model = model;
+}
+
 /*
  * Reads the rows with an SPI cursor (the caller is connected): features into
  * a dense matrix, labels mapped to class indices (collected and sorted when

@@ -163,7 +163,10 @@ relabel_rows(const UnlearnModel *model, const UnlearnData *forget, const int *ne
 	int			ret;
 
 	for (int i = 0; i < k; i++)
+	{
+		Assert(new_labels[i] >= 0 && new_labels[i] < model->n_classes);
 		labels[i] = CStringGetTextDatum(model->classes[new_labels[i]]);
+	}
 	args[0] = unlearn_int8_array(forget->ids, k);
 	args[1] = PointerGetDatum(construct_array(labels, k, TEXTOID, -1, false, TYPALIGN_INT));
 	sql = psprintf("UPDATE %s AS t SET %s = u.label::%s FROM unnest($1, $2) AS u(id, label) WHERE t.%s = u.id",

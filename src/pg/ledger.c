@@ -27,6 +27,7 @@ ledger_row_args(const UnlearnModel *model, const UnlearnData *rows, int64 i, int
 	uint8		sha[32];
 	bytea	   *sha_bytea = palloc(VARHDRSZ + sizeof(sha));
 
+	Assert(rows->y[i] >= 0 && rows->y[i] < model->n_classes);
 	for (int j = 0; j < rows->n_features; j++)
 		fd[j] = Float4GetDatum(rows->X[i * rows->n_features + j]);
 	args[0] = CStringGetTextDatum(model->name);

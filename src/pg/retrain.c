@@ -79,13 +79,7 @@ read_retrain_rows(const UnlearnModel *model, UnlearnData *data)
 {
 	UnlearnDataSpec spec;
 
-	memset(&spec, 0, sizeof(spec));
-	spec.relid = model->relid;
-	spec.id_column = model->id_column;
-	spec.features_column = model->features_column;
-	spec.label_column = model->label_column;
-	spec.n_features = model->n_features;
-	spec.model = model;
+	unlearn_model_data_spec(model, &spec);
 	unlearn_read_data(&spec, data);
 	if (data->n == 0)
 		ereport(ERROR,

@@ -35,13 +35,7 @@ read_model_rows(const UnlearnModel *model, const int64 *ids, int64 n, UnlearnDat
 	Oid			argtypes[1] = {INT8ARRAYOID};
 	Datum		args[1] = {unlearn_int8_array(ids, n)};
 
-	memset(&spec, 0, sizeof(spec));
-	spec.relid = model->relid;
-	spec.id_column = model->id_column;
-	spec.features_column = model->features_column;
-	spec.label_column = model->label_column;
-	spec.n_features = model->n_features;
-	spec.model = model;
+	unlearn_model_data_spec(model, &spec);
 	spec.where_clause = psprintf("%s = ANY($1)", quote_identifier(model->id_column));
 	spec.nargs = 1;
 	spec.argtypes = argtypes;

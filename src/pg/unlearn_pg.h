@@ -180,6 +180,9 @@ typedef struct UnlearnDataSpec
  */
 void		unlearn_read_data(const UnlearnDataSpec *spec, UnlearnData *out);
 
+/* A spec of a model's columns (ids included) in its training table, labels mapped to its classes. */
+void		unlearn_model_data_spec(const UnlearnModel *model, UnlearnDataSpec *spec);
+
 /* Checks that relid has the named column and returns its type (errors otherwise). */
 Oid			unlearn_column_type(Oid relid, const char *column, const char *role);
 
