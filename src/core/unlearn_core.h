@@ -139,7 +139,7 @@ int			ul_unlearn_request(nn_model *m, const ul_request *req, const ul_options *o
 							   ul_result *result, char *err, size_t errlen);
 
 /*
- * Unlearn (or relabel) in place (kept with this signature for src/pg; it
+ * Unlearn (or relabel) in place (kept with this signature for the tests; it
  * builds a ul_request and calls ul_unlearn_request).
  *   Xf, yf, k:      the forget rows and their true (current) labels.
  *   new_labels:     NULL for forget mode; else k target labels (relabel mode).

@@ -303,7 +303,7 @@ ul_unlearn_request(nn_model *m, const ul_request *req, const ul_options *o,
 	return 0;
 }
 
-/* The old signature (src/pg/forget.c calls it): builds the request. */
+/* The old signature (the unit tests and bench/core_bench.c call it): builds the request. */
 int
 ul_unlearn(nn_model *m,
 		   const float *Xf, const int *yf, int k, const int *new_labels,

@@ -1,6 +1,7 @@
 /*
  * catalog.c: the unlearn.* catalog tables: looking models up, loading
- * weights, storing versions and manifests, and the privilege rules
+ * weights, storing versions and manifests, reading and building their id
+ * arrays, and the privilege rules
  * (catalog writes run as the extension's owner after our own checks).
  */
 #include "postgres.h"
@@ -232,6 +233,18 @@ unlearn_catalog_ids(Datum d, const char *what, const char *model, int version, i
 	return ids;
 }
 
+/* An int8[] datum of n ids (the form the catalog stores ids in); n may be 0. */
+Datum
+unlearn_int8_array(const int64 *ids, int64 n)
+{
+	Datum	   *d = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(Datum) * Max(n, 1));
+
+	Assert(n >= 0 && n <= INT_MAX);
+	for (int64 i = 0; i < n; i++)
+		d[i] = Int64GetDatum(ids[i]);
+	return PointerGetDatum(construct_array(d, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
 /* Errors unless the current user owns the model (or is a member of its owner) or is superuser. */
 void
 unlearn_check_owner(const UnlearnModel *model, const char *action)
@@ -352,8 +365,6 @@ unlearn_store_version(const char *model, int version, int parent,
 	size_t		size = nn_serialized_size(net);
 	bytea	   *weights = MemoryContextAllocHuge(CurrentMemoryContext, size + VARHDRSZ);
 	UnlearnCatalogUser saved;
-	Datum	   *id_datums;
-	ArrayType  *id_array;
 	uint8		weights_sha[PG_SHA256_DIGEST_LENGTH];
 	uint8		parent_hash[PG_SHA256_DIGEST_LENGTH];
 	uint8		chain[PG_SHA256_DIGEST_LENGTH];
@@ -381,13 +392,7 @@ unlearn_store_version(const char *model, int version, int parent,
 	/* who made it: the caller (the model's owner when the worker runs it), not the catalog owner */
 	args[9] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
 	args[10] = bytea_datum(weights_sha, sizeof(weights_sha));
-	{
-		Datum	   *fd = palloc(sizeof(Datum) * Max(n_forgotten, 1));
-
-		for (int i = 0; i < n_forgotten; i++)
-			fd[i] = Int64GetDatum(forgotten[i]);
-		args[11] = PointerGetDatum(construct_array(fd, n_forgotten, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	}
+	args[11] = unlearn_int8_array(forgotten, n_forgotten);
 
 	unlearn_become_catalog_owner(&saved);
 	if (parent > 0)
@@ -425,13 +430,9 @@ unlearn_store_version(const char *model, int version, int parent,
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not store version: %s", SPI_result_code_string(ret));
 
-	id_datums = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(Datum) * Max(n_ids, 1));
-	for (int64 i = 0; i < n_ids; i++)
-		id_datums[i] = Int64GetDatum(ids[i]);
-	id_array = construct_array(id_datums, (int) n_ids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
 	{
 		Oid			mtypes[3] = {TEXTOID, INT4OID, INT8ARRAYOID};
-		Datum		margs[3] = {args[0], args[1], PointerGetDatum(id_array)};
+		Datum		margs[3] = {args[0], args[1], unlearn_int8_array(ids, n_ids)};
 
 		ret = SPI_execute_with_args("INSERT INTO unlearn.manifests (model, version, ids) VALUES ($1, $2, $3)",
 									3, mtypes, margs, NULL, false, 0);

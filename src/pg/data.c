@@ -231,25 +231,25 @@ check_column_types(const UnlearnDataSpec *spec, Oid *id_type, Oid *feat_type, Oi
 	return kind;
 }
 
-/*
- * Reads the rows with an SPI cursor (the caller is connected): features into
- * a dense matrix, labels mapped to class indices (collected and sorted when
- * spec->model is NULL), ids if asked for.
- */
-void
-unlearn_read_data(const UnlearnDataSpec *spec, UnlearnData *out)
+/* One read in progress: what to read, the column types, and the buffers as they grow. */
+typedef struct DataReader
 {
-	Oid			id_type = InvalidOid,
-				feat_type,
-				label_type;
-	UnlearnLabelKind kind = check_column_types(spec, &id_type, &feat_type, &label_type);
+	const UnlearnDataSpec *spec;
+	Oid			id_type;
+	Oid			label_type;
+	UnlearnLabelKind kind;
+	int64		cap;			/* rows the buffers hold */
+	int			n_features;		/* 0 until the first row when the spec leaves it open */
+	int64	   *int_labels;		/* labels collected for training (spec->model NULL) */
+	char	  **text_labels;
+	UnlearnData *out;
+} DataReader;
+
+/* The SELECT of the id (or NULL), features and label, with the spec's filter, ordered by id. */
+static char *
+build_query(const UnlearnDataSpec *spec)
+{
 	StringInfoData query;
-	Portal		portal;
-	int64		cap = 1024,
-				n = 0;
-	int			n_features = spec->n_features;
-	int64	   *int_labels = NULL;
-	char	  **text_labels = NULL;
 
 	initStringInfo(&query);
 	appendStringInfo(&query, "SELECT %s, %s, %s FROM %s",
@@ -261,180 +261,285 @@ unlearn_read_data(const UnlearnDataSpec *spec, UnlearnData *out)
 		appendStringInfo(&query, " WHERE %s", spec->where_clause);
 	if (spec->id_column)
 		appendStringInfo(&query, " ORDER BY %s", quote_identifier(spec->id_column));
+	return query.data;
+}
 
+/* Checks the column types and allocates the first buffers (X waits for the first row). */
+static void
+start_read(DataReader *r, const UnlearnDataSpec *spec, UnlearnData *out)
+{
+	Oid			feat_type;
+
+	memset(r, 0, sizeof(*r));
+	r->spec = spec;
+	r->id_type = InvalidOid;
+	r->kind = check_column_types(spec, &r->id_type, &feat_type, &r->label_type);
+	r->cap = 1024;
+	r->n_features = spec->n_features;
+	r->out = out;
 	memset(out, 0, sizeof(*out));
-	out->X = NULL;
-	out->y = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int) * cap);
+	out->y = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int) * r->cap);
 	if (spec->id_column)
-		out->ids = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * cap);
+		out->ids = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * r->cap);
 	if (spec->model == NULL)
 	{
-		if (kind == LABEL_INT)
-			int_labels = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * cap);
+		if (r->kind == LABEL_INT)
+			r->int_labels = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * r->cap);
 		else
-			text_labels = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(char *) * cap);
+			r->text_labels = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(char *) * r->cap);
 	}
+}
 
-	portal = SPI_cursor_open_with_args(NULL, query.data, spec->nargs, spec->argtypes,
+/* A row's id (0 without an id column), features and label; NULLs refused. */
+static int64
+row_values(const DataReader *r, HeapTuple tup, TupleDesc desc, Datum *feat_d, Datum *label_d)
+{
+	const UnlearnDataSpec *spec = r->spec;
+	bool		isnull;
+	Datum		id_d = SPI_getbinval(tup, desc, 1, &isnull);
+	int64		id = 0;
+
+	if (spec->id_column)
+	{
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("id column \"%s\" must not be NULL", spec->id_column)));
+		id = int_datum(id_d, r->id_type);
+	}
+	*feat_d = SPI_getbinval(tup, desc, 2, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("features column \"%s\" must not be NULL", spec->features_column),
+				 spec->id_column ? errdetail("Row with id %lld.", (long long) id) : 0));
+	*label_d = SPI_getbinval(tup, desc, 3, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("label column \"%s\" must not be NULL", spec->label_column),
+				 spec->id_column ? errdetail("Row with id %lld.", (long long) id) : 0));
+	return id;
+}
+
+/* On the first row: the feature count (learnt from it if open), checked, and X allocated. */
+static void
+size_features(DataReader *r, Datum feat_d)
+{
+	if (r->n_features == 0)
+	{
+		ArrayType  *first = DatumGetArrayTypeP(feat_d);
+
+		r->n_features = ARR_NDIM(first) == 1 ? ARR_DIMS(first)[0] : 0;
+	}
+	if (r->n_features <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("feature arrays must be one-dimensional and not empty")));
+	if (r->n_features > NN_MAX_DIM)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("feature arrays have %d elements; at most %d are supported",
+						r->n_features, NN_MAX_DIM)));
+	r->out->X = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * r->cap * r->n_features);
+}
+
+/* Room for row n: the unlearn.max_training_rows cap, then the buffers doubled when full. */
+static void
+make_room(DataReader *r, int64 n)
+{
+	UnlearnData *out = r->out;
+
+	if (n >= unlearn_max_rows)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("relation \"%s\" has more than %d rows",
+						get_rel_name(r->spec->relid), unlearn_max_rows),
+				 errhint("Raise unlearn.max_training_rows or use a sample of the table.")));
+	if (n < r->cap)
+		return;
+	r->cap *= 2;
+	out->X = repalloc_huge(out->X, sizeof(float) * r->cap * r->n_features);
+	out->y = repalloc_huge(out->y, sizeof(int) * r->cap);
+	if (out->ids)
+		out->ids = repalloc_huge(out->ids, sizeof(int64) * r->cap);
+	if (r->int_labels)
+		r->int_labels = repalloc_huge(r->int_labels, sizeof(int64) * r->cap);
+	if (r->text_labels)
+		r->text_labels = repalloc_huge(r->text_labels, sizeof(char *) * r->cap);
+}
+
+/* Row n's label: its class of spec->model (-1 if none), or collected for training. */
+static void
+store_label(DataReader *r, int64 n, Datum label_d)
+{
+	const UnlearnModel *model = r->spec->model;
+
+	if (r->kind == LABEL_INT)
+	{
+		int64		v = int_datum(label_d, r->label_type);
+
+		if (model)
+			r->out->y[n] = find_int_class(model, v);
+		else
+			r->int_labels[n] = v;
+	}
+	else
+	{
+		char	   *s = TextDatumGetCString(label_d);
+
+		if (model)
+		{
+			r->out->y[n] = find_text_class(model, s);
+			pfree(s);
+		}
+		else
+			r->text_labels[n] = s;
+	}
+}
+
+/* Reads and checks one row into slot n. */
+static void
+read_row(DataReader *r, int64 n, HeapTuple tup, TupleDesc desc)
+{
+	UnlearnData *out = r->out;
+	Datum		feat_d;
+	Datum		label_d;
+	int64		id = row_values(r, tup, desc, &feat_d, &label_d);
+	ArrayType  *arr;
+
+	if (r->n_features == 0 || out->X == NULL)
+		size_features(r, feat_d);
+	make_room(r, n);
+	arr = DatumGetArrayTypeP(feat_d);
+	/* messages name the row by its id, or by its position (1-based) without one */
+	copy_feature_array(arr, r->n_features, out->X + (size_t) n * r->n_features,
+					   r->spec->id_column ? id : n + 1);
+	if ((Pointer) arr != DatumGetPointer(feat_d))
+		pfree(arr);
+	if (out->ids)
+		out->ids[n] = id;
+	store_label(r, n, label_d);
+}
+
+/* Integer labels: the distinct ones, sorted, become the classes; rows map to them. */
+static void
+map_int_labels(const int64 *labels, int64 n, UnlearnData *out)
+{
+	int64	   *sorted = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * n);
+	int			nd = 0;
+
+	memcpy(sorted, labels, sizeof(int64) * n);
+	qsort(sorted, n, sizeof(int64), unlearn_cmp_int64);
+	for (int64 i = 0; i < n; i++)
+		if (i == 0 || sorted[i] != sorted[i - 1])
+			sorted[nd++] = sorted[i];
+	out->n_labels = nd;
+	out->labels = palloc(sizeof(char *) * nd);
+	for (int i = 0; i < nd; i++)
+		out->labels[i] = psprintf(INT64_FORMAT, sorted[i]);
+	for (int64 i = 0; i < n; i++)
+	{
+		int64	   *hit = bsearch(&labels[i], sorted, nd, sizeof(int64), unlearn_cmp_int64);
+
+		out->y[i] = (int) (hit - sorted);
+	}
+}
+
+/* Text labels: the distinct ones, sorted, become the classes; rows map to them. */
+static void
+map_text_labels(char **labels, int64 n, UnlearnData *out)
+{
+	char	  **sorted = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(char *) * n);
+	int			nd = 0;
+
+	memcpy(sorted, labels, sizeof(char *) * n);
+	qsort(sorted, n, sizeof(char *), cmp_cstring_ptr);
+	for (int64 i = 0; i < n; i++)
+		if (i == 0 || strcmp(sorted[i], sorted[i - 1]) != 0)
+			sorted[nd++] = sorted[i];
+	out->n_labels = nd;
+	out->labels = sorted;
+	for (int64 i = 0; i < n; i++)
+	{
+		char	  **hit = bsearch(&labels[i], sorted, nd, sizeof(char *), cmp_cstring_ptr);
+
+		out->y[i] = (int) (hit - sorted);
+	}
+}
+
+/* A spec reading a model's columns (ids included) from its training table, labels mapped to its classes. */
+void
+unlearn_model_data_spec(const UnlearnModel *model, UnlearnDataSpec *spec)
+{
+	memset(spec, 0, sizeof(*spec));
+	spec->relid = model->relid;
+	spec->id_column = model->id_column;
+	spec->features_column = model->features_column;
+	spec->label_column = model->label_column;
+	spec->n_features = model->n_features;
+	spec->model = model;
+}
+
+/*
+ * Reads the rows with an SPI cursor (the caller is connected): features into
+ * a dense matrix, labels mapped to class indices (collected and sorted when
+ * spec->model is NULL), ids if asked for.
+ */
+void
+unlearn_read_data(const UnlearnDataSpec *spec, UnlearnData *out)
+{
+	DataReader	r;
+	Portal		portal;
+	int64		n = 0;
+
+	start_read(&r, spec, out);
+	portal = SPI_cursor_open_with_args(NULL, build_query(spec), spec->nargs, spec->argtypes,
 									   spec->args, NULL, true, CURSOR_OPT_NO_SCROLL);
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, FETCH_ROWS);
 		if (SPI_processed == 0)
 			break;
-		for (uint64 r = 0; r < SPI_processed; r++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[r];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			bool		isnull;
-			Datum		id_d = SPI_getbinval(tup, desc, 1, &isnull);
-			Datum		feat_d;
-			Datum		label_d;
-			int64		row_no = n + 1;
-			int64		id = 0;
-
-			if (spec->id_column)
-			{
-				if (isnull)
-					ereport(ERROR,
-							(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-							 errmsg("id column \"%s\" must not be NULL", spec->id_column)));
-				id = int_datum(id_d, id_type);
-			}
-			feat_d = SPI_getbinval(tup, desc, 2, &isnull);
-			if (isnull)
-				ereport(ERROR,
-						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						 errmsg("features column \"%s\" must not be NULL", spec->features_column),
-						 spec->id_column ? errdetail("Row with id %lld.", (long long) id) : 0));
-			label_d = SPI_getbinval(tup, desc, 3, &isnull);
-			if (isnull)
-				ereport(ERROR,
-						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						 errmsg("label column \"%s\" must not be NULL", spec->label_column),
-						 spec->id_column ? errdetail("Row with id %lld.", (long long) id) : 0));
-
-			if (n_features == 0 || out->X == NULL)
-			{
-				ArrayType  *first = DatumGetArrayTypeP(feat_d);
-
-				if (n_features == 0)
-					n_features = ARR_NDIM(first) == 1 ? ARR_DIMS(first)[0] : 0;
-				if (n_features <= 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-							 errmsg("feature arrays must be one-dimensional and not empty")));
-				if (n_features > NN_MAX_DIM)
-					ereport(ERROR,
-							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-							 errmsg("feature arrays have %d elements; at most %d are supported",
-									n_features, NN_MAX_DIM)));
-				out->X = MemoryContextAllocHuge(CurrentMemoryContext,
-												sizeof(float) * cap * n_features);
-			}
-			if (n >= unlearn_max_rows)
-				ereport(ERROR,
-						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						 errmsg("relation \"%s\" has more than %d rows",
-								get_rel_name(spec->relid), unlearn_max_rows),
-						 errhint("Raise unlearn.max_training_rows or use a sample of the table.")));
-			if (n == cap)
-			{
-				cap *= 2;
-				out->X = repalloc_huge(out->X, sizeof(float) * cap * n_features);
-				out->y = repalloc_huge(out->y, sizeof(int) * cap);
-				if (out->ids)
-					out->ids = repalloc_huge(out->ids, sizeof(int64) * cap);
-				if (int_labels)
-					int_labels = repalloc_huge(int_labels, sizeof(int64) * cap);
-				if (text_labels)
-					text_labels = repalloc_huge(text_labels, sizeof(char *) * cap);
-			}
-
-			{
-				ArrayType  *arr = DatumGetArrayTypeP(feat_d);
-
-				copy_feature_array(arr, n_features, out->X + (size_t) n * n_features,
-								   spec->id_column ? id : row_no);
-				if ((Pointer) arr != DatumGetPointer(feat_d))
-					pfree(arr);
-			}
-			if (out->ids)
-				out->ids[n] = id;
-
-			if (kind == LABEL_INT)
-			{
-				int64		v = int_datum(label_d, label_type);
-
-				if (spec->model)
-					out->y[n] = find_int_class(spec->model, v);
-				else
-					int_labels[n] = v;
-			}
-			else
-			{
-				char	   *s = TextDatumGetCString(label_d);
-
-				if (spec->model)
-				{
-					out->y[n] = find_text_class(spec->model, s);
-					pfree(s);
-				}
-				else
-					text_labels[n] = s;
-			}
-			n++;
-		}
+		for (uint64 i = 0; i < SPI_processed; i++)
+			read_row(&r, n++, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
 		SPI_freetuptable(SPI_tuptable);
 		CHECK_FOR_INTERRUPTS();
 	}
 	SPI_cursor_close(portal);
 
 	out->n = n;
-	out->n_features = n_features;
-
+	out->n_features = r.n_features;
 	if (spec->model == NULL && n > 0)
 	{
-		/* collect the distinct labels, sorted, and map rows to them */
-		if (kind == LABEL_INT)
-		{
-			int64	   *sorted = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * n);
-			int			nd = 0;
-
-			memcpy(sorted, int_labels, sizeof(int64) * n);
-			qsort(sorted, n, sizeof(int64), unlearn_cmp_int64);
-			for (int64 i = 0; i < n; i++)
-				if (i == 0 || sorted[i] != sorted[i - 1])
-					sorted[nd++] = sorted[i];
-			out->n_labels = nd;
-			out->labels = palloc(sizeof(char *) * nd);
-			for (int i = 0; i < nd; i++)
-				out->labels[i] = psprintf(INT64_FORMAT, sorted[i]);
-			for (int64 i = 0; i < n; i++)
-			{
-				int64	   *hit = bsearch(&int_labels[i], sorted, nd, sizeof(int64), unlearn_cmp_int64);
-
-				out->y[i] = (int) (hit - sorted);
-			}
-		}
+		if (r.kind == LABEL_INT)
+			map_int_labels(r.int_labels, n, out);
 		else
-		{
-			char	  **sorted = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(char *) * n);
-			int			nd = 0;
-
-			memcpy(sorted, text_labels, sizeof(char *) * n);
-			qsort(sorted, n, sizeof(char *), cmp_cstring_ptr);
-			for (int64 i = 0; i < n; i++)
-				if (i == 0 || strcmp(sorted[i], sorted[i - 1]) != 0)
-					sorted[nd++] = sorted[i];
-			out->n_labels = nd;
-			out->labels = sorted;
-			for (int64 i = 0; i < n; i++)
-			{
-				char	  **hit = bsearch(&text_labels[i], sorted, nd, sizeof(char *), cmp_cstring_ptr);
-
-				out->y[i] = (int) (hit - sorted);
-			}
-		}
+			map_text_labels(r.text_labels, n, out);
 	}
+}
+
+/* Drops the rows whose label is not a class of the model, keeping the others in order. */
+void
+unlearn_drop_unknown_labels(UnlearnData *rows)
+{
+	int64		m = 0;
+
+	for (int64 i = 0; i < rows->n; i++)
+	{
+		if (rows->y[i] < 0)
+			continue;
+		if (m != i)
+		{
+			memcpy(rows->X + m * rows->n_features, rows->X + i * rows->n_features,
+				   sizeof(float) * rows->n_features);
+			rows->y[m] = rows->y[i];
+			if (rows->ids)
+				rows->ids[m] = rows->ids[i];
+			if (rows->requested_by)
+				rows->requested_by[m] = rows->requested_by[i];
+		}
+		m++;
+	}
+	rows->n = m;
 }

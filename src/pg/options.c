@@ -133,6 +133,28 @@ static const char *const optimizer_names[] = {"sgd", "adam", NULL};	/* nn_optimi
 
 #define MAX_SEED 9007199254740991.0		/* 2^53 - 1: exact in jsonb numbers */
 
+/* A jsonb value from printf-style text (metrics and recorded options). */
+Jsonb *
+unlearn_jsonb_printf(const char *fmt,...)
+{
+	StringInfoData s;
+
+	initStringInfo(&s);
+	for (;;)
+	{
+		va_list		args;
+		int			needed;
+
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&s, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&s, needed);
+	}
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s.data)));
+}
+
 /* The training options; the catalog's copy also records epochs (last entry). */
 static const OptionSpec train_option_specs[] = {
 	{"optimizer", OPT_ENUM, offsetof(nn_train_options, optimizer), 0, 0, "\"adam\" or \"sgd\"", optimizer_names},
@@ -181,7 +203,101 @@ unlearn_train_options_to_jsonb(const nn_train_options *o, const int *hidden,
 	for (int i = 0; i < n_hidden; i++)
 		appendStringInfo(&s, "%s%d", i ? ", " : "", hidden[i]);
 	appendStringInfoString(&s, "]}");
-	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s.data)));
+	return unlearn_jsonb_printf("%s", s.data);
+}
+
+/* ---------- the unlearning functions' options ---------- */
+
+#define DEFAULT_REPLAY_ROWS 16384
+
+static const char *const method_names[] = {"neggrad", "adv", "adv+imp", "default", NULL};	/* ul_method order */
+
+#define UL_OPT(key, kind, field, lo, hi, expected) \
+	{key, kind, offsetof(UnlearnRunOptions, field), lo, hi, expected, NULL}
+
+static const OptionSpec run_option_specs[] = {
+	{"method", OPT_ENUM, offsetof(UnlearnRunOptions, ul.method), 0, 0,
+	"\"default\", \"neggrad\", \"adv\" or \"adv+imp\"", method_names},
+	{"optimizer", OPT_ENUM, offsetof(UnlearnRunOptions, ul.optimizer), 0, 0, "\"sgd\" or \"adam\"", optimizer_names},
+	UL_OPT("lr", OPT_FLOAT, ul.lr, 1e-9, 10, "a number in (0, 10]"),
+	UL_OPT("momentum", OPT_FLOAT, ul.momentum, 0, 0.999999, "a number in [0, 1)"),
+	UL_OPT("weight_decay", OPT_FLOAT, ul.weight_decay, 0, 1, "a number in [0, 1]"),
+	UL_OPT("forget_batch", OPT_INT, ul.forget_batch, 1, 65536, "an integer from 1 to 65536"),
+	UL_OPT("adv_batch", OPT_INT, ul.adv_batch, 1, 65536, "an integer from 1 to 65536"),
+	UL_OPT("adv_per_row", OPT_INT, ul.adv_per_row, 0, 1000, "an integer from 0 to 1000"),
+	UL_OPT("pgd_eps", OPT_FLOAT, ul.pgd_eps, 0, 1e6, "a non-negative number"),
+	UL_OPT("pgd_alpha", OPT_FLOAT, ul.pgd_alpha, 0, 1e6, "a non-negative number"),
+	UL_OPT("pgd_steps", OPT_INT, ul.pgd_steps, 0, 100000, "an integer from 0 to 100000"),
+	UL_OPT("imp_lambda", OPT_FLOAT, ul.imp_lambda, 0, 1e9, "a non-negative number"),
+	UL_OPT("max_passes", OPT_INT, ul.max_passes, 1, 1000000, "an integer from 1 to 1000000"),
+	UL_OPT("max_steps", OPT_INT, ul.max_steps, 0, 100000000, "a non-negative integer (0 = no cap)"),
+	UL_OPT("seed", OPT_UINT64, ul.seed, 0, MAX_SEED, "a non-negative integer"),
+	UL_OPT("margin", OPT_FLOAT, ul.margin, 0, 1e6, "a non-negative number"),
+	UL_OPT("replay_weight", OPT_FLOAT, ul.replay_weight, 0, 1e6, "a non-negative number"),
+	UL_OPT("replay_batch", OPT_INT, ul.replay_batch, 1, 65536, "an integer from 1 to 65536"),
+	UL_OPT("repair_steps", OPT_INT, ul.repair_steps, 0, 1000000, "an integer from 0 to 1000000"),
+	UL_OPT("adv_weight", OPT_FLOAT, ul.adv_weight, 0, 1e6, "a non-negative number"),
+	UL_OPT("forget_weight", OPT_FLOAT, ul.forget_weight, 0, 1e6, "a non-negative number"),
+	UL_OPT("distill", OPT_FLOAT, ul.distill, 0, 1, "a number in [0, 1]"),
+	UL_OPT("replay_rows", OPT_INT, replay_rows, 0, 10000000, "an integer from 0 to 10000000"),
+};
+
+/* Parses unlearning options: the method's defaults, then the given keys. */
+void
+unlearn_parse_run_options(Jsonb *options, UnlearnRunOptions *out)
+{
+	UnlearnRunOptions probe;
+
+	/* the method decides the defaults of everything else */
+	memset(&probe, 0, sizeof(probe));
+	probe.ul.method = UL_METHOD_DEFAULT;
+	unlearn_parse_options(options, run_option_specs, lengthof(run_option_specs), &probe, "unlearning");
+	memset(out, 0, sizeof(*out));
+	ul_options_default(&out->ul, probe.ul.method);
+	out->replay_rows = DEFAULT_REPLAY_ROWS;
+	unlearn_parse_options(options, run_option_specs, lengthof(run_option_specs), out, "unlearning");
+}
+
+/* The name of a run's method, as the options spell it. */
+const char *
+unlearn_method_name(const UnlearnRunOptions *o)
+{
+	Assert(o->ul.method >= 0 && o->ul.method < lengthof(method_names) - 1);
+	return method_names[o->ul.method];
+}
+
+/* The options a run used, every key spelled out, for the catalog. */
+Jsonb *
+run_options_to_jsonb(const UnlearnRunOptions *o)
+{
+	StringInfoData s;
+
+	initStringInfo(&s);
+	appendStringInfoChar(&s, '{');
+	for (int i = 0; i < lengthof(run_option_specs); i++)
+	{
+		const OptionSpec *spec = &run_option_specs[i];
+		const char *field = (const char *) o + spec->offset;
+
+		appendStringInfo(&s, "%s\"%s\": ", i ? ", " : "", spec->key);
+		switch (spec->kind)
+		{
+			case OPT_FLOAT:
+				appendStringInfo(&s, "%.7g", *(const float *) field);
+				break;
+			case OPT_INT:
+				appendStringInfo(&s, "%d", *(const int *) field);
+				break;
+			case OPT_UINT64:
+				appendStringInfo(&s, UINT64_FORMAT, (uint64) *(const uint64_t *) field);
+				break;
+			case OPT_ENUM:
+				appendStringInfo(&s, "\"%s\"", spec->names[*(const int *) field]);
+				break;
+		}
+	}
+	appendStringInfoChar(&s, '}');
+	return unlearn_jsonb_printf("%s", s.data);
 }
 
 /* Seconds elapsed since *start (an instr_time). */

@@ -1,6 +1,7 @@
 /*
- * train.c: unlearn_train(): read a table, train a classifier, register it
- * as version 1 with the manifest of the rows it saw.
+ * train.c: unlearn_train(): check the arguments, read a table, register the
+ * model, and train and store version 1 with the manifest of the rows it saw
+ * (trainer.c).
  */
 #include "postgres.h"
 
@@ -16,18 +17,6 @@
 #include "utils/lsyscache.h"
 
 #include "unlearn_pg.h"
-
-/* Per-epoch hook: lets a cancel through and reports progress. */
-static int
-train_epoch_callback(void *arg, int epoch, int epochs, double mean_loss)
-{
-	CHECK_FOR_INTERRUPTS();
-	if (unlearn_progress)
-		ereport(NOTICE,
-				(errmsg("unlearn_train \"%s\": epoch %d/%d, mean loss %.4f",
-						(const char *) arg, epoch, epochs, mean_loss)));
-	return 0;
-}
 
 /* Reads and checks the hidden-layer widths argument. */
 static int *
@@ -94,6 +83,153 @@ check_model_name(const char *name)
 				 errmsg("model names must have 1 to 200 characters")));
 }
 
+/* The arguments of one unlearn_train call. */
+typedef struct TrainArgs
+{
+	char	   *name;
+	Oid			relid;
+	char	   *id_col;
+	char	   *feat_col;
+	char	   *label_col;
+	Oid			label_type;
+	int		   *hidden;
+	int			n_hidden;
+	nn_train_options topts;
+	bool		auto_unlearn;
+	const UnlearnData *data;	/* the rows read (for registering the model) */
+} TrainArgs;
+
+/* Reads and checks the arguments that need no table access. */
+static void
+parse_train_args(FunctionCallInfo fcinfo, TrainArgs *a)
+{
+	int			epochs;
+
+	for (int i = 0; i < 5; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("model, relation, id_column, features_column and label_column must not be NULL")));
+	a->name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	a->relid = PG_GETARG_OID(1);
+	a->id_col = NameStr(*PG_GETARG_NAME(2));
+	a->feat_col = NameStr(*PG_GETARG_NAME(3));
+	a->label_col = NameStr(*PG_GETARG_NAME(4));
+	check_model_name(a->name);
+
+	if (PG_ARGISNULL(5))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("hidden must not be NULL"),
+				 errhint("Use '{}' for softmax regression.")));
+	a->hidden = parse_hidden(PG_GETARG_ARRAYTYPE_P(5), &a->n_hidden);
+	epochs = PG_ARGISNULL(6) ? 10 : PG_GETARG_INT32(6);
+	if (epochs < 1 || epochs > 100000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("epochs must be between 1 and 100000, got %d", epochs)));
+	unlearn_parse_train_options(PG_ARGISNULL(7) ? NULL : PG_GETARG_JSONB_P(7), &a->topts);
+	a->topts.epochs = epochs;
+	a->auto_unlearn = PG_ARGISNULL(8) ? true : PG_GETARG_BOOL(8);
+}
+
+/* Checks the table: it exists, the caller may read it, the label column, capture allowed. */
+static void
+check_train_table(TrainArgs *a)
+{
+	if (get_rel_name(a->relid) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", a->relid)));
+	if (pg_class_aclcheck(a->relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", get_rel_name(a->relid)),
+				 errdetail("Training reads the table and needs SELECT on it.")));
+	a->label_type = unlearn_column_type(a->relid, a->label_col, "label");
+	if (a->auto_unlearn)
+		unlearn_check_capture_allowed(a->relid);	/* before the work, not after */
+}
+
+/* Reads the table's rows and checks there is something to train on: rows, 2+ classes, unique ids. */
+static void
+read_train_rows(const TrainArgs *a, UnlearnData *data)
+{
+	UnlearnDataSpec spec;
+
+	memset(&spec, 0, sizeof(spec));
+	spec.relid = a->relid;
+	spec.id_column = a->id_col;
+	spec.features_column = a->feat_col;
+	spec.label_column = a->label_col;
+	unlearn_read_data(&spec, data);
+
+	if (data->n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("relation \"%s\" has no rows to train on", get_rel_name(a->relid))));
+	if (data->n_labels < 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("training needs at least two classes, relation \"%s\" has %d",
+						get_rel_name(a->relid), data->n_labels)));
+	if (data->n_labels > 65536)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("at most 65536 classes are supported, found %d", data->n_labels)));
+	for (int64 i = 1; i < data->n; i++)
+		if (data->ids[i] == data->ids[i - 1])
+			ereport(ERROR,
+					(errcode(ERRCODE_UNIQUE_VIOLATION),
+					 errmsg("id column \"%s\" must be unique", a->id_col),
+					 errdetail("Id %lld appears more than once.", (long long) data->ids[i])));
+	if (data->n > INT_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many rows to train on")));
+}
+
+/*
+ * Registers the trained model in unlearn.models (current version 1), and
+ * installs the capture triggers with auto_unlearn: the hook between
+ * training and storing version 1.
+ */
+static void
+register_model(void *arg, Jsonb *used_options)
+{
+	const TrainArgs *a = arg;
+	Oid			argtypes[12] = {TEXTOID, OIDOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, OIDOID,
+	INT4OID, INT4ARRAYOID, TEXTARRAYOID, JSONBOID, BOOLOID};
+	Datum		args[12];
+	UnlearnCatalogUser saved;
+	int			ret;
+
+	args[0] = CStringGetTextDatum(a->name);
+	args[1] = ObjectIdGetDatum(GetUserId());
+	args[2] = ObjectIdGetDatum(a->relid);
+	args[3] = CStringGetTextDatum(a->id_col);
+	args[4] = CStringGetTextDatum(a->feat_col);
+	args[5] = CStringGetTextDatum(a->label_col);
+	args[6] = ObjectIdGetDatum(a->label_type);
+	args[7] = Int32GetDatum(a->data->n_features);
+	args[8] = hidden_array(a->hidden, a->n_hidden);
+	args[9] = classes_array(a->data->labels, a->data->n_labels);
+	args[10] = JsonbPGetDatum(used_options);
+	args[11] = BoolGetDatum(a->auto_unlearn);
+
+	unlearn_become_catalog_owner(&saved);
+	ret = SPI_execute_with_args("INSERT INTO unlearn.models (name, owner, relation, id_column,"
+								" features_column, label_column, label_type, features, hidden,"
+								" classes, options, current_version, auto_unlearn)"
+								" VALUES ($1, $2::regrole, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12)",
+								12, argtypes, args, NULL, false, 0);
+	unlearn_restore_user(&saved);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "could not register model: %s", SPI_result_code_string(ret));
+	if (a->auto_unlearn)
+		unlearn_install_capture(a->relid);
+}
+
 PG_FUNCTION_INFO_V1(unlearn_train);
 
 /*
@@ -104,184 +240,41 @@ PG_FUNCTION_INFO_V1(unlearn_train);
 Datum
 unlearn_train(PG_FUNCTION_ARGS)
 {
-	char	   *name;
-	Oid			relid;
-	char	   *id_col,
-			   *feat_col,
-			   *label_col;
-	int		   *hidden;
-	int			n_hidden;
-	int			epochs;
-	nn_train_options topts;
-	Jsonb	   *used_options;
-	UnlearnDataSpec spec;
+	TrainArgs	a;
 	UnlearnData data;
-	nn_model   *net;
-	char		err[256];
-	instr_time	t_start,
-				t_train;
-	double		load_seconds,
-				train_seconds,
-				accuracy;
+	UnlearnTrainRun run;
 	TupleDesc	result_desc;
-	Datum		values[8];
-	bool		nulls[8] = {0};
-	Oid			label_type;
-	bool		auto_unlearn;
+	instr_time	t_start;
 
-	for (int i = 0; i < 5; i++)
-		if (PG_ARGISNULL(i))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("model, relation, id_column, features_column and label_column must not be NULL")));
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	relid = PG_GETARG_OID(1);
-	id_col = NameStr(*PG_GETARG_NAME(2));
-	feat_col = NameStr(*PG_GETARG_NAME(3));
-	label_col = NameStr(*PG_GETARG_NAME(4));
-	check_model_name(name);
-
-	if (PG_ARGISNULL(5))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("hidden must not be NULL"),
-				 errhint("Use '{}' for softmax regression.")));
-	hidden = parse_hidden(PG_GETARG_ARRAYTYPE_P(5), &n_hidden);
-	epochs = PG_ARGISNULL(6) ? 10 : PG_GETARG_INT32(6);
-	if (epochs < 1 || epochs > 100000)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("epochs must be between 1 and 100000, got %d", epochs)));
-	unlearn_parse_train_options(PG_ARGISNULL(7) ? NULL : PG_GETARG_JSONB_P(7), &topts);
-	topts.epochs = epochs;
-	auto_unlearn = PG_ARGISNULL(8) ? true : PG_GETARG_BOOL(8);
-
+	parse_train_args(fcinfo, &a);
 	if (get_call_result_type(fcinfo, NULL, &result_desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "unlearn_train must return a composite type");
 	result_desc = BlessTupleDesc(result_desc);
-
-	if (get_rel_name(relid) == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
-	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for table %s", get_rel_name(relid)),
-				 errdetail("Training reads the table and needs SELECT on it.")));
-	label_type = unlearn_column_type(relid, label_col, "label");
-	if (auto_unlearn)
-		unlearn_check_capture_allowed(relid);	/* before the work, not after */
+	check_train_table(&a);
 
 	INSTR_TIME_SET_CURRENT(t_start);
 	SPI_connect();
-
-	if (unlearn_model_lookup(name, true) != NULL)
+	if (unlearn_model_lookup(a.name, true) != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("model \"%s\" already exists", name),
-				 errhint("Drop it with unlearn_drop_model('%s') or choose another name.", name)));
+				 errmsg("model \"%s\" already exists", a.name),
+				 errhint("Drop it with unlearn_drop_model('%s') or choose another name.", a.name)));
+	read_train_rows(&a, &data);
+	a.data = &data;
 
-	memset(&spec, 0, sizeof(spec));
-	spec.relid = relid;
-	spec.id_column = id_col;
-	spec.features_column = feat_col;
-	spec.label_column = label_col;
-	unlearn_read_data(&spec, &data);
-
-	if (data.n == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("relation \"%s\" has no rows to train on", get_rel_name(relid))));
-	if (data.n_labels < 2)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("training needs at least two classes, relation \"%s\" has %d",
-						get_rel_name(relid), data.n_labels)));
-	if (data.n_labels > 65536)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("at most 65536 classes are supported, found %d", data.n_labels)));
-	for (int64 i = 1; i < data.n; i++)
-		if (data.ids[i] == data.ids[i - 1])
-			ereport(ERROR,
-					(errcode(ERRCODE_UNIQUE_VIOLATION),
-					 errmsg("id column \"%s\" must be unique", id_col),
-					 errdetail("Id %lld appears more than once.", (long long) data.ids[i])));
-	if (data.n > INT_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("too many rows to train on")));
-	load_seconds = unlearn_seconds_since(&t_start);
-
-	unlearn_check_model_size(name, data.n_features, n_hidden, hidden, data.n_labels, &topts, data.n);
-	net = nn_create(data.n_features, n_hidden, hidden, data.n_labels, topts.seed, err, sizeof(err));
-	if (net == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid network shape: %s", err)));
-
-	INSTR_TIME_SET_CURRENT(t_train);
-	nn_train(net, data.X, data.y, (int) data.n, &topts, train_epoch_callback, name);
-	train_seconds = unlearn_seconds_since(&t_train);
-	if (!nn_params_finite(net))
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("training diverged: the weights are no longer finite"),
-				 errhint("Lower lr, or scale the features.")));
-	accuracy = nn_accuracy(net, data.X, data.y, (int) data.n);
-
-	used_options = unlearn_train_options_to_jsonb(&topts, hidden, n_hidden, epochs);
-	{
-		Oid			argtypes[12] = {TEXTOID, OIDOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, OIDOID,
-		INT4OID, INT4ARRAYOID, TEXTARRAYOID, JSONBOID, BOOLOID};
-		Datum		args[12];
-		UnlearnCatalogUser saved;
-		int			ret;
-
-		args[0] = CStringGetTextDatum(name);
-		args[1] = ObjectIdGetDatum(GetUserId());
-		args[2] = ObjectIdGetDatum(relid);
-		args[3] = CStringGetTextDatum(id_col);
-		args[4] = CStringGetTextDatum(feat_col);
-		args[5] = CStringGetTextDatum(label_col);
-		args[6] = ObjectIdGetDatum(label_type);
-		args[7] = Int32GetDatum(data.n_features);
-		args[8] = hidden_array(hidden, n_hidden);
-		args[9] = classes_array(data.labels, data.n_labels);
-		args[10] = JsonbPGetDatum(used_options);
-		args[11] = BoolGetDatum(auto_unlearn);
-
-		unlearn_become_catalog_owner(&saved);
-		ret = SPI_execute_with_args("INSERT INTO unlearn.models (name, owner, relation, id_column,"
-									" features_column, label_column, label_type, features, hidden,"
-									" classes, options, current_version, auto_unlearn)"
-									" VALUES ($1, $2::regrole, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12)",
-									12, argtypes, args, NULL, false, 0);
-		unlearn_restore_user(&saved);
-		if (ret != SPI_OK_INSERT)
-			elog(ERROR, "could not register model: %s", SPI_result_code_string(ret));
-	}
-	if (auto_unlearn)
-		unlearn_install_capture(relid);
-	{
-		char	   *metrics = psprintf("{\"train_accuracy\": %.6f, \"load_seconds\": %.3f,"
-									   " \"train_seconds\": %.3f, \"rows\": " INT64_FORMAT "}",
-									   accuracy, load_seconds, train_seconds, data.n);
-
-		unlearn_store_version(name, 1, 0, "train", NULL, used_options, net, data.ids, data.n, NULL, 0,
-							  DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(metrics))));
-	}
-
+	memset(&run, 0, sizeof(run));
+	run.model = a.name;
+	run.reason = "train";
+	run.hidden = a.hidden;
+	run.n_hidden = a.n_hidden;
+	run.n_classes = data.n_labels;
+	run.topts = &a.topts;
+	run.data = &data;
+	run.load_seconds = unlearn_seconds_since(&t_start);
+	run.before_store = register_model;
+	run.before_store_arg = &a;
+	unlearn_train_and_store(&run);
 	SPI_finish();
 
-	values[0] = CStringGetTextDatum(name);
-	values[1] = Int32GetDatum(1);
-	values[2] = Int64GetDatum(data.n);
-	values[3] = Int32GetDatum(data.n_labels);
-	values[4] = Float8GetDatum(accuracy);
-	values[5] = Float8GetDatum(unlearn_seconds_since(&t_start));
-	values[6] = Float8GetDatum(load_seconds);
-	values[7] = Float8GetDatum(train_seconds);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(result_desc, values, nulls)));
+	PG_RETURN_DATUM(unlearn_train_result(result_desc, &run, unlearn_seconds_since(&t_start)));
 }

@@ -84,6 +84,9 @@ nn_model   *unlearn_read_weights(const UnlearnModel *model, int version, int *sq
 /* The ids of a catalog bigint[] (no NULLs, one dimension, else XX001 naming model and version). */
 int64	   *unlearn_catalog_ids(Datum d, const char *what, const char *model, int version, int64 *n_out);
 
+/* An int8[] datum of n ids (n may be 0): the one builder of id arrays. */
+Datum		unlearn_int8_array(const int64 *ids, int64 n);
+
 /* Errors unless the current user owns the model or is superuser. */
 void		unlearn_check_owner(const UnlearnModel *model, const char *action);
 
@@ -177,6 +180,9 @@ typedef struct UnlearnDataSpec
  */
 void		unlearn_read_data(const UnlearnDataSpec *spec, UnlearnData *out);
 
+/* A spec of a model's columns (ids included) in its training table, labels mapped to its classes. */
+void		unlearn_model_data_spec(const UnlearnModel *model, UnlearnDataSpec *spec);
+
 /* Checks that relid has the named column and returns its type (errors otherwise). */
 Oid			unlearn_column_type(Oid relid, const char *column, const char *role);
 
@@ -185,6 +191,9 @@ int			unlearn_cmp_int64(const void *a, const void *b);
 
 /* Output unit of a label given in text form, or -1 if it is not a class of the model. */
 int			unlearn_class_index(const UnlearnModel *model, const char *label);
+
+/* Drops the rows whose label is not a class of the model (y < 0), keeping the order. */
+void		unlearn_drop_unknown_labels(UnlearnData *rows);
 
 /* True if arr is a usable queued feature copy (1-D real[], n_features finite values). */
 bool		unlearn_feature_array_ok(ArrayType *arr, int n_features);
@@ -220,7 +229,9 @@ void		unlearn_parse_retrain_options(Jsonb *stored, Jsonb *overrides, nn_train_op
 Jsonb	   *unlearn_train_options_to_jsonb(const nn_train_options *o, const int *hidden,
 										   int n_hidden, int epochs);
 
-/* ---------- unlearning (forget.c) ---------- */
+/* A jsonb value from printf-style text: metrics and recorded options. */
+Jsonb	   *unlearn_jsonb_printf(const char *fmt,...) pg_attribute_printf(1, 2);
+
 #include "unlearn_core.h"
 
 /* Options of the unlearning functions: the core's plus how many rows to replay. */
@@ -229,6 +240,55 @@ typedef struct UnlearnRunOptions
 	ul_options	ul;
 	int			replay_rows;	/* remaining rows sampled for the default method */
 } UnlearnRunOptions;
+
+void		unlearn_parse_run_options(Jsonb *options, UnlearnRunOptions *out);
+Jsonb	   *run_options_to_jsonb(const UnlearnRunOptions *o);
+const char *unlearn_method_name(const UnlearnRunOptions *o);
+
+/* ---------- changing a model (change.c) ---------- */
+
+/*
+ * Looks up and checks ownership of a model (and the table privilege a change
+ * needs, or 0), locks its catalog row and returns the row as it is after the
+ * lock, under a snapshot that unlearn_close_model_change pops.
+ */
+UnlearnModel *unlearn_open_model_for_change(const char *name, const char *action, AclMode table_privilege);
+void		unlearn_close_model_change(void);
+
+/* The sorted manifest of a version. */
+int64	   *unlearn_load_manifest(const UnlearnModel *model, int version, int64 *n_out);
+
+/* Next free version number of a model (caller holds the model lock). */
+int			unlearn_next_version(const char *name);
+
+/* ---------- training (trainer.c, for train.c and retrain.c) ---------- */
+
+/* One training run: what it trains on and how, where it stores, and what it measured. */
+typedef struct UnlearnTrainRun
+{
+	const char *model;			/* the model's name */
+	bool		retrain;		/* unlearn_retrain: the next version of an existing model */
+	int			parent;			/* retrain: the version it replaces */
+	const char *reason;			/* "train", "retrain" or "reference" */
+	const int  *hidden;
+	int			n_hidden;
+	int			n_classes;
+	const nn_train_options *topts;
+	const UnlearnData *data;	/* the rows, ids sorted and unique: the manifest */
+	double		load_seconds;	/* reading them, for the metrics */
+	/* runs after training, before the version is stored, with the options to record */
+	void		(*before_store) (void *arg, Jsonb *options);
+	void	   *before_store_arg;
+	/* set by unlearn_train_and_store */
+	int			version;
+	double		accuracy;
+	double		train_seconds;
+} UnlearnTrainRun;
+
+void		unlearn_train_and_store(UnlearnTrainRun *run);
+Datum		unlearn_train_result(TupleDesc desc, const UnlearnTrainRun *run, double total_seconds);
+
+/* ---------- unlearning (rows.c, execute.c, ledger.c) ---------- */
 
 /* What one unlearning run did. */
 typedef struct UnlearnOutcome
@@ -243,22 +303,17 @@ typedef struct UnlearnOutcome
 	const char *method;
 } UnlearnOutcome;
 
-void		unlearn_parse_run_options(Jsonb *options, UnlearnRunOptions *out);
-
-/*
- * Looks up and checks ownership of a model (and the table privilege a change
- * needs, or 0), locks its catalog row and returns the row as it is after the
- * lock, under a snapshot that unlearn_close_model_change pops.
- */
-UnlearnModel *unlearn_open_model_for_change(const char *name, const char *action, AclMode table_privilege);
-void		unlearn_close_model_change(void);
-int64	   *unlearn_load_manifest(const UnlearnModel *model, int version, int64 *n_out);
+/* The rows with these sorted, distinct ids, checked against the table and the current manifest. */
+void		unlearn_read_forget_rows(const UnlearnModel *model, const int64 *ids, int k, UnlearnData *out);
 void		unlearn_read_sample(const UnlearnModel *model, const int64 *manifest, int64 n_manifest,
 								const int64 *forget, int k, int want, uint64 seed, UnlearnData *out);
-Jsonb	   *run_options_to_jsonb(const UnlearnRunOptions *o);
 void		unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 							const UnlearnRunOptions *opts, const char *reason, bool change_table,
 							UnlearnOutcome *out);
+
+/* The ledger: rows a version forgot; the earlier ones whose features it keeps. */
+void		unlearn_record_forgotten(const UnlearnModel *model, const UnlearnData *rows, int version);
+void		unlearn_read_prior_rows(const UnlearnModel *model, UnlearnData *out);
 
 /* ---------- capture and worker (capture.c, worker.c) ---------- */
 extern int	unlearn_naptime;			/* unlearn.naptime, ms */

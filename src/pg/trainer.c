@@ -1,0 +1,112 @@
+/*
+ * trainer.c: what unlearn_train and unlearn_retrain share: training a new
+ * network on the rows read, checking it, and storing it as a version with
+ * the manifest of those rows; and their result row.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "portability/instr_time.h"
+#include "utils/builtins.h"
+
+#include "unlearn_pg.h"
+
+/* Per-epoch hook: lets a cancel through and reports progress. */
+static int
+train_epoch_callback(void *arg, int epoch, int epochs, double mean_loss)
+{
+	const UnlearnTrainRun *run = arg;
+
+	CHECK_FOR_INTERRUPTS();
+	if (unlearn_progress)
+		ereport(NOTICE,
+				(errmsg("%s \"%s\": epoch %d/%d, mean loss %.4f",
+						run->retrain ? "unlearn_retrain" : "unlearn_train", run->model,
+						epoch, epochs, mean_loss)));
+	return 0;
+}
+
+/* A new network of the run's shape, trained on its rows; errors if it diverges. */
+static nn_model *
+fit(UnlearnTrainRun *run)
+{
+	const UnlearnData *data = run->data;
+	nn_model   *net;
+	char		err[256];
+	instr_time	t_train;
+
+	unlearn_check_model_size(run->model, data->n_features, run->n_hidden, run->hidden,
+							 run->n_classes, run->topts, data->n);
+	net = nn_create(data->n_features, run->n_hidden, run->hidden, run->n_classes, run->topts->seed,
+					err, sizeof(err));
+	if (net == NULL && run->retrain)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("could not rebuild the network of model \"%s\": %s", run->model, err)));
+	if (net == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid network shape: %s", err)));
+	INSTR_TIME_SET_CURRENT(t_train);
+	nn_train(net, data->X, data->y, (int) data->n, run->topts, train_epoch_callback, run);
+	run->train_seconds = unlearn_seconds_since(&t_train);
+	if (!nn_params_finite(net))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s diverged: the weights are no longer finite",
+						run->retrain ? "retraining" : "training"),
+				 errhint("%s", run->retrain ? "Lower lr." : "Lower lr, or scale the features.")));
+	run->accuracy = nn_accuracy(net, data->X, data->y, (int) data->n);
+	return net;
+}
+
+/*
+ * Trains the run's network and stores it: version 1 of a new model, or
+ * (retrain) the next version, child of run->parent.  run->before_store, if
+ * set, runs between the two with the options to be recorded.  Sets
+ * run->version, accuracy and train_seconds.  Caller: connected to SPI.
+ */
+void
+unlearn_train_and_store(UnlearnTrainRun *run)
+{
+	const UnlearnData *data = run->data;
+	nn_model   *net;
+	Jsonb	   *options;
+	Jsonb	   *metrics;
+
+	Assert(data->n > 0 && data->n <= INT_MAX);
+	Assert(run->n_classes >= 2 || run->retrain);
+	for (int64 i = 1; i < data->n; i++)
+		Assert(data->ids[i - 1] < data->ids[i]);	/* the manifest: sorted, unique */
+
+	net = fit(run);
+	options = unlearn_train_options_to_jsonb(run->topts, run->hidden, run->n_hidden, run->topts->epochs);
+	if (run->before_store)
+		run->before_store(run->before_store_arg, options);
+	run->version = run->retrain ? unlearn_next_version(run->model) : 1;
+	metrics = unlearn_jsonb_printf("{\"train_accuracy\": %.6f, \"load_seconds\": %.3f,"
+								   " \"train_seconds\": %.3f, \"rows\": " INT64_FORMAT "}",
+								   run->accuracy, run->load_seconds, run->train_seconds, data->n);
+	unlearn_store_version(run->model, run->version, run->retrain ? run->parent : 0, run->reason, NULL,
+						  options, net, data->ids, data->n, NULL, 0, metrics);
+}
+
+/* The unlearn_train_result row of a run (in the current memory context). */
+Datum
+unlearn_train_result(TupleDesc desc, const UnlearnTrainRun *run, double total_seconds)
+{
+	Datum		values[8];
+	bool		nulls[8] = {0};
+
+	values[0] = CStringGetTextDatum(run->model);
+	values[1] = Int32GetDatum(run->version);
+	values[2] = Int64GetDatum(run->data->n);
+	values[3] = Int32GetDatum(run->n_classes);
+	values[4] = Float8GetDatum(run->accuracy);
+	values[5] = Float8GetDatum(total_seconds);
+	values[6] = Float8GetDatum(run->load_seconds);
+	values[7] = Float8GetDatum(run->train_seconds);
+	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+}
