@@ -55,7 +55,8 @@ step() {
 	[[ " $steps " == *" $name "* ]] || return 0
 	echo "==== sanitize: $name ===="
 	t0=$(date +%s)
-	"$@" || failed="$failed $name"
+	# a sanitizer runtime that cannot start hangs its process: bound every step
+	timeout --kill-after=10 "${SANITIZE_STEP_TIMEOUT:-900}" "$@" || failed="$failed $name"
 	echo "==== sanitize: $name: $(($(date +%s) - t0)) s"
 }
 
