@@ -19,6 +19,7 @@
 #include "utils/timestamp.h"
 
 #include "mia.h"
+#include "queue.h"
 #include "unlearn_pg.h"
 
 #define AUDIT_REMAINING_SAMPLE 2000
@@ -679,12 +680,7 @@ unlearn_purge(PG_FUNCTION_ARGS)
 							  2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not purge the ledger");
 	n_ledger = SPI_processed;
-	if (SPI_execute_with_args("UPDATE unlearn.requests SET features = NULL"
-							  " WHERE model = $1 AND features IS NOT NULL AND state IN ('done', 'failed', 'skipped')"
-							  "   AND enqueued_at <= clock_timestamp() - $2",
-							  2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not purge the queue");
-	n_requests = SPI_processed;
+	n_requests = unlearn_queue_erase_features(name, older_than);
 	unlearn_restore_user(&saved);
 	unlearn_close_model_change();
 	SPI_finish();
