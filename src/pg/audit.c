@@ -19,6 +19,7 @@
 #include "utils/timestamp.h"
 
 #include "mia.h"
+#include "queue.h"
 #include "unlearn_pg.h"
 
 #define AUDIT_REMAINING_SAMPLE 2000
@@ -202,32 +203,18 @@ read_audit_rows(const UnlearnModel *model, Oid test_relid, UnlearnData *remainin
 	if (OidIsValid(test_relid))
 	{
 		UnlearnDataSpec spec;
-		int64		m = 0;
 
 		if (get_rel_name(test_relid) == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_TABLE),
 					 errmsg("relation with OID %u does not exist", test_relid)));
-		memset(&spec, 0, sizeof(spec));
+		/* the model's columns, read from the test relation (no ids) */
+		unlearn_model_data_spec(model, &spec);
 		spec.relid = test_relid;
-		spec.features_column = model->features_column;
-		spec.label_column = model->label_column;
-		spec.n_features = model->n_features;
-		spec.model = model;
+		spec.id_column = NULL;
 		unlearn_read_data(&spec, test);
 		/* rows with labels the model does not know say nothing about membership */
-		for (int64 i = 0; i < test->n; i++)
-			if (test->y[i] >= 0)
-			{
-				if (m != i)
-				{
-					memcpy(test->X + m * test->n_features, test->X + i * test->n_features,
-						   sizeof(float) * test->n_features);
-					test->y[m] = test->y[i];
-				}
-				m++;
-			}
-		test->n = m;
+		unlearn_drop_unknown_labels(test);
 	}
 }
 
@@ -679,12 +666,7 @@ unlearn_purge(PG_FUNCTION_ARGS)
 							  2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not purge the ledger");
 	n_ledger = SPI_processed;
-	if (SPI_execute_with_args("UPDATE unlearn.requests SET features = NULL"
-							  " WHERE model = $1 AND features IS NOT NULL AND state IN ('done', 'failed', 'skipped')"
-							  "   AND enqueued_at <= clock_timestamp() - $2",
-							  2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not purge the queue");
-	n_requests = SPI_processed;
+	n_requests = unlearn_queue_erase_features(name, older_than);
 	unlearn_restore_user(&saved);
 	unlearn_close_model_change();
 	SPI_finish();

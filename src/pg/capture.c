@@ -29,7 +29,9 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "queue.h"
 #include "unlearn_pg.h"
+#include "worker.h"
 
 static bool queued_in_xact = false;
 
@@ -296,48 +298,6 @@ unlearn_take_queued(void)
 }
 
 /*
- * The INSERT ... SELECT that queues one model's requests for one statement.
- * $1 model, $2 requesting role, $3 ids not to queue (those unlearn_rows is
- * unlearning in this statement).  Text labels compare under "C", so a
- * nondeterministic collation cannot hide a relabel.
- */
-static char *
-capture_sql(bool is_update, const char *id, const char *feat, const char *label, bool text_label)
-{
-	const char *c = text_label ? " COLLATE \"C\"" : "";
-
-	if (!is_update)
-		return psprintf("INSERT INTO unlearn.requests (model, kind, id, label, features, requested_by)"
-						" SELECT $1, 'forget', o.%s, o.%s::text, o.%s::real[], $2::name"
-						" FROM unlearn_old o"
-						" WHERE o.%s IS NOT NULL AND o.%s IS NOT NULL AND o.%s IS NOT NULL"
-						"   AND o.%s <> ALL($3)",
-						id, label, feat, id, label, feat, id);
-	return psprintf("INSERT INTO unlearn.requests (model, kind, id, label, new_label, features, requested_by)"
-					" SELECT $1, CASE WHEN n.%s IS NULL OR n.%s IS NULL"
-					"   OR n.%s IS DISTINCT FROM o.%s THEN 'forget' ELSE 'relabel' END,"
-					"  o.%s, o.%s::text,"
-					"  CASE WHEN n.%s IS NULL OR n.%s IS NULL OR n.%s IS DISTINCT FROM o.%s"
-					"   THEN NULL ELSE n.%s::text END,"
-					"  o.%s::real[], $2::name"
-					" FROM unlearn_old o LEFT JOIN unlearn_new n ON n.%s = o.%s"
-					" WHERE o.%s IS NOT NULL AND o.%s IS NOT NULL AND o.%s IS NOT NULL"
-					"   AND o.%s <> ALL($3)"
-					"   AND (n.%s IS NULL OR n.%s IS NULL OR n.%s IS DISTINCT FROM o.%s"
-					"        OR n.%s%s IS DISTINCT FROM o.%s%s)",
-					id, label, feat, feat,
-					id, label,
-					id, label, feat, feat,
-					label,
-					feat,
-					id, id,
-					id, label, feat,
-					id,
-					id, label, feat, feat,
-					label, c, label, c);
-}
-
-/*
  * Prepared capture statements per (table, event), kept across statements:
  * a single-row DELETE then costs one plan execution, not a catalog query and
  * a parse.  An entry is rebuilt when the catalog generation moves (a model
@@ -526,8 +486,8 @@ capture_entry(Relation rel, bool is_update)
 		Oid			label_type = DatumGetObjectId(SPI_getbinval(tup, td, 5, &isnull));
 
 		unlearn_check_capture_columns(rel, name, id, feat, label, label_type);
-		plan = SPI_prepare(capture_sql(is_update, quote_identifier(id), quote_identifier(feat),
-									   quote_identifier(label), type_is_collatable(label_type)),
+		plan = SPI_prepare(unlearn_queue_capture_sql(is_update, quote_identifier(id), quote_identifier(feat),
+													 quote_identifier(label), type_is_collatable(label_type)),
 						   3, ptypes);
 		if (plan == NULL || SPI_keepplan(plan) != 0)
 			elog(ERROR, "could not prepare the capture of model \"%s\": %s",
@@ -718,8 +678,6 @@ unlearn_wait(PG_FUNCTION_ARGS)
 	Interval   *timeout = PG_GETARG_INTERVAL_P(1);
 	TimestampTz deadline;
 	UnlearnModel *model;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1] = {CStringGetTextDatum(name)};
 	bool		done = false;
 
 	if (IsolationUsesXactSnapshot())
@@ -742,16 +700,11 @@ unlearn_wait(PG_FUNCTION_ARGS)
 	for (;;)
 	{
 		UnlearnCatalogUser saved;
-		bool		isnull;
 		int64		open;
 
 		unlearn_become_catalog_owner(&saved);
-		if (SPI_execute_with_args("SELECT count(*) FROM unlearn.requests"
-								  " WHERE model = $1 AND state IN ('pending', 'running')",
-								  1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read unlearn.requests");
+		open = unlearn_queue_count_open(name);
 		unlearn_restore_user(&saved);
-		open = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		if (open == 0)
 		{
 			done = true;
@@ -780,21 +733,14 @@ unlearn_retry(PG_FUNCTION_ARGS)
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	UnlearnModel *model;
 	UnlearnCatalogUser saved;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1] = {CStringGetTextDatum(name)};
 	uint64		n;
 
 	SPI_connect();
 	model = unlearn_model_lookup(name, false);
 	unlearn_check_owner(model, "retry requests for");
 	unlearn_become_catalog_owner(&saved);
-	if (SPI_execute_with_args("UPDATE unlearn.requests SET state = 'pending', attempts = 0,"
-							  " next_attempt_at = clock_timestamp()"
-							  " WHERE model = $1 AND state = 'failed'",
-							  1, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not update unlearn.requests");
+	n = unlearn_queue_retry_failed(name);
 	unlearn_restore_user(&saved);
-	n = SPI_processed;
 	SPI_finish();
 	if (n > 0)
 		unlearn_note_queued();

@@ -24,6 +24,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
+#include "queue.h"
 #include "unlearn_pg.h"
 
 /* One model of the table, as the row capture needs it. */
@@ -162,21 +163,10 @@ features_differ(ArrayType *a, ArrayType *b)
 static void
 queue_request(const char *model, const char *kind, const ApplyRow *old, const char *new_label)
 {
-	Oid			argtypes[6] = {TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID, FLOAT4ARRAYOID};
-	Datum		args[6] = {CStringGetTextDatum(model), CStringGetTextDatum(kind), Int64GetDatum(old->id),
-	CStringGetTextDatum(old->label), (Datum) 0, PointerGetDatum(old->features)};
-	char		nulls[6] = "      ";
 	UnlearnCatalogUser saved;
 
-	if (new_label)
-		args[4] = CStringGetTextDatum(new_label);
-	else
-		nulls[4] = 'n';
 	unlearn_become_catalog_owner(&saved);
-	if (SPI_execute_with_args("INSERT INTO unlearn.requests (model, kind, id, label, new_label, features, requested_by)"
-							  " VALUES ($1, $2, $3, $4, $5, $6, current_user)",
-							  6, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not queue an unlearning request");
+	unlearn_queue_insert_row(model, kind, old->id, old->label, new_label, old->features);
 	unlearn_restore_user(&saved);
 	unlearn_note_queued();
 }

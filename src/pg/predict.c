@@ -20,6 +20,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
+#include "queue.h"
 #include "unlearn_pg.h"
 
 #define MODEL_CACHE_SIZE 8
@@ -359,9 +360,9 @@ unlearn_drop_model(PG_FUNCTION_ARGS)
 							  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not lock model \"%s\"", name);
 	/* no foreign keys between the catalog tables: each is cleared here */
+	unlearn_queue_drop_model(name);
 	{
 		const char *const deletes[] = {
-			"DELETE FROM unlearn.requests WHERE model = $1",
 			"DELETE FROM unlearn.forgotten WHERE model = $1",
 			"DELETE FROM unlearn.manifests WHERE model = $1",
 			"DELETE FROM unlearn.versions WHERE model = $1",

@@ -9,7 +9,9 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "queue.h"
 #include "unlearn_pg.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
 

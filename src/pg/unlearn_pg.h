@@ -315,32 +315,18 @@ void		unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_l
 void		unlearn_record_forgotten(const UnlearnModel *model, const UnlearnData *rows, int version);
 void		unlearn_read_prior_rows(const UnlearnModel *model, UnlearnData *out);
 
-/* ---------- capture and worker (capture.c, worker.c) ---------- */
-extern int	unlearn_naptime;			/* unlearn.naptime, ms */
-extern int	unlearn_batch_window;		/* unlearn.batch_window, ms */
-extern int	unlearn_max_batch;			/* unlearn.max_batch rows per run */
-extern int	unlearn_max_attempts;		/* unlearn.max_attempts before a request fails */
-extern int	unlearn_retry_delay;		/* unlearn.retry_delay, ms, doubled per failed attempt */
-extern int	unlearn_request_history;	/* unlearn.request_history, s: finished requests kept; -1 forever */
+/* ---------- capture (capture.c, capture_apply.c; the queue is queue.h, the workers worker.h) ---------- */
 
 /* Installs the DELETE/UPDATE/TRUNCATE triggers on a training table (idempotent). */
 void		unlearn_install_capture(Oid relid);
 void		unlearn_install_capture_as_owner(Oid relid);
 void		unlearn_check_capture_allowed(Oid relid);
 
-/* Shared memory and the background workers. */
-void		unlearn_worker_init(void);
-
 /* Remembers that this transaction queued requests: the worker is woken at commit. */
 void		unlearn_note_queued(void);
 bool		unlearn_take_queued(void);
 
-/*
- * Catalog generation: moves (in shared memory) when a transaction that
- * changed unlearn.models commits; 0 when the library is not preloaded.
- */
-uint64		unlearn_catalog_generation(void);
-void		unlearn_note_catalog_changed(void);
+/* Marks every cached capture statement of this backend for rebuilding. */
 void		unlearn_capture_cache_invalidate(void);
 
 /* Drops the triggers from the tables of relid's tree that no model trains on any more. */

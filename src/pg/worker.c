@@ -1,31 +1,20 @@
 /*
- * worker.c: the background workers that unlearn queued requests.
+ * worker.c: the per-database background worker that unlearns queued requests.
  *
- * A launcher (registered when the library is preloaded) lists the databases
- * and starts one worker per database; a worker whose database lacks the
- * extension exits, and the launcher retries it later or as soon as a commit
- * in that database asks for it.  Each worker waits on its latch, which the
- * commit callback of a transaction that queued requests sets (a worker
- * cannot LISTEN), with unlearn.naptime as a timed backstop.
- *
- * A worker coalesces each model's pending requests (up to unlearn.max_batch,
- * after unlearn.batch_window), marks them running in a committed
- * transaction, then in one transaction runs the same unlearning as
- * unlearn_rows as the model's owner, stores the version, fills the ledger
- * and marks the requests done.  A crash leaves them running; the next worker
- * start puts them back to pending, so they are processed once.  A run that
- * errors is recorded and retried with exponential backoff, and fails for
- * good after unlearn.max_attempts.
+ * The launcher (launcher.c) starts one per database; the commit of a
+ * transaction that queued requests sets its latch.  A worker coalesces each
+ * model's pending requests (up to unlearn.max_batch, after
+ * unlearn.batch_window), marks them running in a committed transaction,
+ * then in one transaction runs the same unlearning as unlearn_rows as the
+ * model's owner, stores the version, fills the ledger and marks the requests
+ * done.  A crash leaves them running; the next worker start puts them back
+ * to pending, so they are processed once.  A run that errors is recorded and
+ * retried with exponential backoff, and fails for good after
+ * unlearn.max_attempts.  The queue's SQL is in queue.c.
  */
 #include "postgres.h"
 
-#include "access/genam.h"
-#include "access/heapam.h"
-#include "access/htup_details.h"
-#include "access/table.h"
-#include "access/tableam.h"
 #include "access/xact.h"
-#include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -33,13 +22,8 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
-#include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
-#include "storage/lwlock.h"
-#include "storage/proc.h"
-#include "storage/shmem.h"
-#include "storage/spin.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -47,379 +31,72 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "queue.h"
 #include "unlearn_pg.h"
+#include "worker.h"
 
-#define MAX_DATABASES 64
+#define WORKER_IDLE_EXIT_MS 60000	/* a worker with nothing queued leaves after this */
+#define WORKER_LOCK_KEY INT64CONST(0x756e6c6561726e)	/* "unlearn" */
 
-/* One database the launcher knows about. */
-typedef struct DatabaseSlot
-{
-	Oid			dboid;
-	Latch	   *latch;			/* the worker's latch while it runs, else NULL */
-	pid_t		pid;
-	bool		wanted;			/* a commit there queued requests: start a worker now */
-} DatabaseSlot;
-
-typedef struct UnlearnShared
-{
-	slock_t		mutex;
-	pg_atomic_uint64 catalog_generation;	/* see unlearn_catalog_generation */
-	Latch	   *launcher_latch;
-	DatabaseSlot slots[MAX_DATABASES];
-} UnlearnShared;
-
-static UnlearnShared *shared = NULL;
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-
-int			unlearn_naptime = 5000;
-int			unlearn_batch_window = 20;
-int			unlearn_max_batch = 1024;
-int			unlearn_max_attempts = 5;
-int			unlearn_retry_delay = 2000;
-int			unlearn_request_history = 7 * 24 * 3600;
-
-static Datum scalar_in_transaction(const char *sql, int nargs, Oid *argtypes, Datum *args);
-
-PGDLLEXPORT void unlearn_launcher_main(Datum arg);
-PGDLLEXPORT void unlearn_worker_main(Datum arg);
-
-/* Asks for our shared memory. */
-static void
-unlearn_shmem_request(void)
-{
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(UnlearnShared)));
-}
-
-/* Creates or attaches our shared memory. */
-static void
-unlearn_shmem_startup(void)
-{
-	bool		found;
-
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	shared = ShmemInitStruct("unlearn", sizeof(UnlearnShared), &found);
-	if (!found)
-	{
-		memset(shared, 0, sizeof(UnlearnShared));
-		SpinLockInit(&shared->mutex);
-		pg_atomic_init_u64(&shared->catalog_generation, 1);
-	}
-	LWLockRelease(AddinShmemInitLock);
-}
-
-static bool catalog_changed_in_xact = false;
+static MemoryContext loop_context = NULL;	/* reset at the top of every pass of the loop */
 static bool exiting_idle = false;	/* this worker leaves because nothing is queued */
 
-/* The current catalog generation (0 without shared memory: then nothing may be cached). */
-uint64
-unlearn_catalog_generation(void)
-{
-	return shared ? pg_atomic_read_u64(&shared->catalog_generation) : 0;
-}
+/* ------------------------------------------------------------------ transactions */
 
-/* This transaction changed unlearn.models: move the generation at commit. */
-void
-unlearn_note_catalog_changed(void)
-{
-	catalog_changed_in_xact = true;
-}
-
-/*
- * At commit of a transaction that queued requests, wakes this database's
- * worker, or asks the launcher to start one; at commit of one that changed
- * unlearn.models, moves the catalog generation (after the commit is
- * visible, so a backend that reads the new generation sees the change).
- */
+/* Opens a step's transaction (snapshot, SPI); SPI_palloc'ed results land in the loop's context. */
 static void
-unlearn_xact_callback(XactEvent event, void *arg)
+begin_step(void)
 {
-	bool		queued;
-
-	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_PARALLEL_COMMIT &&
-		event != XACT_EVENT_ABORT && event != XACT_EVENT_PARALLEL_ABORT)
-		return;
-	if (catalog_changed_in_xact)
-	{
-		if (shared != NULL && (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT))
-			pg_atomic_fetch_add_u64(&shared->catalog_generation, 1);
-		else
-			unlearn_capture_cache_invalidate();	/* built from a change that rolled back */
-		catalog_changed_in_xact = false;
-	}
-	queued = unlearn_take_queued();
-	if (!queued || event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT || shared == NULL)
-		return;
-
-	SpinLockAcquire(&shared->mutex);
-	{
-		Latch	   *to_set = NULL;
-		bool		found = false;
-
-		for (int i = 0; i < MAX_DATABASES; i++)
-			if (shared->slots[i].dboid == MyDatabaseId)
-			{
-				found = true;
-				if (shared->slots[i].latch)
-					to_set = shared->slots[i].latch;
-				else
-				{
-					shared->slots[i].wanted = true;
-					to_set = shared->launcher_latch;
-				}
-				break;
-			}
-		if (!found)
-		{
-			for (int i = 0; i < MAX_DATABASES; i++)
-				if (shared->slots[i].dboid == InvalidOid)
-				{
-					shared->slots[i].dboid = MyDatabaseId;
-					shared->slots[i].wanted = true;
-					break;
-				}
-			to_set = shared->launcher_latch;
-		}
-		SpinLockRelease(&shared->mutex);
-		if (to_set)
-			SetLatch(to_set);
-	}
-}
-
-/* Registers hooks and, when preloaded, the launcher. */
-void
-unlearn_worker_init(void)
-{
-	BackgroundWorker worker;
-
-	RegisterXactCallback(unlearn_xact_callback, NULL);
-	if (!process_shared_preload_libraries_in_progress)
-		return;
-
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = unlearn_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = unlearn_shmem_startup;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 5;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "unlearn");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "unlearn_launcher_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "unlearn launcher");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "unlearn launcher");
-	RegisterBackgroundWorker(&worker);
-}
-
-/* ------------------------------------------------------------------ launcher */
-
-/* What the launcher remembers about each database's worker. */
-typedef struct LaunchedWorker
-{
-	Oid			dboid;
-	BackgroundWorkerHandle *handle;
-	TimestampTz last_start;
-} LaunchedWorker;
-
-#define RETRY_IDLE_DATABASE_MS 300000	/* backstop: restart a database's stopped worker */
-#define WORKER_IDLE_EXIT_MS 60000	/* a worker with nothing queued leaves after this */
-
-/* Databases that accept connections and are not templates. */
-static int
-list_databases(Oid *out, int max)
-{
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tup;
-	int			n = 0;
-
 	StartTransactionCommand();
-	rel = table_open(DatabaseRelationId, AccessShareLock);
-	scan = table_beginscan_catalog(rel, 0, NULL);
-	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL && n < max)
-	{
-		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+	MemoryContextSwitchTo(loop_context);
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
 
-		if (db->datallowconn && !db->datistemplate)
-			out[n++] = db->oid;
-	}
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
+/* Commits a step's transaction and returns to the loop's context. */
+static void
+end_step(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(loop_context);
+}
+
+/* Runs one statement in its own transaction (housekeeping outside the queue). */
+static void
+run_statement(const char *sql, int nargs, Oid *argtypes, Datum *args)
+{
+	begin_step();
+	if (SPI_execute_with_args(sql, nargs, argtypes, args, NULL, false, 0) < 0)
+		elog(ERROR, "unlearn worker could not run: %s", sql);
+	end_step();
+}
+
+/* Requests of this database that are pending or running. */
+static int64
+open_requests(void)
+{
+	int64		n;
+
+	begin_step();
+	n = unlearn_queue_count_open(NULL);
+	end_step();
 	return n;
 }
 
-/* Starts the worker of one database. */
-static BackgroundWorkerHandle *
-start_database_worker(Oid dboid)
+/* True if the extension exists in this database. */
+static bool
+extension_present(void)
 {
-	BackgroundWorker worker;
-	BackgroundWorkerHandle *handle;
+	bool		present;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "unlearn");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "unlearn_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "unlearn worker for database %u", dboid);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "unlearn worker");
-	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
-	worker.bgw_notify_pid = MyProcPid;
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-	{
-		ereport(LOG,
-				(errmsg("unlearn launcher could not start a worker for database %u", dboid),
-				 errhint("Raise max_worker_processes.")));
-		return NULL;
-	}
-	return handle;
+	StartTransactionCommand();
+	present = OidIsValid(get_extension_oid("unlearn", true));
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(loop_context);
+	return present;
 }
-
-/* Launcher: keeps one worker per database where one is needed. */
-void
-unlearn_launcher_main(Datum arg)
-{
-	LaunchedWorker launched[MAX_DATABASES];
-	int			n_launched = 0;
-
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
-
-	SpinLockAcquire(&shared->mutex);
-	shared->launcher_latch = MyLatch;
-	SpinLockRelease(&shared->mutex);
-	memset(launched, 0, sizeof(launched));
-
-	for (;;)
-	{
-		Oid			dbs[MAX_DATABASES];
-		int			n_dbs = list_databases(dbs, MAX_DATABASES);
-		TimestampTz now = GetCurrentTimestamp();
-
-		for (int i = 0; i < n_dbs; i++)
-		{
-			LaunchedWorker *lw = NULL;
-			bool		wanted = false;
-			pid_t		pid;
-
-			for (int j = 0; j < n_launched; j++)
-				if (launched[j].dboid == dbs[i])
-					lw = &launched[j];
-			if (lw == NULL && n_launched < MAX_DATABASES)
-			{
-				lw = &launched[n_launched++];
-				lw->dboid = dbs[i];
-				lw->handle = NULL;
-				lw->last_start = 0;
-			}
-			if (lw == NULL)
-				continue;
-
-			/*
-			 * A worker still running (or starting, or not yet reaped) is left
-			 * alone, and so is its wanted flag: the postmaster sets our latch
-			 * when it stops (bgw_notify_pid), and the next round starts the
-			 * new one.
-			 */
-			if (lw->handle && GetBackgroundWorkerPid(lw->handle, &pid) != BGWH_STOPPED)
-				continue;
-			SpinLockAcquire(&shared->mutex);
-			for (int s = 0; s < MAX_DATABASES; s++)
-				if (shared->slots[s].dboid == dbs[i] && shared->slots[s].wanted)
-				{
-					wanted = true;
-					shared->slots[s].wanted = false;
-				}
-			SpinLockRelease(&shared->mutex);
-			if (wanted || lw->last_start == 0 ||
-				TimestampDifferenceExceeds(lw->last_start, now, RETRY_IDLE_DATABASE_MS))
-			{
-				lw->handle = start_database_worker(dbs[i]);
-				lw->last_start = now;
-			}
-		}
-
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 unlearn_naptime, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
-	}
-}
-
-/* ------------------------------------------------------------------ worker */
-
-/* Publishes this worker's latch for its database's commits. */
-static void
-register_worker_slot(void)
-{
-	SpinLockAcquire(&shared->mutex);
-	{
-		int			free_slot = -1;
-		bool		done = false;
-
-		for (int i = 0; i < MAX_DATABASES && !done; i++)
-		{
-			if (shared->slots[i].dboid == MyDatabaseId)
-			{
-				shared->slots[i].latch = MyLatch;
-				shared->slots[i].pid = MyProcPid;
-				shared->slots[i].wanted = false;
-				done = true;
-			}
-			else if (shared->slots[i].dboid == InvalidOid && free_slot < 0)
-				free_slot = i;
-		}
-		if (!done && free_slot >= 0)
-		{
-			shared->slots[free_slot].dboid = MyDatabaseId;
-			shared->slots[free_slot].latch = MyLatch;
-			shared->slots[free_slot].pid = MyProcPid;
-		}
-	}
-	SpinLockRelease(&shared->mutex);
-}
-
-/*
- * Withdraws this worker's latch when it exits, and asks the launcher for a
- * new worker at once: its database has the extension, and requests may be
- * waiting (after a pg_terminate_backend, say).
- */
-static void
-unregister_worker_slot(int code, Datum arg)
-{
-	Latch	   *launcher = NULL;
-
-	SpinLockAcquire(&shared->mutex);
-	for (int i = 0; i < MAX_DATABASES; i++)
-		if (shared->slots[i].dboid == MyDatabaseId && shared->slots[i].pid == MyProcPid)
-		{
-			shared->slots[i].latch = NULL;
-			shared->slots[i].pid = 0;
-			if (!exiting_idle)
-			{
-				shared->slots[i].wanted = true;
-				launcher = shared->launcher_latch;
-			}
-		}
-	SpinLockRelease(&shared->mutex);
-	if (launcher)
-		SetLatch(launcher);
-}
-
-#define WORKER_LOCK_KEY INT64CONST(0x756e6c6561726e)	/* "unlearn" */
 
 /*
  * Takes the session-level advisory lock that makes this the only worker of
@@ -429,203 +106,52 @@ unregister_worker_slot(int code, Datum arg)
 static bool
 become_only_worker(void)
 {
-	return DatumGetBool(scalar_in_transaction("SELECT pg_try_advisory_lock($1)", 1, (Oid[]) {INT8OID},
-											  (Datum[]) {Int64GetDatum(WORKER_LOCK_KEY)}));
-}
+	bool		isnull;
+	bool		got;
 
-/* True if the extension exists in this database (inside a transaction). */
-static bool
-extension_present(void)
-{
-	bool		present;
-
-	StartTransactionCommand();
-	present = OidIsValid(get_extension_oid("unlearn", true));
-	CommitTransactionCommand();
-	return present;
-}
-
-/* Runs one SQL statement in its own transaction (worker housekeeping). */
-static void
-run_in_transaction(const char *sql, int nargs, Oid *argtypes, Datum *args)
-{
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_execute_with_args(sql, nargs, argtypes, args, NULL, false, 0) < 0)
-		elog(ERROR, "unlearn worker could not run: %s", sql);
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	begin_step();
+	if (SPI_execute_with_args("SELECT pg_try_advisory_lock($1)", 1, (Oid[]) {INT8OID},
+							  (Datum[]) {Int64GetDatum(WORKER_LOCK_KEY)}, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "unlearn worker could not take its advisory lock");
+	got = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	end_step();
+	return got;
 }
 
 /*
- * Runs a query returning one non-NULL pass-by-value column in its own
- * transaction and returns that value (worker housekeeping).
+ * Releases this database's slot when the worker exits, and asks the
+ * launcher for a new worker at once unless it leaves idle: its database has
+ * the extension, and requests may be waiting (after a pg_terminate_backend,
+ * say).
  */
-static Datum
-scalar_in_transaction(const char *sql, int nargs, Oid *argtypes, Datum *args)
+static void
+release_slot(int code, Datum arg)
 {
-	Datum		value;
-	bool		isnull;
-
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_execute_with_args(sql, nargs, argtypes, args, NULL, false, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
-		elog(ERROR, "unlearn worker could not run: %s", sql);
-	value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (isnull)
-		elog(ERROR, "unlearn worker got NULL from: %s", sql);
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	return value;
+	unlearn_slot_release(!exiting_idle);
 }
 
-/* One request picked for a run. */
+/* ------------------------------------------------------------------ one run */
+
+/* One claimed request, with the output units of its labels for the current pass. */
 typedef struct PickedRequest
 {
-	int64		request_id;
-	bool		relabel;
-	int64		id;
-	char	   *label;
-	char	   *new_label;
-	ArrayType  *features;
-	char	   *requested_by;
-	int			cls;			/* output unit of label */
-	int			target;			/* relabel: output unit of new_label */
+	UnlearnQueuedRequest q;
+	int			cls;			/* output unit of label, -1 if none */
+	int			target;			/* relabel: output unit of new_label, else -1 */
 } PickedRequest;
 
-/* Orders picked requests by row id. */
-static int
-cmp_request_id(const void *a, const void *b)
+/* A run over one model's claimed requests. */
+typedef struct ClaimedRun
 {
-	const PickedRequest *x = *(PickedRequest *const *) a;
-	const PickedRequest *y = *(PickedRequest *const *) b;
-
-	return (x->id > y->id) - (x->id < y->id);
-}
-
-/*
- * The next model with requests due, or NULL.  *wait_ms is set when the
- * oldest pending request of the model arrived less than a batching window ago
- * (the window runs from the first request of a batch, so a steady stream of
- * DELETEs cannot postpone a run for ever).
- */
-static char *
-next_due_model(long *wait_ms)
-{
-	char	   *model = NULL;
-
-	*wait_ms = 0;
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	/* models whose batching window has passed first, then the oldest request */
-	if (SPI_execute(psprintf("SELECT model, age_ms FROM ("
-							 "  SELECT model, min(request_id) AS first,"
-							 "   extract(epoch FROM clock_timestamp() - min(enqueued_at)) * 1000 AS age_ms"
-							 "  FROM unlearn.requests"
-							 "  WHERE state = 'pending' AND next_attempt_at <= clock_timestamp()"
-							 "  GROUP BY model) s"
-							 " ORDER BY age_ms >= %d DESC, first LIMIT 1", unlearn_batch_window),
-					true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "unlearn worker could not read unlearn.requests");
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-		double		age_ms = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
-																SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)));
-
-		if (age_ms < unlearn_batch_window)
-			*wait_ms = (long) (unlearn_batch_window - age_ms) + 1;
-		else
-			model = MemoryContextStrdup(TopMemoryContext,
-										SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
-	}
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	return model;
-}
-
-/*
- * Marks up to unlearn.max_batch pending requests of a model running, in a
- * committed transaction; returns their ids (in TopMemoryContext).
- */
-static int64 *
-claim_requests(const char *model, int *n_out)
-{
-	Oid			argtypes[2] = {TEXTOID, INT4OID};
-	Datum		args[2] = {CStringGetTextDatum(model), Int32GetDatum(unlearn_max_batch)};
-	int64	   *ids = NULL;
-	int			n = 0;
-
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_execute_with_args("UPDATE unlearn.requests SET state = 'running', attempts = attempts + 1"
-							  " WHERE request_id IN (SELECT request_id FROM unlearn.requests"
-							  "   WHERE model = $1 AND state = 'pending' AND next_attempt_at <= clock_timestamp()"
-							  "   ORDER BY request_id LIMIT $2 FOR UPDATE SKIP LOCKED)"
-							  " RETURNING request_id",
-							  2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "unlearn worker could not claim requests");
-	n = (int) SPI_processed;
-	if (n > 0)
-	{
-		ids = MemoryContextAlloc(TopMemoryContext, sizeof(int64) * n);
-		for (int i = 0; i < n; i++)
-		{
-			bool		isnull;
-
-			ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		}
-	}
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	*n_out = n;
-	return ids;
-}
-
-/* Marks requests with a final state and an optional note (caller in a transaction, SPI connected). */
-static void
-finish_requests(const int64 *request_ids, int n, const char *state, int version, const char *note)
-{
-	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
-	Oid			argtypes[4] = {INT8ARRAYOID, TEXTOID, INT4OID, TEXTOID};
-	Datum		args[4];
-	char		nulls[4] = "    ";
-	UnlearnCatalogUser saved;
-
-	if (n == 0)
-		return;
-	for (int i = 0; i < n; i++)
-		d[i] = Int64GetDatum(request_ids[i]);
-	args[0] = PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[1] = CStringGetTextDatum(state);
-	args[2] = Int32GetDatum(version);
-	if (version <= 0)
-		nulls[2] = 'n';
-	if (note)
-		args[3] = CStringGetTextDatum(note);
-	else
-		nulls[3] = 'n';
-	/* the ledger keeps what re-verification needs: the queue's copy goes */
-	/* only requests this worker claimed: a finished request is never rewritten */
-	/* the run acts as the model's owner, who may not write the queue: the catalog owner does */
-	unlearn_become_catalog_owner(&saved);
-	if (SPI_execute_with_args("UPDATE unlearn.requests SET state = $2, version = $3, note = $4,"
-							  " done_at = clock_timestamp(), features = NULL,"
-							  " last_error = CASE WHEN $2 = 'failed' THEN $4 END"
-							  " WHERE request_id = ANY($1) AND state = 'running'",
-							  4, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "unlearn worker could not update requests");
-	unlearn_restore_user(&saved);
-}
+	const char *name;
+	UnlearnModel *model;		/* re-read after a pass stores a version */
+	UnlearnRunOptions opts;		/* the model's auto_options */
+	PickedRequest *req;			/* in request_id order */
+	int			n;
+	int64	   *manifest;		/* the rows the current version learned, sorted */
+	int64		n_manifest;
+} ClaimedRun;
 
 /* What the worker does with one claimed request in a pass. */
 typedef enum RequestFate
@@ -636,11 +162,34 @@ typedef enum RequestFate
 	FATE_FAIL_COPY				/* learned, but its feature copy is unusable */
 } RequestFate;
 
+/* What one pass does with its requests. */
+typedef struct PassPlan
+{
+	PickedRequest **use;		/* to unlearn, sorted by row id */
+	int64	   *skipped,		/* request ids of the others, by fate */
+			   *failed_label,
+			   *failed_copy;
+	int			n_use,
+				n_skipped,
+				n_failed_label,
+				n_failed_copy;
+} PassPlan;
+
+/* Orders picked requests by row id. */
+static int
+cmp_request_id(const void *a, const void *b)
+{
+	const PickedRequest *x = *(PickedRequest *const *) a;
+	const PickedRequest *y = *(PickedRequest *const *) b;
+
+	return (x->q.id > y->q.id) - (x->q.id < y->q.id);
+}
+
 /* True if a request carries what unlearning needs: a class and a usable feature copy. */
 static bool
 request_usable(const PickedRequest *r, const UnlearnModel *model)
 {
-	return r->cls >= 0 && r->features != NULL && unlearn_feature_array_ok(r->features, model->n_features);
+	return r->cls >= 0 && r->q.features != NULL && unlearn_feature_array_ok(r->q.features, model->n_features);
 }
 
 /*
@@ -651,7 +200,7 @@ request_usable(const PickedRequest *r, const UnlearnModel *model)
 static bool
 in_pass(const PickedRequest *r, bool relabel_pass)
 {
-	return relabel_pass ? (r->relabel && r->target >= 0) : (!r->relabel || r->target < 0);
+	return relabel_pass ? (r->q.relabel && r->target >= 0) : (!r->q.relabel || r->target < 0);
 }
 
 /*
@@ -661,20 +210,22 @@ in_pass(const PickedRequest *r, bool relabel_pass)
  * is usable fails rather than being skipped.
  */
 static RequestFate
-request_fate(const PickedRequest *req, int n, int i, bool relabel_pass, const UnlearnModel *model,
-			 const int64 *manifest, int64 n_manifest)
+request_fate(const ClaimedRun *run, int i, bool relabel_pass)
 {
+	const PickedRequest *req = run->req;
 	const PickedRequest *r = &req[i];
-	bool		usable = request_usable(r, model);
+	bool		usable = request_usable(r, run->model);
 
+	Assert(i >= 0 && i < run->n);
 	Assert(in_pass(r, relabel_pass));
 	/* step 1: a row the current version never learned needs nothing */
-	if (!bsearch(&r->id, manifest, n_manifest, sizeof(int64), unlearn_cmp_int64))
+	if (!bsearch(&r->q.id, run->manifest, run->n_manifest, sizeof(int64), unlearn_cmp_int64))
 		return FATE_SKIP;
 	/* step 2: another usable request of the row in this pass stands for this one */
-	for (int j = 0; j < n; j++)
+	for (int j = 0; j < run->n; j++)
 	{
-		if (j == i || req[j].id != r->id || !in_pass(&req[j], relabel_pass) || !request_usable(&req[j], model))
+		if (j == i || req[j].q.id != r->q.id || !in_pass(&req[j], relabel_pass) ||
+			!request_usable(&req[j], run->model))
 			continue;
 		if (!usable || (relabel_pass ? j > i : j < i))
 			return FATE_SKIP;
@@ -685,229 +236,233 @@ request_fate(const PickedRequest *req, int n, int i, bool relabel_pass, const Un
 	return FATE_USE;
 }
 
+/* Step 1 of a run: lock the model's catalog row, then re-read the model and its auto_options. */
+static void
+lock_model(ClaimedRun *run)
+{
+	Datum		name = CStringGetTextDatum(run->name);
+
+	(void) unlearn_model_lookup(run->name, false);
+	/* serialise with unlearn_rows and other changes of this model */
+	if (SPI_execute_with_args("SELECT 1 FROM unlearn.models WHERE name = $1 FOR NO KEY UPDATE",
+							  1, (Oid[]) {TEXTOID}, &name, NULL, false, 1) != SPI_OK_SELECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not lock model \"%s\"", run->name)));
+	/* read everything after the lock: a concurrent unlearn_rows may have made a new version */
+	PopActiveSnapshot();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	run->model = unlearn_model_lookup(run->name, false);
+	unlearn_parse_run_options(NULL, &run->opts);
+	if (SPI_execute_with_args("SELECT auto_options FROM unlearn.models WHERE name = $1",
+							  1, (Oid[]) {TEXTOID}, &name, NULL, true, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+	{
+		bool		isnull;
+
+		unlearn_parse_run_options(DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)),
+								  &run->opts);
+	}
+}
+
+/* Step 2 of a run: read the claimed requests and the rows the current version learned. */
+static void
+read_claimed(ClaimedRun *run, const int64 *claimed, int n_claimed)
+{
+	UnlearnQueuedRequest *q = unlearn_queue_read(claimed, n_claimed, &run->n);
+
+	run->req = palloc(sizeof(PickedRequest) * Max(run->n, 1));
+	for (int i = 0; i < run->n; i++)
+	{
+		run->req[i].q = q[i];
+		run->req[i].cls = -1;
+		run->req[i].target = -1;
+	}
+	run->manifest = unlearn_load_manifest(run->model, run->model->version, &run->n_manifest);
+}
+
+/* Step 3 of a pass: decide each request's fate, the ones to unlearn sorted by row id. */
+static void
+plan_pass(ClaimedRun *run, bool relabel, PassPlan *plan)
+{
+	PickedRequest *req = run->req;
+	int			n = run->n;
+	int			n_in_pass = 0;
+
+	memset(plan, 0, sizeof(*plan));
+	plan->use = palloc(sizeof(PickedRequest *) * Max(n, 1));
+	plan->skipped = palloc(sizeof(int64) * Max(n, 1));
+	plan->failed_label = palloc(sizeof(int64) * Max(n, 1));
+	plan->failed_copy = palloc(sizeof(int64) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		req[i].cls = req[i].q.label ? unlearn_class_index(run->model, req[i].q.label) : -1;
+		req[i].target = req[i].q.relabel && req[i].q.new_label ?
+			unlearn_class_index(run->model, req[i].q.new_label) : -1;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		if (!in_pass(&req[i], relabel))
+			continue;
+		n_in_pass++;
+		switch (request_fate(run, i, relabel))
+		{
+			case FATE_USE:
+				plan->use[plan->n_use++] = &req[i];
+				break;
+			case FATE_SKIP:
+				plan->skipped[plan->n_skipped++] = req[i].q.request_id;
+				break;
+			case FATE_FAIL_LABEL:
+				plan->failed_label[plan->n_failed_label++] = req[i].q.request_id;
+				break;
+			case FATE_FAIL_COPY:
+				plan->failed_copy[plan->n_failed_copy++] = req[i].q.request_id;
+				break;
+		}
+	}
+	Assert(plan->n_use + plan->n_skipped + plan->n_failed_label + plan->n_failed_copy == n_in_pass);
+	/* unlearn_execute wants the rows sorted by id */
+	qsort(plan->use, plan->n_use, sizeof(PickedRequest *), cmp_request_id);
+}
+
+/* The rows a pass unlearns, as unlearn_execute takes them, with their new labels and request ids. */
+static void
+gather_rows(const ClaimedRun *run, const PassPlan *plan, UnlearnData *rows, int **new_labels, int64 **used)
+{
+	int			nf = run->model->n_features;
+	int			n = plan->n_use;
+
+	memset(rows, 0, sizeof(*rows));
+	rows->n_features = nf;
+	rows->X = palloc(sizeof(float) * Max(n, 1) * nf);
+	rows->y = palloc(sizeof(int) * Max(n, 1));
+	rows->ids = palloc(sizeof(int64) * Max(n, 1));
+	rows->requested_by = palloc(sizeof(char *) * Max(n, 1));
+	*new_labels = palloc(sizeof(int) * Max(n, 1));
+	*used = palloc(sizeof(int64) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		const PickedRequest *r = plan->use[i];
+		float	   *x = unlearn_features_from_array(r->q.features, nf);
+
+		memcpy(rows->X + (size_t) i * nf, x, sizeof(float) * nf);
+		pfree(x);
+		rows->y[i] = r->cls;
+		rows->ids[i] = r->q.id;
+		rows->requested_by[i] = r->q.requested_by;
+		(*new_labels)[i] = r->target;
+		(*used)[i] = r->q.request_id;
+	}
+	rows->n = n;
+}
+
+/* Gives requests a final state; the run acts as the model's owner, so the catalog owner writes the queue. */
+static void
+finish_requests(const int64 *request_ids, int n, const char *state, int version, const char *note)
+{
+	UnlearnCatalogUser saved;
+
+	if (n == 0)
+		return;
+	unlearn_become_catalog_owner(&saved);
+	unlearn_queue_finish(request_ids, n, state, version, note);
+	unlearn_restore_user(&saved);
+}
+
+/* Marks the pass's requests that need no run skipped, and the ones that cannot run failed. */
+static void
+finish_unused(const PassPlan *plan)
+{
+	finish_requests(plan->skipped, plan->n_skipped, "skipped", 0,
+					"not learned by the current version, or superseded by another request for the row");
+	/* a learned row that cannot be unlearned is a failure, never a silent skip */
+	finish_requests(plan->failed_label, plan->n_failed_label, "failed", 0,
+					"its label is not a class of the model and no other request for the row has one");
+	finish_requests(plan->failed_copy, plan->n_failed_copy, "failed", 0,
+					"its feature copy is missing, malformed or not finite and no other request for the row has one");
+}
+
+/* Step 4 of a run: one pass, its usable requests unlearned as one version and marked done. */
+static void
+run_pass(ClaimedRun *run, bool relabel)
+{
+	PassPlan	plan;
+	UnlearnData rows;
+	int		   *new_labels;
+	int64	   *used;
+	UnlearnOutcome outcome;
+
+	plan_pass(run, relabel, &plan);
+	gather_rows(run, &plan, &rows, &new_labels, &used);
+	finish_unused(&plan);
+	if (rows.n == 0)
+		return;
+	unlearn_execute(run->model, &rows, relabel ? new_labels : NULL, &run->opts,
+					relabel ? "auto-relabel" : "auto-unlearn", false, &outcome);
+	finish_requests(used, plan.n_use, "done", outcome.version, NULL);
+	ereport(LOG,
+			(errmsg("unlearn worker: model \"%s\" version %d %s %d rows in %.3f s (%d steps)",
+					run->name, outcome.version, relabel ? "relabelled" : "forgot", outcome.rows,
+					outcome.seconds, outcome.steps)));
+
+	/*
+	 * the relabel pass starts from the version the forget pass made: the
+	 * catalog reads are read-only SPI under the run's snapshot, which must
+	 * first see this transaction's new version, manifest and ledger
+	 */
+	CommandCounterIncrement();
+	UpdateActiveSnapshotCommandId();
+	run->model = unlearn_model_lookup(run->name, false);
+	if (!relabel)
+		run->manifest = unlearn_load_manifest(run->model, run->model->version, &run->n_manifest);
+}
+
 /*
- * Runs the claimed requests of one model in one transaction: forget
- * requests as one version, relabel requests as another.
+ * Runs the claimed requests of one model (in the caller's transaction):
+ * forget requests as one version, relabel requests as another.
  */
 static void
 process_claimed(const char *name, const int64 *claimed, int n_claimed)
 {
-	Oid			argtypes[1] = {INT8ARRAYOID};
-	Datum		args[1];
-	Datum	   *d = palloc(sizeof(Datum) * n_claimed);
-	PickedRequest *req;
-	PickedRequest **order;
-	int			n,
-				n_order;
-	UnlearnModel *model;
+	ClaimedRun	run;
 	UnlearnCatalogUser as_owner;
-	int64	   *manifest_ids;
-	int64		n_manifest;
-	UnlearnRunOptions opts;
 
-	for (int i = 0; i < n_claimed; i++)
-		d[i] = Int64GetDatum(claimed[i]);
-	args[0] = PointerGetDatum(construct_array(d, n_claimed, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-
-	model = unlearn_model_lookup(name, false);
-	/* serialise with unlearn_rows and other changes of this model */
-	if (SPI_execute_with_args("SELECT 1 FROM unlearn.models WHERE name = $1 FOR NO KEY UPDATE",
-							  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(name)}, NULL, false, 1) != SPI_OK_SELECT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not lock model \"%s\"", name)));
-	/* read everything after the lock: a concurrent unlearn_rows may have made a new version */
-	PopActiveSnapshot();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	model = unlearn_model_lookup(name, false);
-	unlearn_parse_run_options(NULL, &opts);
-	{
-		bool		isnull;
-
-		if (SPI_execute_with_args("SELECT auto_options FROM unlearn.models WHERE name = $1",
-								  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(name)}, NULL, true, 1) == SPI_OK_SELECT &&
-			SPI_processed == 1)
-			unlearn_parse_run_options(DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)),
-									  &opts);
-	}
-
-	if (SPI_execute_with_args("SELECT request_id, kind = 'relabel', id, label, new_label, features, requested_by"
-							  " FROM unlearn.requests WHERE request_id = ANY($1) ORDER BY request_id",
-							  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "unlearn worker could not read its requests");
-	n = (int) SPI_processed;
-	req = palloc(sizeof(PickedRequest) * Max(n, 1));
-	order = palloc(sizeof(PickedRequest *) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	td = SPI_tuptable->tupdesc;
-		bool		isnull;
-		Datum		f;
-
-		req[i].request_id = DatumGetInt64(SPI_getbinval(tup, td, 1, &isnull));
-		req[i].relabel = DatumGetBool(SPI_getbinval(tup, td, 2, &isnull));
-		req[i].id = DatumGetInt64(SPI_getbinval(tup, td, 3, &isnull));
-		req[i].label = SPI_getvalue(tup, td, 4);
-		req[i].new_label = SPI_getvalue(tup, td, 5);
-		f = SPI_getbinval(tup, td, 6, &isnull);
-		req[i].features = isnull ? NULL : DatumGetArrayTypePCopy(f);
-		req[i].requested_by = SPI_getvalue(tup, td, 7);
-	}
-
-	/* the rows the current version learned */
-	manifest_ids = unlearn_load_manifest(model, model->version, &n_manifest);
-
+	memset(&run, 0, sizeof(run));
+	run.name = name;
+	lock_model(&run);
+	read_claimed(&run, claimed, n_claimed);
 	/* run as the model's owner (restricted, search_path pinned) */
-	unlearn_become_role(model->owner, &as_owner);
-
-	for (int pass = 0; pass < 2; pass++)
-	{
-		bool		relabel = pass == 1;
-		UnlearnData rows;
-		int		   *new_labels = palloc(sizeof(int) * Max(n, 1));
-		int64	   *used = palloc(sizeof(int64) * Max(n, 1));
-		int64	   *skipped = palloc(sizeof(int64) * Max(n, 1));
-		int64	   *failed_label = palloc(sizeof(int64) * Max(n, 1));
-		int64	   *failed_copy = palloc(sizeof(int64) * Max(n, 1));
-		int			n_used = 0,
-					n_skipped = 0,
-					n_failed_label = 0,
-					n_failed_copy = 0;
-		UnlearnOutcome outcome;
-
-		memset(&rows, 0, sizeof(rows));
-		rows.n_features = model->n_features;
-		rows.X = palloc(sizeof(float) * Max(n, 1) * model->n_features);
-		rows.y = palloc(sizeof(int) * Max(n, 1));
-		rows.ids = palloc(sizeof(int64) * Max(n, 1));
-		rows.requested_by = palloc(sizeof(char *) * Max(n, 1));
-		n_order = 0;
-		for (int i = 0; i < n; i++)
-		{
-			req[i].cls = req[i].label ? unlearn_class_index(model, req[i].label) : -1;
-			req[i].target = req[i].relabel && req[i].new_label ? unlearn_class_index(model, req[i].new_label) : -1;
-		}
-		for (int i = 0; i < n; i++)
-		{
-			if (!in_pass(&req[i], relabel))
-				continue;
-			switch (request_fate(req, n, i, relabel, model, manifest_ids, n_manifest))
-			{
-				case FATE_USE:
-					order[n_order++] = &req[i];
-					break;
-				case FATE_SKIP:
-					skipped[n_skipped++] = req[i].request_id;
-					break;
-				case FATE_FAIL_LABEL:
-					failed_label[n_failed_label++] = req[i].request_id;
-					break;
-				case FATE_FAIL_COPY:
-					failed_copy[n_failed_copy++] = req[i].request_id;
-					break;
-			}
-		}
-		/* unlearn_execute wants the rows sorted by id */
-		qsort(order, n_order, sizeof(PickedRequest *), cmp_request_id);
-		for (int i = 0; i < n_order; i++)
-		{
-			float	   *x = unlearn_features_from_array(order[i]->features, model->n_features);
-
-			memcpy(rows.X + (size_t) i * model->n_features, x, sizeof(float) * model->n_features);
-			pfree(x);
-			rows.y[i] = order[i]->cls;
-			rows.ids[i] = order[i]->id;
-			rows.requested_by[i] = order[i]->requested_by;
-			new_labels[i] = order[i]->target;
-			used[n_used++] = order[i]->request_id;
-		}
-		rows.n = n_order;
-		finish_requests(skipped, n_skipped, "skipped", 0,
-						"not learned by the current version, or superseded by another request for the row");
-		/* a learned row that cannot be unlearned is a failure, never a silent skip */
-		finish_requests(failed_label, n_failed_label, "failed", 0,
-						"its label is not a class of the model and no other request for the row has one");
-		finish_requests(failed_copy, n_failed_copy, "failed", 0,
-						"its feature copy is missing, malformed or not finite and no other request for the row has one");
-		if (rows.n == 0)
-			continue;
-		unlearn_execute(model, &rows, relabel ? new_labels : NULL, &opts,
-						relabel ? "auto-relabel" : "auto-unlearn", false, &outcome);
-		finish_requests(used, n_used, "done", outcome.version, NULL);
-		ereport(LOG,
-				(errmsg("unlearn worker: model \"%s\" version %d %s %d rows in %.3f s (%d steps)",
-						name, outcome.version, relabel ? "relabelled" : "forgot", outcome.rows,
-						outcome.seconds, outcome.steps)));
-		/*
-		 * the relabel pass starts from the version the forget pass made: the
-		 * catalog reads are read-only SPI under the run's snapshot, which
-		 * must first see this transaction's new version, manifest and ledger
-		 */
-		CommandCounterIncrement();
-		UpdateActiveSnapshotCommandId();
-		model = unlearn_model_lookup(name, false);
-		if (!relabel)
-			manifest_ids = unlearn_load_manifest(model, model->version, &n_manifest);
-	}
+	unlearn_become_role(run.model->owner, &as_owner);
+	run_pass(&run, false);
+	run_pass(&run, true);
 	unlearn_restore_user(&as_owner);
-}
-
-/* Records a failed run: back to pending with backoff, or failed after max_attempts. */
-static void
-record_failure(const int64 *claimed, int n, const char *message)
-{
-	MemoryContext tmp = AllocSetContextCreate(TopMemoryContext, "unlearn failure", ALLOCSET_SMALL_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(tmp);
-	Datum	   *d = palloc(sizeof(Datum) * n);
-	Oid			argtypes[4] = {INT8ARRAYOID, TEXTOID, INT4OID, INT4OID};
-	Datum		args[4];
-
-	for (int i = 0; i < n; i++)
-		d[i] = Int64GetDatum(claimed[i]);
-	args[0] = PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[1] = CStringGetTextDatum(message);
-	args[2] = Int32GetDatum(unlearn_max_attempts);
-	args[3] = Int32GetDatum(unlearn_retry_delay);
-	/* exponential backoff: retry_delay, 2x, 4x ... capped at five minutes */
-	run_in_transaction("UPDATE unlearn.requests SET last_error = $2,"
-					   " state = CASE WHEN attempts >= $3 THEN 'failed' ELSE 'pending' END,"
-					   " next_attempt_at = clock_timestamp()"
-					   "   + least(300000, $4 * power(2, attempts - 1)) * interval '1 ms'"
-					   " WHERE request_id = ANY($1) AND state = 'running'",
-					   4, argtypes, args);
-	MemoryContextSwitchTo(old);
-	MemoryContextDelete(tmp);
 }
 
 /* Runs claimed requests in their own transaction; a failure is recorded, not raised. */
 static void
 run_claimed_requests(const char *model, const int64 *claimed, int n_claimed)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-
 	PG_TRY();
 	{
-		StartTransactionCommand();
-		SPI_connect();
-		PushActiveSnapshot(GetTransactionSnapshot());
+		begin_step();
 		process_claimed(model, claimed, n_claimed);
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
+		end_step();
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
 
-		MemoryContextSwitchTo(TopMemoryContext);
+		MemoryContextSwitchTo(loop_context);
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
-		MemoryContextSwitchTo(cxt);
+		MemoryContextSwitchTo(loop_context);
 		ereport(LOG,
 				(errmsg("unlearn worker: run for model \"%s\" failed: %s", model, edata->message)));
-		record_failure(claimed, n_claimed, edata->message);
+		begin_step();
+		unlearn_queue_record_failure(claimed, n_claimed, edata->message);
+		end_step();
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
@@ -925,10 +480,15 @@ process_due_requests(void)
 		int			n_claimed;
 
 		CHECK_FOR_INTERRUPTS();
-		model = next_due_model(&wait_ms);
+		begin_step();
+		model = unlearn_queue_next_due(&wait_ms);
+		end_step();
 		if (model == NULL)
 			return wait_ms;
-		claimed = claim_requests(model, &n_claimed);
+		/* claimed in a committed transaction: a crash leaves them running */
+		begin_step();
+		claimed = unlearn_queue_claim(model, &n_claimed);
+		end_step();
 		if (n_claimed > 0)
 		{
 			char		activity[256];
@@ -943,13 +503,7 @@ process_due_requests(void)
 	}
 }
 
-/* Requests of this database that are pending or running. */
-static int64
-open_requests(void)
-{
-	return DatumGetInt64(scalar_in_transaction("SELECT count(*) FROM unlearn.requests"
-											   " WHERE state IN ('pending', 'running')", 0, NULL, NULL));
-}
+/* ------------------------------------------------------------------ housekeeping */
 
 /*
  * Leaves when nothing is queued, so an idle database has no session of ours
@@ -960,17 +514,13 @@ open_requests(void)
 static void
 exit_if_idle(void)
 {
-	SpinLockAcquire(&shared->mutex);
-	for (int i = 0; i < MAX_DATABASES; i++)
-		if (shared->slots[i].dboid == MyDatabaseId && shared->slots[i].pid == MyProcPid)
-			shared->slots[i].latch = NULL;
-	SpinLockRelease(&shared->mutex);
+	unlearn_slot_hide_latch();
 	if (open_requests() == 0)
 	{
 		exiting_idle = true;
 		proc_exit(0);
 	}
-	register_worker_slot();
+	unlearn_slot_publish();
 }
 
 /*
@@ -989,14 +539,9 @@ worker_housekeeping(TimestampTz *last_busy)
 		exit_if_idle();
 	if (unlearn_request_history >= 0)
 	{
-		/* finished requests leave the queue once past the history window */
-		Oid			argtypes[1] = {INT4OID};
-		Datum		args[1] = {Int32GetDatum(unlearn_request_history)};
-
-		run_in_transaction("DELETE FROM unlearn.requests"
-						   " WHERE state IN ('done', 'skipped')"
-						   "   AND done_at < clock_timestamp() - $1 * interval '1 s'",
-						   1, argtypes, args);
+		begin_step();
+		unlearn_queue_prune(unlearn_request_history);
+		end_step();
 	}
 	if (unlearn_feature_retention > 0)
 	{
@@ -1004,10 +549,87 @@ worker_housekeeping(TimestampTz *last_busy)
 		Oid			argtypes[1] = {INT4OID};
 		Datum		args[1] = {Int32GetDatum(unlearn_feature_retention)};
 
-		run_in_transaction("UPDATE unlearn.forgotten SET features = NULL"
-						   " WHERE features IS NOT NULL"
-						   "   AND forgotten_at < clock_timestamp() - $1 * interval '1 s'",
-						   1, argtypes, args);
+		run_statement("UPDATE unlearn.forgotten SET features = NULL"
+					  " WHERE features IS NOT NULL"
+					  "   AND forgotten_at < clock_timestamp() - $1 * interval '1 s'",
+					  1, argtypes, args);
+	}
+}
+
+/* ------------------------------------------------------------------ the loop's steps */
+
+/* Start-up: signals, the database connection, a pinned search_path, the loop's memory context. */
+static void
+connect_worker(Oid dboid)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	/* we run as the bootstrap superuser: resolve nothing a database owner created */
+	unlearn_pin_session_search_path();
+	loop_context = AllocSetContextCreate(TopMemoryContext, "unlearn worker loop", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(loop_context);
+}
+
+/* Start-up: requests a crash left running were never committed as done: run them again. */
+static void
+requeue_interrupted_runs(void)
+{
+	begin_step();
+	unlearn_queue_reset_running();
+	end_step();
+}
+
+/* Top of a pass: nothing the previous pass allocated survives it. */
+static void
+start_pass(void)
+{
+	MemoryContextReset(loop_context);
+	MemoryContextSwitchTo(loop_context);
+}
+
+/*
+ * A batch is gathering: sleep the window out.  Commits need not wake us
+ * meanwhile (under a stream of DELETEs they would keep the worker spinning);
+ * the latch stays set for afterwards.
+ */
+static void
+sleep_out_window(long wait_ms)
+{
+	(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 Min(wait_ms, unlearn_naptime), PG_WAIT_EXTENSION);
+}
+
+/* Housekeeping at most once a naptime, however often commits wake us. */
+static void
+housekeeping_if_due(TimestampTz *last_busy, TimestampTz *last_housekeeping)
+{
+	if (TimestampDifferenceExceeds(*last_housekeeping, GetCurrentTimestamp(), unlearn_naptime))
+	{
+		worker_housekeeping(last_busy);
+		*last_housekeeping = GetCurrentTimestamp();
+	}
+}
+
+/* Sleeps on the latch until a commit queues requests, for at most unlearn.naptime. */
+static void
+wait_for_work(void)
+{
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 unlearn_naptime, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+}
+
+/* Bottom of a pass: a pending cancel or terminate, a configuration reload. */
+static void
+handle_interrupts(void)
+{
+	CHECK_FOR_INTERRUPTS();
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
 	}
 }
 
@@ -1015,63 +637,33 @@ worker_housekeeping(TimestampTz *last_busy)
 void
 unlearn_worker_main(Datum arg)
 {
-	Oid			dboid = DatumGetObjectId(arg);
 	TimestampTz last_busy,
-				last_housekeeping;
+				last_housekeeping = 0;
 
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
-	/* we run as the bootstrap superuser: resolve nothing a database owner created */
-	unlearn_pin_session_search_path();
-
+	connect_worker(DatumGetObjectId(arg));
 	if (!extension_present())
 		proc_exit(0);			/* the launcher retries later, or on demand */
 	if (!become_only_worker())
 		proc_exit(0);			/* another worker serves this database */
-
-	register_worker_slot();
-	on_shmem_exit(unregister_worker_slot, (Datum) 0);
+	unlearn_slot_publish();
+	on_shmem_exit(release_slot, (Datum) 0);
 	pgstat_report_appname("unlearn worker");
-
-	/* requests a crash left running were never committed as done: run them again */
-	run_in_transaction("UPDATE unlearn.requests SET state = 'pending' WHERE state = 'running'", 0, NULL, NULL);
+	requeue_interrupted_runs();
 
 	last_busy = GetCurrentTimestamp();
-	last_housekeeping = 0;
 	for (;;)
 	{
 		long		wait_ms;
 
+		start_pass();
 		wait_ms = process_due_requests();
 		if (wait_ms > 0)
-		{
-			/*
-			 * A batch is gathering: sleep the window out.  Commits need not
-			 * wake us meanwhile (under a stream of DELETEs they would keep
-			 * the worker spinning); the latch stays set for afterwards.
-			 */
-			(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 Min(wait_ms, unlearn_naptime), PG_WAIT_EXTENSION);
-		}
+			sleep_out_window(wait_ms);
 		else
 		{
-			/* housekeeping at most once a naptime, however often commits wake us */
-			if (TimestampDifferenceExceeds(last_housekeeping, GetCurrentTimestamp(), unlearn_naptime))
-			{
-				worker_housekeeping(&last_busy);
-				last_housekeeping = GetCurrentTimestamp();
-			}
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 unlearn_naptime, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
+			housekeeping_if_due(&last_busy, &last_housekeeping);
+			wait_for_work();
 		}
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
+		handle_interrupts();
 	}
 }

@@ -1,0 +1,347 @@
+/*
+ * queue.c: the queue of unlearning requests, unlearn.requests.
+ *
+ * The only code with SQL on unlearn.requests: what the capture inserts (the
+ * statement capture's text, which capture.c prepares, and single rows for
+ * logical replication apply), what the worker claims, reads, finishes,
+ * retries and prunes, and what unlearn_wait, unlearn_retry, unlearn_purge
+ * and unlearn_drop_model read or change.
+ *
+ * Every function runs in the caller's transaction with SPI connected, as a
+ * role that may read and write the queue (see queue.h); none changes the
+ * user.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+
+#include "queue.h"
+#include "unlearn_pg.h"
+
+int			unlearn_batch_window = 20;
+int			unlearn_max_batch = 1024;
+int			unlearn_max_attempts = 5;
+int			unlearn_retry_delay = 2000;
+int			unlearn_request_history = 7 * 24 * 3600;
+
+/* Runs one statement of the worker's housekeeping, erroring if it fails. */
+static void
+worker_statement(const char *sql, int nargs, Oid *argtypes, Datum *args)
+{
+	if (SPI_execute_with_args(sql, nargs, argtypes, args, NULL, false, 0) < 0)
+		elog(ERROR, "unlearn worker could not run: %s", sql);
+}
+
+/* A copy of s that outlives SPI_finish. */
+static char *
+spi_strdup(const char *s)
+{
+	char	   *copy = SPI_palloc(strlen(s) + 1);
+
+	strcpy(copy, s);
+	return copy;
+}
+
+/* ------------------------------------------------------------------ queueing */
+
+/*
+ * The INSERT ... SELECT that queues one model's requests for one statement.
+ * $1 model, $2 requesting role, $3 ids not to queue (those unlearn_rows is
+ * unlearning in this statement).  Text labels compare under "C", so a
+ * nondeterministic collation cannot hide a relabel.
+ */
+char *
+unlearn_queue_capture_sql(bool is_update, const char *id, const char *feat, const char *label, bool text_label)
+{
+	const char *c = text_label ? " COLLATE \"C\"" : "";
+
+	if (!is_update)
+		return psprintf("INSERT INTO unlearn.requests (model, kind, id, label, features, requested_by)"
+						" SELECT $1, 'forget', o.%s, o.%s::text, o.%s::real[], $2::name"
+						" FROM unlearn_old o"
+						" WHERE o.%s IS NOT NULL AND o.%s IS NOT NULL AND o.%s IS NOT NULL"
+						"   AND o.%s <> ALL($3)",
+						id, label, feat, id, label, feat, id);
+	return psprintf("INSERT INTO unlearn.requests (model, kind, id, label, new_label, features, requested_by)"
+					" SELECT $1, CASE WHEN n.%s IS NULL OR n.%s IS NULL"
+					"   OR n.%s IS DISTINCT FROM o.%s THEN 'forget' ELSE 'relabel' END,"
+					"  o.%s, o.%s::text,"
+					"  CASE WHEN n.%s IS NULL OR n.%s IS NULL OR n.%s IS DISTINCT FROM o.%s"
+					"   THEN NULL ELSE n.%s::text END,"
+					"  o.%s::real[], $2::name"
+					" FROM unlearn_old o LEFT JOIN unlearn_new n ON n.%s = o.%s"
+					" WHERE o.%s IS NOT NULL AND o.%s IS NOT NULL AND o.%s IS NOT NULL"
+					"   AND o.%s <> ALL($3)"
+					"   AND (n.%s IS NULL OR n.%s IS NULL OR n.%s IS DISTINCT FROM o.%s"
+					"        OR n.%s%s IS DISTINCT FROM o.%s%s)",
+					id, label, feat, feat,
+					id, label,
+					id, label, feat, feat,
+					label,
+					feat,
+					id, id,
+					id, label, feat,
+					id,
+					id, label, feat, feat,
+					label, c, label, c);
+}
+
+/* Queues one request, requested by current_user. */
+void
+unlearn_queue_insert_row(const char *model, const char *kind, int64 id, const char *label,
+						 const char *new_label, ArrayType *features)
+{
+	Oid			argtypes[6] = {TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID, FLOAT4ARRAYOID};
+	Datum		args[6] = {CStringGetTextDatum(model), CStringGetTextDatum(kind), Int64GetDatum(id),
+	CStringGetTextDatum(label), (Datum) 0, PointerGetDatum(features)};
+	char		nulls[6] = "      ";
+
+	if (new_label)
+		args[4] = CStringGetTextDatum(new_label);
+	else
+		nulls[4] = 'n';
+	if (SPI_execute_with_args("INSERT INTO unlearn.requests (model, kind, id, label, new_label, features, requested_by)"
+							  " VALUES ($1, $2, $3, $4, $5, $6, current_user)",
+							  6, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not queue an unlearning request");
+}
+
+/* ------------------------------------------------------------------ SQL functions */
+
+/* Requests pending or running, of one model or (model NULL) of every model. */
+int64
+unlearn_queue_count_open(const char *model)
+{
+	int			ret;
+	bool		isnull;
+	Datum		count;
+
+	if (model)
+		ret = SPI_execute_with_args("SELECT count(*) FROM unlearn.requests"
+									" WHERE model = $1 AND state IN ('pending', 'running')",
+									1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(model)},
+									NULL, false, 1);
+	else
+		ret = SPI_execute("SELECT count(*) FROM unlearn.requests WHERE state IN ('pending', 'running')",
+						  false, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read unlearn.requests");
+	count = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	Assert(!isnull);
+	SPI_freetuptable(SPI_tuptable);	/* unlearn_wait counts in a loop */
+	return DatumGetInt64(count);
+}
+
+/* Failed requests of a model back to pending, attempts reset; how many. */
+uint64
+unlearn_queue_retry_failed(const char *model)
+{
+	if (SPI_execute_with_args("UPDATE unlearn.requests SET state = 'pending', attempts = 0,"
+							  " next_attempt_at = clock_timestamp()"
+							  " WHERE model = $1 AND state = 'failed'",
+							  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(model)},
+							  NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update unlearn.requests");
+	return SPI_processed;
+}
+
+/* Erases the feature copies of a model's finished requests queued before now - older_than. */
+uint64
+unlearn_queue_erase_features(const char *model, Interval *older_than)
+{
+	if (SPI_execute_with_args("UPDATE unlearn.requests SET features = NULL"
+							  " WHERE model = $1 AND features IS NOT NULL AND state IN ('done', 'failed', 'skipped')"
+							  "   AND enqueued_at <= clock_timestamp() - $2",
+							  2, (Oid[]) {TEXTOID, INTERVALOID},
+							  (Datum[]) {CStringGetTextDatum(model), IntervalPGetDatum(older_than)},
+							  NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not purge the queue");
+	return SPI_processed;
+}
+
+/* Deletes every request of a model. */
+void
+unlearn_queue_drop_model(const char *model)
+{
+	int			ret = SPI_execute_with_args("DELETE FROM unlearn.requests WHERE model = $1",
+											1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(model)},
+											NULL, false, 0);
+
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "could not drop model \"%s\": %s", model, SPI_result_code_string(ret));
+}
+
+/* ------------------------------------------------------------------ the worker */
+
+/* Requests a crash left running were never committed as done: they run again. */
+void
+unlearn_queue_reset_running(void)
+{
+	worker_statement("UPDATE unlearn.requests SET state = 'pending' WHERE state = 'running'", 0, NULL, NULL);
+}
+
+/*
+ * The next model with requests due, or NULL.  *wait_ms is set when the
+ * oldest pending request of the model arrived less than a batching window ago
+ * (the window runs from the first request of a batch, so a steady stream of
+ * DELETEs cannot postpone a run for ever).
+ */
+char *
+unlearn_queue_next_due(long *wait_ms)
+{
+	char	   *model = NULL;
+	bool		isnull;
+	double		age_ms;
+
+	*wait_ms = 0;
+	/* models whose batching window has passed first, then the oldest request */
+	if (SPI_execute(psprintf("SELECT model, age_ms FROM ("
+							 "  SELECT model, min(request_id) AS first,"
+							 "   extract(epoch FROM clock_timestamp() - min(enqueued_at)) * 1000 AS age_ms"
+							 "  FROM unlearn.requests"
+							 "  WHERE state = 'pending' AND next_attempt_at <= clock_timestamp()"
+							 "  GROUP BY model) s"
+							 " ORDER BY age_ms >= %d DESC, first LIMIT 1", unlearn_batch_window),
+					true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "unlearn worker could not read unlearn.requests");
+	if (SPI_processed != 1)
+		return NULL;
+	age_ms = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+												SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)));
+	if (age_ms < unlearn_batch_window)
+		*wait_ms = (long) (unlearn_batch_window - age_ms) + 1;
+	else
+		model = spi_strdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	return model;
+}
+
+/* Marks up to unlearn.max_batch due requests of a model running; returns their ids. */
+int64 *
+unlearn_queue_claim(const char *model, int *n_out)
+{
+	Oid			argtypes[2] = {TEXTOID, INT4OID};
+	Datum		args[2] = {CStringGetTextDatum(model), Int32GetDatum(unlearn_max_batch)};
+	int64	   *ids = NULL;
+	int			n;
+
+	if (SPI_execute_with_args("UPDATE unlearn.requests SET state = 'running', attempts = attempts + 1"
+							  " WHERE request_id IN (SELECT request_id FROM unlearn.requests"
+							  "   WHERE model = $1 AND state = 'pending' AND next_attempt_at <= clock_timestamp()"
+							  "   ORDER BY request_id LIMIT $2 FOR UPDATE SKIP LOCKED)"
+							  " RETURNING request_id",
+							  2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "unlearn worker could not claim requests");
+	n = (int) SPI_processed;
+	Assert(n <= unlearn_max_batch);
+	if (n > 0)
+	{
+		ids = SPI_palloc(sizeof(int64) * n);
+		for (int i = 0; i < n; i++)
+		{
+			bool		isnull;
+
+			ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		}
+	}
+	*n_out = n;
+	return ids;
+}
+
+/* Reads claimed requests, in request_id order. */
+UnlearnQueuedRequest *
+unlearn_queue_read(const int64 *request_ids, int n, int *n_out)
+{
+	UnlearnQueuedRequest *req;
+	int			n_read;
+
+	if (SPI_execute_with_args("SELECT request_id, kind = 'relabel', id, label, new_label, features, requested_by"
+							  " FROM unlearn.requests WHERE request_id = ANY($1) ORDER BY request_id",
+							  1, (Oid[]) {INT8ARRAYOID}, (Datum[]) {unlearn_int8_array(request_ids, n)},
+							  NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "unlearn worker could not read its requests");
+	n_read = (int) SPI_processed;
+	Assert(n_read <= n);
+	req = palloc(sizeof(UnlearnQueuedRequest) * Max(n_read, 1));
+	for (int i = 0; i < n_read; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		f;
+
+		req[i].request_id = DatumGetInt64(SPI_getbinval(tup, td, 1, &isnull));
+		req[i].relabel = DatumGetBool(SPI_getbinval(tup, td, 2, &isnull));
+		req[i].id = DatumGetInt64(SPI_getbinval(tup, td, 3, &isnull));
+		req[i].label = SPI_getvalue(tup, td, 4);
+		req[i].new_label = SPI_getvalue(tup, td, 5);
+		f = SPI_getbinval(tup, td, 6, &isnull);
+		req[i].features = isnull ? NULL : DatumGetArrayTypePCopy(f);
+		req[i].requested_by = SPI_getvalue(tup, td, 7);
+	}
+	*n_out = n_read;
+	return req;
+}
+
+/* Marks running requests with a final state, the version that did it and an optional note. */
+void
+unlearn_queue_finish(const int64 *request_ids, int n, const char *state, int version, const char *note)
+{
+	Oid			argtypes[4] = {INT8ARRAYOID, TEXTOID, INT4OID, TEXTOID};
+	Datum		args[4];
+	char		nulls[4] = "    ";
+
+	Assert(n > 0);
+	args[0] = unlearn_int8_array(request_ids, n);
+	args[1] = CStringGetTextDatum(state);
+	args[2] = Int32GetDatum(version);
+	if (version <= 0)
+		nulls[2] = 'n';
+	if (note)
+		args[3] = CStringGetTextDatum(note);
+	else
+		nulls[3] = 'n';
+	/* the ledger keeps what re-verification needs: the queue's copy goes */
+	/* only requests this worker claimed: a finished request is never rewritten */
+	if (SPI_execute_with_args("UPDATE unlearn.requests SET state = $2, version = $3, note = $4,"
+							  " done_at = clock_timestamp(), features = NULL,"
+							  " last_error = CASE WHEN $2 = 'failed' THEN $4 END"
+							  " WHERE request_id = ANY($1) AND state = 'running'",
+							  4, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "unlearn worker could not update requests");
+}
+
+/* Records a failed run: back to pending with backoff, or failed after max_attempts. */
+void
+unlearn_queue_record_failure(const int64 *request_ids, int n, const char *message)
+{
+	Oid			argtypes[4] = {INT8ARRAYOID, TEXTOID, INT4OID, INT4OID};
+	Datum		args[4];
+
+	args[0] = unlearn_int8_array(request_ids, n);
+	args[1] = CStringGetTextDatum(message);
+	args[2] = Int32GetDatum(unlearn_max_attempts);
+	args[3] = Int32GetDatum(unlearn_retry_delay);
+	/* exponential backoff: retry_delay, 2x, 4x ... capped at five minutes */
+	worker_statement("UPDATE unlearn.requests SET last_error = $2,"
+					 " state = CASE WHEN attempts >= $3 THEN 'failed' ELSE 'pending' END,"
+					 " next_attempt_at = clock_timestamp()"
+					 "   + least(300000, $4 * power(2, attempts - 1)) * interval '1 ms'"
+					 " WHERE request_id = ANY($1) AND state = 'running'",
+					 4, argtypes, args);
+}
+
+/* Finished requests leave the queue once past the history window. */
+void
+unlearn_queue_prune(int history_s)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1] = {Int32GetDatum(history_s)};
+
+	Assert(history_s >= 0);
+	worker_statement("DELETE FROM unlearn.requests"
+					 " WHERE state IN ('done', 'skipped')"
+					 "   AND done_at < clock_timestamp() - $1 * interval '1 s'",
+					 1, argtypes, args);
+}
