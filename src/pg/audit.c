@@ -478,6 +478,90 @@ lineage_problems(const UnlearnModel *model, const Ledger *led, StringInfo out)
 	return lin.n > 0 ? (lin.head ? lin.head : lin.version[lin.n - 1]) : 0;
 }
 
+/*
+ * Checks one version's row of unlearn.versions (columns: version, parent,
+ * weights, weights_sha256, forgotten_ids, hash): its weights against their
+ * sha256, its parent, and its chain hash, which it stores in expected[r]
+ * (earlier versions' are in expected[0..r-1], their numbers in ver[]).
+ */
+static void
+check_version_hash(HeapTuple tup, TupleDesc td, const char *name, int version, const int64 *ids,
+				   int64 n_fids, const int *ver, uint8 *expected, uint64 r, StringInfo problems)
+{
+	bool		isnull,
+				parent_null,
+				weights_null;
+	Datum		parent_d = SPI_getbinval(tup, td, 2, &parent_null);
+	Datum		weights_d = SPI_getbinval(tup, td, 3, &weights_null);
+	bytea	   *wsha = DatumGetByteaPP(SPI_getbinval(tup, td, 4, &isnull));
+	bytea	   *stored = DatumGetByteaPP(SPI_getbinval(tup, td, 6, &isnull));
+	const uint8 *parent_hash = NULL;
+	uint8	   *mine = expected + r * PG_SHA256_DIGEST_LENGTH;
+
+	if (VARSIZE_ANY_EXHDR(wsha) != PG_SHA256_DIGEST_LENGTH ||
+		VARSIZE_ANY_EXHDR(stored) != PG_SHA256_DIGEST_LENGTH)
+	{
+		add_problem(problems, "a stored hash is malformed");
+		memset(mine, 0, PG_SHA256_DIGEST_LENGTH);
+		return;
+	}
+	if (!weights_null)
+	{
+		bytea	   *w = DatumGetByteaPP(weights_d);
+		uint8		actual[PG_SHA256_DIGEST_LENGTH];
+
+		unlearn_sha256(VARDATA_ANY(w), VARSIZE_ANY_EXHDR(w), actual);
+		if (memcmp(actual, VARDATA_ANY(wsha), PG_SHA256_DIGEST_LENGTH) != 0)
+			add_problem(problems, "the weights do not match their recorded sha256");
+	}
+	if (!parent_null)
+	{
+		int			parent = DatumGetInt32(parent_d);
+
+		for (uint64 q = 0; q < r; q++)
+			if (ver[q] == parent)
+				parent_hash = expected + q * PG_SHA256_DIGEST_LENGTH;
+		if (parent_hash == NULL)
+			add_problem(problems, psprintf("its parent version %d is missing", parent));
+	}
+	/* the chain continues from what the hashes should be, so a bad link shows once per version after it */
+	unlearn_version_hash(parent_hash, (const uint8 *) VARDATA_ANY(wsha), name, version,
+						 ids, (int) n_fids, mine);
+	if (memcmp(mine, VARDATA_ANY(stored), PG_SHA256_DIGEST_LENGTH) != 0)
+		add_problem(problems,
+					psprintf("its hash %s does not follow from its parent, weights and forgotten ids (expected %s)",
+							 hex_of((const uint8 *) VARDATA_ANY(stored), PG_SHA256_DIGEST_LENGTH),
+							 hex_of(mine, PG_SHA256_DIGEST_LENGTH)));
+}
+
+/* Checks that the ledger and a version's forgotten ids agree, both ways. */
+static void
+check_version_ledger(const Ledger *led, int version, const int64 *ids, int64 n_fids, StringInfo problems)
+{
+	/* every id it forgot is in the ledger (at this version or a later re-forget) */
+	for (int64 i = 0; i < n_fids; i++)
+	{
+		bool		found = false;
+
+		for (int j = 0; j < led->n && !found; j++)
+			found = led->ids[j] == ids[i] && led->version[j] >= version;
+		if (!found)
+			add_problem(problems, psprintf("forgotten row " INT64_FORMAT " is missing from unlearn.forgotten", ids[i]));
+	}
+	/* and every ledger row of this version is one it forgot */
+	for (int j = 0; j < led->n; j++)
+		if (led->version[j] == version)
+		{
+			bool		found = false;
+
+			for (int64 i = 0; i < n_fids && !found; i++)
+				found = ids[i] == led->ids[j];
+			if (!found)
+				add_problem(problems, psprintf("ledger row " INT64_FORMAT " is not among the rows the version forgot",
+												led->ids[j]));
+		}
+}
+
 PG_FUNCTION_INFO_V1(unlearn_verify_ledger);
 /*
  * unlearn_verify_ledger(model): recomputes the hash chain, the weights'
@@ -523,18 +607,11 @@ unlearn_verify_ledger(PG_FUNCTION_ARGS)
 	{
 		HeapTuple	tup = vt->vals[r];
 		TupleDesc	td = vt->tupdesc;
-		bool		isnull,
-					parent_null,
-					weights_null;
+		bool		isnull;
 		int			version = DatumGetInt32(SPI_getbinval(tup, td, 1, &isnull));
-		Datum		parent_d = SPI_getbinval(tup, td, 2, &parent_null);
-		Datum		weights_d = SPI_getbinval(tup, td, 3, &weights_null);
-		bytea	   *wsha = DatumGetByteaPP(SPI_getbinval(tup, td, 4, &isnull));
-		bytea	   *stored = DatumGetByteaPP(SPI_getbinval(tup, td, 6, &isnull));
 		int64		n_fids;
 		int64	   *ids = unlearn_catalog_ids(SPI_getbinval(tup, td, 5, &isnull), "forgotten_ids",
 											  name, version, &n_fids);
-		const uint8 *parent_hash = NULL;
 		StringInfoData problems;
 		char	   *problem;
 		Datum		values[3];
@@ -542,64 +619,10 @@ unlearn_verify_ledger(PG_FUNCTION_ARGS)
 
 		ver[r] = version;
 		initStringInfo(&problems);
-		if (VARSIZE_ANY_EXHDR(wsha) != PG_SHA256_DIGEST_LENGTH ||
-			VARSIZE_ANY_EXHDR(stored) != PG_SHA256_DIGEST_LENGTH)
-		{
-			add_problem(&problems, "a stored hash is malformed");
-			memset(expected + r * PG_SHA256_DIGEST_LENGTH, 0, PG_SHA256_DIGEST_LENGTH);
-		}
-		else
-		{
-			if (!weights_null)
-			{
-				bytea	   *w = DatumGetByteaPP(weights_d);
-				uint8		actual[PG_SHA256_DIGEST_LENGTH];
-
-				unlearn_sha256(VARDATA_ANY(w), VARSIZE_ANY_EXHDR(w), actual);
-				if (memcmp(actual, VARDATA_ANY(wsha), PG_SHA256_DIGEST_LENGTH) != 0)
-					add_problem(&problems, "the weights do not match their recorded sha256");
-			}
-			if (!parent_null)
-			{
-				int			parent = DatumGetInt32(parent_d);
-
-				for (uint64 q = 0; q < r; q++)
-					if (ver[q] == parent)
-						parent_hash = expected + q * PG_SHA256_DIGEST_LENGTH;
-				if (parent_hash == NULL)
-					add_problem(&problems, psprintf("its parent version %d is missing", parent));
-			}
-			/* the chain continues from what the hashes should be, so a bad link shows once per version after it */
-			unlearn_version_hash(parent_hash, (const uint8 *) VARDATA_ANY(wsha), name, version,
-								 ids, (int) n_fids, expected + r * PG_SHA256_DIGEST_LENGTH);
-			if (memcmp(expected + r * PG_SHA256_DIGEST_LENGTH, VARDATA_ANY(stored), PG_SHA256_DIGEST_LENGTH) != 0)
-				add_problem(&problems,
-							psprintf("its hash %s does not follow from its parent, weights and forgotten ids (expected %s)",
-									 hex_of((const uint8 *) VARDATA_ANY(stored), PG_SHA256_DIGEST_LENGTH),
-									 hex_of(expected + r * PG_SHA256_DIGEST_LENGTH, PG_SHA256_DIGEST_LENGTH)));
-		}
-		/* every id it forgot is in the ledger (at this version or a later re-forget) */
-		for (int64 i = 0; i < n_fids; i++)
-		{
-			bool		found = false;
-
-			for (int j = 0; j < led.n && !found; j++)
-				found = led.ids[j] == ids[i] && led.version[j] >= version;
-			if (!found)
-				add_problem(&problems, psprintf("forgotten row " INT64_FORMAT " is missing from unlearn.forgotten", ids[i]));
-		}
-		/* and every ledger row of this version is one it forgot */
-		for (int j = 0; j < led.n; j++)
-			if (led.version[j] == version)
-			{
-				bool		found = false;
-
-				for (int64 i = 0; i < n_fids && !found; i++)
-					found = ids[i] == led.ids[j];
-				if (!found)
-					add_problem(&problems, psprintf("ledger row " INT64_FORMAT " is not among the rows the version forgot",
-													led.ids[j]));
-			}
+		/* step 1: the weights, the parent link and the chain hash */
+		check_version_hash(tup, td, name, version, ids, n_fids, ver, expected, r, &problems);
+		/* step 2: the ledger agrees with the ids the version forgot */
+		check_version_ledger(&led, version, ids, n_fids, &problems);
 		/* what is wrong with the model as a whole shows on the row it concerns */
 		if (version == model_row && model_problems.len > 0)
 			add_problem(&problems, model_problems.data);

@@ -23,12 +23,9 @@ UnlearnSuppress unlearn_suppress_capture = {NULL, (Datum) 0};
 
 void		_PG_init(void);
 
-/*
- * Defines the settings.  Nothing here touches BLAS: when preloaded this runs
- * in the postmaster, which must stay free of OpenBLAS threads.
- */
-void
-_PG_init(void)
+/* The settings of training, prediction, unlearning and erasure. */
+static void
+define_run_settings(void)
 {
 	DefineCustomIntVariable("unlearn.threads",
 							"BLAS threads a backend or worker uses for training, prediction and unlearning.",
@@ -78,7 +75,12 @@ _PG_init(void)
 							PGC_SUSET,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
+}
 
+/* The settings of the background workers and the queue. */
+static void
+define_worker_settings(void)
+{
 	DefineCustomIntVariable("unlearn.naptime",
 							"Longest time a background worker sleeps before looking for queued requests.",
 							"Commits that queue requests wake the worker at once; this is the backstop.",
@@ -134,10 +136,21 @@ _PG_init(void)
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+}
 
+/*
+ * Module start-up, as named steps.  Nothing here touches BLAS: when preloaded
+ * this runs in the postmaster, which must stay free of OpenBLAS threads.
+ */
+void
+_PG_init(void)
+{
+	/* step 1: the settings, and the prefix reserved for them */
+	define_run_settings();
+	define_worker_settings();
 	MarkGUCPrefixReserved("unlearn");
-
+	/* step 2: shared memory, the commit callback and the launcher (when preloaded) */
 	unlearn_worker_init();
-
+	/* step 3: the numeric core allocates with palloc */
 	unlearn_core_use_palloc();
 }

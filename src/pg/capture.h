@@ -1,0 +1,57 @@
+/*
+ * capture.h: capture of deleted rows and the guards (capture.c, capture_apply.c, guard.c), training tables (relation.c).
+ */
+#ifndef UNLEARN_CAPTURE_H
+#define UNLEARN_CAPTURE_H
+
+#include "postgres.h"
+#include "utils/rel.h"
+
+/* ---------- capture (capture.c, capture_apply.c; the queue is queue.h, the workers worker.h) ---------- */
+
+/* Installs the DELETE/UPDATE/TRUNCATE triggers on a training table (idempotent). */
+void		unlearn_install_capture(Oid relid);
+void		unlearn_install_capture_as_owner(Oid relid);
+void		unlearn_check_capture_allowed(Oid relid);
+
+/* Remembers that this transaction queued requests: the worker is woken at commit. */
+void		unlearn_note_queued(void);
+bool		unlearn_take_queued(void);
+
+/* Marks every cached capture statement of this backend for rebuilding. */
+void		unlearn_capture_cache_invalidate(void);
+
+/* Drops the triggers from the tables of relid's tree that no model trains on any more. */
+void		unlearn_remove_capture_if_unused(Oid relid);
+
+/* Errors unless a model's columns in rel still have the built-in types it was trained with. */
+void		unlearn_check_capture_columns(Relation rel, const char *model, const char *id,
+										  const char *feat, const char *label, Oid label_type);
+
+/* Key-share locks a model's catalog row as committed now; false if the model is gone. */
+bool		unlearn_lock_model_row(const char *name, Oid relid);
+
+/* Quoted names of the models on relid or a table above it (NULL if none); SPI connected. */
+char	   *unlearn_models_above(Oid relid, bool auto_only);
+
+/* True while unlearn drops its own triggers (the DROP guard lets them go). */
+extern bool unlearn_dropping_own_triggers;
+extern bool unlearn_installing_capture;
+
+/*
+ * SQL prefix binding "up(r)" to $1 (an oid) and every table above it
+ * (partitioned and inheritance parents).  Run only with search_path pinned.
+ */
+#define UNLEARN_ANCESTORS_CTE \
+	"WITH RECURSIVE up(r) AS (SELECT $1::oid UNION" \
+	" SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN up ON i.inhrelid = up.r)"
+
+/* ---------- relations (relation.c) ---------- */
+
+/* The relation's schema-qualified, quoted name (errors if it is gone). */
+char	   *unlearn_qualified_name(Oid relid);
+
+/* Seconds since an instr_time start. */
+double		unlearn_seconds_since(const void *start);
+
+#endif							/* UNLEARN_CAPTURE_H */

@@ -1,0 +1,68 @@
+/*
+ * data.h: reading and checking table rows (data.c).
+ */
+#ifndef UNLEARN_DATA_H
+#define UNLEARN_DATA_H
+
+#include "postgres.h"
+#include "utils/array.h"
+#include "catalog.h"
+
+/* ---------- data (data.c) ---------- */
+
+/* Rows of a training or evaluation table, ready for the core. */
+typedef struct UnlearnData
+{
+	int64		n;				/* rows */
+	int			n_features;
+	float	   *X;				/* n x n_features */
+	int		   *y;				/* class index per row; -1 = label unknown to the model */
+	int64	   *ids;			/* id per row (NULL if not read) */
+	char	  **labels;			/* distinct labels found, sorted (training only) */
+	int			n_labels;
+	char	  **requested_by;	/* per row, who asked to forget it (NULL: the current user) */
+} UnlearnData;
+
+/* Which columns to read and how to map labels. */
+typedef struct UnlearnDataSpec
+{
+	Oid			relid;
+	const char *id_column;		/* NULL: don't read ids */
+	const char *features_column;
+	const char *label_column;
+	int			n_features;		/* 0: learn from the first row */
+	const UnlearnModel *model;	/* map labels to this model's classes; NULL: collect */
+	const char *where_clause;	/* optional SQL condition, e.g. "id = ANY($1)" */
+	int			nargs;
+	Oid		   *argtypes;
+	Datum	   *args;
+} UnlearnDataSpec;
+
+/*
+ * Reads the rows with SPI (the caller must be connected), checking types,
+ * NULLs, ragged arrays and non-finite values, with clear SQLSTATEs.
+ */
+void		unlearn_read_data(const UnlearnDataSpec *spec, UnlearnData *out);
+
+/* A spec of a model's columns (ids included) in its training table, labels mapped to its classes. */
+void		unlearn_model_data_spec(const UnlearnModel *model, UnlearnDataSpec *spec);
+
+/* Checks that relid has the named column and returns its type (errors otherwise). */
+Oid			unlearn_column_type(Oid relid, const char *column, const char *role);
+
+/* qsort/bsearch order of int64s. */
+int			unlearn_cmp_int64(const void *a, const void *b);
+
+/* Output unit of a label given in text form, or -1 if it is not a class of the model. */
+int			unlearn_class_index(const UnlearnModel *model, const char *label);
+
+/* Drops the rows whose label is not a class of the model (y < 0), keeping the order. */
+void		unlearn_drop_unknown_labels(UnlearnData *rows);
+
+/* True if arr is a usable queued feature copy (1-D real[], n_features finite values). */
+bool		unlearn_feature_array_ok(ArrayType *arr, int n_features);
+
+/* Copies a real[] or double precision[] argument into a float buffer of n_features. */
+float	   *unlearn_features_from_array(ArrayType *arr, int n_features);
+
+#endif							/* UNLEARN_DATA_H */

@@ -1,0 +1,55 @@
+/*
+ * options.h: the jsonb option parser, training and unlearning options (options.c).
+ */
+#ifndef UNLEARN_OPTIONS_H
+#define UNLEARN_OPTIONS_H
+
+#include "postgres.h"
+#include "utils/jsonb.h"
+#include "nn.h"
+#include "unlearn_core.h"
+
+/* ---------- options (options.c) ---------- */
+
+/* One jsonb option: its key, the struct field it sets, and what it accepts. */
+typedef enum OptionKind
+{
+	OPT_FLOAT,					/* float field */
+	OPT_INT,					/* int field, integral value */
+	OPT_UINT64,					/* uint64_t field, integral value */
+	OPT_ENUM					/* int-sized enum field, from a string in names[] */
+} OptionKind;
+
+typedef struct OptionSpec
+{
+	const char *key;
+	OptionKind	kind;
+	size_t		offset;			/* of the field in the target struct */
+	double		lo, hi;			/* accepted range (numbers) */
+	const char *expected;		/* for messages */
+	const char *const *names;	/* OPT_ENUM: NULL-terminated, index = value */
+} OptionSpec;
+
+void		unlearn_parse_options(Jsonb *options, const OptionSpec *specs, int n_specs,
+								  void *target, const char *what);
+void		unlearn_parse_train_options(Jsonb *options, nn_train_options *out);
+void		unlearn_parse_retrain_options(Jsonb *stored, Jsonb *overrides, nn_train_options *out);
+Jsonb	   *unlearn_train_options_to_jsonb(const nn_train_options *o, const int *hidden,
+										   int n_hidden, int epochs);
+
+/* A jsonb value from printf-style text: metrics and recorded options. */
+Jsonb	   *unlearn_jsonb_printf(const char *fmt,...) pg_attribute_printf(1, 2);
+
+
+/* Options of the unlearning functions: the core's plus how many rows to replay. */
+typedef struct UnlearnRunOptions
+{
+	ul_options	ul;
+	int			replay_rows;	/* remaining rows sampled for the default method */
+} UnlearnRunOptions;
+
+void		unlearn_parse_run_options(Jsonb *options, UnlearnRunOptions *out);
+Jsonb	   *run_options_to_jsonb(const UnlearnRunOptions *o);
+const char *unlearn_method_name(const UnlearnRunOptions *o);
+
+#endif							/* UNLEARN_OPTIONS_H */

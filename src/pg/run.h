@@ -1,0 +1,84 @@
+/*
+ * run.h: changing a model: opening it (change.c), training and storing (trainer.c), unlearning runs (rows.c, execute.c, ledger.c).
+ */
+#ifndef UNLEARN_RUN_H
+#define UNLEARN_RUN_H
+
+#include "postgres.h"
+#include "catalog.h"
+#include "data.h"
+#include "options.h"
+#include "access/tupdesc.h"
+#include "nodes/parsenodes.h"
+
+/* ---------- changing a model (change.c) ---------- */
+
+/*
+ * Looks up and checks ownership of a model (and the table privilege a change
+ * needs, or 0), locks its catalog row and returns the row as it is after the
+ * lock, under a snapshot that unlearn_close_model_change pops.
+ */
+UnlearnModel *unlearn_open_model_for_change(const char *name, const char *action, AclMode table_privilege);
+void		unlearn_close_model_change(void);
+
+/* The sorted manifest of a version. */
+int64	   *unlearn_load_manifest(const UnlearnModel *model, int version, int64 *n_out);
+
+/* Next free version number of a model (caller holds the model lock). */
+int			unlearn_next_version(const char *name);
+
+/* ---------- training (trainer.c, for train.c and retrain.c) ---------- */
+
+/* One training run: what it trains on and how, where it stores, and what it measured. */
+typedef struct UnlearnTrainRun
+{
+	const char *model;			/* the model's name */
+	bool		retrain;		/* unlearn_retrain: the next version of an existing model */
+	int			parent;			/* retrain: the version it replaces */
+	const char *reason;			/* "train", "retrain" or "reference" */
+	const int  *hidden;
+	int			n_hidden;
+	int			n_classes;
+	const nn_train_options *topts;
+	const UnlearnData *data;	/* the rows, ids sorted and unique: the manifest */
+	double		load_seconds;	/* reading them, for the metrics */
+	/* runs after training, before the version is stored, with the options to record */
+	void		(*before_store) (void *arg, Jsonb *options);
+	void	   *before_store_arg;
+	/* set by unlearn_train_and_store */
+	int			version;
+	double		accuracy;
+	double		train_seconds;
+} UnlearnTrainRun;
+
+void		unlearn_train_and_store(UnlearnTrainRun *run);
+Datum		unlearn_train_result(TupleDesc desc, const UnlearnTrainRun *run, double total_seconds);
+
+/* ---------- unlearning (rows.c, execute.c, ledger.c) ---------- */
+
+/* What one unlearning run did. */
+typedef struct UnlearnOutcome
+{
+	int			version;		/* the version it stored */
+	int			rows;
+	int			forgotten;
+	int			prior;
+	int			prior_kept;
+	int			steps;
+	double		seconds;
+	const char *method;
+} UnlearnOutcome;
+
+/* The rows with these sorted, distinct ids, checked against the table and the current manifest. */
+void		unlearn_read_forget_rows(const UnlearnModel *model, const int64 *ids, int k, UnlearnData *out);
+void		unlearn_read_sample(const UnlearnModel *model, const int64 *manifest, int64 n_manifest,
+								const int64 *forget, int k, int want, uint64 seed, UnlearnData *out);
+void		unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
+							const UnlearnRunOptions *opts, const char *reason, bool change_table,
+							UnlearnOutcome *out);
+
+/* The ledger: rows a version forgot; the earlier ones whose features it keeps. */
+void		unlearn_record_forgotten(const UnlearnModel *model, const UnlearnData *rows, int version);
+void		unlearn_read_prior_rows(const UnlearnModel *model, UnlearnData *out);
+
+#endif							/* UNLEARN_RUN_H */
