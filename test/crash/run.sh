@@ -41,6 +41,8 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=SCRIPTDIR/../lib_server.sh
 . "$root/test/lib_server.sh"
+# shellcheck source=SCRIPTDIR/../lib_check.sh
+. "$root/test/lib_check.sh"
 
 SCENARIOS=${CRASH_SCENARIOS:-"a b c d e f"}
 MODEL=crash_model
@@ -49,33 +51,7 @@ NAPTIME_MS=1000
 SLOW_OPTS='{"repair_steps": 600}'		# ~2-4 s a run on 2 shared cores
 VERY_SLOW_OPTS='{"repair_steps": 2500}'	# f: a run must outlive the launcher's 5 s restart
 
-passed=0
-failed=0
-t_start=$(date +%s)
-
-ok() { passed=$((passed + 1)); echo "  ok    $*"; }
-bad() { failed=$((failed + 1)); echo "  FAIL  $*"; }
-# check DESCRIPTION EXPECTED ACTUAL
-check() {
-	if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (expected '$2', got '$3')"; fi
-}
-info() { echo "        $*"; }
-
-finish() {
-	local rc=$?
-	trap - EXIT
-	if [ "$rc" -ne 0 ]; then
-		echo "crash: aborted (exit $rc)" >&2
-		failed=$((failed + 1))
-	fi
-	if [ "$failed" -gt 0 ]; then unlearn_server_log_tail 40; fi
-	unlearn_server_stop || true
-	echo
-	echo "crash: $(($(date +%s) - t_start)) s"
-	echo "$passed passed, $failed failed"
-	if [ "$failed" -gt 0 ]; then exit 1; fi
-	exit 0
-}
+check_start crash
 
 # q SQL: one value (or rows) from the server; fails (set -e) on error.
 q() { upsql -At -q -c "$1"; }
@@ -187,7 +163,7 @@ if [ ! -f "$pkglibdir/unlearn.so" ]; then
 	echo "crash: $pkglibdir/unlearn.so is not installed: run 'make install'" >&2
 	exit 1
 fi
-trap finish EXIT
+trap check_finish EXIT
 unlearn_server_start crash "synchronous_commit = on" "unlearn.naptime = ${NAPTIME_MS}ms" \
 	"unlearn.threads = 2" || exit 1
 

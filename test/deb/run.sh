@@ -25,39 +25,19 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=SCRIPTDIR/../lib_server.sh
 . "$root/test/lib_server.sh"
+# shellcheck source=SCRIPTDIR/../lib_check.sh
+. "$root/test/lib_check.sh"
 
 PKG=postgresql-15-unlearn
 out=${DEB_OUT:?set DEB_OUT to the directory of the .deb (make deb-test does)}
-passed=0
-failed=0
-t_start=$(date +%s)
+check_start deb
 
-ok() { passed=$((passed + 1)); echo "  ok    $*"; }
-bad() { failed=$((failed + 1)); echo "  FAIL  $*"; }
-# check DESCRIPTION EXPECTED ACTUAL
-check() {
-	if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (expected '$2', got '$3')"; fi
-}
-
-# Stop the server, purge the package, reinstall this tree's build.
-finish() {
-	local rc=$?
-	trap - EXIT
-	if [ "$rc" -ne 0 ]; then
-		echo "deb: aborted (exit $rc)" >&2
-		failed=$((failed + 1))
-	fi
-	if [ "$failed" -gt 0 ]; then unlearn_server_log_tail 40; fi
-	unlearn_server_stop || true
+# after the server: the package is purged and this tree's build installed again
+check_after_stop() {
 	if dpkg-query -W -f='${Status}' "$PKG" 2>/dev/null | grep -q installed; then
 		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 purge -y -qq "$PKG" >"$out/dpkg-purge.log" 2>&1 || bad "apt-get purge $PKG"
 	fi
 	make -C "$root" -s install >/dev/null || bad "make install after removing the package"
-	echo
-	echo "deb: $(($(date +%s) - t_start)) s"
-	echo "$passed passed, $failed failed"
-	if [ "$failed" -gt 0 ]; then exit 1; fi
-	exit 0
 }
 
 # q SQL: values from the server, unaligned; fails (set -e) on error.
@@ -73,7 +53,7 @@ if [ -z "$deb" ]; then
 	echo "deb: no ${PKG}_*.deb in $out: run 'make deb DEB_OUT=$out'" >&2
 	exit 1
 fi
-trap finish EXIT
+trap check_finish EXIT
 echo "==== install $deb ===="
 DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "$deb" >"$out/apt-install.log" 2>&1 ||
 	{ cat "$out/apt-install.log"; exit 1; }

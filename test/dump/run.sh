@@ -53,24 +53,17 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=SCRIPTDIR/../lib_server.sh
 . "$root/test/lib_server.sh"
+# shellcheck source=SCRIPTDIR/../lib_check.sh
+. "$root/test/lib_check.sh"
 
 DB_A=dump_a
 DB_B=dump_b	# from pg_dump -Fc, pg_restore
 DB_C=dump_c	# from pg_dump (plain), psql
 DB_D=dump_d	# from pg_dump -Fd, pg_restore -j 2
 
-passed=0
-failed=0
-t_start=$(date +%s)
+check_start dump
 work=
 
-ok() { passed=$((passed + 1)); echo "  ok    $*"; }
-bad() { failed=$((failed + 1)); echo "  FAIL  $*"; }
-# check DESCRIPTION EXPECTED ACTUAL
-check() {
-	if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (expected '$2', got '$3')"; fi
-}
-info() { echo "        $*"; }
 # Known extension issues (reported, not yet fixed): not counted unless
 # DUMP_STRICT=1; an unexpected pass counts as a pass and says so.
 xfail() {
@@ -78,21 +71,9 @@ xfail() {
 }
 xpass() { ok "$* (known issue fixed? remove the XFAIL)"; }
 
-finish() {
-	local rc=$?
-	trap - EXIT
-	if [ "$rc" -ne 0 ]; then
-		echo "dump: aborted (exit $rc)" >&2
-		failed=$((failed + 1))
-	fi
-	if [ "$failed" -gt 0 ]; then unlearn_server_log_tail 40; fi
-	unlearn_server_stop || true
+# after the server: the work directory goes, unless kept
+check_after_stop() {
 	if [ -n "$work" ] && [ "${UNLEARN_KEEP_DATA:-0}" != 1 ]; then rm -rf "$work"; fi
-	echo
-	echo "dump: $(($(date +%s) - t_start)) s"
-	echo "$passed passed, $failed failed"
-	if [ "$failed" -gt 0 ]; then exit 1; fi
-	exit 0
 }
 
 # q DB SQL: values from database DB, unaligned; fails (set -e) on error.
@@ -245,7 +226,7 @@ if [ ! -f "$pkglibdir/unlearn.so" ]; then
 	echo "dump: $pkglibdir/unlearn.so is not installed: run 'make install'" >&2
 	exit 1
 fi
-trap finish EXIT
+trap check_finish EXIT
 unlearn_server_start dump "unlearn.naptime = 1s" "unlearn.threads = 2" || exit 1
 work="$UNLEARN_SERVER_DIR/work"
 mkdir -p "$work"

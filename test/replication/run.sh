@@ -53,6 +53,8 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=SCRIPTDIR/../lib_server.sh
 . "$root/test/lib_server.sh"
+# shellcheck source=SCRIPTDIR/../lib_check.sh
+. "$root/test/lib_check.sh"
 
 PUB=repl_pub
 SUB=repl_sub
@@ -60,40 +62,17 @@ SLOT=repl_slot
 PORT=${REPL_PORT:-55870}
 TIMEOUT=${REPL_TIMEOUT:-20}
 
-passed=0
-failed=0
-t_start=$(date +%s%N)
+check_start replication
 sub_made=0
 
-ok() { passed=$((passed + 1)); echo "  ok    $*"; }
-bad() { failed=$((failed + 1)); echo "  FAIL  $*"; }
-# check DESCRIPTION EXPECTED ACTUAL
-check() {
-	if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (expected '$2', got '$3')"; fi
-}
-info() { echo "        $*"; }
-
-finish() {
-	local rc=$?
-	trap - EXIT
-	if [ "$rc" -ne 0 ]; then
-		echo "replication: aborted (exit $rc)" >&2
-		failed=$((failed + 1))
-	fi
-	if [ "$failed" -gt 0 ]; then unlearn_server_log_tail 40; fi
-	# the subscription first: it holds a slot and a worker in the same cluster
+# before the server stops: the subscription first (it holds a slot and a
+# worker in the same cluster), then the databases
+check_cleanup() {
 	if [ "$sub_made" = 1 ] && [ -n "$UNLEARN_SERVER_DATA" ]; then
 		upsql -d "$SUB" -q -c "DROP SUBSCRIPTION IF EXISTS repl_sub" >/dev/null 2>&1 || true
 		upsql -d postgres -q -c "DROP DATABASE IF EXISTS $SUB WITH (FORCE)" \
 			-c "DROP DATABASE IF EXISTS $PUB WITH (FORCE)" >/dev/null 2>&1 || true
 	fi
-	unlearn_server_stop || true
-	echo
-	local ds=$((($(date +%s%N) - t_start) / 100000000))
-	echo "replication: $((ds / 10)).$((ds % 10)) s"
-	echo "$passed passed, $failed failed"
-	if [ "$failed" -gt 0 ]; then exit 1; fi
-	exit 0
 }
 
 # q DB SQL: values from database DB, unaligned; fails (set -e) on error.
@@ -134,7 +113,7 @@ if _unlearn_port_busy "$PORT" || [[ " $(_unlearn_ports_of_ours | tr '\n' ' ') " 
 	echo "replication: port $PORT is taken: set REPL_PORT" >&2
 	exit 1
 fi
-trap finish EXIT
+trap check_finish EXIT
 UNLEARN_PORT=$PORT unlearn_server_start repl \
 	"wal_level = logical" \
 	"max_replication_slots = 10" "max_wal_senders = 10" "max_logical_replication_workers = 4" \

@@ -29,35 +29,12 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=SCRIPTDIR/../lib_server.sh
 . "$root/test/lib_server.sh"
+# shellcheck source=SCRIPTDIR/../lib_check.sh
+. "$root/test/lib_check.sh"
 
 OLD=upg_old
 NEW=upg_new
-passed=0
-failed=0
-t_start=$(date +%s)
-
-ok() { passed=$((passed + 1)); echo "  ok    $*"; }
-bad() { failed=$((failed + 1)); echo "  FAIL  $*"; }
-# check DESCRIPTION EXPECTED ACTUAL
-check() {
-	if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (expected '$2', got '$3')"; fi
-}
-
-finish() {
-	local rc=$?
-	trap - EXIT
-	if [ "$rc" -ne 0 ]; then
-		echo "upgrade: aborted (exit $rc)" >&2
-		failed=$((failed + 1))
-	fi
-	if [ "$failed" -gt 0 ]; then unlearn_server_log_tail 40; fi
-	unlearn_server_stop || true
-	echo
-	echo "upgrade: $(($(date +%s) - t_start)) s"
-	echo "$passed passed, $failed failed"
-	if [ "$failed" -gt 0 ]; then exit 1; fi
-	exit 0
-}
+check_start upgrade
 
 # q DB SQL: values from database DB, unaligned; fails (set -e) on error.
 q() { upsql -d "$1" -At -q -c "$2"; }
@@ -102,7 +79,7 @@ if [ ! -f "$pkglibdir/unlearn.so" ]; then
 	echo "upgrade: $pkglibdir/unlearn.so is not installed: run 'make install'" >&2
 	exit 1
 fi
-trap finish EXIT
+trap check_finish EXIT
 # as test/regress.conf: fast worker, ledger copies kept so rows can be re-checked
 unlearn_server_start upgrade "unlearn.naptime = 1s" "unlearn.threads = 1" \
 	"unlearn.feature_retention = 3600" || exit 1
