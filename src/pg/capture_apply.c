@@ -164,9 +164,10 @@ static void
 queue_request(const char *model, const char *kind, const ApplyRow *old, const char *new_label)
 {
 	UnlearnCatalogUser saved;
+	char	   *requested_by = GetUserNameFromId(GetUserId(), false);	/* the apply worker's role */
 
 	unlearn_become_catalog_owner(&saved);
-	unlearn_queue_insert_row(model, kind, old->id, old->label, new_label, old->features);
+	unlearn_queue_insert_row(model, kind, old->id, old->label, new_label, old->features, requested_by);
 	unlearn_restore_user(&saved);
 	unlearn_note_queued();
 }

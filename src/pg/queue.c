@@ -88,23 +88,26 @@ unlearn_queue_capture_sql(bool is_update, const char *id, const char *feat, cons
 					label, c, label, c);
 }
 
-/* Queues one request, requested by current_user. */
+/*
+ * Queues one request, requested by requested_by (the role that removed the
+ * row: the caller runs this as the catalog owner, so not current_user).
+ */
 void
 unlearn_queue_insert_row(const char *model, const char *kind, int64 id, const char *label,
-						 const char *new_label, ArrayType *features)
+						 const char *new_label, ArrayType *features, const char *requested_by)
 {
-	Oid			argtypes[6] = {TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID, FLOAT4ARRAYOID};
-	Datum		args[6] = {CStringGetTextDatum(model), CStringGetTextDatum(kind), Int64GetDatum(id),
-	CStringGetTextDatum(label), (Datum) 0, PointerGetDatum(features)};
-	char		nulls[6] = "      ";
+	Oid			argtypes[7] = {TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID, FLOAT4ARRAYOID, TEXTOID};
+	Datum		args[7] = {CStringGetTextDatum(model), CStringGetTextDatum(kind), Int64GetDatum(id),
+	CStringGetTextDatum(label), (Datum) 0, PointerGetDatum(features), CStringGetTextDatum(requested_by)};
+	char		nulls[7] = "       ";
 
 	if (new_label)
 		args[4] = CStringGetTextDatum(new_label);
 	else
 		nulls[4] = 'n';
 	if (SPI_execute_with_args("INSERT INTO unlearn.requests (model, kind, id, label, new_label, features, requested_by)"
-							  " VALUES ($1, $2, $3, $4, $5, $6, current_user)",
-							  6, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
+							  " VALUES ($1, $2, $3, $4, $5, $6, $7::name)",
+							  7, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not queue an unlearning request");
 }
 

@@ -34,7 +34,7 @@ char	   *unlearn_queue_capture_sql(bool is_update, const char *id, const char *f
 
 /* Queues one request (kind 'forget' or 'relabel'), requested by current_user. */
 void		unlearn_queue_insert_row(const char *model, const char *kind, int64 id, const char *label,
-									 const char *new_label, ArrayType *features);
+									 const char *new_label, ArrayType *features, const char *requested_by);
 
 /* ---------- the SQL functions ---------- */
 
