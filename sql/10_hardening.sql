@@ -146,5 +146,36 @@ SELECT unlearn_drop_model('ci');
 DROP TABLE ci;
 DROP COLLATION hard_ci;
 
+-- A second review: CREATE OR REPLACE TRIGGER over one of our triggers (with
+-- another function) would silently replace the capture.
+CREATE FUNCTION public.hard_nothing() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+SELECT err($$CREATE OR REPLACE TRIGGER unlearn_capture_delete AFTER DELETE ON hard
+             FOR EACH STATEMENT EXECUTE FUNCTION public.hard_nothing()$$);
+SELECT err($$CREATE OR REPLACE TRIGGER unlearn_capture_apply AFTER DELETE ON hard
+             FOR EACH ROW EXECUTE FUNCTION public.hard_nothing()$$);
+DROP FUNCTION public.hard_nothing();
+-- an unlogged table loses its rows in a crash without a trigger: refused both ways
+SELECT err($$ALTER TABLE hard SET UNLOGGED$$);
+CREATE UNLOGGED TABLE hard_unlogged (id bigint, features real[], label int);
+INSERT INTO hard_unlogged SELECT i, ARRAY[i % 2, 0]::real[], i % 2 FROM generate_series(1, 20) i;
+SELECT err($$SELECT unlearn_train('hard_u', 'hard_unlogged', 'id', 'features', 'label', hidden => '{}', epochs => 1)$$);
+DROP TABLE hard_unlogged;
+-- a model's column dropped with a collation it uses (DROP COLLATION ... CASCADE)
+CREATE COLLATION hard_c (provider = libc, locale = 'C');
+CREATE TABLE hard_col (id bigint, features real[], label text COLLATE hard_c);
+INSERT INTO hard_col SELECT i, ARRAY[(i % 2) * 2.0, 0.3 * sin(i)]::real[], CASE WHEN i % 2 = 0 THEN 'a' ELSE 'b' END
+FROM generate_series(1, 40) i;
+SELECT model FROM unlearn_train('hard_col', 'hard_col', 'id', 'features', 'label', hidden => '{}', epochs => 3);
+SELECT err($$DROP COLLATION hard_c CASCADE$$);
+SELECT unlearn_drop_model('hard_col');
+DROP TABLE hard_col;
+DROP COLLATION hard_c;
+-- the worker's single-worker lock is not an advisory lock SQL can take first
+-- (a role holding it used to leave the database without a worker)
+SELECT pg_try_advisory_lock(33053984111555182) AS sql_holds_the_old_key;
+DELETE FROM hard WHERE id = 30;
+SELECT unlearn_wait('hard') AS drained_while_sql_holds_it;
+SELECT pg_advisory_unlock(33053984111555182);
+
 SELECT unlearn_drop_model('hard');
 DROP TABLE hard;

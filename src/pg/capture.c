@@ -62,6 +62,12 @@ check_capturable(Oid relid)
 {
 	ListCell   *lc;
 
+	if (get_rel_persistence(relid) == RELPERSISTENCE_UNLOGGED)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("automatic unlearning cannot follow unlogged table \"%s\"", get_rel_name(relid)),
+				 errdetail("A crash empties it without firing any trigger."),
+				 errhint("ALTER TABLE ... SET LOGGED, or train with auto_unlearn => false.")));
 	if (get_rel_persistence(relid) == RELPERSISTENCE_TEMP)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

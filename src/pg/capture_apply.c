@@ -178,12 +178,17 @@ capture_one(Relation rel, const ApplyModel *m, HeapTuple old_tup, HeapTuple new_
 {
 	ApplyRow	old,
 				new;
+	UnlearnCatalogUser saved;
+	bool		locked;
 
 	/* step 1: a row the model could not have learned (a NULL column) needs nothing */
 	if (!read_row(rel, old_tup, m, &old))
 		return;
 	/* step 2: the model's row must still be there (locked as committed now) */
-	if (!unlearn_lock_model_row(m->name, m->relid))
+	unlearn_become_catalog_owner(&saved);
+	locked = unlearn_lock_model_row(m->name, m->relid);
+	unlearn_restore_user(&saved);
+	if (!locked)
 		return;
 	/* step 3: a DELETE, or an UPDATE of the id or features, forgets; of the label, relabels */
 	if (new_tup == NULL || !read_row(rel, new_tup, m, &new) || new.id != old.id ||

@@ -18,6 +18,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "parser/parse_func.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
@@ -177,6 +178,11 @@ guard_alter_cmd(Oid relid, AlterTableCmd *cmd)
 		case AT_AddInherit:
 			refuse_below_another(relid);
 			break;
+		case AT_SetUnLogged:
+			/* a crash empties an unlogged table without firing a trigger */
+			refuse_if_trained(relid, "make unlogged",
+							  "Turn automatic unlearning off with unlearn_auto(model, false) first.");
+			break;
 		case AT_AttachPartition:
 			if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
 				refuse_below_another(RangeVarGetRelid(((PartitionCmd *) cmd->def)->name, NoLock, false));
@@ -195,6 +201,28 @@ guard_alter_cmd(Oid relid, AlterTableCmd *cmd)
 		default:
 			break;
 	}
+}
+
+/*
+ * Refuses CREATE [OR REPLACE] TRIGGER with one of our names and a function
+ * that is not ours: it would replace our capture.  With our functions (which
+ * only their owner may attach) it is our install or pg_restore re-creating
+ * them.
+ */
+static void
+guard_create_trigger(CreateTrigStmt *stmt)
+{
+	Oid			relid;
+	Oid			func;
+
+	if (!is_our_trigger(stmt->trigname))
+		return;
+	func = LookupFuncName(stmt->funcname, 0, NULL, true);
+	if (OidIsValid(func) && get_func_namespace(func) == get_namespace_oid("unlearn", true))
+		return;
+	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	if (OidIsValid(relid))
+		guard_trigger_state(relid, stmt->trigname);
 }
 
 /* Checks a RENAME: of a model's column, or of our trigger. */
@@ -266,7 +294,9 @@ unlearn_guard_ddl(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 	may_add_child = adds_child(parsetree);
 	SPI_connect();
-	if (IsA(parsetree, RenameStmt))
+	if (IsA(parsetree, CreateTrigStmt))
+		guard_create_trigger((CreateTrigStmt *) parsetree);
+	else if (IsA(parsetree, RenameStmt))
 		guard_rename((RenameStmt *) parsetree);
 	else if (IsA(parsetree, AlterTableStmt))
 	{
@@ -379,7 +409,19 @@ unlearn_guard_drop(PG_FUNCTION_ARGS)
 				 errmsg("cannot drop table %s: it is the training table of model %s", found[0], found[1]),
 				 errdetail("The model would remember every row with no table left to delete them from."),
 				 errhint("Drop the model first with unlearn_drop_model().")));
-	/* step 2: our triggers, gone with a partition (not named by the DROP) or alone (DROP TRIGGER) */
+	/* step 2: a column a model reads, dropped with a type or collation it used (CASCADE) */
+	if (first_row_elevated("SELECT d.object_identity FROM pg_catalog.pg_event_trigger_dropped_objects() d"
+						   " JOIN unlearn.models m ON m.relation::oid = d.objid"
+						   " WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid > 0"
+						   "   AND d.address_names[3] IN (m.id_column::text, m.features_column::text,"
+						   "                              m.label_column::text)"
+						   " ORDER BY 1 LIMIT 1", 1, found))
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot drop column %s: a model reads it", found[0]),
+				 errdetail("The model's captured deletes and its retraining read this column by name and type."),
+				 errhint("Drop the model first with unlearn_drop_model().")));
+	/* step 3: our triggers, gone with a partition (not named by the DROP) or alone (DROP TRIGGER) */
 	if (!unlearn_dropping_own_triggers &&
 		first_row_elevated("SELECT d.object_identity FROM pg_catalog.pg_event_trigger_dropped_objects() d"
 						   " WHERE d.object_type = 'trigger' AND d.address_names[3] IN"

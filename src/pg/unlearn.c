@@ -20,6 +20,7 @@ int			unlearn_max_rows = 10000000;
 bool		unlearn_progress = false;
 int			unlearn_feature_retention = 0;
 UnlearnSuppress unlearn_suppress_capture = {NULL, (Datum) 0};
+int			unlearn_worker_lock_timeout = 5000;
 
 void		_PG_init(void);
 
@@ -133,6 +134,15 @@ define_worker_settings(void)
 							NULL,
 							&unlearn_retry_delay,
 							2000, 0, 300 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("unlearn.worker_lock_timeout",
+							"Longest the background worker waits for a lock (a training table, a model's row); 0 waits for ever.",
+							"A run that times out fails and is retried with backoff, so one locked table cannot stall every model.",
+							&unlearn_worker_lock_timeout,
+							5000, 0, INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

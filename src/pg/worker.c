@@ -14,6 +14,8 @@
  */
 #include "postgres.h"
 
+#include "storage/lock.h"
+
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
@@ -99,24 +101,24 @@ extension_present(void)
 }
 
 /*
- * Takes the session-level advisory lock that makes this the only worker of
- * its database (a restarted launcher may start a second one); false if
- * another worker holds it.
+ * Takes the session-level lock that makes this the only worker of its
+ * database (a restarted launcher may start a second one); false if another
+ * worker holds it.  An advisory lock tag no SQL function can form (field4 3;
+ * pg_advisory_lock uses 1 and 2), so no role can take it first and keep the
+ * database without a worker.
  */
 static bool
 become_only_worker(void)
 {
-	bool		isnull;
-	bool		got;
+	LOCKTAG		tag;
+	LockAcquireResult res;
 
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (WORKER_LOCK_KEY >> 32),
+						 (uint32) WORKER_LOCK_KEY, 3);
 	begin_step();
-	if (SPI_execute_with_args("SELECT pg_try_advisory_lock($1)", 1, (Oid[]) {INT8OID},
-							  (Datum[]) {Int64GetDatum(WORKER_LOCK_KEY)}, NULL, false, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
-		elog(ERROR, "unlearn worker could not take its advisory lock");
-	got = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	res = LockAcquire(&tag, ExclusiveLock, true, true);
 	end_step();
-	return got;
+	return res != LOCKACQUIRE_NOT_AVAIL;
 }
 
 /*
@@ -558,6 +560,21 @@ worker_housekeeping(TimestampTz *last_busy)
 
 /* ------------------------------------------------------------------ the loop's steps */
 
+/*
+ * Bounds every lock wait of the worker by unlearn.worker_lock_timeout: a role
+ * that holds a lock on its training table (or its model's catalog row) must
+ * not stall the worker that serves every model of the database.  A run that
+ * times out fails like any other and is retried with backoff.
+ */
+static void
+apply_lock_timeout(void)
+{
+	char		value[32];
+
+	snprintf(value, sizeof(value), "%d", unlearn_worker_lock_timeout);
+	SetConfigOption("lock_timeout", value, PGC_SUSET, PGC_S_OVERRIDE);
+}
+
 /* Start-up: signals, the database connection, a pinned search_path, the loop's memory context. */
 static void
 connect_worker(Oid dboid)
@@ -568,6 +585,7 @@ connect_worker(Oid dboid)
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	/* we run as the bootstrap superuser: resolve nothing a database owner created */
 	unlearn_pin_session_search_path();
+	apply_lock_timeout();
 	loop_context = AllocSetContextCreate(TopMemoryContext, "unlearn worker loop", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(loop_context);
 }
@@ -630,6 +648,7 @@ handle_interrupts(void)
 	{
 		ConfigReloadPending = false;
 		ProcessConfigFile(PGC_SIGHUP);
+		apply_lock_timeout();
 	}
 }
 

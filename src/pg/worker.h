@@ -40,4 +40,6 @@ void		unlearn_slot_release(bool want_successor);
 PGDLLEXPORT void unlearn_launcher_main(Datum arg);
 PGDLLEXPORT void unlearn_worker_main(Datum arg);
 
+extern int	unlearn_worker_lock_timeout;	/* unlearn.worker_lock_timeout, ms; 0 waits for ever */
+
 #endif							/* UNLEARN_WORKER_H */

@@ -44,10 +44,12 @@ CREATE FUNCTION unlearn.guard_ddl() RETURNS event_trigger
 AS 'MODULE_PATHNAME', 'unlearn_guard_ddl' LANGUAGE C;
 -- (ALTER VIEW, MATERIALIZED VIEW, FOREIGN TABLE and INDEX are there because
 -- PostgreSQL lets them rename or alter a table's columns too.)
--- CREATE TABLE is there to note a new partition for the ddl_command_end trigger.
+-- CREATE TABLE is there to note a new partition for the ddl_command_end trigger;
+-- CREATE TRIGGER to refuse CREATE OR REPLACE TRIGGER over one of ours.
 CREATE EVENT TRIGGER unlearn_guard_ddl ON ddl_command_start
 	WHEN TAG IN ('ALTER TABLE', 'ALTER TRIGGER', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW',
-				 'ALTER FOREIGN TABLE', 'ALTER INDEX', 'CREATE TABLE', 'CREATE FOREIGN TABLE')
+				 'ALTER FOREIGN TABLE', 'ALTER INDEX', 'CREATE TABLE', 'CREATE FOREIGN TABLE',
+				 'CREATE TRIGGER')
 	EXECUTE FUNCTION unlearn.guard_ddl();
 
 -- New partitions and inheritance children of a training table get the
@@ -79,12 +81,28 @@ REVOKE ALL ON FUNCTION unlearn.guard_drop() FROM PUBLIC;
 REVOKE ALL ON FUNCTION unlearn.guard_ddl() FROM PUBLIC;
 REVOKE ALL ON FUNCTION unlearn.guard_ddl_end() FROM PUBLIC;
 
--- (temporary tables and tables below another can no longer be captured:
--- their models keep the 0.1 triggers, and unlearn_auto(model, true) says why)
+-- Temporary, unlogged and partition/child tables can no longer be captured
+-- (deletes through a parent, a crash or the end of a session would bypass
+-- the triggers): their models' automatic unlearning is turned off, loudly.
+DO $$
+DECLARE
+	m record;
+BEGIN
+	FOR m IN SELECT mo.name FROM unlearn.models mo
+			   JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) mo.relation::pg_catalog.oid
+			  WHERE mo.auto_unlearn AND (c.relpersistence OPERATOR(pg_catalog.<>) 'p' OR c.relispartition
+					OR EXISTS (SELECT FROM pg_catalog.pg_inherits i
+							   WHERE i.inhrelid OPERATOR(pg_catalog.=) c.oid))
+	LOOP
+		RAISE WARNING 'automatic unlearning of model % is turned off: its table is temporary, unlogged or below another table', m.name
+			USING HINT = 'Delete its rows with unlearn_rows, or train the model on the table at the top.';
+		UPDATE unlearn.models SET auto_unlearn = false WHERE name OPERATOR(pg_catalog.=) m.name;
+	END LOOP;
+END $$;
 SELECT unlearn.install_capture(s.relation)
   FROM (SELECT DISTINCT m.relation::pg_catalog.oid AS relation FROM unlearn.models m
 		  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) m.relation::pg_catalog.oid
-		 WHERE m.auto_unlearn AND c.relpersistence OPERATOR(pg_catalog.<>) 't'
+		 WHERE m.auto_unlearn AND c.relpersistence OPERATOR(pg_catalog.=) 'p'
 		   AND NOT c.relispartition
 		   AND NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i
 						   WHERE i.inhrelid OPERATOR(pg_catalog.=) c.oid)) s;
