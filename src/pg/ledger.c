@@ -82,7 +82,74 @@ unlearn_record_forgotten(const UnlearnModel *model, const UnlearnData *rows, int
 	unlearn_restore_user(&saved);
 }
 
-/* Previously forgotten rows whose features the ledger still holds, ordered by id. */
+/*
+ * The newest version on the current version's chain that was trained from
+ * scratch (train, retrain, exact unlearning: guarantee 'exact'), or 0.
+ */
+static int
+newest_exact_on_chain(const UnlearnModel *model)
+{
+	Oid			argtypes[2] = {TEXTOID, INT4OID};
+	Datum		args[2] = {CStringGetTextDatum(model->name), Int32GetDatum(model->version)};
+	UnlearnCatalogUser saved;
+	bool		isnull;
+	int			ret;
+
+	unlearn_become_catalog_owner(&saved);
+	/* UNION, not UNION ALL: a tampered cycle of parents ends */
+	ret = SPI_execute_with_args("WITH RECURSIVE chain(version, parent) AS ("
+								"  SELECT version, parent FROM unlearn.versions WHERE model = $1 AND version = $2"
+								"  UNION"
+								"  SELECT v.version, v.parent FROM unlearn.versions v JOIN chain c ON v.version = c.parent"
+								"   WHERE v.model = $1)"
+								" SELECT max(v.version) FROM unlearn.versions v JOIN chain c ON v.version = c.version"
+								" WHERE v.model = $1 AND v.guarantee = 'exact'",
+								2, argtypes, args, NULL, true, 1);
+	unlearn_restore_user(&saved);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read the versions of model \"%s\"", model->name);
+	ret = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	return isnull ? 0 : ret;
+}
+
+/*
+ * Keeps the rows the newest exact version on the chain learned (those in its
+ * manifest): the others it never saw, nor did the approximate versions that
+ * descend from it, so they are forgotten by construction and need no check.
+ * Without such a version (or its manifest) every row stays.
+ */
+static void
+drop_forgotten_by_construction(const UnlearnModel *model, UnlearnData *rows)
+{
+	int			exact = newest_exact_on_chain(model);
+	int64	   *manifest;
+	int64		n_manifest;
+	int64		m = 0;
+
+	if (exact == 0 || rows->n == 0)
+		return;
+	manifest = unlearn_load_manifest(model, exact, &n_manifest);
+	for (int64 i = 0; i < rows->n; i++)
+	{
+		if (!bsearch(&rows->ids[i], manifest, n_manifest, sizeof(int64), unlearn_cmp_int64))
+			continue;
+		if (m != i)
+		{
+			memmove(rows->X + m * rows->n_features, rows->X + i * rows->n_features,
+					sizeof(float) * rows->n_features);
+			rows->y[m] = rows->y[i];
+			rows->ids[m] = rows->ids[i];
+		}
+		m++;
+	}
+	rows->n = m;
+}
+
+/*
+ * Previously forgotten rows whose features the ledger still holds, ordered
+ * by id, but for those forgotten by construction (an exact version on the
+ * current chain never learned them).
+ */
 void
 unlearn_read_prior_rows(const UnlearnModel *model, UnlearnData *out)
 {
@@ -93,7 +160,7 @@ unlearn_read_prior_rows(const UnlearnModel *model, UnlearnData *out)
 
 	memset(out, 0, sizeof(*out));
 	unlearn_become_catalog_owner(&saved);
-	ret = SPI_execute_with_args("SELECT features, label FROM unlearn.forgotten"
+	ret = SPI_execute_with_args("SELECT features, label, id FROM unlearn.forgotten"
 								" WHERE model = $1 AND features IS NOT NULL ORDER BY id",
 								1, argtypes, args, NULL, true, 0);
 	unlearn_restore_user(&saved);
@@ -103,6 +170,7 @@ unlearn_read_prior_rows(const UnlearnModel *model, UnlearnData *out)
 	out->n_features = model->n_features;
 	out->X = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max(out->n, 1) * model->n_features);
 	out->y = palloc(sizeof(int) * Max(out->n, 1));
+	out->ids = palloc(sizeof(int64) * Max(out->n, 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
@@ -112,7 +180,9 @@ unlearn_read_prior_rows(const UnlearnModel *model, UnlearnData *out)
 
 		memcpy(out->X + i * model->n_features, x, sizeof(float) * model->n_features);
 		out->y[i] = unlearn_class_index(model, label);
+		out->ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
 	}
+	drop_forgotten_by_construction(model, out);
 }
 
 /*
