@@ -16,11 +16,12 @@ SHOW unlearn.retrain_budget;
 
 -- four tight clusters; forgetting 100 rows of one of them takes its
 -- neighbours, held-out rows among them, along
-CREATE TABLE clusters AS
+CREATE TABLE clusters_src AS
 SELECT i::bigint AS id,
        ARRAY[(i % 4 / 2) + 0.03 * sin(i * 12.9898), (i % 2) + 0.03 * cos(i * 78.233)]::real[] AS features,
        i % 4 AS label
 FROM generate_series(1, 800) i;
+CREATE TABLE clusters AS SELECT * FROM clusters_src;
 SELECT model, version FROM unlearn_train('clusters', 'clusters', 'id', 'features', 'label', hidden => '{16}',
                                          epochs => 30, options => '{"lr": 0.01, "batch_size": 32, "seed": 1}',
                                          auto_unlearn => false);
@@ -85,11 +86,7 @@ RESET unlearn.retrain_budget;
 
 -- (e) the worker: a refused run fails its requests with the guard's message;
 -- retried within a budget, it becomes an exact version
-CREATE TABLE wclusters AS
-SELECT i::bigint AS id,
-       ARRAY[(i % 4 / 2) + 0.03 * sin(i * 12.9898), (i % 2) + 0.03 * cos(i * 78.233)]::real[] AS features,
-       i % 4 AS label
-FROM generate_series(1, 800) i;
+CREATE TABLE wclusters AS SELECT * FROM clusters_src;
 SELECT model FROM unlearn_train('wclusters', 'wclusters', 'id', 'features', 'label', hidden => '{16}',
                                 epochs => 30, options => '{"lr": 0.01, "batch_size": 32, "seed": 1}');
 -- superuser: ALTER SYSTEM and pg_reload_conf change the worker's settings

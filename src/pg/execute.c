@@ -230,43 +230,6 @@ guard_trips(const RunInputs *in)
 	return (double) (in->lost - in->gained) > 2.0 * sqrt((double) (in->lost + in->gained));
 }
 
-/*
- * The last training (train, retrain or exact unlearning) on the current
- * version's chain: its train_seconds and rows.  False if there is none with
- * the figure.
- */
-static bool
-last_training(const UnlearnModel *model, double *seconds, int64 *rows)
-{
-	Oid			argtypes[2] = {TEXTOID, INT4OID};
-	Datum		args[2] = {CStringGetTextDatum(model->name), Int32GetDatum(model->version)};
-	UnlearnCatalogUser saved;
-	bool		isnull;
-	int			ret;
-
-	unlearn_become_catalog_owner(&saved);
-	/* UNION, not UNION ALL: a tampered cycle of parents ends */
-	ret = SPI_execute_with_args("WITH RECURSIVE chain(version, parent) AS ("
-								"  SELECT version, parent FROM unlearn.versions WHERE model = $1 AND version = $2"
-								"  UNION"
-								"  SELECT v.version, v.parent FROM unlearn.versions v JOIN chain c ON v.version = c.parent"
-								"   WHERE v.model = $1)"
-								" SELECT (v.metrics->>'train_seconds')::float8, v.rows"
-								" FROM unlearn.versions v JOIN chain c ON v.version = c.version"
-								" WHERE v.model = $1 AND v.method IS NULL AND v.rows > 0"
-								"  AND jsonb_typeof(v.metrics->'train_seconds') = 'number'"
-								" ORDER BY v.version DESC LIMIT 1",
-								2, argtypes, args, NULL, true, 1);
-	unlearn_restore_user(&saved);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read the versions of model \"%s\"", model->name);
-	if (SPI_processed != 1)
-		return false;
-	*seconds = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	*rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	return *seconds >= 0;
-}
-
 /* The estimated time of an exact retrain on n rows, or -1 when unknown. */
 static double
 estimated_retrain_seconds(const UnlearnModel *model, int64 n)
@@ -274,7 +237,8 @@ estimated_retrain_seconds(const UnlearnModel *model, int64 n)
 	double		seconds;
 	int64		rows;
 
-	if (!last_training(model, &seconds, &rows))
+	/* the newest training on the chain, scaled by the rows */
+	if (unlearn_newest_exact_on_chain(model, &seconds, &rows) == 0 || seconds < 0 || rows <= 0)
 		return -1;
 	return seconds * (double) n / (double) rows;
 }

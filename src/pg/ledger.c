@@ -83,36 +83,6 @@ unlearn_record_forgotten(const UnlearnModel *model, const UnlearnData *rows, int
 }
 
 /*
- * The newest version on the current version's chain that was trained from
- * scratch (train, retrain, exact unlearning: guarantee 'exact'), or 0.
- */
-static int
-newest_exact_on_chain(const UnlearnModel *model)
-{
-	Oid			argtypes[2] = {TEXTOID, INT4OID};
-	Datum		args[2] = {CStringGetTextDatum(model->name), Int32GetDatum(model->version)};
-	UnlearnCatalogUser saved;
-	bool		isnull;
-	int			ret;
-
-	unlearn_become_catalog_owner(&saved);
-	/* UNION, not UNION ALL: a tampered cycle of parents ends */
-	ret = SPI_execute_with_args("WITH RECURSIVE chain(version, parent) AS ("
-								"  SELECT version, parent FROM unlearn.versions WHERE model = $1 AND version = $2"
-								"  UNION"
-								"  SELECT v.version, v.parent FROM unlearn.versions v JOIN chain c ON v.version = c.parent"
-								"   WHERE v.model = $1)"
-								" SELECT max(v.version) FROM unlearn.versions v JOIN chain c ON v.version = c.version"
-								" WHERE v.model = $1 AND v.guarantee = 'exact'",
-								2, argtypes, args, NULL, true, 1);
-	unlearn_restore_user(&saved);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not read the versions of model \"%s\"", model->name);
-	ret = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	return isnull ? 0 : ret;
-}
-
-/*
  * Keeps the rows the newest exact version on the chain learned (those in its
  * manifest): the others it never saw, nor did the approximate versions that
  * descend from it, so they are forgotten by construction and need no check.
@@ -121,12 +91,17 @@ newest_exact_on_chain(const UnlearnModel *model)
 static void
 drop_forgotten_by_construction(const UnlearnModel *model, UnlearnData *rows)
 {
-	int			exact = newest_exact_on_chain(model);
+	double		seconds;
+	int64		trained_rows;
+	int			exact;
 	int64	   *manifest;
 	int64		n_manifest;
 	int64		m = 0;
 
-	if (exact == 0 || rows->n == 0)
+	if (rows->n == 0)
+		return;
+	exact = unlearn_newest_exact_on_chain(model, &seconds, &trained_rows);
+	if (exact == 0)
 		return;
 	manifest = unlearn_load_manifest(model, exact, &n_manifest);
 	for (int64 i = 0; i < rows->n; i++)

@@ -109,7 +109,8 @@ CREATE FUNCTION @extschema@.unlearn_audit(model text, test_relation regclass DEF
 	OUT mia_attack_accuracy double precision,	-- balanced accuracy of the attack (remaining vs test)
 	OUT steps integer, OUT seconds double precision,
 	OUT requested_by name, OUT created_at timestamptz,
-	OUT problem text)						-- why the version has no figures (NULL: none, or purged)
+	OUT problem text,						-- why the version has no figures (NULL: none, or purged)
+	OUT guarantee text)						-- exact or approximate: unlearn.versions.guarantee (below)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'unlearn_audit' LANGUAGE C VOLATILE;
 
@@ -119,7 +120,8 @@ AS 'MODULE_PATHNAME', 'unlearn_audit' LANGUAGE C VOLATILE;
 -- fallback of an unlearning run the accuracy guard refused), so it never saw
 -- a row outside it; 'approximate': an unlearning method changed its parent,
 -- and the rows it forgot are verified misclassified.  Derived from method
--- (NULL for every training), so it cannot disagree with it.
+-- (NULL for every training), so it cannot disagree with it.  unlearn_audit
+-- (above) shows it in its last column.
 ------------------------------------------------------------------------------
 ALTER TABLE unlearn.versions ADD COLUMN guarantee text NOT NULL
 	GENERATED ALWAYS AS (CASE WHEN method IS NULL THEN 'exact' ELSE 'approximate' END) STORED;
@@ -127,24 +129,3 @@ COMMENT ON COLUMN unlearn.versions.guarantee IS
 	'exact (trained from scratch on its manifest) or approximate (an unlearning method changed its parent)';
 -- model metadata, readable by everyone like the other columns but the weights
 GRANT SELECT (guarantee) ON unlearn.versions TO PUBLIC;
-
--- unlearn_audit shows it, in a new last column `guarantee`.
-DROP FUNCTION @extschema@.unlearn_audit(text, regclass);
-CREATE FUNCTION @extschema@.unlearn_audit(model text, test_relation regclass DEFAULT NULL,
-	OUT version integer, OUT parent integer, OUT reason text, OUT method text,
-	OUT rows_forgotten integer,				-- rows this version forgot
-	OUT forgotten_checked integer,			-- rows forgotten up to this version whose features the ledger still has
-	OUT forgotten_unchecked integer,		-- rows forgotten up to this version that can no longer be re-checked
-	OUT all_forgotten_misclassified boolean,
-	OUT forget_accuracy double precision,	-- share of checked forgotten rows still predicted right
-	OUT remaining_accuracy double precision,
-	OUT remaining_sample integer,			-- remaining rows the accuracy was measured on
-	OUT test_accuracy double precision,
-	OUT mia_member_rate double precision,	-- share of checked forgotten rows the attack calls members
-	OUT mia_attack_accuracy double precision,	-- balanced accuracy of the attack (remaining vs test)
-	OUT steps integer, OUT seconds double precision,
-	OUT requested_by name, OUT created_at timestamptz,
-	OUT problem text,						-- why the version has no figures (NULL: none, or purged)
-	OUT guarantee text)						-- exact (trained from scratch) or approximate
-RETURNS SETOF record
-AS 'MODULE_PATHNAME', 'unlearn_audit' LANGUAGE C VOLATILE;
