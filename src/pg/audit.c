@@ -269,7 +269,7 @@ unlearn_audit(PG_FUNCTION_ARGS)
 	unlearn_become_catalog_owner(&saved);
 	if (SPI_execute_with_args("SELECT version, parent, reason, method, cardinality(forgotten_ids),"
 							  " (metrics->>'steps')::int, coalesce((metrics->>'seconds')::float8,"
-							  "  (metrics->>'train_seconds')::float8), created_by, created_at"
+							  "  (metrics->>'train_seconds')::float8), created_by, created_at, guarantee"
 							  " FROM unlearn.versions WHERE model = $1 ORDER BY version",
 							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read unlearn.versions");
@@ -281,8 +281,8 @@ unlearn_audit(PG_FUNCTION_ARGS)
 	{
 		HeapTuple	tup = versions->vals[r];
 		TupleDesc	td = versions->tupdesc;
-		Datum		values[19];
-		bool		nulls[19] = {0};
+		Datum		values[20];
+		bool		nulls[20] = {0};
 		bool		isnull;
 		int			version = DatumGetInt32(SPI_getbinval(tup, td, 1, &isnull));
 		char	   *problem = NULL;
@@ -326,6 +326,7 @@ unlearn_audit(PG_FUNCTION_ARGS)
 		values[17] = SPI_getbinval(tup, td, 9, &nulls[17]);
 		values[18] = problem ? CStringGetTextDatum(problem) : (Datum) 0;
 		nulls[18] = problem == NULL;
+		values[19] = SPI_getbinval(tup, td, 10, &nulls[19]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	SPI_finish();

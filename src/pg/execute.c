@@ -19,13 +19,23 @@
 
 #include "unlearn_pg.h"
 
+#define HELD_OUT_MAX 2000		/* held-out rows of the accuracy guard, at most */
+#define HELD_OUT_SHARE 5		/* and at most 1 in 5 of the remaining rows */
+#define HELD_OUT_SEED UINT64CONST(0x6775617264)	/* "guard", mixed into the run's seed */
+
 /* What a run reads before it changes anything. */
 typedef struct RunInputs
 {
 	int64	   *manifest;		/* the current version's, sorted */
 	int64		n_manifest;
 	UnlearnData prior;			/* rows forgotten earlier whose features the ledger keeps */
+	UnlearnData held_out;		/* the guard's sample of remaining rows, outside the replay sample */
 	UnlearnData replay;			/* the default method's sample of remaining rows */
+	double		held_out_before;	/* accuracy on held_out before and after the run, in [0, 1] */
+	double		held_out_after;
+	int		   *held_out_pred;	/* the predictions before the run */
+	int			lost;			/* held-out rows right before the run and wrong after */
+	int			gained;			/* and the other way round */
 } RunInputs;
 
 /* Progress hook of the unlearning loop: cancel point and NOTICEs. */
@@ -52,24 +62,113 @@ core_rows(const UnlearnData *d)
 	return r;
 }
 
-/* Step 1: the manifest, the prior rows and (default method) the replay sample. */
+/* The sorted union of two sorted id arrays (duplicates kept once). */
+static int64 *
+merge_ids(const int64 *a, int64 na, const int64 *b, int64 nb, int64 *n_out)
+{
+	int64	   *out = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * Max(na + nb, 1));
+	int64		i = 0,
+				j = 0,
+				m = 0;
+
+	while (i < na || j < nb)
+	{
+		if (j >= nb || (i < na && a[i] < b[j]))
+			out[m++] = a[i++];
+		else if (i >= na || b[j] < a[i])
+			out[m++] = b[j++];
+		else
+		{
+			out[m++] = a[i++];
+			j++;
+		}
+	}
+	*n_out = m;
+	return out;
+}
+
+/*
+ * Step 1: the manifest, the prior rows, the guard's held-out sample of
+ * remaining rows (min(2000, remaining / 5), seeded) and (default method) the
+ * replay sample, drawn from the remaining rows outside the held-out ones.
+ */
 static void
 read_inputs(const UnlearnModel *model, const UnlearnData *forget, const UnlearnRunOptions *opts,
 			RunInputs *in)
 {
+	int64		remaining;
+	int			want;
+
 	in->manifest = unlearn_load_manifest(model, model->version, &in->n_manifest);
 	unlearn_read_prior_rows(model, &in->prior);
+	remaining = in->n_manifest - forget->n;
+	want = (int) Min((int64) HELD_OUT_MAX, Max(remaining, 0) / HELD_OUT_SHARE);
+	if (unlearn_max_accuracy_drop >= 100)
+		want = 0;				/* the guard is off: the replay sample is drawn as without it */
+	unlearn_read_sample(model, in->manifest, in->n_manifest, forget->ids, (int) forget->n,
+						want, opts->ul.seed ^ HELD_OUT_SEED, &in->held_out);
 	if (opts->ul.method == UL_METHOD_DEFAULT && opts->replay_rows > 0)
-		unlearn_read_sample(model, in->manifest, in->n_manifest, forget->ids, (int) forget->n,
+	{
+		int64		n_out;
+		int64	   *out = merge_ids(forget->ids, forget->n, in->held_out.ids, in->held_out.n, &n_out);
+
+		Assert(n_out <= INT_MAX);
+		unlearn_read_sample(model, in->manifest, in->n_manifest, out, (int) n_out,
 							opts->replay_rows, opts->ul.seed, &in->replay);
+	}
 	else
 		memset(&in->replay, 0, sizeof(in->replay));
+}
+
+/* Predictions of a network on the held-out rows, and their accuracy (1 when there are none). */
+static double
+held_out_predict(const nn_model *net, const UnlearnData *held_out, int *pred)
+{
+	nn_workspace *ws;
+	int64		right = 0;
+
+	if (held_out->n == 0)
+		return 1.0;
+	ws = nn_workspace_create(net, (int) Min(held_out->n, 1024));
+	for (int64 s = 0; s < held_out->n; s += 1024)
+		nn_predict(net, ws, held_out->X + s * held_out->n_features, (int) Min(1024, held_out->n - s), pred + s);
+	nn_workspace_free(ws);
+	for (int64 i = 0; i < held_out->n; i++)
+		right += pred[i] == held_out->y[i];
+	return (double) right / (double) held_out->n;
+}
+
+/* Accuracy on the held-out rows before the run (its predictions kept). */
+static void
+measure_before(const nn_model *net, RunInputs *in)
+{
+	in->held_out_pred = palloc(sizeof(int) * Max(in->held_out.n, 1));
+	in->held_out_before = held_out_predict(net, &in->held_out, in->held_out_pred);
+}
+
+/* Accuracy on the held-out rows after the run, and the rows it lost and gained. */
+static void
+measure_after(const nn_model *net, RunInputs *in)
+{
+	int		   *pred = palloc(sizeof(int) * Max(in->held_out.n, 1));
+
+	in->held_out_after = held_out_predict(net, &in->held_out, pred);
+	in->lost = in->gained = 0;
+	for (int64 i = 0; i < in->held_out.n; i++)
+	{
+		bool		was = in->held_out_pred[i] == in->held_out.y[i];
+		bool		is = pred[i] == in->held_out.y[i];
+
+		in->lost += was && !is;
+		in->gained += !was && is;
+	}
+	pfree(pred);
 }
 
 /* Step 2: the current weights, unlearned by the core; errors unless every row is satisfied. */
 static nn_model *
 run_core(const UnlearnModel *model, const UnlearnData *forget, const int *new_labels,
-		 const RunInputs *in, const UnlearnRunOptions *opts, ul_result *res)
+		 RunInputs *in, const UnlearnRunOptions *opts, ul_result *res)
 {
 	nn_model   *net = unlearn_load_weights(model, model->version);
 	ul_request	req;
@@ -81,6 +180,7 @@ run_core(const UnlearnModel *model, const UnlearnData *forget, const int *new_la
 	req.new_labels = new_labels;
 	req.prior = core_rows(&in->prior);
 	req.replay = core_rows(&in->replay);
+	measure_before(net, in);
 	if (ul_unlearn_request(net, &req, &opts->ul, unlearn_progress_callback, model->name, res,
 						   err, sizeof(err)) != 0)
 		ereport(ERROR,
@@ -103,7 +203,68 @@ run_core(const UnlearnModel *model, const UnlearnData *forget, const int *new_la
 				 opts->ul.method == UL_METHOD_DEFAULT ?
 				 errhint("Raise max_steps or max_passes, or forget fewer rows at a time.") :
 				 errhint("Use method \"default\", or raise max_steps or max_passes.")));
+	measure_after(net, in);
 	return net;
+}
+
+/* The guard: accuracy points the run lost on the held-out rows (negative: gained). */
+static double
+held_out_drop(const RunInputs *in)
+{
+	return 100.0 * (in->held_out_before - in->held_out_after);
+}
+
+/*
+ * True when the run lost more than unlearn.max_accuracy_drop points on the
+ * held-out rows, and the loss is beyond their sampling noise: the rows it
+ * turned wrong outnumber those it turned right by more than twice the
+ * standard deviation of that difference under no change (a one-sided
+ * McNemar test at about 2 %), so a handful of flips on a small table does
+ * not count.
+ */
+static bool
+guard_trips(const RunInputs *in)
+{
+	if (in->held_out.n == 0 || held_out_drop(in) <= unlearn_max_accuracy_drop)
+		return false;
+	return (double) (in->lost - in->gained) > 2.0 * sqrt((double) (in->lost + in->gained));
+}
+
+/* The estimated time of an exact retrain on n rows, or -1 when unknown. */
+static double
+estimated_retrain_seconds(const UnlearnModel *model, int64 n)
+{
+	double		seconds;
+	int64		rows;
+
+	/* the newest training on the chain, scaled by the rows */
+	if (unlearn_newest_exact_on_chain(model, &seconds, &rows) == 0 || seconds < 0 || rows <= 0)
+		return -1;
+	return seconds * (double) n / (double) rows;
+}
+
+/* Errors (54000): the guard refused the run and no exact retrain replaces it; nothing changed. */
+static void
+refuse_run(const UnlearnModel *model, const RunInputs *in, bool relabel, double estimate)
+{
+	char	   *why;
+
+	if (relabel)
+		why = pstrdup("a relabelling is not retrained");
+	else if (unlearn_retrain_budget == 0)
+		why = pstrdup("exact retraining is off (unlearn.retrain_budget = 0)");
+	else if (estimate < 0)
+		why = pstrdup("the time of an exact retrain cannot be estimated: no training of the current version's lineage recorded train_seconds");
+	else
+		why = psprintf("an exact retrain is estimated at %.1f s, over unlearn.retrain_budget (%d s)",
+					   estimate, unlearn_retrain_budget);
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("unlearning would lower the accuracy of model \"%s\" on held-out rows by %.2f points, more than unlearn.max_accuracy_drop (%g)",
+					model->name, held_out_drop(in), unlearn_max_accuracy_drop),
+			 errdetail("Accuracy on %d held-out remaining rows: %.2f %% before, %.2f %% after; %s. Nothing was changed.",
+					   (int) in->held_out.n, 100.0 * in->held_out_before, 100.0 * in->held_out_after, why),
+			 errhint("Raise unlearn.retrain_budget or unlearn.max_accuracy_drop, or forget fewer rows at a time.")));
 }
 
 /*
@@ -215,11 +376,15 @@ store_run(const UnlearnModel *model, const UnlearnData *forget, bool relabel, co
 	out->version = unlearn_next_version(model->name);
 	metrics = unlearn_jsonb_printf("{\"rows\": %d, \"forgotten\": %d, \"prior\": %d, \"prior_kept\": %d,"
 								   " \"steps\": %d, \"forget_steps\": %d, \"seconds\": %.3f,"
-								   " \"replay_rows\": %d, \"forget_loss\": %s}",
+								   " \"replay_rows\": %d, \"forget_loss\": %s, \"held_out_rows\": %d,"
+								   " \"held_out_before\": %s, \"held_out_after\": %s}",
 								   k, res->forgotten, (int) in->prior.n, res->prior_kept, res->steps,
 								   res->forget_steps, out->seconds, (int) in->replay.n,
 								   isfinite(res->final_forget_loss) ?
-								   psprintf("%.6g", res->final_forget_loss) : "null");
+								   psprintf("%.6g", res->final_forget_loss) : "null",
+								   (int) in->held_out.n,
+								   in->held_out.n ? psprintf("%.6f", in->held_out_before) : "null",
+								   in->held_out.n ? psprintf("%.6f", in->held_out_after) : "null");
 	unlearn_store_version(model->name, out->version, model->version, reason,
 						  unlearn_method_name(opts), run_options_to_jsonb(opts),
 						  net, new_manifest, n_new_manifest,
@@ -227,6 +392,94 @@ store_run(const UnlearnModel *model, const UnlearnData *forget, bool relabel, co
 	unlearn_set_current_version(model->name, out->version);
 	if (!relabel)
 		unlearn_record_forgotten(model, forget, out->version);
+}
+
+/*
+ * Step 4, exact: the guard refused the run, so the rows are retrained away:
+ * a new version trained from scratch, with the model's shape and recorded
+ * training options (unlearn_retrain's helper), on the rows of the current
+ * manifest without them.  Its manifest lacks the rows and the ledger records
+ * them with it.
+ */
+static void
+store_exact(const UnlearnModel *model, const UnlearnData *forget, const RunInputs *in,
+			const char *reason, UnlearnOutcome *out)
+{
+	int			k = (int) forget->n;
+	int64		n_keep;
+	int64	   *keep = manifest_without(in->manifest, in->n_manifest, forget->ids, k, &n_keep);
+	int		   *hidden;
+	int			n_hidden;
+	Jsonb	   *stored;
+	nn_train_options topts;
+	UnlearnData data;
+	UnlearnTrainRun run;
+	instr_time	t_start;
+
+	INSTR_TIME_SET_CURRENT(t_start);
+	unlearn_read_model_training(model->name, &hidden, &n_hidden, &stored);
+	unlearn_parse_retrain_options(stored, NULL, &topts);
+	unlearn_read_rows_by_id(model, keep, n_keep, &data);
+	if (data.n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("no rows of model \"%s\" are left to retrain it on", model->name)));
+	for (int64 i = 1; i < data.n; i++)
+		if (data.ids[i] == data.ids[i - 1])
+			ereport(ERROR,
+					(errcode(ERRCODE_UNIQUE_VIOLATION),
+					 errmsg("id column \"%s\" must be unique", model->id_column)));
+
+	memset(&run, 0, sizeof(run));
+	run.model = model->name;
+	run.retrain = true;
+	run.parent = model->version;
+	run.reason = psprintf("exact-%s", reason);
+	run.hidden = hidden;
+	run.n_hidden = n_hidden;
+	run.n_classes = model->n_classes;
+	run.topts = &topts;
+	run.data = &data;
+	run.forgotten = forget->ids;
+	run.n_forgotten = k;
+	run.load_seconds = unlearn_seconds_since(&t_start);
+	unlearn_train_and_store(&run);
+	unlearn_set_current_version(model->name, run.version);
+	unlearn_record_forgotten(model, forget, run.version);
+
+	out->version = run.version;
+	out->forgotten = k;			/* by construction: the version never saw them */
+	out->prior_kept = (int) in->prior.n;
+	out->steps = 0;
+	out->seconds += unlearn_seconds_since(&t_start);
+	out->method = "retrain";
+}
+
+/*
+ * Step 3 (guard): true when the run lowered held-out accuracy by more than
+ * unlearn.max_accuracy_drop and an exact retrain within
+ * unlearn.retrain_budget replaces it; errors when none can.
+ */
+static bool
+guard_wants_exact(const UnlearnModel *model, const UnlearnData *forget, bool relabel, const RunInputs *in)
+{
+	double		estimate = -1;
+
+	elog(DEBUG1, "unlearning model \"%s\": %d held-out rows, accuracy %.4f before, %.4f after, drop %.2f points,"
+		 " %d rows lost, %d gained", model->name, (int) in->held_out.n, in->held_out_before, in->held_out_after,
+		 held_out_drop(in), in->lost, in->gained);
+	if (!guard_trips(in))
+		return false;
+	if (!relabel && unlearn_retrain_budget > 0)
+		estimate = estimated_retrain_seconds(model, in->n_manifest - forget->n);
+	if (relabel || estimate < 0 || estimate > unlearn_retrain_budget)
+		refuse_run(model, in, relabel, estimate);
+	ereport(NOTICE,
+			(errmsg("unlearning would lower the accuracy of model \"%s\" on held-out rows by %.2f points: retraining without the rows instead",
+					model->name, held_out_drop(in)),
+			 errdetail("An exact retrain is estimated at %.1f s, within unlearn.retrain_budget (%d s).",
+					   estimate, unlearn_retrain_budget)));
+	return true;
 }
 
 /*
@@ -247,6 +500,7 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 	ul_result	res;
 	instr_time	t_start;
 	bool		relabel = new_labels != NULL;
+	bool		exact;
 
 	Assert(forget->n > 0 && forget->n <= INT_MAX);
 	Assert(forget->n_features == model->n_features);
@@ -257,16 +511,23 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 	read_inputs(model, forget, opts, &in);
 	net = run_core(model, forget, new_labels, &in, opts, &res);
 	out->seconds = unlearn_seconds_since(&t_start);
+	exact = guard_wants_exact(model, forget, relabel, &in);
 
 	if (change_table && !relabel)
 		delete_rows(model, forget);
 	else if (change_table)
 		relabel_rows(model, forget, new_labels);
+	out->rows = (int) forget->n;
+	out->prior = (int) in.prior.n;
+	if (exact)
+	{
+		nn_free(net);
+		store_exact(model, forget, &in, reason, out);
+		return;
+	}
 	store_run(model, forget, relabel, &in, net, &res, opts, reason, out);
 
-	out->rows = (int) forget->n;
 	out->forgotten = res.forgotten;
-	out->prior = (int) in.prior.n;
 	out->prior_kept = res.prior_kept;
 	out->steps = res.steps;
 	out->method = unlearn_method_name(opts);

@@ -82,7 +82,49 @@ unlearn_record_forgotten(const UnlearnModel *model, const UnlearnData *rows, int
 	unlearn_restore_user(&saved);
 }
 
-/* Previously forgotten rows whose features the ledger still holds, ordered by id. */
+/*
+ * Keeps the rows the newest exact version on the chain learned (those in its
+ * manifest): the others it never saw, nor did the approximate versions that
+ * descend from it, so they are forgotten by construction and need no check.
+ * Without such a version (or its manifest) every row stays.
+ */
+static void
+drop_forgotten_by_construction(const UnlearnModel *model, UnlearnData *rows)
+{
+	double		seconds;
+	int64		trained_rows;
+	int			exact;
+	int64	   *manifest;
+	int64		n_manifest;
+	int64		m = 0;
+
+	if (rows->n == 0)
+		return;
+	exact = unlearn_newest_exact_on_chain(model, &seconds, &trained_rows);
+	if (exact == 0)
+		return;
+	manifest = unlearn_load_manifest(model, exact, &n_manifest);
+	for (int64 i = 0; i < rows->n; i++)
+	{
+		if (!bsearch(&rows->ids[i], manifest, n_manifest, sizeof(int64), unlearn_cmp_int64))
+			continue;
+		if (m != i)
+		{
+			memmove(rows->X + m * rows->n_features, rows->X + i * rows->n_features,
+					sizeof(float) * rows->n_features);
+			rows->y[m] = rows->y[i];
+			rows->ids[m] = rows->ids[i];
+		}
+		m++;
+	}
+	rows->n = m;
+}
+
+/*
+ * Previously forgotten rows whose features the ledger still holds, ordered
+ * by id, but for those forgotten by construction (an exact version on the
+ * current chain never learned them).
+ */
 void
 unlearn_read_prior_rows(const UnlearnModel *model, UnlearnData *out)
 {
@@ -93,7 +135,7 @@ unlearn_read_prior_rows(const UnlearnModel *model, UnlearnData *out)
 
 	memset(out, 0, sizeof(*out));
 	unlearn_become_catalog_owner(&saved);
-	ret = SPI_execute_with_args("SELECT features, label FROM unlearn.forgotten"
+	ret = SPI_execute_with_args("SELECT features, label, id FROM unlearn.forgotten"
 								" WHERE model = $1 AND features IS NOT NULL ORDER BY id",
 								1, argtypes, args, NULL, true, 0);
 	unlearn_restore_user(&saved);
@@ -103,6 +145,7 @@ unlearn_read_prior_rows(const UnlearnModel *model, UnlearnData *out)
 	out->n_features = model->n_features;
 	out->X = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max(out->n, 1) * model->n_features);
 	out->y = palloc(sizeof(int) * Max(out->n, 1));
+	out->ids = palloc(sizeof(int64) * Max(out->n, 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
@@ -112,7 +155,9 @@ unlearn_read_prior_rows(const UnlearnModel *model, UnlearnData *out)
 
 		memcpy(out->X + i * model->n_features, x, sizeof(float) * model->n_features);
 		out->y[i] = unlearn_class_index(model, label);
+		out->ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
 	}
+	drop_forgotten_by_construction(model, out);
 }
 
 /*

@@ -197,3 +197,44 @@ unlearn_lineage_problems(const UnlearnLineage *l, StringInfo s)
 							 s->len ? "; " : "", v, l->current);
 	}
 }
+
+/*
+ * The newest version on the current version's chain that was trained from
+ * scratch (method NULL: guarantee 'exact'), with its train_seconds (-1 when
+ * it has none) and rows; 0 when there is none.  Caller connected to SPI.
+ */
+int
+unlearn_newest_exact_on_chain(const UnlearnModel *model, double *train_seconds, int64 *rows)
+{
+	Oid			argtypes[2] = {TEXTOID, INT4OID};
+	Datum		args[2] = {CStringGetTextDatum(model->name), Int32GetDatum(model->version)};
+	UnlearnCatalogUser saved;
+	bool		isnull;
+	int			ret;
+	int			version;
+
+	unlearn_become_catalog_owner(&saved);
+	/* UNION, not UNION ALL: a tampered cycle of parents ends */
+	ret = SPI_execute_with_args("WITH RECURSIVE chain(version, parent) AS ("
+								"  SELECT version, parent FROM unlearn.versions WHERE model = $1 AND version = $2"
+								"  UNION"
+								"  SELECT v.version, v.parent FROM unlearn.versions v JOIN chain c ON v.version = c.parent"
+								"   WHERE v.model = $1)"
+								" SELECT v.version, CASE WHEN jsonb_typeof(v.metrics->'train_seconds') = 'number'"
+								"  THEN (v.metrics->>'train_seconds')::float8 END, v.rows"
+								" FROM unlearn.versions v JOIN chain c ON v.version = c.version"
+								" WHERE v.model = $1 AND v.guarantee = 'exact'"
+								" ORDER BY v.version DESC LIMIT 1",
+								2, argtypes, args, NULL, true, 1);
+	unlearn_restore_user(&saved);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read the lineage of model \"%s\": %s", model->name, SPI_result_code_string(ret));
+	if (SPI_processed != 1)
+		return 0;
+	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	*train_seconds = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	if (isnull)
+		*train_seconds = -1;
+	*rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	return version;
+}

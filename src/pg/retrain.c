@@ -17,8 +17,8 @@
 #include "unlearn_pg.h"
 
 /* Reads the model's hidden widths and its recorded training options (without "hidden"). */
-static void
-read_model_training(const char *name, int **hidden, int *n_hidden, Jsonb **stored)
+void
+unlearn_read_model_training(const char *name, int **hidden, int *n_hidden, Jsonb **stored)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1] = {CStringGetTextDatum(name)};
@@ -135,7 +135,7 @@ unlearn_retrain(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	model = unlearn_open_model_for_change(name, "retrain", 0);
-	read_model_training(name, &hidden, &n_hidden, &stored);
+	unlearn_read_model_training(name, &hidden, &n_hidden, &stored);
 	if (!PG_ARGISNULL(1))
 		overrides = take_reference_option(PG_GETARG_JSONB_P(1), &reference);
 	unlearn_parse_retrain_options(stored, overrides, &topts);

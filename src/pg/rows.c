@@ -175,3 +175,17 @@ unlearn_read_sample(const UnlearnModel *model, const int64 *manifest, int64 n_ma
 	/* rows whose label is not a class cannot be replayed */
 	unlearn_drop_unknown_labels(out);
 }
+
+/*
+ * The rows of the model's table with these sorted ids, those the table still
+ * has, ordered by id; rows whose label is not a class are left out.
+ */
+void
+unlearn_read_rows_by_id(const UnlearnModel *model, const int64 *ids, int64 n, UnlearnData *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (n == 0)
+		return;
+	read_model_rows(model, ids, n, out);
+	unlearn_drop_unknown_labels(out);
+}

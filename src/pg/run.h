@@ -42,6 +42,8 @@ typedef struct UnlearnTrainRun
 	const nn_train_options *topts;
 	const UnlearnData *data;	/* the rows, ids sorted and unique: the manifest */
 	double		load_seconds;	/* reading them, for the metrics */
+	const int64 *forgotten;		/* retrain: sorted ids the version forgets (exact unlearning), or NULL */
+	int			n_forgotten;
 	/* runs after training, before the version is stored, with the options to record */
 	void		(*before_store) (void *arg, Jsonb *options);
 	void	   *before_store_arg;
@@ -52,6 +54,8 @@ typedef struct UnlearnTrainRun
 } UnlearnTrainRun;
 
 void		unlearn_train_and_store(UnlearnTrainRun *run);
+/* A model's hidden widths and recorded training options, without "hidden" (retrain.c). */
+void		unlearn_read_model_training(const char *name, int **hidden, int *n_hidden, Jsonb **stored);
 Datum		unlearn_train_result(TupleDesc desc, const UnlearnTrainRun *run, double total_seconds);
 
 /* ---------- unlearning (rows.c, execute.c, ledger.c) ---------- */
@@ -73,6 +77,7 @@ typedef struct UnlearnOutcome
 void		unlearn_read_forget_rows(const UnlearnModel *model, const int64 *ids, int k, UnlearnData *out);
 void		unlearn_read_sample(const UnlearnModel *model, const int64 *manifest, int64 n_manifest,
 								const int64 *forget, int k, int want, uint64 seed, UnlearnData *out);
+void		unlearn_read_rows_by_id(const UnlearnModel *model, const int64 *ids, int64 n, UnlearnData *out);
 void		unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 							const UnlearnRunOptions *opts, const char *reason, bool change_table,
 							UnlearnOutcome *out);

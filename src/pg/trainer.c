@@ -90,7 +90,7 @@ unlearn_train_and_store(UnlearnTrainRun *run)
 								   " \"train_seconds\": %.3f, \"rows\": " INT64_FORMAT "}",
 								   run->accuracy, run->load_seconds, run->train_seconds, data->n);
 	unlearn_store_version(run->model, run->version, run->retrain ? run->parent : 0, run->reason, NULL,
-						  options, net, data->ids, data->n, NULL, 0, metrics);
+						  options, net, data->ids, data->n, run->forgotten, run->n_forgotten, metrics);
 }
 
 /* The unlearn_train_result row of a run (in the current memory context). */

@@ -19,6 +19,8 @@ int			unlearn_threads = 2;
 int			unlearn_max_rows = 10000000;
 bool		unlearn_progress = false;
 int			unlearn_feature_retention = 0;
+double		unlearn_max_accuracy_drop = 2.0;
+int			unlearn_retrain_budget = 60;
 UnlearnSuppress unlearn_suppress_capture = {NULL, (Datum) 0};
 int			unlearn_worker_lock_timeout = 5000;
 
@@ -64,6 +66,26 @@ define_run_settings(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomRealVariable("unlearn.max_accuracy_drop",
+							 "Largest fall of accuracy on held-out remaining rows an unlearning run may cause, in points.",
+							 "A run that lowers it more is not stored: the rows are retrained away "
+							 "exactly if unlearn.retrain_budget allows, else the run fails.  100 turns the guard off.",
+							 &unlearn_max_accuracy_drop,
+							 2.0, 0.0, 100.0,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("unlearn.retrain_budget",
+							"Longest estimated time of an exact retrain that replaces an unlearning run the accuracy guard refused.",
+							"Estimated from the last training of the current version's lineage, scaled by "
+							"the remaining rows.  0 never retrains: the run fails.",
+							&unlearn_retrain_budget,
+							60, 0, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("unlearn.feature_retention",
 							"How long the ledger keeps a copy of each forgotten row's features.",

@@ -29,6 +29,8 @@ typedef struct UnlearnSuppress
 } UnlearnSuppress;
 extern UnlearnSuppress unlearn_suppress_capture;
 extern int	unlearn_max_model_size;		/* unlearn.max_model_size, kB one training run may allocate */
+extern double unlearn_max_accuracy_drop;	/* unlearn.max_accuracy_drop, points on held-out rows */
+extern int	unlearn_retrain_budget;		/* unlearn.retrain_budget, s an exact retrain may take; 0 off */
 
 /* ---------- BLAS and core set-up (blas.c) ---------- */
 

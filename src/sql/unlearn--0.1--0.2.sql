@@ -127,6 +127,23 @@ CREATE FUNCTION @extschema@.unlearn_audit(model text, test_relation regclass DEF
 	OUT mia_attack_accuracy double precision,	-- balanced accuracy of the attack (remaining vs test)
 	OUT steps integer, OUT seconds double precision,
 	OUT requested_by name, OUT created_at timestamptz,
-	OUT problem text)						-- why the version has no figures (NULL: none, or purged)
+	OUT problem text,						-- why the version has no figures (NULL: none, or purged)
+	OUT guarantee text)						-- exact or approximate: unlearn.versions.guarantee (below)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'unlearn_audit' LANGUAGE C VOLATILE;
+
+------------------------------------------------------------------------------
+-- Never destroy a model: every version records its guarantee.  'exact': it
+-- was trained from scratch on its manifest (train, retrain, and the exact
+-- fallback of an unlearning run the accuracy guard refused), so it never saw
+-- a row outside it; 'approximate': an unlearning method changed its parent,
+-- and the rows it forgot are verified misclassified.  Derived from method
+-- (NULL for every training), so it cannot disagree with it.  unlearn_audit
+-- (above) shows it in its last column.
+------------------------------------------------------------------------------
+ALTER TABLE unlearn.versions ADD COLUMN guarantee text NOT NULL
+	GENERATED ALWAYS AS (CASE WHEN method IS NULL THEN 'exact' ELSE 'approximate' END) STORED;
+COMMENT ON COLUMN unlearn.versions.guarantee IS
+	'exact (trained from scratch on its manifest) or approximate (an unlearning method changed its parent)';
+-- model metadata, readable by everyone like the other columns but the weights
+GRANT SELECT (guarantee) ON unlearn.versions TO PUBLIC;
