@@ -112,3 +112,13 @@ CREATE FUNCTION @extschema@.unlearn_audit(model text, test_relation regclass DEF
 	OUT problem text)						-- why the version has no figures (NULL: none, or purged)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'unlearn_audit' LANGUAGE C VOLATILE;
+
+------------------------------------------------------------------------------
+-- Standardisation inside the model: no SQL or catalog change.  The training
+-- option "standardize" (default true for unlearn_train; recorded in
+-- unlearn.models.options and unlearn.versions.options, so unlearn_retrain
+-- repeats it) is parsed by the library.  Models stored by 0.1 (weights in
+-- format 1, no "standardize" in their options) keep predicting identically,
+-- and their retrains do not standardise unless asked.  See
+-- docs/sql-reference.md#training-options.
+------------------------------------------------------------------------------
