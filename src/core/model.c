@@ -287,19 +287,43 @@ nn_set_standardization(nn_model *m, const float *X, int n)
 	return 0;
 }
 
-/* Map n rows of raw X to (x - mean) / scale into out (which may be X). */
+/* Features per block of nn_standardize_rows: its mean and reciprocal scale sit on the stack. */
+#define NN_STD_BLOCK 256
+
+/*
+ * Map n rows of raw X to (x - mean) * (1 / scale) into out (which may be X),
+ * a block of features at a time so the inner loop is a plain multiply-add
+ * on local arrays that compilers vectorise (a division per element costs a
+ * third of a training step on 784 features).  With mean 0 and scale 1 every
+ * value is unchanged, bit for bit.
+ */
 void
 nn_standardize_rows(const nn_model *m, const float *X, int n, float *out)
 {
 	int			F = NN_FEATURES(m);
+	float		mu[NN_STD_BLOCK];
+	float		inv[NN_STD_BLOCK];
 
-	for (int i = 0; i < n; i++)
+	for (int j0 = 0; j0 < F; j0 += NN_STD_BLOCK)
 	{
-		const float *row = X + (size_t) i * F;
-		float	   *o = out + (size_t) i * F;
+		int			w = F - j0 < NN_STD_BLOCK ? F - j0 : NN_STD_BLOCK;
 
-		for (int j = 0; j < F; j++)
-			o[j] = (row[j] - m->mean[j]) / m->scale[j];
+		for (int j = 0; j < w; j++)
+		{
+			mu[j] = m->mean[j0 + j];
+			inv[j] = 1.0f / m->scale[j0 + j];
+		}
+		for (int i = 0; i < n; i++)
+		{
+			const float *row = X + (size_t) i * F + j0;
+			float	   *o = out + (size_t) i * F + j0;
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC ivdep
+#endif
+			for (int j = 0; j < w; j++)
+				o[j] = (row[j] - mu[j]) * inv[j];
+		}
 	}
 }
 
