@@ -95,7 +95,7 @@ void		nn_set_feature_range(nn_model *m, const float *X, int n);
  */
 int			nn_set_standardization(nn_model *m, const float *X, int n);
 
-/* Map n rows of raw X into the model's standardised space (out may alias X). */
+/* Map n rows of raw X into the model's standardised space, (x - mean) * (1 / scale) (out may alias X). */
 void		nn_standardize_rows(const nn_model *m, const float *X, int n, float *out);
 
 /* ---------- forward / backward on a batch ---------- */
