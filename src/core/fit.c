@@ -10,7 +10,11 @@
 /* Mixed into the training seed so shuffling does not replay the init stream. */
 #define NN_SHUFFLE_STREAM	UINT64_C(0x53485546464c4531)
 
-/* The documented defaults: Adam, lr 1e-3, momentum 0.9, no decay, batch 128, 10 epochs, seed 42. */
+/*
+ * The documented defaults: Adam, lr 1e-3, momentum 0.9, no decay, batch 128,
+ * 10 epochs, seed 42, no standardisation (the extension turns it on for new
+ * models).
+ */
 void
 nn_train_options_default(nn_train_options *o)
 {
@@ -22,6 +26,7 @@ nn_train_options_default(nn_train_options *o)
 	o->batch_size = 128;
 	o->epochs = 10;
 	o->seed = 42;
+	o->standardize = 0;
 }
 
 /* What one training run allocates: scratch, optimiser state and the batch buffers. */
@@ -61,6 +66,16 @@ fit_alloc(fit_state *s, const nn_model *m, int n, const nn_train_options *o)
 	s->Xb = nn_alloc_floats((size_t) batch * (size_t) NN_FEATURES(m));
 	s->yb = nn_alloc((size_t) batch * sizeof(int));
 	s->order = nn_alloc((size_t) n * sizeof(int));
+	/* the standardised input's buffer, for the standardisation about to be learned */
+	if (s->ws != NULL && o->standardize && s->ws->act[0] == NULL)
+	{
+		s->ws->act[0] = nn_alloc_floats((size_t) batch * (size_t) NN_FEATURES(m));
+		if (s->ws->act[0] == NULL)
+		{
+			fit_free(s);
+			return -1;
+		}
+	}
 	if (s->ws == NULL || s->opt == NULL || s->grad == NULL || s->Xb == NULL ||
 		s->yb == NULL || s->order == NULL)
 	{
@@ -133,7 +148,12 @@ nn_train(nn_model *m, const float *X, const int *y, int n,
 	if (fit_alloc(&s, m, n, o) != 0)
 		return NAN;
 
-	/* feature range, shuffling stream, identity order */
+	/* standardisation (with o->standardize), feature range, shuffling stream, identity order */
+	if (o->standardize && nn_set_standardization(m, X, n) != 0)
+	{
+		fit_free(&s);
+		return NAN;
+	}
 	nn_set_feature_range(m, X, n);
 	nn_rng_seed(&rng, o->seed ^ NN_SHUFFLE_STREAM);
 	for (int i = 0; i < n; i++)

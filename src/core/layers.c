@@ -10,9 +10,11 @@
 #include "nn_internal.h"
 
 /*
- * Scratch for batches of up to max_batch rows: activations of every layer,
- * deltas of the hidden layers (the output delta is the caller's dlogits) and
- * a probability buffer.  NULL on bad size or allocation failure.
+ * Scratch for batches of up to max_batch rows: activations of every layer
+ * (act[0], the standardised input, only for a standardized model: nn_forward
+ * allocates it if the workspace meets one later), deltas of the hidden
+ * layers (the output delta is the caller's dlogits) and a probability
+ * buffer.  NULL on bad size or allocation failure.
  */
 nn_workspace *
 nn_workspace_create(const nn_model *m, int max_batch)
@@ -26,6 +28,12 @@ nn_workspace_create(const nn_model *m, int max_batch)
 	if (ws == NULL)
 		return NULL;
 	ws->max_batch = max_batch;
+	if (m->standardized)
+	{
+		ws->act[0] = nn_alloc_floats((size_t) max_batch * (size_t) NN_FEATURES(m));
+		if (ws->act[0] == NULL)
+			goto fail;
+	}
 	for (int l = 1; l <= L; l++)
 	{
 		size_t		count = (size_t) max_batch * (size_t) m->dims[l];
@@ -106,7 +114,9 @@ nn_set_interrupt_hook(nn_interrupt_fn hook)
 
 /*
  * Forward pass: act[l+1] = act[l] W_l^T + b_l (ReLU on hidden layers), with
- * act[0] = X.  Returns the logits in ws, or NULL if n exceeds ws->max_batch.
+ * act[0] = X, or (X - mean) / scale on a standardized model.  Returns the
+ * logits in ws, or NULL if n exceeds ws->max_batch (or the standardised
+ * input's buffer cannot be allocated).
  */
 const float *
 nn_forward(const nn_model *m, nn_workspace *ws, const float *X, int n)
@@ -120,6 +130,15 @@ nn_forward(const nn_model *m, nn_workspace *ws, const float *X, int n)
 
 	if (n < 0 || n > ws->max_batch)
 		return NULL;
+	if (m->standardized)
+	{
+		if (ws->act[0] == NULL)
+			ws->act[0] = nn_alloc_floats((size_t) ws->max_batch * (size_t) NN_FEATURES(m));
+		if (ws->act[0] == NULL)
+			return NULL;
+		nn_standardize_rows(m, X, n, ws->act[0]);
+		in = ws->act[0];
+	}
 	for (int l = 0; l < L; l++)
 	{
 		int			fan_in = m->dims[l];
@@ -152,6 +171,19 @@ add_column_sums(const float *g, int n, int width, float *grad_bias)
 	}
 }
 
+/* d/dx = d/dx' / scale for x' = (x - mean) / scale, row by row. */
+static void
+unscale_gradient(float *g, const float *scale, int n, int width)
+{
+	for (int i = 0; i < n; i++)
+	{
+		float	   *row = g + (size_t) i * width;
+
+		for (int j = 0; j < width; j++)
+			row[j] /= scale[j];
+	}
+}
+
 /* Zero delta wherever the ReLU output was 0: turns d/d(act) into d/d(pre-activation). */
 static void
 relu_mask(float *delta, const float *act, size_t count)
@@ -165,7 +197,9 @@ relu_mask(float *delta, const float *act, size_t count)
  * pre-activation output; dW += g^T in, db += colsum(g), and the gradient wrt
  * the layer input is g W (masked by ReLU for hidden inputs).  The first
  * layer's input gradient (the costly n x features product) is skipped unless
- * grad_input is given.
+ * grad_input is given.  On a standardized model the first layer's input is
+ * the standardised act[0], and the input gradient is taken back to raw X
+ * (chain rule: divided by scale).
  */
 void
 nn_backward(const nn_model *m, nn_workspace *ws, const float *X, int n,
@@ -181,7 +215,7 @@ nn_backward(const nn_model *m, nn_workspace *ws, const float *X, int n,
 		int			fan_in = m->dims[l];
 		int			fan_out = m->dims[l + 1];
 		const float *g = (l == L - 1) ? dlogits : ws->delta[l + 1];
-		const float *in = (l == 0) ? X : ws->act[l];
+		const float *in = (l == 0) ? (m->standardized ? ws->act[0] : X) : ws->act[l];
 		const float *W = m->params + m->w_off[l];
 
 		if (grad_params)
@@ -198,8 +232,12 @@ nn_backward(const nn_model *m, nn_workspace *ws, const float *X, int n,
 			relu_mask(ws->delta[l], ws->act[l], (size_t) n * (size_t) fan_in);
 		}
 		else if (grad_input)
+		{
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, fan_in, fan_out,
 						1.0f, g, fan_out, W, fan_in, 0.0f, grad_input, fan_in);
+			if (m->standardized)
+				unscale_gradient(grad_input, m->scale, n, fan_in);
+		}
 	}
 }
 

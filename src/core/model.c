@@ -1,7 +1,8 @@
 /*
  * model.c: a model's shape and lifetime: validate and count the layers,
  * allocate, He-initialise, clone, copy, free; the feature range PGD stays
- * inside; the finiteness check before a model is stored.
+ * inside; the standardisation the forward pass applies first; the
+ * finiteness check before a model is stored.
  */
 #include <math.h>
 #include <string.h>
@@ -92,7 +93,10 @@ nn_model_alloc(int n_layers, const int *dims, char *err, size_t errlen)
 	m->params = nn_alloc_floats(m->n_params);
 	m->feat_lo = nn_alloc_floats((size_t) F);
 	m->feat_hi = nn_alloc_floats((size_t) F);
-	if (m->params == NULL || m->feat_lo == NULL || m->feat_hi == NULL)
+	m->mean = nn_alloc_floats((size_t) F);
+	m->scale = nn_alloc_floats((size_t) F);
+	if (m->params == NULL || m->feat_lo == NULL || m->feat_hi == NULL ||
+		m->mean == NULL || m->scale == NULL)
 	{
 		nn_free(m);
 		nn_set_error(err, errlen, "out of memory allocating a model of %zu parameters",
@@ -103,7 +107,10 @@ nn_model_alloc(int n_layers, const int *dims, char *err, size_t errlen)
 	{
 		m->feat_lo[j] = 0.0f;
 		m->feat_hi[j] = 1.0f;
+		m->mean[j] = 0.0f;
+		m->scale[j] = 1.0f;
 	}
+	m->standardized = 0;
 	return m;
 }
 
@@ -157,7 +164,7 @@ nn_create(int n_features, int n_hidden, const int *hidden,
 	return m;
 }
 
-/* Deep copy (params and feature range); NULL on allocation failure. */
+/* Deep copy (params, feature range, standardisation); NULL on allocation failure. */
 nn_model *
 nn_clone(const nn_model *m)
 {
@@ -168,10 +175,13 @@ nn_clone(const nn_model *m)
 	memcpy(c->params, m->params, m->n_params * sizeof(float));
 	memcpy(c->feat_lo, m->feat_lo, (size_t) NN_FEATURES(m) * sizeof(float));
 	memcpy(c->feat_hi, m->feat_hi, (size_t) NN_FEATURES(m) * sizeof(float));
+	memcpy(c->mean, m->mean, (size_t) NN_FEATURES(m) * sizeof(float));
+	memcpy(c->scale, m->scale, (size_t) NN_FEATURES(m) * sizeof(float));
+	c->standardized = m->standardized;
 	return c;
 }
 
-/* Overwrite dst's parameters with src's (same shape; the feature range is left alone). */
+/* Overwrite dst's parameters with src's (same shape; feature range and standardisation are left alone). */
 void
 nn_copy_params(nn_model *dst, const nn_model *src)
 {
@@ -188,6 +198,8 @@ nn_free(nn_model *m)
 	nn_free_mem(m->params);
 	nn_free_mem(m->feat_lo);
 	nn_free_mem(m->feat_hi);
+	nn_free_mem(m->mean);
+	nn_free_mem(m->scale);
 	nn_free_mem(m);
 }
 
@@ -213,6 +225,104 @@ nn_set_feature_range(nn_model *m, const float *X, int n)
 
 			lo[j] = v < lo[j] ? v : lo[j];
 			hi[j] = v > hi[j] ? v : hi[j];
+		}
+	}
+}
+
+/*
+ * Learn the standardisation from X (n rows): mean and population standard
+ * deviation per feature, accumulated in double; scale is 1 where the
+ * deviation is 0 or not finite (a constant feature), mean 0 where the mean
+ * is not finite.  Turns standardisation on.  0, or -1 (model unchanged)
+ * when the scratch cannot be allocated; n <= 0 changes nothing.
+ */
+int
+nn_set_standardization(nn_model *m, const float *X, int n)
+{
+	int			F = NN_FEATURES(m);
+	double	   *sum;
+	double	   *ss;
+
+	if (n <= 0)
+		return 0;
+	sum = nn_alloc_zero(sizeof(double) * (size_t) F);
+	ss = nn_alloc_zero(sizeof(double) * (size_t) F);
+	if (sum == NULL || ss == NULL)
+	{
+		nn_free_mem(sum);
+		nn_free_mem(ss);
+		return -1;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		const float *row = X + (size_t) i * F;
+
+		for (int j = 0; j < F; j++)
+			sum[j] += row[j];
+	}
+	for (int j = 0; j < F; j++)
+		sum[j] /= (double) n;	/* now the mean */
+	for (int i = 0; i < n; i++)
+	{
+		const float *row = X + (size_t) i * F;
+
+		for (int j = 0; j < F; j++)
+		{
+			double		d = (double) row[j] - sum[j];
+
+			ss[j] += d * d;
+		}
+	}
+	for (int j = 0; j < F; j++)
+	{
+		float		mu = (float) sum[j];
+		float		sd = (float) sqrt(ss[j] / (double) n);
+
+		m->mean[j] = isfinite(mu) ? mu : 0.0f;
+		m->scale[j] = (isfinite(sd) && sd > 0.0f) ? sd : 1.0f;
+	}
+	m->standardized = 1;
+	nn_free_mem(sum);
+	nn_free_mem(ss);
+	return 0;
+}
+
+/* Features per block of nn_standardize_rows: its mean and reciprocal scale sit on the stack. */
+#define NN_STD_BLOCK 256
+
+/*
+ * Map n rows of raw X to (x - mean) * (1 / scale) into out (which may be X),
+ * a block of features at a time so the inner loop is a plain multiply-add
+ * on local arrays that compilers vectorise (a division per element costs a
+ * third of a training step on 784 features).  With mean 0 and scale 1 every
+ * value is unchanged, bit for bit.
+ */
+void
+nn_standardize_rows(const nn_model *m, const float *X, int n, float *out)
+{
+	int			F = NN_FEATURES(m);
+	float		mu[NN_STD_BLOCK];
+	float		inv[NN_STD_BLOCK];
+
+	for (int j0 = 0; j0 < F; j0 += NN_STD_BLOCK)
+	{
+		int			w = F - j0 < NN_STD_BLOCK ? F - j0 : NN_STD_BLOCK;
+
+		for (int j = 0; j < w; j++)
+		{
+			mu[j] = m->mean[j0 + j];
+			inv[j] = 1.0f / m->scale[j0 + j];
+		}
+		for (int i = 0; i < n; i++)
+		{
+			const float *row = X + (size_t) i * F + j0;
+			float	   *o = out + (size_t) i * F + j0;
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC ivdep
+#endif
+			for (int j = 0; j < w; j++)
+				o[j] = (row[j] - mu[j]) * inv[j];
 		}
 	}
 }

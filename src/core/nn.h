@@ -62,6 +62,9 @@ typedef struct nn_model
 	float	   *params;			/* n_params */
 	float	   *feat_lo;		/* dims[0]: per-feature min seen in training (PGD box) */
 	float	   *feat_hi;		/* dims[0]: per-feature max seen in training */
+	int			standardized;	/* 1: every forward pass first maps x to (x - mean) / scale */
+	float	   *mean;			/* dims[0]: per-feature mean (0 when not standardized) */
+	float	   *scale;			/* dims[0]: per-feature scale (1 when not standardized) */
 } nn_model;
 
 #define NN_FEATURES(m) ((m)->dims[0])
@@ -70,7 +73,8 @@ typedef struct nn_model
 /*
  * Create a model with He-initialised weights (normal, std sqrt(2/fan_in)) and
  * zero biases, drawn from `seed`.  hidden may be NULL when n_hidden == 0.
- * feat_lo/feat_hi start at 0/1.  Returns NULL and fills err on bad shape.
+ * feat_lo/feat_hi start at 0/1; no standardisation (mean 0, scale 1).
+ * Returns NULL and fills err on bad shape.
  */
 nn_model   *nn_create(int n_features, int n_hidden, const int *hidden,
 					  int n_classes, uint64_t seed, char *err, size_t errlen);
@@ -81,13 +85,28 @@ void		nn_free(nn_model *m);
 /* Set feat_lo/feat_hi to the per-feature min/max of X (n rows x dims[0]). */
 void		nn_set_feature_range(nn_model *m, const float *X, int n);
 
+/*
+ * Standardisation inside the model: set mean to the per-feature mean of X
+ * (n rows) and scale to its population standard deviation (1 where that is 0
+ * or not finite), and turn it on; from then on every forward pass sees
+ * (x - mean) / scale and input gradients are still with respect to raw x.
+ * n <= 0 leaves the model unchanged.  Returns 0, or -1 on memory exhaustion
+ * (model unchanged).
+ */
+int			nn_set_standardization(nn_model *m, const float *X, int n);
+
+/* Map n rows of raw X into the model's standardised space, (x - mean) * (1 / scale) (out may alias X). */
+void		nn_standardize_rows(const nn_model *m, const float *X, int n, float *out);
+
 /* ---------- forward / backward on a batch ---------- */
 
 /* Scratch space for batches of up to max_batch rows; reusable across calls. */
 typedef struct nn_workspace
 {
 	int			max_batch;
-	float	   *act[NN_MAX_LAYERS + 1];		/* act[0] unused (input is X); act[l]: batch x dims[l] */
+	float	   *act[NN_MAX_LAYERS + 1];		/* act[0]: the standardised input (standardized
+											 * models only, else unused: the input is X);
+											 * act[l]: batch x dims[l] */
 	float	   *delta[NN_MAX_LAYERS + 1];	/* hidden l only: gradient wrt act[l], ReLU-masked
 											 * in place (= wrt the pre-activation) */
 	float	   *probs;						/* batch x classes */
@@ -98,6 +117,7 @@ void		nn_workspace_free(nn_workspace *ws);
 
 /*
  * Forward pass of n <= ws->max_batch rows of X (row-major n x features).
+ * On a standardized model the rows are first mapped to (x - mean) / scale.
  * Leaves activations in ws; returns a pointer to the logits (n x classes),
  * owned by ws and valid until the next call (NULL if n > ws->max_batch).
  */
@@ -116,8 +136,9 @@ double		nn_softmax_ce(const float *logits, const int *y, int n, int C,
  * Backward pass after nn_forward on the same X and n.  dlogits (n x C) is the
  * gradient of the loss wrt the logits.  If grad_params is not NULL the
  * parameter gradient is ADDED to it (n_params floats).  If grad_input is not
- * NULL it receives (overwritten) the gradient wrt X (n x features); when it is
- * NULL the first layer's input gradient is not computed.
+ * NULL it receives (overwritten) the gradient wrt the raw X (n x features,
+ * through the standardisation: divided by scale); when it is NULL the first
+ * layer's input gradient is not computed.
  */
 void		nn_backward(const nn_model *m, nn_workspace *ws, const float *X, int n,
 						const float *dlogits, float *grad_params, float *grad_input);
@@ -169,6 +190,7 @@ typedef struct nn_train_options
 	int			batch_size;		/* default 128 */
 	int			epochs;			/* default 10 */
 	uint64_t	seed;			/* default 42: init and shuffling */
+	int			standardize;	/* default 0: 1 learns the standardisation from X first */
 } nn_train_options;
 
 void		nn_train_options_default(nn_train_options *o);
@@ -183,7 +205,9 @@ typedef int (*nn_epoch_callback) (void *arg, int epoch, int epochs, double mean_
 /*
  * Train m in place with mini-batches of X (n x features), labels y, shuffled
  * each epoch by an RNG seeded from o->seed: the same seed, data and options
- * give the same bytes.  Also sets the model's feature range from X.
+ * give the same bytes.  Also sets the model's feature range from X and, with
+ * o->standardize, its standardisation (nn_set_standardization) before the
+ * first step.
  * Returns the mean loss of the last epoch (0 if n <= 0); NaN, model
  * untouched, if a label is outside 0..classes-1 or memory runs out.
  */
@@ -200,8 +224,10 @@ double		nn_accuracy(const nn_model *m, const float *X, const int *y, int n);
 
 /*
  * Format (little-endian): "UNLN" magic, u32 format version, u32 n_layers,
- * u32 dims[n_layers+1], f32 feat_lo[F], f32 feat_hi[F], f32 params[n_params],
- * u64 FNV-1a hash of everything before it.
+ * u32 dims[n_layers+1], f32 feat_lo[F], f32 feat_hi[F], then in version 2
+ * only u32 standardized (0 or 1), f32 mean[F], f32 scale[F]; then
+ * f32 params[n_params], u64 FNV-1a hash of everything before it.  Version 2
+ * is written; version 1 (no standardisation: mean 0, scale 1) still loads.
  */
 size_t		nn_serialized_size(const nn_model *m);
 void		nn_serialize(const nn_model *m, void *buf);	/* buf has nn_serialized_size bytes */

@@ -10,7 +10,7 @@
  * Files of the core, one concern each:
  *   alloc.c       allocator hooks, overflow-checked float arrays, error text
  *   rng.c         xoshiro256** seeded by splitmix64
- *   model.c       model shape, create/clone/free, feature range, finiteness
+ *   model.c       model shape, create/clone/free, feature range, standardisation, finiteness
  *   layers.c      workspace, forward and backward passes (the sgemm calls)
  *   classify.c    softmax cross-entropy, predictions, accuracy
  *   optim.c       SGD and Adam (scalar, SSE2 and run-time AVX kernels)

@@ -1,6 +1,7 @@
 /*
  * pgd.c: targeted L2 PGD (see unlearn_core.h): the adversarial examples of
- * the ADV term, made once on theta0 before the unlearning loop.
+ * the ADV term, made once on theta0 before the unlearning loop.  On a
+ * standardized model it runs in the standardised space (see unlearn_core.h).
  */
 #include <math.h>
 
@@ -42,11 +43,11 @@ ul_project_ball(float *xa, const float *x, int F, float eps)
 	}
 }
 
-/* Targeted L2 PGD, batched over UL_CHUNK adversarial rows at a time. */
-void
-ul_pgd_targeted(const nn_model *m, const float *X, const int *y, int n,
-				int per_row, float eps, float alpha, int steps,
-				nn_rng *rng, float *X_adv, int *t_adv)
+/* Targeted L2 PGD in the model's input space, batched over UL_CHUNK adversarial rows at a time. */
+static void
+pgd_run(const nn_model *m, const float *X, const int *y, int n,
+		int per_row, float eps, float alpha, int steps,
+		nn_rng *rng, float *X_adv, int *t_adv)
 {
 	int			F = NN_FEATURES(m);
 	int			C = NN_CLASSES(m);
@@ -111,4 +112,52 @@ ul_pgd_targeted(const nn_model *m, const float *X, const int *y, int n,
 	nn_free_mem(g);
 	nn_free_mem(dl);
 	nn_workspace_free(ws);
+}
+
+/*
+ * Targeted L2 PGD.  A standardized model is attacked through a view of it
+ * without the standardisation, on the standardised rows and box, so that eps,
+ * alpha and the box are in the standardised space; the examples are mapped
+ * back to raw features (exactly, where mean is 0 and scale 1).
+ */
+void
+ul_pgd_targeted(const nn_model *m, const float *X, const int *y, int n,
+				int per_row, float eps, float alpha, int steps,
+				nn_rng *rng, float *X_adv, int *t_adv)
+{
+	int			F = NN_FEATURES(m);
+	int			total = n * per_row;
+	nn_model	view;
+	float	   *Xs;
+
+	if (!m->standardized)
+	{
+		pgd_run(m, X, y, n, per_row, eps, alpha, steps, rng, X_adv, t_adv);
+		return;
+	}
+	if (total <= 0)
+		return;
+	view = *m;
+	view.standardized = 0;
+	view.feat_lo = nn_alloc_floats((size_t) F);
+	view.feat_hi = nn_alloc_floats((size_t) F);
+	Xs = nn_alloc_floats((size_t) n * (size_t) F);
+	if (view.feat_lo != NULL && view.feat_hi != NULL && Xs != NULL)
+	{
+		nn_standardize_rows(m, m->feat_lo, 1, view.feat_lo);
+		nn_standardize_rows(m, m->feat_hi, 1, view.feat_hi);
+		nn_standardize_rows(m, X, n, Xs);
+		pgd_run(&view, Xs, y, n, per_row, eps, alpha, steps, rng, X_adv, t_adv);
+		for (int r = 0; r < total; r++)
+		{
+			float	   *xa = X_adv + (size_t) r * F;
+
+			for (int f = 0; f < F; f++)
+				if (m->mean[f] != 0.0f || m->scale[f] != 1.0f)
+					xa[f] = xa[f] * m->scale[f] + m->mean[f];
+		}
+	}
+	nn_free_mem(Xs);
+	nn_free_mem(view.feat_hi);
+	nn_free_mem(view.feat_lo);
 }

@@ -1,12 +1,15 @@
 /*
  * serialize.c: the model byte format (see nn.h), little-endian whatever the
- * host, closed by an FNV-1a hash that deserialisation checks.
+ * host, closed by an FNV-1a hash that deserialisation checks.  Version 2
+ * (written) adds the standardisation after the feature range; version 1
+ * (models of 0.1) still loads, as a model without standardisation.
  */
 #include <string.h>
 
 #include "nn_internal.h"
 
-#define NN_FORMAT_VERSION	1
+#define NN_FORMAT_VERSION	2
+#define NN_FORMAT_V1		1	/* no standardisation block */
 #define NN_MAGIC			"UNLN"
 
 /* 64-bit FNV-1a over len bytes, continuing from h (start with NN_FNV_OFFSET). */
@@ -90,11 +93,18 @@ header_size(int n_layers)
 	return 12 + 4 * (size_t) (n_layers + 1);
 }
 
+/* Bytes of the per-feature arrays of a format version: the range, and in 2 the standardisation. */
+static uint64_t
+feature_block_size(uint32_t version, int F)
+{
+	return version == NN_FORMAT_V1 ? 8 * (uint64_t) F : 4 + 16 * (uint64_t) F;
+}
+
 /* Exact size of nn_serialize's output for m. */
 size_t
 nn_serialized_size(const nn_model *m)
 {
-	return header_size(m->n_layers) + 2 * 4 * (size_t) NN_FEATURES(m) +
+	return header_size(m->n_layers) + (size_t) feature_block_size(NN_FORMAT_VERSION, NN_FEATURES(m)) +
 		4 * m->n_params + 8;
 }
 
@@ -114,6 +124,10 @@ nn_serialize(const nn_model *m, void *buf)
 		put_u32(p, (uint32_t) m->dims[l]);
 	p = put_floats(p, m->feat_lo, (size_t) F);
 	p = put_floats(p, m->feat_hi, (size_t) F);
+	put_u32(p, m->standardized ? 1 : 0);
+	p += 4;
+	p = put_floats(p, m->mean, (size_t) F);
+	p = put_floats(p, m->scale, (size_t) F);
 	p = put_floats(p, m->params, m->n_params);
 	NN_ASSERT((size_t) (p - start) + 8 == nn_serialized_size(m));
 	put_u64(p, nn_fnv1a64(start, (size_t) (p - start), NN_FNV_OFFSET));
@@ -121,15 +135,13 @@ nn_serialize(const nn_model *m, void *buf)
 
 /*
  * Read and check the header: magic, version, layer count and widths within
- * nn.h's limits.  Fills *n_layers, dims and *hdr (the header's length);
- * 0 if fine, else -1 + err.
+ * nn.h's limits.  Fills *version, *n_layers, dims and *hdr (the header's
+ * length); 0 if fine, else -1 + err.
  */
 static int
-read_header(const unsigned char *p, size_t len, uint32_t *n_layers, int *dims,
-			size_t *hdr, char *err, size_t errlen)
+read_header(const unsigned char *p, size_t len, uint32_t *version, uint32_t *n_layers,
+			int *dims, size_t *hdr, char *err, size_t errlen)
 {
-	uint32_t	version;
-
 	if (p == NULL || len < 12)
 	{
 		nn_set_error(err, errlen, "model data truncated (%zu bytes)", len);
@@ -140,11 +152,11 @@ read_header(const unsigned char *p, size_t len, uint32_t *n_layers, int *dims,
 		nn_set_error(err, errlen, "not a model (bad magic)");
 		return -1;
 	}
-	version = get_u32(p + 4);
-	if (version != NN_FORMAT_VERSION)
+	*version = get_u32(p + 4);
+	if (*version != NN_FORMAT_VERSION && *version != NN_FORMAT_V1)
 	{
-		nn_set_error(err, errlen, "unsupported model format version %u (expected %d)",
-					 (unsigned) version, NN_FORMAT_VERSION);
+		nn_set_error(err, errlen, "unsupported model format version %u (expected %d or %d)",
+					 (unsigned) *version, NN_FORMAT_V1, NN_FORMAT_VERSION);
 		return -1;
 	}
 	*n_layers = get_u32(p + 8);
@@ -178,10 +190,10 @@ read_header(const unsigned char *p, size_t len, uint32_t *n_layers, int *dims,
  * the end matches; 0 if fine, else -1 + err.
  */
 static int
-check_length_and_hash(const unsigned char *p, size_t len, int n_layers, const int *dims,
-					  size_t hdr, char *err, size_t errlen)
+check_length_and_hash(const unsigned char *p, size_t len, uint32_t version, int n_layers,
+					  const int *dims, size_t hdr, char *err, size_t errlen)
 {
-	uint64_t	expected = (uint64_t) hdr + 8 * (uint64_t) dims[0] +
+	uint64_t	expected = (uint64_t) hdr + feature_block_size(version, dims[0]) +
 		4 * nn_count_params(n_layers, dims) + 8;
 
 	if (expected > SIZE_MAX || len < expected)
@@ -212,7 +224,9 @@ nn_model *
 nn_deserialize(const void *buf, size_t len, char *err, size_t errlen)
 {
 	const unsigned char *p = buf;
+	uint32_t	version;
 	uint32_t	n_layers;
+	uint32_t	standardized = 0;
 	int			dims[NN_MAX_LAYERS + 1];
 	size_t		hdr;
 	nn_model   *m;
@@ -220,9 +234,18 @@ nn_deserialize(const void *buf, size_t len, char *err, size_t errlen)
 	if (err && errlen)
 		err[0] = '\0';
 	/* header, then the whole length and the hash */
-	if (read_header(p, len, &n_layers, dims, &hdr, err, errlen) != 0 ||
-		check_length_and_hash(p, len, (int) n_layers, dims, hdr, err, errlen) != 0)
+	if (read_header(p, len, &version, &n_layers, dims, &hdr, err, errlen) != 0 ||
+		check_length_and_hash(p, len, version, (int) n_layers, dims, hdr, err, errlen) != 0)
 		return NULL;
+	if (version != NN_FORMAT_V1)
+	{
+		standardized = get_u32(p + hdr + 8 * (size_t) dims[0]);
+		if (standardized > 1)
+		{
+			nn_set_error(err, errlen, "bad standardisation flag %u", (unsigned) standardized);
+			return NULL;
+		}
+	}
 
 	/* the model, then its arrays in file order */
 	m = nn_model_alloc((int) n_layers, dims, err, errlen);
@@ -231,6 +254,13 @@ nn_deserialize(const void *buf, size_t len, char *err, size_t errlen)
 	p += hdr;
 	p = get_floats(p, m->feat_lo, (size_t) dims[0]);
 	p = get_floats(p, m->feat_hi, (size_t) dims[0]);
+	if (version != NN_FORMAT_V1)	/* version 1: mean 0, scale 1 from nn_model_alloc */
+	{
+		p += 4;
+		p = get_floats(p, m->mean, (size_t) dims[0]);
+		p = get_floats(p, m->scale, (size_t) dims[0]);
+		m->standardized = (int) standardized;
+	}
 	p = get_floats(p, m->params, m->n_params);
 	NN_ASSERT((size_t) (p - (const unsigned char *) buf) == len - 8);
 	return m;

@@ -22,6 +22,11 @@
  * gradient of -CE(f(x+delta), t); after each step clip into the box and
  * rescale so ||delta||_2 <= eps.  Writes n*per_row rows to X_adv (row
  * i*per_row + j comes from row i) and their targets to t_adv.
+ * On a standardized model all of this happens in the standardised space
+ * (x - mean) / scale: eps, alpha and the box (feat_lo/feat_hi mapped the same
+ * way) are measured there, and X_adv is mapped back to raw features at the
+ * end; with mean 0 and scale 1 the result is bit-identical to an
+ * unstandardized model's.
  */
 void		ul_pgd_targeted(const nn_model *m, const float *X, const int *y, int n,
 							int per_row, float eps, float alpha, int steps,

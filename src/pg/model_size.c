@@ -14,7 +14,8 @@ int			unlearn_max_model_size = 1024 * 1024;	/* kB: 1 GB */
  * Bytes a training run of this shape allocates: the parameters four times
  * over (weights, gradient, the serialised copy stored as the version, and
  * SGD's velocity) plus Adam's second moment, and the batch workspace
- * (activations, hidden deltas, probabilities, the gathered batch).
+ * (activations, hidden deltas, probabilities, the gathered batch and, with
+ * standardize, its standardised copy).
  */
 static double
 training_bytes(int n_features, int n_hidden, const int *hidden, int n_classes,
@@ -36,7 +37,8 @@ training_bytes(int n_features, int n_hidden, const int *hidden, int n_classes,
 		prev = out;
 	}
 	/* parameters and their copies, then the batch workspace and gathered rows */
-	return params * sizeof(float) * copies + (double) batch * (units + n_features) * sizeof(float);
+	return params * sizeof(float) * copies +
+		(double) batch * (units + n_features * (o->standardize ? 2.0 : 1.0)) * sizeof(float);
 }
 
 /* Errors (54000) when a training run of this shape would exceed unlearn.max_model_size. */

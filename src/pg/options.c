@@ -125,6 +125,11 @@ unlearn_parse_options(Jsonb *options, const OptionSpec *specs, int n_specs,
 						bad_option(what, spec->key, spec->expected);
 					break;
 				}
+			case OPT_BOOL:
+				if (v.type != jbvBool)
+					bad_option(what, spec->key, spec->expected);
+				*(int *) field = v.val.boolean ? 1 : 0;
+				break;
 		}
 	}
 }
@@ -155,7 +160,11 @@ unlearn_jsonb_printf(const char *fmt,...)
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s.data)));
 }
 
-/* The training options; the catalog's copy also records epochs (last entry). */
+/*
+ * The training options; the catalog's copy also records epochs (last entry).
+ * standardize defaults to true for a new model (unlearn_parse_train_options)
+ * and to false for a retrain whose recorded options lack it (a model of 0.1).
+ */
 static const OptionSpec train_option_specs[] = {
 	{"optimizer", OPT_ENUM, offsetof(nn_train_options, optimizer), 0, 0, "\"adam\" or \"sgd\"", optimizer_names},
 	{"lr", OPT_FLOAT, offsetof(nn_train_options, lr), 1e-9, 10, "a number in (0, 10]", NULL},
@@ -163,6 +172,7 @@ static const OptionSpec train_option_specs[] = {
 	{"momentum", OPT_FLOAT, offsetof(nn_train_options, momentum), 0, 0.999999, "a number in [0, 1)", NULL},
 	{"weight_decay", OPT_FLOAT, offsetof(nn_train_options, weight_decay), 0, 1, "a number in [0, 1]", NULL},
 	{"seed", OPT_UINT64, offsetof(nn_train_options, seed), 0, MAX_SEED, "a non-negative integer", NULL},
+	{"standardize", OPT_BOOL, offsetof(nn_train_options, standardize), 0, 0, "true or false", NULL},
 	{"epochs", OPT_INT, offsetof(nn_train_options, epochs), 1, 100000, "an integer from 1 to 100000", NULL},
 };
 
@@ -171,13 +181,16 @@ void
 unlearn_parse_train_options(Jsonb *options, nn_train_options *out)
 {
 	nn_train_options_default(out);
+	out->standardize = 1;		/* new models learn their standardisation */
 	/* epochs is an argument of unlearn_train, not an option */
 	unlearn_parse_options(options, train_option_specs, lengthof(train_option_specs) - 1, out, "training");
 }
 
 /*
  * Training options for a retrain: the model's recorded options (epochs
- * included, hidden left out), then the caller's overrides.
+ * included, hidden left out), then the caller's overrides.  A model whose
+ * options do not record standardize (trained by 0.1) is retrained without
+ * standardisation, as it was trained.
  */
 void
 unlearn_parse_retrain_options(Jsonb *stored, Jsonb *overrides, nn_train_options *out)
@@ -197,9 +210,10 @@ unlearn_train_options_to_jsonb(const nn_train_options *o, const int *hidden,
 	initStringInfo(&s);
 	appendStringInfo(&s, "{\"optimizer\": \"%s\", \"lr\": %.7g, \"batch_size\": %d, "
 					 "\"momentum\": %.7g, \"weight_decay\": %.7g, \"seed\": " UINT64_FORMAT
-					 ", \"epochs\": %d, \"hidden\": [",
+					 ", \"standardize\": %s, \"epochs\": %d, \"hidden\": [",
 					 optimizer_names[o->optimizer], o->lr, o->batch_size,
-					 o->momentum, o->weight_decay, o->seed, epochs);
+					 o->momentum, o->weight_decay, o->seed,
+					 o->standardize ? "true" : "false", epochs);
 	for (int i = 0; i < n_hidden; i++)
 		appendStringInfo(&s, "%s%d", i ? ", " : "", hidden[i]);
 	appendStringInfoString(&s, "]}");
@@ -293,6 +307,9 @@ run_options_to_jsonb(const UnlearnRunOptions *o)
 				break;
 			case OPT_ENUM:
 				appendStringInfo(&s, "\"%s\"", spec->names[*(const int *) field]);
+				break;
+			case OPT_BOOL:
+				appendStringInfoString(&s, *(const int *) field ? "true" : "false");
 				break;
 		}
 	}

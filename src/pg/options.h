@@ -17,7 +17,8 @@ typedef enum OptionKind
 	OPT_FLOAT,					/* float field */
 	OPT_INT,					/* int field, integral value */
 	OPT_UINT64,					/* uint64_t field, integral value */
-	OPT_ENUM					/* int-sized enum field, from a string in names[] */
+	OPT_ENUM,					/* int-sized enum field, from a string in names[] */
+	OPT_BOOL					/* int field, 0 or 1, from a jsonb boolean */
 } OptionKind;
 
 typedef struct OptionSpec

@@ -147,3 +147,13 @@ COMMENT ON COLUMN unlearn.versions.guarantee IS
 	'exact (trained from scratch on its manifest) or approximate (an unlearning method changed its parent)';
 -- model metadata, readable by everyone like the other columns but the weights
 GRANT SELECT (guarantee) ON unlearn.versions TO PUBLIC;
+
+------------------------------------------------------------------------------
+-- Standardisation inside the model: no SQL or catalog change.  The training
+-- option "standardize" (default true for unlearn_train; recorded in
+-- unlearn.models.options and unlearn.versions.options, so unlearn_retrain
+-- repeats it) is parsed by the library.  Models stored by 0.1 (weights in
+-- format 1, no "standardize" in their options) keep predicting identically,
+-- and their retrains do not standardise unless asked.  See
+-- docs/sql-reference.md#training-options.
+------------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 
 #include "nn.h"
 #include "unit.h"
+#include "unlearn_core.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -963,12 +964,12 @@ UNIT_TEST(test_serialize_roundtrip)
 	fill_normal(&rng, X, N * F, 1.0f);
 	nn_set_feature_range(m, X, N);
 	size = nn_serialized_size(m);
-	CHECK(size == 12 + 4 * 4 + 8 * F + 4 * m->n_params + 8);
+	CHECK(size == 12 + 4 * 4 + 8 * F + 4 + 8 * F + 4 * m->n_params + 8);
 	buf = malloc(size);
 	buf2 = malloc(size);
 	nn_serialize(m, buf);
 	CHECK(memcmp(buf, "UNLN", 4) == 0);
-	CHECK(buf[4] == 1 && buf[5] == 0 && buf[6] == 0 && buf[7] == 0);	/* version 1, LE */
+	CHECK(buf[4] == 2 && buf[5] == 0 && buf[6] == 0 && buf[7] == 0);	/* version 2, LE */
 	CHECK(buf[8] == 3);			/* n_layers */
 	CHECK(buf[12] == F && buf[16] == 5 && buf[20] == 6 && buf[24] == C);
 	memcpy(&v, buf + 28, 4);	/* feat_lo[0] (this host is little-endian) */
@@ -1061,7 +1062,10 @@ UNIT_TEST(test_deserialize_rejects_corrupt)
 } while (0)
 
 	EXPECT_BAD_HEADER(0, 0x4e4c4e56u, "magic");		/* "VNLN" */
-	EXPECT_BAD_HEADER(4, 2, "version");
+	EXPECT_BAD_HEADER(4, 3, "version");
+	EXPECT_BAD_HEADER(4, 0, "version");
+	EXPECT_BAD_HEADER(4, 1, "trailing");	/* version 1 has no standardisation block */
+	EXPECT_BAD_HEADER(12 + 4 * 3 + 8 * 4, 2, "standardisation");	/* the flag is 0 or 1 */
 	EXPECT_BAD_HEADER(8, 0, "layer");
 	EXPECT_BAD_HEADER(8, NN_MAX_LAYERS + 1, "layer");
 	EXPECT_BAD_HEADER(8, 1, "trailing");	/* claims 1 layer: too much data */
@@ -1087,6 +1091,374 @@ UNIT_TEST(test_deserialize_rejects_corrupt)
 	free(buf);
 	free(bad);
 	nn_free(m);
+}
+
+/* ---------------------------------------------------------------- standardisation */
+
+/* Give m a random standardisation: mean ~ N(0, 2), scale in [0.3, 3]. */
+static void
+randomise_standardization(nn_model *m, nn_rng *rng)
+{
+	for (int j = 0; j < NN_FEATURES(m); j++)
+	{
+		m->mean[j] = 2.0f * nn_rng_normal(rng);
+		m->scale[j] = 0.3f + 2.7f * (float) nn_rng_uniform(rng);
+	}
+	m->standardized = 1;
+}
+
+/*
+ * nn_set_standardization: population mean and std per feature, scale 1 for
+ * a constant feature, nothing for n <= 0; the forward pass of a standardized
+ * model is bit-identical to the plain model's on pre-standardised rows;
+ * clone copies it.
+ */
+UNIT_TEST(test_standardization_values_and_forward)
+{
+	enum { N = 4, F = 3, C = 2 };
+	float		X[N * F] = {1, 10, 5, 3, 20, 5, 5, 30, 5, 7, 40, 5};
+	float		Xs[N * F];
+	float		pa[N * C],
+				pb[N * C];
+	nn_model   *m = nn_create(F, 1, (int[]) {4}, C, 3, NULL, 0);
+	nn_model   *plain,
+			   *c;
+	nn_workspace *ws;
+
+	if (!m)
+	{
+		CHECK(0);
+		return;
+	}
+	CHECK(m->standardized == 0 && m->mean[0] == 0.0f && m->scale[2] == 1.0f);
+	CHECK(nn_set_standardization(m, X, 0) == 0 && m->standardized == 0);
+	CHECK(nn_set_standardization(m, X, N) == 0);
+	CHECK(m->standardized == 1);
+	CHECK_CLOSE(m->mean[0], 4.0, 1e-6);
+	CHECK_CLOSE(m->mean[1], 25.0, 1e-5);
+	CHECK_CLOSE(m->scale[0], sqrt(5.0), 1e-6);	/* population std of 1,3,5,7 */
+	CHECK_CLOSE(m->scale[1], sqrt(125.0), 1e-5);
+	CHECK(m->mean[2] == 5.0f && m->scale[2] == 1.0f);	/* constant feature */
+
+	plain = nn_clone(m);
+	c = nn_clone(m);
+	ws = nn_workspace_create(m, N);
+	if (plain && c && ws)
+	{
+		CHECK(c->standardized == 1 && memcmp(c->mean, m->mean, sizeof(float) * F) == 0 &&
+			  memcmp(c->scale, m->scale, sizeof(float) * F) == 0);
+		plain->standardized = 0;
+		nn_standardize_rows(m, X, N, Xs);
+		CHECK(Xs[2] == 0.0f);
+		nn_predict_proba(m, ws, X, N, pa);
+		nn_predict_proba(plain, ws, Xs, N, pb);
+		CHECK(memcmp(pa, pb, sizeof(pa)) == 0);
+	}
+	else
+		CHECK(0);
+	nn_workspace_free(ws);
+	nn_free(c);
+	nn_free(plain);
+	nn_free(m);
+}
+
+/* Parameter and raw-input gradients through the standardisation, by finite differences. */
+UNIT_TEST(test_gradients_standardized)
+{
+	int			hidden[] = {4, 3};
+	nn_rng		rng;
+	float		X[6 * 5];
+	int			y[6];
+
+	nn_rng_seed(&rng, 41);
+	for (uint64_t seed = 1; seed <= 3; seed++)
+	{
+		nn_model   *m = nn_create(5, seed == 3 ? 0 : 2, hidden, 3, seed, NULL, 0);
+
+		if (!m)
+		{
+			CHECK(0);
+			return;
+		}
+		randomise_biases(m, &rng);
+		randomise_standardization(m, &rng);
+		/* raw rows around the model's mean, in its units */
+		fill_normal(&rng, X, 30, 1.0f);
+		for (int i = 0; i < 30; i++)
+			X[i] = m->mean[i % 5] + m->scale[i % 5] * X[i];
+		fill_labels(&rng, y, 6, 3);
+		CHECK(check_gradients(m, X, y, 6) == 0);
+		nn_free(m);
+	}
+}
+
+/*
+ * PGD on a standardized model: with mean 0 and scale 1 it is bit-identical
+ * to the plain model's; with a real standardisation its examples stay in the
+ * raw box and their ball is measured in standardised units.
+ */
+UNIT_TEST(test_pgd_standardized_space)
+{
+	enum { N = 6, F = 3, C = 3, PER = 3 };
+	int			hidden[] = {8};
+	nn_model   *m = nn_create(F, 1, hidden, C, 9, NULL, 0);
+	nn_model   *id = m ? nn_clone(m) : NULL;
+	float		X[N * F],
+				Xa[N * PER * F],
+				Xb[N * PER * F];
+	int			y[N],
+				ta[N * PER],
+				tb[N * PER];
+	nn_rng		rng,
+				ra,
+				rb;
+	float		eps = 0.5f;
+
+	if (!m || !id)
+	{
+		CHECK(0);
+		nn_free(m);
+		return;
+	}
+	nn_rng_seed(&rng, 17);
+	randomise_biases(m, &rng);
+	nn_copy_params(id, m);
+	fill_normal(&rng, X, N * F, 1.0f);
+	X[0] = -0.0f;
+	fill_labels(&rng, y, N, C);
+	nn_set_feature_range(m, X, N);
+	nn_set_feature_range(id, X, N);
+	id->standardized = 1;		/* mean 0, scale 1 */
+	nn_rng_seed(&ra, 3);
+	nn_rng_seed(&rb, 3);
+	ul_pgd_targeted(m, X, y, N, PER, eps, 0.1f, 10, &ra, Xa, ta);
+	ul_pgd_targeted(id, X, y, N, PER, eps, 0.1f, 10, &rb, Xb, tb);
+	CHECK(memcmp(Xa, Xb, sizeof(Xa)) == 0);
+	CHECK(memcmp(ta, tb, sizeof(ta)) == 0);
+
+	/* scale 100 on feature 0: the ball is 100 times wider there */
+	for (int i = 0; i < N; i++)
+		X[i * F] *= 100.0f;
+	nn_set_feature_range(id, X, N);
+	CHECK(nn_set_standardization(id, X, N) == 0);
+	nn_rng_seed(&rb, 3);
+	ul_pgd_targeted(id, X, y, N, PER, eps, 0.1f, 10, &rb, Xb, tb);
+	for (int r = 0; r < N * PER; r++)
+	{
+		const float *x = X + (r / PER) * F;
+		double		ss = 0.0;
+
+		for (int f = 0; f < F; f++)
+		{
+			double		d = ((double) Xb[r * F + f] - x[f]) / id->scale[f];
+
+			ss += d * d;
+			CHECK(Xb[r * F + f] >= id->feat_lo[f] - 1e-4f * fabsf(id->feat_lo[f]) - 1e-6f);
+			CHECK(Xb[r * F + f] <= id->feat_hi[f] + 1e-4f * fabsf(id->feat_hi[f]) + 1e-6f);
+		}
+		CHECK(sqrt(ss) <= eps * 1.001);
+	}
+	nn_free(id);
+	nn_free(m);
+}
+
+/*
+ * A version 1 blob written by the 0.1 core (2 features, hidden {3}, 2
+ * classes; seed 5, biases from seed 8, range of the rows below) and the
+ * bits of the probabilities 0.1 predicted for those rows: it still loads,
+ * unstandardized, and predicts the same bits.
+ */
+UNIT_TEST(test_deserialize_pinned_v1_blob)
+{
+	static const unsigned char v1[116] = {
+	0x55, 0x4e, 0x4c, 0x4e, 0x01, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00,
+	0x02, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00,
+	0x00, 0x00, 0x40, 0xc0, 0x00, 0x00, 0x80, 0xbf, 0x00, 0x00, 0x00, 0x40,
+	0x00, 0x00, 0xc0, 0x3f, 0x1a, 0x36, 0x29, 0xbf, 0xb4, 0x1a, 0x21, 0x3f,
+	0x45, 0xe3, 0x84, 0x3e, 0xb9, 0x6a, 0xda, 0x3e, 0x9b, 0x12, 0x32, 0xbf,
+	0x41, 0x24, 0x5b, 0xbc, 0xf4, 0x73, 0xe1, 0xbe, 0x0e, 0x88, 0xc2, 0x3e,
+	0xfa, 0xa7, 0x5a, 0x3d, 0x76, 0x53, 0x3e, 0xbd, 0x2d, 0x99, 0x3a, 0x3f,
+	0x69, 0x8b, 0x0e, 0x3f, 0x21, 0x83, 0x33, 0xbe, 0x35, 0x3e, 0x31, 0xbf,
+	0x66, 0x0a, 0x61, 0x3e, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	0x10, 0xa4, 0x23, 0x63, 0x5a, 0x32, 0x66, 0x39
+	};
+	static const uint32_t expected_bits[8] = {
+		0x3f078d52u, 0x3ef0e55du, 0x3f4e8a4fu, 0x3e45d6c4u,
+		0x3f4c72fcu, 0x3e4e340eu, 0x3f22d012u, 0x3eba5fdbu
+	};
+	float		X[4 * 2] = {0.5f, -1.0f, 2.0f, 0.25f, -3.0f, 1.5f, 0.0f, 0.0f};
+	float		P[4 * 2];
+	char		err[256] = "";
+	nn_model   *m = nn_deserialize(v1, sizeof(v1), err, sizeof(err));
+	nn_workspace *ws = m ? nn_workspace_create(m, 4) : NULL;
+
+	CHECK(m != NULL && ws != NULL);
+	if (m && ws)
+	{
+		CHECK(m->standardized == 0 && m->mean[1] == 0.0f && m->scale[1] == 1.0f);
+		CHECK(m->feat_lo[0] == -3.0f && m->feat_hi[1] == 1.5f);
+		nn_predict_proba(m, ws, X, 4, P);
+		CHECK(memcmp(P, expected_bits, sizeof(P)) == 0);
+	}
+	nn_workspace_free(ws);
+	nn_free(m);
+}
+
+/* Write m in format version 1 (no standardisation block), as 0.1 did. */
+static unsigned char *
+serialize_v1(const nn_model *m, size_t *size)
+{
+	int			F = NN_FEATURES(m);
+	size_t		n = 12 + 4 * (size_t) (m->n_layers + 1) + 8 * (size_t) F + 4 * m->n_params + 8;
+	unsigned char *buf = malloc(n);
+	unsigned char *p = buf;
+
+	memcpy(p, "UNLN", 4);
+	poke_u32(p + 4, 1);
+	poke_u32(p + 8, (uint32_t) m->n_layers);
+	p += 12;
+	for (int l = 0; l <= m->n_layers; l++, p += 4)
+		poke_u32(p, (uint32_t) m->dims[l]);
+	memcpy(p, m->feat_lo, 4 * (size_t) F);	/* this host is little-endian */
+	p += 4 * (size_t) F;
+	memcpy(p, m->feat_hi, 4 * (size_t) F);
+	p += 4 * (size_t) F;
+	memcpy(p, m->params, 4 * m->n_params);
+	rehash(buf, n);
+	*size = n;
+	return buf;
+}
+
+/*
+ * A version 1 blob loads as an unstandardized model and predicts bit-
+ * identically; version 2 round-trips the standardisation exactly.
+ */
+UNIT_TEST(test_serialize_v1_and_standardization)
+{
+	enum { N = 9, F = 4, C = 3 };
+	int			hidden[] = {6};
+	nn_model   *m = nn_create(F, 1, hidden, C, 21, NULL, 0);
+	nn_model   *r1 = NULL,
+			   *r2 = NULL;
+	nn_workspace *ws;
+	nn_rng		rng;
+	float		X[N * F],
+				pa[N * C],
+				pb[N * C];
+	unsigned char *v1,
+			   *v2,
+			   *again;
+	size_t		size1,
+				size2;
+	char		err[256] = "";
+
+	if (!m)
+	{
+		CHECK(0);
+		return;
+	}
+	nn_rng_seed(&rng, 23);
+	randomise_biases(m, &rng);
+	fill_normal(&rng, X, N * F, 3.0f);
+	nn_set_feature_range(m, X, N);
+	ws = nn_workspace_create(m, N);
+
+	v1 = serialize_v1(m, &size1);
+	r1 = nn_deserialize(v1, size1, err, sizeof(err));
+	CHECK(r1 != NULL);
+	if (r1)
+	{
+		CHECK(r1->standardized == 0 && r1->mean[3] == 0.0f && r1->scale[3] == 1.0f);
+		CHECK(memcmp(r1->feat_hi, m->feat_hi, sizeof(float) * F) == 0);
+		nn_predict_proba(m, ws, X, N, pa);
+		nn_predict_proba(r1, ws, X, N, pb);
+		CHECK(memcmp(pa, pb, sizeof(pa)) == 0);
+	}
+
+	CHECK(nn_set_standardization(m, X, N) == 0);
+	m->mean[1] = -0.0f;			/* bit patterns survive */
+	size2 = nn_serialized_size(m);
+	CHECK(size2 == size1 + 4 + 8 * F);
+	v2 = malloc(size2);
+	again = malloc(size2);
+	nn_serialize(m, v2);
+	r2 = nn_deserialize(v2, size2, err, sizeof(err));
+	CHECK(r2 != NULL);
+	if (r2)
+	{
+		CHECK(r2->standardized == 1);
+		CHECK(memcmp(r2->mean, m->mean, sizeof(float) * F) == 0);
+		CHECK(memcmp(r2->scale, m->scale, sizeof(float) * F) == 0);
+		nn_serialize(r2, again);
+		CHECK(memcmp(v2, again, size2) == 0);
+		nn_predict_proba(m, ws, X, N, pa);
+		nn_predict_proba(r2, ws, X, N, pb);
+		CHECK(memcmp(pa, pb, sizeof(pa)) == 0);
+	}
+	nn_workspace_free(ws);
+	free(v1);
+	free(v2);
+	free(again);
+	nn_free(r1);
+	nn_free(r2);
+	nn_free(m);
+}
+
+/*
+ * A badly scaled problem (one feature in units of 1e4, one in 1e-3; the
+ * label needs both) trains to high accuracy with the standardisation and
+ * not without it, for every seed tried.
+ */
+UNIT_TEST(test_standardization_trains_badly_scaled)
+{
+	enum { N = 1000, F = 2, C = 2 };
+	int			hidden[] = {16};
+	float	   *X = malloc(sizeof(float) * N * F);
+	int			y[N];
+	nn_rng		rng;
+	nn_train_options o;
+
+	nn_rng_seed(&rng, 99);
+	for (int i = 0; i < N; i++)
+	{
+		float		u = nn_rng_normal(&rng),
+					v = nn_rng_normal(&rng);
+
+		X[i * F] = 1e4f * u;
+		X[i * F + 1] = 1e-3f * v;
+		y[i] = u - 2.0f * v > 0.0f;
+	}
+	for (uint64_t seed = 1; seed <= 5; seed++)
+	{
+		nn_model   *a = nn_create(F, 1, hidden, C, seed, NULL, 0);
+		nn_model   *b = nn_create(F, 1, hidden, C, seed, NULL, 0);
+		double		acc_std,
+					acc_raw;
+
+		if (!a || !b)
+		{
+			CHECK(0);
+			break;
+		}
+		nn_train_options_default(&o);
+		o.seed = seed;
+		o.lr = 1e-2f;
+		o.epochs = 30;
+		o.standardize = 1;
+		nn_train(a, X, y, N, &o, NULL, NULL);
+		o.standardize = 0;
+		nn_train(b, X, y, N, &o, NULL, NULL);
+		acc_std = nn_accuracy(a, X, y, N);
+		acc_raw = nn_accuracy(b, X, y, N);
+		if (getenv("UNIT_VERBOSE"))
+			fprintf(stderr, "    seed %d: standardized %.4f, raw %.4f\n", (int) seed, acc_std, acc_raw);
+		CHECK(a->standardized == 1 && b->standardized == 0);
+		CHECK(acc_std > 0.95);
+		CHECK(acc_raw < 0.85);
+		nn_free(a);
+		nn_free(b);
+	}
+	free(X);
 }
 
 /* ---------------------------------------------------------------- allocator */
@@ -1254,6 +1626,12 @@ const unit_case nn_tests[] = {
 	UNIT_ENTRY(test_fnv1a64),
 	UNIT_ENTRY(test_serialize_roundtrip),
 	UNIT_ENTRY(test_deserialize_rejects_corrupt),
+	UNIT_ENTRY(test_standardization_values_and_forward),
+	UNIT_ENTRY(test_gradients_standardized),
+	UNIT_ENTRY(test_pgd_standardized_space),
+	UNIT_ENTRY(test_serialize_v1_and_standardization),
+	UNIT_ENTRY(test_deserialize_pinned_v1_blob),
+	UNIT_ENTRY(test_standardization_trains_badly_scaled),
 	UNIT_ENTRY(test_allocator_hooks_and_failures),
 	{NULL, NULL}
 };
