@@ -92,9 +92,12 @@ argmax(const float *v, int C)
 	return best;
 }
 
-/* Argmax class of each row, in chunks of ws->max_batch rows. */
-void
-nn_predict(const nn_model *m, nn_workspace *ws, const float *X, int n, int *out)
+/* What to do with the logits of one chunk of rows [start, start + rows). */
+typedef void (*chunk_fn) (const float *logits, int start, int rows, int C, void *out);
+
+/* Runs the forward pass over X in chunks of ws->max_batch rows, handing each chunk to emit. */
+static void
+forward_chunks(const nn_model *m, nn_workspace *ws, const float *X, int n, chunk_fn emit, void *out)
 {
 	int			F = NN_FEATURES(m);
 	int			C = NN_CLASSES(m);
@@ -103,28 +106,38 @@ nn_predict(const nn_model *m, nn_workspace *ws, const float *X, int n, int *out)
 	for (int start = 0; start < n; start += ws->max_batch)
 	{
 		int			rows = n - start < ws->max_batch ? n - start : ws->max_batch;
-		const float *logits = nn_forward(m, ws, X + (size_t) start * F, rows);
 
-		for (int i = 0; i < rows; i++)
-			out[start + i] = argmax(logits + (size_t) i * C, C);
+		emit(nn_forward(m, ws, X + (size_t) start * F, rows), start, rows, C, out);
 	}
+}
+
+/* Chunk handler: the argmax class of each row. */
+static void
+emit_classes(const float *logits, int start, int rows, int C, void *out)
+{
+	for (int i = 0; i < rows; i++)
+		((int *) out)[start + i] = argmax(logits + (size_t) i * C, C);
+}
+
+/* Chunk handler: the softmax probabilities of each row. */
+static void
+emit_proba(const float *logits, int start, int rows, int C, void *out)
+{
+	softmax_rows(logits, rows, C, (float *) out + (size_t) start * C);
+}
+
+/* Argmax class of each row, in chunks of ws->max_batch rows. */
+void
+nn_predict(const nn_model *m, nn_workspace *ws, const float *X, int n, int *out)
+{
+	forward_chunks(m, ws, X, n, emit_classes, out);
 }
 
 /* Softmax probabilities of each row into out (n x C), in chunks of ws->max_batch rows. */
 void
 nn_predict_proba(const nn_model *m, nn_workspace *ws, const float *X, int n, float *out)
 {
-	int			F = NN_FEATURES(m);
-	int			C = NN_CLASSES(m);
-
-	NN_ASSERT(ws->max_batch >= 1);
-	for (int start = 0; start < n; start += ws->max_batch)
-	{
-		int			rows = n - start < ws->max_batch ? n - start : ws->max_batch;
-		const float *logits = nn_forward(m, ws, X + (size_t) start * F, rows);
-
-		softmax_rows(logits, rows, C, out + (size_t) start * C);
-	}
+	forward_chunks(m, ws, X, n, emit_proba, out);
 }
 
 double
