@@ -308,10 +308,12 @@ typedef struct LaunchedWorker
 	TimestampTz last_start;
 } LaunchedWorker;
 
-/* Databases that accept connections and are not templates. */
+/* Databases that accept connections and are not templates (the first max of them). */
 static int
 list_databases(Oid *out, int max)
 {
+	static bool warned_full = false;
+
 	MemoryContext cxt = CurrentMemoryContext;
 	Relation	rel;
 	TableScanDesc scan;
@@ -327,6 +329,12 @@ list_databases(Oid *out, int max)
 
 		if (db->datallowconn && !db->datistemplate)
 			out[n++] = db->oid;
+	}
+	if (tup != NULL && !warned_full)
+	{
+		ereport(LOG,
+				(errmsg("unlearn launcher serves the first %d databases only", max)));
+		warned_full = true;
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
@@ -385,6 +393,49 @@ launched_entry(LaunchedWorker *launched, int *n_launched, Oid dboid)
 	}
 	Assert(*n_launched <= MAX_DATABASES);
 	return lw;
+}
+
+/* Frees dboid's shared slot if no worker holds it (a dropped database's). */
+static void
+free_slot(Oid dboid)
+{
+	int			i;
+
+	SpinLockAcquire(&shared->mutex);
+	if ((i = slot_of(dboid)) >= 0 && shared->slots[i].pid == 0)
+		memset(&shared->slots[i], 0, sizeof(DatabaseSlot));
+	SpinLockRelease(&shared->mutex);
+}
+
+/*
+ * Forgets the databases that are gone and whose worker has stopped: their
+ * entries and shared slots serve new databases (a role creating and dropping
+ * many databases must not leave a new one without a worker).
+ */
+static void
+forget_dropped(LaunchedWorker *launched, int *n_launched, const Oid *dbs, int n_dbs)
+{
+	int			kept = 0;
+
+	for (int j = 0; j < *n_launched; j++)
+	{
+		bool		present = false;
+		pid_t		pid;
+
+		for (int i = 0; i < n_dbs && !present; i++)
+			present = dbs[i] == launched[j].dboid;
+		if (!present && (launched[j].handle == NULL ||
+						 GetBackgroundWorkerPid(launched[j].handle, &pid) == BGWH_STOPPED))
+		{
+			if (launched[j].handle)
+				pfree(launched[j].handle);
+			free_slot(launched[j].dboid);
+			continue;
+		}
+		launched[kept++] = launched[j];
+	}
+	Assert(kept <= *n_launched);
+	*n_launched = kept;
 }
 
 /* Starts a database's worker if none runs and one is wanted, never started, or due again. */
@@ -454,6 +505,7 @@ unlearn_launcher_main(Datum arg)
 		MemoryContextReset(loop_context);
 		MemoryContextSwitchTo(loop_context);
 		n_dbs = list_databases(dbs, MAX_DATABASES);
+		forget_dropped(launched, &n_launched, dbs, n_dbs);
 		now = GetCurrentTimestamp();
 		for (int i = 0; i < n_dbs; i++)
 		{

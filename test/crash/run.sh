@@ -34,7 +34,7 @@
 # Prints "N passed, M failed" last; exits non-zero if anything failed.
 #
 # Environment:
-#   CRASH_SCENARIOS="a b c d e f"  run only these (default: all)
+#   CRASH_SCENARIOS="a b c d e f g"  run only these (default: all)
 #   UNLEARN_KEEP_DATA=1            keep the cluster's data directory
 set -euo pipefail
 
@@ -44,7 +44,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=SCRIPTDIR/../lib_check.sh
 . "$root/test/lib_check.sh"
 
-SCENARIOS=${CRASH_SCENARIOS:-"a b c d e f"}
+SCENARIOS=${CRASH_SCENARIOS:-"a b c d e f g"}
 MODEL=crash_model
 TABLE=crash_data
 NAPTIME_MS=1000
@@ -361,6 +361,28 @@ if want f; then
 		bad "no request of $ids became running within 30 s"
 	fi
 	q "SELECT unlearn_auto('$MODEL', true, '$SLOW_OPTS')" >/dev/null
+fi
+
+# ---------------------------------------------------------------- g
+if want g; then
+	scenario "g. 70 databases created and dropped (what a role with CREATEDB can do)" \
+		"the launcher forgets them: a database made afterwards still gets its worker"
+	printf '%s\n' "SELECT format('CREATE DATABASE crash_g%s', g) FROM generate_series(1, 70) g" '\gexec' |
+		upsql -q >/dev/null
+	sleep $((NAPTIME_MS * 3 / 1000 + 1))	# the launcher has listed them
+	printf '%s\n' "SELECT format('DROP DATABASE crash_g%s WITH (FORCE)', g) FROM generate_series(1, 70) g" '\gexec' |
+		upsql -q >/dev/null
+	sleep $((NAPTIME_MS * 2 / 1000 + 1))	# and seen them gone
+	q "CREATE DATABASE crash_g_new" >/dev/null
+	upsql -d crash_g_new -At -q -c "CREATE EXTENSION unlearn" \
+		-c "CREATE TABLE g (id bigint PRIMARY KEY, features real[], label int)" \
+		-c "INSERT INTO g SELECT i, ARRAY[(i % 2) * 2.0, 0.3 * sin(i)]::real[], i % 2 FROM generate_series(1, 200) i" \
+		-c "SELECT count(*) FROM unlearn_train('gm', 'g', 'id', 'features', 'label', hidden => '{16}', epochs => 30,
+		                                      options => '{\"lr\": 0.01, \"batch_size\": 32}')" >/dev/null
+	upsql -d crash_g_new -q -c "DELETE FROM g WHERE id IN (1, 2)" >/dev/null
+	check "the new database's worker unlearned its DELETE (unlearn_wait)" t \
+		"$(upsql -d crash_g_new -At -q -c "SELECT unlearn_wait('gm', '30 s')")"
+	q "DROP DATABASE crash_g_new WITH (FORCE)" >/dev/null
 fi
 
 echo
