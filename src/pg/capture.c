@@ -210,8 +210,7 @@ remove_from_table(Oid relid)
 	uint64		n;
 
 	if (SPI_execute_with_args("SELECT tgname FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname IN"
-							  " ('unlearn_capture_delete', 'unlearn_capture_update', 'unlearn_guard_truncate',"
-							  "  'unlearn_capture_apply')",
+							  " " UNLEARN_TRIGGER_NAMES_SQL,
 							  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_trigger");
 	triggers = SPI_tuptable;
@@ -464,11 +463,7 @@ capture_entry(Relation rel, bool is_update)
 	 * committed now (not as this statement's or transaction's snapshot saw
 	 * them: the entry is stamped with the current generation)
 	 */
-	plan = SPI_prepare(UNLEARN_ANCESTORS_CTE
-					   " SELECT name, id_column::text, features_column::text, label_column::text,"
-					   "  label_type::oid, relation::oid"
-					   " FROM unlearn.models WHERE relation::oid IN (SELECT r FROM up) AND auto_unlearn"
-					   " ORDER BY name", 1, argtypes);
+	plan = SPI_prepare(UNLEARN_CAPTURED_MODELS_SQL, 1, argtypes);
 	if (plan == NULL ||
 		SPI_execute_snapshot(plan, args, NULL, GetLatestSnapshot(), InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read unlearn.models");

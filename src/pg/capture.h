@@ -54,4 +54,17 @@ char	   *unlearn_qualified_name(Oid relid);
 /* Seconds since an instr_time start. */
 double		unlearn_seconds_since(const void *start);
 
+/* SQL list of our trigger names (run elevated, search_path pinned). */
+#define UNLEARN_TRIGGER_NAMES_SQL \
+	"('unlearn_capture_delete', 'unlearn_capture_update', 'unlearn_guard_truncate'," \
+	" 'unlearn_capture_apply')"
+
+/* The models a table's changes are captured for: on it or above it, capture on ($1 the table). */
+#define UNLEARN_CAPTURED_MODELS_SQL \
+	UNLEARN_ANCESTORS_CTE \
+	" SELECT name, id_column::text, features_column::text, label_column::text," \
+	"  label_type::oid, relation::oid" \
+	" FROM unlearn.models WHERE relation::oid IN (SELECT r FROM up) AND auto_unlearn" \
+	" ORDER BY name"
+
 #endif							/* UNLEARN_CAPTURE_H */

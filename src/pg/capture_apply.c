@@ -60,11 +60,7 @@ apply_models(Relation rel, int *n_out)
 	int			n;
 
 	unlearn_become_catalog_owner(&saved);
-	if (SPI_execute_with_args(UNLEARN_ANCESTORS_CTE
-							  " SELECT name, id_column::text, features_column::text, label_column::text,"
-							  "  label_type::oid, relation::oid"
-							  " FROM unlearn.models WHERE relation::oid IN (SELECT r FROM up) AND auto_unlearn"
-							  " ORDER BY name", 1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(UNLEARN_CAPTURED_MODELS_SQL, 1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read unlearn.models");
 	unlearn_restore_user(&saved);
 	n = (int) SPI_processed;

@@ -15,9 +15,12 @@
 
 #include "unlearn_pg.h"
 
-/* Locks the model's catalog row so unlearning calls on one model run one at a time. */
-static void
-lock_model(const char *name)
+/*
+ * Locks the model's catalog row (as the catalog owner) so that changes of one
+ * model (unlearning calls, the worker's runs) happen one at a time.
+ */
+void
+unlearn_lock_model(const char *name)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1] = {CStringGetTextDatum(name)};
@@ -64,7 +67,7 @@ unlearn_open_model_for_change(const char *name, const char *action, AclMode tabl
 				 errdetail("%s rows of model \"%s\" changes its training table and needs %s on it.",
 						   table_privilege == ACL_DELETE ? "Unlearning" : "Relabelling", name,
 						   table_privilege == ACL_DELETE ? "DELETE" : "UPDATE")));
-	lock_model(name);
+	unlearn_lock_model(name);
 
 	/*
 	 * A concurrent call may have made a new version while we waited for the

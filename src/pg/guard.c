@@ -424,9 +424,7 @@ unlearn_guard_drop(PG_FUNCTION_ARGS)
 	/* step 3: our triggers, gone with a partition (not named by the DROP) or alone (DROP TRIGGER) */
 	if (!unlearn_dropping_own_triggers &&
 		first_row_elevated("SELECT d.object_identity FROM pg_catalog.pg_event_trigger_dropped_objects() d"
-						   " WHERE d.object_type = 'trigger' AND d.address_names[3] IN"
-						   "  ('unlearn_capture_delete', 'unlearn_capture_update', 'unlearn_guard_truncate',"
-						   "   'unlearn_capture_apply')"
+						   " WHERE d.object_type = 'trigger' AND d.address_names[3] IN " UNLEARN_TRIGGER_NAMES_SQL
 						   " ORDER BY 1 LIMIT 1", 1, found))
 		ereport(ERROR,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),

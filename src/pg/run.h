@@ -18,6 +18,8 @@
  * needs, or 0), locks its catalog row and returns the row as it is after the
  * lock, under a snapshot that unlearn_close_model_change pops.
  */
+/* Locks a model's catalog row FOR NO KEY UPDATE (errors if the model is gone). */
+void		unlearn_lock_model(const char *name);
 UnlearnModel *unlearn_open_model_for_change(const char *name, const char *action, AclMode table_privilege);
 void		unlearn_close_model_change(void);
 

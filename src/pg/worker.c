@@ -246,11 +246,7 @@ lock_model(ClaimedRun *run)
 
 	(void) unlearn_model_lookup(run->name, false);
 	/* serialise with unlearn_rows and other changes of this model */
-	if (SPI_execute_with_args("SELECT 1 FROM unlearn.models WHERE name = $1 FOR NO KEY UPDATE",
-							  1, (Oid[]) {TEXTOID}, &name, NULL, false, 1) != SPI_OK_SELECT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not lock model \"%s\"", run->name)));
+	unlearn_lock_model(run->name);
 	/* read everything after the lock: a concurrent unlearn_rows may have made a new version */
 	PopActiveSnapshot();
 	PushActiveSnapshot(GetTransactionSnapshot());
