@@ -381,34 +381,77 @@ column_type(Relation rel, const char *name)
 	return InvalidOid;
 }
 
+/* Errors (55000) about a model column of the table being changed that no longer matches. */
+static void
+column_mismatch(Relation rel, const char *model, const char *column)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("column \"%s\" of table \"%s\" no longer matches model \"%s\"",
+					column, RelationGetRelationName(rel), model),
+			 errdetail("Deleted rows cannot be queued for unlearning, so the change is refused."),
+			 errhint("Restore the column, or drop the model with unlearn_drop_model().")));
+}
+
+/* Errors unless each input column of a column model still has the type it was trained with. */
+static void
+check_input_columns(Relation rel, const char *model, Datum columns, Datum types)
+{
+	Datum	   *names,
+			   *typs;
+	int			n,
+				nt;
+
+	deconstruct_array(DatumGetArrayTypeP(columns), TEXTOID, -1, false, TYPALIGN_INT, &names, NULL, &n);
+	deconstruct_array(DatumGetArrayTypeP(types), OIDOID, 4, true, TYPALIGN_INT, &typs, NULL, &nt);
+	if (n != nt)
+		column_mismatch(rel, model, "feature_types");
+	for (int i = 0; i < n; i++)
+	{
+		char	   *col = TextDatumGetCString(names[i]);
+
+		if (column_type(rel, col) != DatumGetObjectId(typs[i]))
+			column_mismatch(rel, model, col);
+	}
+}
+
 /*
- * Errors unless a model's columns in the table being changed still have
- * the built-in types it was trained with.  The capture statement reads them
- * as the catalog owner, so a column of another type (whose casts or
- * operators a user may have written) must never reach it.
+ * Reads row i of UNLEARN_CAPTURED_MODELS_SQL's result, and errors unless the
+ * model's columns in the table being changed still have the types it was
+ * trained with (built-in, or the enum and domain types of a column model).
+ * The capture statement reads them as the catalog owner, so a column of
+ * another type (whose casts or operators a user may have written) must
+ * never reach it.
  */
 void
-unlearn_check_capture_columns(Relation rel, const char *model, const char *id, const char *feat,
-							  const char *label, Oid label_type)
+unlearn_captured_model(Relation rel, SPITupleTable *models, uint64 i, UnlearnCapturedModel *out)
 {
-	Oid			id_type = column_type(rel, id);
-	Oid			feat_type = column_type(rel, feat);
-	Oid			lab_type = column_type(rel, label);
-	const char *bad = NULL;
+	HeapTuple	tup = models->vals[i];
+	TupleDesc	td = models->tupdesc;
+	bool		isnull;
+	Oid			id_type;
+	Datum		columns;
 
+	out->name = SPI_getvalue(tup, td, 1);
+	out->id = SPI_getvalue(tup, td, 2);
+	out->feat = SPI_getvalue(tup, td, 3);
+	out->label = SPI_getvalue(tup, td, 4);
+	out->label_type = DatumGetObjectId(SPI_getbinval(tup, td, 5, &isnull));
+	out->relid = DatumGetObjectId(SPI_getbinval(tup, td, 6, &isnull));
+	columns = SPI_getbinval(tup, td, 7, &isnull);
+
+	id_type = column_type(rel, out->id);
 	if (id_type != INT2OID && id_type != INT4OID && id_type != INT8OID)
-		bad = id;
-	else if (feat_type != FLOAT4ARRAYOID && feat_type != FLOAT8ARRAYOID)
-		bad = feat;
-	else if (lab_type != label_type)
-		bad = label;
-	if (bad)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("column \"%s\" of table \"%s\" no longer matches model \"%s\"",
-						bad, RelationGetRelationName(rel), model),
-				 errdetail("Deleted rows cannot be queued for unlearning, so the change is refused."),
-				 errhint("Restore the column, or drop the model with unlearn_drop_model().")));
+		column_mismatch(rel, out->name, out->id);
+	if (out->feat == NULL && isnull)
+		column_mismatch(rel, out->name, "feature_columns");
+	if (out->feat != NULL && column_type(rel, out->feat) != FLOAT4ARRAYOID &&
+		column_type(rel, out->feat) != FLOAT8ARRAYOID)
+		column_mismatch(rel, out->name, out->feat);
+	if (out->feat == NULL)
+		check_input_columns(rel, out->name, columns, SPI_getbinval(tup, td, 8, &isnull));
+	if (column_type(rel, out->label) != out->label_type)
+		column_mismatch(rel, out->name, out->label);
 }
 
 /*
@@ -475,27 +518,20 @@ capture_entry(Relation rel, bool is_update)
 	/* step 4: check each model's column types, then prepare its statement */
 	for (uint64 i = 0; i < n_models; i++)
 	{
-		HeapTuple	tup = models->vals[i];
-		TupleDesc	td = models->tupdesc;
 		Oid			ptypes[3] = {TEXTOID, TEXTOID, INT8ARRAYOID};
-		bool		isnull;
-		char	   *name = SPI_getvalue(tup, td, 1);
-		char	   *id = SPI_getvalue(tup, td, 2);
-		char	   *feat = SPI_getvalue(tup, td, 3);
-		char	   *label = SPI_getvalue(tup, td, 4);
+		UnlearnCapturedModel m;
 
-		Oid			label_type = DatumGetObjectId(SPI_getbinval(tup, td, 5, &isnull));
-
-		unlearn_check_capture_columns(rel, name, id, feat, label, label_type);
-		plan = SPI_prepare(unlearn_queue_capture_sql(is_update, quote_identifier(id), quote_identifier(feat),
-													 quote_identifier(label), type_is_collatable(label_type)),
+		unlearn_captured_model(rel, models, i, &m);
+		plan = SPI_prepare(unlearn_queue_capture_sql(is_update, quote_identifier(m.id),
+													 m.feat ? quote_identifier(m.feat) : NULL,
+													 quote_identifier(m.label), type_is_collatable(m.label_type)),
 						   3, ptypes);
 		if (plan == NULL || SPI_keepplan(plan) != 0)
 			elog(ERROR, "could not prepare the capture of model \"%s\": %s",
-				 name, SPI_result_code_string(SPI_result));
+				 m.name, SPI_result_code_string(SPI_result));
 		e->models[i].plan = plan;
-		e->models[i].name = MemoryContextStrdup(TopMemoryContext, name);
-		e->models[i].relid = DatumGetObjectId(SPI_getbinval(tup, td, 6, &isnull));
+		e->models[i].name = MemoryContextStrdup(TopMemoryContext, m.name);
+		e->models[i].relid = m.relid;
 		e->n_models = (int) i + 1;
 	}
 	e->generation = generation;

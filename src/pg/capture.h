@@ -5,6 +5,7 @@
 #define UNLEARN_CAPTURE_H
 
 #include "postgres.h"
+#include "executor/spi.h"
 #include "utils/rel.h"
 
 /* ---------- capture (capture.c, capture_apply.c; the queue is queue.h, the workers worker.h) ---------- */
@@ -24,9 +25,22 @@ void		unlearn_capture_cache_invalidate(void);
 /* Drops the triggers from the tables of relid's tree that no model trains on any more. */
 void		unlearn_remove_capture_if_unused(Oid relid);
 
-/* Errors unless a model's columns in rel still have the built-in types it was trained with. */
-void		unlearn_check_capture_columns(Relation rel, const char *model, const char *id,
-										  const char *feat, const char *label, Oid label_type);
+/* One model a table's changes are captured for: a row of UNLEARN_CAPTURED_MODELS_SQL, read. */
+typedef struct UnlearnCapturedModel
+{
+	char	   *name;
+	char	   *id;
+	char	   *feat;			/* array models; NULL for column models */
+	char	   *label;
+	Oid			label_type;
+	Oid			relid;			/* the model's table (this one or one above it) */
+} UnlearnCapturedModel;
+
+/*
+ * Reads row i of UNLEARN_CAPTURED_MODELS_SQL's result and errors unless the
+ * model's columns in rel still have the types it was trained with.
+ */
+void		unlearn_captured_model(Relation rel, SPITupleTable *models, uint64 i, UnlearnCapturedModel *out);
 
 /* Key-share locks a model's catalog row as committed now; false if the model is gone. */
 bool		unlearn_lock_model_row(const char *name, Oid relid);
@@ -63,7 +77,7 @@ double		unlearn_seconds_since(const void *start);
 #define UNLEARN_CAPTURED_MODELS_SQL \
 	UNLEARN_ANCESTORS_CTE \
 	" SELECT name, id_column::text, features_column::text, label_column::text," \
-	"  label_type::oid, relation::oid" \
+	"  label_type::oid, relation::oid, feature_columns::text[], feature_types::oid[]" \
 	" FROM unlearn.models WHERE relation::oid IN (SELECT r FROM up) AND auto_unlearn" \
 	" ORDER BY name"
 

@@ -34,7 +34,9 @@ typedef struct ApplyModel
 	Oid			relid;
 	int			id_att,
 				feat_att,
-				label_att;		/* attribute numbers in the trigger's relation */
+				label_att;		/* attribute numbers in the trigger's relation (feat_att 0: columns) */
+	UnlearnEncoder *encoder;	/* column models: the encoding, and where rel holds the inputs */
+	UnlearnRowMap map;
 } ApplyModel;
 
 /* Attribute number of column `name` in rel (0 if none). */
@@ -67,21 +69,22 @@ apply_models(Relation rel, int *n_out)
 	models = palloc0(sizeof(ApplyModel) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	td = SPI_tuptable->tupdesc;
-		bool		isnull;
-		char	   *id = SPI_getvalue(tup, td, 2);
-		char	   *feat = SPI_getvalue(tup, td, 3);
-		char	   *label = SPI_getvalue(tup, td, 4);
+		UnlearnCapturedModel m;
 
-		models[i].name = SPI_getvalue(tup, td, 1);
-		unlearn_check_capture_columns(rel, models[i].name, id, feat, label,
-									  DatumGetObjectId(SPI_getbinval(tup, td, 5, &isnull)));
-		models[i].relid = DatumGetObjectId(SPI_getbinval(tup, td, 6, &isnull));
-		models[i].id_att = attnum_of(rel, id);
-		models[i].feat_att = attnum_of(rel, feat);
-		models[i].label_att = attnum_of(rel, label);
+		unlearn_captured_model(rel, SPI_tuptable, i, &m);
+		models[i].name = m.name;
+		models[i].relid = m.relid;
+		models[i].id_att = attnum_of(rel, m.id);
+		models[i].feat_att = m.feat ? attnum_of(rel, m.feat) : 0;
+		models[i].label_att = attnum_of(rel, m.label);
 	}
+	/* column models: their encodings, read once the list above is complete */
+	for (int i = 0; i < n; i++)
+		if (models[i].feat_att == 0)
+		{
+			models[i].encoder = unlearn_model_lookup(models[i].name, false)->encoder;
+			unlearn_encoder_match(models[i].encoder, RelationGetDescr(rel), true, &models[i].map);
+		}
 	*n_out = n;
 	return models;
 }
@@ -113,6 +116,21 @@ as_real_array(Datum d, Oid typid)
 	return construct_md_array(elems, nulls, 1, (int[]) {n}, (int[]) {1}, FLOAT4OID, 4, true, TYPALIGN_INT);
 }
 
+/* A column model's input from a tuple of rel as real[], or NULL if it cannot be encoded (never learned). */
+static ArrayType *
+encoded_array(const ApplyModel *m, HeapTuple tup, TupleDesc desc)
+{
+	int			n = m->encoder->n_features;
+	float	   *x = palloc(sizeof(float) * n);
+	Datum	   *d = palloc(sizeof(Datum) * n);
+
+	if (!unlearn_encode_tuple(m->encoder, &m->map, tup, desc, x, true))
+		return NULL;
+	for (int j = 0; j < n; j++)
+		d[j] = Float4GetDatum(x[j]);
+	return construct_array(d, n, FLOAT4OID, 4, true, TYPALIGN_INT);
+}
+
 /* Reads one model's columns from a tuple of rel. */
 static bool
 read_row(Relation rel, HeapTuple tup, const ApplyModel *m, ApplyRow *out)
@@ -123,10 +141,10 @@ read_row(Relation rel, HeapTuple tup, const ApplyModel *m, ApplyRow *out)
 				n3;
 	Datum		id = heap_getattr(tup, m->id_att, desc, &n1);
 	Datum		label = heap_getattr(tup, m->label_att, desc, &n2);
-	Datum		feat = heap_getattr(tup, m->feat_att, desc, &n3);
+	Datum		feat = m->feat_att ? heap_getattr(tup, m->feat_att, desc, &n3) : (Datum) 0;
 	Oid			label_type = TupleDescAttr(desc, m->label_att - 1)->atttypid;
 
-	if (n1 || n2 || n3)
+	if (n1 || n2 || (m->feat_att && n3))
 		return false;
 	switch (TupleDescAttr(desc, m->id_att - 1)->atttypid)
 	{
@@ -144,8 +162,11 @@ read_row(Relation rel, HeapTuple tup, const ApplyModel *m, ApplyRow *out)
 							  label_type == INT4OID ? (int64) DatumGetInt32(label) : DatumGetInt64(label));
 	else
 		out->label = TextDatumGetCString(label);
-	out->features = as_real_array(feat, TupleDescAttr(desc, m->feat_att - 1)->atttypid);
-	return true;
+	if (m->feat_att)
+		out->features = as_real_array(feat, TupleDescAttr(desc, m->feat_att - 1)->atttypid);
+	else
+		out->features = encoded_array(m, tup, desc);
+	return out->features != NULL;
 }
 
 /* True if two real[] copies differ (shape, NULLs or any value, bit for bit). */

@@ -17,6 +17,7 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "common/cryptohash.h"
@@ -37,6 +38,32 @@ spi_text(HeapTuple tup, TupleDesc desc, int col)
 	copy = SPI_palloc(strlen(s) + 1);
 	strcpy(copy, s);
 	return copy;
+}
+
+/* A column model's encoder from columns 12-14 of its catalog row (NULL for an array model). */
+static UnlearnEncoder *
+load_encoder(const UnlearnModel *model, HeapTuple tup, TupleDesc desc)
+{
+	bool		n1,
+				n2,
+				n3;
+	Datum		cols = SPI_getbinval(tup, desc, 12, &n1);
+	Datum		types = SPI_getbinval(tup, desc, 13, &n2);
+	Datum		inputs = SPI_getbinval(tup, desc, 14, &n3);
+	MemoryContext old;
+	UnlearnEncoder *enc;
+
+	if (n1 && n2 && n3 && model->features_column != NULL)
+		return NULL;
+	if (n1 || n2 || n3 || model->features_column != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model \"%s\" has both or neither of features_column and feature_columns",
+						model->name)));
+	old = MemoryContextSwitchTo(GetMemoryChunkContext((void *) model));	/* SPI_palloc'd: the caller's context */
+	enc = unlearn_encoder_from_catalog(cols, types, DatumGetJsonbP(inputs), model->n_features, model->name);
+	MemoryContextSwitchTo(old);
+	return enc;
 }
 
 /*
@@ -62,8 +89,10 @@ unlearn_model_lookup(const char *name, bool missing_ok)
 	ret = SPI_execute_with_args(
 								"SELECT m.owner::oid, m.relation::oid, m.id_column::text, m.features_column::text,"
 								" m.label_column::text, m.label_type::oid, m.features, m.classes,"
-								" m.current_version, m.options, v.created_at"
+								" m.current_version, m.options, v.created_at,"
+								" m.feature_columns, m.feature_types::oid[], e.inputs"
 								" FROM unlearn.models m"
+								" LEFT JOIN unlearn.encodings e ON e.model = m.name"
 								" LEFT JOIN unlearn.versions v ON v.model = m.name AND v.version = m.current_version"
 								" WHERE m.name = $1",
 								1, argtypes, args, NULL, true, 1);
@@ -123,6 +152,7 @@ unlearn_model_lookup(const char *name, bool missing_ok)
 		model->options = SPI_palloc(VARSIZE(opts));
 		memcpy(model->options, opts, VARSIZE(opts));
 	}
+	model->encoder = load_encoder(model, tup, desc);
 	return model;
 }
 

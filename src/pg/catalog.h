@@ -11,6 +11,8 @@
 
 /* ---------- catalog (catalog.c) ---------- */
 
+struct UnlearnEncoder;
+
 /* What the catalog says about a model, plus its current weights. */
 typedef struct UnlearnModel
 {
@@ -18,7 +20,8 @@ typedef struct UnlearnModel
 	Oid			owner;
 	Oid			relid;
 	char	   *id_column;
-	char	   *features_column;
+	char	   *features_column;	/* array models; NULL for column models */
+	struct UnlearnEncoder *encoder; /* column models: input columns and encoding; NULL otherwise */
 	char	   *label_column;
 	Oid			label_type;
 	UnlearnLabelKind label_kind;

@@ -210,8 +210,8 @@ check_column_types(const UnlearnDataSpec *spec, Oid *id_type, Oid *feat_type, Oi
 					 errmsg("id column \"%s\" must be smallint, integer or bigint, not %s",
 							spec->id_column, format_type_be(*id_type))));
 	}
-	*feat_type = unlearn_column_type(spec->relid, spec->features_column, "features");
-	if (*feat_type != FLOAT4ARRAYOID && *feat_type != FLOAT8ARRAYOID)
+	*feat_type = spec->encoder ? InvalidOid : unlearn_column_type(spec->relid, spec->features_column, "features");
+	if (!spec->encoder && *feat_type != FLOAT4ARRAYOID && *feat_type != FLOAT8ARRAYOID)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("features column \"%s\" must be real[] or double precision[], not %s",
@@ -242,21 +242,31 @@ typedef struct DataReader
 	int			n_features;		/* 0 until the first row when the spec leaves it open */
 	int64	   *int_labels;		/* labels collected for training (spec->model NULL) */
 	char	  **text_labels;
+	UnlearnEncoderFit *fit;		/* column models in training: the raw values */
+	UnlearnRowMap map;			/* column models: where each input is in a fetched row */
+	bool		mapped;
 	UnlearnData *out;
 } DataReader;
 
-/* The SELECT of the id (or NULL), features and label, with the spec's filter, ordered by id. */
+/*
+ * The SELECT of the id (or NULL), the label and the features (the array
+ * column, or each input column), with the spec's filter, ordered by id.
+ */
 static char *
 build_query(const UnlearnDataSpec *spec)
 {
 	StringInfoData query;
 
 	initStringInfo(&query);
-	appendStringInfo(&query, "SELECT %s, %s, %s FROM %s",
+	appendStringInfo(&query, "SELECT %s, %s",
 					 spec->id_column ? quote_identifier(spec->id_column) : "NULL::bigint",
-					 quote_identifier(spec->features_column),
-					 quote_identifier(spec->label_column),
-					 unlearn_qualified_name(spec->relid));
+					 quote_identifier(spec->label_column));
+	if (spec->encoder == NULL)
+		appendStringInfo(&query, ", %s", quote_identifier(spec->features_column));
+	else
+		for (int i = 0; i < spec->encoder->n_inputs; i++)
+			appendStringInfo(&query, ", %s", quote_identifier(spec->encoder->inputs[i].column));
+	appendStringInfo(&query, " FROM %s", unlearn_qualified_name(spec->relid));
 	if (spec->where_clause)
 		appendStringInfo(&query, " WHERE %s", spec->where_clause);
 	if (spec->id_column)
@@ -277,6 +287,8 @@ start_read(DataReader *r, const UnlearnDataSpec *spec, UnlearnData *out)
 	r->cap = 1024;
 	r->n_features = spec->n_features;
 	r->out = out;
+	if (spec->encoder && spec->fit_encoder)
+		r->fit = unlearn_fit_start(spec->encoder);
 	memset(out, 0, sizeof(*out));
 	out->y = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int) * r->cap);
 	if (spec->id_column)
@@ -307,13 +319,13 @@ row_values(const DataReader *r, HeapTuple tup, TupleDesc desc, Datum *feat_d, Da
 					 errmsg("id column \"%s\" must not be NULL", spec->id_column)));
 		id = int_datum(id_d, r->id_type);
 	}
-	*feat_d = SPI_getbinval(tup, desc, 2, &isnull);
-	if (isnull)
+	*feat_d = spec->encoder ? (Datum) 0 : SPI_getbinval(tup, desc, 3, &isnull);
+	if (!spec->encoder && isnull)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("features column \"%s\" must not be NULL", spec->features_column),
 				 spec->id_column ? errdetail("Row with id %lld.", (long long) id) : 0));
-	*label_d = SPI_getbinval(tup, desc, 3, &isnull);
+	*label_d = SPI_getbinval(tup, desc, 2, &isnull);
 	if (isnull)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -359,7 +371,8 @@ make_room(DataReader *r, int64 n)
 	if (n < r->cap)
 		return;
 	r->cap *= 2;
-	out->X = repalloc_huge(out->X, sizeof(float) * r->cap * r->n_features);
+	if (out->X)
+		out->X = repalloc_huge(out->X, sizeof(float) * r->cap * r->n_features);
 	out->y = repalloc_huge(out->y, sizeof(int) * r->cap);
 	if (out->ids)
 		out->ids = repalloc_huge(out->ids, sizeof(int64) * r->cap);
@@ -398,6 +411,34 @@ store_label(DataReader *r, int64 n, Datum label_d)
 	}
 }
 
+/* A column model's row n: kept raw while learning the encoding, else encoded into X. */
+static void
+read_inputs(DataReader *r, int64 n, int64 id, HeapTuple tup, TupleDesc desc)
+{
+	const UnlearnEncoder *enc = r->spec->encoder;
+	char	   *where = psprintf("Row with id %lld", (long long) id);
+
+	if (!r->mapped)
+	{
+		unlearn_encoder_match(enc, desc, !r->spec->any_types, &r->map);
+		r->mapped = true;
+	}
+	if (r->fit)
+	{
+		Datum	   *values = palloc(sizeof(Datum) * enc->n_inputs);
+		bool	   *nulls = palloc(sizeof(bool) * enc->n_inputs);
+
+		for (int i = 0; i < enc->n_inputs; i++)
+			values[i] = heap_getattr(tup, r->map.attnums[i], desc, &nulls[i]);
+		unlearn_fit_add_row(r->fit, n, values, nulls, id);
+		pfree(values);
+		pfree(nulls);
+	}
+	else
+		unlearn_encode_heap(enc, &r->map, tup, desc, r->out->X + (size_t) n * r->n_features, where);
+	pfree(where);
+}
+
 /* Reads and checks one row into slot n. */
 static void
 read_row(DataReader *r, int64 n, HeapTuple tup, TupleDesc desc)
@@ -408,15 +449,27 @@ read_row(DataReader *r, int64 n, HeapTuple tup, TupleDesc desc)
 	int64		id = row_values(r, tup, desc, &feat_d, &label_d);
 	ArrayType  *arr;
 
-	if (r->n_features == 0 || out->X == NULL)
-		size_features(r, feat_d);
-	make_room(r, n);
-	arr = DatumGetArrayTypeP(feat_d);
-	/* messages name the row by its id, or by its position (1-based) without one */
-	copy_feature_array(arr, r->n_features, out->X + (size_t) n * r->n_features,
-					   r->spec->id_column ? id : n + 1);
-	if ((Pointer) arr != DatumGetPointer(feat_d))
-		pfree(arr);
+	if (r->spec->encoder)
+	{
+		if (r->n_features == 0 && !r->fit)
+			r->n_features = r->spec->encoder->n_features;
+		if (out->X == NULL && !r->fit)
+			out->X = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * r->cap * r->n_features);
+		make_room(r, n);
+		read_inputs(r, n, r->spec->id_column ? id : n + 1, tup, desc);
+	}
+	else
+	{
+		if (r->n_features == 0 || out->X == NULL)
+			size_features(r, feat_d);
+		make_room(r, n);
+		arr = DatumGetArrayTypeP(feat_d);
+		/* messages name the row by its id, or by its position (1-based) without one */
+		copy_feature_array(arr, r->n_features, out->X + (size_t) n * r->n_features,
+						   r->spec->id_column ? id : n + 1);
+		if ((Pointer) arr != DatumGetPointer(feat_d))
+			pfree(arr);
+	}
 	if (out->ids)
 		out->ids[n] = id;
 	store_label(r, n, label_d);
@@ -478,6 +531,7 @@ unlearn_model_data_spec(const UnlearnModel *model, UnlearnDataSpec *spec)
 	spec->features_column = model->features_column;
 	spec->label_column = model->label_column;
 	spec->n_features = model->n_features;
+	spec->encoder = model->encoder;
 	spec->model = model;
 }
 
@@ -509,6 +563,11 @@ unlearn_read_data(const UnlearnDataSpec *spec, UnlearnData *out)
 	SPI_cursor_close(portal);
 
 	out->n = n;
+	if (r.fit && n > 0)
+	{
+		out->X = unlearn_fit_finish(r.fit, n);
+		r.n_features = spec->encoder->n_features;
+	}
 	out->n_features = r.n_features;
 	if (spec->model == NULL && n > 0)
 	{

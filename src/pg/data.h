@@ -7,6 +7,7 @@
 #include "postgres.h"
 #include "utils/array.h"
 #include "catalog.h"
+#include "encode.h"
 
 /* ---------- data (data.c) ---------- */
 
@@ -28,9 +29,12 @@ typedef struct UnlearnDataSpec
 {
 	Oid			relid;
 	const char *id_column;		/* NULL: don't read ids */
-	const char *features_column;
+	const char *features_column;	/* array models; NULL for column models */
 	const char *label_column;
 	int			n_features;		/* 0: learn from the first row */
+	UnlearnEncoder *encoder;	/* column models: the input columns and their encoding */
+	bool		fit_encoder;	/* training: learn the encoding from the rows read */
+	bool		any_types;		/* the columns may have other types of the same family (evaluation) */
 	const UnlearnModel *model;	/* map labels to this model's classes; NULL: collect */
 	const char *where_clause;	/* optional SQL condition, e.g. "id = ANY($1)" */
 	int			nargs;

@@ -10,6 +10,8 @@
  */
 #include "postgres.h"
 
+#include "commands/extension.h"
+
 #include "catalog/namespace.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
@@ -119,7 +121,8 @@ is_model_column(Oid relid, const char *column)
 							  "  SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN down ON i.inhparent = down.r)"
 							  " SELECT 1 FROM unlearn.models WHERE (relation::oid IN (SELECT r FROM up)"
 							  "   OR relation::oid IN (SELECT r FROM down))"
-							  "  AND $2 IN (id_column::text, features_column::text, label_column::text)",
+							  "  AND ($2 IN (id_column::text, features_column::text, label_column::text)"
+							  "       OR $2 OPERATOR(pg_catalog.=) ANY (feature_columns::text[]))",
 							  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read unlearn.models");
 	found = SPI_processed > 0;
@@ -394,8 +397,13 @@ unlearn_guard_drop(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("unlearn.guard_drop() must be called as an event trigger")));
-	/* when the catalog itself is being dropped (DROP EXTENSION) there is nothing to guard */
-	if (!catalog_present())
+	/*
+	 * when the catalog itself is being dropped (DROP EXTENSION) there is
+	 * nothing to guard, and our own scripts drop only our own objects (an
+	 * upgrade runs before the catalog has the columns the checks read)
+	 */
+	if (!catalog_present() ||
+		(creating_extension && CurrentExtensionObject == get_extension_oid("unlearn", true)))
 		PG_RETURN_VOID();
 	SPI_connect();
 	/* step 1: a dropped table that a model trains on */
@@ -413,8 +421,9 @@ unlearn_guard_drop(PG_FUNCTION_ARGS)
 	if (first_row_elevated("SELECT d.object_identity FROM pg_catalog.pg_event_trigger_dropped_objects() d"
 						   " JOIN unlearn.models m ON m.relation::oid = d.objid"
 						   " WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid > 0"
-						   "   AND d.address_names[3] IN (m.id_column::text, m.features_column::text,"
-						   "                              m.label_column::text)"
+						   "   AND (d.address_names[3] IN (m.id_column::text, m.features_column::text,"
+						   "                               m.label_column::text)"
+						   "        OR d.address_names[3] OPERATOR(pg_catalog.=) ANY (m.feature_columns::text[]))"
 						   " ORDER BY 1 LIMIT 1", 1, found))
 		ereport(ERROR,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),

@@ -327,3 +327,39 @@ unlearn_seconds_since(const void *start)
 	INSTR_TIME_SUBTRACT(now, *(const instr_time *) start);
 	return INSTR_TIME_GET_DOUBLE(now);
 }
+
+/*
+ * Takes key out of a jsonb object of options: its value (a copy), or NULL
+ * if absent; *options becomes the object without it.
+ */
+JsonbValue *
+unlearn_jsonb_take(Jsonb **options, const char *key)
+{
+	JsonbValue	k;
+	JsonbValue *v;
+
+	if (*options == NULL || !JB_ROOT_IS_OBJECT(*options))
+		return NULL;
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	v = findJsonbValueFromContainer(&(*options)->root, JB_FOBJECT, &k);
+	if (v == NULL)
+		return NULL;
+	*options = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(*options),
+												  CStringGetTextDatum(key)));
+	return v;
+}
+
+/* The same for a string option: its text, NULL if absent; errors (22023) if not a string. */
+char *
+unlearn_jsonb_take_string(Jsonb **options, const char *key, const char *what, const char *expected)
+{
+	JsonbValue *v = unlearn_jsonb_take(options, key);
+
+	if (v == NULL)
+		return NULL;
+	if (v->type != jbvString)
+		bad_option(what, key, expected);
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}

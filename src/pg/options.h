@@ -39,6 +39,10 @@ Jsonb	   *unlearn_train_options_to_jsonb(const nn_train_options *o, const int *h
 										   int n_hidden, int epochs);
 
 /* A jsonb value from printf-style text: metrics and recorded options. */
+/* Takes key out of a jsonb object of options: its value, or NULL (and a string's text). */
+JsonbValue *unlearn_jsonb_take(Jsonb **options, const char *key);
+char	   *unlearn_jsonb_take_string(Jsonb **options, const char *key, const char *what,
+									  const char *expected);
 Jsonb	   *unlearn_jsonb_printf(const char *fmt,...) pg_attribute_printf(1, 2);
 
 

@@ -19,6 +19,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/typcache.h"
 
 #include "queue.h"
 #include "unlearn_pg.h"
@@ -34,6 +35,8 @@ typedef struct CachedModel
 	int			n_features;
 	int			n_classes;
 	char	  **classes;
+	UnlearnEncoder *encoder;	/* column models: how a row becomes the input */
+	char	   *features_column;	/* array models: the column a row holds the features in */
 	nn_model   *net;
 	nn_workspace *ws;			/* single-row workspace for unlearn_predict */
 	MemoryContext cxt;			/* owns everything above */
@@ -50,6 +53,12 @@ typedef struct CallSiteModel
 	char	   *name;
 	int			version;
 	int64		version_stamp;
+	/* row arguments: where the row type holds the inputs, for this version's encoding */
+	bool		mapped;
+	Oid			rowtype;
+	int32		rowtypmod;
+	UnlearnRowMap map;			/* column models */
+	int			features_att;	/* array models */
 } CallSiteModel;
 
 /* Frees one cache slot. */
@@ -139,6 +148,8 @@ cache_load(const UnlearnModel *model)
 		c->classes = palloc(sizeof(char *) * model->n_classes);
 		for (int i = 0; i < model->n_classes; i++)
 			c->classes[i] = pstrdup(model->classes[i]);
+		c->encoder = model->encoder ? unlearn_encoder_copy(model->encoder) : NULL;
+		c->features_column = model->features_column ? pstrdup(model->features_column) : NULL;
 		c->net = net;
 		c->ws = nn_workspace_create(net, 1);
 		c->cxt = cxt;
@@ -194,6 +205,7 @@ model_for_call(FunctionCallInfo fcinfo, text *name_text)
 	else if (site->name)
 		pfree(site->name);
 	site->name = MemoryContextStrdup(fcinfo->flinfo->fn_mcxt, name);
+	site->mapped = false;
 	site->version = c->version;
 	site->version_stamp = c->version_stamp;
 	fcinfo->flinfo->fn_extra = site;
@@ -239,28 +251,87 @@ check_outputs_finite(const char *model, const nn_model *net, const nn_workspace 
 				 errhint("Scale the features like the rows the model was trained on.")));
 }
 
-PG_FUNCTION_INFO_V1(unlearn_predict);
-/* unlearn_predict(model, features): the predicted label. */
-Datum
-unlearn_predict(PG_FUNCTION_ARGS)
+/* Where a row type holds what the model reads (site cache, in fn_mcxt). */
+static void
+map_row_type(FunctionCallInfo fcinfo, CachedModel *c, TupleDesc desc)
 {
-	CachedModel *c = model_for_call(fcinfo, PG_GETARG_TEXT_PP(0));
-	float	   *x = features_arg(c, PG_GETARG_ARRAYTYPE_P(1));
+	CallSiteModel *site = (CallSiteModel *) fcinfo->flinfo->fn_extra;
+	MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+	if (c->encoder)
+		unlearn_encoder_match(c->encoder, desc, false, &site->map);
+	else
+	{
+		site->features_att = 0;
+		for (int a = 0; a < desc->natts && site->features_att == 0; a++)
+			if (!TupleDescAttr(desc, a)->attisdropped &&
+				strcmp(NameStr(TupleDescAttr(desc, a)->attname), c->features_column) == 0)
+				site->features_att = a + 1;
+		if (site->features_att == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("the row has no column \"%s\", the features of model \"%s\"",
+							c->features_column, c->name)));
+	}
+	MemoryContextSwitchTo(old);
+	site->rowtype = desc->tdtypeid;
+	site->rowtypmod = desc->tdtypmod;
+	site->mapped = true;
+}
+
+/*
+ * The input of a row argument: a column model's columns encoded, or an
+ * array model's features column; matched by name, other columns ignored.
+ */
+static float *
+row_features(FunctionCallInfo fcinfo, CachedModel *c, HeapTupleHeader row)
+{
+	CallSiteModel *site = (CallSiteModel *) fcinfo->flinfo->fn_extra;
+	TupleDesc	desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(row), HeapTupleHeaderGetTypMod(row));
+	float	   *x = NULL;
+	HeapTupleData tmp;
+
+	if (!site->mapped || site->rowtype != desc->tdtypeid || site->rowtypmod != desc->tdtypmod)
+		map_row_type(fcinfo, c, desc);
+	if (c->encoder)
+	{
+		x = palloc(sizeof(float) * c->n_features);
+		(void) unlearn_encode_tuple(c->encoder, &site->map, unlearn_composite_tuple(row, &tmp), desc, x, false);
+	}
+	else
+	{
+		bool		isnull;
+		Datum		d;
+		Oid			type = TupleDescAttr(desc, site->features_att - 1)->atttypid;
+
+		d = heap_getattr(unlearn_composite_tuple(row, &tmp), site->features_att, desc, &isnull);
+		if (isnull || (type != FLOAT4ARRAYOID && type != FLOAT8ARRAYOID))
+			ereport(ERROR,
+					(errcode(isnull ? ERRCODE_NULL_VALUE_NOT_ALLOWED : ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of the row must be a non-NULL real[] or double precision[]",
+							c->features_column)));
+		x = features_arg(c, DatumGetArrayTypeP(d));
+	}
+	ReleaseTupleDesc(desc);
+	return x;
+}
+
+/* The predicted label of one input. */
+static Datum
+predict_one(CachedModel *c, float *x)
+{
 	int			cls;
 
 	nn_predict(c->net, c->ws, x, 1, &cls);
 	check_outputs_finite(c->name, c->net, c->ws, 1);
 	pfree(x);
-	PG_RETURN_DATUM(unlearn_label_from_cstring(c->classes[cls]));
+	return unlearn_label_from_cstring(c->classes[cls]);
 }
 
-PG_FUNCTION_INFO_V1(unlearn_predict_proba);
-/* unlearn_predict_proba(model, features): class probabilities, classes in catalog order. */
-Datum
-unlearn_predict_proba(PG_FUNCTION_ARGS)
+/* The class probabilities of one input, classes in catalog order. */
+static Datum
+predict_proba_one(CachedModel *c, float *x)
 {
-	CachedModel *c = model_for_call(fcinfo, PG_GETARG_TEXT_PP(0));
-	float	   *x = features_arg(c, PG_GETARG_ARRAYTYPE_P(1));
 	float	   *p = palloc(sizeof(float) * c->n_classes);
 	Datum	   *d = palloc(sizeof(Datum) * c->n_classes);
 
@@ -268,7 +339,61 @@ unlearn_predict_proba(PG_FUNCTION_ARGS)
 	check_outputs_finite(c->name, c->net, c->ws, 1);
 	for (int i = 0; i < c->n_classes; i++)
 		d[i] = Float8GetDatum((double) p[i]);
-	PG_RETURN_ARRAYTYPE_P(construct_array(d, c->n_classes, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	pfree(x);
+	return PointerGetDatum(construct_array(d, c->n_classes, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/* Errors (42809) when an array is given to a column model. */
+static CachedModel *
+array_model(CachedModel *c)
+{
+	if (c->encoder)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("model \"%s\" reads columns, not a features array", c->name),
+				 errhint("Pass a row: unlearn_predict('%s', t) FROM t, or ROW(...) with its column names.",
+						 c->name)));
+	return c;
+}
+
+PG_FUNCTION_INFO_V1(unlearn_predict);
+/* unlearn_predict(model, features): the predicted label. */
+Datum
+unlearn_predict(PG_FUNCTION_ARGS)
+{
+	CachedModel *c = array_model(model_for_call(fcinfo, PG_GETARG_TEXT_PP(0)));
+
+	PG_RETURN_DATUM(predict_one(c, features_arg(c, PG_GETARG_ARRAYTYPE_P(1))));
+}
+
+PG_FUNCTION_INFO_V1(unlearn_predict_proba);
+/* unlearn_predict_proba(model, features): class probabilities, classes in catalog order. */
+Datum
+unlearn_predict_proba(PG_FUNCTION_ARGS)
+{
+	CachedModel *c = array_model(model_for_call(fcinfo, PG_GETARG_TEXT_PP(0)));
+
+	PG_RETURN_DATUM(predict_proba_one(c, features_arg(c, PG_GETARG_ARRAYTYPE_P(1))));
+}
+
+PG_FUNCTION_INFO_V1(unlearn_predict_row);
+/* unlearn_predict(model, row): the predicted label of a row that has the model's columns. */
+Datum
+unlearn_predict_row(PG_FUNCTION_ARGS)
+{
+	CachedModel *c = model_for_call(fcinfo, PG_GETARG_TEXT_PP(0));
+
+	PG_RETURN_DATUM(predict_one(c, row_features(fcinfo, c, PG_GETARG_HEAPTUPLEHEADER(1))));
+}
+
+PG_FUNCTION_INFO_V1(unlearn_predict_proba_row);
+/* unlearn_predict_proba(model, row): class probabilities of a row. */
+Datum
+unlearn_predict_proba_row(PG_FUNCTION_ARGS)
+{
+	CachedModel *c = model_for_call(fcinfo, PG_GETARG_TEXT_PP(0));
+
+	PG_RETURN_DATUM(predict_proba_one(c, row_features(fcinfo, c, PG_GETARG_HEAPTUPLEHEADER(1))));
 }
 
 PG_FUNCTION_INFO_V1(unlearn_evaluate);
@@ -306,6 +431,8 @@ unlearn_evaluate(PG_FUNCTION_ARGS)
 	memset(&spec, 0, sizeof(spec));
 	spec.relid = relid;
 	spec.features_column = model->features_column;
+	spec.encoder = model->encoder;
+	spec.any_types = true;		/* another table: numbers of another width will do */
 	spec.label_column = model->label_column;
 	spec.n_features = model->n_features;
 	spec.model = model;
@@ -366,6 +493,7 @@ unlearn_drop_model(PG_FUNCTION_ARGS)
 			"DELETE FROM unlearn.forgotten WHERE model = $1",
 			"DELETE FROM unlearn.manifests WHERE model = $1",
 			"DELETE FROM unlearn.versions WHERE model = $1",
+			"DELETE FROM unlearn.encodings WHERE model = $1",
 			"DELETE FROM unlearn.models WHERE name = $1"
 		};
 

@@ -50,42 +50,41 @@ spi_strdup(const char *s)
  * The INSERT ... SELECT that queues one model's requests for one statement.
  * $1 model, $2 requesting role, $3 ids not to queue (those unlearn_rows is
  * unlearning in this statement).  Text labels compare under "C", so a
- * nondeterministic collation cannot hide a relabel.
+ * nondeterministic collation cannot hide a relabel.  feat is an array
+ * model's features column; NULL for a column model, whose rows are encoded
+ * by unlearn.encode_row (NULL for a row the model could not have learned),
+ * and whose UPDATE forgets when the encoded input changes.
  */
 char *
 unlearn_queue_capture_sql(bool is_update, const char *id, const char *feat, const char *label, bool text_label)
 {
 	const char *c = text_label ? " COLLATE \"C\"" : "";
+	const char *old_feat = feat ? psprintf("o.%s", feat) : "fo.v";
+	const char *new_feat = feat ? psprintf("n.%s", feat) : "fn.v";
+	const char *old_from = feat ? "unlearn_old o" : "unlearn_old o CROSS JOIN LATERAL unlearn.encode_row($1, o) AS fo(v)";
+	const char *new_join = feat ? "LEFT JOIN unlearn_new n ON n.%s = o.%s" :
+		"LEFT JOIN unlearn_new n ON n.%s = o.%s LEFT JOIN LATERAL unlearn.encode_row($1, n) AS fn(v) ON true";
+	/* the old row could have been learned */
+	const char *learnable = psprintf("o.%s IS NOT NULL AND o.%s IS NOT NULL AND %s IS NOT NULL AND o.%s <> ALL($3)",
+									 id, label, old_feat, id);
+	/* the new row is another row to the model: id or input changed, or it holds a NULL */
+	const char *changed = psprintf("n.%s IS NULL OR n.%s IS NULL OR %s IS DISTINCT FROM %s",
+								   id, label, new_feat, old_feat);
 
 	if (!is_update)
 		return psprintf("INSERT INTO unlearn.requests (model, kind, id, label, features, requested_by)"
-						" SELECT $1, 'forget', o.%s, o.%s::text, o.%s::real[], $2::name"
-						" FROM unlearn_old o"
-						" WHERE o.%s IS NOT NULL AND o.%s IS NOT NULL AND o.%s IS NOT NULL"
-						"   AND o.%s <> ALL($3)",
-						id, label, feat, id, label, feat, id);
+						" SELECT $1, 'forget', o.%s, o.%s::text, %s::real[], $2::name"
+						" FROM %s WHERE %s",
+						id, label, old_feat, old_from, learnable);
 	return psprintf("INSERT INTO unlearn.requests (model, kind, id, label, new_label, features, requested_by)"
-					" SELECT $1, CASE WHEN n.%s IS NULL OR n.%s IS NULL"
-					"   OR n.%s IS DISTINCT FROM o.%s THEN 'forget' ELSE 'relabel' END,"
-					"  o.%s, o.%s::text,"
-					"  CASE WHEN n.%s IS NULL OR n.%s IS NULL OR n.%s IS DISTINCT FROM o.%s"
-					"   THEN NULL ELSE n.%s::text END,"
-					"  o.%s::real[], $2::name"
-					" FROM unlearn_old o LEFT JOIN unlearn_new n ON n.%s = o.%s"
-					" WHERE o.%s IS NOT NULL AND o.%s IS NOT NULL AND o.%s IS NOT NULL"
-					"   AND o.%s <> ALL($3)"
-					"   AND (n.%s IS NULL OR n.%s IS NULL OR n.%s IS DISTINCT FROM o.%s"
-					"        OR n.%s%s IS DISTINCT FROM o.%s%s)",
-					id, label, feat, feat,
-					id, label,
-					id, label, feat, feat,
-					label,
-					feat,
-					id, id,
-					id, label, feat,
-					id,
-					id, label, feat, feat,
-					label, c, label, c);
+					" SELECT $1, CASE WHEN %s THEN 'forget' ELSE 'relabel' END,"
+					"  o.%s, o.%s::text, CASE WHEN %s THEN NULL ELSE n.%s::text END, %s::real[], $2::name"
+					" FROM %s %s"
+					" WHERE %s AND (%s OR n.%s%s IS DISTINCT FROM o.%s%s)",
+					changed,
+					id, label, changed, label, old_feat,
+					old_from, psprintf(new_join, id, id),
+					learnable, changed, label, c, label, c);
 }
 
 /*

@@ -53,15 +53,10 @@ unlearn_read_model_training(const char *name, int **hidden, int *n_hidden, Jsonb
 static Jsonb *
 take_reference_option(Jsonb *given, bool *reference)
 {
-	JsonbValue	key;
-	JsonbValue *v;
+	JsonbValue *v = unlearn_jsonb_take(&given, "reference");
 
 	*reference = false;
-	key.type = jbvString;
-	key.val.string.val = "reference";
-	key.val.string.len = 9;
-	if (!JB_ROOT_IS_OBJECT(given) ||
-		(v = findJsonbValueFromContainer(&given->root, JB_FOBJECT, &key)) == NULL)
+	if (v == NULL)
 		return given;
 	if (v->type != jbvBool)
 		ereport(ERROR,
@@ -69,8 +64,7 @@ take_reference_option(Jsonb *given, bool *reference)
 				 errmsg("invalid training option \"reference\""),
 				 errdetail("Expected true or false.")));
 	*reference = v->val.boolean;
-	return DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(given),
-											  CStringGetTextDatum("reference")));
+	return given;
 }
 
 /* Reads the rows now in the table; errors unless there are some, all labelled with classes, ids unique. */

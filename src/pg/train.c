@@ -89,7 +89,10 @@ typedef struct TrainArgs
 	char	   *name;
 	Oid			relid;
 	char	   *id_col;
-	char	   *feat_col;
+	char	   *feat_col;		/* array models; NULL for a column model */
+	ArrayType  *feature_columns;	/* column models: the columns asked for (NULL: every other) */
+	bool		nulls_error;	/* column models: {"nulls": "error"} */
+	UnlearnEncoder *encoder;	/* column models: the input columns, then their encoding */
 	char	   *label_col;
 	Oid			label_type;
 	int		   *hidden;
@@ -99,22 +102,54 @@ typedef struct TrainArgs
 	const UnlearnData *data;	/* the rows read (for registering the model) */
 } TrainArgs;
 
+/*
+ * Takes "nulls" ("impute" or "error", column models only) out of the
+ * training options: it belongs to the encoding, not to the network.
+ */
+static Jsonb *
+take_nulls_option(Jsonb *options, TrainArgs *a)
+{
+	char	   *v = unlearn_jsonb_take_string(&options, "nulls", "training", "\"impute\" or \"error\"");
+
+	a->nulls_error = false;
+	if (v == NULL)
+		return options;
+	if (strcmp(v, "error") != 0 && strcmp(v, "impute") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid training option \"nulls\""),
+				 errdetail("Expected \"impute\" or \"error\".")));
+	if (a->feat_col)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("training option \"nulls\" is for column models"),
+				 errdetail("NULL elements of a features array are always an error.")));
+	a->nulls_error = strcmp(v, "error") == 0;
+	return options;
+}
+
 /* Reads and checks the arguments that need no table access. */
 static void
 parse_train_args(FunctionCallInfo fcinfo, TrainArgs *a)
 {
 	int			epochs;
 
-	for (int i = 0; i < 5; i++)
-		if (PG_ARGISNULL(i))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("model, relation, id_column, features_column and label_column must not be NULL")));
+	memset(a, 0, sizeof(*a));
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(4))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("model, relation, id_column and label_column must not be NULL")));
 	a->name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	a->relid = PG_GETARG_OID(1);
 	a->id_col = NameStr(*PG_GETARG_NAME(2));
-	a->feat_col = NameStr(*PG_GETARG_NAME(3));
+	a->feat_col = PG_ARGISNULL(3) ? NULL : NameStr(*PG_GETARG_NAME(3));
 	a->label_col = NameStr(*PG_GETARG_NAME(4));
+	a->feature_columns = PG_NARGS() > 9 && !PG_ARGISNULL(9) ? PG_GETARG_ARRAYTYPE_P(9) : NULL;
+	if (a->feat_col && a->feature_columns)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("give features_column or feature_columns, not both"),
+				 errhint("features_column names one array column; feature_columns names ordinary columns.")));
 	check_model_name(a->name);
 
 	if (PG_ARGISNULL(5))
@@ -128,7 +163,8 @@ parse_train_args(FunctionCallInfo fcinfo, TrainArgs *a)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("epochs must be between 1 and 100000, got %d", epochs)));
-	unlearn_parse_train_options(PG_ARGISNULL(7) ? NULL : PG_GETARG_JSONB_P(7), &a->topts);
+	unlearn_parse_train_options(take_nulls_option(PG_ARGISNULL(7) ? NULL : PG_GETARG_JSONB_P(7), a),
+								&a->topts);
 	a->topts.epochs = epochs;
 	a->auto_unlearn = PG_ARGISNULL(8) ? true : PG_GETARG_BOOL(8);
 }
@@ -147,6 +183,9 @@ check_train_table(TrainArgs *a)
 				 errmsg("permission denied for table %s", get_rel_name(a->relid)),
 				 errdetail("Training reads the table and needs SELECT on it.")));
 	a->label_type = unlearn_column_type(a->relid, a->label_col, "label");
+	if (a->feat_col == NULL)
+		a->encoder = unlearn_encoder_columns(a->relid, a->id_col, a->label_col, a->feature_columns,
+											 a->nulls_error);
 	if (a->auto_unlearn)
 		unlearn_check_capture_allowed(a->relid);	/* before the work, not after */
 }
@@ -162,6 +201,8 @@ read_train_rows(const TrainArgs *a, UnlearnData *data)
 	spec.id_column = a->id_col;
 	spec.features_column = a->feat_col;
 	spec.label_column = a->label_col;
+	spec.encoder = a->encoder;
+	spec.fit_encoder = a->encoder != NULL;
 	unlearn_read_data(&spec, data);
 
 	if (data->n == 0)
@@ -198,9 +239,10 @@ static void
 register_model(void *arg, Jsonb *used_options)
 {
 	const TrainArgs *a = arg;
-	Oid			argtypes[12] = {TEXTOID, OIDOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, OIDOID,
-	INT4OID, INT4ARRAYOID, TEXTARRAYOID, JSONBOID, BOOLOID};
-	Datum		args[12];
+	Oid			argtypes[14] = {TEXTOID, OIDOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, OIDOID,
+	INT4OID, INT4ARRAYOID, TEXTARRAYOID, JSONBOID, BOOLOID, NAMEARRAYOID, REGTYPEARRAYOID};
+	Datum		args[14];
+	char		nulls[14] = "              ";
 	UnlearnCatalogUser saved;
 	int			ret;
 
@@ -208,7 +250,8 @@ register_model(void *arg, Jsonb *used_options)
 	args[1] = ObjectIdGetDatum(GetUserId());
 	args[2] = ObjectIdGetDatum(a->relid);
 	args[3] = CStringGetTextDatum(a->id_col);
-	args[4] = CStringGetTextDatum(a->feat_col);
+	args[4] = a->feat_col ? CStringGetTextDatum(a->feat_col) : (Datum) 0;
+	nulls[4] = a->feat_col ? ' ' : 'n';
 	args[5] = CStringGetTextDatum(a->label_col);
 	args[6] = ObjectIdGetDatum(a->label_type);
 	args[7] = Int32GetDatum(a->data->n_features);
@@ -216,13 +259,21 @@ register_model(void *arg, Jsonb *used_options)
 	args[9] = classes_array(a->data->labels, a->data->n_labels);
 	args[10] = JsonbPGetDatum(used_options);
 	args[11] = BoolGetDatum(a->auto_unlearn);
+	args[12] = a->encoder ? unlearn_encoder_column_array(a->encoder) : (Datum) 0;
+	args[13] = a->encoder ? unlearn_encoder_type_array(a->encoder) : (Datum) 0;
+	nulls[12] = nulls[13] = a->encoder ? ' ' : 'n';
 
 	unlearn_become_catalog_owner(&saved);
 	ret = SPI_execute_with_args("INSERT INTO unlearn.models (name, owner, relation, id_column,"
 								" features_column, label_column, label_type, features, hidden,"
-								" classes, options, current_version, auto_unlearn)"
-								" VALUES ($1, $2::regrole, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12)",
-								12, argtypes, args, NULL, false, 0);
+								" classes, options, current_version, auto_unlearn, feature_columns, feature_types)"
+								" VALUES ($1, $2::regrole, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $13, $14)",
+								14, argtypes, args, nulls, false, 0);
+	if (ret == SPI_OK_INSERT && a->encoder)
+		ret = SPI_execute_with_args("INSERT INTO unlearn.encodings (model, inputs) VALUES ($1, $2)",
+									2, (Oid[]) {TEXTOID, JSONBOID},
+									(Datum[]) {args[0], JsonbPGetDatum(unlearn_encoder_to_jsonb(a->encoder))},
+									NULL, false, 0);
 	unlearn_restore_user(&saved);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not register model: %s", SPI_result_code_string(ret));
@@ -234,7 +285,8 @@ PG_FUNCTION_INFO_V1(unlearn_train);
 
 /*
  * unlearn_train(model, relation, id_column, features_column, label_column,
- *               hidden, epochs, options, auto_unlearn) returns unlearn_train_result.
+ *               hidden, epochs, options, auto_unlearn, feature_columns)
+ * returns unlearn_train_result.  A NULL features_column makes a column model.
  * With auto_unlearn the capture triggers are installed on the table.
  */
 Datum

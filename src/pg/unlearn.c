@@ -21,6 +21,7 @@ bool		unlearn_progress = false;
 int			unlearn_feature_retention = 0;
 double		unlearn_max_accuracy_drop = 2.0;
 int			unlearn_retrain_budget = 60;
+int			unlearn_max_categories = 1000;
 UnlearnSuppress unlearn_suppress_capture = {NULL, (Datum) 0};
 int			unlearn_worker_lock_timeout = 5000;
 
@@ -45,6 +46,16 @@ define_run_settings(void)
 							&unlearn_max_rows,
 							10000000, 1, INT_MAX,
 							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("unlearn.max_categories",
+							"Most categories one text, boolean or enum feature column may have.",
+							"Each category seen in training becomes one input of the model; a column with "
+							"more is refused at training.",
+							&unlearn_max_categories,
+							1000, 1, 100000,
+							PGC_USERSET,
 							0,
 							NULL, NULL, NULL);
 

@@ -157,3 +157,71 @@ GRANT SELECT (guarantee) ON unlearn.versions TO PUBLIC;
 -- and their retrains do not standardise unless asked.  See
 -- docs/sql-reference.md#training-options.
 ------------------------------------------------------------------------------
+
+------------------------------------------------------------------------------
+-- Column models: train on ordinary columns (numbers, dates, booleans, text,
+-- enums, NULLs) instead of one array column.  A column model has
+-- features_column NULL and lists its input columns in feature_columns, with
+-- their types in feature_types (regtype[], so a dump restores enum and domain
+-- types by name).  How each column is encoded (fill values, missing
+-- indicators, the categories seen in training) lives in unlearn.encodings,
+-- which is private like the weights: categories are values of the training
+-- rows.  unlearn_describe() shows it to those who may read the table.
+------------------------------------------------------------------------------
+ALTER TABLE unlearn.models ALTER COLUMN features_column DROP NOT NULL;
+ALTER TABLE unlearn.models ADD COLUMN feature_columns name[];
+ALTER TABLE unlearn.models ADD COLUMN feature_types regtype[];
+ALTER TABLE unlearn.models ADD CONSTRAINT models_feature_form CHECK (
+	(features_column IS NULL) = (feature_columns IS NOT NULL)
+	AND (feature_columns IS NULL) = (feature_types IS NULL)
+	AND pg_catalog.cardinality(feature_columns) OPERATOR(pg_catalog.=) pg_catalog.cardinality(feature_types));
+COMMENT ON COLUMN unlearn.models.feature_columns IS
+	'column models: the input columns, in input order (NULL for an array model)';
+COMMENT ON COLUMN unlearn.models.feature_types IS 'column models: the types the input columns had at training';
+GRANT SELECT (feature_columns, feature_types) ON unlearn.models TO PUBLIC;
+
+CREATE TABLE unlearn.encodings (
+	model			text PRIMARY KEY,
+	inputs			jsonb NOT NULL				-- {"nulls", "features", "columns": [{column, type, encoding, ...}]}
+);
+COMMENT ON TABLE unlearn.encodings IS 'how each column model turns its columns into inputs (private: holds category values)';
+REVOKE ALL ON unlearn.encodings FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('unlearn.encodings', '');
+
+-- unlearn_train gains feature_columns; features_column and label_column take
+-- defaults so that every form can be called with named arguments.
+DROP FUNCTION @extschema@.unlearn_train(text, pg_catalog.regclass, name, name, name, integer[], integer, jsonb, boolean);
+CREATE FUNCTION @extschema@.unlearn_train(
+	model			text,
+	relation		pg_catalog.regclass,
+	id_column		name,
+	features_column	name DEFAULT NULL,			-- an array column; NULL: a column model
+	label_column	name DEFAULT NULL,			-- required
+	hidden			integer[] DEFAULT '{128}',
+	epochs			integer DEFAULT 10,
+	options			jsonb DEFAULT '{}',
+	auto_unlearn	boolean DEFAULT true,
+	feature_columns	name[] DEFAULT NULL)		-- column model: these columns; NULL: every other column
+RETURNS @extschema@.unlearn_train_result
+AS 'MODULE_PATHNAME', 'unlearn_train' LANGUAGE C VOLATILE;
+
+-- Prediction on a row of any table, view or ROW(...) with the model's feature
+-- columns (matched by name, other columns ignored).
+CREATE FUNCTION @extschema@.unlearn_predict(model text, "row" record) RETURNS @extschema@.unlearn_label
+AS 'MODULE_PATHNAME', 'unlearn_predict_row' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+CREATE FUNCTION @extschema@.unlearn_predict_proba(model text, "row" record) RETURNS double precision[]
+AS 'MODULE_PATHNAME', 'unlearn_predict_proba_row' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+
+-- One row per input of the model: its column, type, encoding, and the mean
+-- and scale of the standardisation of the current version.
+CREATE FUNCTION @extschema@.unlearn_describe(model text,
+	OUT input integer, OUT column_name name, OUT type regtype, OUT encoding text,
+	OUT category text, OUT fill double precision, OUT mean double precision, OUT scale double precision)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'unlearn_describe' LANGUAGE C STABLE STRICT;
+
+-- The capture encodes a deleted row of a column model into the queue's
+-- feature copy (run as the extension's owner, our code only).
+CREATE FUNCTION unlearn.encode_row(model text, "row" record) RETURNS real[]
+AS 'MODULE_PATHNAME', 'unlearn_encode_row_sql' LANGUAGE C STABLE STRICT;
+REVOKE ALL ON FUNCTION unlearn.encode_row(text, record) FROM PUBLIC;
