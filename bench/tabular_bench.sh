@@ -44,6 +44,9 @@ export TABULAR_WORK=${TABULAR_WORK:-/tmp/unlearn-tabular-data}
 PYTHON=${PYTHON:-/usr/bin/python3}
 SEEDS=${BENCH_SEEDS:-1 2 3}
 EXTRA_EPOCHS=${BENCH_TABULAR_EPOCHS:-}
+# columns: train on the natural columns (NAME_train, feature_columns from meta.json);
+# array: on the encoded array form (NAME_train_arr), as before column models existed
+FORM=${BENCH_TABULAR_FORM:-columns}
 MAX_HOLD=${BENCH_TABULAR_MAX_HOLD:-270}
 LOCK=/tmp/unlearn-pg.lock
 
@@ -115,15 +118,22 @@ for cfg in "${configs[@]}"; do
 			if [ "$held" -ge "$MAX_HOLD" ]; then stopped_early=1; break 3; fi
 			if [ "$cfg" = default ]; then ep=""; else ep="epochs => ${cfg#epochs=},"; fi
 			m="tab_${n}_s${seed}"
+			if [ "$FORM" = columns ]; then
+				read -r label cols <<<"$("$PYTHON" -c "import json,sys; m=json.load(open(sys.argv[1])); print(m['label'], '{' + ','.join(c['name'] for c in m['columns'] if c['kind'] != 'ignored') + '}')" "$TABULAR_WORK/$n/meta.json")"
+				train="relation => '${n}_train', id_column => 'id', label_column => '$label', feature_columns => '$cols',"
+				test="${n}_test"
+			else
+				train="relation => '${n}_train_arr', id_column => 'id', features_column => 'features', label_column => 'label',"
+				test="${n}_test_arr"
+			fi
 			line=$(upsql -q -At -F ',' <<SQL
 SELECT unlearn_drop_model(name) FROM unlearn.models WHERE name = '$m';
 SELECT t.rows, t.classes, t.train_accuracy, t.seconds, t.load_seconds, t.train_seconds
-  FROM unlearn_train(model => '$m', relation => '${n}_train_arr', id_column => 'id',
-                     features_column => 'features', label_column => 'label', $ep
+  FROM unlearn_train(model => '$m', $train $ep
                      options => '{"seed": $seed}', auto_unlearn => false) t \gset t_
 SELECT '$n', '$cfg', $seed, :t_rows, :t_classes, :t_train_accuracy, :t_seconds, :t_load_seconds,
        :t_train_seconds, e.rows, e.accuracy
-  FROM unlearn_evaluate('$m', '${n}_test_arr') e;
+  FROM unlearn_evaluate('$m', '$test') e;
 SELECT unlearn_drop_model('$m');
 SQL
 )

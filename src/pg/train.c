@@ -128,6 +128,24 @@ take_nulls_option(Jsonb *options, TrainArgs *a)
 	return options;
 }
 
+/*
+ * The default number of epochs, from the table: enough passes for a budget
+ * of DEFAULT_STEPS optimiser steps (a small table needs many passes to
+ * converge, a large one few), at least MIN and at most MAX passes (scikit-
+ * learn's MLPClassifier default).  See docs/sql-reference.md#training.
+ */
+#define DEFAULT_STEPS 20000
+#define DEFAULT_MIN_EPOCHS 10
+#define DEFAULT_MAX_EPOCHS 200
+static int
+derive_epochs(int64 rows, int batch_size)
+{
+	int64		steps_per_epoch = (rows + batch_size - 1) / Max(batch_size, 1);
+	int64		epochs = (DEFAULT_STEPS + steps_per_epoch - 1) / Max(steps_per_epoch, 1);
+
+	return (int) Min(Max(epochs, DEFAULT_MIN_EPOCHS), DEFAULT_MAX_EPOCHS);
+}
+
 /* Reads and checks the arguments that need no table access. */
 static void
 parse_train_args(FunctionCallInfo fcinfo, TrainArgs *a)
@@ -158,8 +176,8 @@ parse_train_args(FunctionCallInfo fcinfo, TrainArgs *a)
 				 errmsg("hidden must not be NULL"),
 				 errhint("Use '{}' for softmax regression.")));
 	a->hidden = parse_hidden(PG_GETARG_ARRAYTYPE_P(5), &a->n_hidden);
-	epochs = PG_ARGISNULL(6) ? 10 : PG_GETARG_INT32(6);
-	if (epochs < 1 || epochs > 100000)
+	epochs = PG_ARGISNULL(6) ? 0 : PG_GETARG_INT32(6);	/* 0: derived from the table (derive_epochs) */
+	if (!PG_ARGISNULL(6) && (epochs < 1 || epochs > 100000))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("epochs must be between 1 and 100000, got %d", epochs)));
@@ -313,6 +331,8 @@ unlearn_train(PG_FUNCTION_ARGS)
 				 errhint("Drop it with unlearn_drop_model('%s') or choose another name.", a.name)));
 	read_train_rows(&a, &data);
 	a.data = &data;
+	if (a.topts.epochs == 0)
+		a.topts.epochs = derive_epochs(data.n, a.topts.batch_size);
 
 	memset(&run, 0, sizeof(run));
 	run.model = a.name;
