@@ -87,8 +87,11 @@ snapshot() {
 	upsql -d "$db" -q -A -F ' | ' -P null='<null>' -P footer=off 2>&1 <<'SQL'
 \echo ---- unlearn.models
 SELECT name, owner, relation, id_column, features_column, label_column, label_type, features,
-       hidden, classes, options, current_version, auto_unlearn, auto_options, created_at
+       hidden, classes, options, current_version, auto_unlearn, auto_options, created_at,
+       feature_columns, feature_types
 FROM unlearn.models ORDER BY name;
+\echo ---- unlearn.encodings
+SELECT model, inputs FROM unlearn.encodings ORDER BY model;
 \echo ---- unlearn.versions
 SELECT model, version, parent, reason, method, options, rows,
        encode(weights_sha256, 'hex') AS weights_sha256, encode(hash, 'hex') AS hash,
@@ -116,8 +119,13 @@ FROM ul_int WHERE id % 7 = 1 ORDER BY id;
 SELECT 'm_txt' AS model, id, unlearn_predict('m_txt', features) AS predicted,
        unlearn_predict_proba('m_txt', features) AS proba
 FROM ul_txt WHERE id % 7 = 1 ORDER BY id;
+SELECT 'm_col' AS model, id, unlearn_predict('m_col', c) AS predicted,
+       unlearn_predict_proba('m_col', c) AS proba
+FROM ul_col c WHERE id % 7 = 1 ORDER BY id;
 SELECT * FROM unlearn_evaluate('m_int', 'ul_int');
 SELECT * FROM unlearn_evaluate('m_txt', 'ul_txt');
+SELECT * FROM unlearn_evaluate('m_col', 'ul_col');
+SELECT * FROM unlearn_describe('m_col') ORDER BY input;
 \echo ---- unlearn_verify
 SELECT 'm_int' AS model, * FROM unlearn_verify('m_int') ORDER BY id;
 SELECT 'm_txt' AS model, * FROM unlearn_verify('m_txt') ORDER BY id;
@@ -127,14 +135,17 @@ SELECT 'm_txt' AS model, * FROM unlearn_verify_ledger('m_txt') ORDER BY version;
 \echo ---- unlearn_confirm_forgotten
 SELECT unlearn_confirm_forgotten('m_int') AS m_int;
 SELECT unlearn_confirm_forgotten('m_txt') AS m_txt;
+SELECT unlearn_confirm_forgotten('m_col') AS m_col;
 \echo ---- training tables
 SELECT 'ul_int' AS t, count(*), md5(string_agg(format('%s %s %s', id, features, label), ',' ORDER BY id))
 FROM ul_int;
 SELECT 'ul_txt' AS t, count(*), md5(string_agg(format('%s %s %s', id, features, label), ',' ORDER BY id))
 FROM ul_txt;
+SELECT 'ul_col' AS t, count(*), md5(string_agg(c::text, ',' ORDER BY id)) FROM ul_col c;
 \echo ---- capture triggers
 SELECT tgrelid::regclass, tgname, tgenabled, pg_get_triggerdef(oid)
-FROM pg_trigger WHERE tgrelid IN ('ul_int'::regclass, 'ul_txt'::regclass) AND NOT tgisinternal
+FROM pg_trigger WHERE tgrelid IN ('ul_int'::regclass, 'ul_txt'::regclass, 'ul_col'::regclass)
+  AND NOT tgisinternal
 ORDER BY 1, 2;
 SELECT evtname, evtevent, evtfoid::regproc, evtenabled FROM pg_event_trigger ORDER BY 1;
 SQL
@@ -215,6 +226,13 @@ check_restored() {
 	else
 		bad "DROP TABLE failed with an unexpected message: $out"
 	fi
+	# the column model (enum type restored by name): a DELETE is encoded, queued and unlearned
+	q "$db" "DELETE FROM ul_col WHERE id IN (60, 61)" >/dev/null
+	check "column model m_col: the restored worker unlearned a DELETE; ids out of the manifest; confirmed" \
+		"t|0|true" \
+		"$(q "$db" "SELECT unlearn_wait('m_col', '60 s'),
+		                   (SELECT count(*) FROM unlearn_manifest('m_col') x WHERE x IN (60, 61)),
+		                   unlearn_confirm_forgotten('m_col')" 2>/dev/null)"
 	check "$DB_A untouched (m_int current version, rows 40-42 still there)" "$cv|3" \
 		"$(q "$DB_A" "SELECT (SELECT current_version FROM unlearn.models WHERE name = 'm_int'),
 		                     (SELECT count(*) FROM ul_int WHERE id IN (40, 41, 42))")"
@@ -249,13 +267,26 @@ q "$DB_A" "CREATE TABLE ul_int (id bigint PRIMARY KEY, features real[] NOT NULL,
                           + 1.5 * (('x' || substr(md5('t' || i || ':' || d), 1, 8))::bit(32)::int / 2147483648.0))::real
                     FROM generate_series(0, 5) d ORDER BY d),
          (ARRAY['setosa', 'versicolor', 'virginica'])[i % 3 + 1]
-    FROM generate_series(1, 240) i" >/dev/null
+    FROM generate_series(1, 240) i;
+  CREATE TYPE grade AS ENUM ('low', 'mid', 'top');
+  CREATE TABLE ul_col (id integer PRIMARY KEY, amount numeric, seen date, region text, level grade,
+                       flag boolean, y text NOT NULL);
+  INSERT INTO ul_col
+  SELECT i, CASE WHEN i % 11 = 0 THEN NULL ELSE (i * 37) % 100 END, date '2024-01-01' + i % 90,
+         CASE WHEN i % 13 = 0 THEN NULL ELSE (ARRAY['n', 's', 'e', 'w'])[1 + i % 4] END,
+         (ARRAY['low', 'mid', 'top'])[1 + (i * 7) % 3]::grade, i % 5 = 0,
+         CASE WHEN (i * 37) % 100 > 50 OR i % 4 = 2 THEN 'a' ELSE 'b' END
+    FROM generate_series(1, 200) i" >/dev/null
 info "trained m_int: rows|train accuracy = $(q "$DB_A" "SELECT rows, round(train_accuracy::numeric, 3)
       FROM unlearn_train('m_int', 'ul_int', 'id', 'features', 'label', hidden => '{16}', epochs => 20,
                          options => '{\"seed\": 1, \"lr\": 0.01, \"batch_size\": 32}')")"
 info "trained m_txt: rows|train accuracy = $(q "$DB_A" "SELECT rows, round(train_accuracy::numeric, 3)
       FROM unlearn_train('m_txt', 'ul_txt', 'id', 'features', 'label', hidden => '{12}', epochs => 20,
                          options => '{\"seed\": 2, \"lr\": 0.01, \"batch_size\": 32}')")"
+info "trained m_col (columns: numeric, date, text, enum, boolean, NULLs): rows|train accuracy = $(q "$DB_A" \
+	"SELECT rows, round(train_accuracy::numeric, 3)
+      FROM unlearn_train(model => 'm_col', relation => 'ul_col', id_column => 'id', label_column => 'y',
+                         hidden => '{16}', epochs => 40, options => '{\"seed\": 3}')")"
 
 echo "==== $DB_A: history ===="
 info "unlearn_rows(m_int, {3,4,5}), feature copies kept: version|rows|forgotten = $(q "$DB_A" \
@@ -272,21 +303,26 @@ info "reference retrain: version|rows = $(q "$DB_A" \
 q "$DB_A" "DELETE FROM ul_txt WHERE id IN (30, 31)" >/dev/null
 check "$DB_A: worker unlearned DELETE of ul_txt ids 30-31 (unlearn_wait)" t \
 	"$(q "$DB_A" "SELECT unlearn_wait('m_txt', '60 s')")"
+q "$DB_A" "DELETE FROM ul_col WHERE id IN (50, 51)" >/dev/null
+check "$DB_A: worker unlearned DELETE of ul_col ids 50-51 (unlearn_wait)" t \
+	"$(q "$DB_A" "SELECT unlearn_wait('m_col', '60 s')")"
 check "$DB_A: versions of m_int (reason:parent)" \
 	"train:,unlearn:1,unlearn:2,auto-unlearn:3,relabel:4,reference:5" \
 	"$(q "$DB_A" "SELECT string_agg(reason || ':' || coalesce(parent::text, ''), ',' ORDER BY version)
 	              FROM unlearn.versions WHERE model = 'm_int'")"
-check "$DB_A: current versions (m_int:5 since the reference is not current, m_txt:2)" "m_int:5,m_txt:2" \
+check "$DB_A: current versions (m_int:5 since the reference is not current, m_txt:2, m_col:2)" \
+	"m_col:2,m_int:5,m_txt:2" \
 	"$(q "$DB_A" "SELECT string_agg(name || ':' || current_version, ',' ORDER BY name) FROM unlearn.models")"
-check "$DB_A: ledger rows|with features|requests done" "10|3|5" \
+check "$DB_A: ledger rows|with features|requests done" "12|3|7" \
 	"$(q "$DB_A" "SELECT (SELECT count(*) FROM unlearn.forgotten), (SELECT count(features) FROM unlearn.forgotten),
 	                     (SELECT count(*) FROM unlearn.requests WHERE state = 'done')")"
 models_a=$(q "$DB_A" "SELECT string_agg(name || ':' || current_version, ',' ORDER BY name) FROM unlearn.models")
 links_a=$(q "$DB_A" "SELECT count(*) FROM unlearn.models m, unlearn_verify_ledger(m.name)")
 check "$DB_A: unlearn_verify_ledger all valid" "$links_a" \
 	"$(q "$DB_A" "SELECT count(*) FROM unlearn.models m, unlearn_verify_ledger(m.name) WHERE valid")"
-confirm_a=$(q "$DB_A" "SELECT unlearn_confirm_forgotten('m_int') || ',' || unlearn_confirm_forgotten('m_txt')" 2>/dev/null)
-check "$DB_A: unlearn_confirm_forgotten (m_int, m_txt)" "true,true" "$confirm_a"
+confirm_a=$(q "$DB_A" "SELECT unlearn_confirm_forgotten('m_int') || ',' || unlearn_confirm_forgotten('m_txt')
+                         || ',' || unlearn_confirm_forgotten('m_col')" 2>/dev/null)
+check "$DB_A: unlearn_confirm_forgotten (m_int, m_txt, m_col)" "true,true,true" "$confirm_a"
 snapshot "$DB_A" >"$work/snap_a.txt"
 if grep -q '^ERROR' "$work/snap_a.txt"; then
 	bad "the snapshot queries failed on $DB_A:"

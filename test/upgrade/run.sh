@@ -139,6 +139,21 @@ check "ledger rows|out of the manifest" "5|0" \
 check "unlearn_verify_ledger: links|valid" "3|3" \
 	"$(q "$OLD" "SELECT count(*), count(*) FILTER (WHERE valid) FROM unlearn_verify_ledger('m')")"
 check "unlearn_confirm_forgotten" "t" "$(q "$OLD" "SELECT unlearn_confirm_forgotten('m')")"
+check "the 0.1 model keeps its array form (features_column|feature_columns|encoding rows)" "features|<none>|0" \
+	"$(q "$OLD" "SELECT features_column, coalesce(feature_columns::text, '<none>'),
+	                    (SELECT count(*) FROM unlearn.encodings) FROM unlearn.models WHERE name = 'm'")"
+check "the 0.1 model predicts on a row that has its features column" \
+	"$(q "$OLD" "SELECT count(*) FROM ul_rows WHERE unlearn_predict('m', features) = label")" \
+	"$(q "$OLD" "SELECT count(*) FROM ul_rows r WHERE unlearn_predict('m', r) = label")"
+q "$OLD" "CREATE TABLE ul_cols AS SELECT id, features[1] AS a, features[2] AS b,
+            CASE WHEN id % 4 = 0 THEN NULL ELSE (ARRAY['x', 'y', 'z'])[1 + id % 3] END AS c, label
+          FROM ul_rows; ALTER TABLE ul_cols ADD PRIMARY KEY (id)" >/dev/null
+check "a column model trains after the update (rows|inputs|encoding recorded)" \
+	"$(q "$OLD" "SELECT count(*) FROM ul_cols")|6|t" \
+	"$(q "$OLD" "SELECT t.rows, m.features, e.inputs IS NOT NULL
+	             FROM unlearn_train(model => 'mc', relation => 'ul_cols', id_column => 'id',
+	                                label_column => 'label', hidden => '{8}', epochs => 5) t
+	             JOIN unlearn.models m ON m.name = t.model JOIN unlearn.encodings e ON e.model = t.model")"
 
 echo "==== $NEW: CREATE EXTENSION unlearn; same objects as the updated $OLD ===="
 q postgres "CREATE DATABASE $NEW" >/dev/null
