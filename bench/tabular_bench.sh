@@ -47,6 +47,9 @@ EXTRA_EPOCHS=${BENCH_TABULAR_EPOCHS:-}
 # columns: train on the natural columns (NAME_train, feature_columns from meta.json);
 # array: on the encoded array form (NAME_train_arr), as before column models existed
 FORM=${BENCH_TABULAR_FORM:-columns}
+# 1: after each default training, unlearn_rows of k rows on a copy of the table (k = 1 % of
+# the rows for a table of 5 000 rows or more, 8 otherwise), into unlearn_forget.csv
+UNLEARN=${BENCH_TABULAR_UNLEARN:-0}
 MAX_HOLD=${BENCH_TABULAR_MAX_HOLD:-270}
 LOCK=/tmp/unlearn-pg.lock
 
@@ -67,6 +70,8 @@ make -s -C "$root"
 
 runs="$TABULAR_WORK/unlearn_runs.csv"
 echo "dataset,config,seed,rows,classes,train_accuracy,seconds,load_seconds,train_seconds,test_rows,test_accuracy" >"$runs"
+forget="$TABULAR_WORK/unlearn_forget.csv"
+echo "dataset,seed,k,test_before,test_after,forgotten,reason,guarantee,steps,seconds,train_seconds" >"$forget"
 
 # ---- 2. inside the lock
 # shellcheck source=SCRIPTDIR/../test/lib_server.sh
@@ -140,6 +145,31 @@ SQL
 			line=$(grep "^$n,$cfg," <<<"$line")
 			echo "$line" >>"$runs"
 			echo "tabular_bench: $line"
+			if [ "$UNLEARN" = 1 ] && [ "$cfg" = default ] && [ "$FORM" = columns ]; then
+				train_t=${train/"'${n}_train'"/"'${m}_t'"}
+				line=$(upsql -q -At -F ',' <<SQL
+DROP TABLE IF EXISTS ${m}_t;
+CREATE TABLE ${m}_t AS SELECT * FROM ${n}_train;
+ALTER TABLE ${m}_t ADD PRIMARY KEY (id);
+SELECT unlearn_drop_model(name) FROM unlearn.models WHERE name = '$m';
+SELECT t.train_seconds FROM unlearn_train(model => '$m', $train_t
+                     options => '{"seed": $seed}', auto_unlearn => false) t \gset t_
+SELECT accuracy AS before FROM unlearn_evaluate('$m', '$test') \gset
+SELECT CASE WHEN count(*) >= 5000 THEN round(0.01 * count(*))::int ELSE 8 END AS k FROM ${m}_t \gset
+SELECT r.forgotten, r.steps, r.seconds FROM unlearn_rows('$m',
+  (SELECT array_agg(id) FROM (SELECT id FROM ${m}_t ORDER BY md5('$seed:' || id) LIMIT :k) s)) r \gset r_
+SELECT '$n', $seed, :k, :before, e.accuracy, :r_forgotten, v.reason, v.guarantee, :r_steps, :r_seconds,
+       :t_train_seconds
+  FROM unlearn_evaluate('$m', '$test') e, unlearn.models mo
+  JOIN unlearn.versions v ON v.model = mo.name AND v.version = mo.current_version WHERE mo.name = '$m';
+SELECT unlearn_drop_model('$m');
+DROP TABLE ${m}_t;
+SQL
+)
+				line=$(grep "^$n,$seed," <<<"$line")
+				echo "$line" >>"$forget"
+				echo "tabular_bench: forget: $line"
+			fi
 		done
 	done
 done

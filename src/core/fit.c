@@ -27,6 +27,8 @@ nn_train_options_default(nn_train_options *o)
 	o->epochs = 10;
 	o->seed = 42;
 	o->standardize = 0;
+	o->validation = 0.0f;
+	o->patience = 10;
 }
 
 /* What one training run allocates: scratch, optimiser state and the batch buffers. */
@@ -119,7 +121,8 @@ fit_batch(nn_model *m, fit_state *s, const float *X, const int *y, int start, in
  * Mini-batch training with the mean CE of each batch as its loss (so
  * dlogits are scaled by 1/rows; the last partial batch is kept), rows in a
  * per-epoch Fisher-Yates order.  The callback receives the 1-based epoch
- * just finished.  Returns NaN (model untouched) on labels outside 0..C-1 or
+ * just finished.  With o->validation, held-out rows stop it early and the
+ * best epoch's parameters are kept (early_stop.c).  Returns NaN (model untouched) on labels outside 0..C-1 or
  * allocation failure; 0 when there is nothing to train.
  */
 double
@@ -129,6 +132,8 @@ nn_train(nn_model *m, const float *X, const int *y, int n,
 	nn_train_options defaults;
 	fit_state	s;
 	nn_rng		rng;
+	nn_early_stop es;
+	int			n_train;
 	double		last_loss = 0.0;
 
 	/* options, the empty case and the labels */
@@ -158,19 +163,29 @@ nn_train(nn_model *m, const float *X, const int *y, int n,
 	nn_rng_seed(&rng, o->seed ^ NN_SHUFFLE_STREAM);
 	for (int i = 0; i < n; i++)
 		s.order[i] = i;
+	/* the held-out rows of early stopping, if any: the rows order[n_train ..) */
+	n_train = nn_early_stop_start(&es, m, X, y, n, o, s.order);
+	if (n_train < 0)
+	{
+		fit_free(&s);
+		return NAN;
+	}
 
 	/* epochs of shuffled mini-batches */
 	for (int epoch = 0; epoch < o->epochs; epoch++)
 	{
 		double		epoch_loss = 0.0;
 
-		nn_rng_shuffle(&rng, s.order, n);
-		for (int start = 0; start < n; start += s.batch)
-			epoch_loss += fit_batch(m, &s, X, y, start, n - start < s.batch ? n - start : s.batch);
-		last_loss = epoch_loss / (double) n;
+		nn_rng_shuffle(&rng, s.order, n_train);
+		for (int start = 0; start < n_train; start += s.batch)
+			epoch_loss += fit_batch(m, &s, X, y, start, n_train - start < s.batch ? n_train - start : s.batch);
+		last_loss = epoch_loss / (double) n_train;
 		if (cb && cb(cb_arg, epoch + 1, o->epochs, last_loss) != 0)
 			break;
+		if (nn_early_stop_epoch(&es, m, epoch + 1))
+			break;
 	}
+	nn_early_stop_finish(&es, m);
 	fit_free(&s);
 	return last_loss;
 }

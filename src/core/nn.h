@@ -191,6 +191,8 @@ typedef struct nn_train_options
 	int			epochs;			/* default 10 */
 	uint64_t	seed;			/* default 42: init and shuffling */
 	int			standardize;	/* default 0: 1 learns the standardisation from X first */
+	float		validation;		/* default 0: share of rows held out to stop early (early_stop.c) */
+	int			patience;		/* default 10: epochs without improvement before stopping */
 } nn_train_options;
 
 void		nn_train_options_default(nn_train_options *o);

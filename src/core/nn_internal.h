@@ -63,4 +63,22 @@ nn_model   *nn_model_alloc(int n_layers, const int *dims, char *err, size_t errl
 /* Log-sum-exp of one logit row, shifted by its maximum (classify.c). */
 double		nn_row_logsumexp(const float *row, int C);
 
+/* ---------- early stopping (early_stop.c), used by nn_train ---------- */
+typedef struct nn_early_stop
+{
+	int			n_val;			/* held-out rows; 0: no early stopping */
+	float	   *Xv;				/* n_val x features */
+	int		   *yv;
+	float	   *best;			/* parameters of the best epoch */
+	double		best_accuracy;
+	int			best_epoch;		/* 1-based; 0 before the first */
+	int			patience;
+} nn_early_stop;
+
+int			nn_early_stop_start(nn_early_stop *es, const nn_model *m, const float *X, const int *y, int n,
+								const nn_train_options *o, int *order);
+int			nn_early_stop_epoch(nn_early_stop *es, const nn_model *m, int epoch);
+void		nn_early_stop_finish(nn_early_stop *es, nn_model *m);
+void		nn_early_stop_free(nn_early_stop *es);
+
 #endif							/* UNLEARN_NN_INTERNAL_H */

@@ -173,6 +173,8 @@ static const OptionSpec train_option_specs[] = {
 	{"weight_decay", OPT_FLOAT, offsetof(nn_train_options, weight_decay), 0, 1, "a number in [0, 1]", NULL},
 	{"seed", OPT_UINT64, offsetof(nn_train_options, seed), 0, MAX_SEED, "a non-negative integer", NULL},
 	{"standardize", OPT_BOOL, offsetof(nn_train_options, standardize), 0, 0, "true or false", NULL},
+	{"validation", OPT_FLOAT, offsetof(nn_train_options, validation), 0, 0.5, "a number in [0, 0.5]", NULL},
+	{"patience", OPT_INT, offsetof(nn_train_options, patience), 1, 100000, "an integer from 1 to 100000", NULL},
 	{"epochs", OPT_INT, offsetof(nn_train_options, epochs), 1, 100000, "an integer from 1 to 100000", NULL},
 };
 
@@ -182,6 +184,7 @@ unlearn_parse_train_options(Jsonb *options, nn_train_options *out)
 {
 	nn_train_options_default(out);
 	out->standardize = 1;		/* new models learn their standardisation */
+	out->validation = -1;		/* not given: unlearn_train decides (with the epochs) */
 	/* epochs is an argument of unlearn_train, not an option */
 	unlearn_parse_options(options, train_option_specs, lengthof(train_option_specs) - 1, out, "training");
 }
@@ -210,10 +213,14 @@ unlearn_train_options_to_jsonb(const nn_train_options *o, const int *hidden,
 	initStringInfo(&s);
 	appendStringInfo(&s, "{\"optimizer\": \"%s\", \"lr\": %.7g, \"batch_size\": %d, "
 					 "\"momentum\": %.7g, \"weight_decay\": %.7g, \"seed\": " UINT64_FORMAT
-					 ", \"standardize\": %s, \"epochs\": %d, \"hidden\": [",
+					 ", \"standardize\": %s, \"epochs\": %d, ",
 					 optimizer_names[o->optimizer], o->lr, o->batch_size,
 					 o->momentum, o->weight_decay, o->seed,
 					 o->standardize ? "true" : "false", epochs);
+	/* recorded only when on, so models without early stopping keep their options as before */
+	if (o->validation > 0)
+		appendStringInfo(&s, "\"validation\": %.7g, \"patience\": %d, ", o->validation, o->patience);
+	appendStringInfoString(&s, "\"hidden\": [");
 	for (int i = 0; i < n_hidden; i++)
 		appendStringInfo(&s, "%s%d", i ? ", " : "", hidden[i]);
 	appendStringInfoString(&s, "]}");
