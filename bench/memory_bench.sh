@@ -113,8 +113,8 @@ printf '  %6s %9s %12s %15s %9s %12s %16s\n' requests versions "backend pid" "ba
 printf '  %6s %9s %12s %15s %9s %12s %16s\n' "" "" "" "(RssAnon)" "" "" "(RssAnon / ctx)" 
 i=0
 while IFS='|' read -r n v bpid brss bctx wpid wrss; do
-	wctx=${wtotals[$i]:-}
-	[ -n "$wpid" ] && i=$((i + 1))
+	wctx=
+	if [ -n "$wpid" ]; then wctx=${wtotals[$i]:-}; i=$((i + 1)); fi
 	printf '  %6s %9s %12s %15s %9s %12s %16s\n' "$n" "$v" "$bpid" "$brss" "$((bctx / 1024))" "${wpid:--}" \
 		"${wrss:--} / $([ -n "$wctx" ] && echo $((wctx / 1024)) || echo -)"
 done < <(q "SELECT n, versions, backend_pid, backend_rss_kb, backend_contexts, worker_pid, worker_rss_kb

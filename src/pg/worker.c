@@ -486,9 +486,13 @@ run_claimed_requests(const char *model, const int64 *claimed, int n_claimed, Unl
 	PG_END_TRY();
 }
 
-/* Processes every due model once; returns how long to wait for a batching window (ms). */
+/*
+ * Processes every due model once; returns how long to wait for a batching
+ * window (ms).  Claimed requests make the worker busy: a stream of requests
+ * that each drain the queue must not look idle to the housekeeping.
+ */
 static long
-process_due_requests(void)
+process_due_requests(TimestampTz *last_busy)
 {
 	for (;;)
 	{
@@ -512,6 +516,8 @@ process_due_requests(void)
 		if (n_claimed > 0)
 		{
 			char		activity[256];
+
+			*last_busy = GetCurrentTimestamp();
 
 			snprintf(activity, sizeof(activity), "unlearning %d requests of model %s", n_claimed, model);
 			pgstat_report_activity(STATE_RUNNING, activity);
@@ -694,7 +700,7 @@ unlearn_worker_main(Datum arg)
 		long		wait_ms;
 
 		start_pass();
-		wait_ms = process_due_requests();
+		wait_ms = process_due_requests(&last_busy);
 		if (wait_ms > 0)
 			sleep_out_window(wait_ms);
 		else
