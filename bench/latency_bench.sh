@@ -25,7 +25,10 @@
 # Environment: BENCH_LATENCY_SINGLE (20), BENCH_LATENCY_BATCH (10),
 # BENCH_LATENCY_ROWS (32), BENCH_LATENCY_EPOCHS (10), BENCH_LATENCY_HIDDEN
 # ('{256}'), BENCH_LATENCY_TIMEOUT (120 s a trial), BENCH_LATENCY_TARGET
-# (1.0: p50 for one row, seconds; reported, not enforced).
+# (0.2: p50 for one row, seconds; reported, not enforced; issue 12's target,
+# with p90 <= 0.4 s and 32 rows p50 <= 0.5 s), BENCH_LATENCY_AUTO_OPTIONS
+# (unlearning options for the worker, unlearn_auto's third argument; none).  At the end: the per-phase
+# breakdown of the worker's runs (versions.metrics->'phases').
 set -euo pipefail
 
 SINGLE=${BENCH_LATENCY_SINGLE:-20}
@@ -34,7 +37,8 @@ BATCH_ROWS=${BENCH_LATENCY_ROWS:-32}
 EPOCHS=${BENCH_LATENCY_EPOCHS:-10}
 HIDDEN=${BENCH_LATENCY_HIDDEN:-'{256}'}
 TIMEOUT=${BENCH_LATENCY_TIMEOUT:-120}
-TARGET=${BENCH_LATENCY_TARGET:-1.0}
+TARGET=${BENCH_LATENCY_TARGET:-0.2}
+AUTO_OPTIONS=${BENCH_LATENCY_AUTO_OPTIONS:-}
 TABLE=latency_train
 MODEL=latency_bench
 PSQL=${PSQL:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)/psql}
@@ -61,6 +65,7 @@ train=$(q "SELECT rows || ' rows, train accuracy ' || round(train_accuracy::nume
                  || round(seconds::numeric, 1) || ' s'
             FROM unlearn_train('$MODEL', '$TABLE', 'id', 'pixels', 'label', hidden => '$HIDDEN',
                                epochs => $EPOCHS, options => '{\"seed\": 42}')")
+if [ -n "$AUTO_OPTIONS" ]; then q "SELECT unlearn_auto('$MODEL', true, '$AUTO_OPTIONS')" >/dev/null; fi
 echo "latency_bench: model $MODEL, hidden $HIDDEN, $EPOCHS epochs: $train"
 echo "  cores: $(nproc), load average: $(cut -d' ' -f1-3 /proc/loadavg);" \
 	"unlearn.batch_window $(q "SHOW unlearn.batch_window"), unlearn.naptime $(q "SHOW unlearn.naptime")," \
@@ -144,6 +149,30 @@ for k in 1 "$BATCH_ROWS"; do
 	fi
 	if [ "$k" = 1 ]; then p50_one=$(pct "$work/lat" 50); fi
 done
+echo
+echo "  where the worker's time goes (versions.metrics->'phases', s): p50 [p10 .. p90] over the trials' versions"
+q "SELECT format('  %-11s %-17s %8s [%s .. %s]', rows, phase, to_char(p50, '0.0000'), to_char(p10, '0.0000'),
+                 to_char(p90, '0.0000'))
+     FROM (SELECT (v.metrics->>'rows')::int AS rows, p.key AS phase,
+                  percentile_cont(0.5) WITHIN GROUP (ORDER BY p.value::float8) AS p50,
+                  percentile_cont(0.1) WITHIN GROUP (ORDER BY p.value::float8) AS p10,
+                  percentile_cont(0.9) WITHIN GROUP (ORDER BY p.value::float8) AS p90
+             FROM unlearn.versions v, jsonb_each_text(v.metrics->'phases') p
+            WHERE v.model = '$MODEL' AND v.reason = 'auto-unlearn'
+            GROUP BY 1, 2
+           UNION ALL
+           SELECT (v.metrics->>'rows')::int, '(total_seconds)',
+                  percentile_cont(0.5) WITHIN GROUP (ORDER BY (v.metrics->>'total_seconds')::float8),
+                  percentile_cont(0.1) WITHIN GROUP (ORDER BY (v.metrics->>'total_seconds')::float8),
+                  percentile_cont(0.9) WITHIN GROUP (ORDER BY (v.metrics->>'total_seconds')::float8)
+             FROM unlearn.versions v
+            WHERE v.model = '$MODEL' AND v.reason = 'auto-unlearn' AND v.metrics ? 'total_seconds'
+            GROUP BY 1) s
+    WHERE p50 >= 0.0005 OR phase = '(total_seconds)'
+    ORDER BY rows, p50 DESC"
+echo "  (phases under 0.5 ms at p50 left out; the version's own INSERT and the requests' finish"
+echo "  come after its metrics: in the worker's LOG line)"
+echo "  load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "  commit -> new version: measured by the deleting session, polling current_version every 2 ms from"
 echo "  right after its COMMIT returned; server done-enqueued: max over the trial's requests of"

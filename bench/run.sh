@@ -55,6 +55,8 @@ extra_conf=()
 if [ -n "${BENCH_SERVER_CONF:-}" ]; then mapfile -t extra_conf <<<"$BENCH_SERVER_CONF"; fi
 unlearn_server_start bench "${extra_conf[@]}" || exit 1
 trap finish EXIT
+# memory_bench.sh reads the worker's memory context totals from the log
+export UNLEARN_SERVER_LOG
 
 upsql -q -c "CREATE EXTENSION unlearn"
 "$here/load_fashion.sh"

@@ -113,6 +113,11 @@ typedef struct ul_result
 									 * new labels (relabel mode) */
 	int			forget_steps;	/* steps until every row was first satisfied (-1: never) */
 	int			aborted;		/* the progress callback asked to stop; params restored to theta0 */
+	/* wall-clock seconds of the phases (reported only; the computation never reads a clock) */
+	double		setup_seconds;	/* checks, constraint rows, soft targets, guard rows, PGD, MAS */
+	double		forget_seconds; /* the loop until every row was first satisfied (all of it if never) */
+	double		repair_seconds; /* the rest of the loop: the repair phase and model selection */
+	double		finish_seconds; /* the selected state handed back, the final accounting */
 } ul_result;
 
 /*

@@ -13,6 +13,7 @@
  * then hand back the selected state and count what was achieved.
  */
 #include <string.h>
+#include <time.h>
 
 #include "unlearn_internal.h"
 
@@ -33,12 +34,23 @@ typedef struct ul_loop
 	float	   *snap;			/* default method: the selected satisfying state */
 	int			have_snap;
 	double		best_loss;		/* replay loss of snap */
+	double		t_first;		/* clock when every row was first satisfied */
 	int			aborted;
 	ul_progress_callback cb;
 	void	   *cb_arg;
 } ul_loop;
 
 /* ---------------------------------------------------------------- the loop's state */
+
+/* A monotonic clock in seconds, for the result's phase times (never for the computation). */
+static double
+ul_clock(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
+}
 
 /* The optimiser, the step cap (passes over the adversarial or forget set) and the snapshot. */
 static void
@@ -108,6 +120,7 @@ ul_step_satisfied(ul_ctx *c, ul_loop *lp)
 	if (lp->first_done < 0)
 	{
 		lp->first_done = lp->step;
+		lp->t_first = ul_clock();
 		if (lp->is_default && o->repair_lr > 0.0f)
 			lp->opt->lr = o->repair_lr;
 	}
@@ -278,6 +291,9 @@ ul_unlearn_request(nn_model *m, const ul_request *req, const ul_options *o,
 	ul_ctx		c;
 	ul_loop		lp;
 	ul_result	res;
+	double		t0 = ul_clock(),
+				t_loop,
+				t_end;
 
 	memset(&res, 0, sizeof(res));
 	res.forget_steps = -1;
@@ -291,9 +307,15 @@ ul_unlearn_request(nn_model *m, const ul_request *req, const ul_options *o,
 
 	/* the loop, then the state handed back and what it achieves */
 	ul_loop_init(&lp, &c, cb, cb_arg);
+	t_loop = ul_clock();
 	ul_run(&c, &lp);
+	t_end = ul_clock();
 	ul_finish_params(&c, &lp);
 	ul_account(&c, &lp, &res);
+	res.setup_seconds = t_loop - t0;
+	res.forget_seconds = (lp.first_done >= 0 ? lp.t_first : t_end) - t_loop;
+	res.repair_seconds = lp.first_done >= 0 ? t_end - lp.t_first : 0.0;
+	res.finish_seconds = ul_clock() - t_end;
 	if (result)
 		*result = res;
 

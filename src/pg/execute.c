@@ -13,6 +13,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
+#include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -36,7 +37,77 @@ typedef struct RunInputs
 	int		   *held_out_pred;	/* the predictions before the run */
 	int			lost;			/* held-out rows right before the run and wrong after */
 	int			gained;			/* and the other way round */
+	UnlearnPhases *phases;		/* where the run's time goes (the outcome's) */
 } RunInputs;
+
+/* Starts timing a run: its start, and the first phase's. */
+void
+unlearn_phases_start(UnlearnPhases *p)
+{
+	memset(p, 0, sizeof(*p));
+	INSTR_TIME_SET_CURRENT(p->start);
+	p->mark = p->start;
+}
+
+/* Adds seconds to a named phase (a new one goes last; past the maximum, to "other"). */
+void
+unlearn_phase_add(UnlearnPhases *p, const char *name, double seconds)
+{
+	int			i;
+
+	for (i = 0; i < p->n; i++)
+		if (strcmp(p->name[i], name) == 0)
+			break;
+	if (i == p->n && p->n == UNLEARN_MAX_PHASES)
+		i = p->n - 1;
+	else if (i == p->n)
+	{
+		p->name[p->n++] = name;
+		p->seconds[i] = 0;
+	}
+	p->seconds[i] += Max(seconds, 0.0);
+}
+
+/* Seconds since the previous phase ended; a new phase starts now. */
+static double
+phase_lap(UnlearnPhases *p)
+{
+	instr_time	now;
+	instr_time	d;
+
+	INSTR_TIME_SET_CURRENT(now);
+	d = now;
+	INSTR_TIME_SUBTRACT(d, p->mark);
+	p->mark = now;
+	return INSTR_TIME_GET_DOUBLE(d);
+}
+
+/* Ends a phase: the time since the previous phase ended goes to name. */
+void
+unlearn_phase_end(UnlearnPhases *p, const char *name)
+{
+	unlearn_phase_add(p, name, phase_lap(p));
+}
+
+/* The phases as a jsonb object's text, and the total since the start (whole microseconds). */
+char *
+unlearn_phases_json(UnlearnPhases *p, double *total)
+{
+	StringInfoData s;
+	instr_time	now;
+
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, p->start);
+	*total = INSTR_TIME_GET_DOUBLE(now);
+	/* whole microseconds, phases down and the total up: their sum stays within it */
+	*total = ceil(*total * 1e6) / 1e6;
+	initStringInfo(&s);
+	appendStringInfoChar(&s, '{');
+	for (int i = 0; i < p->n; i++)
+		appendStringInfo(&s, "%s\"%s\": %.6f", i ? ", " : "", p->name[i], floor(p->seconds[i] * 1e6) / 1e6);
+	appendStringInfoChar(&s, '}');
+	return s.data;
+}
 
 /* Progress hook of the unlearning loop: cancel point and NOTICEs. */
 static int
@@ -100,13 +171,16 @@ read_inputs(const UnlearnModel *model, const UnlearnData *forget, const UnlearnR
 	int			want;
 
 	in->manifest = unlearn_load_manifest(model, model->version, &in->n_manifest);
+	unlearn_phase_end(in->phases, "read_manifest");
 	unlearn_read_prior_rows(model, &in->prior);
+	unlearn_phase_end(in->phases, "read_prior");
 	remaining = in->n_manifest - forget->n;
 	want = (int) Min((int64) HELD_OUT_MAX, Max(remaining, 0) / HELD_OUT_SHARE);
 	if (unlearn_max_accuracy_drop >= 100)
 		want = 0;				/* the guard is off: the replay sample is drawn as without it */
 	unlearn_read_sample(model, in->manifest, in->n_manifest, forget->ids, (int) forget->n,
 						want, opts->ul.seed ^ HELD_OUT_SEED, &in->held_out);
+	unlearn_phase_end(in->phases, "read_held_out");
 	if (opts->ul.method == UL_METHOD_DEFAULT && opts->replay_rows > 0)
 	{
 		int64		n_out;
@@ -118,6 +192,7 @@ read_inputs(const UnlearnModel *model, const UnlearnData *forget, const UnlearnR
 	}
 	else
 		memset(&in->replay, 0, sizeof(in->replay));
+	unlearn_phase_end(in->phases, "read_replay");
 }
 
 /* Predictions of a network on the held-out rows, and their accuracy (1 when there are none). */
@@ -165,6 +240,20 @@ measure_after(const nn_model *net, RunInputs *in)
 	pfree(pred);
 }
 
+/* The core's own phases; what it spent between them goes to "optimise_other". */
+static void
+core_phases(UnlearnPhases *p, const ul_result *res)
+{
+	double		core = phase_lap(p);
+
+	unlearn_phase_add(p, "optimise_setup", res->setup_seconds);
+	unlearn_phase_add(p, "optimise_forget", res->forget_seconds);
+	unlearn_phase_add(p, "optimise_repair", res->repair_seconds);
+	unlearn_phase_add(p, "optimise_finish", res->finish_seconds);
+	unlearn_phase_add(p, "optimise_other", core - res->setup_seconds - res->forget_seconds -
+					  res->repair_seconds - res->finish_seconds);
+}
+
 /* Step 2: the current weights, unlearned by the core; errors unless every row is satisfied. */
 static nn_model *
 run_core(const UnlearnModel *model, const UnlearnData *forget, const int *new_labels,
@@ -180,12 +269,15 @@ run_core(const UnlearnModel *model, const UnlearnData *forget, const int *new_la
 	req.new_labels = new_labels;
 	req.prior = core_rows(&in->prior);
 	req.replay = core_rows(&in->replay);
+	unlearn_phase_end(in->phases, "read_model");
 	measure_before(net, in);
+	unlearn_phase_end(in->phases, "held_out_before");
 	if (ul_unlearn_request(net, &req, &opts->ul, unlearn_progress_callback, model->name, res,
 						   err, sizeof(err)) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("could not unlearn: %s", err)));
+	core_phases(in->phases, res);
 	if (!nn_params_finite(net))
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -204,6 +296,7 @@ run_core(const UnlearnModel *model, const UnlearnData *forget, const int *new_la
 				 errhint("Raise max_steps or max_passes, or forget fewer rows at a time.") :
 				 errhint("Use method \"default\", or raise max_steps or max_passes.")));
 	measure_after(net, in);
+	unlearn_phase_end(in->phases, "held_out_after");
 	return net;
 }
 
@@ -356,7 +449,11 @@ manifest_without(const int64 *manifest, int64 n_manifest, const int64 *ids, int 
 	return out;
 }
 
-/* Step 4: the new version (current from now on), its manifest and, when forgetting, its ledger rows. */
+/*
+ * Step 4: the new version (current from now on), its manifest and, when
+ * forgetting, its ledger rows (written first, in the same transaction, so
+ * the metrics can time them).
+ */
 static void
 store_run(const UnlearnModel *model, const UnlearnData *forget, bool relabel, const RunInputs *in,
 		  const nn_model *net, const ul_result *res, const UnlearnRunOptions *opts,
@@ -366,6 +463,8 @@ store_run(const UnlearnModel *model, const UnlearnData *forget, bool relabel, co
 	int64		n_new_manifest = in->n_manifest;
 	int64	   *new_manifest = in->manifest;
 	Jsonb	   *metrics;
+	char	   *phases;
+	double		total;
 
 	if (!relabel)
 	{
@@ -374,24 +473,30 @@ store_run(const UnlearnModel *model, const UnlearnData *forget, bool relabel, co
 		Assert(n_new_manifest <= in->n_manifest - k);
 	}
 	out->version = unlearn_next_version(model->name);
+	unlearn_phase_end(in->phases, "store_prepare");
+	if (!relabel)
+		unlearn_record_forgotten(model, forget, out->version);
+	unlearn_phase_end(in->phases, "ledger");
+	phases = unlearn_phases_json(in->phases, &total);
 	metrics = unlearn_jsonb_printf("{\"rows\": %d, \"forgotten\": %d, \"prior\": %d, \"prior_kept\": %d,"
 								   " \"steps\": %d, \"forget_steps\": %d, \"seconds\": %.3f,"
 								   " \"replay_rows\": %d, \"forget_loss\": %s, \"held_out_rows\": %d,"
-								   " \"held_out_before\": %s, \"held_out_after\": %s}",
+								   " \"held_out_before\": %s, \"held_out_after\": %s,"
+								   " \"total_seconds\": %.6f, \"phases\": %s}",
 								   k, res->forgotten, (int) in->prior.n, res->prior_kept, res->steps,
 								   res->forget_steps, out->seconds, (int) in->replay.n,
 								   isfinite(res->final_forget_loss) ?
 								   psprintf("%.6g", res->final_forget_loss) : "null",
 								   (int) in->held_out.n,
 								   in->held_out.n ? psprintf("%.6f", in->held_out_before) : "null",
-								   in->held_out.n ? psprintf("%.6f", in->held_out_after) : "null");
+								   in->held_out.n ? psprintf("%.6f", in->held_out_after) : "null",
+								   total, phases);
 	unlearn_store_version(model->name, out->version, model->version, reason,
 						  unlearn_method_name(opts), run_options_to_jsonb(opts),
 						  net, new_manifest, n_new_manifest,
 						  relabel ? NULL : forget->ids, relabel ? 0 : k, metrics);
 	unlearn_set_current_version(model->name, out->version);
-	if (!relabel)
-		unlearn_record_forgotten(model, forget, out->version);
+	unlearn_phase_end(in->phases, "store_version");
 }
 
 /*
@@ -488,7 +593,8 @@ guard_wants_exact(const UnlearnModel *model, const UnlearnData *forget, bool rel
  * change_table is set the rows are also deleted from (relabelled in) the
  * training table; the background worker passes false: the user's DELETE or
  * UPDATE already did it.  Caller: connected to SPI, model locked, rows
- * sorted by id, distinct, and checked against the manifest.
+ * sorted by id, distinct, and checked against the manifest; out->phases
+ * started (unlearn_phases_start), with the caller's own steps timed.
  */
 void
 unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
@@ -508,21 +614,25 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 		Assert(forget->ids[i - 1] < forget->ids[i]);
 
 	INSTR_TIME_SET_CURRENT(t_start);
+	in.phases = &out->phases;
 	read_inputs(model, forget, opts, &in);
 	net = run_core(model, forget, new_labels, &in, opts, &res);
 	out->seconds = unlearn_seconds_since(&t_start);
 	exact = guard_wants_exact(model, forget, relabel, &in);
+	unlearn_phase_end(in.phases, "guard");
 
 	if (change_table && !relabel)
 		delete_rows(model, forget);
 	else if (change_table)
 		relabel_rows(model, forget, new_labels);
+	unlearn_phase_end(in.phases, "change_table");
 	out->rows = (int) forget->n;
 	out->prior = (int) in.prior.n;
 	if (exact)
 	{
 		nn_free(net);
 		store_exact(model, forget, &in, reason, out);
+		unlearn_phase_end(in.phases, "exact_retrain");
 		return;
 	}
 	store_run(model, forget, relabel, &in, net, &res, opts, reason, out);

@@ -217,8 +217,11 @@ unlearn_rows(PG_FUNCTION_ARGS)
 	unlearn_parse_run_options(PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2), &opts);
 
 	SPI_connect();
+	unlearn_phases_start(&outcome.phases);
 	model = unlearn_open_model_for_change(name, "unlearn", ACL_DELETE);
+	unlearn_phase_end(&outcome.phases, "lock");
 	unlearn_read_forget_rows(model, ids, k, &forget);
+	unlearn_phase_end(&outcome.phases, "read_forget_rows");
 	unlearn_execute(model, &forget, NULL, &opts, "unlearn", true, &outcome);
 	result = outcome_datum(fcinfo, name, &outcome);
 	unlearn_close_model_change();
@@ -258,11 +261,14 @@ unlearn_relabel(PG_FUNCTION_ARGS)
 	unlearn_parse_run_options(PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3), &opts);
 
 	SPI_connect();
+	unlearn_phases_start(&outcome.phases);
 	model = unlearn_open_model_for_change(name, "relabel", ACL_UPDATE);
+	unlearn_phase_end(&outcome.phases, "lock");
 	sorted_ids = palloc(sizeof(int64) * n);
 	new_labels = palloc(sizeof(int) * n);
 	k = relabel_pairs(model, ids, label_text, n, sorted_ids, new_labels);
 	unlearn_read_forget_rows(model, sorted_ids, k, &forget);
+	unlearn_phase_end(&outcome.phases, "read_forget_rows");
 	unlearn_execute(model, &forget, new_labels, &opts, "relabel", true, &outcome);
 	result = outcome_datum(fcinfo, name, &outcome);
 	unlearn_close_model_change();

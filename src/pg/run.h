@@ -10,6 +10,7 @@
 #include "options.h"
 #include "access/tupdesc.h"
 #include "nodes/parsenodes.h"
+#include "portability/instr_time.h"
 
 /* ---------- changing a model (change.c) ---------- */
 
@@ -62,9 +63,31 @@ Datum		unlearn_train_result(TupleDesc desc, const UnlearnTrainRun *run, double t
 
 /* ---------- unlearning (rows.c, execute.c, ledger.c) ---------- */
 
-/* What one unlearning run did. */
+/*
+ * Where a run's time goes: seconds per named phase, in the order first
+ * timed, for the version's metrics ("phases", "total_seconds").  The caller
+ * starts it and may time its own steps first (unlearn_phase_end); the run
+ * adds its own.
+ */
+#define UNLEARN_MAX_PHASES 24
+typedef struct UnlearnPhases
+{
+	int			n;
+	const char *name[UNLEARN_MAX_PHASES];
+	double		seconds[UNLEARN_MAX_PHASES];
+	instr_time	start;			/* the run's start: total_seconds counts from here */
+	instr_time	mark;			/* the end of the phase timed last */
+} UnlearnPhases;
+
+void		unlearn_phases_start(UnlearnPhases *p);
+void		unlearn_phase_end(UnlearnPhases *p, const char *name);
+void		unlearn_phase_add(UnlearnPhases *p, const char *name, double seconds);
+char	   *unlearn_phases_json(UnlearnPhases *p, double *total);
+
+/* What one unlearning run did; phases is started by the caller. */
 typedef struct UnlearnOutcome
 {
+	UnlearnPhases phases;
 	int			version;		/* the version it stored */
 	int			rows;
 	int			forgotten;

@@ -153,6 +153,7 @@ typedef struct ClaimedRun
 	int			n;
 	int64	   *manifest;		/* the rows the current version learned, sorted */
 	int64		n_manifest;
+	UnlearnPhases *phases;		/* where the next pass's time goes, from the claim on */
 } ClaimedRun;
 
 /* What the worker does with one claimed request in a pass. */
@@ -381,6 +382,20 @@ finish_unused(const PassPlan *plan)
 					"its feature copy is missing, malformed or not finite and no other request for the row has one");
 }
 
+/* The LOG line of a pass that stored a version, with where its time went. */
+static void
+log_pass(const ClaimedRun *run, bool relabel, UnlearnOutcome *outcome)
+{
+	double		total;
+	char	   *phases = unlearn_phases_json(&outcome->phases, &total);
+
+	ereport(LOG,
+			(errmsg("unlearn worker: model \"%s\" version %d %s %d rows in %.3f s (%d steps)",
+					run->name, outcome->version, relabel ? "relabelled" : "forgot", outcome->rows,
+					outcome->seconds, outcome->steps),
+			 errdetail("%.3f s from the claim; phases (s): %s", total, phases)));
+}
+
 /* Step 4 of a run: one pass, its usable requests unlearned as one version and marked done. */
 static void
 run_pass(ClaimedRun *run, bool relabel)
@@ -396,13 +411,15 @@ run_pass(ClaimedRun *run, bool relabel)
 	finish_unused(&plan);
 	if (rows.n == 0)
 		return;
+	unlearn_phase_end(run->phases, "plan");
+	outcome.phases = *run->phases;
 	unlearn_execute(run->model, &rows, relabel ? new_labels : NULL, &run->opts,
 					relabel ? "auto-relabel" : "auto-unlearn", false, &outcome);
 	finish_requests(used, plan.n_use, "done", outcome.version, NULL);
-	ereport(LOG,
-			(errmsg("unlearn worker: model \"%s\" version %d %s %d rows in %.3f s (%d steps)",
-					run->name, outcome.version, relabel ? "relabelled" : "forgot", outcome.rows,
-					outcome.seconds, outcome.steps)));
+	unlearn_phase_end(&outcome.phases, "finish_requests");
+	log_pass(run, relabel, &outcome);
+	/* a second pass is timed from here */
+	unlearn_phases_start(run->phases);
 
 	/*
 	 * the relabel pass starts from the version the forget pass made: the
@@ -421,15 +438,18 @@ run_pass(ClaimedRun *run, bool relabel)
  * forget requests as one version, relabel requests as another.
  */
 static void
-process_claimed(const char *name, const int64 *claimed, int n_claimed)
+process_claimed(const char *name, const int64 *claimed, int n_claimed, UnlearnPhases *phases)
 {
 	ClaimedRun	run;
 	UnlearnCatalogUser as_owner;
 
 	memset(&run, 0, sizeof(run));
 	run.name = name;
+	run.phases = phases;
 	lock_model(&run);
+	unlearn_phase_end(phases, "lock");
 	read_claimed(&run, claimed, n_claimed);
+	unlearn_phase_end(phases, "read_requests");
 	/* run as the model's owner (restricted, search_path pinned) */
 	unlearn_become_role(run.model->owner, &as_owner);
 	run_pass(&run, false);
@@ -439,12 +459,12 @@ process_claimed(const char *name, const int64 *claimed, int n_claimed)
 
 /* Runs claimed requests in their own transaction; a failure is recorded, not raised. */
 static void
-run_claimed_requests(const char *model, const int64 *claimed, int n_claimed)
+run_claimed_requests(const char *model, const int64 *claimed, int n_claimed, UnlearnPhases *phases)
 {
 	PG_TRY();
 	{
 		begin_step();
-		process_claimed(model, claimed, n_claimed);
+		process_claimed(model, claimed, n_claimed, phases);
 		end_step();
 	}
 	PG_CATCH();
@@ -466,9 +486,13 @@ run_claimed_requests(const char *model, const int64 *claimed, int n_claimed)
 	PG_END_TRY();
 }
 
-/* Processes every due model once; returns how long to wait for a batching window (ms). */
+/*
+ * Processes every due model once; returns how long to wait for a batching
+ * window (ms).  Claimed requests make the worker busy: a stream of requests
+ * that each drain the queue must not look idle to the housekeeping.
+ */
 static long
-process_due_requests(void)
+process_due_requests(TimestampTz *last_busy)
 {
 	for (;;)
 	{
@@ -476,8 +500,10 @@ process_due_requests(void)
 		char	   *model;
 		int64	   *claimed;
 		int			n_claimed;
+		UnlearnPhases phases;
 
 		CHECK_FOR_INTERRUPTS();
+		unlearn_phases_start(&phases);
 		begin_step();
 		model = unlearn_queue_next_due(&wait_ms);
 		end_step();
@@ -491,9 +517,12 @@ process_due_requests(void)
 		{
 			char		activity[256];
 
+			*last_busy = GetCurrentTimestamp();
+
 			snprintf(activity, sizeof(activity), "unlearning %d requests of model %s", n_claimed, model);
 			pgstat_report_activity(STATE_RUNNING, activity);
-			run_claimed_requests(model, claimed, n_claimed);
+			unlearn_phase_end(&phases, "claim");
+			run_claimed_requests(model, claimed, n_claimed, &phases);
 			pgstat_report_activity(STATE_IDLE, NULL);
 			pfree(claimed);
 		}
@@ -671,7 +700,7 @@ unlearn_worker_main(Datum arg)
 		long		wait_ms;
 
 		start_pass();
-		wait_ms = process_due_requests();
+		wait_ms = process_due_requests(&last_busy);
 		if (wait_ms > 0)
 			sleep_out_window(wait_ms);
 		else
