@@ -4,7 +4,8 @@
 #   make        build;  make install  install into the PostgreSQL 15 found by pg_config
 #   make unit   C unit tests of the numeric core (no PostgreSQL)
 #   make test   deps, build, install, unit tests, pg_regress, the crash, dump,
-#               logical replication, upgrade and Debian package tests, then make sanitize
+#               logical replication, hot standby, upgrade and Debian package tests,
+#               then make sanitize
 #   make upgrade-test   ALTER EXTENSION UPDATE from 0.1 (after make install)
 #   make deb    the Debian package postgresql-15-unlearn, in $(DEB_OUT)
 #   make deb-test       build the package, install it, test it, restore make install
@@ -80,6 +81,7 @@ test: deps
 	@if [ -x test/crash/run.sh ]; then test/crash/run.sh; fi
 	@if [ -x test/dump/run.sh ]; then test/dump/run.sh; fi
 	@if [ -x test/replication/run.sh ]; then test/replication/run.sh; fi
+	@if [ -x test/standby/run.sh ]; then test/standby/run.sh; fi
 	$(MAKE) upgrade-test
 	@# installing a package needs root
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) deb-test; else echo "make test: deb-test skipped (needs root)"; fi

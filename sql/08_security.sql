@@ -305,6 +305,40 @@ SELECT unlearn_auto('sec_p', true);
 SELECT count(*) AS triggers_back FROM pg_trigger WHERE tgname LIKE 'unlearn%'
 AND tgrelid::regclass::text LIKE 'sec_part%';
 
+-- two levels of partitions, and a partition attached with rows
+CREATE TABLE sec_tree (id bigint, features real[], label int) PARTITION BY RANGE (id);
+CREATE TABLE sec_tree_a PARTITION OF sec_tree FOR VALUES FROM (0) TO (100) PARTITION BY RANGE (id);
+CREATE TABLE sec_tree_a1 PARTITION OF sec_tree_a FOR VALUES FROM (0) TO (50);
+CREATE TABLE sec_tree_a2 PARTITION OF sec_tree_a FOR VALUES FROM (50) TO (100);
+CREATE TABLE sec_tree_b PARTITION OF sec_tree FOR VALUES FROM (100) TO (200);
+INSERT INTO sec_tree
+SELECT i, ARRAY[(i % 2) * 2.0 + 0.3 * sin(i), 0.3 * cos(i)]::real[], i % 2 FROM generate_series(1, 199) i;
+-- training reads the rows of every leaf
+SELECT model, rows FROM unlearn_train('sec_t', 'sec_tree', 'id', 'features', 'label', hidden => '{4}', epochs => 5,
+                                      options => '{"seed": 1}');
+-- a DELETE in a leaf two levels down is queued
+DELETE FROM sec_tree_a2 WHERE id = 60;
+-- detaching a leaf from the middle level, or the middle level, or dropping a leaf: refused
+SELECT err($$ALTER TABLE sec_tree_a DETACH PARTITION sec_tree_a1$$);
+SELECT err($$ALTER TABLE sec_tree DETACH PARTITION sec_tree_a$$);
+SELECT err($$DROP TABLE sec_tree_a1$$);
+-- DETACH ... CONCURRENTLY cannot run in a function: here with its hint
+ALTER TABLE sec_tree DETACH PARTITION sec_tree_b CONCURRENTLY;
+-- attached rows were never learned: deleting one needs no unlearning (skipped)
+CREATE TABLE sec_tree_c (LIKE sec_tree);
+INSERT INTO sec_tree_c VALUES (250, ARRAY[2, 0], 1), (251, ARRAY[0, 0], 0);
+ALTER TABLE sec_tree ATTACH PARTITION sec_tree_c FOR VALUES FROM (200) TO (300);
+DELETE FROM sec_tree WHERE id = 250;
+SELECT unlearn_wait('sec_t') AS drained;
+SELECT id, state FROM unlearn.requests WHERE model = 'sec_t' ORDER BY id;
+SELECT count(*) AS manifest, count(*) FILTER (WHERE x = 60) AS deleted_left,
+       count(*) FILTER (WHERE x >= 200) AS attached FROM unlearn_manifest('sec_t') x;
+-- a retrain learns them
+SELECT rows FROM unlearn_retrain('sec_t');
+SELECT count(*) FILTER (WHERE x >= 200) AS attached FROM unlearn_manifest('sec_t') x;
+SELECT unlearn_drop_model('sec_t');
+DROP TABLE sec_tree;
+
 -- clean up
 SELECT unlearn_drop_model(m) FROM unnest(ARRAY['sec_worker', 'sec_a', 'sec_b', 'sec_p']) m;
 DROP TABLE sec_worker, sec_part, sec_parent;

@@ -12,8 +12,8 @@
 #      the server runs with LD_PRELOAD="libasan PRELOAD_SO" (UNLEARN_SERVER_ENV,
 #      see test/lib_server.sh) and ASAN_OPTIONS detect_leaks=0: PostgreSQL leaves
 #      memory to the exit of a process on purpose, so leak reports would be
-#      noise.  Then: every pg_regress suite (sql/*.sql), the crash tests and
-#      the dump tests.
+#      noise.  Then: every pg_regress suite (sql/*.sql), the crash tests, the
+#      dump tests and the hot standby test.
 #   3. On exit, whatever happened, the normal unlearn.so is installed again.
 #
 # Every sanitizer report, from any process (backend, background worker, unit
@@ -24,7 +24,7 @@
 #   UNLEARN_SANITIZE_DIR   DIR: reports, the pg_regress instance and the
 #                          throwaway servers (default /tmp/asan-sanitize;
 #                          emptied first)
-#   SANITIZE_STEPS         run only these of "unit regress crash dump"
+#   SANITIZE_STEPS         run only these of "unit regress crash dump standby"
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,7 +33,7 @@ san_so=$(realpath "${1:?$usage}")
 preload_so=$(realpath "${2:?$usage}")
 unit=$(realpath "${3:?$usage}")
 dir=$(realpath -m "${UNLEARN_SANITIZE_DIR:-/tmp/asan-sanitize}")
-steps=${SANITIZE_STEPS:-"unit regress crash dump"}
+steps=${SANITIZE_STEPS:-"unit regress crash dump standby"}
 # shellcheck source=SCRIPTDIR/lib_server.sh
 . "$top/test/lib_server.sh"
 installed=$("$UNLEARN_PG_CONFIG" --pkglibdir)/unlearn.so
@@ -80,6 +80,7 @@ export UNLEARN_SERVER_ROOT=$dir
 step regress env UNLEARN_REGRESS_DIR="$dir/regress" "$top/test/run_regress.sh"
 step crash "$top/test/crash/run.sh"
 step dump "$top/test/dump/run.sh"
+step standby "$top/test/standby/run.sh"
 
 reports=$(find "$dir" -maxdepth 1 \( -name 'asan.*' -o -name 'ubsan.*' \) | sort)
 for f in $reports; do
