@@ -146,7 +146,7 @@ SELECT 'ul_col' AS t, count(*), md5(string_agg(c::text, ',' ORDER BY id)) FROM u
 SELECT tgrelid::regclass, tgname, tgenabled, pg_get_triggerdef(oid)
 FROM pg_trigger WHERE tgrelid IN ('ul_int'::regclass, 'ul_txt'::regclass, 'ul_col'::regclass)
   AND NOT tgisinternal
-ORDER BY 1, 2;
+ORDER BY tgrelid::regclass::text, tgname;
 SELECT evtname, evtevent, evtfoid::regproc, evtenabled FROM pg_event_trigger ORDER BY 1;
 SQL
 }
@@ -169,13 +169,14 @@ check_restored() {
 	# a few of those again as explicit checks, for a readable log
 	check "models restored (name:current_version)" "$models_a" \
 		"$(q "$db" "SELECT string_agg(name || ':' || current_version, ',' ORDER BY name) FROM unlearn.models")"
-	check "models.relation resolves to the restored tables" "ul_int,ul_txt" \
+	check "models.relation resolves to the restored tables" "ul_col,ul_int,ul_txt" \
 		"$(q "$db" "SELECT string_agg(relation::text, ',' ORDER BY name) FROM unlearn.models")"
 	check "every version's weights and link valid (unlearn_verify_ledger)" "$links_a|$links_a" \
 		"$(q "$db" "SELECT count(*), count(*) FILTER (WHERE valid)
 		            FROM unlearn.models m, unlearn_verify_ledger(m.name)")"
-	check "unlearn_confirm_forgotten (m_int, m_txt)" "$confirm_a" \
-		"$(q "$db" "SELECT unlearn_confirm_forgotten('m_int') || ',' || unlearn_confirm_forgotten('m_txt')" 2>/dev/null)"
+	check "unlearn_confirm_forgotten (m_int, m_txt, m_col)" "$confirm_a" \
+		"$(q "$db" "SELECT unlearn_confirm_forgotten('m_int') || ',' || unlearn_confirm_forgotten('m_txt')
+		            || ',' || unlearn_confirm_forgotten('m_col')" 2>/dev/null)"
 	check "capture and guard triggers (ENABLE ALWAYS) on the restored training tables" \
 		"ul_int:unlearn_capture_apply,unlearn_capture_delete,unlearn_capture_update,unlearn_guard_truncate;ul_txt:unlearn_capture_apply,unlearn_capture_delete,unlearn_capture_update,unlearn_guard_truncate" \
 		"$(q "$db" "SELECT string_agg(t, ';' ORDER BY t) FROM (
@@ -228,10 +229,11 @@ check_restored() {
 	fi
 	# the column model (enum type restored by name): a DELETE is encoded, queued and unlearned
 	q "$db" "DELETE FROM ul_col WHERE id IN (60, 61)" >/dev/null
-	check "column model m_col: the restored worker unlearned a DELETE; ids out of the manifest; confirmed" \
-		"t|0|true" \
-		"$(q "$db" "SELECT unlearn_wait('m_col', '60 s'),
-		                   (SELECT count(*) FROM unlearn_manifest('m_col') x WHERE x IN (60, 61)),
+	check "column model m_col: the restored worker unlearned a DELETE (unlearn_wait)" t \
+		"$(q "$db" "SELECT unlearn_wait('m_col', '60 s')")"
+	check "column model m_col: the ids out of the manifest, in the ledger; confirmed" "0|2|t" \
+		"$(q "$db" "SELECT (SELECT count(*) FROM unlearn_manifest('m_col') x WHERE x IN (60, 61)),
+		                   (SELECT count(*) FROM unlearn.forgotten WHERE model = 'm_col' AND id IN (60, 61)),
 		                   unlearn_confirm_forgotten('m_col')" 2>/dev/null)"
 	check "$DB_A untouched (m_int current version, rows 40-42 still there)" "$cv|3" \
 		"$(q "$DB_A" "SELECT (SELECT current_version FROM unlearn.models WHERE name = 'm_int'),
@@ -338,7 +340,7 @@ _unlearn_as_owner "$UNLEARN_PG_BINDIR/pg_dump" -Fc -f "$work/a.dump" "$DB_A" 2>"
 _unlearn_as_owner "$UNLEARN_PG_BINDIR/pg_dump" -Fp -f "$work/a.sql" "$DB_A" 2>/dev/null
 # no foreign keys between the catalog tables: no "circular foreign-key" warning
 check "pg_dump printed no warning" "" "$(cat "$work/pg_dump.err")"
-check "the dump holds the data of the 5 config tables and the sequence value" "5|1" \
+check "the dump holds the data of the 6 config tables and the sequence value" "6|1" \
 	"$(grep -c '^COPY unlearn\.' "$work/a.sql")|$(grep -c "setval('unlearn.requests_request_id_seq'" "$work/a.sql")"
 info "data order in the dump: $(grep -o '^COPY [a-z_.]*' "$work/a.sql" | sed 's/^COPY //' | tr '\n' ' ')"
 
