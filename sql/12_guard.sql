@@ -119,3 +119,28 @@ RESET ROLE;
 ALTER SYSTEM RESET unlearn.max_accuracy_drop;
 SELECT pg_reload_conf();
 SET ROLE regress_owner;
+
+-- (f) exact when cheaper: with the default method, a model whose retrain
+-- takes no more steps than twice the repair phase (600) is retrained
+-- directly, without an approximate run; a longer-trained one is not
+SHOW unlearn.exact_when_cheaper;	-- off in test/regress.conf
+CREATE TABLE small AS SELECT * FROM clusters_src WHERE id <= 300;
+CREATE TABLE small_long AS SELECT * FROM small;
+-- 300 rows: 3 batches of 128 a pass; 10 passes = 30 steps, 400 passes = 1200
+SELECT model, rows FROM unlearn_train('small', 'small', 'id', 'features', 'label', hidden => '{16}',
+                                      epochs => 10, options => '{"seed": 1}', auto_unlearn => false);
+SELECT model, rows FROM unlearn_train('small_long', 'small_long', 'id', 'features', 'label', hidden => '{16}',
+                                      epochs => 400, options => '{"seed": 1}', auto_unlearn => false);
+SET unlearn.exact_when_cheaper = on;
+SELECT version, rows, forgotten, steps, method FROM unlearn_rows('small', ARRAY[1, 2]);
+SELECT version, reason, guarantee, forgotten_ids FROM inspect.versions WHERE model = 'small' ORDER BY version;
+SELECT version, rows, forgotten, steps > 0 AS approximate, method FROM unlearn_rows('small_long', ARRAY[1, 2]);
+SELECT version, reason, guarantee FROM inspect.versions WHERE model = 'small_long' ORDER BY version;
+-- a method named explicitly runs as asked
+SELECT version, method FROM unlearn_rows('small', ARRAY[3], '{"method": "neggrad"}');
+SELECT version, reason, guarantee FROM inspect.versions WHERE model = 'small' AND version = 3;
+-- and off, the default method runs approximately
+SET unlearn.exact_when_cheaper = off;
+SELECT version, steps > 0 AS approximate, method FROM unlearn_rows('small', ARRAY[4]);
+RESET unlearn.exact_when_cheaper;
+SELECT unlearn_confirm_forgotten('small') AS confirmed;

@@ -22,6 +22,7 @@ int			unlearn_feature_retention = 0;
 double		unlearn_max_accuracy_drop = 2.0;
 int			unlearn_retrain_budget = 60;
 int			unlearn_max_categories = 1000;
+bool		unlearn_exact_when_cheaper = true;
 UnlearnSuppress unlearn_suppress_capture = {NULL, (Datum) 0};
 int			unlearn_worker_lock_timeout = 5000;
 
@@ -48,6 +49,17 @@ define_run_settings(void)
 							PGC_SUSET,
 							0,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("unlearn.exact_when_cheaper",
+							 "Retrain exactly, without an approximate run first, when that takes no more steps.",
+							 "With the default method: when retraining the remaining rows takes no more optimiser "
+							 "steps than the approximate run is expected to (twice its repair phase), within "
+							 "unlearn.retrain_budget, the new version is trained from scratch.",
+							 &unlearn_exact_when_cheaper,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	DefineCustomIntVariable("unlearn.max_categories",
 							"Most categories one text, boolean or enum feature column may have.",

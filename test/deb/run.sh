@@ -71,7 +71,8 @@ check "package and META.json versions match unlearn.control" "$version|$version.
 print(m["version"] + "|" + m["provides"]["unlearn"]["version"])' "$root/META.json")"
 
 # ---------------------------------------------------------------- 2. use it
-unlearn_server_start deb "unlearn.naptime = 1s" "unlearn.feature_retention = 3600" || exit 1
+unlearn_server_start deb "unlearn.naptime = 1s" "unlearn.feature_retention = 3600" \
+	"unlearn.exact_when_cheaper = off" || exit 1
 q "CREATE EXTENSION unlearn"
 check "CREATE EXTENSION: the default version" "$version" \
 	"$(q "SELECT extversion FROM pg_extension WHERE extname = 'unlearn'")"
