@@ -74,11 +74,12 @@ double		unlearn_seconds_since(const void *start);
 	" 'unlearn_capture_apply')"
 
 /* The models a table's changes are captured for: on it or above it, capture on ($1 the table). */
-#define UNLEARN_CAPTURED_MODELS_SQL \
+#define UNLEARN_CAPTURED_MODELS_SQL_FMT \
 	UNLEARN_ANCESTORS_CTE \
 	" SELECT name, id_column::text, features_column::text, label_column::text," \
-	"  label_type::oid, relation::oid, feature_columns::text[], feature_types::oid[]" \
+	"  label_type::oid, relation::oid, %s" \
 	" FROM unlearn.models WHERE relation::oid IN (SELECT r FROM up) AND auto_unlearn" \
 	" ORDER BY name"
+#define UNLEARN_CAPTURED_MODELS_SQL psprintf(UNLEARN_CAPTURED_MODELS_SQL_FMT, unlearn_feature_columns_sql(""))
 
 #endif							/* UNLEARN_CAPTURE_H */

@@ -40,6 +40,29 @@ spi_text(HeapTuple tup, TupleDesc desc, int col)
 	return copy;
 }
 
+/*
+ * True once the catalog has column models (0.2: unlearn.models.feature_columns
+ * and unlearn.encodings).  The library also serves a catalog still at 0.1
+ * until ALTER EXTENSION UPDATE, where every model is an array model.
+ */
+bool
+unlearn_catalog_has_column_models(void)
+{
+	Oid			nsp = get_namespace_oid("unlearn", true);
+	Oid			rel = OidIsValid(nsp) ? get_relname_relid("models", nsp) : InvalidOid;
+
+	return OidIsValid(rel) && get_attnum(rel, "feature_columns") != InvalidAttrNumber;
+}
+
+/* A model row's feature columns and types (text[], oid[]) for a select list: NULLs on a 0.1 catalog. */
+const char *
+unlearn_feature_columns_sql(const char *alias)
+{
+	if (!unlearn_catalog_has_column_models())
+		return "NULL::text[], NULL::oid[]";
+	return psprintf("%sfeature_columns::text[], %sfeature_types::oid[]", alias, alias);
+}
+
 /* A column model's encoder from columns 12-14 of its catalog row (NULL for an array model). */
 static UnlearnEncoder *
 load_encoder(const UnlearnModel *model, HeapTuple tup, TupleDesc desc)
@@ -86,15 +109,17 @@ unlearn_model_lookup(const char *name, bool missing_ok)
 	int			ret;
 
 	unlearn_become_catalog_owner(&saved);
-	ret = SPI_execute_with_args(
-								"SELECT m.owner::oid, m.relation::oid, m.id_column::text, m.features_column::text,"
-								" m.label_column::text, m.label_type::oid, m.features, m.classes,"
-								" m.current_version, m.options, v.created_at,"
-								" m.feature_columns, m.feature_types::oid[], e.inputs"
-								" FROM unlearn.models m"
-								" LEFT JOIN unlearn.encodings e ON e.model = m.name"
-								" LEFT JOIN unlearn.versions v ON v.model = m.name AND v.version = m.current_version"
-								" WHERE m.name = $1",
+	ret = SPI_execute_with_args(psprintf(
+										 "SELECT m.owner::oid, m.relation::oid, m.id_column::text, m.features_column::text,"
+										 " m.label_column::text, m.label_type::oid, m.features, m.classes,"
+										 " m.current_version, m.options, v.created_at, %s, %s"
+										 " FROM unlearn.models m %s"
+										 " LEFT JOIN unlearn.versions v ON v.model = m.name AND v.version = m.current_version"
+										 " WHERE m.name = $1",
+										 unlearn_feature_columns_sql("m."),
+										 unlearn_catalog_has_column_models() ? "e.inputs" : "NULL::jsonb",
+										 unlearn_catalog_has_column_models() ?
+										 "LEFT JOIN unlearn.encodings e ON e.model = m.name" : ""),
 								1, argtypes, args, NULL, true, 1);
 	unlearn_restore_user(&saved);
 	if (ret != SPI_OK_SELECT)

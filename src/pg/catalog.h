@@ -34,6 +34,12 @@ typedef struct UnlearnModel
 	Jsonb	   *options;
 } UnlearnModel;
 
+/* True once the catalog has column models (0.2); a 0.1 catalog has array models only. */
+bool		unlearn_catalog_has_column_models(void);
+
+/* A model row's feature columns and types (text[], oid[]) for a select list, alias included ("m."). */
+const char *unlearn_feature_columns_sql(const char *alias);
+
 /* Loads model metadata (not weights); errors if unknown (or returns NULL if missing_ok). */
 UnlearnModel *unlearn_model_lookup(const char *name, bool missing_ok);
 

@@ -116,13 +116,14 @@ is_model_column(Oid relid, const char *column)
 
 	unlearn_become_catalog_owner(&saved);
 	/* the table, the tables above it and below it: a rename on a parent reaches its partitions */
-	if (SPI_execute_with_args(UNLEARN_ANCESTORS_CTE
-							  ", down(r) AS (SELECT $1::oid UNION"
-							  "  SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN down ON i.inhparent = down.r)"
-							  " SELECT 1 FROM unlearn.models WHERE (relation::oid IN (SELECT r FROM up)"
-							  "   OR relation::oid IN (SELECT r FROM down))"
-							  "  AND ($2 IN (id_column::text, features_column::text, label_column::text)"
-							  "       OR $2 OPERATOR(pg_catalog.=) ANY (feature_columns::text[]))",
+	if (SPI_execute_with_args(psprintf(UNLEARN_ANCESTORS_CTE
+									   ", down(r) AS (SELECT $1::oid UNION"
+									   "  SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN down ON i.inhparent = down.r)"
+									   " SELECT 1 FROM unlearn.models WHERE (relation::oid IN (SELECT r FROM up)"
+									   "   OR relation::oid IN (SELECT r FROM down))"
+									   "  AND ($2 IN (id_column::text, features_column::text, label_column::text)%s)",
+									   unlearn_catalog_has_column_models() ?
+									   " OR $2 OPERATOR(pg_catalog.=) ANY (feature_columns::text[])" : ""),
 							  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read unlearn.models");
 	found = SPI_processed > 0;
@@ -418,13 +419,15 @@ unlearn_guard_drop(PG_FUNCTION_ARGS)
 				 errdetail("The model would remember every row with no table left to delete them from."),
 				 errhint("Drop the model first with unlearn_drop_model().")));
 	/* step 2: a column a model reads, dropped with a type or collation it used (CASCADE) */
-	if (first_row_elevated("SELECT d.object_identity FROM pg_catalog.pg_event_trigger_dropped_objects() d"
-						   " JOIN unlearn.models m ON m.relation::oid = d.objid"
-						   " WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid > 0"
-						   "   AND (d.address_names[3] IN (m.id_column::text, m.features_column::text,"
-						   "                               m.label_column::text)"
-						   "        OR d.address_names[3] OPERATOR(pg_catalog.=) ANY (m.feature_columns::text[]))"
-						   " ORDER BY 1 LIMIT 1", 1, found))
+	if (first_row_elevated(psprintf("SELECT d.object_identity FROM pg_catalog.pg_event_trigger_dropped_objects() d"
+									" JOIN unlearn.models m ON m.relation::oid = d.objid"
+									" WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid > 0"
+									"   AND (d.address_names[3] IN (m.id_column::text, m.features_column::text,"
+									"                               m.label_column::text)%s)"
+									" ORDER BY 1 LIMIT 1",
+									unlearn_catalog_has_column_models() ?
+									" OR d.address_names[3] OPERATOR(pg_catalog.=) ANY (m.feature_columns::text[])" : ""),
+						   1, found))
 		ereport(ERROR,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 				 errmsg("cannot drop column %s: a model reads it", found[0]),

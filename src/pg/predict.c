@@ -493,12 +493,13 @@ unlearn_drop_model(PG_FUNCTION_ARGS)
 			"DELETE FROM unlearn.forgotten WHERE model = $1",
 			"DELETE FROM unlearn.manifests WHERE model = $1",
 			"DELETE FROM unlearn.versions WHERE model = $1",
-			"DELETE FROM unlearn.encodings WHERE model = $1",
-			"DELETE FROM unlearn.models WHERE name = $1"
+			"DELETE FROM unlearn.models WHERE name = $1",
+			"DELETE FROM unlearn.encodings WHERE model = $1"	/* last: not in a 0.1 catalog */
 		};
+		int			n = unlearn_catalog_has_column_models() ? lengthof(deletes) : lengthof(deletes) - 1;
 
 		ret = SPI_OK_DELETE;
-		for (int i = 0; i < lengthof(deletes) && ret == SPI_OK_DELETE; i++)
+		for (int i = 0; i < n && ret == SPI_OK_DELETE; i++)
 			ret = SPI_execute_with_args(deletes[i], 1, argtypes, args, NULL, false, 0);
 	}
 	unlearn_restore_user(&saved);

@@ -201,6 +201,11 @@ check_train_table(TrainArgs *a)
 				 errmsg("permission denied for table %s", get_rel_name(a->relid)),
 				 errdetail("Training reads the table and needs SELECT on it.")));
 	a->label_type = unlearn_column_type(a->relid, a->label_col, "label");
+	if (a->feat_col == NULL && !unlearn_catalog_has_column_models())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("column models need version 0.2 of extension unlearn"),
+				 errhint("Run ALTER EXTENSION unlearn UPDATE, or give features_column.")));
 	if (a->feat_col == NULL)
 		a->encoder = unlearn_encoder_columns(a->relid, a->id_col, a->label_col, a->feature_columns,
 											 a->nulls_error);
@@ -282,11 +287,14 @@ register_model(void *arg, Jsonb *used_options)
 	nulls[12] = nulls[13] = a->encoder ? ' ' : 'n';
 
 	unlearn_become_catalog_owner(&saved);
-	ret = SPI_execute_with_args("INSERT INTO unlearn.models (name, owner, relation, id_column,"
-								" features_column, label_column, label_type, features, hidden,"
-								" classes, options, current_version, auto_unlearn, feature_columns, feature_types)"
-								" VALUES ($1, $2::regrole, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $13, $14)",
-								14, argtypes, args, nulls, false, 0);
+	/* a catalog still at 0.1 (array models only) lacks the last two columns */
+	ret = SPI_execute_with_args(psprintf("INSERT INTO unlearn.models (name, owner, relation, id_column,"
+										 " features_column, label_column, label_type, features, hidden,"
+										 " classes, options, current_version, auto_unlearn%s)"
+										 " VALUES ($1, $2::regrole, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12%s)",
+										 a->encoder ? ", feature_columns, feature_types" : "",
+										 a->encoder ? ", $13, $14" : ""),
+								a->encoder ? 14 : 12, argtypes, args, nulls, false, 0);
 	if (ret == SPI_OK_INSERT && a->encoder)
 		ret = SPI_execute_with_args("INSERT INTO unlearn.encodings (model, inputs) VALUES ($1, $2)",
 									2, (Oid[]) {TEXTOID, JSONBOID},

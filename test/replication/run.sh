@@ -128,19 +128,23 @@ q postgres "CREATE DATABASE $SUB" >/dev/null
 q "$PUB" "CREATE TABLE pts (id bigint PRIMARY KEY, features real[], label int);
           CREATE TABLE ppts (id bigint PRIMARY KEY, features real[], label int);
           $(rows_sql pts 1 300); $(rows_sql ppts 1 200);
-          CREATE PUBLICATION repl_pub FOR TABLE pts, ppts" >/dev/null
+          CREATE TABLE cpts (id bigint PRIMARY KEY, a real, b double precision, c text, label int);
+          INSERT INTO cpts SELECT i, (i % 3) * 2 + sin(i), CASE WHEN i % 7 = 0 THEN NULL ELSE cos(i) END,
+                                  (ARRAY['x', 'y', 'z'])[1 + i % 3], i % 3 FROM generate_series(1, 200) i;
+          CREATE PUBLICATION repl_pub FOR TABLE pts, ppts, cpts" >/dev/null
 q "$SUB" "CREATE EXTENSION unlearn;
           CREATE TABLE pts (id bigint PRIMARY KEY, features real[], label int);
           CREATE TABLE ppts (id bigint PRIMARY KEY, features real[], label int) PARTITION BY RANGE (id);
           CREATE TABLE ppts_lo PARTITION OF ppts FOR VALUES FROM (MINVALUE) TO (101);
-          CREATE TABLE ppts_hi PARTITION OF ppts FOR VALUES FROM (101) TO (MAXVALUE)" >/dev/null
+          CREATE TABLE ppts_hi PARTITION OF ppts FOR VALUES FROM (101) TO (MAXVALUE);
+          CREATE TABLE cpts (id bigint PRIMARY KEY, a real, b double precision, c text, label int)" >/dev/null
 q "$PUB" "SELECT pg_create_logical_replication_slot('$SLOT', 'pgoutput')" >/dev/null
 q "$SUB" "CREATE SUBSCRIPTION repl_sub
             CONNECTION 'host=$PGHOST port=$PGPORT dbname=$PUB user=$OWNER'
             PUBLICATION repl_pub WITH (create_slot = false, slot_name = '$SLOT')" >/dev/null
 sub_made=1
-check "initial copy done (pg_subscription_rel: 2 tables in state r)" "2" \
-	"$(poll "$SUB" "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate = 'r'" 2)"
+check "initial copy done (pg_subscription_rel: 3 tables in state r)" "3" \
+	"$(poll "$SUB" "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate = 'r'" 3)"
 check "$SUB has the rows (pts|ppts|ppts_lo|ppts_hi)" "300|200|100|100" \
 	"$(q "$SUB" "SELECT (SELECT count(*) FROM pts), (SELECT count(*) FROM ppts),
 	                    (SELECT count(*) FROM ppts_lo), (SELECT count(*) FROM ppts_hi)")"
@@ -153,7 +157,12 @@ info "trained m_pts on $SUB.pts: rows|train accuracy = $(q "$SUB" "SELECT rows, 
 info "trained m_ppts on $SUB.ppts: rows|train accuracy = $(q "$SUB" "SELECT rows, round(train_accuracy::numeric, 3)
       FROM unlearn_train('m_ppts', 'ppts', 'id', 'features', 'label', hidden => '{16}', epochs => 40,
                          options => '{\"lr\": 0.01, \"batch_size\": 32, \"seed\": 2}')")"
-check "capture triggers on pts, ppts and its partitions (row capture on the leaves), all ENABLE ALWAYS (tgenabled A)" "ppts:AAA,ppts_hi:AAAA,ppts_lo:AAAA,pts:AAAA" \
+info "trained column model m_cpts on $SUB.cpts (a real, b float8 with NULLs, c text): rows|inputs = $(q "$SUB" \
+      "SELECT t.rows, m.features FROM unlearn_train(model => 'm_cpts', relation => 'cpts', id_column => 'id',
+                         label_column => 'label', hidden => '{16}', epochs => 40,
+                         options => '{\"lr\": 0.01, \"batch_size\": 32, \"seed\": 3}') t
+       JOIN unlearn.models m ON m.name = t.model")"
+check "capture triggers on pts, ppts and its partitions (row capture on the leaves), cpts, all ENABLE ALWAYS (tgenabled A)" "cpts:AAAA,ppts:AAA,ppts_hi:AAAA,ppts_lo:AAAA,pts:AAAA" \
 	"$(q "$SUB" "SELECT string_agg(r, ',' ORDER BY r) FROM (
 	               SELECT tgrelid::regclass || ':' || string_agg(tgenabled::text, '' ORDER BY tgname) r
 	               FROM pg_trigger WHERE tgname LIKE 'unlearn\_%' GROUP BY tgrelid) s")"
@@ -235,6 +244,24 @@ check "a new version of m_ppts; 20, 21, 150 out of its manifest" "$((v_ppts + 1)
 	"$(q "$SUB" "SELECT (SELECT current_version FROM unlearn.models WHERE name = 'm_ppts'),
 	                    (SELECT count(*) FROM unlearn_manifest('m_ppts') x WHERE x IN (20, 21, 150))")"
 check "unlearn_confirm_forgotten(m_ppts)" t "$(q "$SUB" "SELECT unlearn_confirm_forgotten('m_ppts')" 2>/dev/null)"
+
+# ---------------------------------------------------------------- 3b. a column model
+echo
+echo "==== 3b. a column model: DELETE, UPDATE of a feature and of the label on $PUB ===="
+v_cpts=$(q "$SUB" "SELECT current_version FROM unlearn.models WHERE name = 'm_cpts'")
+q "$PUB" "DELETE FROM cpts WHERE id IN (14, 15); UPDATE cpts SET c = 'w' WHERE id = 16;
+          UPDATE cpts SET label = (label + 1) % 3 WHERE id = 17" >/dev/null
+check "the changes reach $SUB.cpts (rows|c of 16|label of 17)" "198|w|0" \
+	"$(poll "$SUB" "SELECT (SELECT count(*) FROM cpts) || '|' || (SELECT c FROM cpts WHERE id = 16)
+	                       || '|' || (SELECT label FROM cpts WHERE id = 17)" "198|w|0")"
+check "queued by the row capture with the encoded rows (id:kind:inputs)" "14:forget:6,15:forget:6,16:forget:6,17:relabel:6" \
+	"$(q "$SUB" "SELECT string_agg(id || ':' || kind || ':' || array_length(features, 1), ',' ORDER BY id)
+	              FROM unlearn.requests WHERE model = 'm_cpts'")"
+check "unlearn_wait(m_cpts) returns true" t "$(q "$SUB" "SELECT unlearn_wait('m_cpts', '30 s')")"
+check "14, 15, 16 out of the current manifest of m_cpts, in its ledger" "0|3" \
+	"$(q "$SUB" "SELECT (SELECT count(*) FROM unlearn_manifest('m_cpts') x WHERE x IN (14, 15, 16)),
+	                    (SELECT count(*) FROM unlearn.forgotten WHERE model = 'm_cpts' AND id IN (14, 15, 16))")"
+check "unlearn_confirm_forgotten(m_cpts)" t "$(q "$SUB" "SELECT unlearn_confirm_forgotten('m_cpts')" 2>/dev/null)"
 
 # ---------------------------------------------------------------- 4. TRUNCATE
 echo
