@@ -66,7 +66,7 @@ UnlearnEncoder *unlearn_encoder_columns(Oid relid, const char *id_column, const 
 
 /* ---------- encode_catalog.c ---------- */
 
-/* The encoder a model's catalog row records: columns, their types, inputs (XX001 if corrupt). */
+/* The encoder a model's catalog row records: columns (text[]), their types (oid[]), inputs (XX001 if corrupt). */
 UnlearnEncoder *unlearn_encoder_from_catalog(Datum columns, Datum types, Jsonb *inputs,
 											 int n_features, const char *model);
 

@@ -164,7 +164,7 @@ input_from_json(UnlearnInput *in, JsonbContainer *obj, const char *model)
 }
 
 /*
- * The encoder a model's catalog row records: feature_columns (name[]),
+ * The encoder a model's catalog row records: feature_columns (as text[]),
  * feature_types (regtype[]) and inputs (jsonb), checked against each other
  * and against the model's feature count.
  */
@@ -182,7 +182,7 @@ unlearn_encoder_from_catalog(Datum columns, Datum types, Jsonb *inputs, int n_fe
 	JsonbValue *nulls;
 
 	/* step 1: the names and types, one of each per column */
-	deconstruct_array(DatumGetArrayTypeP(columns), NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR, &names, &nn, &n);
+	deconstruct_array(DatumGetArrayTypeP(columns), TEXTOID, -1, false, TYPALIGN_INT, &names, &nn, &n);
 	deconstruct_array(DatumGetArrayTypeP(types), REGTYPEOID, 4, true, TYPALIGN_INT, &typs, &tn, &nt);
 	if (n == 0 || n != nt || !JB_ROOT_IS_OBJECT(inputs) ||
 		(cols = get_key(&inputs->root, "columns", jbvBinary)) == NULL ||
@@ -199,7 +199,7 @@ unlearn_encoder_from_catalog(Datum columns, Datum types, Jsonb *inputs, int n_fe
 
 		if (nn[i] || tn[i] || obj == NULL || obj->type != jbvBinary)
 			corrupt(model, "feature_columns, feature_types and inputs do not describe the same columns.");
-		in->column = pstrdup(NameStr(*DatumGetName(names[i])));
+		in->column = TextDatumGetCString(names[i]);
 		in->type = DatumGetObjectId(typs[i]);
 		if (!unlearn_input_conv(in->type, &in->conv))
 			corrupt(model, psprintf("Column \"%s\" has type %s.", in->column, format_type_be(in->type)));
