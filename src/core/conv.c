@@ -171,6 +171,42 @@ conv_forward(const nn_model *m, nn_workspace *ws, int s, const float *in, int n)
 	nn_add_bias_relu(ws->sact[s], m->params + st->b_off, (size_t) n * pix, st->c_out);
 }
 
+/*
+ * Fold the window element at offset `at` of one image into the running
+ * maxima of C channels (channel stride sc; the contiguous case separately,
+ * so the compiler vectorises it with blends).
+ */
+static inline void
+pool_fold(const float *restrict img, size_t at, size_t sc, int C, float *restrict out, int *restrict idx, int first)
+{
+	const float *restrict p = img + at;
+
+	if (first)
+		for (int c = 0; c < C; c++)
+		{
+			out[c] = p[c * sc];
+			idx[c] = (int) (at + c * sc);
+		}
+	else if (sc == 1)
+		for (int c = 0; c < C; c++)
+		{
+			float		v = p[c],
+						o = out[c];
+			int			k = idx[c],
+						better = v > o;	/* strict: the first maximum wins ties */
+
+			out[c] = better ? v : o;
+			idx[c] = k + better * ((int) at + c - k);
+		}
+	else
+		for (int c = 0; c < C; c++)
+			if (p[c * sc] > out[c])
+			{
+				out[c] = p[c * sc];
+				idx[c] = (int) (at + c * sc);
+			}
+}
+
 /* Max-pool forward: each output is the largest of its P x P window (the first on ties). */
 static void
 pool_forward(const nn_model *m, nn_workspace *ws, int s, const float *in, int n)
@@ -187,17 +223,9 @@ pool_forward(const nn_model *m, nn_workspace *ws, int s, const float *in, int n)
 			for (int ox = 0; ox < st->w_out; ox++, out += C, idx += C)
 				for (int py = 0; py < P; py++)
 					for (int px = 0; px < P; px++)
-					{
-						size_t		at = (size_t) (oy * P + py) * lay.sy + (size_t) (ox * P + px) * lay.sx;
-						const float *p = in + (size_t) i * in_size(st) + at;
-
-						for (int c = 0; c < C; c++)
-							if ((py == 0 && px == 0) || p[c * lay.sc] > out[c])
-							{
-								out[c] = p[c * lay.sc];
-								idx[c] = (int) (at + c * lay.sc);
-							}
-					}
+						pool_fold(in + (size_t) i * in_size(st),
+								  (size_t) (oy * P + py) * lay.sy + (size_t) (ox * P + px) * lay.sx,
+								  lay.sc, C, out, idx, py == 0 && px == 0);
 }
 
 /* Run every stage on n rows of in (CHW); returns the last stage's output. */
