@@ -88,29 +88,22 @@ RESET unlearn.max_model_size;
 SET ROLE regress_owner;
 
 -- bad layer lists and shapes: 22023, nothing registered
-SELECT err($$SELECT unlearn_train('bad', 'bars', 'id', 'pixels', 'label',
-          options => '{"input_shape": [1, 8, 8], "layers": ["conv2d 8 3"]}')$$) AS unknown_layer;
-SELECT err($$SELECT unlearn_train('bad', 'bars', 'id', 'pixels', 'label',
-          options => '{"input_shape": [1, 8, 8], "layers": ["conv 8"]}')$$) AS conv_without_kernel;
-SELECT err($$SELECT unlearn_train('bad', 'bars', 'id', 'pixels', 'label',
-          options => '{"input_shape": [1, 8, 8], "layers": ["dense 0"]}')$$) AS zero_width;
-SELECT err($$SELECT unlearn_train('bad', 'bars', 'id', 'pixels', 'label',
-          options => '{"input_shape": [1, 8, 8], "layers": ["maxpool 2", "maxpool 2", "maxpool 2", "maxpool 2"]}')$$)
-       AS pooled_away;
-SELECT err($$SELECT unlearn_train('bad', 'bars', 'id', 'pixels', 'label',
-          options => '{"input_shape": [1, 8, 8], "layers": ["conv 8 2"]}')$$) AS even_kernel;
-SELECT err($$SELECT unlearn_train('bad', 'bars', 'id', 'pixels', 'label',
-          options => '{"input_shape": [1, 8, 8], "layers": ["dense 8", "conv 8 3"]}')$$) AS conv_after_dense;
-SELECT err($$SELECT unlearn_train('bad', 'bars', 'id', 'pixels', 'label',
-          options => '{"input_shape": [1, 8, 7], "layers": ["conv 8 3"]}')$$) AS shape_not_features;
-SELECT err($$SELECT unlearn_train('bad', 'bars', 'id', 'pixels', 'label',
-          options => '{"layers": ["conv 8 3"]}')$$) AS conv_without_shape;
-SELECT err($$SELECT unlearn_train('bad', 'bars', 'id', 'pixels', 'label',
-          options => '{"input_shape": [8, 8], "layers": ["conv 8 3"]}')$$) AS two_dimensions;
-SELECT err($$SELECT unlearn_train('bad', 'bars', 'id', 'pixels', 'label',
-          options => '{"input_shape": [1, 8, 8], "layers": "conv 8 3"}')$$) AS not_an_array;
-SELECT err($$SELECT unlearn_train('bad', 'bars', 'id', 'pixels', 'label',
-          options => '{"input_shape": [1, 8, 8], "layers": [["conv", 8, 3]]}')$$) AS not_a_string;
+SELECT ord, what, err(format($$SELECT unlearn_train('bad', 'bars', 'id', 'pixels', 'label', options => %L)$$, opts))
+FROM (VALUES
+  (1, 'unknown layer', '{"input_shape": [1, 8, 8], "layers": ["conv2d 8 3"]}'),
+  (2, 'conv without kernel', '{"input_shape": [1, 8, 8], "layers": ["conv 8"]}'),
+  (3, 'zero width', '{"input_shape": [1, 8, 8], "layers": ["dense 0"]}'),
+  (4, 'pooled away', '{"input_shape": [1, 8, 8], "layers": ["maxpool 2", "maxpool 2", "maxpool 2", "maxpool 2"]}'),
+  (5, 'even kernel', '{"input_shape": [1, 8, 8], "layers": ["conv 8 2"]}'),
+  (6, 'conv after dense', '{"input_shape": [1, 8, 8], "layers": ["dense 8", "conv 8 3"]}'),
+  (7, 'shape is not the features', '{"input_shape": [1, 8, 7], "layers": ["conv 8 3"]}'),
+  (8, 'conv without shape', '{"layers": ["conv 8 3"]}'),
+  (9, 'two dimensions', '{"input_shape": [8, 8], "layers": ["conv 8 3"]}'),
+  (10, 'not an array', '{"input_shape": [1, 8, 8], "layers": "conv 8 3"}'),
+  (11, 'not a string', '{"input_shape": [1, 8, 8], "layers": [["conv", 8, 3]]}'),
+  (12, 'nine stages', '{"input_shape": [1, 8, 8], "layers": ["conv 1 1", "conv 1 1", "conv 1 1", "conv 1 1",
+                        "conv 1 1", "conv 1 1", "conv 1 1", "conv 1 1", "conv 1 1"]}')
+) AS t(ord, what, opts) ORDER BY ord;
 SELECT count(*) AS registered FROM unlearn.models WHERE name = 'bad';
 
 SELECT unlearn_drop_model('mlp_layers'), unlearn_drop_model('mlp_hidden'), unlearn_drop_model('cnn_big');

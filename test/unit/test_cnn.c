@@ -104,6 +104,37 @@ bars_trained(const float *X, const int *y, int n, int epochs)
 	return m;
 }
 
+/* The bars training set (360 rows) and held-out set (150 rows) of the training and unlearning tests. */
+typedef struct bars_sets
+{
+	int			n;
+	float	   *X,
+			   *Xt;
+	int		   *y,
+				yt[150];
+} bars_sets;
+
+/* Make both sets (seeds 1 and 2). */
+static void
+bars_sets_make(bars_sets *b)
+{
+	b->n = 360;
+	b->X = malloc(sizeof(float) * b->n * 64);
+	b->Xt = malloc(sizeof(float) * 150 * 64);
+	b->y = malloc(sizeof(int) * b->n);
+	bars_make(1, b->X, b->y, b->n);
+	bars_make(2, b->Xt, b->yt, 150);
+}
+
+/* Release what bars_sets_make allocated. */
+static void
+bars_sets_free(bars_sets *b)
+{
+	free(b->X);
+	free(b->Xt);
+	free(b->y);
+}
+
 /* ---------------------------------------------------------------- layer lists */
 
 /* Each layer list that does not fit is refused with a message naming the problem. */
@@ -477,31 +508,24 @@ UNIT_TEST(cnn_serialize_v3_roundtrip)
 /* A small CNN learns the bars images (train and held-out accuracy), reproducibly. */
 UNIT_TEST(cnn_trains_on_bars)
 {
-	int			n = 360;
-	float	   *X = malloc(sizeof(float) * n * 64),
-			   *Xt = malloc(sizeof(float) * 150 * 64);
-	int		   *y = malloc(sizeof(int) * n),
-				yt[150];
+	bars_sets	d;
 	nn_model   *a,
 			   *b;
 	double		acc0;
 
-	bars_make(1, X, y, n);
-	bars_make(2, Xt, yt, 150);
+	bars_sets_make(&d);
 	a = bars_model(5);
-	acc0 = nn_accuracy(a, Xt, yt, 150);
+	acc0 = nn_accuracy(a, d.Xt, d.yt, 150);
 	nn_free(a);
-	a = bars_trained(X, y, n, 15);
-	b = bars_trained(X, y, n, 15);
+	a = bars_trained(d.X, d.y, d.n, 15);
+	b = bars_trained(d.X, d.y, d.n, 15);
 	CHECK(acc0 < 0.6);
-	CHECK(nn_accuracy(a, X, y, n) > 0.95);
-	CHECK(nn_accuracy(a, Xt, yt, 150) > 0.9);
+	CHECK(nn_accuracy(a, d.X, d.y, d.n) > 0.95);
+	CHECK(nn_accuracy(a, d.Xt, d.yt, 150) > 0.9);
 	CHECK(memcmp(a->params, b->params, sizeof(float) * a->n_params) == 0);
 	nn_free(a);
 	nn_free(b);
-	free(X);
-	free(Xt);
-	free(y);
+	bars_sets_free(&d);
 }
 
 /* ---------------------------------------------------------------- unlearning */
@@ -600,19 +624,14 @@ UNIT_TEST(cnn_mas_per_tensor)
  */
 UNIT_TEST(cnn_every_method_forgets)
 {
-	int			n = 360;
-	float	   *X = malloc(sizeof(float) * n * 64),
-			   *Xt = malloc(sizeof(float) * 150 * 64);
-	int		   *y = malloc(sizeof(int) * n),
-				yt[150];
+	bars_sets	d;
 	nn_model   *m;
 	double		acc0;
 
-	bars_make(1, X, y, n);
-	bars_make(2, Xt, yt, 150);
-	m = bars_trained(X, y, n, 15);
-	acc0 = nn_accuracy(m, Xt, yt, 150);
-	CHECK(nn_accuracy(m, X, y, 4) == 1.0);	/* the first rows are learned */
+	bars_sets_make(&d);
+	m = bars_trained(d.X, d.y, d.n, 15);
+	acc0 = nn_accuracy(m, d.Xt, d.yt, 150);
+	CHECK(nn_accuracy(m, d.X, d.y, 4) == 1.0);	/* the first rows are learned */
 	for (int meth = 0; meth <= UL_METHOD_DEFAULT; meth++)
 	{
 		nn_model   *a = nn_clone(m);
@@ -624,23 +643,21 @@ UNIT_TEST(cnn_every_method_forgets)
 		ul_options_default(&o, (ul_method) meth);
 		o.pgd_steps = 20;
 		o.adv_per_row = 5;
-		CHECK(ul_unlearn(a, X, y, k, NULL, NULL, NULL, 0, X + k * 64, y + k, n - k,
+		CHECK(ul_unlearn(a, d.X, d.y, k, NULL, NULL, NULL, 0, d.X + k * 64, d.y + k, d.n - k,
 						 &o, NULL, NULL, &r, err, sizeof(err)) == 0);
 		if (!(r.success == 1 && r.forgotten == k))
 			fprintf(stderr, "  %s: forgot %d of %d in %d steps\n", ul_method_name((ul_method) meth),
 					r.forgotten, k, r.steps);
 		CHECK(r.success == 1 && r.forgotten == k);
-		CHECK(nn_accuracy(a, X, y, k) == 0.0);
+		CHECK(nn_accuracy(a, d.X, d.y, k) == 0.0);
 		CHECK(nn_params_finite(a));
 		CHECK(memcmp(a->params, m->params, sizeof(float) * m->n_params) != 0);
 		if (meth == UL_METHOD_DEFAULT)
-			CHECK(nn_accuracy(a, Xt, yt, 150) >= acc0 - 0.10);
+			CHECK(nn_accuracy(a, d.Xt, d.yt, 150) >= acc0 - 0.10);
 		nn_free(a);
 	}
 	nn_free(m);
-	free(X);
-	free(Xt);
-	free(y);
+	bars_sets_free(&d);
 }
 
 const unit_case cnn_tests[] = {
