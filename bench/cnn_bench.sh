@@ -65,15 +65,15 @@ upsql -q -c "CREATE EXTENSION unlearn"
 
 # 1. unlearn
 load_u=$(loadavg)
-read -r u_train u_acc < <(upsql -q -At -F ' ' <<SQL
-SELECT train_seconds, accuracy
+upsql -q -At >"$tmp/unlearn.out" <<SQL
+SELECT train_seconds
 FROM unlearn_train(model => 'cnn', relation => 'fashion_train', id_column => 'id',
                    features_column => 'pixels', label_column => 'label', epochs => $EPOCHS,
                    auto_unlearn => false,
-                   options => '{"input_shape": [1, 28, 28], "layers": $LAYERS, "seed": $SEED}'),
-     unlearn_evaluate('cnn', 'fashion_test');
+                   options => '{"input_shape": [1, 28, 28], "layers": $LAYERS, "seed": $SEED}');
+SELECT accuracy FROM unlearn_evaluate('cnn', 'fashion_test');
 SQL
-)
+{ read -r u_train; read -r u_acc; } <"$tmp/unlearn.out"
 u_epoch=$(awk -v t="$u_train" -v e="$EPOCHS" 'BEGIN { printf "%.2f", t / e }')
 echo "unlearn: load $load_u, $u_epoch s/epoch, test accuracy $u_acc"
 
