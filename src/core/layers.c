@@ -49,7 +49,7 @@ nn_workspace_create(const nn_model *m, int max_batch)
 		}
 	}
 	ws->probs = nn_alloc_floats((size_t) max_batch * (size_t) NN_CLASSES(m));
-	if (ws->probs == NULL)
+	if (ws->probs == NULL || (m->n_stages > 0 && nn_stages_workspace(m, ws, max_batch) != 0))
 		goto fail;
 	return ws;
 
@@ -69,15 +69,23 @@ nn_workspace_free(nn_workspace *ws)
 		nn_free_mem(ws->act[l]);
 		nn_free_mem(ws->delta[l]);
 	}
+	for (int s = 0; s < NN_MAX_STAGES; s++)
+	{
+		nn_free_mem(ws->sact[s]);
+		nn_free_mem(ws->sdelta[s]);
+		nn_free_mem(ws->pidx[s]);
+	}
+	nn_free_mem(ws->col);
+	nn_free_mem(ws->dcol);
 	nn_free_mem(ws->probs);
 	nn_free_mem(ws);
 }
 
 /* Add the bias row to every row of out (n x width) and apply ReLU, in one pass. */
-static void
-add_bias_relu(float *out, const float *bias, int n, int width)
+void
+nn_add_bias_relu(float *out, const float *bias, size_t n, int width)
 {
-	for (int i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++)
 	{
 		float	   *row = out + (size_t) i * width;
 
@@ -114,8 +122,9 @@ nn_set_interrupt_hook(nn_interrupt_fn hook)
 
 /*
  * Forward pass: act[l+1] = act[l] W_l^T + b_l (ReLU on hidden layers), with
- * act[0] = X, or (X - mean) / scale on a standardized model.  Returns the
- * logits in ws, or NULL if n exceeds ws->max_batch (or the standardised
+ * act[0] = X, or (X - mean) / scale on a standardized model; a
+ * convolutional model's dense input is its last stage's output (conv.c).
+ * Returns the logits in ws, or NULL if n exceeds ws->max_batch (or the standardised
  * input's buffer cannot be allocated).
  */
 const float *
@@ -139,6 +148,8 @@ nn_forward(const nn_model *m, nn_workspace *ws, const float *X, int n)
 		nn_standardize_rows(m, X, n, ws->act[0]);
 		in = ws->act[0];
 	}
+	if (m->n_stages > 0)
+		in = nn_stages_forward(m, ws, in, n);
 	for (int l = 0; l < L; l++)
 	{
 		int			fan_in = m->dims[l];
@@ -150,7 +161,7 @@ nn_forward(const nn_model *m, nn_workspace *ws, const float *X, int n)
 						1.0f, in, fan_in, m->params + m->w_off[l], fan_in,
 						0.0f, out, fan_out);
 		if (l < L - 1)
-			add_bias_relu(out, m->params + m->b_off[l], n, fan_out);
+			nn_add_bias_relu(out, m->params + m->b_off[l], (size_t) n, fan_out);
 		else
 			add_bias(out, m->params + m->b_off[l], n, fan_out);
 		in = out;
@@ -158,11 +169,11 @@ nn_forward(const nn_model *m, nn_workspace *ws, const float *X, int n)
 	return ws->act[L];
 }
 
-
-static void
-add_column_sums(const float *g, int n, int width, float *grad_bias)
+/* Column sums of g (n x width) added to grad_bias: the bias gradient. */
+void
+nn_add_column_sums(const float *g, size_t n, int width, float *grad_bias)
 {
-	for (int i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++)
 	{
 		const float *row = g + (size_t) i * width;
 
@@ -185,8 +196,8 @@ unscale_gradient(float *g, const float *scale, int n, int width)
 }
 
 /* Zero delta wherever the ReLU output was 0: turns d/d(act) into d/d(pre-activation). */
-static void
-relu_mask(float *delta, const float *act, size_t count)
+void
+nn_relu_mask(float *delta, const float *act, size_t count)
 {
 	for (size_t i = 0; i < count; i++)
 		delta[i] = act[i] > 0.0f ? delta[i] : 0.0f;
@@ -199,13 +210,17 @@ relu_mask(float *delta, const float *act, size_t count)
  * layer's input gradient (the costly n x features product) is skipped unless
  * grad_input is given.  On a standardized model the first layer's input is
  * the standardised act[0], and the input gradient is taken back to raw X
- * (chain rule: divided by scale).
+ * (chain rule: divided by scale).  On a convolutional model the first
+ * dense layer's input gradient goes to the last stage, and the stages
+ * (conv.c) carry it on to their parameters and the input.
  */
 void
 nn_backward(const nn_model *m, nn_workspace *ws, const float *X, int n,
 			const float *dlogits, float *grad_params, float *grad_input)
 {
 	int			L = m->n_layers;
+	const float *x0 = m->standardized ? ws->act[0] : X;	/* what the first layer or stage read */
+	float	   *gstage = m->n_stages > 0 ? ws->sdelta[m->n_stages - 1] : NULL;
 
 	NN_ASSERT(m != NULL && ws != NULL && dlogits != NULL);
 	if (n <= 0 || n > ws->max_batch || (grad_params == NULL && grad_input == NULL))
@@ -215,7 +230,7 @@ nn_backward(const nn_model *m, nn_workspace *ws, const float *X, int n,
 		int			fan_in = m->dims[l];
 		int			fan_out = m->dims[l + 1];
 		const float *g = (l == L - 1) ? dlogits : ws->delta[l + 1];
-		const float *in = (l == 0) ? (m->standardized ? ws->act[0] : X) : ws->act[l];
+		const float *in = l > 0 ? ws->act[l] : gstage ? ws->sact[m->n_stages - 1] : x0;
 		const float *W = m->params + m->w_off[l];
 
 		if (grad_params)
@@ -223,22 +238,22 @@ nn_backward(const nn_model *m, nn_workspace *ws, const float *X, int n,
 			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, fan_out, fan_in, n,
 						1.0f, g, fan_out, in, fan_in,
 						1.0f, grad_params + m->w_off[l], fan_in);
-			add_column_sums(g, n, fan_out, grad_params + m->b_off[l]);
+			nn_add_column_sums(g, (size_t) n, fan_out, grad_params + m->b_off[l]);
 		}
 		if (l > 0)
 		{
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, fan_in, fan_out,
 						1.0f, g, fan_out, W, fan_in, 0.0f, ws->delta[l], fan_in);
-			relu_mask(ws->delta[l], ws->act[l], (size_t) n * (size_t) fan_in);
+			nn_relu_mask(ws->delta[l], ws->act[l], (size_t) n * (size_t) fan_in);
 		}
-		else if (grad_input)
-		{
+		else if (grad_input || gstage)
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, fan_in, fan_out,
-						1.0f, g, fan_out, W, fan_in, 0.0f, grad_input, fan_in);
-			if (m->standardized)
-				unscale_gradient(grad_input, m->scale, n, fan_in);
-		}
+						1.0f, g, fan_out, W, fan_in, 0.0f, gstage ? gstage : grad_input, fan_in);
 	}
+	if (gstage)
+		nn_stages_backward(m, ws, x0, n, grad_params, grad_input);
+	if (grad_input && m->standardized)
+		unscale_gradient(grad_input, m->scale, n, NN_FEATURES(m));
 }
 
 /* Index of the largest of C values (first one on ties). */

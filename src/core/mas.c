@@ -25,7 +25,7 @@ ul_norm_tensor(const float *omega, float *w, size_t a, size_t b)
 		w[j] = hi > lo ? 1.0f - (omega[j] - lo) / (hi - lo) : 1.0f;
 }
 
-/* MAS importance: |grad of mean ||logits||_2|, per-tensor min-max, w = 1 - hat. */
+/* MAS importance: |grad of mean ||logits||_2|, per-tensor min-max (conv tensors too), w = 1 - hat. */
 void
 ul_mas_weights(const nn_model *m, const float *X, int n,
 			   float *raw_omega, float *w)
@@ -35,6 +35,9 @@ ul_mas_weights(const nn_model *m, const float *X, int n,
 	float	   *omega = raw_omega ? raw_omega : nn_alloc(sizeof(float) * m->n_params);
 	nn_workspace *ws = nn_workspace_create(m, UL_CHUNK);
 	float	   *dl = nn_alloc(sizeof(float) * UL_CHUNK * C);
+	size_t		start[NN_MAX_TENSORS],
+				end[NN_MAX_TENSORS];
+	int			nt;
 
 	memset(omega, 0, sizeof(float) * m->n_params);
 	for (int s0 = 0; s0 < n; s0 += UL_CHUNK)
@@ -56,13 +59,9 @@ ul_mas_weights(const nn_model *m, const float *X, int n,
 	}
 	for (size_t j = 0; j < m->n_params; j++)
 		omega[j] = fabsf(omega[j]);
-	for (int l = 0; l < m->n_layers; l++)
-	{
-		size_t		nw = (size_t) m->dims[l + 1] * m->dims[l];
-
-		ul_norm_tensor(omega, w, m->w_off[l], m->w_off[l] + nw);
-		ul_norm_tensor(omega, w, m->b_off[l], m->b_off[l] + m->dims[l + 1]);
-	}
+	nt = nn_param_tensors(m, start, end, NN_MAX_TENSORS);
+	for (int t = 0; t < nt; t++)
+		ul_norm_tensor(omega, w, start[t], end[t]);
 	nn_free_mem(dl);
 	nn_workspace_free(ws);
 	if (!raw_omega)

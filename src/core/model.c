@@ -1,6 +1,7 @@
 /*
  * model.c: a model's shape and lifetime: validate and count the layers,
- * allocate, He-initialise, clone, copy, free; the feature range PGD stays
+ * allocate (with conv stages, laid out first), He-initialise, clone, copy,
+ * free, list the parameter tensors; the feature range PGD stays
  * inside; the standardisation the forward pass applies first; the
  * finiteness check before a model is stored.
  */
@@ -55,6 +56,46 @@ nn_count_params(int n_layers, const int *dims)
 	return total;
 }
 
+/* Parameter count of the conv stages: each conv's weights and bias (pools have none). */
+uint64_t
+nn_count_stage_params(int n_stages, const nn_stage *stages)
+{
+	uint64_t	total = 0;
+
+	for (int s = 0; s < n_stages; s++)
+		if (stages[s].kind == NN_STAGE_CONV)
+			total += (uint64_t) stages[s].c_out *
+				((uint64_t) stages[s].size * stages[s].size * stages[s].c_in + 1);
+	return total;
+}
+
+/* Lay out the params vector: conv weights and biases first, then the dense layers'. */
+static size_t
+assign_offsets(nn_model *m)
+{
+	size_t		off = 0;
+
+	for (int s = 0; s < m->n_stages; s++)
+	{
+		nn_stage   *st = &m->stage[s];
+
+		if (st->kind != NN_STAGE_CONV)
+			continue;
+		st->w_off = off;
+		off += (size_t) st->c_out * (size_t) st->size * (size_t) st->size * (size_t) st->c_in;
+		st->b_off = off;
+		off += (size_t) st->c_out;
+	}
+	for (int l = 0; l < m->n_layers; l++)
+	{
+		m->w_off[l] = off;
+		off += (size_t) m->dims[l + 1] * (size_t) m->dims[l];
+		m->b_off[l] = off;
+		off += (size_t) m->dims[l + 1];
+	}
+	return off;
+}
+
 /*
  * Allocate a model of validated shape with uninitialised params and a 0/1
  * feature range: the shared shell of create, clone and deserialise.
@@ -62,11 +103,19 @@ nn_count_params(int n_layers, const int *dims)
 nn_model *
 nn_model_alloc(int n_layers, const int *dims, char *err, size_t errlen)
 {
-	uint64_t	n_params = nn_count_params(n_layers, dims);
-	nn_model   *m;
-	size_t		off = 0;
-	int			F = dims[0];
+	return nn_model_alloc_staged(0, NULL, NULL, n_layers, dims, err, errlen);
+}
 
+/* The same, with n_stages planned conv / pool stages before the dense layers. */
+nn_model *
+nn_model_alloc_staged(int n_stages, const nn_stage *stages, const int in_shape[3],
+					  int n_layers, const int *dims, char *err, size_t errlen)
+{
+	uint64_t	n_params = nn_count_params(n_layers, dims) + nn_count_stage_params(n_stages, stages);
+	nn_model   *m;
+	int			F = n_stages > 0 ? in_shape[0] * in_shape[1] * in_shape[2] : dims[0];
+
+	NN_ASSERT(n_stages >= 0 && n_stages <= NN_MAX_STAGES);
 	if (n_params > SIZE_MAX / sizeof(float))
 	{
 		nn_set_error(err, errlen, "model too large");
@@ -78,18 +127,17 @@ nn_model_alloc(int n_layers, const int *dims, char *err, size_t errlen)
 		nn_set_error(err, errlen, "out of memory");
 		return NULL;
 	}
+	m->n_features = F;
+	m->n_stages = n_stages;
+	for (int s = 0; s < n_stages; s++)
+		m->stage[s] = stages[s];
+	for (int i = 0; i < 3 && n_stages > 0; i++)
+		m->in_shape[i] = in_shape[i];
 	m->n_layers = n_layers;
 	for (int l = 0; l <= n_layers; l++)
 		m->dims[l] = dims[l];
-	for (int l = 0; l < n_layers; l++)
-	{
-		m->w_off[l] = off;
-		off += (size_t) dims[l + 1] * (size_t) dims[l];
-		m->b_off[l] = off;
-		off += (size_t) dims[l + 1];
-	}
-	m->n_params = off;
-	NN_ASSERT((uint64_t) off == n_params);
+	m->n_params = assign_offsets(m);
+	NN_ASSERT((uint64_t) m->n_params == n_params);
 	m->params = nn_alloc_floats(m->n_params);
 	m->feat_lo = nn_alloc_floats((size_t) F);
 	m->feat_hi = nn_alloc_floats((size_t) F);
@@ -114,6 +162,38 @@ nn_model_alloc(int n_layers, const int *dims, char *err, size_t errlen)
 	return m;
 }
 
+/* Fill W (n floats) with N(0, 2 / fan_in) draws from rng and zero the bias b (nb floats). */
+static void
+he_init(nn_rng *rng, float *W, size_t n, size_t fan_in, float *b, size_t nb)
+{
+	float		std = (float) sqrt(2.0 / (double) fan_in);
+
+	for (size_t i = 0; i < n; i++)
+		W[i] = nn_rng_normal(rng) * std;
+	memset(b, 0, nb * sizeof(float));
+}
+
+/* He-initialise every weight tensor from seed (conv stages first, then the dense layers), biases 0. */
+void
+nn_init_params(nn_model *m, uint64_t seed)
+{
+	nn_rng		rng;
+
+	nn_rng_seed(&rng, seed);
+	for (int s = 0; s < m->n_stages; s++)
+	{
+		const nn_stage *st = &m->stage[s];
+		size_t		fan_in = (size_t) st->size * (size_t) st->size * (size_t) st->c_in;
+
+		if (st->kind == NN_STAGE_CONV)
+			he_init(&rng, m->params + st->w_off, (size_t) st->c_out * fan_in, fan_in,
+					m->params + st->b_off, (size_t) st->c_out);
+	}
+	for (int l = 0; l < m->n_layers; l++)
+		he_init(&rng, m->params + m->w_off[l], (size_t) m->dims[l + 1] * (size_t) m->dims[l],
+				(size_t) m->dims[l], m->params + m->b_off[l], (size_t) m->dims[l + 1]);
+}
+
 /* Validate the shape, then He-initialise weights (normal, std sqrt(2/fan_in)) and zero biases. */
 nn_model *
 nn_create(int n_features, int n_hidden, const int *hidden,
@@ -122,7 +202,6 @@ nn_create(int n_features, int n_hidden, const int *hidden,
 	int			dims[NN_MAX_LAYERS + 1];
 	int			n_layers;
 	nn_model   *m;
-	nn_rng		rng;
 
 	if (err && errlen)
 		err[0] = '\0';
@@ -149,18 +228,7 @@ nn_create(int n_features, int n_hidden, const int *hidden,
 	if (m == NULL)
 		return NULL;
 
-	nn_rng_seed(&rng, seed);
-	for (int l = 0; l < n_layers; l++)
-	{
-		float	   *W = m->params + m->w_off[l];
-		float	   *b = m->params + m->b_off[l];
-		size_t		n_weights = (size_t) dims[l + 1] * (size_t) dims[l];
-		float		std = (float) sqrt(2.0 / (double) dims[l]);
-
-		for (size_t i = 0; i < n_weights; i++)
-			W[i] = nn_rng_normal(&rng) * std;
-		memset(b, 0, (size_t) dims[l + 1] * sizeof(float));
-	}
+	nn_init_params(m, seed);
 	return m;
 }
 
@@ -168,7 +236,8 @@ nn_create(int n_features, int n_hidden, const int *hidden,
 nn_model *
 nn_clone(const nn_model *m)
 {
-	nn_model   *c = nn_model_alloc(m->n_layers, m->dims, NULL, 0);
+	nn_model   *c = nn_model_alloc_staged(m->n_stages, m->stage, m->in_shape,
+										  m->n_layers, m->dims, NULL, 0);
 
 	if (c == NULL)
 		return NULL;
@@ -187,6 +256,30 @@ nn_copy_params(nn_model *dst, const nn_model *src)
 {
 	if (dst != src)
 		memcpy(dst->params, src->params, src->n_params * sizeof(float));
+}
+
+/* Each weight matrix and bias vector as a [start, end) range of params, stages first. */
+int
+nn_param_tensors(const nn_model *m, size_t *start, size_t *end, int max)
+{
+	int			n = 0;
+
+	for (int s = 0; s < m->n_stages && n + 2 <= max; s++)
+		if (m->stage[s].kind == NN_STAGE_CONV)
+		{
+			start[n] = m->stage[s].w_off;
+			end[n++] = m->stage[s].b_off;
+			start[n] = m->stage[s].b_off;
+			end[n++] = m->stage[s].b_off + (size_t) m->stage[s].c_out;
+		}
+	for (int l = 0; l < m->n_layers && n + 2 <= max; l++)
+	{
+		start[n] = m->w_off[l];
+		end[n++] = m->b_off[l];
+		start[n] = m->b_off[l];
+		end[n++] = m->b_off[l] + (size_t) m->dims[l + 1];
+	}
+	return n;
 }
 
 /* Release a model and its arrays; NULL is ignored. */

@@ -1,5 +1,6 @@
 /*
- * nn.h: the numeric core of unlearn: dense ReLU classifiers in float32.
+ * nn.h: the numeric core of unlearn: ReLU classifiers in float32, dense
+ * (MLP) or convolutional (conv / max-pool stages, then dense layers).
  *
  * Plain C99 + CBLAS, no PostgreSQL headers, so it can be unit-tested on its own
  * (test/unit) and linked into the extension.  All memory goes through the
@@ -11,6 +12,15 @@
  * W_l (dims[l+1] x dims[l], row-major) at params + w_off[l] and its bias
  * (dims[l+1]) at params + b_off[l].  Hidden layers use ReLU; the last layer
  * produces logits.  L = 1 is softmax regression.
+ *
+ * A convolutional model has n_stages > 0 stages before the dense layers:
+ * convolutions (C filters, K x K, stride 1, same padding, ReLU) and max-pools
+ * (P x P, stride P).  Its input rows are images of in_shape = C x H x W,
+ * channel-major (CHW, as PyTorch flattens them); every stage's output is
+ * stored per row in HWC order, and the last one, flattened, is the dense
+ * layers' input (dims[0]).  A conv stage's weights (c_out x K*K*c_in, in
+ * (ky, kx, ci) order) and bias sit in the same flat params vector, before the
+ * dense layers'.
  */
 #ifndef UNLEARN_NN_H
 #define UNLEARN_NN_H
@@ -20,6 +30,9 @@
 
 #define NN_MAX_LAYERS 8          /* dense layers, so at most 7 hidden */
 #define NN_MAX_DIM    (1 << 20)  /* width of any layer, features included */
+#define NN_MAX_STAGES 8          /* convolution and pooling stages */
+#define NN_MAX_KERNEL 15         /* largest (odd) convolution kernel */
+#define NN_MAX_CHANNELS 4096     /* input channels and filters per convolution */
 
 /* ---------- allocator hooks (default: malloc/free) ---------- */
 typedef void *(*nn_alloc_fn) (size_t size);
@@ -52,22 +65,59 @@ float		nn_rng_normal(nn_rng *rng);	/* standard normal */
 void		nn_rng_shuffle(nn_rng *rng, int *idx, int n);	/* Fisher-Yates */
 
 /* ---------- model ---------- */
+
+/* What a stage computes. */
+typedef enum nn_stage_kind
+{
+	NN_STAGE_CONV = 1,			/* convolution, stride 1, same padding, then ReLU */
+	NN_STAGE_POOL = 2			/* max-pooling, P x P windows, stride P */
+} nn_stage_kind;
+
+/* One stage of a convolutional model: its kind, size and geometry (see nn.h's header). */
+typedef struct nn_stage
+{
+	nn_stage_kind kind;
+	int			size;			/* conv: kernel K (odd); pool: window P */
+	int			c_in, h_in, w_in;	/* input channels and spatial size */
+	int			c_out, h_out, w_out;	/* output (pool: c_out = c_in) */
+	size_t		w_off, b_off;	/* conv: weights c_out x (K*K*c_in) and bias c_out in params */
+} nn_stage;
+
+/* A layer as the caller lists it (nn_create_layers). */
+typedef enum nn_layer_kind
+{
+	NN_LAYER_CONV = 1,			/* units filters of size x size */
+	NN_LAYER_POOL = 2,			/* max-pool of size x size */
+	NN_LAYER_DENSE = 3			/* units outputs, ReLU */
+} nn_layer_kind;
+
+typedef struct nn_layer_spec
+{
+	nn_layer_kind kind;
+	int			units;			/* conv: filters; dense: width; pool: unused */
+	int			size;			/* conv: kernel; pool: window; dense: unused */
+} nn_layer_spec;
+
 typedef struct nn_model
 {
+	int			n_features;		/* input width: dims[0], or C*H*W of a convolutional model */
+	int			n_stages;		/* 0: an MLP */
+	int			in_shape[3];	/* C, H, W of the input when n_stages > 0 */
+	nn_stage	stage[NN_MAX_STAGES];
 	int			n_layers;		/* dense layers, >= 1 */
 	int			dims[NN_MAX_LAYERS + 1];
 	size_t		n_params;
 	size_t		w_off[NN_MAX_LAYERS];
 	size_t		b_off[NN_MAX_LAYERS];
 	float	   *params;			/* n_params */
-	float	   *feat_lo;		/* dims[0]: per-feature min seen in training (PGD box) */
-	float	   *feat_hi;		/* dims[0]: per-feature max seen in training */
+	float	   *feat_lo;		/* n_features: per-feature min seen in training (PGD box) */
+	float	   *feat_hi;		/* n_features: per-feature max seen in training */
 	int			standardized;	/* 1: every forward pass first maps x to (x - mean) / scale */
-	float	   *mean;			/* dims[0]: per-feature mean (0 when not standardized) */
-	float	   *scale;			/* dims[0]: per-feature scale (1 when not standardized) */
+	float	   *mean;			/* n_features: per-feature mean (0 when not standardized) */
+	float	   *scale;			/* n_features: per-feature scale (1 when not standardized) */
 } nn_model;
 
-#define NN_FEATURES(m) ((m)->dims[0])
+#define NN_FEATURES(m) ((m)->n_features)
 #define NN_CLASSES(m)  ((m)->dims[(m)->n_layers])
 
 /*
@@ -78,6 +128,32 @@ typedef struct nn_model
  */
 nn_model   *nn_create(int n_features, int n_hidden, const int *hidden,
 					  int n_classes, uint64_t seed, char *err, size_t errlen);
+
+/*
+ * Create a model from a layer list on inputs of in_shape (C x H x W): conv
+ * and maxpool layers first, then dense layers, then the classes' logits.
+ * Conv kernels are odd (same padding); a pool needs at least one output
+ * pixel.  Conv weights are He-initialised (std sqrt(2/(K*K*c_in))) before the
+ * dense ones, biases zero.  A list of dense layers only gives exactly
+ * nn_create's MLP on C*H*W features.  NULL + err when the list does not fit.
+ */
+nn_model   *nn_create_layers(const int in_shape[3], int n_specs, const nn_layer_spec *specs,
+							 int n_classes, uint64_t seed, char *err, size_t errlen);
+
+/*
+ * Check a layer list against in_shape and n_classes without allocating the
+ * model: 0, its parameter count and the floats a workspace of max_batch rows
+ * holds (activations and deltas of every stage and layer, pool indices, the
+ * standardised input and the im2col buffers), or -1 + err.
+ */
+int			nn_plan_layers(const int in_shape[3], int n_specs, const nn_layer_spec *specs,
+						   int n_classes, int max_batch, uint64_t *n_params, uint64_t *ws_floats,
+						   char *err, size_t errlen);
+
+/* Parameter tensors (each weight matrix and bias vector) as [start, end) ranges; returns the count. */
+int			nn_param_tensors(const nn_model *m, size_t *start, size_t *end, int max);
+#define NN_MAX_TENSORS (2 * (NN_MAX_STAGES + NN_MAX_LAYERS))
+
 nn_model   *nn_clone(const nn_model *m);
 void		nn_copy_params(nn_model *dst, const nn_model *src);	/* same shape; params only */
 void		nn_free(nn_model *m);
@@ -110,6 +186,13 @@ typedef struct nn_workspace
 	float	   *delta[NN_MAX_LAYERS + 1];	/* hidden l only: gradient wrt act[l], ReLU-masked
 											 * in place (= wrt the pre-activation) */
 	float	   *probs;						/* batch x classes */
+	/* convolutional models only */
+	float	   *sact[NN_MAX_STAGES];		/* stage outputs: batch x (h_out*w_out*c_out), HWC */
+	float	   *sdelta[NN_MAX_STAGES];		/* gradient wrt each stage's output */
+	int		   *pidx[NN_MAX_STAGES];		/* pools: the input index each output took its max from */
+	float	   *col;						/* im2col rows of a chunk of images */
+	float	   *dcol;						/* their gradient */
+	int			col_rows;					/* images per im2col chunk */
 } nn_workspace;
 
 nn_workspace *nn_workspace_create(const nn_model *m, int max_batch);
@@ -228,8 +311,11 @@ double		nn_accuracy(const nn_model *m, const float *X, const int *y, int n);
  * Format (little-endian): "UNLN" magic, u32 format version, u32 n_layers,
  * u32 dims[n_layers+1], f32 feat_lo[F], f32 feat_hi[F], then in version 2
  * only u32 standardized (0 or 1), f32 mean[F], f32 scale[F]; then
- * f32 params[n_params], u64 FNV-1a hash of everything before it.  Version 2
- * is written; version 1 (no standardisation: mean 0, scale 1) still loads.
+ * f32 params[n_params], u64 FNV-1a hash of everything before it.  Version 3
+ * (convolutional models) adds after the dims: u32 n_stages, u32 in_shape[3],
+ * and per stage u32 kind, u32 size, u32 c_out; its feature arrays have
+ * C*H*W entries.  MLPs are written as version 2, byte for byte as before;
+ * version 1 (no standardisation: mean 0, scale 1) still loads.
  */
 size_t		nn_serialized_size(const nn_model *m);
 void		nn_serialize(const nn_model *m, void *buf);	/* buf has nn_serialized_size bytes */

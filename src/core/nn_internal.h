@@ -12,6 +12,8 @@
  *   rng.c         xoshiro256** seeded by splitmix64
  *   model.c       model shape, create/clone/free, feature range, standardisation, finiteness
  *   layers.c      workspace, forward and backward passes (the sgemm calls)
+ *   arch.c        layer lists: checking them against an input shape, convolutional models
+ *   conv.c        convolution and max-pool stages: im2col + sgemm, forward and backward
  *   classify.c    softmax cross-entropy, predictions, accuracy
  *   optim.c       SGD and Adam (scalar, SSE2 and run-time AVX kernels)
  *   fit.c         nn_train: the mini-batch training loop
@@ -59,6 +61,57 @@ uint64_t	nn_count_params(int n_layers, const int *dims);
  * range: the shared shell of create, clone and deserialise (model.c).
  */
 nn_model   *nn_model_alloc(int n_layers, const int *dims, char *err, size_t errlen);
+
+/*
+ * The same with n_stages convolution / pool stages (geometry filled in, as
+ * nn_plan_stages makes it) before the dense layers; their parameters come
+ * first in params (model.c).
+ */
+nn_model   *nn_model_alloc_staged(int n_stages, const nn_stage *stages, const int in_shape[3],
+								  int n_layers, const int *dims, char *err, size_t errlen);
+
+/* He-initialise the weights from seed, conv stages first, biases zero (model.c). */
+void		nn_init_params(nn_model *m, uint64_t seed);
+
+/* Parameter count of the conv stages (model.c). */
+uint64_t	nn_count_stage_params(int n_stages, const nn_stage *stages);
+
+/*
+ * Turn stage kinds, sizes and filter counts (stages[i].kind, .size, .c_out)
+ * into checked geometry on in_shape; *flat gets the last stage's output
+ * width.  0, or -1 + err when the stages do not fit (arch.c).
+ */
+int			nn_plan_stages(const int in_shape[3], int n_stages, nn_stage *stages, int *flat,
+						   char *err, size_t errlen);
+
+/* Floats of one image's im2col rows in the widest conv stage (0: no conv) (conv.c). */
+size_t		nn_im2col_per_row(int n_stages, const nn_stage *stages);
+
+/* Images per im2col chunk for batches of max_batch rows (0: no conv) (conv.c). */
+int			nn_im2col_rows(int n_stages, const nn_stage *stages, int max_batch);
+
+/* Add the bias row to each of n rows (width wide), then ReLU (layers.c). */
+void		nn_add_bias_relu(float *out, const float *bias, size_t n, int width);
+
+/* Add the column sums of g (n x width) to grad_bias (layers.c). */
+void		nn_add_column_sums(const float *g, size_t n, int width, float *grad_bias);
+
+/* Zero delta wherever act is not positive: the ReLU's backward (layers.c). */
+void		nn_relu_mask(float *delta, const float *act, size_t count);
+
+/* Allocate a workspace's stage buffers for max_batch rows; 0 or -1 (conv.c). */
+int			nn_stages_workspace(const nn_model *m, nn_workspace *ws, int max_batch);
+
+/* Run the stages on n rows of in (CHW); returns the last stage's output (conv.c). */
+const float *nn_stages_forward(const nn_model *m, nn_workspace *ws, const float *in, int n);
+
+/*
+ * Backward through the stages, from ws->sdelta[last] (the gradient wrt the
+ * last stage's output); adds parameter gradients to grad_params (if not
+ * NULL) and writes the gradient wrt in to grad_input (if not NULL) (conv.c).
+ */
+void		nn_stages_backward(const nn_model *m, nn_workspace *ws, const float *in, int n,
+							   float *grad_params, float *grad_input);
 
 /* Log-sum-exp of one logit row, shifted by its maximum (classify.c). */
 double		nn_row_logsumexp(const float *row, int C);

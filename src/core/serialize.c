@@ -1,15 +1,18 @@
 /*
  * serialize.c: the model byte format (see nn.h), little-endian whatever the
  * host, closed by an FNV-1a hash that deserialisation checks.  Version 2
- * (written) adds the standardisation after the feature range; version 1
- * (models of 0.1) still loads, as a model without standardisation.
+ * (written for MLPs) adds the standardisation after the feature range;
+ * version 3 (written for convolutional models) adds the stages after the
+ * dims; version 1 (models of 0.1) still loads, as a model without
+ * standardisation.
  */
 #include <string.h>
 
 #include "nn_internal.h"
 
-#define NN_FORMAT_VERSION	2
+#define NN_FORMAT_VERSION	2	/* MLPs */
 #define NN_FORMAT_V1		1	/* no standardisation block */
+#define NN_FORMAT_V3		3	/* convolutional models: a stage block after the dims */
 #define NN_MAGIC			"UNLN"
 
 /* 64-bit FNV-1a over len bytes, continuing from h (start with NN_FNV_OFFSET). */
@@ -86,26 +89,66 @@ get_floats(const unsigned char *p, float *dst, size_t count)
 	return p;
 }
 
-/* Byte length of the header: magic, version, n_layers and the dims. */
-static size_t
-header_size(int n_layers)
+/* What a model's header says: format version, dense dims, stages; where the feature block starts. */
+typedef struct header
 {
-	return 12 + 4 * (size_t) (n_layers + 1);
+	uint32_t	version;
+	int			n_layers;
+	int			dims[NN_MAX_LAYERS + 1];
+	int			n_stages;		/* version 3 only */
+	int			in_shape[3];
+	nn_stage	stage[NN_MAX_STAGES];
+	int			F;				/* features: dims[0], or C*H*W with stages */
+	size_t		size;			/* bytes up to the feature block */
+} header;
+
+/* Byte length of the header: magic, version, n_layers and the dims, and in 3 the stages. */
+static size_t
+header_size(uint32_t version, int n_layers, int n_stages)
+{
+	return 12 + 4 * (size_t) (n_layers + 1) +
+		(version == NN_FORMAT_V3 ? 16 + 12 * (size_t) n_stages : 0);
 }
 
-/* Bytes of the per-feature arrays of a format version: the range, and in 2 the standardisation. */
+/* Bytes of the per-feature arrays of a format version: the range, and from 2 the standardisation. */
 static uint64_t
 feature_block_size(uint32_t version, int F)
 {
 	return version == NN_FORMAT_V1 ? 8 * (uint64_t) F : 4 + 16 * (uint64_t) F;
 }
 
+/* The version m is written in: 3 with conv stages, else 2 (as before stages existed). */
+static uint32_t
+format_of(const nn_model *m)
+{
+	return m->n_stages > 0 ? NN_FORMAT_V3 : NN_FORMAT_VERSION;
+}
+
 /* Exact size of nn_serialize's output for m. */
 size_t
 nn_serialized_size(const nn_model *m)
 {
-	return header_size(m->n_layers) + (size_t) feature_block_size(NN_FORMAT_VERSION, NN_FEATURES(m)) +
-		4 * m->n_params + 8;
+	uint32_t	version = format_of(m);
+
+	return header_size(version, m->n_layers, m->n_stages) +
+		(size_t) feature_block_size(version, NN_FEATURES(m)) + 4 * m->n_params + 8;
+}
+
+/* Write the stage block of version 3: n_stages, in_shape, then kind, size, c_out (0 for a pool) per stage. */
+static unsigned char *
+put_stages(unsigned char *p, const nn_model *m)
+{
+	put_u32(p, (uint32_t) m->n_stages);
+	p += 4;
+	for (int i = 0; i < 3; i++, p += 4)
+		put_u32(p, (uint32_t) m->in_shape[i]);
+	for (int s = 0; s < m->n_stages; s++, p += 12)
+	{
+		put_u32(p, (uint32_t) m->stage[s].kind);
+		put_u32(p + 4, (uint32_t) m->stage[s].size);
+		put_u32(p + 8, m->stage[s].kind == NN_STAGE_CONV ? (uint32_t) m->stage[s].c_out : 0);
+	}
+	return p;
 }
 
 /* Write m in the documented little-endian format followed by its FNV-1a hash. */
@@ -115,13 +158,16 @@ nn_serialize(const nn_model *m, void *buf)
 	unsigned char *start = buf;
 	unsigned char *p = start;
 	int			F = NN_FEATURES(m);
+	uint32_t	version = format_of(m);
 
 	memcpy(p, NN_MAGIC, 4);
-	put_u32(p + 4, NN_FORMAT_VERSION);
+	put_u32(p + 4, version);
 	put_u32(p + 8, (uint32_t) m->n_layers);
 	p += 12;
 	for (int l = 0; l <= m->n_layers; l++, p += 4)
 		put_u32(p, (uint32_t) m->dims[l]);
+	if (version == NN_FORMAT_V3)
+		p = put_stages(p, m);
 	p = put_floats(p, m->feat_lo, (size_t) F);
 	p = put_floats(p, m->feat_hi, (size_t) F);
 	put_u32(p, m->standardized ? 1 : 0);
@@ -134,13 +180,61 @@ nn_serialize(const nn_model *m, void *buf)
 }
 
 /*
- * Read and check the header: magic, version, layer count and widths within
- * nn.h's limits.  Fills *version, *n_layers, dims and *hdr (the header's
- * length); 0 if fine, else -1 + err.
+ * Read version 3's stage block at p (len bytes left): the stage count, the
+ * input shape and the stages, planned again (nn_plan_stages) and checked
+ * against the dense input width dims[0]; 0 if fine, else -1 + err.
  */
 static int
-read_header(const unsigned char *p, size_t len, uint32_t *version, uint32_t *n_layers,
-			int *dims, size_t *hdr, char *err, size_t errlen)
+read_stages(const unsigned char *p, size_t len, header *h, char *err, size_t errlen)
+{
+	int			flat;
+
+	h->n_stages = len >= 4 ? (int) get_u32(p) : 0;
+	if (h->n_stages < 1 || h->n_stages > NN_MAX_STAGES)
+	{
+		nn_set_error(err, errlen, "bad stage count %d", h->n_stages);
+		return -1;
+	}
+	if (len < 16 + 12 * (size_t) h->n_stages)
+	{
+		nn_set_error(err, errlen, "model data truncated (stages)");
+		return -1;
+	}
+	for (int i = 0; i < 3; i++)
+		h->in_shape[i] = (int) (get_u32(p + 4 + 4 * i) > NN_MAX_DIM ? 0 : get_u32(p + 4 + 4 * i));
+	for (int s = 0; s < h->n_stages; s++)
+	{
+		const unsigned char *q = p + 16 + 12 * s;
+		uint32_t	kind = get_u32(q);
+
+		memset(&h->stage[s], 0, sizeof(nn_stage));
+		h->stage[s].kind = kind == NN_STAGE_CONV ? NN_STAGE_CONV : NN_STAGE_POOL;
+		h->stage[s].size = (int) (get_u32(q + 4) > NN_MAX_DIM ? 0 : get_u32(q + 4));
+		h->stage[s].c_out = (int) (get_u32(q + 8) > NN_MAX_DIM ? 0 : get_u32(q + 8));
+		if ((kind != NN_STAGE_CONV && kind != NN_STAGE_POOL) ||
+			(kind == NN_STAGE_POOL && get_u32(q + 8) != 0))
+		{
+			nn_set_error(err, errlen, "bad stage %d", s + 1);
+			return -1;
+		}
+	}
+	if (nn_plan_stages(h->in_shape, h->n_stages, h->stage, &flat, err, errlen) != 0)
+		return -1;
+	if (flat != h->dims[0])
+	{
+		nn_set_error(err, errlen, "stages give %d values, the dense layers take %d", flat, h->dims[0]);
+		return -1;
+	}
+	h->F = h->in_shape[0] * h->in_shape[1] * h->in_shape[2];
+	return 0;
+}
+
+/*
+ * Read and check the header: magic, version, layer count and widths within
+ * nn.h's limits, and in version 3 the stages; 0 if fine, else -1 + err.
+ */
+static int
+read_header(const unsigned char *p, size_t len, header *h, char *err, size_t errlen)
 {
 	if (p == NULL || len < 12)
 	{
@@ -152,26 +246,27 @@ read_header(const unsigned char *p, size_t len, uint32_t *version, uint32_t *n_l
 		nn_set_error(err, errlen, "not a model (bad magic)");
 		return -1;
 	}
-	*version = get_u32(p + 4);
-	if (*version != NN_FORMAT_VERSION && *version != NN_FORMAT_V1)
+	h->version = get_u32(p + 4);
+	if (h->version != NN_FORMAT_VERSION && h->version != NN_FORMAT_V1 && h->version != NN_FORMAT_V3)
 	{
-		nn_set_error(err, errlen, "unsupported model format version %u (expected %d or %d)",
-					 (unsigned) *version, NN_FORMAT_V1, NN_FORMAT_VERSION);
+		nn_set_error(err, errlen, "unsupported model format version %u (expected %d to %d)",
+					 (unsigned) h->version, NN_FORMAT_V1, NN_FORMAT_V3);
 		return -1;
 	}
-	*n_layers = get_u32(p + 8);
-	if (*n_layers < 1 || *n_layers > NN_MAX_LAYERS)
+	if (get_u32(p + 8) < 1 || get_u32(p + 8) > NN_MAX_LAYERS)
 	{
-		nn_set_error(err, errlen, "bad layer count %u", (unsigned) *n_layers);
+		nn_set_error(err, errlen, "bad layer count %u", (unsigned) get_u32(p + 8));
 		return -1;
 	}
-	*hdr = header_size((int) *n_layers);
-	if (len < *hdr)
+	h->n_layers = (int) get_u32(p + 8);
+	h->n_stages = 0;
+	h->size = header_size(NN_FORMAT_VERSION, h->n_layers, 0);
+	if (len < h->size)
 	{
 		nn_set_error(err, errlen, "model data truncated (%zu bytes)", len);
 		return -1;
 	}
-	for (uint32_t l = 0; l <= *n_layers; l++)
+	for (int l = 0; l <= h->n_layers; l++)
 	{
 		uint32_t	d = get_u32(p + 12 + 4 * l);
 
@@ -180,9 +275,14 @@ read_header(const unsigned char *p, size_t len, uint32_t *version, uint32_t *n_l
 			nn_set_error(err, errlen, "bad layer width %u", (unsigned) d);
 			return -1;
 		}
-		dims[l] = (int) d;
+		h->dims[l] = (int) d;
 	}
-	return nn_validate_dims((int) *n_layers, dims, err, errlen);
+	h->F = h->dims[0];
+	if (nn_validate_dims(h->n_layers, h->dims, err, errlen) != 0 ||
+		(h->version == NN_FORMAT_V3 && read_stages(p + h->size, len - h->size, h, err, errlen) != 0))
+		return -1;
+	h->size = header_size(h->version, h->n_layers, h->n_stages);
+	return 0;
 }
 
 /*
@@ -190,11 +290,10 @@ read_header(const unsigned char *p, size_t len, uint32_t *version, uint32_t *n_l
  * the end matches; 0 if fine, else -1 + err.
  */
 static int
-check_length_and_hash(const unsigned char *p, size_t len, uint32_t version, int n_layers,
-					  const int *dims, size_t hdr, char *err, size_t errlen)
+check_length_and_hash(const unsigned char *p, size_t len, const header *h, char *err, size_t errlen)
 {
-	uint64_t	expected = (uint64_t) hdr + feature_block_size(version, dims[0]) +
-		4 * nn_count_params(n_layers, dims) + 8;
+	uint64_t	expected = (uint64_t) h->size + feature_block_size(h->version, h->F) +
+		4 * (nn_count_params(h->n_layers, h->dims) + nn_count_stage_params(h->n_stages, h->stage)) + 8;
 
 	if (expected > SIZE_MAX || len < expected)
 	{
@@ -224,22 +323,19 @@ nn_model *
 nn_deserialize(const void *buf, size_t len, char *err, size_t errlen)
 {
 	const unsigned char *p = buf;
-	uint32_t	version;
-	uint32_t	n_layers;
+	header		h;
 	uint32_t	standardized = 0;
-	int			dims[NN_MAX_LAYERS + 1];
-	size_t		hdr;
 	nn_model   *m;
 
 	if (err && errlen)
 		err[0] = '\0';
 	/* header, then the whole length and the hash */
-	if (read_header(p, len, &version, &n_layers, dims, &hdr, err, errlen) != 0 ||
-		check_length_and_hash(p, len, version, (int) n_layers, dims, hdr, err, errlen) != 0)
+	if (read_header(p, len, &h, err, errlen) != 0 ||
+		check_length_and_hash(p, len, &h, err, errlen) != 0)
 		return NULL;
-	if (version != NN_FORMAT_V1)
+	if (h.version != NN_FORMAT_V1)
 	{
-		standardized = get_u32(p + hdr + 8 * (size_t) dims[0]);
+		standardized = get_u32(p + h.size + 8 * (size_t) h.F);
 		if (standardized > 1)
 		{
 			nn_set_error(err, errlen, "bad standardisation flag %u", (unsigned) standardized);
@@ -248,17 +344,17 @@ nn_deserialize(const void *buf, size_t len, char *err, size_t errlen)
 	}
 
 	/* the model, then its arrays in file order */
-	m = nn_model_alloc((int) n_layers, dims, err, errlen);
+	m = nn_model_alloc_staged(h.n_stages, h.stage, h.in_shape, h.n_layers, h.dims, err, errlen);
 	if (m == NULL)
 		return NULL;
-	p += hdr;
-	p = get_floats(p, m->feat_lo, (size_t) dims[0]);
-	p = get_floats(p, m->feat_hi, (size_t) dims[0]);
-	if (version != NN_FORMAT_V1)	/* version 1: mean 0, scale 1 from nn_model_alloc */
+	p += h.size;
+	p = get_floats(p, m->feat_lo, (size_t) h.F);
+	p = get_floats(p, m->feat_hi, (size_t) h.F);
+	if (h.version != NN_FORMAT_V1)	/* version 1: mean 0, scale 1 from nn_model_alloc */
 	{
 		p += 4;
-		p = get_floats(p, m->mean, (size_t) dims[0]);
-		p = get_floats(p, m->scale, (size_t) dims[0]);
+		p = get_floats(p, m->mean, (size_t) h.F);
+		p = get_floats(p, m->scale, (size_t) h.F);
 		m->standardized = (int) standardized;
 	}
 	p = get_floats(p, m->params, m->n_params);

@@ -41,19 +41,62 @@ training_bytes(int n_features, int n_hidden, const int *hidden, int n_classes,
 		(double) batch * (units + n_features * (o->standardize ? 2.0 : 1.0)) * sizeof(float);
 }
 
-/* Errors (54000) when a training run of this shape would exceed unlearn.max_model_size. */
-void
-unlearn_check_model_size(const char *model, int n_features, int n_hidden, const int *hidden,
-						 int n_classes, const nn_train_options *o, int64 n_rows)
+/* The rows of one training batch: batch_size, at most the rows there are. */
+static int
+batch_rows(const nn_train_options *o, int64 n_rows)
 {
-	double		bytes = training_bytes(n_features, n_hidden, hidden, n_classes, o, n_rows);
+	return (int) Min((int64) Max(o->batch_size, 1), Max(n_rows, 1));
+}
 
+/* Errors (54000) when bytes exceed unlearn.max_model_size; detail says what was counted. */
+static void
+check_bytes(const char *model, double bytes, const char *detail, const char *hint)
+{
 	if (bytes > (double) unlearn_max_model_size * 1024.0)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("training model \"%s\" would allocate about %.0f kB, more than unlearn.max_model_size (%d kB)",
 						model, ceil(bytes / 1024.0), unlearn_max_model_size),
-				 errdetail("Parameters, gradient and optimiser state of a %d-feature network with %d hidden layer(s) and %d classes, and a batch of %d rows.",
-						   n_features, n_hidden, n_classes, (int) Min((int64) Max(o->batch_size, 1), Max(n_rows, 1))),
-				 errhint("Choose narrower hidden layers, or raise unlearn.max_model_size (a superuser setting).")));
+				 errdetail("%s", detail),
+				 errhint("%s", hint)));
+}
+
+/* Errors (54000) when a training run of this shape would exceed unlearn.max_model_size. */
+void
+unlearn_check_model_size(const char *model, int n_features, int n_hidden, const int *hidden,
+						 int n_classes, const nn_train_options *o, int64 n_rows)
+{
+	check_bytes(model, training_bytes(n_features, n_hidden, hidden, n_classes, o, n_rows),
+				psprintf("Parameters, gradient and optimiser state of a %d-feature network with %d hidden layer(s) and %d classes, and a batch of %d rows.",
+						 n_features, n_hidden, n_classes, batch_rows(o, n_rows)),
+				"Choose narrower hidden layers, or raise unlearn.max_model_size (a superuser setting).");
+}
+
+/*
+ * The same for a layer list (convolutional): the parameters as above, and
+ * the workspace the core plans for a batch (every stage's output, its
+ * gradient and pool indices, the dense activations, the standardised input
+ * and the two im2col buffers), plus the gathered batch.
+ */
+void
+unlearn_check_layers_size(const char *model, const UnlearnArch *arch, int n_classes,
+						  const nn_train_options *o, int64 n_rows)
+{
+	int			batch = batch_rows(o, n_rows);
+	uint64_t	n_params,
+				ws_floats;
+	char		err[256];
+	int			features = arch->in_shape[0] * arch->in_shape[1] * arch->in_shape[2];
+
+	if (nn_plan_layers(arch->in_shape, arch->n_specs, arch->specs, n_classes, batch,
+					   &n_params, &ws_floats, err, sizeof(err)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid network shape: %s", err)));
+	check_bytes(model, ((double) n_params * (o->optimizer == NN_OPT_ADAM ? 5 : 4) +
+						(double) ws_floats + (double) batch * features) * sizeof(float),
+				psprintf("Parameters, gradient and optimiser state of a network of %d layer(s) on %d x %d x %d inputs with %d classes, and the workspace of a batch of %d rows.",
+						 arch->n_specs, arch->in_shape[0], arch->in_shape[1], arch->in_shape[2],
+						 n_classes, batch),
+				"Choose fewer filters or narrower layers, a smaller batch_size, or raise unlearn.max_model_size (a superuser setting).");
 }

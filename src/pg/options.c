@@ -130,6 +130,8 @@ unlearn_parse_options(Jsonb *options, const OptionSpec *specs, int n_specs,
 					bad_option(what, spec->key, spec->expected);
 				*(int *) field = v.val.boolean ? 1 : 0;
 				break;
+			case OPT_SKIP:
+				break;
 		}
 	}
 }
@@ -175,6 +177,8 @@ static const OptionSpec train_option_specs[] = {
 	{"standardize", OPT_BOOL, offsetof(nn_train_options, standardize), 0, 0, "true or false", NULL},
 	{"validation", OPT_FLOAT, offsetof(nn_train_options, validation), 0, 0.5, "a number in [0, 0.5]", NULL},
 	{"patience", OPT_INT, offsetof(nn_train_options, patience), 1, 100000, "an integer from 1 to 100000", NULL},
+	{"input_shape", OPT_SKIP, 0, 0, 0, "an array of three positive integers", NULL},
+	{"layers", OPT_SKIP, 0, 0, 0, "an array of layers", NULL},
 	{"epochs", OPT_INT, offsetof(nn_train_options, epochs), 1, 100000, "an integer from 1 to 100000", NULL},
 };
 
@@ -198,15 +202,22 @@ unlearn_parse_train_options(Jsonb *options, nn_train_options *out)
 void
 unlearn_parse_retrain_options(Jsonb *stored, Jsonb *overrides, nn_train_options *out)
 {
+	UnlearnArch arch;
+
 	nn_train_options_default(out);
 	unlearn_parse_options(stored, train_option_specs, lengthof(train_option_specs), out, "training");
+	if (unlearn_parse_arch(overrides, &arch))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a retrain keeps the model's input_shape and layers"),
+				 errhint("Train a new model for another architecture.")));
 	unlearn_parse_options(overrides, train_option_specs, lengthof(train_option_specs), out, "training");
 }
 
-/* The options actually used, defaults included, for the catalog. */
+/* The options actually used, defaults included, for the catalog; the layer list as given. */
 Jsonb *
 unlearn_train_options_to_jsonb(const nn_train_options *o, const int *hidden,
-							   int n_hidden, int epochs)
+							   int n_hidden, int epochs, const UnlearnArch *arch)
 {
 	StringInfoData s;
 
@@ -223,7 +234,13 @@ unlearn_train_options_to_jsonb(const nn_train_options *o, const int *hidden,
 	appendStringInfoString(&s, "\"hidden\": [");
 	for (int i = 0; i < n_hidden; i++)
 		appendStringInfo(&s, "%s%d", i ? ", " : "", hidden[i]);
-	appendStringInfoString(&s, "]}");
+	appendStringInfoChar(&s, ']');
+	if (arch && arch->has_shape)
+		appendStringInfo(&s, ", \"input_shape\": [%d, %d, %d]",
+						 arch->in_shape[0], arch->in_shape[1], arch->in_shape[2]);
+	if (arch && arch->has_layers)
+		unlearn_append_layers(&s, arch);
+	appendStringInfoChar(&s, '}');
 	return unlearn_jsonb_printf("%s", s.data);
 }
 
@@ -318,6 +335,8 @@ run_options_to_jsonb(const UnlearnRunOptions *o)
 			case OPT_BOOL:
 				appendStringInfoString(&s, *(const int *) field ? "true" : "false");
 				break;
+			case OPT_SKIP:
+				elog(ERROR, "option \"%s\" has no field", spec->key);
 		}
 	}
 	appendStringInfoChar(&s, '}');

@@ -5,6 +5,7 @@
 #define UNLEARN_OPTIONS_H
 
 #include "postgres.h"
+#include "lib/stringinfo.h"
 #include "utils/jsonb.h"
 #include "nn.h"
 #include "unlearn_core.h"
@@ -18,7 +19,8 @@ typedef enum OptionKind
 	OPT_INT,					/* int field, integral value */
 	OPT_UINT64,					/* uint64_t field, integral value */
 	OPT_ENUM,					/* int-sized enum field, from a string in names[] */
-	OPT_BOOL					/* int field, 0 or 1, from a jsonb boolean */
+	OPT_BOOL,					/* int field, 0 or 1, from a jsonb boolean */
+	OPT_SKIP					/* parsed elsewhere (unlearn_parse_arch): no field */
 } OptionKind;
 
 typedef struct OptionSpec
@@ -35,8 +37,27 @@ void		unlearn_parse_options(Jsonb *options, const OptionSpec *specs, int n_specs
 								  void *target, const char *what);
 void		unlearn_parse_train_options(Jsonb *options, nn_train_options *out);
 void		unlearn_parse_retrain_options(Jsonb *stored, Jsonb *overrides, nn_train_options *out);
+
+/* The layer list of a model (options "input_shape" and "layers"), convolutional or not. */
+#define UNLEARN_MAX_LAYER_SPECS (NN_MAX_STAGES + NN_MAX_LAYERS - 1)
+typedef struct UnlearnArch
+{
+	bool		has_shape;		/* "input_shape" given */
+	int			in_shape[3];	/* C, H, W */
+	bool		has_layers;		/* "layers" given: it takes precedence over hidden */
+	int			n_specs;
+	nn_layer_spec specs[UNLEARN_MAX_LAYER_SPECS];
+	int			n_stages;		/* conv and maxpool layers among them */
+	int			dense[NN_MAX_LAYERS];	/* the dense widths, for unlearn.models.hidden */
+	int			n_dense;
+} UnlearnArch;
+
+/* layer_options.c: read and check the options; the feature count; the recorded layer list. */
+bool		unlearn_parse_arch(Jsonb *options, UnlearnArch *out);
+void		unlearn_check_arch_features(const UnlearnArch *arch, int n_features);
+void		unlearn_append_layers(StringInfo s, const UnlearnArch *arch);
 Jsonb	   *unlearn_train_options_to_jsonb(const nn_train_options *o, const int *hidden,
-										   int n_hidden, int epochs);
+										   int n_hidden, int epochs, const UnlearnArch *arch);
 
 /* A jsonb value from printf-style text: metrics and recorded options. */
 /* Takes key out of a jsonb object of options: its value, or NULL (and a string's text). */

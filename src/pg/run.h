@@ -41,6 +41,7 @@ typedef struct UnlearnTrainRun
 	const char *reason;			/* "train", "retrain" or "reference" */
 	const int  *hidden;
 	int			n_hidden;
+	const UnlearnArch *arch;	/* the layer list, or NULL (a retrain reads the model's) */
 	int			n_classes;
 	const nn_train_options *topts;
 	const UnlearnData *data;	/* the rows, ids sorted and unique: the manifest */
@@ -57,6 +58,9 @@ typedef struct UnlearnTrainRun
 } UnlearnTrainRun;
 
 void		unlearn_train_and_store(UnlearnTrainRun *run);
+/* Errors (54000) when training a layer list would exceed unlearn.max_model_size (model_size.c). */
+void		unlearn_check_layers_size(const char *model, const UnlearnArch *arch, int n_classes,
+									  const nn_train_options *o, int64 n_rows);
 /* A model's hidden widths and recorded training options, without "hidden" (retrain.c). */
 void		unlearn_read_model_training(const char *name, int **hidden, int *n_hidden, Jsonb **stored);
 Datum		unlearn_train_result(TupleDesc desc, const UnlearnTrainRun *run, double total_seconds);

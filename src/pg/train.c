@@ -98,6 +98,7 @@ typedef struct TrainArgs
 	int		   *hidden;
 	int			n_hidden;
 	nn_train_options topts;
+	UnlearnArch arch;			/* input_shape and layers, if given */
 	bool		auto_unlearn;
 	const UnlearnData *data;	/* the rows read (for registering the model) */
 } TrainArgs;
@@ -183,6 +184,11 @@ parse_train_args(FunctionCallInfo fcinfo, TrainArgs *a)
 				 errmsg("epochs must be between 1 and 100000, got %d", epochs)));
 	unlearn_parse_train_options(take_nulls_option(PG_ARGISNULL(7) ? NULL : PG_GETARG_JSONB_P(7), a),
 								&a->topts);
+	if (unlearn_parse_arch(PG_ARGISNULL(7) ? NULL : PG_GETARG_JSONB_P(7), &a->arch) && a->arch.has_layers)
+	{
+		a->hidden = a->arch.dense;	/* layers take precedence over hidden */
+		a->n_hidden = a->arch.n_dense;
+	}
 	a->topts.epochs = epochs;
 	a->auto_unlearn = PG_ARGISNULL(8) ? true : PG_GETARG_BOOL(8);
 }
@@ -354,6 +360,7 @@ unlearn_train(PG_FUNCTION_ARGS)
 	run.reason = "train";
 	run.hidden = a.hidden;
 	run.n_hidden = a.n_hidden;
+	run.arch = &a.arch;
 	run.n_classes = data.n_labels;
 	run.topts = &a.topts;
 	run.data = &data;

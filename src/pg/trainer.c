@@ -28,19 +28,41 @@ train_epoch_callback(void *arg, int epoch, int epochs, double mean_loss)
 	return 0;
 }
 
+/*
+ * A new network of the run's shape: the layer list (convolutional) when it
+ * has conv or maxpool layers, else the MLP of run->hidden; after the checks
+ * of the feature count and unlearn.max_model_size.  NULL + err if the core
+ * refuses the shape.
+ */
+static nn_model *
+create(UnlearnTrainRun *run, const UnlearnArch *arch, char *err, size_t errlen)
+{
+	const UnlearnData *data = run->data;
+
+	if (arch != NULL)
+		unlearn_check_arch_features(arch, data->n_features);
+	if (arch != NULL && arch->n_stages > 0)
+	{
+		unlearn_check_layers_size(run->model, arch, run->n_classes, run->topts, data->n);
+		return nn_create_layers(arch->in_shape, arch->n_specs, arch->specs, run->n_classes,
+								run->topts->seed, err, errlen);
+	}
+	unlearn_check_model_size(run->model, data->n_features, run->n_hidden, run->hidden,
+							 run->n_classes, run->topts, data->n);
+	return nn_create(data->n_features, run->n_hidden, run->hidden, run->n_classes, run->topts->seed,
+					 err, errlen);
+}
+
 /* A new network of the run's shape, trained on its rows; errors if it diverges. */
 static nn_model *
-fit(UnlearnTrainRun *run)
+fit(UnlearnTrainRun *run, const UnlearnArch *arch)
 {
 	const UnlearnData *data = run->data;
 	nn_model   *net;
 	char		err[256];
 	instr_time	t_train;
 
-	unlearn_check_model_size(run->model, data->n_features, run->n_hidden, run->hidden,
-							 run->n_classes, run->topts, data->n);
-	net = nn_create(data->n_features, run->n_hidden, run->hidden, run->n_classes, run->topts->seed,
-					err, sizeof(err));
+	net = create(run, arch, err, sizeof(err));
 	if (net == NULL && run->retrain)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
@@ -62,6 +84,21 @@ fit(UnlearnTrainRun *run)
 	return net;
 }
 
+/* The run's layer list: the caller's, or for a retrain the one the model recorded (NULL: none). */
+static const UnlearnArch *
+run_arch(const UnlearnTrainRun *run)
+{
+	UnlearnArch *arch = palloc(sizeof(UnlearnArch));
+	int		   *hidden;
+	int			n_hidden;
+	Jsonb	   *stored;
+
+	if (run->arch != NULL || !run->retrain)
+		return run->arch;
+	unlearn_read_model_training(run->model, &hidden, &n_hidden, &stored);
+	return unlearn_parse_arch(stored, arch) ? arch : NULL;
+}
+
 /*
  * Trains the run's network and stores it: version 1 of a new model, or
  * (retrain) the next version, child of run->parent.  run->before_store, if
@@ -75,14 +112,15 @@ unlearn_train_and_store(UnlearnTrainRun *run)
 	nn_model   *net;
 	Jsonb	   *options;
 	Jsonb	   *metrics;
+	const UnlearnArch *arch = run_arch(run);
 
 	Assert(data->n > 0 && data->n <= INT_MAX);
 	Assert(run->n_classes >= 2 || run->retrain);
 	for (int64 i = 1; i < data->n; i++)
 		Assert(data->ids[i - 1] < data->ids[i]);	/* the manifest: sorted, unique */
 
-	net = fit(run);
-	options = unlearn_train_options_to_jsonb(run->topts, run->hidden, run->n_hidden, run->topts->epochs);
+	net = fit(run, arch);
+	options = unlearn_train_options_to_jsonb(run->topts, run->hidden, run->n_hidden, run->topts->epochs, arch);
 	if (run->before_store)
 		run->before_store(run->before_store_arg, options);
 	run->version = run->retrain ? unlearn_next_version(run->model) : 1;

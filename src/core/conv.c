@@ -1,0 +1,325 @@
+/*
+ * conv.c: the convolution and max-pool stages of a convolutional model,
+ * forward and backward.  A convolution is im2col + one cblas_sgemm per chunk
+ * of images: the rows of the im2col matrix are output pixels (image, y, x),
+ * its columns the (ky, kx, ci) taps, so the product with W^T is the output
+ * in HWC order.  The first stage reads the model's CHW input rows; later
+ * stages read the HWC outputs before them.
+ */
+#include <string.h>
+
+#include "blas_seam.h"
+#include "nn_internal.h"
+
+/* Cap on the floats of one im2col chunk (4 MB): images are processed that many at a time. */
+#define NN_IM2COL_FLOATS ((size_t) 1 << 20)
+
+/* Where element (c, y, x) of one image sits: c * sc + y * sy + x * sx. */
+typedef struct layout
+{
+	size_t		sc,
+				sy,
+				sx;
+} layout;
+
+/* The layout of stage s's input: CHW for the model's input, HWC after a stage. */
+static layout
+input_layout(const nn_stage *st, int s)
+{
+	layout		l;
+
+	l.sc = s == 0 ? (size_t) st->h_in * st->w_in : 1;
+	l.sy = s == 0 ? (size_t) st->w_in : (size_t) st->w_in * st->c_in;
+	l.sx = s == 0 ? 1 : (size_t) st->c_in;
+	return l;
+}
+
+/* Floats of one image's input and output of a stage. */
+static size_t
+in_size(const nn_stage *st)
+{
+	return (size_t) st->c_in * st->h_in * st->w_in;
+}
+
+static size_t
+out_size(const nn_stage *st)
+{
+	return (size_t) st->c_out * st->h_out * st->w_out;
+}
+
+/* Floats of one image's im2col rows in the widest conv stage (0 without a conv). */
+size_t
+nn_im2col_per_row(int n_stages, const nn_stage *stages)
+{
+	size_t		best = 0;
+
+	for (int s = 0; s < n_stages; s++)
+		if (stages[s].kind == NN_STAGE_CONV)
+		{
+			size_t		per = (size_t) stages[s].h_out * stages[s].w_out *
+				stages[s].size * stages[s].size * stages[s].c_in;
+
+			best = per > best ? per : best;
+		}
+	return best;
+}
+
+/* Images per im2col chunk: as many as fit NN_IM2COL_FLOATS, at least 1, at most max_batch. */
+int
+nn_im2col_rows(int n_stages, const nn_stage *stages, int max_batch)
+{
+	size_t		per = nn_im2col_per_row(n_stages, stages);
+	size_t		rows;
+
+	if (per == 0 || max_batch < 1)
+		return 0;
+	rows = NN_IM2COL_FLOATS / per;
+	rows = rows < 1 ? 1 : rows;
+	return rows < (size_t) max_batch ? (int) rows : max_batch;
+}
+
+/* Allocate the stage outputs, their gradients, pool indices and the im2col buffers. */
+int
+nn_stages_workspace(const nn_model *m, nn_workspace *ws, int max_batch)
+{
+	size_t		cols;
+
+	for (int s = 0; s < m->n_stages; s++)
+	{
+		size_t		count = (size_t) max_batch * out_size(&m->stage[s]);
+
+		ws->sact[s] = nn_alloc_floats(count);
+		ws->sdelta[s] = nn_alloc_floats(count);
+		if (ws->sact[s] == NULL || ws->sdelta[s] == NULL)
+			return -1;
+		if (m->stage[s].kind == NN_STAGE_POOL &&
+			(ws->pidx[s] = nn_alloc(count * sizeof(int))) == NULL)
+			return -1;
+	}
+	ws->col_rows = nn_im2col_rows(m->n_stages, m->stage, max_batch);
+	cols = (size_t) ws->col_rows * nn_im2col_per_row(m->n_stages, m->stage);
+	if (cols > 0)
+	{
+		ws->col = nn_alloc_floats(cols);
+		ws->dcol = nn_alloc_floats(cols);
+		if (ws->col == NULL || ws->dcol == NULL)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Gather (add = 0) the K x K taps of every output pixel of `rows` images
+ * into col, zeros outside the image; or scatter-add (add = 1) col back onto
+ * img, the transpose used for the input gradient.
+ */
+static void
+im2col_xfer(const nn_stage *st, layout lay, float *img, int rows, float *col, int add)
+{
+	int			K = st->size,
+				pad = st->size / 2,
+				C = st->c_in,
+				H = st->h_in,
+				W = st->w_in;
+	size_t		isz = in_size(st);
+	float	   *dst = col;
+
+	for (int i = 0; i < rows; i++)
+		for (int oy = 0; oy < H; oy++)
+			for (int ox = 0; ox < W; ox++)
+				for (int ky = 0; ky < K; ky++)
+					for (int kx = 0; kx < K; kx++, dst += C)
+					{
+						int			iy = oy + ky - pad,
+									ix = ox + kx - pad;
+						float	   *p = img + (size_t) i * isz + (size_t) iy * lay.sy + (size_t) ix * lay.sx;
+
+						if (iy < 0 || iy >= H || ix < 0 || ix >= W)
+						{
+							if (!add)
+								memset(dst, 0, sizeof(float) * (size_t) C);
+						}
+						else if (add)
+							for (int c = 0; c < C; c++)
+								p[c * lay.sc] += dst[c];
+						else if (lay.sc == 1)
+							memcpy(dst, p, sizeof(float) * (size_t) C);
+						else
+							for (int c = 0; c < C; c++)
+								dst[c] = p[c * lay.sc];
+					}
+}
+
+/* Convolution forward: per chunk, out = im2col(in) W^T; then bias and ReLU. */
+static void
+conv_forward(const nn_model *m, nn_workspace *ws, int s, const float *in, int n)
+{
+	const nn_stage *st = &m->stage[s];
+	size_t		kkc = (size_t) st->size * st->size * st->c_in;
+	size_t		pix = (size_t) st->h_out * st->w_out;
+
+	for (int i0 = 0; i0 < n; i0 += ws->col_rows)
+	{
+		int			rows = n - i0 < ws->col_rows ? n - i0 : ws->col_rows;
+
+		/* im2col only reads img when add is 0 */
+		im2col_xfer(st, input_layout(st, s), (float *) (in + (size_t) i0 * in_size(st)), rows, ws->col, 0);
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) (rows * pix), st->c_out, (int) kkc,
+					1.0f, ws->col, (int) kkc, m->params + st->w_off, (int) kkc,
+					0.0f, ws->sact[s] + (size_t) i0 * out_size(st), st->c_out);
+	}
+	nn_add_bias_relu(ws->sact[s], m->params + st->b_off, (size_t) n * pix, st->c_out);
+}
+
+/*
+ * Fold the window element at offset `at` of one image into the running
+ * maxima of C channels (channel stride sc; the contiguous case separately,
+ * so the compiler vectorises it with blends).
+ */
+static inline void
+pool_fold(const float *restrict img, size_t at, size_t sc, int C, float *restrict out, int *restrict idx, int first)
+{
+	const float *restrict p = img + at;
+
+	if (first)
+		for (int c = 0; c < C; c++)
+		{
+			out[c] = p[c * sc];
+			idx[c] = (int) (at + c * sc);
+		}
+	else if (sc == 1)
+		for (int c = 0; c < C; c++)
+		{
+			float		v = p[c],
+						o = out[c];
+			int			k = idx[c],
+						better = v > o;	/* strict: the first maximum wins ties */
+
+			out[c] = better ? v : o;
+			idx[c] = k + better * ((int) at + c - k);
+		}
+	else
+		for (int c = 0; c < C; c++)
+			if (p[c * sc] > out[c])
+			{
+				out[c] = p[c * sc];
+				idx[c] = (int) (at + c * sc);
+			}
+}
+
+/* Max-pool forward: each output is the largest of its P x P window (the first on ties). */
+static void
+pool_forward(const nn_model *m, nn_workspace *ws, int s, const float *in, int n)
+{
+	const nn_stage *st = &m->stage[s];
+	layout		lay = input_layout(st, s);
+	int			P = st->size,
+				C = st->c_in;
+	float	   *out = ws->sact[s];
+	int		   *idx = ws->pidx[s];
+
+	for (int i = 0; i < n; i++)
+		for (int oy = 0; oy < st->h_out; oy++)
+			for (int ox = 0; ox < st->w_out; ox++, out += C, idx += C)
+				for (int py = 0; py < P; py++)
+					for (int px = 0; px < P; px++)
+						pool_fold(in + (size_t) i * in_size(st),
+								  (size_t) (oy * P + py) * lay.sy + (size_t) (ox * P + px) * lay.sx,
+								  lay.sc, C, out, idx, py == 0 && px == 0);
+}
+
+/* Run every stage on n rows of in (CHW); returns the last stage's output. */
+const float *
+nn_stages_forward(const nn_model *m, nn_workspace *ws, const float *in, int n)
+{
+	NN_ASSERT(m->n_stages > 0 && n <= ws->max_batch);
+	for (int s = 0; s < m->n_stages && n > 0; s++)
+	{
+		if (m->stage[s].kind == NN_STAGE_CONV)
+			conv_forward(m, ws, s, in, n);
+		else
+			pool_forward(m, ws, s, in, n);
+		in = ws->sact[s];
+	}
+	return ws->sact[m->n_stages - 1];
+}
+
+/*
+ * Convolution backward from g = sdelta[s] (wrt the ReLU output, masked here):
+ * db += colsum(g); per chunk dW += g^T im2col(in) and, if gin, the input
+ * gradient col2im(g W) (gin zeroed first).
+ */
+static void
+conv_backward(const nn_model *m, nn_workspace *ws, int s, const float *in, int n,
+			  float *grad_params, float *gin)
+{
+	const nn_stage *st = &m->stage[s];
+	size_t		kkc = (size_t) st->size * st->size * st->c_in;
+	size_t		pix = (size_t) st->h_out * st->w_out;
+	float	   *g = ws->sdelta[s];
+
+	nn_relu_mask(g, ws->sact[s], (size_t) n * out_size(st));
+	if (grad_params)
+		nn_add_column_sums(g, (size_t) n * pix, st->c_out, grad_params + st->b_off);
+	if (gin)
+		memset(gin, 0, sizeof(float) * (size_t) n * in_size(st));
+	for (int i0 = 0; i0 < n; i0 += ws->col_rows)
+	{
+		int			rows = n - i0 < ws->col_rows ? n - i0 : ws->col_rows;
+		const float *gc = g + (size_t) i0 * out_size(st);
+
+		if (grad_params)
+		{
+			im2col_xfer(st, input_layout(st, s), (float *) (in + (size_t) i0 * in_size(st)), rows, ws->col, 0);
+			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, st->c_out, (int) kkc, (int) (rows * pix),
+						1.0f, gc, st->c_out, ws->col, (int) kkc,
+						1.0f, grad_params + st->w_off, (int) kkc);
+		}
+		if (gin)
+		{
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) (rows * pix), (int) kkc, st->c_out,
+						1.0f, gc, st->c_out, m->params + st->w_off, (int) kkc,
+						0.0f, ws->dcol, (int) kkc);
+			im2col_xfer(st, input_layout(st, s), gin + (size_t) i0 * in_size(st), rows, ws->dcol, 1);
+		}
+	}
+}
+
+/* Max-pool backward: each output's gradient goes to the input its max came from. */
+static void
+pool_backward(const nn_model *m, nn_workspace *ws, int s, int n, float *gin)
+{
+	const nn_stage *st = &m->stage[s];
+	size_t		per = out_size(st);
+
+	memset(gin, 0, sizeof(float) * (size_t) n * in_size(st));
+	for (int i = 0; i < n; i++)
+	{
+		const float *g = ws->sdelta[s] + (size_t) i * per;
+		const int  *idx = ws->pidx[s] + (size_t) i * per;
+		float	   *dst = gin + (size_t) i * in_size(st);
+
+		for (size_t j = 0; j < per; j++)
+			dst[idx[j]] += g[j];
+	}
+}
+
+/* Backward through the stages, last first; stage 0's input gradient only into grad_input. */
+void
+nn_stages_backward(const nn_model *m, nn_workspace *ws, const float *in, int n,
+				   float *grad_params, float *grad_input)
+{
+	NN_ASSERT(m->n_stages > 0 && n <= ws->max_batch);
+	for (int s = m->n_stages - 1; s >= 0 && n > 0; s--)
+	{
+		const float *sin = s == 0 ? in : ws->sact[s - 1];
+		float	   *gin = s == 0 ? grad_input : ws->sdelta[s - 1];
+
+		if (m->stage[s].kind == NN_STAGE_CONV)
+			conv_backward(m, ws, s, sin, n, grad_params, gin);
+		else if (gin)
+			pool_backward(m, ws, s, n, gin);
+		if (gin == NULL && grad_params == NULL)
+			break;
+	}
+}
