@@ -144,3 +144,20 @@ SET unlearn.exact_when_cheaper = off;
 SELECT version, steps > 0 AS approximate, method FROM unlearn_rows('small', ARRAY[4]);
 RESET unlearn.exact_when_cheaper;
 SELECT unlearn_confirm_forgotten('small') AS confirmed;
+
+-- (g) consolidation: approximate runs add up; once the rows they forgot since
+-- the last exact version reach unlearn.consolidate_after of its rows, the
+-- next run retrains exactly (off in test/regress.conf)
+SHOW unlearn.consolidate_after;
+SET unlearn.consolidate_after = 0.02;	-- 6 rows of small_long's 300
+SET client_min_messages = warning;	-- the NOTICE says how many rows
+SELECT version, rows, method FROM unlearn_rows('small_long', ARRAY[5, 6]);	-- 2 + 2 earlier: 4 < 6
+SELECT version, rows, method FROM unlearn_rows('small_long', ARRAY[7, 8]);	-- 6: consolidated
+SELECT version, rows, method FROM unlearn_rows('small_long', ARRAY[9]);	-- 1 since the exact version
+RESET client_min_messages;
+SELECT version, parent, reason, guarantee, cardinality(forgotten_ids) AS forgot
+FROM inspect.versions WHERE model = 'small_long' ORDER BY version;
+SELECT NOT (ids && ARRAY[1, 2, 5, 6, 7, 8, 9]::bigint[]) AS all_out_of_manifest
+FROM inspect.manifests WHERE model = 'small_long' AND version = 5;
+SELECT unlearn_confirm_forgotten('small_long') AS confirmed;
+RESET unlearn.consolidate_after;

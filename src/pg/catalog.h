@@ -111,6 +111,8 @@ int			unlearn_lineage_index(const UnlearnLineage *l, int version);
 int			unlearn_lineage_stray_forgetter(const UnlearnLineage *l);
 bool		unlearn_lineage_retrained_after(const UnlearnLineage *l, int after);
 void		unlearn_lineage_problems(const UnlearnLineage *l, StringInfo s);
+/* Rows forgotten approximately since the chain's newest exact version, and that version's rows. */
+int64		unlearn_forgotten_since_exact(const UnlearnModel *model, int64 *exact_rows);
 /* The newest version trained from scratch (guarantee 'exact') on the current chain, or 0. */
 int			unlearn_newest_exact_on_chain(const UnlearnModel *model, double *train_seconds, int64 *rows);
 

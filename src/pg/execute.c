@@ -626,6 +626,36 @@ exact_is_cheaper(const UnlearnModel *model, const UnlearnData *forget, bool rela
 }
 
 /*
+ * Step 1c (consolidation): approximate runs add up; when the rows forgotten
+ * approximately since the chain's newest exact version, this run's
+ * included, reach unlearn.consolidate_after of that version's rows, the
+ * model is retrained without them instead (within unlearn.retrain_budget),
+ * so the drift from the last exact model stays bounded.
+ */
+static bool
+consolidation_due(const UnlearnModel *model, const UnlearnData *forget, bool relabel, const RunInputs *in)
+{
+	int64		exact_rows;
+	int64		since;
+	double		estimate;
+
+	if (relabel || unlearn_consolidate_after <= 0 || unlearn_retrain_budget == 0)
+		return false;
+	since = unlearn_forgotten_since_exact(model, &exact_rows) + forget->n;
+	if (exact_rows <= 0 || (double) since < unlearn_consolidate_after * (double) exact_rows)
+		return false;
+	estimate = estimated_retrain_seconds(model, in->n_manifest - forget->n);
+	if (estimate < 0 || estimate > unlearn_retrain_budget)
+		return false;
+	ereport(NOTICE,
+			(errmsg("consolidating model \"%s\": retraining without the rows", model->name),
+			 errdetail("%lld rows are forgotten approximately since its last exact version of %lld rows"
+					   " (unlearn.consolidate_after = %g).",
+					   (long long) since, (long long) exact_rows, unlearn_consolidate_after)));
+	return true;
+}
+
+/*
  * Unlearns (or relabels) the rows in `forget` from the model's current
  * version and stores the new version, its manifest and ledger rows.  When
  * change_table is set the rows are also deleted from (relabelled in) the
@@ -654,7 +684,8 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 	INSTR_TIME_SET_CURRENT(t_start);
 	in.phases = &out->phases;
 	read_inputs(model, forget, opts, &in);
-	exact = exact_is_cheaper(model, forget, relabel, opts, &in);
+	exact = exact_is_cheaper(model, forget, relabel, opts, &in) ||
+		consolidation_due(model, forget, relabel, &in);
 	net = exact ? NULL : run_core(model, forget, new_labels, &in, opts, &res);
 	out->seconds = unlearn_seconds_since(&t_start);
 	exact = exact || guard_wants_exact(model, forget, relabel, &in);

@@ -198,6 +198,14 @@ unlearn_lineage_problems(const UnlearnLineage *l, StringInfo s)
 	}
 }
 
+/* The versions on the chain from version $2 of model $1 up to its root, as chain(version, parent). */
+#define CHAIN_CTE \
+	"WITH RECURSIVE chain(version, parent) AS (" \
+	"  SELECT version, parent FROM unlearn.versions WHERE model = $1 AND version = $2" \
+	"  UNION" /* not UNION ALL: a tampered cycle of parents ends */ \
+	"  SELECT v.version, v.parent FROM unlearn.versions v JOIN chain c ON v.version = c.parent" \
+	"   WHERE v.model = $1)"
+
 /*
  * The newest version on the current version's chain that was trained from
  * scratch (method NULL: guarantee 'exact'), with its train_seconds (-1 when
@@ -214,12 +222,7 @@ unlearn_newest_exact_on_chain(const UnlearnModel *model, double *train_seconds, 
 	int			version;
 
 	unlearn_become_catalog_owner(&saved);
-	/* UNION, not UNION ALL: a tampered cycle of parents ends */
-	ret = SPI_execute_with_args("WITH RECURSIVE chain(version, parent) AS ("
-								"  SELECT version, parent FROM unlearn.versions WHERE model = $1 AND version = $2"
-								"  UNION"
-								"  SELECT v.version, v.parent FROM unlearn.versions v JOIN chain c ON v.version = c.parent"
-								"   WHERE v.model = $1)"
+	ret = SPI_execute_with_args(CHAIN_CTE
 								" SELECT v.version, CASE WHEN jsonb_typeof(v.metrics->'train_seconds') = 'number'"
 								"  THEN (v.metrics->>'train_seconds')::float8 END, v.rows"
 								" FROM unlearn.versions v JOIN chain c ON v.version = c.version"
@@ -237,4 +240,39 @@ unlearn_newest_exact_on_chain(const UnlearnModel *model, double *train_seconds, 
 		*train_seconds = -1;
 	*rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	return version;
+}
+
+/*
+ * Rows forgotten by approximate versions on the current version's chain since
+ * its newest exact version (0 if none), and the rows that exact version was
+ * trained on (0 when the chain has no exact version).
+ */
+int64
+unlearn_forgotten_since_exact(const UnlearnModel *model, int64 *exact_rows)
+{
+	Oid			argtypes[2] = {TEXTOID, INT4OID};
+	Datum		args[2] = {CStringGetTextDatum(model->name), Int32GetDatum(model->version)};
+	UnlearnCatalogUser saved;
+	bool		isnull;
+	int			ret;
+	int64		since;
+
+	unlearn_become_catalog_owner(&saved);
+	ret = SPI_execute_with_args(CHAIN_CTE
+								", exact AS (SELECT v.version, v.rows FROM unlearn.versions v JOIN chain c USING (version)"
+								"   WHERE v.model = $1 AND v.guarantee = 'exact' ORDER BY v.version DESC LIMIT 1)"
+								" SELECT (SELECT rows FROM exact),"
+								"  (SELECT coalesce(sum(pg_catalog.cardinality(v.forgotten_ids)), 0)::int8"
+								"   FROM unlearn.versions v JOIN chain c USING (version)"
+								"   WHERE v.model = $1 AND v.guarantee = 'approximate'"
+								"     AND v.version > (SELECT version FROM exact))",
+								2, argtypes, args, NULL, true, 1);
+	unlearn_restore_user(&saved);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read the lineage of model \"%s\": %s", model->name, SPI_result_code_string(ret));
+	*exact_rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (isnull)
+		*exact_rows = 0;
+	since = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	return isnull ? 0 : since;
 }

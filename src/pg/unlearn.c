@@ -23,6 +23,7 @@ double		unlearn_max_accuracy_drop = 2.0;
 int			unlearn_retrain_budget = 60;
 int			unlearn_max_categories = 1000;
 bool		unlearn_exact_when_cheaper = true;
+double		unlearn_consolidate_after = 0.01;
 UnlearnSuppress unlearn_suppress_capture = {NULL, (Datum) 0};
 int			unlearn_worker_lock_timeout = 5000;
 
@@ -57,6 +58,16 @@ define_run_settings(void)
 							 "unlearn.retrain_budget, the new version is trained from scratch.",
 							 &unlearn_exact_when_cheaper,
 							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomRealVariable("unlearn.consolidate_after",
+							 "Share of a model's rows forgotten approximately after which it is retrained exactly.",
+							 "Counted since the newest exact version on the current version's chain, this run's rows "
+							 "included; the retrain must fit unlearn.retrain_budget.  0 turns consolidation off.",
+							 &unlearn_consolidate_after,
+							 0.01, 0.0, 1.0,
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);

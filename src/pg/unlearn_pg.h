@@ -31,7 +31,8 @@ extern UnlearnSuppress unlearn_suppress_capture;
 extern int	unlearn_max_model_size;		/* unlearn.max_model_size, kB one training run may allocate */
 extern double unlearn_max_accuracy_drop;	/* unlearn.max_accuracy_drop, points on held-out rows */
 extern int	unlearn_retrain_budget;		/* unlearn.retrain_budget, s an exact retrain may take; 0 off */
-extern bool unlearn_exact_when_cheaper;	/* unlearn.exact_when_cheaper: retrain directly on small tables */
+extern bool unlearn_exact_when_cheaper;
+extern double unlearn_consolidate_after;	/* unlearn.consolidate_after: share of rows before an exact retrain */	/* unlearn.exact_when_cheaper: retrain directly on small tables */
 extern int	unlearn_max_categories;		/* unlearn.max_categories: categories per feature column */
 
 /* ---------- BLAS and core set-up (blas.c) ---------- */

@@ -165,7 +165,7 @@ if [ ! -f "$pkglibdir/unlearn.so" ]; then
 fi
 trap check_finish EXIT
 unlearn_server_start crash "synchronous_commit = on" "unlearn.naptime = ${NAPTIME_MS}ms" \
-	"unlearn.threads = 2" "unlearn.exact_when_cheaper = off" || exit 1
+	"unlearn.threads = 2" "unlearn.exact_when_cheaper = off" "unlearn.consolidate_after = 0" || exit 1
 
 echo "==== setup: extension, $TABLE (300 rows, 3 clusters in 8-D), model $MODEL (8-512-512-3) ===="
 q "CREATE EXTENSION unlearn" >/dev/null
