@@ -41,26 +41,9 @@ TARGET=${BENCH_LATENCY_TARGET:-0.2}
 AUTO_OPTIONS=${BENCH_LATENCY_AUTO_OPTIONS:-}
 TABLE=latency_train
 MODEL=latency_bench
-PSQL=${PSQL:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)/psql}
-
-q() { "$PSQL" -X -q -v ON_ERROR_STOP=1 -At -c "$1"; }
-
-work=$(mktemp -d)
-cleanup() {
-	q "SELECT unlearn_drop_model('$MODEL') FROM unlearn.models WHERE name = '$MODEL'" >/dev/null 2>&1 || true
-	q "DROP TABLE IF EXISTS $TABLE" >/dev/null 2>&1 || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-[ "$(q "SELECT to_regclass('fashion_train') IS NOT NULL")" = t ] ||
-	{ echo "latency_bench: fashion_train is missing (bench/load_fashion.sh)" >&2; exit 1; }
-
-q "SELECT unlearn_drop_model('$MODEL') FROM unlearn.models WHERE name = '$MODEL'" >/dev/null
-q "SET client_min_messages = warning; DROP TABLE IF EXISTS $TABLE" >/dev/null
-q "CREATE TABLE $TABLE AS SELECT * FROM fashion_train" >/dev/null
-q "ALTER TABLE $TABLE ADD PRIMARY KEY (id)" >/dev/null
-q "VACUUM ANALYZE $TABLE" >/dev/null
+BENCH_NAME=latency_bench
+. "$(dirname "${BASH_SOURCE[0]}")/lib_fashion_copy.sh"
+fashion_copy
 train=$(q "SELECT rows || ' rows, train accuracy ' || round(train_accuracy::numeric, 4) || ', '
                  || round(seconds::numeric, 1) || ' s'
             FROM unlearn_train('$MODEL', '$TABLE', 'id', 'pixels', 'label', hidden => '$HIDDEN',

@@ -29,26 +29,9 @@ HIDDEN=${BENCH_RATIO_HIDDEN:-'{256}'}
 read -r -a KS <<<"${BENCH_RATIO_KS:-1 32}"
 TABLE=ratio_train
 MODEL=ratio_bench
-PSQL=${PSQL:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)/psql}
-
-q() { "$PSQL" -X -q -v ON_ERROR_STOP=1 -At -c "$1"; }
-
-work=$(mktemp -d)
-cleanup() {
-	q "SELECT unlearn_drop_model('$MODEL') FROM unlearn.models WHERE name = '$MODEL'" >/dev/null 2>&1 || true
-	q "DROP TABLE IF EXISTS $TABLE" >/dev/null 2>&1 || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-[ "$(q "SELECT to_regclass('fashion_train') IS NOT NULL")" = t ] ||
-	{ echo "ratio_bench: fashion_train is missing (bench/load_fashion.sh)" >&2; exit 1; }
-
-q "SELECT unlearn_drop_model('$MODEL') FROM unlearn.models WHERE name = '$MODEL'" >/dev/null
-q "SET client_min_messages = warning; DROP TABLE IF EXISTS $TABLE" >/dev/null
-q "CREATE TABLE $TABLE AS SELECT * FROM fashion_train" >/dev/null
-q "ALTER TABLE $TABLE ADD PRIMARY KEY (id)" >/dev/null
-q "VACUUM ANALYZE $TABLE" >/dev/null
+BENCH_NAME=ratio_bench
+. "$(dirname "${BASH_SOURCE[0]}")/lib_fashion_copy.sh"
+fashion_copy
 train=$(q "SELECT round(seconds::numeric, 2) || ' s, train accuracy ' || round(train_accuracy::numeric, 4)
             FROM unlearn_train('$MODEL', '$TABLE', 'id', 'pixels', 'label', hidden => '$HIDDEN',
                                epochs => $EPOCHS, options => '{\"seed\": 42}', auto_unlearn => false)")

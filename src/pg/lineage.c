@@ -206,6 +206,22 @@ unlearn_lineage_problems(const UnlearnLineage *l, StringInfo s)
 	"  SELECT v.version, v.parent FROM unlearn.versions v JOIN chain c ON v.version = c.parent" \
 	"   WHERE v.model = $1)"
 
+/* Runs CHAIN_CTE followed by `select` for the model's current version, as the catalog owner. */
+static void
+chain_query(const UnlearnModel *model, const char *select)
+{
+	Oid			argtypes[2] = {TEXTOID, INT4OID};
+	Datum		args[2] = {CStringGetTextDatum(model->name), Int32GetDatum(model->version)};
+	UnlearnCatalogUser saved;
+	int			ret;
+
+	unlearn_become_catalog_owner(&saved);
+	ret = SPI_execute_with_args(psprintf("%s %s", CHAIN_CTE, select), 2, argtypes, args, NULL, true, 1);
+	unlearn_restore_user(&saved);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read the lineage of model \"%s\": %s", model->name, SPI_result_code_string(ret));
+}
+
 /*
  * The newest version on the current version's chain that was trained from
  * scratch (method NULL: guarantee 'exact'), with its train_seconds (-1 when
@@ -214,24 +230,14 @@ unlearn_lineage_problems(const UnlearnLineage *l, StringInfo s)
 int
 unlearn_newest_exact_on_chain(const UnlearnModel *model, double *train_seconds, int64 *rows)
 {
-	Oid			argtypes[2] = {TEXTOID, INT4OID};
-	Datum		args[2] = {CStringGetTextDatum(model->name), Int32GetDatum(model->version)};
-	UnlearnCatalogUser saved;
 	bool		isnull;
-	int			ret;
 	int			version;
 
-	unlearn_become_catalog_owner(&saved);
-	ret = SPI_execute_with_args(CHAIN_CTE
-								" SELECT v.version, CASE WHEN jsonb_typeof(v.metrics->'train_seconds') = 'number'"
-								"  THEN (v.metrics->>'train_seconds')::float8 END, v.rows"
-								" FROM unlearn.versions v JOIN chain c ON v.version = c.version"
-								" WHERE v.model = $1 AND v.guarantee = 'exact'"
-								" ORDER BY v.version DESC LIMIT 1",
-								2, argtypes, args, NULL, true, 1);
-	unlearn_restore_user(&saved);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read the lineage of model \"%s\": %s", model->name, SPI_result_code_string(ret));
+	chain_query(model, "SELECT v.version, CASE WHEN jsonb_typeof(v.metrics->'train_seconds') = 'number'"
+				"  THEN (v.metrics->>'train_seconds')::float8 END, v.rows"
+				" FROM unlearn.versions v JOIN chain c ON v.version = c.version"
+				" WHERE v.model = $1 AND v.guarantee = 'exact'"
+				" ORDER BY v.version DESC LIMIT 1");
 	if (SPI_processed != 1)
 		return 0;
 	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -250,26 +256,17 @@ unlearn_newest_exact_on_chain(const UnlearnModel *model, double *train_seconds, 
 int64
 unlearn_forgotten_since_exact(const UnlearnModel *model, int64 *exact_rows)
 {
-	Oid			argtypes[2] = {TEXTOID, INT4OID};
-	Datum		args[2] = {CStringGetTextDatum(model->name), Int32GetDatum(model->version)};
-	UnlearnCatalogUser saved;
 	bool		isnull;
-	int			ret;
 	int64		since;
 
-	unlearn_become_catalog_owner(&saved);
-	ret = SPI_execute_with_args(CHAIN_CTE
-								", exact AS (SELECT v.version, v.rows FROM unlearn.versions v JOIN chain c USING (version)"
-								"   WHERE v.model = $1 AND v.guarantee = 'exact' ORDER BY v.version DESC LIMIT 1)"
-								" SELECT (SELECT rows FROM exact),"
-								"  (SELECT coalesce(sum(pg_catalog.cardinality(v.forgotten_ids)), 0)::int8"
-								"   FROM unlearn.versions v JOIN chain c USING (version)"
-								"   WHERE v.model = $1 AND v.guarantee = 'approximate'"
-								"     AND v.version > (SELECT version FROM exact))",
-								2, argtypes, args, NULL, true, 1);
-	unlearn_restore_user(&saved);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not read the lineage of model \"%s\": %s", model->name, SPI_result_code_string(ret));
+	chain_query(model, ", exact AS (SELECT v.version, v.rows FROM unlearn.versions v JOIN chain c USING (version)"
+				"   WHERE v.model = $1 AND v.guarantee = 'exact' ORDER BY v.version DESC LIMIT 1)"
+				" SELECT (SELECT rows FROM exact),"
+				"  (SELECT coalesce(sum(pg_catalog.cardinality(v.forgotten_ids)), 0)::int8"
+				"   FROM unlearn.versions v JOIN chain c USING (version)"
+				"   WHERE v.model = $1 AND v.guarantee = 'approximate'"
+				"     AND v.version > (SELECT version FROM exact))");
+	Assert(SPI_processed == 1);
 	*exact_rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (isnull)
 		*exact_rows = 0;
