@@ -298,7 +298,7 @@ set_option(ul_options *o, const char *kv)
 	F(imp_lambda) F(pgd_eps) F(pgd_alpha) F(forget_weight) F(distill) F(guard_weight) F(repair_lr)
 	I(guard_per_row)
 	I(optimizer)
-	I(replay_batch) I(repair_steps) I(forget_batch) I(adv_batch) I(adv_per_row)
+	I(replay_batch) I(repair_steps) I(repair_stop) I(forget_batch) I(adv_batch) I(adv_per_row)
 	I(pgd_steps) I(max_passes) I(max_steps)
 #undef F
 #undef I

@@ -86,7 +86,10 @@ typedef struct ul_options
 	float		margin;			/* bounded forget loss margin */
 	float		replay_weight;	/* weight of CE on replayed remaining rows */
 	int			replay_batch;	/* remaining rows per step */
-	int			repair_steps;	/* steps of the repair phase after the stop */
+	int			repair_steps;	/* steps of the repair phase after the stop (its cap) */
+	int			repair_stop;	/* default method: end the repair phase as soon as a
+								 * held-out slice of the replay rows is repaired
+								 * (0 = run all repair_steps); see docs/method.md */
 	float		repair_lr;		/* default method: lr of the repair phase (0 = lr) */
 	float		adv_weight;		/* default method: weight of the ADV term (0 = no PGD) */
 	float		forget_weight;	/* default method: weight of the margin forget term */
@@ -113,6 +116,7 @@ typedef struct ul_result
 									 * new labels (relabel mode) */
 	int			forget_steps;	/* steps until every row was first satisfied (-1: never) */
 	int			aborted;		/* the progress callback asked to stop; params restored to theta0 */
+	int			repaired_stop;	/* the repair phase ended early: held-out slice repaired */
 	/* wall-clock seconds of the phases (reported only; the computation never reads a clock) */
 	double		setup_seconds;	/* checks, constraint rows, soft targets, guard rows, PGD, MAS */
 	double		forget_seconds; /* the loop until every row was first satisfied (all of it if never) */

@@ -19,6 +19,9 @@
 #define UL_CHUNK 256			/* rows per forward/backward chunk */
 #define UL_MAX_GUARD 8192		/* cap on guard rows */
 #define UL_SELECT_ROWS 2048		/* replay rows used for model selection */
+#define UL_STOP_ROWS 2048		/* repair_stop: held-out replay rows, at most ... */
+#define UL_STOP_SHARE 8			/* ... and at most 1/8 of the replay sample ... */
+#define UL_STOP_MIN_ROWS 100	/* ... and at least this many (else no early stop) */
 
 /* Everything the loop owns (all of it nn_alloc'd) and the request it serves. */
 typedef struct ul_ctx
@@ -51,6 +54,12 @@ typedef struct ul_ctx
 				r_pos;
 	int		   *rperm;
 	int		   *rbi;			/* replay row of each batch slot */
+	int			nr;				/* replay rows trained on: the first nr of the sample */
+	int			nh;				/* repair_stop: held-out replay rows [nr, nr + nh), never trained on */
+	int		   *h_pred0;		/* theta0's predictions on them */
+	float	   *h_ce0;			/* theta0's cross-entropy on each of them */
+	int		   *h_pred;			/* the current predictions (scratch) */
+	float	   *h_ce;			/* the current cross-entropies (scratch) */
 	float	   *rsoft;			/* nr x C replay targets (distill > 0) or NULL */
 	int		   *gidx;			/* guard rows (indices into the replay rows) */
 	int			ng,
@@ -79,5 +88,7 @@ void		ul_grad_replay(ul_ctx *c);
 void		ul_make_guard(ul_ctx *c, int per);
 double		ul_replay_loss(ul_ctx *c);
 void		ul_make_soft_targets(ul_ctx *c, float distill);
+void		ul_holdout_eval(ul_ctx *c, float *ce, int *pred);
+int			ul_holdout_repaired(ul_ctx *c);
 
 #endif							/* UNLEARN_UNLEARN_INTERNAL_H */

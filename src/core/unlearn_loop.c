@@ -33,6 +33,8 @@ typedef struct ul_loop
 	int			repair_left;	/* default method: repair steps still to take */
 	float	   *snap;			/* default method: the selected satisfying state */
 	int			have_snap;
+	int			n_active;		/* default method: constraint rows inside the margin (latest check) */
+	int			repaired;		/* repair_stop: the repair phase ended on the stop rule */
 	double		best_loss;		/* replay loss of snap */
 	double		t_first;		/* clock when every row was first satisfied */
 	int			aborted;
@@ -85,7 +87,7 @@ ul_loop_init(ul_loop *lp, const ul_ctx *c, ul_progress_callback cb, void *cb_arg
  * term, averaged over the rows still inside the margin.
  */
 static int
-ul_step_check(ul_ctx *c, const ul_loop *lp)
+ul_step_check(ul_ctx *c, ul_loop *lp)
 {
 	const ul_options *o = c->o;
 	size_t		P = c->m->n_params;
@@ -96,6 +98,7 @@ ul_step_check(ul_ctx *c, const ul_loop *lp)
 	if (!lp->is_default)
 		return ul_check(c, 0.0f, 0.0f, NULL);
 	sat = ul_check(c, o->margin, 1.0f, &n_act);
+	lp->n_active = n_act;
 	if (n_act > 0)
 	{
 		float		hscale = o->forget_weight / (float) n_act;
@@ -109,7 +112,11 @@ ul_step_check(ul_ctx *c, const ul_loop *lp)
 /*
  * Every row is satisfied at this step: note the first such step (and switch
  * to the repair lr); the default method keeps the satisfying state that fits
- * the replay rows best.  Returns 1 when the loop is done (faithful methods).
+ * the replay rows best.  Returns 1 when the loop is done: faithful methods;
+ * the default method when the repair phase's stop rule holds (repair_stop):
+ * at a selection check, every forget and prior row is beyond the margin and
+ * the held-out replay rows are repaired (ul_holdout_repaired); that state is
+ * the one handed back.
  */
 static int
 ul_step_satisfied(ul_ctx *c, ul_loop *lp)
@@ -126,7 +133,7 @@ ul_step_satisfied(ul_ctx *c, ul_loop *lp)
 	}
 	if (!lp->is_default)
 		return 1;
-	if (c->req->replay.n == 0)
+	if (c->nr == 0)
 	{
 		memcpy(lp->snap, c->m->params, bytes);
 		lp->have_snap = 1;
@@ -134,7 +141,16 @@ ul_step_satisfied(ul_ctx *c, ul_loop *lp)
 	else if ((lp->step - lp->first_done) % UL_SELECT_EVERY == 0 || lp->repair_left <= 0 ||
 			 lp->step >= lp->cap)
 	{
-		double		l = ul_replay_loss(c);
+		double		l;
+
+		if (c->nh > 0 && lp->n_active == 0 && ul_holdout_repaired(c))
+		{
+			memcpy(lp->snap, c->m->params, bytes);
+			lp->have_snap = 1;
+			lp->repaired = 1;
+			return 1;
+		}
+		l = ul_replay_loss(c);
 
 		if (!lp->have_snap || l < lp->best_loss)
 		{
@@ -244,7 +260,7 @@ ul_finish_params(ul_ctx *c, const ul_loop *lp)
 		memcpy(c->m->params, c->theta0, bytes);
 	else if (lp->is_default && lp->have_snap)
 	{
-		if (c->req->replay.n > 0 || ul_check(c, 0.0f, 0.0f, NULL) != c->nc)
+		if (c->nr > 0 || ul_check(c, 0.0f, 0.0f, NULL) != c->nc)
 			memcpy(c->m->params, lp->snap, bytes);
 	}
 }
@@ -274,6 +290,7 @@ ul_account(ul_ctx *c, const ul_loop *lp, ul_result *res)
 	res->forgotten = fsat;
 	res->prior_kept = psat;
 	res->aborted = lp->aborted;
+	res->repaired_stop = lp->repaired;
 	res->success = !lp->aborted && fsat == c->k && psat == q->prior.n;
 	res->steps = lp->step;
 	res->forget_steps = lp->first_done;

@@ -80,6 +80,7 @@ ul_options_default(ul_options *o, ul_method method)
 		o->replay_batch = 128;
 		o->distill = 0.5f;
 		o->repair_steps = 300;
+		o->repair_stop = 1;
 		o->adv_weight = 0.0f;
 		o->imp_lambda = 0.0f;
 		o->max_passes = 2000;

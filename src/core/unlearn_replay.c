@@ -4,6 +4,7 @@
  * softmax, the guard rows nearest to the forget and prior rows, and the
  * replay loss that picks the state handed back after the repair phase.
  */
+#include <math.h>
 #include <string.h>
 
 #include "unlearn_internal.h"
@@ -41,7 +42,7 @@ ul_represent(ul_ctx *c, const float *X, int n, int *dim)
 void
 ul_make_guard(ul_ctx *c, int per)
 {
-	int			nr = c->req->replay.n;
+	int			nr = c->nr;
 	const float *Xr = c->req->replay.X;
 	int			H;
 	float	   *Hr = ul_represent(c, Xr, nr, &H);
@@ -94,13 +95,13 @@ ul_make_guard(ul_ctx *c, int per)
 	nn_free_mem(Hr);
 }
 
-/* Sum CE of the first UL_SELECT_ROWS replay rows (model selection in the repair phase). */
+/* Sum CE of the first UL_SELECT_ROWS replay rows trained on (model selection in the repair phase). */
 double
 ul_replay_loss(ul_ctx *c)
 {
 	const float *Xr = c->req->replay.X;
 	const int  *yr = c->req->replay.y;
-	int			nr = c->req->replay.n;
+	int			nr = c->nr;
 	int			n = nr < UL_SELECT_ROWS ? nr : UL_SELECT_ROWS;
 	double		s = 0.0;
 
@@ -114,13 +115,14 @@ ul_replay_loss(ul_ctx *c)
 	return s;
 }
 
-/* Replay targets: (1 - distill) * onehot(y) + distill * softmax_theta0(x). */
+/* Replay targets of the rows trained on: (1 - distill) * onehot(y) + distill * softmax_theta0(x). */
 void
 ul_make_soft_targets(ul_ctx *c, float distill)
 {
 	const float *Xr = c->req->replay.X;
 	const int  *yr = c->req->replay.y;
-	int			nr = c->req->replay.n;
+	int			nr = c->nr;
+
 	c->rsoft = nn_alloc(sizeof(float) * (size_t) nr * c->C);
 	for (int s0 = 0; s0 < nr; s0 += c->wsb)
 	{
@@ -133,4 +135,77 @@ ul_make_soft_targets(ul_ctx *c, float distill)
 			for (int j = 0; j < c->C; j++)
 				out[r * c->C + j] = distill * out[r * c->C + j] + (1.0f - distill) * (j == yr[s0 + r]);
 	}
+}
+
+/*
+ * The held-out replay rows [nr, nr + nh) under the current model: each row's
+ * cross-entropy toward its label into ce, its predicted class into pred.
+ */
+void
+ul_holdout_eval(ul_ctx *c, float *ce, int *pred)
+{
+	const float *Xh = c->req->replay.X + (size_t) c->nr * c->F;
+	const int  *yh = c->req->replay.y + c->nr;
+
+	for (int s0 = 0; s0 < c->nh; s0 += c->wsb)
+	{
+		int			nb = c->nh - s0 < c->wsb ? c->nh - s0 : c->wsb;
+		const float *z = nn_forward(c->m, c->ws, Xh + (size_t) s0 * c->F, nb);
+
+		for (int r = 0; r < nb; r++)
+		{
+			const float *zr = z + (size_t) r * c->C;
+			int			best = 0;
+			double		se = 0.0;
+
+			for (int j = 1; j < c->C; j++)
+				if (zr[j] > zr[best])
+					best = j;
+			for (int j = 0; j < c->C; j++)
+				se += exp((double) (zr[j] - zr[best]));
+			pred[s0 + r] = best;
+			ce[s0 + r] = (float) (log(se) - (double) (zr[yh[s0 + r]] - zr[best]));
+		}
+	}
+}
+
+/*
+ * The stop rule of the repair phase (repair_stop): is the current model back
+ * to theta0's fit of the held-out replay rows, within their sampling noise?
+ * Two paired comparisons against theta0 on the same rows, both within one
+ * standard error of "no change":
+ *  - cross-entropy: the per-row differences d_i = CE_i(theta) - CE_i(theta0)
+ *    have a mean of at most their standard error sd(d) / sqrt(nh - 1);
+ *  - accuracy: `lost` rows theta0 got right and the model gets wrong,
+ *    `gained` the reverse; under "no change" lost - gained has mean 0 and
+ *    standard deviation sqrt(lost + gained): lost - gained <= sqrt(lost + gained).
+ * No threshold is tuned to a data set: both scales come from the rows
+ * themselves.
+ */
+int
+ul_holdout_repaired(ul_ctx *c)
+{
+	const int  *yh = c->req->replay.y + c->nr;
+	int			lost = 0,
+				gained = 0;
+	double		sd = 0.0,
+				sd2 = 0.0,
+				mean,
+				sem;
+
+	ul_holdout_eval(c, c->h_ce, c->h_pred);
+	for (int i = 0; i < c->nh; i++)
+	{
+		int			was = c->h_pred0[i] == yh[i],
+					is = c->h_pred[i] == yh[i];
+		double		d = (double) c->h_ce[i] - (double) c->h_ce0[i];
+
+		lost += was && !is;
+		gained += !was && is;
+		sd += d;
+		sd2 += d * d;
+	}
+	mean = sd / c->nh;
+	sem = sqrt(fmax(sd2 / c->nh - mean * mean, 0.0) / (c->nh - 1));
+	return mean <= sem && (double) (lost - gained) <= sqrt((double) (lost + gained));
 }

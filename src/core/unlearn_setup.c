@@ -18,6 +18,7 @@ ul_options_bad(const ul_options *o)
 		o->adv_per_row < 0 || o->pgd_eps < 0.0f || o->pgd_alpha < 0.0f || o->pgd_steps < 0 ||
 		o->imp_lambda < 0.0f || o->max_passes < 1 || o->max_steps < 0 || o->margin < 0.0f ||
 		o->replay_weight < 0.0f || o->replay_batch < 0 || o->repair_steps < 0 ||
+		o->repair_stop < 0 || o->repair_stop > 1 ||
 		o->adv_weight < 0.0f || o->forget_weight < 0.0f || o->distill < 0.0f || o->distill > 1.0f ||
 		o->guard_per_row < 0 || o->guard_weight < 0.0f || o->repair_lr < 0.0f || o->repair_lr > 1e3f ||
 		(o->optimizer != NN_OPT_SGD && o->optimizer != NN_OPT_ADAM);
@@ -127,8 +128,28 @@ ul_ctx_terms(ul_ctx *c, int is_default)
 {
 	const ul_options *o = c->o;
 	const ul_request *q = c->req;
-	int			nr = q->replay.n;
+	int			nr;
 
+	/* repair_stop: the tail of the (random) replay sample is held out, never trained on */
+	c->nr = q->replay.n;
+	if (is_default && o->repair_stop && o->repair_steps > 0)
+	{
+		int			nh = q->replay.n / UL_STOP_SHARE;
+
+		if (nh > UL_STOP_ROWS)
+			nh = UL_STOP_ROWS;
+		if (nh >= UL_STOP_MIN_ROWS)
+		{
+			c->nh = nh;
+			c->nr = q->replay.n - nh;
+			c->h_pred0 = nn_alloc(sizeof(int) * nh);
+			c->h_pred = nn_alloc(sizeof(int) * nh);
+			c->h_ce0 = nn_alloc(sizeof(float) * nh);
+			c->h_ce = nn_alloc(sizeof(float) * nh);
+			ul_holdout_eval(c, c->h_ce0, c->h_pred0);
+		}
+	}
+	nr = c->nr;
 	if (nr > 0)
 	{
 		c->rperm = nn_alloc(sizeof(int) * nr);
@@ -176,6 +197,10 @@ ul_ctx_free(ul_ctx *c)
 	nn_free_mem(c->rperm);
 	nn_free_mem(c->rbi);
 	nn_free_mem(c->rsoft);
+	nn_free_mem(c->h_pred0);
+	nn_free_mem(c->h_pred);
+	nn_free_mem(c->h_ce0);
+	nn_free_mem(c->h_ce);
 	nn_free_mem(c->gidx);
 }
 

@@ -224,7 +224,7 @@ void
 ul_grad_replay(ul_ctx *c)
 {
 	const ul_options *o = c->o;
-	int			nr = c->req->replay.n;
+	int			nr = c->nr;
 	int			nb = o->replay_batch < nr ? o->replay_batch : nr;
 
 	if (nb <= 0 || o->replay_weight == 0.0f)

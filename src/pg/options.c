@@ -274,6 +274,7 @@ static const OptionSpec run_option_specs[] = {
 	UL_OPT("replay_weight", OPT_FLOAT, ul.replay_weight, 0, 1e6, "a non-negative number"),
 	UL_OPT("replay_batch", OPT_INT, ul.replay_batch, 1, 65536, "an integer from 1 to 65536"),
 	UL_OPT("repair_steps", OPT_INT, ul.repair_steps, 0, 1000000, "an integer from 0 to 1000000"),
+	UL_OPT("repair_stop", OPT_INT, ul.repair_stop, 0, 1, "0 or 1"),
 	UL_OPT("adv_weight", OPT_FLOAT, ul.adv_weight, 0, 1e6, "a non-negative number"),
 	UL_OPT("forget_weight", OPT_FLOAT, ul.forget_weight, 0, 1e6, "a non-negative number"),
 	UL_OPT("distill", OPT_FLOAT, ul.distill, 0, 1, "a number in [0, 1]"),

@@ -524,6 +524,102 @@ UNIT_TEST(default_forgets_and_keeps_accuracy)
 	fixture_free(&f);
 }
 
+/* The smallest logit margin of the forget rows: best other class minus the true class. */
+static float
+min_forget_margin(const nn_model *m, const float *Xf, const int *yf, int k, int C)
+{
+	nn_workspace *ws = nn_workspace_create(m, k);
+	const float *z = nn_forward(m, ws, Xf, k);
+	float		worst = 1e30f;
+
+	for (int i = 0; i < k; i++)
+	{
+		float		other = -1e30f;
+
+		for (int j = 0; j < C; j++)
+			if (j != yf[i] && z[i * C + j] > other)
+				other = z[i * C + j];
+		if (other - z[i * C + yf[i]] < worst)
+			worst = other - z[i * C + yf[i]];
+	}
+	nn_workspace_free(ws);
+	return worst;
+}
+
+/*
+ * repair_stop (the default method's rule): with a replay sample large enough
+ * for a held-out slice (>= 800 rows), the repair phase ends at a selection
+ * check once the slice is back to theta0's cross-entropy and accuracy, with
+ * every forget row beyond the margin; the result is deterministic, keeps
+ * every promise and accuracy, and takes fewer steps than the 300-step cap.
+ * With too few replay rows for a slice, the rule changes nothing, bit for
+ * bit.  An out-of-range value is refused.
+ */
+UNIT_TEST(repair_stops_when_holdout_repaired)
+{
+	toy			t = toy_make(1600, FX_D, 4, 0.3f, 31, 41);
+	toy			test = toy_make(800, FX_D, 4, 0.3f, 31, 42);
+	nn_model   *m = toy_model(&t, FX_H, 30);
+	float		Xf[4 * FX_D];
+	int			yf[4],
+				idx[4];
+	int			k = pick_correct(m, &t, 2, 5, 101, Xf, yf, idx);
+	float	   *Xr = malloc(sizeof(float) * t.n * FX_D);
+	int		   *yr = malloc(sizeof(int) * t.n);
+	int			nr = remaining_rows(&t, idx, k, Xr, yr);
+	double		acc0 = nn_accuracy(m, test.X, test.y, test.n);
+	ul_result	r[4];
+	nn_model   *a[4];
+	ul_options	o;
+	char		err[128];
+
+	CHECK(k == 2 && nr == 1598);
+	for (int i = 0; i < 4; i++)
+	{
+		a[i] = nn_clone(m);
+		ul_options_default(&o, UL_METHOD_DEFAULT);
+		CHECK(o.repair_stop == 1);
+		o.repair_stop = i == 1 || i == 3 ? 0 : 1;
+		/* runs 0, 1: the full sample; 2, 3: 700 rows, too few for a held-out slice */
+		CHECK(ul_unlearn(a[i], Xf, yf, k, NULL, NULL, NULL, 0, Xr, yr, i < 2 ? nr : 700,
+						 &o, NULL, NULL, &r[i], err, sizeof(err)) == 0);
+		CHECK(r[i].success == 1 && r[i].forgotten == k);
+		CHECK(r[i].steps <= r[i].forget_steps + o.repair_steps);
+	}
+	/* the rule ended the repair phase, at a selection check, beyond the margin */
+	CHECK(r[0].repaired_stop == 1 && r[1].repaired_stop == 0);
+	CHECK(r[0].steps < r[1].steps && r[1].steps == r[1].forget_steps + 300);
+	CHECK((r[0].steps - r[0].forget_steps) % 20 == 0);
+	CHECK(min_forget_margin(a[0], Xf, yf, k, 4) >= o.margin);
+	CHECK(nn_accuracy(a[0], test.X, test.y, test.n) >= acc0 - 0.02);
+	/* too few replay rows: no slice, the same bytes as without the rule */
+	CHECK(r[2].repaired_stop == 0 && r[2].steps == r[3].steps);
+	CHECK(memcmp(a[2]->params, a[3]->params, sizeof(float) * m->n_params) == 0);
+	/* deterministic */
+	{
+		nn_model   *b = nn_clone(m);
+		ul_result	rb;
+
+		ul_options_default(&o, UL_METHOD_DEFAULT);
+		CHECK(ul_unlearn(b, Xf, yf, k, NULL, NULL, NULL, 0, Xr, yr, nr, &o, NULL, NULL, &rb, err, sizeof(err)) == 0);
+		CHECK(rb.steps == r[0].steps);
+		CHECK(memcmp(b->params, a[0]->params, sizeof(float) * m->n_params) == 0);
+		o.repair_stop = 2;
+		CHECK(ul_unlearn(b, Xf, yf, k, NULL, NULL, NULL, 0, Xr, yr, nr, &o, NULL, NULL, &rb, err, sizeof(err)) == -1);
+		nn_free(b);
+	}
+	if (unit_failures)
+		fprintf(stderr, "  steps %d (forget %d) vs %d; acc %.3f -> %.3f\n", r[0].steps, r[0].forget_steps,
+				r[1].steps, acc0, nn_accuracy(a[0], test.X, test.y, test.n));
+	for (int i = 0; i < 4; i++)
+		nn_free(a[i]);
+	nn_free(m);
+	free(Xr);
+	free(yr);
+	toy_free(&t);
+	toy_free(&test);
+}
+
 UNIT_TEST(relabel_predicts_new_labels)
 {
 	fixture		f;
@@ -812,6 +908,7 @@ const unit_case unlearn_core_tests[] = {
 	UNIT_ENTRY(loop_stops_at_first_satisfied_step),
 	UNIT_ENTRY(run_is_reproducible_from_seed),
 	UNIT_ENTRY(default_forgets_and_keeps_accuracy),
+	UNIT_ENTRY(repair_stops_when_holdout_repaired),
 	UNIT_ENTRY(relabel_predicts_new_labels),
 	UNIT_ENTRY(prior_rows_stay_misclassified),
 	UNIT_ENTRY(progress_callback_and_abort),
