@@ -161,3 +161,23 @@ SELECT NOT (ids && ARRAY[1, 2, 5, 6, 7, 8, 9]::bigint[]) AS all_out_of_manifest
 FROM inspect.manifests WHERE model = 'small_long' AND version = 5;
 SELECT unlearn_confirm_forgotten('small_long') AS confirmed;
 RESET unlearn.consolidate_after;
+
+-- (h) a row deleted while an exact run reads the table (here in the same
+-- transaction), its request still queued: the retrain cannot learn it, so
+-- the exact version forgets it too and the ledger records it from its
+-- queued copy (the stream benchmark found it missing from the ledger)
+CREATE TABLE small_auto AS SELECT * FROM clusters_src WHERE id <= 300;
+SELECT model FROM unlearn_train('small_auto', 'small_auto', 'id', 'features', 'label', hidden => '{16}',
+                                epochs => 10, options => '{"seed": 1}');
+SET unlearn.exact_when_cheaper = on;
+BEGIN;
+DELETE FROM small_auto WHERE id = 20;
+SELECT version, rows, method FROM unlearn_rows('small_auto', ARRAY[21]);
+COMMIT;
+RESET unlearn.exact_when_cheaper;
+SELECT version, reason, guarantee, forgotten_ids FROM inspect.versions WHERE model = 'small_auto' ORDER BY version;
+SELECT id, label, version FROM inspect.forgotten WHERE model = 'small_auto' ORDER BY id;
+SELECT unlearn_wait('small_auto') AS drained;
+SELECT id, state, version FROM inspect.requests WHERE model = 'small_auto' ORDER BY id;
+SELECT unlearn_confirm_forgotten('small_auto') AS confirmed;
+SELECT version, valid FROM unlearn_verify_ledger('small_auto') ORDER BY version;

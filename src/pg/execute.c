@@ -18,6 +18,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
+#include "queue.h"
 #include "unlearn_pg.h"
 
 #define HELD_OUT_MAX 2000		/* held-out rows of the accuracy guard, at most */
@@ -500,6 +501,45 @@ store_run(const UnlearnModel *model, const UnlearnData *forget, bool relabel, co
 }
 
 /*
+ * Rows of `keep` the table no longer has (deleted since the run began, their
+ * requests still queued): an exact retrain cannot learn them, so the new
+ * version forgets them too, and the ledger records them from their queued
+ * copies.  Returns them (n 0 when none); *all gets forget's ids and theirs,
+ * sorted, the version's forgotten ids.
+ */
+static void
+gone_rows(const UnlearnModel *model, const UnlearnData *forget, const int64 *keep, int64 n_keep,
+		  const UnlearnData *data, UnlearnData *gone, int64 **all, int *n_all)
+{
+	int64	   *missing = palloc(sizeof(int64) * Max(n_keep, 1));
+	int64		n_missing = 0;
+	UnlearnCatalogUser saved;
+
+	/* step 1: keep minus the rows read (both sorted) */
+	for (int64 i = 0, j = 0; i < n_keep; i++)
+	{
+		while (j < data->n && data->ids[j] < keep[i])
+			j++;
+		if (j >= data->n || data->ids[j] != keep[i])
+			missing[n_missing++] = keep[i];
+	}
+	memset(gone, 0, sizeof(*gone));
+	if (n_missing > 0)
+	{
+		unlearn_become_catalog_owner(&saved);
+		unlearn_queue_gone_rows(model, missing, n_missing, gone);
+		unlearn_restore_user(&saved);
+	}
+	/* step 2: the version's forgotten ids, forget's and the gone rows', sorted */
+	*n_all = (int) (forget->n + gone->n);
+	*all = palloc(sizeof(int64) * Max(*n_all, 1));
+	memcpy(*all, forget->ids, sizeof(int64) * forget->n);
+	if (gone->n > 0)
+		memcpy(*all + forget->n, gone->ids, sizeof(int64) * gone->n);
+	qsort(*all, *n_all, sizeof(int64), unlearn_cmp_int64);
+}
+
+/*
  * Step 4, exact: the guard refused the run, so the rows are retrained away:
  * a new version trained from scratch, with the model's shape and recorded
  * training options (unlearn_retrain's helper), on the rows of the current
@@ -518,6 +558,9 @@ store_exact(const UnlearnModel *model, const UnlearnData *forget, const RunInput
 	Jsonb	   *stored;
 	nn_train_options topts;
 	UnlearnData data;
+	UnlearnData gone;
+	int64	   *all;
+	int			n_all;
 	UnlearnTrainRun run;
 	instr_time	t_start;
 
@@ -534,6 +577,7 @@ store_exact(const UnlearnModel *model, const UnlearnData *forget, const RunInput
 			ereport(ERROR,
 					(errcode(ERRCODE_UNIQUE_VIOLATION),
 					 errmsg("id column \"%s\" must be unique", model->id_column)));
+	gone_rows(model, forget, keep, n_keep, &data, &gone, &all, &n_all);
 
 	memset(&run, 0, sizeof(run));
 	run.model = model->name;
@@ -545,12 +589,14 @@ store_exact(const UnlearnModel *model, const UnlearnData *forget, const RunInput
 	run.n_classes = model->n_classes;
 	run.topts = &topts;
 	run.data = &data;
-	run.forgotten = forget->ids;
-	run.n_forgotten = k;
+	run.forgotten = all;
+	run.n_forgotten = n_all;
 	run.load_seconds = unlearn_seconds_since(&t_start);
 	unlearn_train_and_store(&run);
 	unlearn_set_current_version(model->name, run.version);
 	unlearn_record_forgotten(model, forget, run.version);
+	if (gone.n > 0)
+		unlearn_record_forgotten(model, &gone, run.version);
 
 	out->version = run.version;
 	out->forgotten = k;			/* by construction: the version never saw them */

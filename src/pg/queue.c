@@ -347,3 +347,48 @@ unlearn_queue_prune(int history_s)
 					 "   AND done_at < clock_timestamp() - $1 * interval '1 s'",
 					 1, argtypes, args);
 }
+
+/*
+ * The queued copies of rows the table no longer has: for each id of `ids`
+ * (sorted) with a pending or running forget request of the model whose copy
+ * is usable, its earliest such copy, into `rows` (ids, class, features,
+ * requested_by).  Caller elevated (the catalog owner), connected to SPI.
+ */
+void
+unlearn_queue_gone_rows(const UnlearnModel *model, const int64 *ids, int64 n, UnlearnData *rows)
+{
+	int64		m = 0;
+
+	memset(rows, 0, sizeof(*rows));
+	rows->n_features = model->n_features;
+	if (SPI_execute_with_args("SELECT DISTINCT ON (id) id, label, features, requested_by FROM unlearn.requests"
+							  " WHERE model = $1 AND id = ANY($2) AND kind = 'forget'"
+							  "   AND state IN ('pending', 'running') AND features IS NOT NULL"
+							  " ORDER BY id, request_id",
+							  2, (Oid[]) {TEXTOID, INT8ARRAYOID},
+							  (Datum[]) {CStringGetTextDatum(model->name), unlearn_int8_array(ids, n)},
+							  NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the queued copies of model \"%s\"", model->name);
+	rows->ids = palloc(sizeof(int64) * Max(SPI_processed, 1));
+	rows->y = palloc(sizeof(int) * Max(SPI_processed, 1));
+	rows->requested_by = palloc(sizeof(char *) * Max(SPI_processed, 1));
+	rows->X = palloc(sizeof(float) * Max(SPI_processed, 1) * model->n_features);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		bool		isnull;
+		char	   *label = SPI_getvalue(tup, td, 2);
+		ArrayType  *f = DatumGetArrayTypeP(SPI_getbinval(tup, td, 3, &isnull));
+		int			cls = label ? unlearn_class_index(model, label) : -1;
+
+		if (cls < 0 || !unlearn_feature_array_ok(f, model->n_features))
+			continue;			/* unusable: the worker will fail its request */
+		rows->ids[m] = DatumGetInt64(SPI_getbinval(tup, td, 1, &isnull));
+		rows->y[m] = cls;
+		rows->requested_by[m] = SPI_getvalue(tup, td, 4);
+		memcpy(rows->X + m * model->n_features, ARR_DATA_PTR(f), sizeof(float) * model->n_features);
+		m++;
+	}
+	rows->n = m;
+}

@@ -11,6 +11,7 @@
 #define UNLEARN_QUEUE_H
 
 #include "postgres.h"
+#include "data.h"
 #include "utils/array.h"
 #include "utils/timestamp.h"
 
@@ -100,5 +101,8 @@ void		unlearn_queue_record_failure(const int64 *request_ids, int n, const char *
 
 /* Deletes done and skipped requests finished more than history_s seconds ago. */
 void		unlearn_queue_prune(int history_s);
+
+/* The earliest usable queued copies of rows the table no longer has (caller elevated, SPI). */
+void		unlearn_queue_gone_rows(const UnlearnModel *model, const int64 *ids, int64 n, UnlearnData *rows);
 
 #endif							/* UNLEARN_QUEUE_H */
