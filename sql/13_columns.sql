@@ -177,6 +177,79 @@ FROM unlearn_train(model => 'cust_all', relation => 'customers', id_column => 'i
                    hidden => '{32}', epochs => 60, options => '{"seed": 3}', auto_unlearn => false);
 SELECT feature_columns FROM unlearn.models WHERE name = 'cust_all';
 
+-- ALTER TYPE reaches model columns too (an attacker's review): the labels of an
+-- enum a model reads cannot be renamed (deleted rows would be queued as another
+-- category), not even by a role that owns only the enum; new values can be added
+CREATE TYPE lvl AS ENUM ('a', 'b', 'c');
+CREATE TABLE ea (id int PRIMARY KEY, v lvl NOT NULL, x int NOT NULL, y int NOT NULL);
+INSERT INTO ea SELECT i, (ARRAY['a', 'b', 'c'])[1 + i % 3]::lvl, i % 7, (i % 3 = 0)::int FROM generate_series(1, 90) i;
+SELECT model, rows FROM unlearn_train(model => 'ea_m', relation => 'ea', id_column => 'id', label_column => 'y',
+       feature_columns => '{v,x}', hidden => '{4}', epochs => 2, options => '{"seed": 1}');
+SELECT err($$ALTER TYPE lvl RENAME VALUE 'a' TO 'tmp'$$) AS rename_value;
+ALTER TYPE lvl ADD VALUE 'd';
+RESET ROLE;
+CREATE ROLE regress_enum_owner;
+CREATE SCHEMA eo AUTHORIZATION regress_enum_owner;
+GRANT USAGE ON SCHEMA eo TO regress_owner;
+SET ROLE regress_enum_owner;
+CREATE TYPE eo.shared_lvl AS ENUM ('x', 'y');
+CREATE DOMAIN eo.shared_dom AS eo.shared_lvl;
+GRANT USAGE ON TYPE eo.shared_lvl, eo.shared_dom TO regress_owner;
+RESET ROLE;
+SET ROLE regress_owner;
+CREATE TABLE sh (id int PRIMARY KEY, v eo.shared_dom NOT NULL, y int NOT NULL);
+INSERT INTO sh SELECT i, (ARRAY['x', 'y'])[1 + i % 2]::eo.shared_lvl, i % 2 FROM generate_series(1, 40) i;
+SELECT model FROM unlearn_train(model => 'sh_m', relation => 'sh', id_column => 'id', label_column => 'y',
+       feature_columns => '{v}', hidden => '{4}', epochs => 2, auto_unlearn => false);
+RESET ROLE;
+SET ROLE regress_enum_owner;
+SELECT err($$ALTER TYPE eo.shared_lvl RENAME VALUE 'x' TO 'x2'$$) AS enum_owner_rename_through_domain;
+RESET ROLE;
+SET ROLE regress_owner;
+-- a typed table's columns cannot be renamed, retyped or dropped through its type
+-- (ALTER TYPE ... CASCADE), for column and array models; other attributes can
+CREATE TYPE trow AS (id int, f1 int, f2 int, y int);
+CREATE TABLE tt OF trow (PRIMARY KEY (id));
+INSERT INTO tt SELECT i, i % 5, 100 + i % 11, i % 2 FROM generate_series(1, 60) i;
+SELECT model FROM unlearn_train(model => 'tt_m', relation => 'tt', id_column => 'id', label_column => 'y',
+       feature_columns => '{f1}', hidden => '{4}', epochs => 2, options => '{"seed": 1}');
+SELECT err($$ALTER TYPE trow RENAME ATTRIBUTE f1 TO tmp CASCADE$$) AS type_rename_feature;
+SELECT err($$ALTER TYPE trow ALTER ATTRIBUTE f1 TYPE bigint CASCADE$$) AS type_retype_feature;
+SELECT err($$ALTER TYPE trow RENAME ATTRIBUTE f2 TO g2 CASCADE$$) AS type_rename_other;
+CREATE TYPE arow AS (id int, other int, features real[], label int);
+CREATE TABLE at OF arow (PRIMARY KEY (id));
+INSERT INTO at SELECT i, 1000 + i, ARRAY[i % 3, i % 5]::real[], i % 2 FROM generate_series(1, 60) i;
+SELECT model FROM unlearn_train('at_m', 'at', 'id', 'features', 'label', hidden => '{4}', epochs => 2);
+SELECT err($$ALTER TYPE arow RENAME ATTRIBUTE id TO tmp CASCADE$$) AS type_rename_id;
+SELECT err($$ALTER TYPE arow DROP ATTRIBUTE features CASCADE$$) AS type_drop_features;
+-- a reader that row-level security limits cannot list the categories (values of hidden rows)
+CREATE TABLE pii (id int PRIMARY KEY, who name NOT NULL, city text NOT NULL, y int NOT NULL);
+INSERT INTO pii SELECT i, CASE WHEN i <= 30 THEN 'regress_rls_reader' ELSE 'someone_else' END,
+       CASE WHEN i <= 30 THEN 'Paris' WHEN i = 31 THEN 'Tiny Village' ELSE 'Berlin' END, i % 2
+FROM generate_series(1, 60) i;
+SELECT model FROM unlearn_train(model => 'pii_m', relation => 'pii', id_column => 'id', label_column => 'y',
+       feature_columns => '{city}', hidden => '{4}', epochs => 2, auto_unlearn => false);
+ALTER TABLE pii ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own ON pii FOR SELECT USING (who = current_user);
+SELECT count(*) AS owner_sees_categories FROM unlearn_describe('pii_m');
+RESET ROLE;
+CREATE ROLE regress_rls_reader;
+GRANT SELECT ON pii TO regress_rls_reader;
+SET ROLE regress_rls_reader;
+SELECT DISTINCT city AS visible_city FROM pii ORDER BY 1;
+SELECT err($$SELECT category FROM unlearn_describe('pii_m')$$) AS rls_reader_describe;
+SELECT unlearn_predict('pii_m', p) IS NOT NULL AS rls_reader_predicts FROM pii p LIMIT 1;
+RESET ROLE;
+SET ROLE regress_owner;
+SELECT unlearn_drop_model(m) FROM unnest(ARRAY['ea_m', 'sh_m', 'tt_m', 'at_m', 'pii_m']) m;
+RESET ROLE;
+DROP TABLE pii;
+DROP ROLE regress_rls_reader;
+DROP TABLE sh;
+DROP SCHEMA eo CASCADE;
+DROP ROLE regress_enum_owner;
+SET ROLE regress_owner;
+
 SELECT unlearn_drop_model('strict');
 SELECT unlearn_drop_model('cust_all');
 RESET ROLE;

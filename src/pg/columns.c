@@ -14,6 +14,9 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/typcache.h"
+#include "utils/acl.h"
+#include "utils/rls.h"
+#include "miscadmin.h"
 
 #include "unlearn_pg.h"
 
@@ -138,7 +141,8 @@ PG_FUNCTION_INFO_V1(unlearn_describe);
  * unlearn_describe(model): one row per input of the model's current
  * version: its column, type, encoding, category, fill value, and the mean
  * and scale its standardisation subtracts and divides by.  Needs SELECT on
- * the training table (categories are values of its rows).
+ * the training table (categories are values of its rows), and, when
+ * row-level security limits the caller there, to be the model's owner.
  */
 Datum
 unlearn_describe(PG_FUNCTION_ARGS)
@@ -152,6 +156,14 @@ unlearn_describe(PG_FUNCTION_ARGS)
 	SPI_connect();
 	model = unlearn_model_lookup(name, false);
 	unlearn_check_can_use(model);
+	/* categories are values of the rows: a reader whose policies hide rows must not list them */
+	if (model->encoder && !has_privs_of_role(GetUserId(), model->owner) &&
+		check_enable_rls(model->relid, InvalidOid, true) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to describe model \"%s\"", name),
+				 errdetail("Row-level security hides rows of its training table from you, and the categories are values of its rows."),
+				 errhint("Ask the model's owner.")));
 	net = unlearn_load_weights(model, model->version);
 	if (model->encoder)
 		for (int i = 0; i < model->encoder->n_inputs; i++)

@@ -11,6 +11,8 @@
 #include "postgres.h"
 
 #include "commands/extension.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_type.h"
 
 #include "catalog/namespace.h"
 #include "catalog/pg_inherits.h"
@@ -229,22 +231,116 @@ guard_create_trigger(CreateTrigStmt *stmt)
 		guard_trigger_state(relid, stmt->trigname);
 }
 
-/* Checks a RENAME: of a model's column, or of our trigger. */
+static List *typed_tables(Oid typrelid);
+
+/* Checks a RENAME: of a model's column (of a table, or of the tables typed by a composite type), or of our trigger. */
 static void
 guard_rename(RenameStmt *stmt)
 {
 	Oid			relid;
 
 	if (stmt->relation == NULL ||
-		(stmt->renameType != OBJECT_COLUMN && stmt->renameType != OBJECT_TRIGGER))
+		(stmt->renameType != OBJECT_COLUMN && stmt->renameType != OBJECT_TRIGGER &&
+		 stmt->renameType != OBJECT_ATTRIBUTE))
 		return;
 	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
 	if (!OidIsValid(relid))
 		return;
-	if (stmt->renameType == OBJECT_COLUMN)
+	if (stmt->renameType == OBJECT_ATTRIBUTE)
+	{
+		/* ALTER TYPE ... RENAME ATTRIBUTE ... CASCADE renames the typed tables' columns */
+		ListCell   *t;
+
+		foreach(t, typed_tables(relid))
+			guard_column(lfirst_oid(t), stmt->subname, "rename");
+	}
+	else if (stmt->renameType == OBJECT_COLUMN)
 		guard_column(relid, stmt->subname, "rename");
 	else if (is_our_trigger(stmt->subname))
 		guard_trigger_state(relid, stmt->subname);
+}
+
+/*
+ * The typed tables (CREATE TABLE ... OF) of a composite type's relation:
+ * ALTER TYPE ... RENAME/ALTER/DROP ATTRIBUTE ... CASCADE changes their
+ * columns without naming them.
+ */
+static List *
+typed_tables(Oid typrelid)
+{
+	Oid			type = get_rel_type_id(typrelid);
+	List	   *out = NIL;
+	UnlearnCatalogUser saved;
+
+	if (!OidIsValid(type))
+		return NIL;
+	unlearn_become_catalog_owner(&saved);
+	if (SPI_execute_with_args("SELECT oid FROM pg_catalog.pg_class WHERE reloftype = $1",
+							  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(type)}, NULL, true, 0)
+		!= SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_class");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		out = lappend_oid(out, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+															   SPI_tuptable->tupdesc, 1, &isnull)));
+	}
+	unlearn_restore_user(&saved);
+	return out;
+}
+
+/* Checks an ALTER of relid's columns, and of every table typed by it when relid is a composite type. */
+static void
+guard_alter_cmds(Oid relid, List *cmds)
+{
+	ListCell   *lc;
+	ListCell   *t;
+
+	foreach(lc, cmds)
+		guard_alter_cmd(relid, (AlterTableCmd *) lfirst(lc));
+	if (get_rel_relkind(relid) != RELKIND_COMPOSITE_TYPE)
+		return;
+	foreach(t, typed_tables(relid))
+		foreach(lc, cmds)
+			guard_alter_cmd(lfirst_oid(t), (AlterTableCmd *) lfirst(lc));
+}
+
+/*
+ * Refuses ALTER TYPE ... RENAME VALUE of an enum a column model reads (or a
+ * domain over it): the model learned its categories by their labels, so a
+ * renamed label would queue deleted rows as another category.
+ */
+static void
+guard_enum_rename(AlterEnumStmt *stmt)
+{
+	Oid			enum_type;
+	UnlearnCatalogUser saved;
+	char	   *model = NULL;
+
+	if (stmt->oldVal == NULL || !unlearn_catalog_has_column_models())
+		return;					/* ADD VALUE: a new category is an unseen one, harmless */
+	enum_type = typenameTypeId(NULL, makeTypeNameFromNameList(stmt->typeName));
+	unlearn_become_catalog_owner(&saved);
+	if (SPI_execute("SELECT m.name, t.t FROM unlearn.models m,"
+					" pg_catalog.unnest(m.feature_types::pg_catalog.oid[]) t(t) ORDER BY 1", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read unlearn.models");
+	for (uint64 i = 0; i < SPI_processed && model == NULL; i++)
+	{
+		bool		isnull;
+
+		if (getBaseType(DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull)))
+			== enum_type)
+			model = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+	}
+	unlearn_restore_user(&saved);
+	if (model)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot rename value \"%s\" of enum %s: model \"%s\" reads it as a category",
+						stmt->oldVal, format_type_be(enum_type), model),
+				 errdetail("The model learned the categories by their labels; deleted rows would be queued as another category."),
+				 errhint("Add a new value instead, or drop the model with unlearn_drop_model() first.")));
 }
 
 /*
@@ -306,13 +402,13 @@ unlearn_guard_ddl(PG_FUNCTION_ARGS)
 	{
 		AlterTableStmt *stmt = (AlterTableStmt *) parsetree;
 		Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
-		ListCell   *lc;
 
-		/* any ALTER ... form: PostgreSQL lets e.g. ALTER VIEW act on a table */
+		/* any ALTER ... form: PostgreSQL lets e.g. ALTER VIEW act on a table; ALTER TYPE on typed tables */
 		if (OidIsValid(relid))
-			foreach(lc, stmt->cmds)
-				guard_alter_cmd(relid, (AlterTableCmd *) lfirst(lc));
+			guard_alter_cmds(relid, stmt->cmds);
 	}
+	else if (IsA(parsetree, AlterEnumStmt))
+		guard_enum_rename((AlterEnumStmt *) parsetree);
 	SPI_finish();
 	PG_RETURN_VOID();
 }

@@ -226,3 +226,16 @@ AS 'MODULE_PATHNAME', 'unlearn_describe' LANGUAGE C STABLE STRICT;
 CREATE FUNCTION unlearn.encode_row(model text, "row" record) RETURNS real[]
 AS 'MODULE_PATHNAME', 'unlearn_encode_row_sql' LANGUAGE C STABLE STRICT;
 REVOKE ALL ON FUNCTION unlearn.encode_row(text, record) FROM PUBLIC;
+
+------------------------------------------------------------------------------
+-- ALTER TYPE reaches a model's columns too: RENAME VALUE of an enum a column
+-- model reads (its categories are the labels), and RENAME / ALTER / DROP
+-- ATTRIBUTE ... CASCADE of a composite type whose typed tables are training
+-- tables.  The DDL guard's event trigger now also fires for ALTER TYPE.
+------------------------------------------------------------------------------
+DROP EVENT TRIGGER unlearn_guard_ddl;
+CREATE EVENT TRIGGER unlearn_guard_ddl ON ddl_command_start
+	WHEN TAG IN ('ALTER TABLE', 'ALTER TRIGGER', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW',
+				 'ALTER FOREIGN TABLE', 'ALTER INDEX', 'CREATE TABLE', 'CREATE FOREIGN TABLE',
+				 'CREATE TRIGGER', 'ALTER TYPE')
+	EXECUTE FUNCTION unlearn.guard_ddl();
