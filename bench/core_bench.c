@@ -12,11 +12,17 @@
  * Usage: core_bench [--ks 1,8,32,128] [--seeds 3] [--methods neggrad,adv,adv+imp,default]
  *                   [--retrain-seeds 1] [--no-continual] [--max-steps N] [--replay N]
  *                   [--cache /tmp/unlearn_fmnist_mlp.bin] [--data DIR] [--set key=value]...
- *                   [--fset key=value]... [--continual-only] [--cnn]
+ *                   [--fset key=value]... [--continual-only] [--cnn] [--train-epochs N]
+ *                   [--core-threads N]
  * --set key=value changes an option of the default method (any float/int
  * field of ul_options, e.g. lr, margin, replay_weight, distill) for tuning;
  * --fset key=value does the same for the faithful methods (e.g. pgd_eps).
  * --continual-only runs just the continual experiment.
+ * --train-epochs N only times training: a fresh model (not cached), N epochs,
+ * one line per epoch (seconds, loss), the test accuracy and a "RESULT" line.
+ * The core's element-wise loops use OPENBLAS_NUM_THREADS threads, as the
+ * extension gives them unlearn.threads (nn_set_threads); --core-threads N
+ * sets them apart (1: the loops on one thread, as before they were split).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,6 +171,39 @@ get_model(const char *cache, const float *X, const int *y, int n)
 		free(buf);
 	}
 	return m;
+}
+
+/* Prints each epoch's seconds and mean loss (--train-epochs). */
+static int
+epoch_timer(void *arg, int epoch, int epochs, double loss)
+{
+	double	   *last = arg;
+	double		t = now();
+
+	printf("epoch %d/%d: %.2f s, loss %.4f\n", epoch, epochs, t - *last, loss);
+	fflush(stdout);
+	*last = t;
+	return 0;
+}
+
+/* --train-epochs: time training a fresh model for `epochs` epochs, then its test accuracy. */
+static int
+time_training(int epochs, const float *X, const int *y, int n, const float *Xt, const int *yt, int nt)
+{
+	nn_train_options o;
+	nn_model   *m = new_model(&o);
+	double		t0 = now(),
+				last = t0,
+				acc;
+
+	o.epochs = epochs;
+	nn_train(m, X, y, n, &o, epoch_timer, &last);
+	last = now() - t0;
+	acc = nn_accuracy(m, Xt, yt, nt);
+	printf("test accuracy %.2f %%\nRESULT {\"epochs\": %d, \"seconds\": %.2f, \"s_per_epoch\": %.2f, "
+		   "\"test_accuracy\": %.4f, \"threads\": %d}\n", 100 * acc, epochs, last, last / epochs, acc, nn_get_threads());
+	nn_free(m);
+	return 0;
 }
 
 /* Share of rows whose prediction differs from y. */
@@ -481,7 +520,9 @@ main(int argc, char **argv)
 				nk = 4,
 				seeds = 3,
 				retrain_seeds = 1,
-				continual = 1;
+				continual = 1,
+				train_epochs = 0,
+				core_threads = 0;
 	int			methods[8] = {0, 1, 2, 3},
 				nm = 4;
 	double		t0;
@@ -514,6 +555,10 @@ main(int argc, char **argv)
 			if (strcmp(cache, "/tmp/unlearn_fmnist_mlp.bin") == 0)
 				cache = "/tmp/unlearn_fmnist_cnn.bin";
 		}
+		else if (strcmp(a, "--core-threads") == 0)
+			core_threads = atoi(v), i++;
+		else if (strcmp(a, "--train-epochs") == 0)
+			train_epochs = atoi(v), i++;
 		else if (strcmp(a, "--cache") == 0)
 			cache = v, i++;
 		else if (strcmp(a, "--data") == 0)
@@ -568,8 +613,14 @@ main(int argc, char **argv)
 		}
 	}
 
+	if (getenv("OPENBLAS_NUM_THREADS"))
+		nn_set_threads(atoi(getenv("OPENBLAS_NUM_THREADS")));
+	if (core_threads > 0)
+		nn_set_threads(core_threads);
 	b.ntr = load_set(dir, "train", &b.Xtr, &b.ytr);
 	b.nte = load_set(dir, "t10k", &b.Xte, &b.yte);
+	if (train_epochs > 0)
+		return time_training(train_epochs, b.Xtr, b.ytr, b.ntr, b.Xte, b.yte, b.nte);
 	b.mark = calloc(b.ntr, 1);
 	b.Xrem = malloc(sizeof(float) * (size_t) b.ntr * 784);
 	b.yrem = malloc(sizeof(int) * b.ntr);

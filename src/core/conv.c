@@ -136,18 +136,59 @@ im2col_xfer(const nn_stage *st, layout lay, float *img, int rows, float *col, in
 
 						if (iy < 0 || iy >= H || ix < 0 || ix >= W)
 						{
-							if (!add)
+							if (add)
+								continue;
+							else if (C == 1)
+								*dst = 0.0f;
+							else
 								memset(dst, 0, sizeof(float) * (size_t) C);
 						}
 						else if (add)
 							for (int c = 0; c < C; c++)
 								p[c * lay.sc] += dst[c];
+						else if (C == 1)
+							*dst = *p;
 						else if (lay.sc == 1)
 							memcpy(dst, p, sizeof(float) * (size_t) C);
 						else
 							for (int c = 0; c < C; c++)
 								dst[c] = p[c * lay.sc];
 					}
+}
+
+/* An im2col (or col2im) of a chunk of images, split over threads by images. */
+typedef struct xfer_job
+{
+	const nn_stage *st;
+	layout		lay;
+	float	   *img;
+	float	   *col;
+	int			add;
+} xfer_job;
+
+/* Images lo .. hi of the chunk; col2im zeroes their input gradient first. */
+static void
+xfer_range(void *arg, size_t lo, size_t hi)
+{
+	const xfer_job *j = arg;
+	const nn_stage *st = j->st;
+	float	   *img = j->img + lo * in_size(st);
+
+	if (j->add)
+		memset(img, 0, sizeof(float) * (hi - lo) * in_size(st));
+	im2col_xfer(st, j->lay, img, (int) (hi - lo), j->col + lo * nn_im2col_per_row(1, st), j->add);
+}
+
+/*
+ * im2col_xfer on `rows` images, images split over threads; with add the
+ * images' gradient is overwritten (zeroed, then the scatter-add).
+ */
+static void
+im2col_par(const nn_stage *st, int s, float *img, int rows, float *col, int add)
+{
+	xfer_job	j = {st, input_layout(st, s), img, col, add};
+
+	nn_par_for((size_t) rows, NN_PAR_GRAIN_FLOATS / nn_im2col_per_row(1, st) + 1, xfer_range, &j);
 }
 
 /* Convolution forward: per chunk, out = im2col(in) W^T; then bias and ReLU. */
@@ -163,7 +204,7 @@ conv_forward(const nn_model *m, nn_workspace *ws, int s, const float *in, int n)
 		int			rows = n - i0 < ws->col_rows ? n - i0 : ws->col_rows;
 
 		/* im2col only reads img when add is 0 */
-		im2col_xfer(st, input_layout(st, s), (float *) (in + (size_t) i0 * in_size(st)), rows, ws->col, 0);
+		im2col_par(st, s, (float *) (in + (size_t) i0 * in_size(st)), rows, ws->col, 0);
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) (rows * pix), st->c_out, (int) kkc,
 					1.0f, ws->col, (int) kkc, m->params + st->w_off, (int) kkc,
 					0.0f, ws->sact[s] + (size_t) i0 * out_size(st), st->c_out);
@@ -207,25 +248,44 @@ pool_fold(const float *restrict img, size_t at, size_t sc, int C, float *restric
 			}
 }
 
-/* Max-pool forward: each output is the largest of its P x P window (the first on ties). */
-static void
-pool_forward(const nn_model *m, nn_workspace *ws, int s, const float *in, int n)
+/* A pool's forward or backward on a batch, split over threads by images. */
+typedef struct pool_job
 {
-	const nn_stage *st = &m->stage[s];
-	layout		lay = input_layout(st, s);
+	const nn_stage *st;
+	layout		lay;
+	const float *in;			/* forward: the input; backward: the output's gradient */
+	float	   *out;			/* forward: the output; backward: the input's gradient */
+	int		   *idx;
+} pool_job;
+
+/* Max-pool forward of images lo .. hi: each output is the largest of its P x P window (the first on ties). */
+static void
+pool_forward_range(void *arg, size_t lo, size_t hi)
+{
+	const pool_job *j = arg;
+	const nn_stage *st = j->st;
 	int			P = st->size,
 				C = st->c_in;
-	float	   *out = ws->sact[s];
-	int		   *idx = ws->pidx[s];
+	float	   *out = j->out + lo * out_size(st);
+	int		   *idx = j->idx + lo * out_size(st);
 
-	for (int i = 0; i < n; i++)
+	for (size_t i = lo; i < hi; i++)
 		for (int oy = 0; oy < st->h_out; oy++)
 			for (int ox = 0; ox < st->w_out; ox++, out += C, idx += C)
 				for (int py = 0; py < P; py++)
 					for (int px = 0; px < P; px++)
-						pool_fold(in + (size_t) i * in_size(st),
-								  (size_t) (oy * P + py) * lay.sy + (size_t) (ox * P + px) * lay.sx,
-								  lay.sc, C, out, idx, py == 0 && px == 0);
+						pool_fold(j->in + i * in_size(st),
+								  (size_t) (oy * P + py) * j->lay.sy + (size_t) (ox * P + px) * j->lay.sx,
+								  j->lay.sc, C, out, idx, py == 0 && px == 0);
+}
+
+static void
+pool_forward(const nn_model *m, nn_workspace *ws, int s, const float *in, int n)
+{
+	const nn_stage *st = &m->stage[s];
+	pool_job	j = {st, input_layout(st, s), in, ws->sact[s], ws->pidx[s]};
+
+	nn_par_for((size_t) n, NN_PAR_GRAIN_FLOATS / in_size(st) + 1, pool_forward_range, &j);
 }
 
 /* Run every stage on n rows of in (CHW); returns the last stage's output. */
@@ -247,7 +307,7 @@ nn_stages_forward(const nn_model *m, nn_workspace *ws, const float *in, int n)
 /*
  * Convolution backward from g = sdelta[s] (wrt the ReLU output, masked here):
  * db += colsum(g); per chunk dW += g^T im2col(in) and, if gin, the input
- * gradient col2im(g W) (gin zeroed first).
+ * gradient col2im(g W) (each chunk's images of gin overwritten).
  */
 static void
 conv_backward(const nn_model *m, nn_workspace *ws, int s, const float *in, int n,
@@ -261,8 +321,6 @@ conv_backward(const nn_model *m, nn_workspace *ws, int s, const float *in, int n
 	nn_relu_mask(g, ws->sact[s], (size_t) n * out_size(st));
 	if (grad_params)
 		nn_add_column_sums(g, (size_t) n * pix, st->c_out, grad_params + st->b_off);
-	if (gin)
-		memset(gin, 0, sizeof(float) * (size_t) n * in_size(st));
 	for (int i0 = 0; i0 < n; i0 += ws->col_rows)
 	{
 		int			rows = n - i0 < ws->col_rows ? n - i0 : ws->col_rows;
@@ -270,7 +328,7 @@ conv_backward(const nn_model *m, nn_workspace *ws, int s, const float *in, int n
 
 		if (grad_params)
 		{
-			im2col_xfer(st, input_layout(st, s), (float *) (in + (size_t) i0 * in_size(st)), rows, ws->col, 0);
+			im2col_par(st, s, (float *) (in + (size_t) i0 * in_size(st)), rows, ws->col, 0);
 			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, st->c_out, (int) kkc, (int) (rows * pix),
 						1.0f, gc, st->c_out, ws->col, (int) kkc,
 						1.0f, grad_params + st->w_off, (int) kkc);
@@ -280,28 +338,38 @@ conv_backward(const nn_model *m, nn_workspace *ws, int s, const float *in, int n
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) (rows * pix), (int) kkc, st->c_out,
 						1.0f, gc, st->c_out, m->params + st->w_off, (int) kkc,
 						0.0f, ws->dcol, (int) kkc);
-			im2col_xfer(st, input_layout(st, s), gin + (size_t) i0 * in_size(st), rows, ws->dcol, 1);
+			im2col_par(st, s, gin + (size_t) i0 * in_size(st), rows, ws->dcol, 1);
 		}
 	}
 }
 
-/* Max-pool backward: each output's gradient goes to the input its max came from. */
+/* Max-pool backward of images lo .. hi: each output's gradient goes to the input its max came from. */
+static void
+pool_backward_range(void *arg, size_t lo, size_t hi)
+{
+	const pool_job *j = arg;
+	size_t		per = out_size(j->st),
+				isz = in_size(j->st);
+
+	memset(j->out + lo * isz, 0, sizeof(float) * (hi - lo) * isz);
+	for (size_t i = lo; i < hi; i++)
+	{
+		const float *g = j->in + i * per;
+		const int  *idx = j->idx + i * per;
+		float	   *dst = j->out + i * isz;
+
+		for (size_t k = 0; k < per; k++)
+			dst[idx[k]] += g[k];
+	}
+}
+
 static void
 pool_backward(const nn_model *m, nn_workspace *ws, int s, int n, float *gin)
 {
 	const nn_stage *st = &m->stage[s];
-	size_t		per = out_size(st);
+	pool_job	j = {st, input_layout(st, s), ws->sdelta[s], gin, ws->pidx[s]};
 
-	memset(gin, 0, sizeof(float) * (size_t) n * in_size(st));
-	for (int i = 0; i < n; i++)
-	{
-		const float *g = ws->sdelta[s] + (size_t) i * per;
-		const int  *idx = ws->pidx[s] + (size_t) i * per;
-		float	   *dst = gin + (size_t) i * in_size(st);
-
-		for (size_t j = 0; j < per; j++)
-			dst[idx[j]] += g[j];
-	}
+	nn_par_for((size_t) n, NN_PAR_GRAIN_FLOATS / in_size(st) + 1, pool_backward_range, &j);
 }
 
 /* Backward through the stages, last first; stage 0's input gradient only into grad_input. */

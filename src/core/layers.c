@@ -81,21 +81,41 @@ nn_workspace_free(nn_workspace *ws)
 	nn_free_mem(ws);
 }
 
-/* Add the bias row to every row of out (n x width) and apply ReLU, in one pass. */
+/* What the split element-wise loops below read: a matrix and a row or a second matrix. */
+typedef struct ew_job
+{
+	float	   *out;
+	const float *in;
+	int			width;
+} ew_job;
+
+/* Rows lo .. hi of out += bias, then ReLU. */
+static void
+bias_relu_range(void *arg, size_t lo, size_t hi)
+{
+	const ew_job *j = arg;
+	const float *restrict bias = j->in;
+
+	for (size_t i = lo; i < hi; i++)
+	{
+		float	   *restrict row = j->out + i * j->width;
+
+		for (int c = 0; c < j->width; c++)
+		{
+			float		v = row[c] + bias[c];
+
+			row[c] = v > 0.0f ? v : 0.0f;
+		}
+	}
+}
+
+/* Add the bias row to every row of out (n x width) and apply ReLU, in one pass (rows split over threads). */
 void
 nn_add_bias_relu(float *out, const float *bias, size_t n, int width)
 {
-	for (size_t i = 0; i < n; i++)
-	{
-		float	   *row = out + (size_t) i * width;
+	ew_job		j = {out, bias, width};
 
-		for (int j = 0; j < width; j++)
-		{
-			float		v = row[j] + bias[j];
-
-			row[j] = v > 0.0f ? v : 0.0f;
-		}
-	}
+	nn_par_for(n, NN_PAR_GRAIN_FLOATS / (size_t) (width > 0 ? width : 1) + 1, bias_relu_range, &j);
 }
 
 /* Add the bias row to every row of out (n x width): the logits layer. */
@@ -169,17 +189,41 @@ nn_forward(const nn_model *m, nn_workspace *ws, const float *X, int n)
 	return ws->act[L];
 }
 
-/* Column sums of g (n x width) added to grad_bias: the bias gradient. */
+/* What a split column sum reads: g (rows x width) and the sums it adds to. */
+typedef struct colsum_job
+{
+	const float *g;
+	size_t		rows;
+	int			width;
+	float	   *sums;
+} colsum_job;
+
+/* Columns lo .. hi of the sums, each over every row in row order. */
+static void
+column_sums_range(void *arg, size_t lo, size_t hi)
+{
+	const colsum_job *j = arg;
+
+	for (size_t i = 0; i < j->rows; i++)
+	{
+		const float *row = j->g + i * j->width;
+
+		for (size_t c = lo; c < hi; c++)
+			j->sums[c] += row[c];
+	}
+}
+
+/*
+ * Column sums of g (n x width) added to grad_bias: the bias gradient.  Split
+ * by columns, so each sum adds its rows in the same order on any thread count.
+ */
 void
 nn_add_column_sums(const float *g, size_t n, int width, float *grad_bias)
 {
-	for (size_t i = 0; i < n; i++)
-	{
-		const float *row = g + (size_t) i * width;
+	colsum_job	j = {g, n, width, grad_bias};
 
-		for (int j = 0; j < width; j++)
-			grad_bias[j] += row[j];
-	}
+	nn_par_for((size_t) width, n * (size_t) width >= 2 * NN_PAR_GRAIN_FLOATS ? 8 : (size_t) width + 1,
+			   column_sums_range, &j);
 }
 
 /* d/dx = d/dx' / scale for x' = (x - mean) / scale, row by row. */
@@ -195,12 +239,25 @@ unscale_gradient(float *g, const float *scale, int n, int width)
 	}
 }
 
+/* Elements lo .. hi of the ReLU mask. */
+static void
+relu_mask_range(void *arg, size_t lo, size_t hi)
+{
+	const ew_job *j = arg;
+	float	   *restrict delta = j->out;
+	const float *restrict act = j->in;
+
+	for (size_t i = lo; i < hi; i++)
+		delta[i] = act[i] > 0.0f ? delta[i] : 0.0f;
+}
+
 /* Zero delta wherever the ReLU output was 0: turns d/d(act) into d/d(pre-activation). */
 void
 nn_relu_mask(float *delta, const float *act, size_t count)
 {
-	for (size_t i = 0; i < count; i++)
-		delta[i] = act[i] > 0.0f ? delta[i] : 0.0f;
+	ew_job		j = {delta, act, 0};
+
+	nn_par_for(count, NN_PAR_GRAIN_FLOATS, relu_mask_range, &j);
 }
 
 /*

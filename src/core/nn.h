@@ -174,6 +174,17 @@ int			nn_set_standardization(nn_model *m, const float *X, int n);
 /* Map n rows of raw X into the model's standardised space, (x - mean) * (1 / scale) (out may alias X). */
 void		nn_standardize_rows(const nn_model *m, const float *X, int n, float *out);
 
+/* ---------- threads ---------- */
+
+/*
+ * Threads for the core's element-wise loops (im2col, pooling, ReLU, bias
+ * sums, Adam), beside cblas_sgemm's own; default 1.  Process-wide; results
+ * are the same bytes for every value (par.c).  The extension sets it to
+ * unlearn.threads.
+ */
+void		nn_set_threads(int n);
+int			nn_get_threads(void);
+
 /* ---------- forward / backward on a batch ---------- */
 
 /* Scratch space for batches of up to max_batch rows; reusable across calls. */

@@ -17,6 +17,7 @@
  *   classify.c    softmax cross-entropy, predictions, accuracy
  *   optim.c       SGD and Adam (scalar, SSE2 and run-time AVX kernels)
  *   fit.c         nn_train: the mini-batch training loop
+ *   par.c         nn_par_for: the element-wise loops split over short-lived threads
  *   serialize.c   the model byte format and FNV-1a
  *   pgd.c, mas.c, unlearn_*.c, mia.c: the unlearning side (unlearn_core.h, mia.h)
  */
@@ -112,6 +113,15 @@ const float *nn_stages_forward(const nn_model *m, nn_workspace *ws, const float 
  */
 void		nn_stages_backward(const nn_model *m, nn_workspace *ws, const float *in, int n,
 							   float *grad_params, float *grad_input);
+
+/*
+ * Run fn(arg, lo, hi) over [0, n) split into up to nn_get_threads() ranges
+ * of at least grain items, joined before return; ranges must not write
+ * memory another range touches (par.c).
+ */
+#define NN_PAR_GRAIN_FLOATS ((size_t) 1 << 15)	/* less element-wise work stays on one thread */
+typedef void (*nn_par_fn) (void *arg, size_t lo, size_t hi);
+void		nn_par_for(size_t n, size_t grain, nn_par_fn fn, void *arg);
 
 /* Log-sum-exp of one logit row, shifted by its maximum (classify.c). */
 double		nn_row_logsumexp(const float *row, int C);

@@ -208,20 +208,56 @@ cpu_has_avx(void)
 }
 #endif
 
+/* What the split Adam update reads: the step's constants and the four arrays. */
+typedef struct adam_job
+{
+	const adam_consts *k;
+	float	   *p,
+			   *g,
+			   *m1,
+			   *m2;
+} adam_job;
+
+/*
+ * Elements lo .. hi of the Adam update: the widest available kernel takes
+ * the bulk, the scalar loop the rest, all with identical per-element
+ * arithmetic (so any split gives the same bytes).
+ */
+static void
+adam_range(void *arg, size_t lo, size_t hi)
+{
+	const adam_job *j = arg;
+	float	   *p = j->p + lo,
+			   *g = j->g + lo,
+			   *m1 = j->m1 + lo,
+			   *m2 = j->m2 + lo;
+	size_t		n = hi - lo;
+	size_t		i = 0;
+
+#if NN_HAVE_AVX_KERNEL
+	if (cpu_has_avx())
+		i = adam_update_avx(j->k, p, g, m1, m2, n);
+#endif
+#if defined(__SSE2__)
+	i += adam_update_sse2(j->k, p + i, g + i, m1 + i, m2 + i, n - i);
+#endif
+	NN_ASSERT(i <= n);
+	for (; i < n; i++)
+		adam_update_one(j->k, p + i, g + i, m1 + i, m2 + i);
+}
+
 /*
  * torch.optim.Adam step: bias corrections in double as torch computes them on
- * the host, then p -= (lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps).  The widest
- * available kernel takes the bulk; the scalar loop does the rest, all with
- * identical per-element arithmetic.
+ * the host, then p -= (lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps), the
+ * elements split over the core's threads (par.c).
  */
 static void
 adam_step(nn_optimizer *opt, float *params, float *grad)
 {
 	adam_consts k;
+	adam_job	j = {&k, params, grad, opt->m1, opt->m2};
 	double		bc1 = 1.0 - pow((double) opt->beta1, (double) opt->t);
 	double		bc2 = 1.0 - pow((double) opt->beta2, (double) opt->t);
-	size_t		n = opt->n;
-	size_t		i = 0;
 
 	k.wd = opt->weight_decay;
 	k.b1 = opt->beta1;
@@ -231,17 +267,11 @@ adam_step(nn_optimizer *opt, float *params, float *grad)
 	k.eps = opt->eps;
 	k.step_size = (float) ((double) opt->lr / bc1);
 	k.bc2_sqrt = (float) sqrt(bc2);
-
+	/* cpu_has_avx caches its answer on this thread before any other runs */
 #if NN_HAVE_AVX_KERNEL
-	if (cpu_has_avx())
-		i = adam_update_avx(&k, params, grad, opt->m1, opt->m2, n);
+	(void) cpu_has_avx();
 #endif
-#if defined(__SSE2__)
-	i += adam_update_sse2(&k, params + i, grad + i, opt->m1 + i, opt->m2 + i, n - i);
-#endif
-	NN_ASSERT(i <= n);
-	for (; i < n; i++)
-		adam_update_one(&k, params + i, grad + i, opt->m1 + i, opt->m2 + i);
+	nn_par_for(opt->n, NN_PAR_GRAIN_FLOATS, adam_range, &j);
 }
 
 /* One optimiser step on params with gradient grad (grad may be overwritten by weight decay). */

@@ -16,6 +16,7 @@
 #include "utils/memutils.h"
 
 #include "cblas.h"
+#include "nn.h"
 #include "unlearn_pg.h"
 
 typedef void (*sgemm_fn) (const enum CBLAS_ORDER, const enum CBLAS_TRANSPOSE,
@@ -43,7 +44,10 @@ blas_symbol(const char *name)
 	return p;
 }
 
-/* Loads OpenBLAS on first use and applies unlearn.threads. */
+/*
+ * Loads OpenBLAS on first use and applies unlearn.threads, to OpenBLAS and to
+ * the core's element-wise loops (src/core/par.c: same bytes for any count).
+ */
 void
 unlearn_blas_ensure_loaded(void)
 {
@@ -65,6 +69,7 @@ unlearn_blas_ensure_loaded(void)
 	if (threads_applied != unlearn_threads)
 	{
 		p_set_threads(unlearn_threads);
+		nn_set_threads(unlearn_threads);
 		threads_applied = unlearn_threads;
 	}
 }

@@ -34,7 +34,7 @@ static void
 define_run_settings(void)
 {
 	DefineCustomIntVariable("unlearn.threads",
-							"BLAS threads a backend or worker uses for training, prediction and unlearning.",
+							"Threads (OpenBLAS and the numeric core) a backend or worker uses for training, prediction and unlearning.",
 							NULL,
 							&unlearn_threads,
 							2, 1, 64,

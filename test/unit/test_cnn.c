@@ -2,13 +2,14 @@
  * test_cnn.c: unit tests of convolutional models: layer lists and their
  * errors, the forward pass against a direct (loop) convolution, gradients by
  * finite differences (conv, maxpool, a full CNN, standardised), the v3 byte
- * format, training on small images, and PGD, MAS and every unlearning method
- * on a small CNN.
+ * format, training on small images, PGD, MAS and every unlearning method
+ * on a small CNN, and the element-wise loops split over threads (same bytes).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "gradcheck.h"
+#include "nn_internal.h"
 #include "unit.h"
 #include "unlearn_core.h"
 
@@ -660,6 +661,117 @@ UNIT_TEST(cnn_every_method_forgets)
 	bars_sets_free(&d);
 }
 
+/* ---------------------------------------------------------------- threads */
+
+/* What one nn_par_for call saw: how often each item ran, and on how many ranges. */
+typedef struct par_seen
+{
+	int			count[40];
+	int			ranges;
+} par_seen;
+
+static void
+par_mark(void *arg, size_t lo, size_t hi)
+{
+	par_seen   *s = arg;
+
+	__atomic_add_fetch(&s->ranges, 1, __ATOMIC_SEQ_CST);
+	for (size_t i = lo; i < hi; i++)
+		s->count[i]++;
+}
+
+/* nn_par_for runs every item once, in at most nn_get_threads() ranges of at least grain items. */
+UNIT_TEST(cnn_par_for_covers_once)
+{
+	static const struct
+	{
+		int			threads;
+		size_t		n,
+					grain;
+		int			ranges;
+	}			cases[] = {{1, 40, 1, 1}, {2, 40, 1, 2}, {3, 40, 1, 3}, {3, 40, 15, 2}, {3, 40, 41, 1},
+	{4, 3, 1, 3}, {2, 0, 1, 0}, {0, 5, 1, 1}};
+
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++)
+	{
+		par_seen	s;
+
+		memset(&s, 0, sizeof(s));
+		nn_set_threads(cases[c].threads);
+		nn_par_for(cases[c].n, cases[c].grain, par_mark, &s);
+		CHECK(s.ranges == cases[c].ranges);
+		for (size_t i = 0; i < 40; i++)
+			CHECK(s.count[i] == (i < cases[c].n ? 1 : 0));
+	}
+	nn_set_threads(1);
+	CHECK(nn_get_threads() == 1);
+}
+
+/*
+ * The element-wise loops split over threads give the same bytes as one
+ * thread: a forward and backward pass (parameter and input gradients, every
+ * stage large enough to be split) and two epochs of standardised Adam training.
+ */
+UNIT_TEST(cnn_threads_same_bytes)
+{
+	static const int shape[3] = {1, 12, 12};
+	static const nn_layer_spec specs[] = {CONV(8, 3), POOL(2), CONV(8, 3), POOL(2), DENSE(256)};
+	int			n = 192,
+				b = 64,
+				F = 144;
+	float	   *X = malloc(sizeof(float) * n * F);
+	int		   *y = malloc(sizeof(int) * n);
+	float	   *ref = NULL,
+			   *refgi = malloc(sizeof(float) * b * F),
+			   *refp = NULL;
+	size_t		np = 0;
+
+	random_rows(71, X, y, n, F, 4);
+	for (int threads = 1; threads <= 3; threads++)
+	{
+		nn_model   *m = cnn_make(shape, 5, specs, 4, 72);
+		nn_workspace *ws = nn_workspace_create(m, b);
+		float	   *g = calloc(m->n_params, sizeof(float)),
+				   *gi = malloc(sizeof(float) * b * F),
+					dl[64 * 4];
+		nn_train_options o;
+
+		nn_set_threads(threads);
+		nn_forward(m, ws, X, b);
+		nn_softmax_ce(ws->act[m->n_layers], y, b, 4, 1.0f / b, dl, NULL);
+		nn_backward(m, ws, X, b, dl, g, gi);
+		nn_train_options_default(&o);
+		o.epochs = 2;
+		o.batch_size = b;
+		o.standardize = 1;
+		nn_train(m, X, y, n, &o, NULL, NULL);
+		if (threads == 1)
+		{
+			np = m->n_params;
+			ref = g;
+			refp = malloc(sizeof(float) * np);
+			memcpy(refp, m->params, sizeof(float) * np);
+			memcpy(refgi, gi, sizeof(float) * b * F);
+		}
+		else
+		{
+			CHECK(memcmp(ref, g, sizeof(float) * np) == 0);
+			CHECK(memcmp(refgi, gi, sizeof(float) * b * F) == 0);
+			CHECK(memcmp(refp, m->params, sizeof(float) * np) == 0);
+			free(g);
+		}
+		free(gi);
+		nn_workspace_free(ws);
+		nn_free(m);
+	}
+	nn_set_threads(1);
+	free(ref);
+	free(refp);
+	free(refgi);
+	free(X);
+	free(y);
+}
+
 const unit_case cnn_tests[] = {
 	UNIT_ENTRY(cnn_layer_lists_checked),
 	UNIT_ENTRY(cnn_layout_and_plan),
@@ -674,5 +786,7 @@ const unit_case cnn_tests[] = {
 	UNIT_ENTRY(cnn_pgd_reaches_targets),
 	UNIT_ENTRY(cnn_mas_per_tensor),
 	UNIT_ENTRY(cnn_every_method_forgets),
+	UNIT_ENTRY(cnn_par_for_covers_once),
+	UNIT_ENTRY(cnn_threads_same_bytes),
 	{NULL, NULL}
 };
