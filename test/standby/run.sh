@@ -116,7 +116,7 @@ poll_s() {
 # Waits until the standby has replayed the primary's WAL up to now: t or f.
 wait_replay() {
 	local lsn
-	lsn=$(p "SELECT pg_current_wal_lsn()")
+	lsn=$(p "SELECT pg_current_wal_insert_lsn()")	# not _lsn (the write position): commits are asynchronous (lib_server)
 	poll_s "SELECT pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn" t
 }
 
