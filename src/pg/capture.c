@@ -369,16 +369,9 @@ capture_relcache_callback(Datum arg, Oid relid)
 static Oid
 column_type(Relation rel, const char *name)
 {
-	TupleDesc	desc = RelationGetDescr(rel);
+	int			att = unlearn_desc_attnum(RelationGetDescr(rel), name);
 
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
-			return att->atttypid;
-	}
-	return InvalidOid;
+	return att ? TupleDescAttr(RelationGetDescr(rel), att - 1)->atttypid : InvalidOid;
 }
 
 /* Errors (55000) about a model column of the table being changed that no longer matches. */

@@ -65,6 +65,9 @@ extern bool unlearn_installing_capture;
 /* The relation's schema-qualified, quoted name (errors if it is gone). */
 char	   *unlearn_qualified_name(Oid relid);
 
+/* The 1-based number of the non-dropped column `name` in desc, or 0 if it has none. */
+int			unlearn_desc_attnum(TupleDesc desc, const char *name);
+
 /* Seconds since an instr_time start. */
 double		unlearn_seconds_since(const void *start);
 

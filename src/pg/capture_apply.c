@@ -39,18 +39,6 @@ typedef struct ApplyModel
 	UnlearnRowMap map;
 } ApplyModel;
 
-/* Attribute number of column `name` in rel (0 if none). */
-static int
-attnum_of(Relation rel, const char *name)
-{
-	TupleDesc	desc = RelationGetDescr(rel);
-
-	for (int i = 0; i < desc->natts; i++)
-		if (!TupleDescAttr(desc, i)->attisdropped && strcmp(NameStr(TupleDescAttr(desc, i)->attname), name) == 0)
-			return i + 1;
-	return 0;
-}
-
 /* The models of rel (or a table above it) with capture on, their columns checked; SPI connected. */
 static ApplyModel *
 apply_models(Relation rel, int *n_out)
@@ -74,9 +62,9 @@ apply_models(Relation rel, int *n_out)
 		unlearn_captured_model(rel, SPI_tuptable, i, &m);
 		models[i].name = m.name;
 		models[i].relid = m.relid;
-		models[i].id_att = attnum_of(rel, m.id);
-		models[i].feat_att = m.feat ? attnum_of(rel, m.feat) : 0;
-		models[i].label_att = attnum_of(rel, m.label);
+		models[i].id_att = unlearn_desc_attnum(RelationGetDescr(rel), m.id);
+		models[i].feat_att = m.feat ? unlearn_desc_attnum(RelationGetDescr(rel), m.feat) : 0;
+		models[i].label_att = unlearn_desc_attnum(RelationGetDescr(rel), m.label);
 	}
 	/* column models: their encodings, read once the list above is complete */
 	for (int i = 0; i < n; i++)

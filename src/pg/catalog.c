@@ -107,6 +107,7 @@ unlearn_model_lookup(const char *name, bool missing_ok)
 	Datum	   *elems;
 	int			nelems;
 	int			ret;
+	bool		column_models = unlearn_catalog_has_column_models();
 
 	unlearn_become_catalog_owner(&saved);
 	ret = SPI_execute_with_args(psprintf(
@@ -117,9 +118,8 @@ unlearn_model_lookup(const char *name, bool missing_ok)
 										 " LEFT JOIN unlearn.versions v ON v.model = m.name AND v.version = m.current_version"
 										 " WHERE m.name = $1",
 										 unlearn_feature_columns_sql("m."),
-										 unlearn_catalog_has_column_models() ? "e.inputs" : "NULL::jsonb",
-										 unlearn_catalog_has_column_models() ?
-										 "LEFT JOIN unlearn.encodings e ON e.model = m.name" : ""),
+										 column_models ? "e.inputs" : "NULL::jsonb",
+										 column_models ? "LEFT JOIN unlearn.encodings e ON e.model = m.name" : ""),
 								1, argtypes, args, NULL, true, 1);
 	unlearn_restore_user(&saved);
 	if (ret != SPI_OK_SELECT)

@@ -416,7 +416,6 @@ static void
 read_inputs(DataReader *r, int64 n, int64 id, HeapTuple tup, TupleDesc desc)
 {
 	const UnlearnEncoder *enc = r->spec->encoder;
-	char	   *where = psprintf("Row with id %lld", (long long) id);
 
 	if (!r->mapped)
 	{
@@ -435,8 +434,12 @@ read_inputs(DataReader *r, int64 n, int64 id, HeapTuple tup, TupleDesc desc)
 		pfree(nulls);
 	}
 	else
+	{
+		char	   *where = psprintf("Row with id %lld", (long long) id);	/* names the row in errors */
+
 		unlearn_encode_heap(enc, &r->map, tup, desc, r->out->X + (size_t) n * r->n_features, where);
-	pfree(where);
+		pfree(where);
+	}
 }
 
 /* Reads and checks one row into slot n. */

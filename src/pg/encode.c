@@ -347,13 +347,9 @@ unlearn_encoder_match(const UnlearnEncoder *enc, TupleDesc desc, bool same_type,
 	for (int i = 0; i < enc->n_inputs; i++)
 	{
 		const UnlearnInput *in = &enc->inputs[i];
-		Oid			type = InvalidOid;
-		int			att = 0;
+		Oid			type;
+		int			att = unlearn_desc_attnum(desc, in->column);
 
-		for (int a = 0; a < desc->natts && att == 0; a++)
-			if (!TupleDescAttr(desc, a)->attisdropped &&
-				strcmp(NameStr(TupleDescAttr(desc, a)->attname), in->column) == 0)
-				att = a + 1;
 		if (att == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),

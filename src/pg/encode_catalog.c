@@ -100,13 +100,8 @@ corrupt(const char *model, const char *detail)
 static JsonbValue *
 get_key(JsonbContainer *obj, const char *key, enum jbvType type)
 {
-	JsonbValue	k;
-	JsonbValue *v;
+	JsonbValue *v = unlearn_jsonb_key(obj, key);
 
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	v = findJsonbValueFromContainer(obj, JB_FOBJECT, &k);
 	return v && v->type == type ? v : NULL;
 }
 

@@ -511,18 +511,11 @@ static void
 gone_rows(const UnlearnModel *model, const UnlearnData *forget, const int64 *keep, int64 n_keep,
 		  const UnlearnData *data, UnlearnData *gone, int64 **all, int *n_all)
 {
-	int64	   *missing = palloc(sizeof(int64) * Max(n_keep, 1));
-	int64		n_missing = 0;
+	int64		n_missing;
+	/* step 1: keep minus the rows read (both sorted) */
+	int64	   *missing = manifest_without(keep, n_keep, data->ids, (int) data->n, &n_missing);
 	UnlearnCatalogUser saved;
 
-	/* step 1: keep minus the rows read (both sorted) */
-	for (int64 i = 0, j = 0; i < n_keep; i++)
-	{
-		while (j < data->n && data->ids[j] < keep[i])
-			j++;
-		if (j >= data->n || data->ids[j] != keep[i])
-			missing[n_missing++] = keep[i];
-	}
 	memset(gone, 0, sizeof(*gone));
 	if (n_missing > 0)
 	{
@@ -647,9 +640,7 @@ static bool
 exact_is_cheaper(const UnlearnModel *model, const UnlearnData *forget, bool relabel,
 				 const UnlearnRunOptions *opts, const RunInputs *in)
 {
-	int		   *hidden;
-	int			n_hidden;
-	Jsonb	   *stored;
+	Jsonb	   *stored = model->options;	/* the recorded training options, as retrains read them */
 	nn_train_options t;
 	int64		n = in->n_manifest - forget->n;
 	double		retrain_steps;
@@ -658,7 +649,7 @@ exact_is_cheaper(const UnlearnModel *model, const UnlearnData *forget, bool rela
 	if (!unlearn_exact_when_cheaper || relabel || opts->ul.method != UL_METHOD_DEFAULT ||
 		unlearn_retrain_budget == 0 || n <= 0)
 		return false;
-	unlearn_read_model_training(model->name, &hidden, &n_hidden, &stored);
+	(void) unlearn_jsonb_take(&stored, "hidden");
 	unlearn_parse_retrain_options(stored, NULL, &t);
 	retrain_steps = (double) t.epochs * (double) ((n + t.batch_size - 1) / Max(t.batch_size, 1));
 	if (retrain_steps > 2.0 * opts->ul.repair_steps)

@@ -21,14 +21,9 @@
 static JsonbValue *
 find_key(Jsonb *options, const char *key)
 {
-	JsonbValue	k;
-
 	if (options == NULL || !JB_ROOT_IS_OBJECT(options))
 		return NULL;
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	return findJsonbValueFromContainer(&options->root, JB_FOBJECT, &k);
+	return unlearn_jsonb_key(&options->root, key);
 }
 
 /* The elements of a jsonb array value (skipping nested values), or error naming key. */

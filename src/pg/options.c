@@ -355,6 +355,18 @@ unlearn_seconds_since(const void *start)
 	return INSTR_TIME_GET_DOUBLE(now);
 }
 
+/* The value of key in a jsonb object container, or NULL. */
+JsonbValue *
+unlearn_jsonb_key(JsonbContainer *obj, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	return findJsonbValueFromContainer(obj, JB_FOBJECT, &k);
+}
+
 /*
  * Takes key out of a jsonb object of options: its value (a copy), or NULL
  * if absent; *options becomes the object without it.
@@ -362,15 +374,11 @@ unlearn_seconds_since(const void *start)
 JsonbValue *
 unlearn_jsonb_take(Jsonb **options, const char *key)
 {
-	JsonbValue	k;
 	JsonbValue *v;
 
 	if (*options == NULL || !JB_ROOT_IS_OBJECT(*options))
 		return NULL;
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	v = findJsonbValueFromContainer(&(*options)->root, JB_FOBJECT, &k);
+	v = unlearn_jsonb_key(&(*options)->root, key);
 	if (v == NULL)
 		return NULL;
 	*options = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(*options),

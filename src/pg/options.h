@@ -60,6 +60,9 @@ Jsonb	   *unlearn_train_options_to_jsonb(const nn_train_options *o, const int *h
 										   int n_hidden, int epochs, const UnlearnArch *arch);
 
 /* A jsonb value from printf-style text: metrics and recorded options. */
+/* The value of key in a jsonb object container, or NULL. */
+JsonbValue *unlearn_jsonb_key(JsonbContainer *obj, const char *key);
+
 /* Takes key out of a jsonb object of options: its value, or NULL (and a string's text). */
 JsonbValue *unlearn_jsonb_take(Jsonb **options, const char *key);
 char	   *unlearn_jsonb_take_string(Jsonb **options, const char *key, const char *what,

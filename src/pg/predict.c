@@ -262,11 +262,7 @@ map_row_type(FunctionCallInfo fcinfo, CachedModel *c, TupleDesc desc)
 		unlearn_encoder_match(c->encoder, desc, false, &site->map);
 	else
 	{
-		site->features_att = 0;
-		for (int a = 0; a < desc->natts && site->features_att == 0; a++)
-			if (!TupleDescAttr(desc, a)->attisdropped &&
-				strcmp(NameStr(TupleDescAttr(desc, a)->attname), c->features_column) == 0)
-				site->features_att = a + 1;
+		site->features_att = unlearn_desc_attnum(desc, c->features_column);
 		if (site->features_att == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),

@@ -21,3 +21,13 @@ unlearn_qualified_name(Oid relid)
 				 errmsg("relation with OID %u does not exist", relid)));
 	return quote_qualified_identifier(nsp, rel);
 }
+
+/* The 1-based number of the non-dropped column `name` in desc, or 0 if it has none. */
+int
+unlearn_desc_attnum(TupleDesc desc, const char *name)
+{
+	for (int i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped && strcmp(NameStr(TupleDescAttr(desc, i)->attname), name) == 0)
+			return i + 1;
+	return 0;
+}
