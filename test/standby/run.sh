@@ -72,7 +72,8 @@ HELD="7, 8, 9"
 
 check_start standby
 standby_made=0
-SBS_PID=
+# the coprocess's pid, kept apart: bash unsets SBS_PID once it exits
+sbs_proc=
 
 # pg_ctl (and pg_basebackup) as the clusters' owner, from /
 as_owner() { _unlearn_as_owner "$@"; }
@@ -85,7 +86,7 @@ stop_standby() {
 
 # before the primary stops: the session coprocess, then the standby
 check_cleanup() {
-	if [ -n "$SBS_PID" ] && kill -0 "$SBS_PID" 2>/dev/null; then kill "$SBS_PID" 2>/dev/null || true; fi
+	if [ -n "$sbs_proc" ] && kill -0 "$sbs_proc" 2>/dev/null; then kill "$sbs_proc" 2>/dev/null || true; fi
 	if [ "$failed" -gt 0 ] && [ -r "$SLOG" ]; then
 		echo "---- last 40 lines of $SLOG ----" >&2
 		tail -n 40 "$SLOG" >&2
@@ -236,6 +237,7 @@ check "the held rows (7, 8, 9) are predicted as their labels by version $v1" "3"
 # One standby session from here to step 4: its backend caches version v1.
 coproc SBS { exec "$UNLEARN_PG_BINDIR/psql" -X -At -q -v VERBOSITY=terse \
 	-h "$SDIR" -p "$SPORT" -d "$DB" 2>&1; }
+sbs_proc=$SBS_PID
 sbs_pid=$(sbs "SELECT pg_backend_pid()")
 check "a standby session predicts the held rows as the primary does" "$held_before" "$(sbs "$HELD_PRED")"
 
@@ -284,8 +286,8 @@ check "unlearn_verify_ledger(m) on the standby: every version valid" "$v2|$v2" \
 check "unlearn.status on the standby: 3 done, nothing open" "0|0|3|0" \
 	"$(s "SELECT pending || '|' || running || '|' || done || '|' || failed FROM unlearn.status WHERE model = 'm'")"
 eval "exec ${SBS[1]}>&-"
-wait "$SBS_PID" 2>/dev/null || true
-SBS_PID=
+wait "$sbs_proc" 2>/dev/null || true
+sbs_proc=
 
 # ---------------------------------------------------------------- 5. logs
 echo
