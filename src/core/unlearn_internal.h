@@ -36,6 +36,8 @@ typedef struct ul_ctx
 	float	   *Xc;				/* nc x F */
 	int		   *yc;				/* label to avoid (mode 0) or to reach (mode 1) */
 	unsigned char *want;		/* 1: must predict yc; 0: must not predict yc */
+	float	   *tl;				/* NULL, or per constraint row the target loss on yc
+								 * (target "unseen"; NaN: that row must not predict yc) */
 	int		   *viol;			/* indices of violated prior rows (latest check) */
 	int			nviol;
 	nn_workspace *ws;

@@ -364,5 +364,7 @@ ul_unlearn(nn_model *m,
 	req.replay.X = Xr;
 	req.replay.y = yr;
 	req.replay.n = nr;
+	req.forget_target = NULL;
+	req.prior_target = NULL;
 	return ul_unlearn_request(m, &req, o, cb, cb_arg, result, err, errlen);
 }

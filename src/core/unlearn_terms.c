@@ -4,20 +4,69 @@
  * term), and the gradients of the faithful methods' loss and of the default
  * method's replay and guard terms, all added to c->grad.
  */
+#include <math.h>
 #include <string.h>
 
 #include "unlearn_internal.h"
 
-/* Is constraint row i satisfied by the logits z? */
+/* Whether constraint row i is judged by a target loss (target "unseen"). */
+static inline int
+ul_has_target(const ul_ctx *c, int i)
+{
+	return c->tl != NULL && !isnan(c->tl[i]);
+}
+
+/* Cross-entropy of logits z on class y. */
+static inline float
+ul_ce(const float *z, int C, int y)
+{
+	return (float) (nn_row_logsumexp(z, C) - z[y]);
+}
+
+/*
+ * Is constraint row i satisfied by the logits z?  Misclassified (forget),
+ * predicted as its new label (relabel), or its loss at its target (unseen).
+ */
 int
 ul_satisfied(const ul_ctx *c, int i, const float *z)
 {
 	int			best = 0;
 
+	if (ul_has_target(c, i))
+		return ul_ce(z, c->C, c->yc[i]) >= c->tl[i];
 	for (int j = 1; j < c->C; j++)
 		if (z[j] > z[best])
 			best = j;
 	return c->want[i] ? best == c->yc[i] : best != c->yc[i];
+}
+
+/*
+ * The unseen hinge of row i.  A loss target t is a logit-gap target: with
+ * g = z_y - max_{j != y} z_j, CE >= log(1 + e^-g), so g <= g* = -log(e^t - 1)
+ * guarantees CE >= t.  While g > g* - margin, the gradient of
+ * hinge_scale * (z_y - z_o) goes into d (a bounded push, as the margin term's,
+ * which stays strong where the CE's own gradient vanishes); else d = 0.
+ * Returns whether the row is inside the margin.
+ */
+static int
+ul_target_hinge(const ul_ctx *c, int i, const float *z, float margin, float hinge_scale, float *d)
+{
+	int			y = c->yc[i],
+				o = -1;
+	double		gstar;
+
+	memset(d, 0, sizeof(float) * c->C);
+	if (!(c->tl[i] > 0.0f))
+		return 0;				/* a target of 0: any loss meets it */
+	gstar = -log(expm1((double) c->tl[i]));
+	for (int j = 0; j < c->C; j++)
+		if (j != y && (o < 0 || z[j] > z[o]))
+			o = j;
+	if (o < 0 || (double) z[y] - (double) z[o] - gstar + margin <= 0.0)
+		return 0;
+	d[y] = hinge_scale;
+	d[o] = -hinge_scale;
+	return 1;
 }
 
 /*
@@ -55,6 +104,16 @@ ul_check(ul_ctx *c, float margin, float hinge_scale, int *n_active)
 				c->viol[c->nviol++] = i;
 			if (hinge_scale == 0.0f)
 				continue;
+			if (ul_has_target(c, i))
+			{
+				/* unseen: raise CE until target + margin (gradient of -CE) */
+				if (ul_target_hinge(c, i, zr, margin, hinge_scale, d))
+				{
+					act++;
+					any = 1;
+				}
+				continue;
+			}
 			/* best other class */
 			for (int j = 0; j < c->C; j++)
 				if (j != yi && (o < 0 || zr[j] > zr[o]))
