@@ -142,8 +142,9 @@ typedef struct ul_rows
  * What one unlearning request asks for; see ul_unlearn for the meaning of each set.
  * Target losses (forget mode only): a row with a finite target is satisfied once
  * its cross-entropy on its true label reaches the target (it looks like a row
- * the model never saw, target "unseen"); a NULL array or a NaN entry keeps the
- * row's criterion "misclassified".
+ * the model never saw, target "unseen") or, whichever comes first, once it is
+ * misclassified; a NULL array or a NaN entry keeps the row's criterion
+ * "misclassified".
  */
 typedef struct ul_request
 {

@@ -25,25 +25,27 @@ ul_ce(const float *z, int C, int y)
 
 /*
  * Is constraint row i satisfied by the logits z?  Misclassified (forget),
- * predicted as its new label (relabel), or its loss at its target (unseen).
+ * predicted as its new label (relabel); with a target loss (unseen), its
+ * loss at the target or, whichever comes first, misclassified.
  */
 int
 ul_satisfied(const ul_ctx *c, int i, const float *z)
 {
 	int			best = 0;
 
-	if (ul_has_target(c, i))
-		return ul_ce(z, c->C, c->yc[i]) >= c->tl[i];
 	for (int j = 1; j < c->C; j++)
 		if (z[j] > z[best])
 			best = j;
+	if (ul_has_target(c, i) && best == c->yc[i])
+		return ul_ce(z, c->C, c->yc[i]) >= c->tl[i];
 	return c->want[i] ? best == c->yc[i] : best != c->yc[i];
 }
 
 /*
  * The unseen hinge of row i.  A loss target t is a logit-gap target: with
  * g = z_y - max_{j != y} z_j, CE >= log(1 + e^-g), so g <= g* = -log(e^t - 1)
- * guarantees CE >= t.  While g > g* - margin, the gradient of
+ * guarantees CE >= t, and g < 0 is misclassified: the row is done at
+ * g <= max(g*, 0).  While g > max(g*, 0) - margin, the gradient of
  * hinge_scale * (z_y - z_o) goes into d (a bounded push, as the margin term's,
  * which stays strong where the CE's own gradient vanishes); else d = 0.
  * Returns whether the row is inside the margin.
@@ -59,6 +61,8 @@ ul_target_hinge(const ul_ctx *c, int i, const float *z, float margin, float hing
 	if (!(c->tl[i] > 0.0f))
 		return 0;				/* a target of 0: any loss meets it */
 	gstar = -log(expm1((double) c->tl[i]));
+	if (gstar < 0.0)
+		gstar = 0.0;			/* misclassified comes first */
 	for (int j = 0; j < c->C; j++)
 		if (j != y && (o < 0 || z[j] > z[o]))
 			o = j;

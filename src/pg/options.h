@@ -75,6 +75,8 @@ typedef struct UnlearnRunOptions
 {
 	ul_options	ul;
 	int			replay_rows;	/* remaining rows sampled for the default method */
+	int			target;			/* UnlearnTarget: the option "target", else unlearn.target */
+	bool		target_from_setting;	/* the option was not given */
 } UnlearnRunOptions;
 
 void		unlearn_parse_run_options(Jsonb *options, UnlearnRunOptions *out);

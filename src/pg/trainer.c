@@ -113,6 +113,7 @@ unlearn_train_and_store(UnlearnTrainRun *run)
 	Jsonb	   *options;
 	Jsonb	   *metrics;
 	const UnlearnArch *arch = run_arch(run);
+	float		ref[UL_UNSEEN_QUANTILES];
 
 	Assert(data->n > 0 && data->n <= INT_MAX);
 	Assert(run->n_classes >= 2 || run->retrain);
@@ -124,9 +125,12 @@ unlearn_train_and_store(UnlearnTrainRun *run)
 	if (run->before_store)
 		run->before_store(run->before_store_arg, options);
 	run->version = run->retrain ? unlearn_next_version(run->model) : 1;
+	/* the metrics, with the loss reference of the rows training held out (target "unseen") */
 	metrics = unlearn_jsonb_printf("{\"train_accuracy\": %.6f, \"load_seconds\": %.3f,"
-								   " \"train_seconds\": %.3f, \"rows\": " INT64_FORMAT "}",
-								   run->accuracy, run->load_seconds, run->train_seconds, data->n);
+								   " \"train_seconds\": %.3f, \"rows\": " INT64_FORMAT "%s}",
+								   run->accuracy, run->load_seconds, run->train_seconds, data->n,
+								   unlearn_unseen_reference_of_training(net, data, run->topts, ref) ?
+								   unlearn_unseen_reference_json(ref) : "");
 	unlearn_store_version(run->model, run->version, run->retrain ? run->parent : 0, run->reason, NULL,
 						  options, net, data->ids, data->n, run->forgotten, run->n_forgotten, metrics);
 }
