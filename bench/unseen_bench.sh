@@ -24,13 +24,15 @@
 # fashion_train / fashion_test loaded (bench/run.sh does that), as a superuser.
 #
 # Environment: BENCH_UNSEEN_SEEDS (3), BENCH_UNSEEN_K (128), BENCH_UNSEEN_EPOCHS (10),
-# BENCH_UNSEEN_TARGETS ("misclassify unseen").
+# BENCH_UNSEEN_TARGETS ("misclassify unseen"), BENCH_UNSEEN_OPTIONS (more unlearning
+# options as JSON object keys, e.g. '"margin": 0.05').
 set -euo pipefail
 
 SEEDS=${BENCH_UNSEEN_SEEDS:-3}
 K=${BENCH_UNSEEN_K:-128}
 EPOCHS=${BENCH_UNSEEN_EPOCHS:-10}
 read -r -a TARGETS <<<"${BENCH_UNSEEN_TARGETS:-misclassify unseen}"
+MORE=${BENCH_UNSEEN_OPTIONS:+, $BENCH_UNSEEN_OPTIONS}
 TABLE=unseen_train
 MODEL=unseen_bench
 BENCH_NAME=unseen_bench
@@ -41,9 +43,10 @@ train=$(q "SELECT round(seconds::numeric, 2) || ' s, train accuracy ' || round(t
                                options => '{\"seed\": 42, \"validation\": 0.1}', auto_unlearn => false)")
 echo "unseen_bench: model $MODEL, 784-256-10, $EPOCHS epochs, 10 % held out: $train"
 echo "  test accuracy $(q "SELECT round(accuracy::numeric, 4) FROM unlearn_evaluate('$MODEL', 'fashion_test')");" \
-	"loss reference (quantiles 0, 0.25, 0.5, 0.75, 1): $(q "SELECT (metrics->'unseen_loss'->0) || ', ' || (metrics->'unseen_loss'->8)
-	   || ', ' || (metrics->'unseen_loss'->16) || ', ' || (metrics->'unseen_loss'->24) || ', ' || (metrics->'unseen_loss'->32)
+	"loss reference (quantiles 0, 0.25, 0.5, 0.75, 1): $(q "SELECT concat_ws(', ', metrics->'unseen_loss'->>0,
+	   metrics->'unseen_loss'->>8, metrics->'unseen_loss'->>16, metrics->'unseen_loss'->>24, metrics->'unseen_loss'->>32)
 	   FROM unlearn.versions WHERE model = '$MODEL' AND version = 1")"
+echo "  unlearning options: {\"target\": T$MORE}"
 echo "  k = $K, cores: $(nproc), load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # One session per seed and target; result lines "R|seed|target|metric|unlearned|retrained|steps".
@@ -58,7 +61,7 @@ SET unlearn.consolidate_after = 0;
 SELECT setseed(0.1 * $r);
 BEGIN;
 SELECT steps FROM unlearn_rows('$MODEL', ARRAY(SELECT id FROM $TABLE ORDER BY random() LIMIT $K),
-                               options => '{"target": "$t"}') \gset
+                               options => '{"target": "$t"$MORE}') \gset
 SELECT version FROM unlearn_retrain('$MODEL', '{"reference": true}') \gset
 SELECT 'R|$r|$t|' || metric || '|' || coalesce(round(unlearned::numeric, 4)::text, 'null') || '|'
        || coalesce(round(retrained::numeric, 4)::text, 'null') || '|' || :'steps'

@@ -38,6 +38,9 @@ typedef struct ul_ctx
 	unsigned char *want;		/* 1: must predict yc; 0: must not predict yc */
 	float	   *tl;				/* NULL, or per constraint row the target loss on yc
 								 * (target "unseen"; NaN: that row must not predict yc) */
+	float	   *tg0;			/* with tl: each row's logit gap under theta0 */
+	int			pull_back;		/* with tl: rows far past their target are pulled back
+								 * (the repair phase: every row was satisfied once) */
 	int		   *viol;			/* indices of violated prior rows (latest check) */
 	int			nviol;
 	nn_workspace *ws;
@@ -79,6 +82,7 @@ void		ul_ctx_free(ul_ctx *c);
 /* ---------- unlearn_terms.c ---------- */
 int			ul_satisfied(const ul_ctx *c, int i, const float *z);
 int			ul_check(ul_ctx *c, float margin, float hinge_scale, int *n_active);
+void		ul_target_start_gaps(ul_ctx *c);
 void		ul_ce_grad(ul_ctx *c, ul_rows rows, float scale);
 ul_rows		ul_take_cyclic(ul_ctx *c, ul_rows src, int *pos, int nb);
 void		ul_imp_grad(ul_ctx *c, float lambda);

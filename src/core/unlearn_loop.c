@@ -97,6 +97,7 @@ ul_step_check(ul_ctx *c, ul_loop *lp)
 	memset(c->grad, 0, sizeof(float) * P);
 	if (!lp->is_default)
 		return ul_check(c, 0.0f, 0.0f, NULL);
+	c->pull_back = lp->first_done >= 0;
 	sat = ul_check(c, o->margin, 1.0f, &n_act);
 	lp->n_active = n_act;
 	if (n_act > 0)

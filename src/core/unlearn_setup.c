@@ -175,6 +175,12 @@ ul_ctx_terms(ul_ctx *c, int is_default)
 			ul_holdout_eval(c, c->h_ce0, c->h_pred0);
 		}
 	}
+	/* target rows: where theta0 has them (the pull-back never goes past it) */
+	if (c->tl)
+	{
+		c->tg0 = nn_alloc(sizeof(float) * c->nc);
+		ul_target_start_gaps(c);
+	}
 	nr = c->nr;
 	if (nr > 0)
 	{
@@ -211,6 +217,7 @@ ul_ctx_free(ul_ctx *c)
 	nn_free_mem(c->yc);
 	nn_free_mem(c->want);
 	nn_free_mem(c->tl);
+	nn_free_mem(c->tg0);
 	nn_free_mem(c->viol);
 	nn_workspace_free(c->ws);
 	nn_free_mem(c->grad);

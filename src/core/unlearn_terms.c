@@ -45,17 +45,25 @@ ul_satisfied(const ul_ctx *c, int i, const float *z)
  * The unseen hinge of row i.  A loss target t is a logit-gap target: with
  * g = z_y - max_{j != y} z_j, CE >= log(1 + e^-g), so g <= g* = -log(e^t - 1)
  * guarantees CE >= t, and g < 0 is misclassified: the row is done at
- * g <= max(g*, 0).  While g > max(g*, 0) - margin, the gradient of
- * hinge_scale * (z_y - z_o) goes into d (a bounded push, as the margin term's,
- * which stays strong where the CE's own gradient vanishes); else d = 0.
- * Returns whether the row is inside the margin.
+ * g <= max(g*, 0).  The row is kept in a band one margin wide below that:
+ *   g > max(g*, 0) - margin: pushed (the gradient of hinge_scale * (z_y - z_o)
+ *     into d: a bounded push, as the margin term's, which stays strong where
+ *     the CE's own gradient vanishes); returns 1 (inside the margin);
+ *   in the repair phase (c->pull_back), g < that - margin, and a margin below
+ *     where theta0 had it: pulled back (the opposite gradient), so the pushes
+ *     on other rows do not carry it far past its target (a row the model never
+ *     saw is not an outlier either); returns 2.  Not before every row is
+ *     satisfied: the promise comes first;
+ *   else d = 0, returns 0.
  */
 static int
 ul_target_hinge(const ul_ctx *c, int i, const float *z, float margin, float hinge_scale, float *d)
 {
 	int			y = c->yc[i],
 				o = -1;
-	double		gstar;
+	double		gstar,
+				g,
+				hi;
 
 	memset(d, 0, sizeof(float) * c->C);
 	if (!(c->tl[i] > 0.0f))
@@ -66,11 +74,47 @@ ul_target_hinge(const ul_ctx *c, int i, const float *z, float margin, float hing
 	for (int j = 0; j < c->C; j++)
 		if (j != y && (o < 0 || z[j] > z[o]))
 			o = j;
-	if (o < 0 || (double) z[y] - (double) z[o] - gstar + margin <= 0.0)
+	if (o < 0)
 		return 0;
-	d[y] = hinge_scale;
-	d[o] = -hinge_scale;
-	return 1;
+	g = (double) z[y] - (double) z[o];
+	hi = gstar - margin;
+	if (g > hi)
+	{
+		d[y] = hinge_scale;
+		d[o] = -hinge_scale;
+		return 1;
+	}
+	if (c->pull_back && margin > 0.0f && g < hi - margin && g < c->tg0[i] - margin)
+	{
+		d[y] = -hinge_scale;
+		d[o] = hinge_scale;
+		return 2;
+	}
+	return 0;
+}
+
+/* The logit gap z_y - max_{j != y} z_j of every target row under theta0 (c->tg0). */
+void
+ul_target_start_gaps(ul_ctx *c)
+{
+	NN_ASSERT(c->tl != NULL);
+	for (int s0 = 0; s0 < c->nc; s0 += c->wsb)
+	{
+		int			nb = c->nc - s0 < c->wsb ? c->nc - s0 : c->wsb;
+		const float *z = nn_forward(c->m, c->ws, c->Xc + (size_t) s0 * c->F, nb);
+
+		for (int r = 0; r < nb; r++)
+		{
+			const float *zr = z + (size_t) r * c->C;
+			int			y = c->yc[s0 + r];
+			float		best = -INFINITY;
+
+			for (int j = 0; j < c->C; j++)
+				if (j != y && zr[j] > best)
+					best = zr[j];
+			c->tg0[s0 + r] = zr[y] - best;
+		}
+	}
 }
 
 /*
@@ -110,12 +154,11 @@ ul_check(ul_ctx *c, float margin, float hinge_scale, int *n_active)
 				continue;
 			if (ul_has_target(c, i))
 			{
-				/* unseen: raise CE until target + margin (gradient of -CE) */
-				if (ul_target_hinge(c, i, zr, margin, hinge_scale, d))
-				{
-					act++;
-					any = 1;
-				}
+				/* unseen: the row's loss into the band at its target */
+				int			h = ul_target_hinge(c, i, zr, margin, hinge_scale, d);
+
+				act += h == 1;
+				any |= h != 0;
 				continue;
 			}
 			/* best other class */
