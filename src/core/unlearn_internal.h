@@ -41,6 +41,7 @@ typedef struct ul_ctx
 	float	   *tg0;			/* with tl: each row's logit gap under theta0 */
 	int			pull_back;		/* with tl: rows far past their target are pulled back
 								 * (the repair phase: every row was satisfied once) */
+	int			n_pulled;		/* target rows out of their band at the latest check */
 	int		   *viol;			/* indices of violated prior rows (latest check) */
 	int			nviol;
 	nn_workspace *ws;

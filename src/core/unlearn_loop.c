@@ -21,6 +21,8 @@
 #define UL_ESCALATE_AFTER 1000	/* default method: steps before the replay pull starts to shrink */
 #define UL_ESCALATE_EVERY 200	/* ... and the steps between its halvings */
 #define UL_SELECT_EVERY 20		/* repair steps between model-selection checks */
+#define UL_TARGET_REPAIR_FACTOR 5	/* target rows: the repair phase may last this many times
+									 * repair_steps while it pulls rows back into their band */
 
 /* The loop's state, beside the context. */
 typedef struct ul_loop
@@ -31,8 +33,11 @@ typedef struct ul_loop
 	int			step;
 	int			first_done;		/* step every row was first satisfied (-1: not yet) */
 	int			repair_left;	/* default method: repair steps still to take */
+	int			repair_cap;		/* default method: most repair steps, pull-backs included */
 	float	   *snap;			/* default method: the selected satisfying state */
 	int			have_snap;
+	int			snap_in_band;	/* snap has every target row in its band (always, without targets) */
+	int			select_due;		/* target rows: a selection check waits for a satisfying step */
 	int			n_active;		/* default method: constraint rows inside the margin (latest check) */
 	int			repaired;		/* repair_stop: the repair phase ended on the stop rule */
 	double		best_loss;		/* replay loss of snap */
@@ -77,6 +82,7 @@ ul_loop_init(ul_loop *lp, const ul_ctx *c, ul_progress_callback cb, void *cb_arg
 	if (lp->is_default)
 		lp->snap = nn_alloc(sizeof(float) * c->m->n_params);
 	lp->repair_left = o->repair_steps;
+	lp->repair_cap = o->repair_steps * (c->tl ? UL_TARGET_REPAIR_FACTOR : 1);
 }
 
 /* ---------------------------------------------------------------- one step */
@@ -115,9 +121,10 @@ ul_step_check(ul_ctx *c, ul_loop *lp)
  * to the repair lr); the default method keeps the satisfying state that fits
  * the replay rows best.  Returns 1 when the loop is done: faithful methods;
  * the default method when the repair phase's stop rule holds (repair_stop):
- * at a selection check, every forget and prior row is beyond the margin and
- * the held-out replay rows are repaired (ul_holdout_repaired); that state is
- * the one handed back.
+ * at a selection check, every forget and prior row is beyond the margin (and
+ * a row with a target loss no further than its band), and the held-out
+ * replay rows are repaired (ul_holdout_repaired); that state is the one
+ * handed back.
  */
 static int
 ul_step_satisfied(ul_ctx *c, ul_loop *lp)
@@ -140,11 +147,12 @@ ul_step_satisfied(ul_ctx *c, ul_loop *lp)
 		lp->have_snap = 1;
 	}
 	else if ((lp->step - lp->first_done) % UL_SELECT_EVERY == 0 || lp->repair_left <= 0 ||
-			 lp->step >= lp->cap)
+			 lp->step >= lp->cap || lp->select_due)
 	{
 		double		l;
 
-		if (c->nh > 0 && lp->n_active == 0 && ul_holdout_repaired(c))
+		lp->select_due = 0;
+		if (c->nh > 0 && lp->n_active == 0 && c->n_pulled == 0 && ul_holdout_repaired(c))
 		{
 			memcpy(lp->snap, c->m->params, bytes);
 			lp->have_snap = 1;
@@ -153,11 +161,14 @@ ul_step_satisfied(ul_ctx *c, ul_loop *lp)
 		}
 		l = ul_replay_loss(c);
 
-		if (!lp->have_snap || l < lp->best_loss)
+		/* a state with every target row in its band beats one without; then the replay loss */
+		if (!lp->have_snap || (c->n_pulled == 0 && !lp->snap_in_band) ||
+			((c->n_pulled == 0) == lp->snap_in_band && l < lp->best_loss))
 		{
 			memcpy(lp->snap, c->m->params, bytes);
 			lp->best_loss = l;
 			lp->have_snap = 1;
+			lp->snap_in_band = c->n_pulled == 0;
 		}
 	}
 	return 0;
@@ -177,9 +188,10 @@ ul_step_stop(ul_ctx *c, ul_loop *lp, int sat)
 		return 1;
 	if (lp->is_default && lp->first_done >= 0)
 	{
-		if (lp->repair_left <= 0)
+		if (lp->repair_left <= 0 || lp->step - lp->first_done >= lp->repair_cap)
 			return 1;
-		lp->repair_left--;
+		if (c->n_pulled == 0)
+			lp->repair_left--;	/* steps that pull rows back into their band are extra */
 	}
 	return 0;
 }
@@ -235,6 +247,14 @@ ul_run(ul_ctx *c, ul_loop *lp)
 		int			sat = ul_step_check(c, lp);
 
 		NN_ASSERT(sat >= 0 && sat <= c->nc);
+		/*
+		 * target rows: a selection check missed because some row was out of
+		 * reach at that step happens at the next step where every row is
+		 * satisfied (the pull-backs of the repair phase rarely leave all of
+		 * them satisfied on the exact step)
+		 */
+		if (c->tl && lp->first_done >= 0 && (lp->step - lp->first_done) % UL_SELECT_EVERY == 0)
+			lp->select_due = 1;
 		if (sat == c->nc && ul_step_satisfied(c, lp))
 			break;
 		if (ul_step_stop(c, lp, sat))

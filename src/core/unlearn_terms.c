@@ -49,11 +49,13 @@ ul_satisfied(const ul_ctx *c, int i, const float *z)
  *   g > max(g*, 0) - margin: pushed (the gradient of hinge_scale * (z_y - z_o)
  *     into d: a bounded push, as the margin term's, which stays strong where
  *     the CE's own gradient vanishes); returns 1 (inside the margin);
- *   in the repair phase (c->pull_back), g < that - margin, and a margin below
- *     where theta0 had it: pulled back (the opposite gradient), so the pushes
- *     on other rows do not carry it far past its target (a row the model never
- *     saw is not an outlier either); returns 2.  Not before every row is
- *     satisfied: the promise comes first;
+ *   g < that - margin, and a margin below where theta0 had it: out of its
+ *     band; returns 2, and in the repair phase (c->pull_back) it is pulled
+ *     back (the opposite gradient), so the pushes on other rows do not carry
+ *     it far past its target (a row the model never saw is not an outlier
+ *     either).  Not before every row was satisfied once: contradictory pulls
+ *     and pushes on nearby rows could keep the forget phase from ending, and
+ *     the promise comes first;
  *   else d = 0, returns 0.
  */
 static int
@@ -84,10 +86,13 @@ ul_target_hinge(const ul_ctx *c, int i, const float *z, float margin, float hing
 		d[o] = -hinge_scale;
 		return 1;
 	}
-	if (c->pull_back && margin > 0.0f && g < hi - margin && g < c->tg0[i] - margin)
+	if (margin > 0.0f && g < hi - margin && g < c->tg0[i] - margin)
 	{
-		d[y] = -hinge_scale;
-		d[o] = hinge_scale;
+		if (c->pull_back)
+		{
+			d[y] = -hinge_scale;
+			d[o] = hinge_scale;
+		}
 		return 2;
 	}
 	return 0;
@@ -130,6 +135,7 @@ ul_check(ul_ctx *c, float margin, float hinge_scale, int *n_active)
 				act = 0;
 
 	c->nviol = 0;
+	c->n_pulled = 0;
 	for (int s0 = 0; s0 < c->nc; s0 += c->wsb)
 	{
 		int			nb = c->nc - s0 < c->wsb ? c->nc - s0 : c->wsb;
@@ -158,7 +164,8 @@ ul_check(ul_ctx *c, float margin, float hinge_scale, int *n_active)
 				int			h = ul_target_hinge(c, i, zr, margin, hinge_scale, d);
 
 				act += h == 1;
-				any |= h != 0;
+				c->n_pulled += h == 2;
+				any |= h == 1 || (h == 2 && c->pull_back);
 				continue;
 			}
 			/* best other class */
