@@ -39,9 +39,10 @@ typedef struct ul_ctx
 	float	   *tl;				/* NULL, or per constraint row the target loss on yc
 								 * (target "unseen"; NaN: that row must not predict yc) */
 	float	   *tg0;			/* with tl: each row's logit gap under theta0 */
-	int			pull_back;		/* with tl: rows far past their target are pulled back
-								 * (the repair phase: every row was satisfied once) */
+	int			pull_back;		/* with tl: rows far past their target are pulled back (repair phase) */
 	int			n_pulled;		/* target rows out of their band at the latest check */
+	float	   *dlp;			/* with tl: wsb x C, the pulls' logit gradients */
+	float	   *gpull;			/* with tl: the pulls' parameter gradient (latest check) */
 	int		   *viol;			/* indices of violated prior rows (latest check) */
 	int			nviol;
 	nn_workspace *ws;

@@ -88,6 +88,22 @@ ul_loop_init(ul_loop *lp, const ul_ctx *c, ul_progress_callback cb, void *cb_arg
 /* ---------------------------------------------------------------- one step */
 
 /*
+ * Adds the pulls of target rows out of their band: each weighs half a
+ * pushed row's share of forget_weight / (pushed + pulled), so all the pulls
+ * together never outweigh the pushes (the promise comes first), and like the
+ * replay pull they shrink while rows refuse to be forgotten (replay_scale).
+ */
+static void
+ul_step_add_pulls(ul_ctx *c, int n_act)
+{
+	const ul_options *o = c->o;
+	float		pscale = 0.5f * o->forget_weight * c->replay_scale / (float) (c->n_pulled + n_act);
+
+	for (size_t j = 0; j < c->m->n_params; j++)
+		c->grad[j] += pscale * c->gpull[j];
+}
+
+/*
  * The stop rule over all constraint rows: returns how many are satisfied.
  * Zeroes c->grad first; the default method also leaves there its margin
  * term, averaged over the rows still inside the margin.
@@ -103,7 +119,12 @@ ul_step_check(ul_ctx *c, ul_loop *lp)
 	memset(c->grad, 0, sizeof(float) * P);
 	if (!lp->is_default)
 		return ul_check(c, 0.0f, 0.0f, NULL);
-	c->pull_back = lp->first_done >= 0;
+	if (c->tl)
+	{
+		/* pull-backs only in the repair phase: in the forget phase they can keep nearby rows from being satisfied */
+		memset(c->gpull, 0, sizeof(float) * P);
+		c->pull_back = lp->first_done >= 0;
+	}
 	sat = ul_check(c, o->margin, 1.0f, &n_act);
 	lp->n_active = n_act;
 	if (n_act > 0)
@@ -113,6 +134,8 @@ ul_step_check(ul_ctx *c, ul_loop *lp)
 		for (size_t j = 0; j < P; j++)
 			c->grad[j] *= hscale;
 	}
+	if (c->tl && c->n_pulled > 0)
+		ul_step_add_pulls(c, n_act);
 	return sat;
 }
 
@@ -320,6 +343,28 @@ ul_account(ul_ctx *c, const ul_loop *lp, ul_result *res)
 
 /* ---------------------------------------------------------------- entry points */
 
+/* The loop from the current parameters, the state handed back, its results. */
+static void
+ul_attempt(ul_ctx *c, ul_progress_callback cb, void *cb_arg, double t0, ul_result *res)
+{
+	ul_loop		lp;
+	double		t_loop,
+				t_end;
+
+	ul_loop_init(&lp, c, cb, cb_arg);
+	t_loop = ul_clock();
+	ul_run(c, &lp);
+	t_end = ul_clock();
+	ul_finish_params(c, &lp);
+	ul_account(c, &lp, res);
+	res->setup_seconds = t_loop - t0;
+	res->forget_seconds = (lp.first_done >= 0 ? lp.t_first : t_end) - t_loop;
+	res->repair_seconds = lp.first_done >= 0 ? t_end - lp.t_first : 0.0;
+	res->finish_seconds = ul_clock() - t_end;
+	nn_free_mem(lp.snap);
+	nn_optimizer_free(lp.opt);
+}
+
 /* The unlearning loop on a request; see unlearn_core.h. */
 int
 ul_unlearn_request(nn_model *m, const ul_request *req, const ul_options *o,
@@ -327,11 +372,8 @@ ul_unlearn_request(nn_model *m, const ul_request *req, const ul_options *o,
 				   ul_result *result, char *err, size_t errlen)
 {
 	ul_ctx		c;
-	ul_loop		lp;
 	ul_result	res;
-	double		t0 = ul_clock(),
-				t_loop,
-				t_end;
+	double		t0 = ul_clock();
 
 	memset(&res, 0, sizeof(res));
 	res.forget_steps = -1;
@@ -344,21 +386,9 @@ ul_unlearn_request(nn_model *m, const ul_request *req, const ul_options *o,
 	ul_ctx_init(&c, m, req, o);
 
 	/* the loop, then the state handed back and what it achieves */
-	ul_loop_init(&lp, &c, cb, cb_arg);
-	t_loop = ul_clock();
-	ul_run(&c, &lp);
-	t_end = ul_clock();
-	ul_finish_params(&c, &lp);
-	ul_account(&c, &lp, &res);
-	res.setup_seconds = t_loop - t0;
-	res.forget_seconds = (lp.first_done >= 0 ? lp.t_first : t_end) - t_loop;
-	res.repair_seconds = lp.first_done >= 0 ? t_end - lp.t_first : 0.0;
-	res.finish_seconds = ul_clock() - t_end;
+	ul_attempt(&c, cb, cb_arg, t0, &res);
 	if (result)
 		*result = res;
-
-	nn_free_mem(lp.snap);
-	nn_optimizer_free(lp.opt);
 	ul_ctx_free(&c);
 	return 0;
 }

@@ -179,6 +179,8 @@ ul_ctx_terms(ul_ctx *c, int is_default)
 	if (c->tl)
 	{
 		c->tg0 = nn_alloc(sizeof(float) * c->nc);
+		c->dlp = nn_alloc(sizeof(float) * (size_t) c->wsb * c->C);
+		c->gpull = nn_alloc(sizeof(float) * c->m->n_params);
 		ul_target_start_gaps(c);
 	}
 	nr = c->nr;
@@ -218,6 +220,8 @@ ul_ctx_free(ul_ctx *c)
 	nn_free_mem(c->want);
 	nn_free_mem(c->tl);
 	nn_free_mem(c->tg0);
+	nn_free_mem(c->dlp);
+	nn_free_mem(c->gpull);
 	nn_free_mem(c->viol);
 	nn_workspace_free(c->ws);
 	nn_free_mem(c->grad);

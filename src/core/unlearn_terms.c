@@ -53,9 +53,10 @@ ul_satisfied(const ul_ctx *c, int i, const float *z)
  *     band; returns 2, and in the repair phase (c->pull_back) it is pulled
  *     back (the opposite gradient), so the pushes on other rows do not carry
  *     it far past its target (a row the model never saw is not an outlier
- *     either).  Not before every row was satisfied once: contradictory pulls
- *     and pushes on nearby rows could keep the forget phase from ending, and
- *     the promise comes first;
+ *     either); the loop weighs the pulls apart, below the pushes
+ *     (ul_step_add_pulls).  Not in the forget phase: there, pulls on rows
+ *     next to rows still pushed kept a small 2-D problem from ever being
+ *     satisfied, and the promise comes first;
  *   else d = 0, returns 0.
  */
 static int
@@ -126,7 +127,9 @@ ul_target_start_gaps(ul_ctx *c)
  * Forward pass over all constraint rows: returns how many are satisfied and
  * records violated prior rows.  If hinge_scale != 0, also adds the gradient
  * of hinge_scale * (sum of the margin loss over the rows inside the margin)
- * to c->grad and stores the number of such rows in *n_active.
+ * to c->grad and stores the number of such rows in *n_active; target rows
+ * out of their band are counted in c->n_pulled and, with c->pull_back, their
+ * pull's gradient is added to c->gpull.
  */
 int
 ul_check(ul_ctx *c, float margin, float hinge_scale, int *n_active)
@@ -141,7 +144,8 @@ ul_check(ul_ctx *c, float margin, float hinge_scale, int *n_active)
 		int			nb = c->nc - s0 < c->wsb ? c->nc - s0 : c->wsb;
 		const float *xb = c->Xc + (size_t) s0 * c->F;
 		const float *z = nn_forward(c->m, c->ws, xb, nb);
-		int			any = 0;
+		int			any = 0,
+					any_pull = 0;
 
 		for (int r = 0; r < nb; r++)
 		{
@@ -160,12 +164,20 @@ ul_check(ul_ctx *c, float margin, float hinge_scale, int *n_active)
 				continue;
 			if (ul_has_target(c, i))
 			{
-				/* unseen: the row's loss into the band at its target */
+				/* unseen: the row's loss into the band at its target; a pull goes to c->dlp */
+				float	   *dp = c->dlp + (size_t) r * c->C;
 				int			h = ul_target_hinge(c, i, zr, margin, hinge_scale, d);
 
+				memset(dp, 0, sizeof(float) * c->C);
+				if (h == 2)
+				{
+					memcpy(dp, d, sizeof(float) * c->C);
+					memset(d, 0, sizeof(float) * c->C);
+				}
 				act += h == 1;
 				c->n_pulled += h == 2;
-				any |= h == 1 || (h == 2 && c->pull_back);
+				any |= h == 1;
+				any_pull |= h == 2 && c->pull_back;
 				continue;
 			}
 			/* best other class */
@@ -186,6 +198,14 @@ ul_check(ul_ctx *c, float margin, float hinge_scale, int *n_active)
 				act++;
 				any = 1;
 			}
+		}
+		if (any_pull)
+		{
+			/* the pulls first, into their own gradient (scaled apart by the loop) */
+			for (int r = 0; r < nb; r++)
+				if (!ul_has_target(c, s0 + r))
+					memset(c->dlp + (size_t) r * c->C, 0, sizeof(float) * c->C);
+			nn_backward(c->m, c->ws, xb, nb, c->dlp, c->gpull, NULL);
 		}
 		if (any)
 			nn_backward(c->m, c->ws, xb, nb, c->dl, c->grad, NULL);
