@@ -157,41 +157,14 @@ train_model(const dataset *d, const float *X, const int *y, int n)
 static nn_model *
 original_model(const dataset *d, const char *path)
 {
-	FILE	   *fp = fopen(path, "rb");
-	nn_model   *m = NULL;
-	char		err[256];
+	nn_model   *m = bench_load_model(path);
 
-	if (fp)
-	{
-		size_t		len;
-		void	   *buf;
-
-		fseek(fp, 0, SEEK_END);
-		len = ftell(fp);
-		fseek(fp, 0, SEEK_SET);
-		buf = malloc(len);
-		if (fread(buf, 1, len, fp) == len)
-			m = nn_deserialize(buf, len, err, sizeof(err));
-		fclose(fp);
-		free(buf);
-		if (m && NN_FEATURES(m) == d->F && NN_CLASSES(m) == d->C)
-			return m;
-		if (m)
-			nn_free(m);
-	}
+	if (m && NN_FEATURES(m) == d->F && NN_CLASSES(m) == d->C)
+		return m;
+	if (m)
+		nn_free(m);
 	m = train_model(d, d->Xtr, d->ytr, d->ntr);
-	fp = fopen(path, "wb");
-	if (fp)
-	{
-		size_t		len = nn_serialized_size(m);
-		void	   *buf = malloc(len);
-
-		nn_serialize(m, buf);
-		if (fwrite(buf, 1, len, fp) != len)
-			fprintf(stderr, "could not write %s\n", path);
-		fclose(fp);
-		free(buf);
-	}
+	bench_save_model(m, path);
 	return m;
 }
 
@@ -655,23 +628,6 @@ in_list(const char *list, const char *name)
 	return 0;
 }
 
-/* Parses a comma list of ints into out (at most max); returns the count. */
-static int
-parse_ints(const char *s, int *out, int max)
-{
-	int			n = 0;
-
-	while (*s && n < max)
-	{
-		out[n++] = atoi(s);
-		s = strchr(s, ',');
-		if (!s)
-			break;
-		s++;
-	}
-	return n;
-}
-
 /* The ks of a data set: Fashion-MNIST's list; 1 % of the rows (capped) from 5000 rows; else 8. */
 static int
 dataset_ks(const dataset *d, const int *fks, int nfk, int kcap, int *ks)
@@ -726,7 +682,7 @@ main(int argc, char **argv)
 		else if (strcmp(a, "--configs") == 0)
 			cfgs = v;
 		else if (strcmp(a, "--fmnist-ks") == 0)
-			nfk = parse_ints(v, fks, 8);
+			nfk = bench_parse_ints(v, fks, 8);
 		else if (strcmp(a, "--pgd") == 0)
 			pgd = v;
 		else if (strcmp(a, "--mas") == 0)

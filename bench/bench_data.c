@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include "bench_data.h"
+#include "nn.h"
 
 /* Seconds on the monotonic clock. */
 double
@@ -160,4 +161,43 @@ bench_load_arr_csv(const char *path, float **X, int **y, int *F,
 	free(line);
 	fclose(fp);
 	return n;
+}
+
+/* A model from a file nn_serialize wrote, or NULL. */
+nn_model *
+bench_load_model(const char *path)
+{
+	FILE	   *fp = fopen(path, "rb");
+	nn_model   *m = NULL;
+	char		err[256];
+	size_t		len;
+	void	   *buf;
+
+	if (!fp)
+		return NULL;
+	fseek(fp, 0, SEEK_END);
+	len = ftell(fp);
+	fseek(fp, 0, SEEK_SET);
+	buf = malloc(len);
+	if (fread(buf, 1, len, fp) == len)
+		m = nn_deserialize(buf, len, err, sizeof(err));
+	fclose(fp);
+	free(buf);
+	return m;
+}
+
+/* Writes the model to path. */
+void
+bench_save_model(const nn_model *m, const char *path)
+{
+	FILE	   *fp = fopen(path, "wb");
+	size_t		len = nn_serialized_size(m);
+	void	   *buf = malloc(len);
+
+	nn_serialize(m, buf);
+	if (!fp || fwrite(buf, 1, len, fp) != len)
+		fprintf(stderr, "could not write %s\n", path);
+	if (fp)
+		fclose(fp);
+	free(buf);
 }

@@ -21,4 +21,10 @@ int			bench_load_idx(const char *dir, const char *prefix, float **X, int **y, in
 int			bench_load_arr_csv(const char *path, float **X, int **y, int *F,
 							   char classes[][64], int *n_classes, int max_classes);
 
+/* A model from a file nn_serialize wrote, or NULL (missing or unreadable). */
+struct nn_model *bench_load_model(const char *path);
+
+/* Writes the model to path (a warning on stderr if that fails). */
+void		bench_save_model(const struct nn_model *m, const char *path);
+
 #endif

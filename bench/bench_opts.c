@@ -33,3 +33,20 @@ bench_set_option(ul_options *o, const char *kv)
 #undef I
 	return -1;
 }
+
+/* Parses a comma list of ints into out (at most max); returns the count. */
+int
+bench_parse_ints(const char *s, int *out, int max)
+{
+	int			n = 0;
+
+	while (*s && n < max)
+	{
+		out[n++] = atoi(s);
+		s = strchr(s, ',');
+		if (!s)
+			break;
+		s++;
+	}
+	return n;
+}

@@ -58,46 +58,17 @@ new_model(nn_train_options *o)
 static nn_model *
 get_model(const char *cache, const float *X, const int *y, int n)
 {
-	FILE	   *fp = fopen(cache, "rb");
-	char		err[256];
-	nn_model   *m;
+	nn_model   *m = bench_load_model(cache);
 	nn_train_options o;
 	double		t0;
 
-	if (fp)
-	{
-		size_t		len;
-		void	   *buf;
-
-		fseek(fp, 0, SEEK_END);
-		len = ftell(fp);
-		fseek(fp, 0, SEEK_SET);
-		buf = malloc(len);
-		if (fread(buf, 1, len, fp) == len && (m = nn_deserialize(buf, len, err, sizeof(err))) != NULL)
-		{
-			fclose(fp);
-			free(buf);
-			return m;
-		}
-		fclose(fp);
-		free(buf);
-	}
+	if (m)
+		return m;
 	m = new_model(&o);
 	t0 = bench_now();
 	nn_train(m, X, y, n, &o, NULL, NULL);
 	fprintf(stderr, "trained the reference model in %.1f s\n", bench_now() - t0);
-	fp = fopen(cache, "wb");
-	if (fp)
-	{
-		size_t		len = nn_serialized_size(m);
-		void	   *buf = malloc(len);
-
-		nn_serialize(m, buf);
-		if (fwrite(buf, 1, len, fp) != len)
-			fprintf(stderr, "could not write %s\n", cache);
-		fclose(fp);
-		free(buf);
-	}
+	bench_save_model(m, cache);
 	return m;
 }
 
@@ -242,23 +213,6 @@ bench_options(const bench *b, ul_method meth, uint64_t seed)
 	if (b->max_steps > 0)
 		o.max_steps = b->max_steps;
 	return o;
-}
-
-/* Parses a comma list of ints. */
-static int
-parse_ints(const char *s, int *out, int max)
-{
-	int			n = 0;
-
-	while (*s && n < max)
-	{
-		out[n++] = atoi(s);
-		s = strchr(s, ',');
-		if (!s)
-			break;
-		s++;
-	}
-	return n;
 }
 
 /* One unlearning run; prints a table row. */
@@ -437,7 +391,7 @@ main(int argc, char **argv)
 				   *v = i + 1 < argc ? argv[i + 1] : "";
 
 		if (strcmp(a, "--ks") == 0)
-			nk = parse_ints(v, ks, MAXK), i++;
+			nk = bench_parse_ints(v, ks, MAXK), i++;
 		else if (strcmp(a, "--seeds") == 0)
 			seeds = atoi(v), i++;
 		else if (strcmp(a, "--retrain-seeds") == 0)
