@@ -30,6 +30,9 @@
  *          [--pgd k=v,k=v] [--mas k=v,k=v] [--cfg NAME:k=v,k=v]... [--faithful-max-steps 3000]
  *          [--continual fmnist,letter] [--kcap 256] [--tables DIR] [--fmnist DIR] [--cache-dir DIR]
  * --cfg adds a configuration: the default method with those changes (for trying forms).
+ * --pgd and --mas default to the forms the ablation selected (docs/method.md): the
+ * boundary anchors (adv_weight=1,pgd_anchor=1,pgd_eps_scale=0.5,adv_per_row=4,
+ * pgd_steps=20,adv_batch=128) and the saliency mask (saliency_share=0.8).
  */
 #include <math.h>
 #include <stdio.h>
@@ -645,147 +648,190 @@ dataset_ks(const dataset *d, const int *fks, int nfk, int kcap, int *ks)
 
 /* ---------------------------------------------------------------- main */
 
-/* Every configuration on every data set, seed and k, then the continual runs and the tables. */
-int
-main(int argc, char **argv)
+/* The command line. */
+typedef struct args
 {
-	const char *sets = "fmnist,letter,shuttle,satellite,pima,votes,cars",
-			   *cfgs = "replay,pgd,mas,full,adv+imp",
-			   *cont_sets = "fmnist,letter",
-			   *pgd = "adv_weight=1,pgd_anchor=1,pgd_eps_scale=0.5,adv_per_row=4,pgd_steps=20,adv_batch=128",
-			   *mas = "imp_lambda=1,imp_source=1",
-			   *tables = "/tmp/unlearn-tabular-data",
-			   *fdir = "/usr/share/datasets/fashion-mnist",
-			   *cache_dir = "/tmp";
+	const char *sets,
+			   *cfgs,
+			   *cont_sets,
+			   *pgd,
+			   *mas,
+			   *tables,
+			   *fdir,
+			   *cache_dir;
 	const char *extra[MAX_CFG];
-	int			n_extra = 0,
-				seeds = 3,
-				fks[8] = {8, 32, 128},
-				nfk = 3,
-				kcap = 256,
-				faithful_cap = 3000,
-				ncf = 0;
-	config		cf[MAX_CFG];
-	char		setbuf[256],
-			   *tok,
-			   *save = NULL;
+	int			n_extra,
+				seeds,
+				fks[8],
+				nfk,
+				kcap,
+				faithful_cap;
+} args;
 
+/* Parses the arguments (pairs) over the defaults; returns 0, or 2 on an unknown one. */
+static int
+parse_args(args *a, int argc, char **argv)
+{
+	static const int fks[3] = {8, 32, 128};
+
+	memset(a, 0, sizeof(*a));
+	a->sets = "fmnist,letter,shuttle,satellite,pima,votes,cars";
+	a->cfgs = "replay,pgd,mas,full,adv+imp";
+	a->cont_sets = "fmnist,letter";
+	a->pgd = "adv_weight=1,pgd_anchor=1,pgd_eps_scale=0.5,adv_per_row=4,pgd_steps=20,adv_batch=128";
+	a->mas = "saliency_share=0.8";
+	a->tables = "/tmp/unlearn-tabular-data";
+	a->fdir = "/usr/share/datasets/fashion-mnist";
+	a->cache_dir = "/tmp";
+	a->seeds = 3;
+	memcpy(a->fks, fks, sizeof(fks));
+	a->nfk = 3;
+	a->kcap = 256;
+	a->faithful_cap = 3000;
 	for (int i = 1; i + 1 < argc; i += 2)
 	{
-		const char *a = argv[i],
+		const char *k = argv[i],
 				   *v = argv[i + 1];
 
-		if (strcmp(a, "--sets") == 0)
-			sets = v;
-		else if (strcmp(a, "--seeds") == 0)
-			seeds = atoi(v);
-		else if (strcmp(a, "--configs") == 0)
-			cfgs = v;
-		else if (strcmp(a, "--fmnist-ks") == 0)
-			nfk = bench_parse_ints(v, fks, 8);
-		else if (strcmp(a, "--pgd") == 0)
-			pgd = v;
-		else if (strcmp(a, "--mas") == 0)
-			mas = v;
-		else if (strcmp(a, "--cfg") == 0 && n_extra < MAX_CFG - 5)
-			extra[n_extra++] = v;
-		else if (strcmp(a, "--faithful-max-steps") == 0)
-			faithful_cap = atoi(v);
-		else if (strcmp(a, "--continual") == 0)
-			cont_sets = v;
-		else if (strcmp(a, "--kcap") == 0)
-			kcap = atoi(v);
-		else if (strcmp(a, "--tables") == 0)
-			tables = v;
-		else if (strcmp(a, "--fmnist") == 0)
-			fdir = v;
-		else if (strcmp(a, "--cache-dir") == 0)
-			cache_dir = v;
+		if (strcmp(k, "--sets") == 0)
+			a->sets = v;
+		else if (strcmp(k, "--seeds") == 0)
+			a->seeds = atoi(v);
+		else if (strcmp(k, "--configs") == 0)
+			a->cfgs = v;
+		else if (strcmp(k, "--fmnist-ks") == 0)
+			a->nfk = bench_parse_ints(v, a->fks, 8);
+		else if (strcmp(k, "--pgd") == 0)
+			a->pgd = v;
+		else if (strcmp(k, "--mas") == 0)
+			a->mas = v;
+		else if (strcmp(k, "--cfg") == 0 && a->n_extra < MAX_CFG - 5)
+			a->extra[a->n_extra++] = v;
+		else if (strcmp(k, "--faithful-max-steps") == 0)
+			a->faithful_cap = atoi(v);
+		else if (strcmp(k, "--continual") == 0)
+			a->cont_sets = v;
+		else if (strcmp(k, "--kcap") == 0)
+			a->kcap = atoi(v);
+		else if (strcmp(k, "--tables") == 0)
+			a->tables = v;
+		else if (strcmp(k, "--fmnist") == 0)
+			a->fdir = v;
+		else if (strcmp(k, "--cache-dir") == 0)
+			a->cache_dir = v;
 		else
 		{
-			fprintf(stderr, "unknown argument %s (arguments come in pairs)\n", a);
+			fprintf(stderr, "unknown argument %s (arguments come in pairs)\n", k);
 			return 2;
 		}
 	}
-	if (getenv("OPENBLAS_NUM_THREADS"))
-		nn_set_threads(atoi(getenv("OPENBLAS_NUM_THREADS")));
+	return 0;
+}
 
-	/* the configurations */
-	if (in_list(cfgs, "replay"))
+/* The configurations asked for (--configs, then each --cfg); returns their count. */
+static int
+make_configs(const args *a, config *cf)
+{
+	int			ncf = 0;
+
+	if (in_list(a->cfgs, "replay"))
 		add_default_config(cf, &ncf, "replay", "", "");
-	if (in_list(cfgs, "pgd"))
-		add_default_config(cf, &ncf, "pgd", pgd, "");
-	if (in_list(cfgs, "mas"))
-		add_default_config(cf, &ncf, "mas", mas, "");
-	if (in_list(cfgs, "full"))
-		add_default_config(cf, &ncf, "full", pgd, mas);
-	if (in_list(cfgs, "adv+imp"))
+	if (in_list(a->cfgs, "pgd"))
+		add_default_config(cf, &ncf, "pgd", a->pgd, "");
+	if (in_list(a->cfgs, "mas"))
+		add_default_config(cf, &ncf, "mas", a->mas, "");
+	if (in_list(a->cfgs, "full"))
+		add_default_config(cf, &ncf, "full", a->pgd, a->mas);
+	if (in_list(a->cfgs, "adv+imp"))
 	{
 		config	   *c = &cf[ncf++];
 
 		snprintf(c->name, sizeof(c->name), "adv+imp");
 		ul_options_default(&c->o, UL_METHOD_ADV_IMP);
-		c->o.max_steps = faithful_cap;
+		c->o.max_steps = a->faithful_cap;
 		c->replay = 0;
 	}
-	for (int e = 0; e < n_extra; e++)
+	for (int e = 0; e < a->n_extra; e++)
 	{
 		char		name[32];
-		const char *colon = strchr(extra[e], ':');
+		const char *colon = strchr(a->extra[e], ':');
 
-		snprintf(name, sizeof(name), "%.*s", colon ? (int) (colon - extra[e]) : 31, extra[e]);
+		snprintf(name, sizeof(name), "%.*s", colon ? (int) (colon - a->extra[e]) : 31, a->extra[e]);
 		add_default_config(cf, &ncf, name, colon ? colon + 1 : "", "");
 	}
-	printf("forms: pgd = %s; mas = %s; adv+imp capped at %d steps; replay sample %d rows\n",
-		   pgd, mas, faithful_cap, REPLAY_ROWS);
+	return ncf;
+}
 
-	snprintf(setbuf, sizeof(setbuf), "%s", sets);
-	for (tok = strtok_r(setbuf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
-	{
-		dataset		d;
-		char		path[512];
-		int			ks[8],
-					nk;
-		double		t0 = bench_now();
+/* One data set: its model, then every seed, k and configuration, then the continual runs. */
+static void
+run_dataset(const args *a, const char *name, const config *cf, int ncf)
+{
+	dataset		d;
+	char		path[512];
+	int			ks[8],
+				nk;
+	double		t0 = bench_now();
 
-		load_dataset(&d, tok, fdir, tables);
-		snprintf(path, sizeof(path), strcmp(tok, "fmnist") == 0 ? "%s/unlearn_fmnist_mlp.bin"
-				 : "%s/unlearn_ablate_%s.bin", cache_dir, tok);
-		d.m0 = original_model(&d, path);
-		d.acc0 = nn_accuracy(d.m0, d.Xte, d.yte, d.nte);
-		nk = dataset_ks(&d, fks, nfk, kcap, ks);
-		printf("\n## %s: %d train, %d test rows, %d features, %d classes; hidden %d, %d epochs; "
-			   "test accuracy %.2f %% (ready in %.1f s)\n", d.name, d.ntr, d.nte, d.F, d.C,
-			   d.hidden, d.topts.epochs, 100 * d.acc0, bench_now() - t0);
-		fflush(stdout);
-		for (int ki = 0; ki < nk; ki++)
-			for (int s = 1; s <= seeds; s++)
-			{
-				draw		w;
-				nn_rng		rng;
-				ul_mia_attack a;
-				reference	ref;
+	load_dataset(&d, name, a->fdir, a->tables);
+	snprintf(path, sizeof(path), strcmp(name, "fmnist") == 0 ? "%s/unlearn_fmnist_mlp.bin"
+			 : "%s/unlearn_ablate_%s.bin", a->cache_dir, name);
+	d.m0 = original_model(&d, path);
+	d.acc0 = nn_accuracy(d.m0, d.Xte, d.yte, d.nte);
+	nk = dataset_ks(&d, a->fks, a->nfk, a->kcap, ks);
+	printf("\n## %s: %d train, %d test rows, %d features, %d classes; hidden %d, %d epochs; "
+		   "test accuracy %.2f %% (ready in %.1f s)\n", d.name, d.ntr, d.nte, d.F, d.C,
+		   d.hidden, d.topts.epochs, 100 * d.acc0, bench_now() - t0);
+	fflush(stdout);
+	for (int ki = 0; ki < nk; ki++)
+		for (int s = 1; s <= a->seeds; s++)
+		{
+			draw		w;
+			nn_rng		rng;
+			ul_mia_attack at;
+			reference	ref;
 
-				draw_alloc(&d, &w, ks[ki]);
-				nn_rng_seed(&rng, 1000 + (uint64_t) s * 7919 + (uint64_t) ks[ki]);
-				make_draw(&d, &w, &rng, ks[ki]);
-				a = fit_attack(&d, &w);
-				ref = run_retrain(&d, &w, &a, s);
-				for (int c = 0; c < ncf; c++)
-					run_config(&d, &cf[c], &w, &a, &ref, s);
-				free(ref.pred);
-				draw_free(&w);
-			}
-		if (in_list(cont_sets, tok))
+			draw_alloc(&d, &w, ks[ki]);
+			nn_rng_seed(&rng, 1000 + (uint64_t) s * 7919 + (uint64_t) ks[ki]);
+			make_draw(&d, &w, &rng, ks[ki]);
+			at = fit_attack(&d, &w);
+			ref = run_retrain(&d, &w, &at, s);
 			for (int c = 0; c < ncf; c++)
-				for (int s = 1; s <= seeds; s++)
-					run_continual(&d, &cf[c], s);
-		nn_free(d.m0);
-		free(d.Xtr);
-		free(d.Xte);
-		free(d.ytr);
-		free(d.yte);
-	}
+				run_config(&d, &cf[c], &w, &at, &ref, s);
+			free(ref.pred);
+			draw_free(&w);
+		}
+	if (in_list(a->cont_sets, name))
+		for (int c = 0; c < ncf; c++)
+			for (int s = 1; s <= a->seeds; s++)
+				run_continual(&d, &cf[c], s);
+	nn_free(d.m0);
+	free(d.Xtr);
+	free(d.Xte);
+	free(d.ytr);
+	free(d.yte);
+}
+
+/* Every configuration on every data set, seed and k, then the continual runs and the tables. */
+int
+main(int argc, char **argv)
+{
+	args		a;
+	config		cf[MAX_CFG];
+	int			ncf;
+	char		setbuf[256],
+			   *tok,
+			   *save = NULL;
+
+	if (parse_args(&a, argc, argv) != 0)
+		return 2;
+	if (getenv("OPENBLAS_NUM_THREADS"))
+		nn_set_threads(atoi(getenv("OPENBLAS_NUM_THREADS")));
+	ncf = make_configs(&a, cf);
+	printf("forms: pgd = %s; mas = %s; adv+imp capped at %d steps; replay sample %d rows\n",
+		   a.pgd, a.mas, a.faithful_cap, REPLAY_ROWS);
+	snprintf(setbuf, sizeof(setbuf), "%s", a.sets);
+	for (tok = strtok_r(setbuf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+		run_dataset(&a, tok, cf, ncf);
 	print_tables();
 	return 0;
 }
