@@ -67,6 +67,7 @@ FROM sh_pts t,
                     unlearn_predict_proba('half1', t.x)) AS u(s, h0, h1);
 
 -- approximate unlearning and relabelling are refused: 0A000, nothing changed
+-- (a sharded model's rows are deleted or relabelled exactly only)
 SELECT err($$SELECT unlearn_rows('sh4', ARRAY[3])$$) AS approximate;
 SELECT err($$SELECT unlearn_rows('sh4', ARRAY[3], '{"method": "neggrad"}')$$) AS neggrad;
 SELECT err($$SELECT unlearn_relabel('sh4', ARRAY[3], ARRAY['1'])$$) AS relabel;
@@ -123,6 +124,16 @@ SELECT version, reason, guarantee,
                                       FROM unnest(ARRAY[21, 22]) i) AS their_shards
 FROM unlearn.versions WHERE model = 'sh4' ORDER BY version DESC LIMIT 1;
 
+-- relabelling exactly: unlearn_relabel, then an UPDATE through the worker;
+-- the rows stay in the manifest, with their new labels, nothing in the ledger
+SELECT unlearn_shard(30, 4) AS s30, unlearn_shard(31, 4) AS s31;
+SELECT version, rows, forgotten, method FROM unlearn_relabel('sh4', ARRAY[30], ARRAY[1 - (SELECT label FROM sh_pts WHERE id = 30)], '{"method": "exact"}');
+UPDATE sh_pts SET label = 1 - label WHERE id = 31;
+SELECT unlearn_wait('sh4', '60 s') AS drained;
+SELECT version, reason, guarantee, metrics->'retrained_shards' AS retrained
+FROM unlearn.versions WHERE model = 'sh4' AND version > 4 ORDER BY version;
+SELECT count(*) AS relabelled_in_manifest FROM unlearn_manifest('sh4') m WHERE m IN (30, 31);
+
 -- every deleted row is out of the manifest (and so of each shard's), the rest is in
 SELECT count(*) AS gone_in_manifest FROM unlearn_manifest('sh4') m WHERE m IN (SELECT id FROM sh_gone);
 SELECT (SELECT count(*) FROM unlearn_manifest('sh4')) = (SELECT count(*) FROM sh_pts) AS manifest_is_table;
@@ -135,7 +146,7 @@ SELECT version, guarantee, rows_forgotten FROM unlearn_audit('sh4') ORDER BY ver
 
 -- a full retrain trains every shard again
 SELECT version, rows FROM unlearn_retrain('sh4');
-SELECT metrics->'retrained_shards' AS retrained FROM unlearn.versions WHERE model = 'sh4' AND version = 5;
+SELECT metrics->'retrained_shards' AS retrained FROM unlearn.versions WHERE model = 'sh4' AND version = 7;
 
 -- the exact method on a model of one network: a retrain without the rows
 SELECT version, forgotten, method FROM unlearn_rows('plain', ARRAY[5, 6], '{"method": "exact"}');

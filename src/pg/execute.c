@@ -566,15 +566,18 @@ exact_rows_to_read(const UnlearnModel *model, const UnlearnData *forget, const i
  * shape and recorded training options (unlearn_retrain's helper), on the
  * rows of the current manifest without them; on a sharded model, only the
  * shards that held them are, on their rows, the others are the parent's.
- * Its manifest lacks the rows and the ledger records them with it.
+ * Its manifest lacks the rows and the ledger records them with it.  With
+ * relabel (method "exact" only), the rows stay, read with the labels the
+ * table has now, and nothing enters the ledger.
  */
 static void
-store_exact(const UnlearnModel *model, const UnlearnData *forget, const RunInputs *in,
+store_exact(const UnlearnModel *model, const UnlearnData *forget, bool relabel, const RunInputs *in,
 			const char *reason, UnlearnOutcome *out)
 {
 	int			k = (int) forget->n;
 	int64		n_keep;
-	int64	   *keep = manifest_without(in->manifest, in->n_manifest, forget->ids, k, &n_keep);
+	int64	   *keep = manifest_without(in->manifest, in->n_manifest, forget->ids, relabel ? 0 : k, &n_keep);
+	UnlearnData none = {0};		/* what a relabelling forgets: no row of its own */
 	int64		n_read;
 	const int64 *read;
 	int		   *hidden;
@@ -604,7 +607,7 @@ store_exact(const UnlearnModel *model, const UnlearnData *forget, const RunInput
 			ereport(ERROR,
 					(errcode(ERRCODE_UNIQUE_VIOLATION),
 					 errmsg("id column \"%s\" must be unique", model->id_column)));
-	gone_rows(model, forget, read, n_read, &data, &gone, &all, &n_all);
+	gone_rows(model, relabel ? &none : forget, read, n_read, &data, &gone, &all, &n_all);
 	if (run.shards > 1)			/* the version's manifest: every shard's rows, not only those read */
 		run.manifest = manifest_without(keep, n_keep, all, n_all, &run.n_manifest);
 
@@ -622,12 +625,13 @@ store_exact(const UnlearnModel *model, const UnlearnData *forget, const RunInput
 	run.load_seconds = unlearn_seconds_since(&t_start);
 	unlearn_train_and_store(&run);
 	unlearn_set_current_version(model->name, run.version);
-	unlearn_record_forgotten(model, forget, run.version);
+	if (!relabel)
+		unlearn_record_forgotten(model, forget, run.version);
 	if (gone.n > 0)
 		unlearn_record_forgotten(model, &gone, run.version);
 
 	out->version = run.version;
-	out->forgotten = k;			/* by construction: the version never saw them */
+	out->forgotten = k;			/* by construction: it never saw them (relabel: their old labels) */
 	out->prior_kept = (int) in->prior.n;
 	out->steps = 0;
 	out->seconds += unlearn_seconds_since(&t_start);
@@ -639,8 +643,8 @@ store_exact(const UnlearnModel *model, const UnlearnData *forget, const RunInput
  * the exact version (store_exact): no approximate run, no guard.
  */
 static void
-run_exact(UnlearnModel *model, UnlearnData *forget, const char *reason, bool change_table,
-		  UnlearnOutcome *out)
+run_exact(UnlearnModel *model, UnlearnData *forget, const int *new_labels, const char *reason,
+		  bool change_table, UnlearnOutcome *out)
 {
 	RunInputs	in;
 
@@ -650,33 +654,28 @@ run_exact(UnlearnModel *model, UnlearnData *forget, const char *reason, bool cha
 	unlearn_phase_end(in.phases, "read_manifest");
 	unlearn_read_prior_rows(model, &in.prior);
 	unlearn_phase_end(in.phases, "read_prior");
-	if (change_table)
+	if (change_table && new_labels == NULL)
 		delete_rows(model, forget);
+	else if (change_table)
+		relabel_rows(model, forget, new_labels);
 	unlearn_phase_end(in.phases, "change_table");
 	out->rows = (int) forget->n;
 	out->prior = (int) in.prior.n;
 	out->seconds = 0;
-	store_exact(model, forget, &in, reason, out);
+	store_exact(model, forget, new_labels != NULL, &in, reason, out);
 	unlearn_phase_end(in.phases, "exact_retrain");
 	out->method = "exact";
 }
 
 /*
- * Errors (0A000) for what a sharded model cannot do, or the exact method:
- * approximate unlearning (its shards are retrained exactly instead) and
- * relabelling.
+ * Errors (0A000) for what a sharded model cannot do: approximate unlearning
+ * or relabelling (its shards are retrained exactly instead).
  */
 static void
-check_exact_fits(const UnlearnModel *model, bool relabel, const UnlearnRunOptions *opts)
+check_exact_fits(const UnlearnModel *model, const UnlearnRunOptions *opts)
 {
 	bool		sharded = unlearn_shards_option(model->options) > 1;
 
-	if (relabel && (opts->exact || sharded))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("%s cannot relabel rows", sharded ? psprintf("sharded model \"%s\"", model->name) :
-						"unlearning method \"exact\""),
-				 errhint("Delete the rows with unlearn_rows and insert them with their new labels, then unlearn_retrain.")));
 	if (sharded && !opts->exact)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -805,10 +804,10 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 	for (int64 i = 1; i < forget->n; i++)
 		Assert(forget->ids[i - 1] < forget->ids[i]);
 
-	check_exact_fits(model, relabel, opts);
+	check_exact_fits(model, opts);
 	if (opts->exact)
 	{
-		run_exact(model, forget, reason, change_table, out);
+		run_exact(model, forget, new_labels, reason, change_table, out);
 		return;
 	}
 	INSTR_TIME_SET_CURRENT(t_start);
@@ -832,7 +831,7 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 	{
 		if (net)
 			nn_free(net);
-		store_exact(model, forget, &in, reason, out);
+		store_exact(model, forget, false, &in, reason, out);
 		unlearn_phase_end(in.phases, "exact_retrain");
 		return;
 	}
