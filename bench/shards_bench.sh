@@ -123,26 +123,28 @@ SELECT array_agg(id)::text AS ids FROM (SELECT id FROM del_train ORDER BY random
 SELECT clock_timestamp() AS t0 \gset
 SELECT version AS v FROM unlearn_rows('del', :'ids'::bigint[], '{"method": "exact"}') \gset
 SELECT 'R|k$k|' || extract(epoch FROM clock_timestamp() - :'t0'::timestamptz) || '|'
-       || coalesce(jsonb_array_length(metrics->'retrained_shards'), 1)
+       || coalesce(jsonb_array_length(metrics->'retrained_shards'), 1) || '|' || (metrics->>'rows')
 FROM unlearn.versions WHERE model = 'del' AND version = :v;
 SQL
 				done
 				cat <<SQL
 SELECT clock_timestamp() AS t0 \gset
 SELECT version AS v FROM unlearn_retrain('del') \gset
-SELECT 'R|retrain|' || extract(epoch FROM clock_timestamp() - :'t0'::timestamptz) || '|$s';
+SELECT 'R|retrain|' || extract(epoch FROM clock_timestamp() - :'t0'::timestamptz) || '|$s|'
+       || (metrics->>'rows') FROM unlearn.versions WHERE model = 'del' AND version = :v;
 SQL
 			} >"$tmp/repeat.sql"
 			l=$(load)
 			upsql -X -q -v ON_ERROR_STOP=1 -At -f "$tmp/repeat.sql" | grep '^R|' >"$tmp/rep"
-			awk -F'|' -v l="$l" '{ t[$2] = $3; n[$2] = $4 }
-				END { printf "%s %s %s %s %s %s\n", t["k1"], t["k32"], t["retrain"], n["k1"], n["k32"], l }' \
-				"$tmp/rep" >>"$tmp/del_$s"
-			tail -n1 "$tmp/del_$s" | awk -v s="$s" -v r="$r" '{ printf "  S=%s repeat %d: exact 1 row %.2f s (%d shards), 32 rows %.2f s (%d shards), retrain %.2f s (load %s)\n", s, r, $1, $4, $2, $5, $3, $6 }'
+			awk -F'|' -v l="$l" '{ t[$2] = $3; n[$2] = $4; w[$2] = $5 }
+				END { printf "%s %s %s %s %s %s %s %s %s\n", t["k1"], t["k32"], t["retrain"], n["k1"], n["k32"], l,
+				      w["k1"], w["k32"], w["retrain"] }' "$tmp/rep" >>"$tmp/del_$s"
+			tail -n1 "$tmp/del_$s" | awk -v s="$s" -v r="$r" '{ printf "  S=%s repeat %d: exact 1 row %.2f s (%d shards, %d rows trained), 32 rows %.2f s (%d shards, %d rows), retrain %.2f s (%d rows) (load %s)\n", s, r, $1, $4, $7, $2, $5, $8, $3, $9, $6 }'
 		done
-		awk '{ print $1 / $3, $2 / $3 }' "$tmp/del_$s" >"$tmp/ratio_$s"
-		echo "    S=$s delete / retrain (mean s.d. min max): 1 row $(stats "$tmp/ratio_$s" 1); 32 rows $(stats "$tmp/ratio_$s" 2);" \
+		awk '{ print $1 / $3, $2 / $3, $7 / $9, $8 / $9 }' "$tmp/del_$s" >"$tmp/ratio_$s"
+		echo "    S=$s delete / retrain, wall (mean s.d. min max): 1 row $(stats "$tmp/ratio_$s" 1); 32 rows $(stats "$tmp/ratio_$s" 2);" \
 			"retrain s $(stats "$tmp/del_$s" 3)"
+		echo "    S=$s rows trained / retrain's rows (mean s.d. min max): 1 row $(stats "$tmp/ratio_$s" 3); 32 rows $(stats "$tmp/ratio_$s" 4)"
 		q "SELECT unlearn_drop_model('del')" >/dev/null
 		q "DROP TABLE del_train"
 	done
