@@ -167,5 +167,21 @@ SELECT metrics->'retrained_shards' = jsonb_build_array(unlearn_shard(7, 3)) AS i
 FROM unlearn.versions WHERE model = 'shcol' AND version = 2;
 SELECT unlearn_confirm_forgotten('shcol') AS confirmed;
 
-SELECT count(*) AS dropped FROM (SELECT unlearn_drop_model(m) FROM unnest(ARRAY['sh1', 'plain', 'sh2', 'half0', 'half1']) m) d;
+-- a convolutional model of 2 shards (its members are format 3 inside the container)
+CREATE TABLE sh_img AS SELECT * FROM sh_copy;
+SELECT version, rows FROM unlearn_train('shcnn', 'sh_img', 'id', 'x', 'label', epochs => 5, auto_unlearn => false,
+                                        options => '{"shards": 2, "input_shape": [1, 2, 2], "layers": ["conv 3 1", "dense 4"]}');
+SELECT count(*) FILTER (WHERE abs((SELECT sum(p) FROM unnest(unlearn_predict_proba('shcnn', x)) p) - 1) < 1e-5)
+         AS proba_sum_to_1
+FROM sh_img;
+SELECT version, forgotten FROM unlearn_rows('shcnn', ARRAY[40], '{"method": "exact"}');
+SELECT metrics->'retrained_shards' = jsonb_build_array(unlearn_shard(40, 2)) AS its_shard_only,
+       options->'layers' AS layers
+FROM unlearn.versions WHERE model = 'shcnn' AND version = 2;
+RESET ROLE;
+SELECT get_byte(weights, 4) AS format, get_byte(sh_member(weights, 0), 4) AS member_format
+FROM unlearn.versions WHERE model = 'shcnn' AND version = 2;
+SET ROLE regress_owner;
+
+SELECT count(*) AS dropped FROM (SELECT unlearn_drop_model(m) FROM unnest(ARRAY['sh1', 'plain', 'sh2', 'half0', 'half1', 'shcnn']) m) d;
 RESET ROLE;
