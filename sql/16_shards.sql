@@ -151,6 +151,12 @@ SELECT metrics->'retrained_shards' AS retrained FROM unlearn.versions WHERE mode
 -- the exact method on a model of one network: a retrain without the rows
 SELECT version, forgotten, method FROM unlearn_rows('plain', ARRAY[5, 6], '{"method": "exact"}');
 SELECT reason, guarantee, metrics ? 'shards' AS sharded FROM unlearn.versions WHERE model = 'plain' AND version = 2;
+-- and as its auto_options: the worker retrains it without a deleted row
+SELECT unlearn_auto('plain', true, '{"method": "exact"}');
+DELETE FROM sh_copy WHERE id = 50;
+SELECT unlearn_wait('plain', '60 s') AS drained;
+SELECT version, reason, guarantee FROM unlearn.versions WHERE model = 'plain' ORDER BY version DESC LIMIT 1;
+SELECT count(*) AS in_manifest FROM unlearn_manifest('plain') m WHERE m = 50;
 
 -- a column model of 3 shards: row predictions, describe, an exact delete
 CREATE TABLE sh_people AS
