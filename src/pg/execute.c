@@ -526,7 +526,8 @@ gone_rows(const UnlearnModel *model, const UnlearnData *forget, const int64 *kee
 	/* step 2: the version's forgotten ids, forget's and the gone rows', sorted */
 	*n_all = (int) (forget->n + gone->n);
 	*all = palloc(sizeof(int64) * Max(*n_all, 1));
-	memcpy(*all, forget->ids, sizeof(int64) * forget->n);
+	if (forget->n > 0)			/* a relabelling forgets none of its rows */
+		memcpy(*all, forget->ids, sizeof(int64) * forget->n);
 	if (gone->n > 0)
 		memcpy(*all + forget->n, gone->ids, sizeof(int64) * gone->n);
 	qsort(*all, *n_all, sizeof(int64), unlearn_cmp_int64);
