@@ -189,5 +189,25 @@ SELECT get_byte(weights, 4) AS format, get_byte(sh_member(weights, 0), 4) AS mem
 FROM unlearn.versions WHERE model = 'shcnn' AND version = 2;
 SET ROLE regress_owner;
 
-SELECT count(*) AS dropped FROM (SELECT unlearn_drop_model(m) FROM unnest(ARRAY['sh1', 'plain', 'sh2', 'half0', 'half1', 'shcnn']) m) d;
+-- parallel workers (unlearn.shard_workers): the same models, byte for byte, as
+-- one after the other, for a training and an exact delete of rows in 3 shards
+CREATE TABLE sh_seq AS SELECT * FROM sh_img;
+CREATE TABLE sh_par AS SELECT * FROM sh_img;
+SELECT version FROM unlearn_train('shseq', 'sh_seq', 'id', 'x', 'label', hidden => '{8}', epochs => 5,
+                                  options => '{"shards": 4, "seed": 3}', auto_unlearn => false);
+SET unlearn.shard_workers = 3;
+SELECT version FROM unlearn_train('shpar', 'sh_par', 'id', 'x', 'label', hidden => '{8}', epochs => 5,
+                                  options => '{"shards": 4, "seed": 3}', auto_unlearn => false);
+SELECT unlearn_shard(60, 4) AS s60, unlearn_shard(61, 4) AS s61, unlearn_shard(62, 4) AS s62;
+SELECT version, forgotten FROM unlearn_rows('shpar', ARRAY[60, 61, 62], '{"method": "exact"}');
+RESET unlearn.shard_workers;
+SELECT version, forgotten FROM unlearn_rows('shseq', ARRAY[60, 61, 62], '{"method": "exact"}');
+RESET ROLE;
+SELECT p.version, p.weights_sha256 = s.weights_sha256 AS same_bytes, p.metrics->'shard_workers' AS workers,
+       s.metrics ? 'shard_workers' AS seq_workers, p.metrics->'retrained_shards' AS retrained
+FROM unlearn.versions p JOIN unlearn.versions s ON s.model = 'shseq' AND s.version = p.version
+WHERE p.model = 'shpar' ORDER BY p.version;
+SET ROLE regress_owner;
+
+SELECT count(*) AS dropped FROM (SELECT unlearn_drop_model(m) FROM unnest(ARRAY['sh1', 'plain', 'sh2', 'half0', 'half1', 'shcnn', 'shseq', 'shpar']) m) d;
 RESET ROLE;

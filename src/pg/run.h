@@ -54,6 +54,7 @@ typedef struct UnlearnTrainRun
 	const bool *retrain_shard;	/* with parent_net: per shard, retrain it (on its rows of data) */
 	const int64 *manifest;		/* the version's manifest when it is not data's ids (sorted), or NULL */
 	int64		n_manifest;
+	int			shard_workers;	/* set: parallel workers that trained shards beside the backend */
 	/* runs after training, before the version is stored, with the options to record */
 	void		(*before_store) (void *arg, Jsonb *options);
 	void	   *before_store_arg;
@@ -71,6 +72,12 @@ void		unlearn_train_and_store(UnlearnTrainRun *run);
 void		unlearn_shard_rows(const char *model, const UnlearnData *all, int shard, int shards,
 							   bool training, UnlearnData *out);
 void		unlearn_free_shard_rows(UnlearnData *rows);
+/* One shard's network, trained on its rows (trainer.c; also in parallel workers). */
+nn_model   *unlearn_fit_shard(const UnlearnTrainRun *run, const UnlearnArch *arch, int shard,
+							  const UnlearnData *part, double *seconds);
+/* The shards todo[] trained in parallel workers and this backend (shard_parallel.c). */
+double		unlearn_fit_shards_parallel(UnlearnTrainRun *run, const UnlearnArch *arch, const int *todo,
+										int n_todo, Size net_size, nn_model **members);
 /* Marks the shards holding one of the ids; returns how many. */
 int			unlearn_shards_holding(const int64 *ids, int k, int shards, bool *retrain);
 /* The ids that lie in a marked shard, in their order. */

@@ -85,10 +85,50 @@ fit(UnlearnTrainRun *run, const UnlearnArch *arch)
 }
 
 /*
+ * Shard `shard`'s network: a fresh one of the run's shape trained on part
+ * (the shard's rows) with the run's options and the seed + shard number;
+ * *seconds gets its training time.  The same in this backend and in a
+ * parallel worker (shard_parallel.c).
+ */
+nn_model *
+unlearn_fit_shard(const UnlearnTrainRun *run, const UnlearnArch *arch, int shard, const UnlearnData *part,
+				  double *seconds)
+{
+	UnlearnTrainRun sub = *run;
+	nn_train_options topts = *run->topts;
+	nn_model   *net;
+
+	topts.seed = run->topts->seed + (uint64) shard;
+	sub.data = part;
+	sub.topts = &topts;
+	net = fit(&sub, arch);
+	*seconds = sub.train_seconds;
+	return net;
+}
+
+/* Bytes of one serialised network of the run's shape (every shard has it). */
+static Size
+shard_net_size(UnlearnTrainRun *run, const UnlearnArch *arch)
+{
+	char		err[256];
+	nn_model   *net = create(run, arch, err, sizeof(err));
+	Size		size;
+
+	if (net == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid network shape: %s", err)));
+	size = nn_serialized_size(net);
+	nn_free(net);
+	return size;
+}
+
+/*
  * The shards of a sharded model: each retrained one a fresh network trained
- * on its rows of the run's data (seed + shard number, the run's options),
- * the others the parent's copied; then the ensemble, and its accuracy on
- * the rows read.  run->train_seconds sums the shards' training.
+ * on its rows of the run's data (unlearn_fit_shard), in parallel workers
+ * with unlearn.shard_workers, else one after the other; the others the
+ * parent's copied; then the ensemble, and its accuracy on the rows read.
+ * run->train_seconds sums the shards' training.
  */
 static nn_model *
 fit_shards(UnlearnTrainRun *run, const UnlearnArch *arch)
@@ -97,28 +137,31 @@ fit_shards(UnlearnTrainRun *run, const UnlearnArch *arch)
 	nn_model   *ensemble;
 	char		err[256];
 	double		seconds = 0;
+	int			todo[NN_MAX_SHARDS];
+	int			n_todo = 0;
 
 	Assert(run->shards >= 2 && run->shards <= NN_MAX_SHARDS);
 	Assert(run->parent_net == NULL || run->parent_net->n_members == run->shards);
+	/* step 1: the shards kept from the parent, and those to train */
 	for (int s = 0; s < run->shards; s++)
-	{
-		UnlearnTrainRun sub = *run;
-		nn_train_options topts = *run->topts;
-		UnlearnData part;
-
 		if (run->parent_net && !run->retrain_shard[s])
-		{
 			members[s] = nn_clone(run->parent_net->members[s]);
-			continue;
+		else
+			todo[n_todo++] = s;
+	/* step 2: train them, in parallel workers when asked to */
+	if (unlearn_shard_workers > 0 && n_todo > 1)
+		seconds = unlearn_fit_shards_parallel(run, arch, todo, n_todo, shard_net_size(run, arch), members);
+	else
+		for (int j = 0; j < n_todo; j++)
+		{
+			UnlearnData part;
+			double		shard_seconds;
+
+			unlearn_shard_rows(run->model, run->data, todo[j], run->shards, !run->retrain, &part);
+			members[todo[j]] = unlearn_fit_shard(run, arch, todo[j], &part, &shard_seconds);
+			seconds += shard_seconds;
+			unlearn_free_shard_rows(&part);
 		}
-		unlearn_shard_rows(run->model, run->data, s, run->shards, !run->retrain, &part);
-		topts.seed = run->topts->seed + (uint64) s;
-		sub.data = &part;
-		sub.topts = &topts;
-		members[s] = fit(&sub, arch);
-		seconds += sub.train_seconds;
-		unlearn_free_shard_rows(&part);
-	}
 	ensemble = nn_ensemble_create(members, run->shards, err, sizeof(err));
 	if (ensemble == NULL)
 		elog(ERROR, "could not assemble the shards of model \"%s\": %s", run->model, err);
@@ -141,6 +184,8 @@ shard_metrics(const UnlearnTrainRun *run)
 		if (run->parent_net == NULL || run->retrain_shard[k])
 			appendStringInfo(&s, "%s%d", n++ ? ", " : "", k);
 	appendStringInfoChar(&s, ']');
+	if (run->shard_workers > 0)
+		appendStringInfo(&s, ", \"shard_workers\": %d", run->shard_workers);
 	return s.data;
 }
 
