@@ -14,7 +14,12 @@
 #      setseed(0.1 r)): unlearn_rows of 1 random id with {"method": "exact"}
 #      (timed, wall, and the shards it retrained), of 32 random ids (timed),
 #      then unlearn_retrain (the full retrain, timed); the ratio delete /
-#      retrain of the same repeat (mean, s.d., min, max).
+#      retrain of the same repeat (mean, s.d., min, max);
+#   3. parallel training: for S in BENCH_SHARDS_PARALLEL and W in
+#      BENCH_SHARDS_WORKERS, unlearn_train with unlearn.shard_workers = W
+#      (W + 1 processes train shards), repeats interleaved over W: wall
+#      seconds (the result's `seconds`), the workers launched, the speed-up
+#      against W = 0, and whether every W gave the same weights (sha256).
 #
 # It starts its own server "shardsbench" (test/lib_server.sh) after make
 # install under /tmp/unlearn-pg.lock, releases the lock once the server runs,
@@ -26,7 +31,9 @@
 # Environment: BENCH_SEEDS ("1 2 3"), BENCH_SHARDS ("1 2 4 8"),
 # BENCH_SHARDS_REPEATS (3), BENCH_SHARDS_DATA ("fashion letter"),
 # BENCH_FASHION_EPOCHS (5), BENCH_LETTER_EPOCHS (40), BENCH_HIDDEN ('{128}'),
-# BENCH_THREADS (1), UNLEARN_KEEP_DATA=1 keeps the cluster.
+# BENCH_THREADS (1), BENCH_SHARDS_SECTIONS ("accuracy delete parallel"),
+# BENCH_SHARDS_PARALLEL ("4 8"), BENCH_SHARDS_WORKERS ("0 1 3"),
+# UNLEARN_KEEP_DATA=1 keeps the cluster.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -40,6 +47,9 @@ read -r -a DATA <<<"${BENCH_SHARDS_DATA:-fashion letter}"
 REPEATS=${BENCH_SHARDS_REPEATS:-3}
 HIDDEN=${BENCH_HIDDEN:-'{128}'}
 THREADS=${BENCH_THREADS:-1}
+SECTIONS=" ${BENCH_SHARDS_SECTIONS:-accuracy delete parallel} "
+read -r -a PAR_SHARDS <<<"${BENCH_SHARDS_PARALLEL:-4 8}"
+read -r -a WORKERS <<<"${BENCH_SHARDS_WORKERS:-0 1 3}"
 load() { cut -d' ' -f1 /proc/loadavg; }
 q() { upsql -X -q -v ON_ERROR_STOP=1 -At -c "$1"; }
 
@@ -89,7 +99,7 @@ for d in "${DATA[@]}"; do
 	echo
 	echo "== $d: $train ($(q "SELECT count(*) FROM $train") rows), $epochs epochs; test $test"
 	# ---- 1. accuracy per shard count and seed
-	for s in "${SHARDS[@]}"; do
+	[[ $SECTIONS == *" accuracy "* ]] && for s in "${SHARDS[@]}"; do
 		: >"$tmp/acc_$s"
 		for seed in "${SEEDS[@]}"; do
 			l=$(load)
@@ -102,12 +112,12 @@ for d in "${DATA[@]}"; do
 			echo "  S=$s seed $seed: test accuracy $a, train $r s (load $l)"
 		done
 	done
-	echo "  accuracy over seeds (mean s.d. min max) | train s (mean s.d. min max):"
-	for s in "${SHARDS[@]}"; do
+	[[ $SECTIONS == *" accuracy "* ]] && echo "  accuracy over seeds (mean s.d. min max) | train s (mean s.d. min max):"
+	[[ $SECTIONS == *" accuracy "* ]] && for s in "${SHARDS[@]}"; do
 		echo "    S=$s  $(stats "$tmp/acc_$s" 1) | $(stats "$tmp/acc_$s" 2)"
 	done
 	# ---- 2. exact deletes against a full retrain, on a copy of the table
-	for s in "${SHARDS[@]}"; do
+	[[ $SECTIONS == *" delete "* ]] && for s in "${SHARDS[@]}"; do
 		q "SET client_min_messages = warning; DROP TABLE IF EXISTS del_train;
 		   CREATE TABLE del_train AS SELECT * FROM $train; ALTER TABLE del_train ADD PRIMARY KEY (id)"
 		q "SELECT 1 FROM unlearn_train('del', 'del_train', 'id', '$col', 'label', hidden => '$HIDDEN',
@@ -147,6 +157,29 @@ SQL
 		echo "    S=$s rows trained / retrain's rows (mean s.d. min max): 1 row $(stats "$tmp/ratio_$s" 3); 32 rows $(stats "$tmp/ratio_$s" 4)"
 		q "SELECT unlearn_drop_model('del')" >/dev/null
 		q "DROP TABLE del_train"
+	done
+	# ---- 3. parallel training: the same model with W parallel workers
+	[[ $SECTIONS == *" parallel "* ]] && for s in "${PAR_SHARDS[@]}"; do
+		for ((r = 1; r <= REPEATS; r++)); do
+			for w in "${WORKERS[@]}"; do
+				l=$(load)
+				t=$(q "SET unlearn.shard_workers = $w; SELECT seconds FROM unlearn_train('p_$w', '$train', 'id', '$col', 'label',
+				          hidden => '$HIDDEN', epochs => $epochs, auto_unlearn => false,
+				          options => '{\"seed\": ${SEEDS[0]}, \"shards\": $s}')")
+				IFS='|' read -r sha launched <<<"$(q "SELECT encode(weights_sha256, 'hex'), coalesce(metrics->>'shard_workers', '0')
+				                                      FROM unlearn.versions WHERE model = 'p_$w'")"
+				q "SELECT unlearn_drop_model('p_$w')" >/dev/null
+				echo "$t $l" >>"$tmp/par_${s}_$w"
+				echo "$sha" >>"$tmp/sha_$s"
+				printf "  S=%s repeat %d: unlearn.shard_workers %s (%s launched): %.2f s (load %s)\n" "$s" "$r" "$w" "$launched" "$t" "$l"
+			done
+		done
+		base=$(stats "$tmp/par_${s}_${WORKERS[0]}" 1 | cut -d' ' -f1)
+		for w in "${WORKERS[@]}"; do
+			st=$(stats "$tmp/par_${s}_$w" 1)
+			echo "    S=$s, $((w + 1)) processes: wall s (mean s.d. min max) $st; speed-up $(awk -v b="$base" -v m="${st%% *}" 'BEGIN { printf "%.2f", b / m }')"
+		done
+		echo "    S=$s: $(sort -u "$tmp/sha_$s" | wc -l) distinct weights over every run (1: the same bytes for every worker count)"
 	done
 done
 echo
