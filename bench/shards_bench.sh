@@ -169,17 +169,17 @@ SQL
 				IFS='|' read -r sha launched <<<"$(q "SELECT encode(weights_sha256, 'hex'), coalesce(metrics->>'shard_workers', '0')
 				                                      FROM unlearn.versions WHERE model = 'p_$w'")"
 				q "SELECT unlearn_drop_model('p_$w')" >/dev/null
-				echo "$t $l" >>"$tmp/par_${s}_$w"
-				echo "$sha" >>"$tmp/sha_$s"
+				echo "$t $l" >>"$tmp/par_${d}_${s}_$w"
+				echo "$sha" >>"$tmp/sha_${d}_$s"
 				printf "  S=%s repeat %d: unlearn.shard_workers %s (%s launched): %.2f s (load %s)\n" "$s" "$r" "$w" "$launched" "$t" "$l"
 			done
 		done
-		base=$(stats "$tmp/par_${s}_${WORKERS[0]}" 1 | cut -d' ' -f1)
+		base=$(stats "$tmp/par_${d}_${s}_${WORKERS[0]}" 1 | cut -d' ' -f1)
 		for w in "${WORKERS[@]}"; do
-			st=$(stats "$tmp/par_${s}_$w" 1)
+			st=$(stats "$tmp/par_${d}_${s}_$w" 1)
 			echo "    S=$s, $((w + 1)) processes: wall s (mean s.d. min max) $st; speed-up $(awk -v b="$base" -v m="${st%% *}" 'BEGIN { printf "%.2f", b / m }')"
 		done
-		echo "    S=$s: $(sort -u "$tmp/sha_$s" | wc -l) distinct weights over every run (1: the same bytes for every worker count)"
+		echo "    S=$s: $(sort -u "$tmp/sha_${d}_$s" | wc -l) distinct weights over every run (1: the same bytes for every worker count)"
 	done
 done
 echo
