@@ -121,7 +121,8 @@ fill_jobs(ShardJobs *jobs, const UnlearnTrainRun *run, const UnlearnArch *arch, 
 	jobs->retrain = run->retrain;
 	jobs->n_classes = run->n_classes;
 	jobs->n_hidden = run->n_hidden;
-	memcpy(jobs->hidden, run->hidden, sizeof(int) * run->n_hidden);
+	if (run->n_hidden > 0)		/* softmax regression has none (and may pass NULL) */
+		memcpy(jobs->hidden, run->hidden, sizeof(int) * run->n_hidden);
 	jobs->has_arch = arch != NULL;
 	if (arch)
 		jobs->arch = *arch;
