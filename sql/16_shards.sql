@@ -198,6 +198,9 @@ SELECT version FROM unlearn_train('shseq', 'sh_seq', 'id', 'x', 'label', hidden 
 SET unlearn.shard_workers = 3;
 SELECT version FROM unlearn_train('shpar', 'sh_par', 'id', 'x', 'label', hidden => '{8}', epochs => 5,
                                   options => '{"shards": 4, "seed": 3}', auto_unlearn => false);
+-- (softmax regression too: no hidden layer)
+SELECT version, rows FROM unlearn_train('shsoft', 'sh_img', 'id', 'x', 'label', hidden => '{}', epochs => 3,
+                                        options => '{"shards": 2}', auto_unlearn => false);
 SELECT unlearn_shard(60, 4) AS s60, unlearn_shard(61, 4) AS s61, unlearn_shard(62, 4) AS s62;
 SELECT version, forgotten FROM unlearn_rows('shpar', ARRAY[60, 61, 62], '{"method": "exact"}');
 RESET unlearn.shard_workers;
@@ -207,7 +210,8 @@ SELECT p.version, p.weights_sha256 = s.weights_sha256 AS same_bytes, p.metrics->
        s.metrics ? 'shard_workers' AS seq_workers, p.metrics->'retrained_shards' AS retrained
 FROM unlearn.versions p JOIN unlearn.versions s ON s.model = 'shseq' AND s.version = p.version
 WHERE p.model = 'shpar' ORDER BY p.version;
+SELECT metrics->'shard_workers' AS workers FROM unlearn.versions WHERE model = 'shsoft';
 SET ROLE regress_owner;
 
-SELECT count(*) AS dropped FROM (SELECT unlearn_drop_model(m) FROM unnest(ARRAY['sh1', 'plain', 'sh2', 'half0', 'half1', 'shcnn', 'shseq', 'shpar']) m) d;
+SELECT count(*) AS dropped FROM (SELECT unlearn_drop_model(m) FROM unnest(ARRAY['sh1', 'plain', 'sh2', 'half0', 'half1', 'shcnn', 'shseq', 'shpar', 'shsoft']) m) d;
 RESET ROLE;
