@@ -27,85 +27,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <zlib.h>
 
+#include "bench_data.h"
+#include "bench_opts.h"
 #include "nn.h"
 #include "unlearn_core.h"
 
 #define MAXK 16
-
-/* Seconds on the monotonic clock. */
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* Reads a whole gzip file into memory; exits on error. */
-static unsigned char *
-read_gz(const char *path, size_t *len)
-{
-	gzFile		g = gzopen(path, "rb");
-	size_t		cap = 1 << 20,
-				n = 0;
-	unsigned char *buf = malloc(cap);
-	int			r;
-
-	if (!g)
-	{
-		fprintf(stderr, "cannot open %s\n", path);
-		exit(2);
-	}
-	while ((r = gzread(g, buf + n, (unsigned) (cap - n))) > 0)
-	{
-		n += r;
-		if (n == cap)
-			buf = realloc(buf, cap *= 2);
-	}
-	gzclose(g);
-	*len = n;
-	return buf;
-}
-
-/* Big-endian u32 at p. */
-static int
-be32(const unsigned char *p)
-{
-	return (p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3];
-}
-
-/* Loads an idx image/label pair: X (n x 784, [0,1]) and y. */
-static int
-load_set(const char *dir, const char *prefix, float **X, int **y)
-{
-	char		path[512];
-	size_t		li,
-				ll;
-	unsigned char *im,
-			   *lb;
-	int			n,
-				F;
-
-	snprintf(path, sizeof(path), "%s/%s-images-idx3-ubyte.gz", dir, prefix);
-	im = read_gz(path, &li);
-	snprintf(path, sizeof(path), "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
-	lb = read_gz(path, &ll);
-	n = be32(im + 4);
-	F = be32(im + 8) * be32(im + 12);
-	*X = malloc(sizeof(float) * (size_t) n * F);
-	*y = malloc(sizeof(int) * n);
-	for (size_t j = 0; j < (size_t) n * F; j++)
-		(*X)[j] = im[16 + j] / 255.0f;
-	for (int i = 0; i < n; i++)
-		(*y)[i] = lb[8 + i];
-	free(im);
-	free(lb);
-	return n;
-}
 
 static int	use_cnn = 0;		/* --cnn: the convolutional network */
 
@@ -130,46 +58,17 @@ new_model(nn_train_options *o)
 static nn_model *
 get_model(const char *cache, const float *X, const int *y, int n)
 {
-	FILE	   *fp = fopen(cache, "rb");
-	char		err[256];
-	nn_model   *m;
+	nn_model   *m = bench_load_model(cache);
 	nn_train_options o;
 	double		t0;
 
-	if (fp)
-	{
-		size_t		len;
-		void	   *buf;
-
-		fseek(fp, 0, SEEK_END);
-		len = ftell(fp);
-		fseek(fp, 0, SEEK_SET);
-		buf = malloc(len);
-		if (fread(buf, 1, len, fp) == len && (m = nn_deserialize(buf, len, err, sizeof(err))) != NULL)
-		{
-			fclose(fp);
-			free(buf);
-			return m;
-		}
-		fclose(fp);
-		free(buf);
-	}
+	if (m)
+		return m;
 	m = new_model(&o);
-	t0 = now();
+	t0 = bench_now();
 	nn_train(m, X, y, n, &o, NULL, NULL);
-	fprintf(stderr, "trained the reference model in %.1f s\n", now() - t0);
-	fp = fopen(cache, "wb");
-	if (fp)
-	{
-		size_t		len = nn_serialized_size(m);
-		void	   *buf = malloc(len);
-
-		nn_serialize(m, buf);
-		if (fwrite(buf, 1, len, fp) != len)
-			fprintf(stderr, "could not write %s\n", cache);
-		fclose(fp);
-		free(buf);
-	}
+	fprintf(stderr, "trained the reference model in %.1f s\n", bench_now() - t0);
+	bench_save_model(m, cache);
 	return m;
 }
 
@@ -178,7 +77,7 @@ static int
 epoch_timer(void *arg, int epoch, int epochs, double loss)
 {
 	double	   *last = arg;
-	double		t = now();
+	double		t = bench_now();
 
 	printf("epoch %d/%d: %.2f s, loss %.4f\n", epoch, epochs, t - *last, loss);
 	fflush(stdout);
@@ -192,13 +91,13 @@ time_training(int epochs, const float *X, const int *y, int n, const float *Xt, 
 {
 	nn_train_options o;
 	nn_model   *m = new_model(&o);
-	double		t0 = now(),
+	double		t0 = bench_now(),
 				last = t0,
 				acc;
 
 	o.epochs = epochs;
 	nn_train(m, X, y, n, &o, epoch_timer, &last);
-	last = now() - t0;
+	last = bench_now() - t0;
 	acc = nn_accuracy(m, Xt, yt, nt);
 	printf("test accuracy %.2f %%\nRESULT {\"epochs\": %d, \"seconds\": %.2f, \"s_per_epoch\": %.2f, "
 		   "\"test_accuracy\": %.4f, \"threads\": %d}\n", 100 * acc, epochs, last, last / epochs, acc, nn_get_threads());
@@ -296,8 +195,6 @@ replay_sample(const bench *b, nn_rng *rng, float *Xr, int *yr)
 	return n;
 }
 
-static int	set_option(ul_options *o, const char *kv);
-
 /* Options for a method in the bench. */
 static ul_options
 bench_options(const bench *b, ul_method meth, uint64_t seed)
@@ -310,55 +207,12 @@ bench_options(const bench *b, ul_method meth, uint64_t seed)
 	{
 		ul_options_default(&o, meth);
 		for (int i = 0; i < b->n_fset; i++)
-			set_option(&o, b->fset[i]);
+			bench_set_option(&o, b->fset[i]);
 	}
 	o.seed = seed;
 	if (b->max_steps > 0)
 		o.max_steps = b->max_steps;
 	return o;
-}
-
-/* Sets one option of o from "key=value"; 0 on success. */
-static int
-set_option(ul_options *o, const char *kv)
-{
-	char		key[64];
-	const char *eq = strchr(kv, '=');
-	double		v;
-
-	if (!eq || eq - kv >= (long) sizeof(key))
-		return -1;
-	memcpy(key, kv, eq - kv);
-	key[eq - kv] = '\0';
-	v = atof(eq + 1);
-#define F(name) if (strcmp(key, #name) == 0) { o->name = (float) v; return 0; }
-#define I(name) if (strcmp(key, #name) == 0) { o->name = (int) v; return 0; }
-	F(lr) F(momentum) F(weight_decay) F(margin) F(replay_weight) F(adv_weight)
-	F(imp_lambda) F(pgd_eps) F(pgd_alpha) F(forget_weight) F(distill) F(guard_weight) F(repair_lr)
-	I(guard_per_row)
-	I(optimizer)
-	I(replay_batch) I(repair_steps) I(repair_stop) I(forget_batch) I(adv_batch) I(adv_per_row)
-	I(pgd_steps) I(max_passes) I(max_steps)
-#undef F
-#undef I
-	return -1;
-}
-
-/* Parses a comma list of ints. */
-static int
-parse_ints(const char *s, int *out, int max)
-{
-	int			n = 0;
-
-	while (*s && n < max)
-	{
-		out[n++] = atoi(s);
-		s = strchr(s, ',');
-		if (!s)
-			break;
-		s++;
-	}
-	return n;
 }
 
 /* One unlearning run; prints a table row. */
@@ -388,7 +242,7 @@ run_one(bench *b, ul_method meth, int k, uint64_t seed, double *sum_drop, double
 	draw_rows(b, &rng, k, idx);
 	gather(b, idx, k, Xf, yf);
 	nr = replay_sample(b, &rng, Xr, yr);
-	t0 = now();
+	t0 = bench_now();
 	if (ul_unlearn(m, Xf, yf, k, NULL, NULL, NULL, 0,
 				   meth == UL_METHOD_DEFAULT ? Xr : NULL, meth == UL_METHOD_DEFAULT ? yr : NULL,
 				   meth == UL_METHOD_DEFAULT ? nr : 0,
@@ -397,7 +251,7 @@ run_one(bench *b, ul_method meth, int k, uint64_t seed, double *sum_drop, double
 		fprintf(stderr, "ul_unlearn: %s\n", err);
 		exit(1);
 	}
-	sec = now() - t0;
+	sec = bench_now() - t0;
 	acc = nn_accuracy(m, b->Xte, b->yte, b->nte);
 	nrem = gather_remaining(b);
 	racc = nn_accuracy(m, b->Xrem, b->yrem, nrem);
@@ -440,9 +294,9 @@ run_retrain(bench *b, int k, uint64_t seed)
 	gather(b, idx, k, Xf, yf);
 	nrem = gather_remaining(b);
 	snprintf(epochs, sizeof(epochs), "%d ep", o.epochs);
-	t0 = now();
+	t0 = bench_now();
 	nn_train(m, b->Xrem, b->yrem, nrem, &o, NULL, NULL);
-	sec = now() - t0;
+	sec = bench_now() - t0;
 	acc = nn_accuracy(m, b->Xte, b->yte, b->nte);
 	printf("| %-8s | %4d | %4d | %6.1f | %6.2f | %6.2f | %+6.2f | %6.2f | %6s | %6s | %7.2f | %s\n",
 		   "retrain", k, (int) seed, 100 * miss_rate(m, Xf, yf, k), 100 * b->acc0, 100 * acc,
@@ -489,15 +343,15 @@ run_continual(bench *b, ul_method meth, uint64_t seed)
 		draw_rows(b, &rng, K, idx + r * K);
 		gather(b, idx + r * K, K, Xf, yf);
 		nr = replay_sample(b, &rng, Xr, yr);
-		t0 = now();
+		t0 = bench_now();
 		ul_unlearn(m, Xf, yf, K, NULL, Xall, yall, r * K,
 				   meth == UL_METHOD_DEFAULT ? Xr : NULL, meth == UL_METHOD_DEFAULT ? yr : NULL,
 				   meth == UL_METHOD_DEFAULT ? nr : 0, &o, NULL, NULL, &res, err, sizeof(err));
-		t_total += now() - t0;
+		t_total += bench_now() - t0;
 		acc = nn_accuracy(m, b->Xte, b->yte, b->nte);
 		all_ok &= res.success;
 		printf("| %3d | %5d/%-3d | %5d/%-5d | %8.2f | %5.2f | %5d | %7.2f |\n", r + 1, res.forgotten, K,
-			   res.prior_kept, r * K, 100 * acc, 100 * (b->acc0 - acc), res.steps, now() - t0);
+			   res.prior_kept, r * K, 100 * acc, 100 * (b->acc0 - acc), res.steps, bench_now() - t0);
 		fflush(stdout);
 	}
 	printf("all requests successful: %s; total %.2f s\n", all_ok ? "yes" : "NO", t_total);
@@ -522,7 +376,8 @@ main(int argc, char **argv)
 				retrain_seeds = 1,
 				continual = 1,
 				train_epochs = 0,
-				core_threads = 0;
+				core_threads = 0,
+				features;
 	int			methods[8] = {0, 1, 2, 3},
 				nm = 4;
 	double		t0;
@@ -536,7 +391,7 @@ main(int argc, char **argv)
 				   *v = i + 1 < argc ? argv[i + 1] : "";
 
 		if (strcmp(a, "--ks") == 0)
-			nk = parse_ints(v, ks, MAXK), i++;
+			nk = bench_parse_ints(v, ks, MAXK), i++;
 		else if (strcmp(a, "--seeds") == 0)
 			seeds = atoi(v), i++;
 		else if (strcmp(a, "--retrain-seeds") == 0)
@@ -565,7 +420,7 @@ main(int argc, char **argv)
 			dir = v, i++;
 		else if (strcmp(a, "--set") == 0)
 		{
-			if (set_option(&b.tune, v) != 0)
+			if (bench_set_option(&b.tune, v) != 0)
 			{
 				fprintf(stderr, "bad --set %s\n", v);
 				return 2;
@@ -577,7 +432,7 @@ main(int argc, char **argv)
 			ul_options	probe;
 
 			ul_options_default(&probe, UL_METHOD_ADV_IMP);
-			if (b.n_fset >= 8 || set_option(&probe, v) != 0)
+			if (b.n_fset >= 8 || bench_set_option(&probe, v) != 0)
 			{
 				fprintf(stderr, "bad --fset %s\n", v);
 				return 2;
@@ -617,18 +472,18 @@ main(int argc, char **argv)
 		nn_set_threads(atoi(getenv("OPENBLAS_NUM_THREADS")));
 	if (core_threads > 0)
 		nn_set_threads(core_threads);
-	b.ntr = load_set(dir, "train", &b.Xtr, &b.ytr);
-	b.nte = load_set(dir, "t10k", &b.Xte, &b.yte);
+	b.ntr = bench_load_idx(dir, "train", &b.Xtr, &b.ytr, &features);
+	b.nte = bench_load_idx(dir, "t10k", &b.Xte, &b.yte, &features);
 	if (train_epochs > 0)
 		return time_training(train_epochs, b.Xtr, b.ytr, b.ntr, b.Xte, b.yte, b.nte);
 	b.mark = calloc(b.ntr, 1);
 	b.Xrem = malloc(sizeof(float) * (size_t) b.ntr * 784);
 	b.yrem = malloc(sizeof(int) * b.ntr);
-	t0 = now();
+	t0 = bench_now();
 	b.m0 = get_model(cache, b.Xtr, b.ytr, b.ntr);
 	b.acc0 = nn_accuracy(b.m0, b.Xte, b.yte, b.nte);
 	printf("Fashion-MNIST: %d train, %d test rows; %s, test acc %.2f %% (model ready in %.1f s)\n",
-		   b.ntr, b.nte, use_cnn ? "CNN conv32-pool-conv64-pool-128" : "MLP 784-256-10", 100 * b.acc0, now() - t0);
+		   b.ntr, b.nte, use_cnn ? "CNN conv32-pool-conv64-pool-128" : "MLP 784-256-10", 100 * b.acc0, bench_now() - t0);
 	printf("default: lr %g mom %g wd %g margin %g replay_weight %g replay_batch %d repair_steps %d "
 		   "forget_weight %g adv_weight %g imp_lambda %g distill %g optimizer %d; replay sample %d rows\n",
 		   b.tune.lr, b.tune.momentum, b.tune.weight_decay, b.tune.margin, b.tune.replay_weight,

@@ -7,6 +7,6 @@ set -e
 cd "$(dirname "$0")/.."
 BLAS_INC=/usr/include/x86_64-linux-gnu/openblas-pthread
 BIN=${TMPDIR:-/tmp}/unlearn_core_bench
-gcc -std=gnu11 ${CORE_BENCH_OPT:--O2} -Wall -Wextra -Werror -Isrc/core -I$BLAS_INC -o "$BIN" \
-    bench/core_bench.c src/core/*.c -lopenblas -lz -lm
+gcc -std=gnu11 ${CORE_BENCH_OPT:--O2} -Wall -Wextra -Werror -Isrc/core -Ibench -I$BLAS_INC -o "$BIN" \
+    bench/core_bench.c bench/bench_data.c bench/bench_opts.c src/core/*.c -lopenblas -lz -lm
 OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-2} exec "$BIN" "$@"

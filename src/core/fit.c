@@ -123,7 +123,7 @@ fit_batch(nn_model *m, fit_state *s, const float *X, const int *y, int start, in
  * per-epoch Fisher-Yates order.  The callback receives the 1-based epoch
  * just finished.  With o->validation, held-out rows stop it early and the
  * best epoch's parameters are kept (early_stop.c).  Returns NaN (model untouched) on labels outside 0..C-1 or
- * allocation failure; 0 when there is nothing to train.
+ * allocation failure, or on an ensemble (its members are trained one by one); 0 when there is nothing to train.
  */
 double
 nn_train(nn_model *m, const float *X, const int *y, int n,
@@ -142,6 +142,8 @@ nn_train(nn_model *m, const float *X, const int *y, int n,
 		nn_train_options_default(&defaults);
 		o = &defaults;
 	}
+	if (m->n_members > 0)
+		return NAN;				/* an ensemble's members are trained one by one */
 	if (n <= 0)
 		return 0.0;
 	for (int i = 0; i < n; i++)

@@ -49,7 +49,9 @@ nn_workspace_create(const nn_model *m, int max_batch)
 		}
 	}
 	ws->probs = nn_alloc_floats((size_t) max_batch * (size_t) NN_CLASSES(m));
-	if (ws->probs == NULL || (m->n_stages > 0 && nn_stages_workspace(m, ws, max_batch) != 0))
+	if (m->n_members > 0)		/* an ensemble: its members share the rest, being of its shape */
+		ws->ens = nn_alloc_floats((size_t) max_batch * (size_t) NN_CLASSES(m));
+	if (ws->probs == NULL || (m->n_members > 0 && ws->ens == NULL) || (m->n_stages > 0 && nn_stages_workspace(m, ws, max_batch) != 0))
 		goto fail;
 	return ws;
 
@@ -78,6 +80,7 @@ nn_workspace_free(nn_workspace *ws)
 	nn_free_mem(ws->col);
 	nn_free_mem(ws->dcol);
 	nn_free_mem(ws->probs);
+	nn_free_mem(ws->ens);
 	nn_free_mem(ws);
 }
 
@@ -154,6 +157,8 @@ nn_forward(const nn_model *m, nn_workspace *ws, const float *X, int n)
 	int			L = m->n_layers;
 
 	NN_ASSERT(m != NULL && ws != NULL && m->n_layers >= 1 && m->n_layers <= NN_MAX_LAYERS);
+	if (m->n_members > 0)
+		return nn_ensemble_forward(m, ws, X, n);
 	if (interrupt_hook)
 		interrupt_hook();
 
@@ -280,6 +285,7 @@ nn_backward(const nn_model *m, nn_workspace *ws, const float *X, int n,
 	float	   *gstage = m->n_stages > 0 ? ws->sdelta[m->n_stages - 1] : NULL;
 
 	NN_ASSERT(m != NULL && ws != NULL && dlogits != NULL);
+	NN_ASSERT(m->n_members == 0);	/* an ensemble is not differentiated */
 	if (n <= 0 || n > ws->max_batch || (grad_params == NULL && grad_input == NULL))
 		return;
 	for (int l = L - 1; l >= 0; l--)

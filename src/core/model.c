@@ -236,9 +236,11 @@ nn_create(int n_features, int n_hidden, const int *hidden,
 nn_model *
 nn_clone(const nn_model *m)
 {
-	nn_model   *c = nn_model_alloc_staged(m->n_stages, m->stage, m->in_shape,
-										  m->n_layers, m->dims, NULL, 0);
+	nn_model   *c;
 
+	if (m->n_members > 0)
+		return nn_ensemble_clone(m);
+	c = nn_model_alloc_staged(m->n_stages, m->stage, m->in_shape, m->n_layers, m->dims, NULL, 0);
 	if (c == NULL)
 		return NULL;
 	memcpy(c->params, m->params, m->n_params * sizeof(float));
@@ -282,12 +284,15 @@ nn_param_tensors(const nn_model *m, size_t *start, size_t *end, int max)
 	return n;
 }
 
-/* Release a model and its arrays; NULL is ignored. */
+/* Release a model and its arrays (an ensemble's members too); NULL is ignored. */
 void
 nn_free(nn_model *m)
 {
 	if (m == NULL)
 		return;
+	for (int k = 0; k < m->n_members; k++)
+		nn_free(m->members[k]);
+	nn_free_mem(m->members);
 	nn_free_mem(m->params);
 	nn_free_mem(m->feat_lo);
 	nn_free_mem(m->feat_hi);
@@ -424,6 +429,9 @@ nn_standardize_rows(const nn_model *m, const float *X, int n, float *out)
 int
 nn_params_finite(const nn_model *m)
 {
+	for (int k = 0; k < m->n_members; k++)
+		if (!nn_params_finite(m->members[k]))
+			return 0;
 	for (size_t i = 0; i < m->n_params; i++)
 		if (!isfinite(m->params[i]))
 			return 0;

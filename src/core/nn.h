@@ -115,6 +115,9 @@ typedef struct nn_model
 	int			standardized;	/* 1: every forward pass first maps x to (x - mean) / scale */
 	float	   *mean;			/* n_features: per-feature mean (0 when not standardized) */
 	float	   *scale;			/* n_features: per-feature scale (1 when not standardized) */
+	/* a sharded model (ensemble.c): no params of its own, its members' mean probabilities */
+	int			n_members;		/* 0: an ordinary network */
+	struct nn_model **members;	/* n_members networks of one shape */
 } nn_model;
 
 #define NN_FEATURES(m) ((m)->n_features)
@@ -204,6 +207,7 @@ typedef struct nn_workspace
 	float	   *col;						/* im2col rows of a chunk of images */
 	float	   *dcol;						/* their gradient */
 	int			col_rows;					/* images per im2col chunk */
+	float	   *ens;						/* ensembles only: batch x classes, the members' summed probabilities */
 } nn_workspace;
 
 nn_workspace *nn_workspace_create(const nn_model *m, int max_batch);
@@ -323,6 +327,31 @@ int			nn_params_finite(const nn_model *m);
 /* Share of rows of X whose argmax prediction equals y. */
 double		nn_accuracy(const nn_model *m, const float *X, const int *y, int n);
 
+/* ---------- sharded models (ensemble.c) ---------- */
+/*
+ * An ensemble of S networks of one shape, each trained on its own shard of
+ * the rows (SISA, Bourtoule et al. 2021).  It is an nn_model with
+ * n_members = S and no parameters of its own; nn_forward on it returns, as
+ * its "logits", log of the mean of the members' softmax probabilities
+ * (floored at 1e-30), so nn_predict, nn_predict_proba, nn_accuracy and
+ * nn_softmax_ce answer for the averaged model.  It cannot be trained or
+ * differentiated (nn_train, nn_backward); nn_clone and nn_free take the
+ * members along.  Its workspace is nn_workspace_create(ensemble, ...).
+ */
+#define NN_MAX_SHARDS 64
+/*
+ * The ensemble of members[0 .. n-1] (1 <= n <= NN_MAX_SHARDS, same shape,
+ * none an ensemble itself); it owns them on success.  NULL + err otherwise
+ * (members untouched).
+ */
+nn_model   *nn_ensemble_create(nn_model **members, int n, char *err, size_t errlen);
+/*
+ * The shard of a row among `shards`: splitmix64's finaliser of the id's
+ * 64 bits (two's complement), modulo shards.  Stable across versions,
+ * hosts and PostgreSQL builds: nothing but this arithmetic.
+ */
+int			nn_shard_of(int64_t id, int shards);
+
 /* ---------- serialisation ---------- */
 
 /*
@@ -334,6 +363,9 @@ double		nn_accuracy(const nn_model *m, const float *X, const int *y, int n);
  * and per stage u32 kind, u32 size, u32 c_out; its feature arrays have
  * C*H*W entries.  MLPs are written as version 2, byte for byte as before;
  * version 1 (no standardisation: mean 0, scale 1) still loads.
+ * Version 4 is a sharded model (an ensemble): "UNLN", u32 4, u32 S, then per
+ * member u64 length and the member's own bytes (version 2 or 3, its hash
+ * included), then u64 FNV-1a of everything before it.
  */
 size_t		nn_serialized_size(const nn_model *m);
 void		nn_serialize(const nn_model *m, void *buf);	/* buf has nn_serialized_size bytes */

@@ -19,6 +19,7 @@
  *   fit.c         nn_train: the mini-batch training loop
  *   par.c         nn_par_for: the element-wise loops split over short-lived threads
  *   serialize.c   the model byte format and FNV-1a
+ *   ensemble.c    sharded models: the ensemble's forward pass, the shard of an id
  *   pgd.c, mas.c, unlearn_*.c, mia.c: the unlearning side (unlearn_core.h, mia.h)
  */
 #ifndef UNLEARN_NN_INTERNAL_H
@@ -125,6 +126,12 @@ void		nn_par_for(size_t n, size_t grain, nn_par_fn fn, void *arg);
 
 /* Log-sum-exp of one logit row, shifted by its maximum (classify.c). */
 double		nn_row_logsumexp(const float *row, int C);
+
+/* An ensemble's forward pass: log of its members' mean probabilities (ensemble.c). */
+const float *nn_ensemble_forward(const nn_model *e, nn_workspace *ws, const float *X, int n);
+
+/* A deep copy of an ensemble, every member cloned; NULL on allocation failure (ensemble.c). */
+nn_model   *nn_ensemble_clone(const nn_model *e);
 
 /* ---------- early stopping (early_stop.c), used by nn_train ---------- */
 typedef struct nn_early_stop

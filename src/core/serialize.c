@@ -4,7 +4,8 @@
  * (written for MLPs) adds the standardisation after the feature range;
  * version 3 (written for convolutional models) adds the stages after the
  * dims; version 1 (models of 0.1) still loads, as a model without
- * standardisation.
+ * standardisation.  Version 4 (sharded models) is a container of members
+ * in version 2 or 3.
  */
 #include <string.h>
 
@@ -13,6 +14,7 @@
 #define NN_FORMAT_VERSION	2	/* MLPs */
 #define NN_FORMAT_V1		1	/* no standardisation block */
 #define NN_FORMAT_V3		3	/* convolutional models: a stage block after the dims */
+#define NN_FORMAT_V4		4	/* sharded models: S members, each in version 2 or 3 */
 #define NN_MAGIC			"UNLN"
 
 /* 64-bit FNV-1a over len bytes, continuing from h (start with NN_FNV_OFFSET). */
@@ -130,6 +132,14 @@ nn_serialized_size(const nn_model *m)
 {
 	uint32_t	version = format_of(m);
 
+	if (m->n_members > 0)
+	{
+		size_t		size = 12 + 8;	/* magic, version, S; the hash */
+
+		for (int k = 0; k < m->n_members; k++)
+			size += 8 + nn_serialized_size(m->members[k]);
+		return size;
+	}
 	return header_size(version, m->n_layers, m->n_stages) +
 		(size_t) feature_block_size(version, NN_FEATURES(m)) + 4 * m->n_params + 8;
 }
@@ -151,6 +161,28 @@ put_stages(unsigned char *p, const nn_model *m)
 	return p;
 }
 
+/* Write an ensemble as version 4: S, then each member's length and bytes; then the hash. */
+static void
+serialize_ensemble(const nn_model *e, unsigned char *start)
+{
+	unsigned char *p = start;
+
+	memcpy(p, NN_MAGIC, 4);
+	put_u32(p + 4, NN_FORMAT_V4);
+	put_u32(p + 8, (uint32_t) e->n_members);
+	p += 12;
+	for (int k = 0; k < e->n_members; k++)
+	{
+		size_t		size = nn_serialized_size(e->members[k]);
+
+		put_u64(p, (uint64_t) size);
+		nn_serialize(e->members[k], p + 8);
+		p += 8 + size;
+	}
+	NN_ASSERT((size_t) (p - start) + 8 == nn_serialized_size(e));
+	put_u64(p, nn_fnv1a64(start, (size_t) (p - start), NN_FNV_OFFSET));
+}
+
 /* Write m in the documented little-endian format followed by its FNV-1a hash. */
 void
 nn_serialize(const nn_model *m, void *buf)
@@ -160,6 +192,11 @@ nn_serialize(const nn_model *m, void *buf)
 	int			F = NN_FEATURES(m);
 	uint32_t	version = format_of(m);
 
+	if (m->n_members > 0)
+	{
+		serialize_ensemble(m, start);
+		return;
+	}
 	memcpy(p, NN_MAGIC, 4);
 	put_u32(p + 4, version);
 	put_u32(p + 8, (uint32_t) m->n_layers);
@@ -250,7 +287,7 @@ read_header(const unsigned char *p, size_t len, header *h, char *err, size_t err
 	if (h->version != NN_FORMAT_VERSION && h->version != NN_FORMAT_V1 && h->version != NN_FORMAT_V3)
 	{
 		nn_set_error(err, errlen, "unsupported model format version %u (expected %d to %d)",
-					 (unsigned) h->version, NN_FORMAT_V1, NN_FORMAT_V3);
+					 (unsigned) h->version, NN_FORMAT_V1, NN_FORMAT_V4);
 		return -1;
 	}
 	if (get_u32(p + 8) < 1 || get_u32(p + 8) > NN_MAX_LAYERS)
@@ -316,6 +353,54 @@ check_length_and_hash(const unsigned char *p, size_t len, const header *h, char 
 }
 
 /*
+ * Parse version 4: the container's hash first, then S members, each a
+ * complete model of version 2 or 3 of one shape (nn_ensemble_create checks
+ * it); NULL + err on any problem.
+ */
+static nn_model *
+deserialize_ensemble(const unsigned char *p, size_t len, char *err, size_t errlen)
+{
+	nn_model   *members[NN_MAX_SHARDS];
+	nn_model   *e = NULL;
+	uint32_t	S = len >= 12 ? get_u32(p + 8) : 0;
+	size_t		at = 12;
+	int			k;
+
+	if (len < 20 || nn_fnv1a64(p, len - 8, NN_FNV_OFFSET) != get_u64(p + len - 8))
+	{
+		nn_set_error(err, errlen, len < 20 ? "model data truncated (%zu bytes)" : "model data corrupt (hash mismatch)", len);
+		return NULL;
+	}
+	if (S < 1 || S > NN_MAX_SHARDS)
+	{
+		nn_set_error(err, errlen, "bad shard count %u", (unsigned) S);
+		return NULL;
+	}
+	for (k = 0; k < (int) S; k++)
+	{
+		size_t		left = len - 8 - at;	/* bytes before the hash */
+		uint64_t	size = left >= 8 ? get_u64(p + at) : UINT64_MAX;
+
+		if (size > left - 8 || (size >= 8 && get_u32(p + at + 8 + 4) == NN_FORMAT_V4))
+		{
+			nn_set_error(err, errlen, "bad member %d of a sharded model", k + 1);
+			break;
+		}
+		if ((members[k] = nn_deserialize(p + at + 8, (size_t) size, err, errlen)) == NULL)
+			break;
+		at += 8 + (size_t) size;
+	}
+	if (k == (int) S && at != len - 8)
+		nn_set_error(err, errlen, "model data has %zu trailing bytes", len - 8 - at);
+	else if (k == (int) S)
+		e = nn_ensemble_create(members, k, err, errlen);
+	if (e == NULL)
+		while (k-- > 0)
+			nn_free(members[k]);
+	return e;
+}
+
+/*
  * Parse a serialised model, checking length, magic, version, shape limits,
  * exact total length and the hash before allocating anything large.
  */
@@ -329,6 +414,8 @@ nn_deserialize(const void *buf, size_t len, char *err, size_t errlen)
 
 	if (err && errlen)
 		err[0] = '\0';
+	if (p != NULL && len >= 12 && memcmp(p, NN_MAGIC, 4) == 0 && get_u32(p + 4) == NN_FORMAT_V4)
+		return deserialize_ensemble(p, len, err, errlen);
 	/* header, then the whole length and the hash */
 	if (read_header(p, len, &h, err, errlen) != 0 ||
 		check_length_and_hash(p, len, &h, err, errlen) != 0)

@@ -97,6 +97,24 @@ typedef struct ul_options
 								 * (0) with theta0's softmax on the row (1) */
 	int			guard_per_row;	/* default method: nearest replay rows guarded per forget/prior row */
 	float		guard_weight;	/* default method: weight of CE on the guard rows */
+	/*
+	 * PGD and MAS inside the default method (off in it: see the ablation in
+	 * docs/method.md).  pgd_anchor = 1 replays the adversarial examples of the
+	 * forget rows toward theta0's softmax on them (boundary anchors) instead of
+	 * their attack targets; pgd_eps_scale > 0 sets eps from the data: that
+	 * share of the median distance (in the model's standardised space) from a
+	 * forget row to the nearest replay row of another class, with alpha =
+	 * 2.5 eps / pgd_steps.  imp_source = 1 computes the MAS importance on the
+	 * replay rows and anchors the weights they rely on (w = normalised omega)
+	 * instead of the paper's w = 1 - normalised omega of the forget rows.
+	 * saliency_share in (0, 1] updates only that share of each tensor's
+	 * parameters, those with the largest MAS importance on the forget rows
+	 * (a SalUn-style mask on the whole step); 0 = off.
+	 */
+	int			pgd_anchor;		/* default method: 1 = adversarial rows keep theta0's soft targets */
+	float		pgd_eps_scale;	/* > 0: eps from the data (see above); 0 = pgd_eps as given */
+	int			imp_source;		/* 0 = forget rows (paper), 1 = replay rows (anchor what they use) */
+	float		saliency_share; /* default method: share of parameters updated (0 = all) */
 	nn_optimizer_kind optimizer;	/* SGD for the paper's methods */
 } ul_options;
 

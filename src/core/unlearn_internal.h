@@ -7,6 +7,8 @@
  *   unlearn_options.c  method names and per-method default options
  *   unlearn_terms.c    the stop rule and the gradient of each step's loss
  *   unlearn_replay.c   what the default method prepares from the replay rows
+ *   unlearn_anchors.c  PGD and MAS in the default method (eps from the data,
+ *                      soft targets, boundary anchors, MAS anchor, saliency mask)
  *   unlearn_setup.c    argument checks; the context's set-up and release
  *   unlearn_loop.c     ul_unlearn: the loop's phases and its results
  */
@@ -55,6 +57,8 @@ typedef struct ul_ctx
 	float	   *wimp;			/* MAS weights or NULL */
 	float	   *Xadv;
 	int		   *tadv;
+	float	   *advsoft;		/* pgd_anchor: theta0's softmax on the adversarial rows, or NULL */
+	float	   *smask;			/* saliency_share: 0/1 per parameter, or NULL */
 	int			nadv;
 	int			adv_pos,
 				f_pos,
@@ -98,5 +102,15 @@ double		ul_replay_loss(ul_ctx *c);
 void		ul_make_soft_targets(ul_ctx *c, float distill);
 void		ul_holdout_eval(ul_ctx *c, float *ce, int *pred);
 int			ul_holdout_repaired(ul_ctx *c);
+
+/* ---------- unlearn_anchors.c ---------- */
+void		ul_data_eps(ul_ctx *c, float scale, int steps, float *eps, float *alpha);
+float	   *ul_softmax_rows(ul_ctx *c, const float *X, const int *y, int n);
+void		ul_soft_ce_grad(ul_ctx *c, const float *X, const int *y, const float *T,
+							const int *idx, int nb, float scale);
+void		ul_anchor_grad(ul_ctx *c);
+void		ul_make_imp_weights(ul_ctx *c);
+void		ul_make_saliency_mask(ul_ctx *c, float share);
+void		ul_mask_grad(ul_ctx *c);
 
 #endif							/* UNLEARN_UNLEARN_INTERNAL_H */

@@ -249,7 +249,9 @@ ul_step_grad(ul_ctx *c, const ul_loop *lp)
 		return;
 	}
 	ul_grad_replay(c);
-	if (c->nadv > 0)
+	if (c->nadv > 0 && c->advsoft)
+		ul_anchor_grad(c);
+	else if (c->nadv > 0)
 	{
 		int			na = o->adv_batch < c->nadv ? o->adv_batch : c->nadv;
 		ul_rows		adv = {c->Xadv, c->tadv, c->nadv};
@@ -258,6 +260,8 @@ ul_step_grad(ul_ctx *c, const ul_loop *lp)
 	}
 	if (c->wimp)
 		ul_imp_grad(c, o->imp_lambda);
+	if (c->smask)
+		ul_mask_grad(c);
 }
 
 /* The loop: until every row is satisfied (and repaired), the cap, or an abort. */

@@ -119,22 +119,13 @@ ul_replay_loss(ul_ctx *c)
 void
 ul_make_soft_targets(ul_ctx *c, float distill)
 {
-	const float *Xr = c->req->replay.X;
 	const int  *yr = c->req->replay.y;
-	int			nr = c->nr;
 
-	c->rsoft = nn_alloc(sizeof(float) * (size_t) nr * c->C);
-	for (int s0 = 0; s0 < nr; s0 += c->wsb)
-	{
-		int			nb = nr - s0 < c->wsb ? nr - s0 : c->wsb;
-		float	   *out = c->rsoft + (size_t) s0 * c->C;
-
-		nn_softmax_ce(nn_forward(c->m, c->ws, Xr + (size_t) s0 * c->F, nb), yr + s0, nb, c->C,
-					  1.0f, NULL, out);
-		for (int r = 0; r < nb; r++)
-			for (int j = 0; j < c->C; j++)
-				out[r * c->C + j] = distill * out[r * c->C + j] + (1.0f - distill) * (j == yr[s0 + r]);
-	}
+	c->rsoft = ul_softmax_rows(c, c->req->replay.X, yr, c->nr);
+	for (int r = 0; r < c->nr; r++)
+		for (int j = 0; j < c->C; j++)
+			c->rsoft[(size_t) r * c->C + j] = distill * c->rsoft[(size_t) r * c->C + j] +
+				(1.0f - distill) * (j == yr[r]);
 }
 
 /*

@@ -22,6 +22,9 @@ ul_options_bad(const ul_options *o)
 		o->repair_stop < 0 || o->repair_stop > 1 ||
 		o->adv_weight < 0.0f || o->forget_weight < 0.0f || o->distill < 0.0f || o->distill > 1.0f ||
 		o->guard_per_row < 0 || o->guard_weight < 0.0f || o->repair_lr < 0.0f || o->repair_lr > 1e3f ||
+		o->pgd_anchor < 0 || o->pgd_anchor > 1 || !(o->pgd_eps_scale >= 0.0f) || o->pgd_eps_scale > 1e3f ||
+		o->imp_source < 0 || o->imp_source > 1 ||
+		!(o->saliency_share >= 0.0f) || o->saliency_share > 1.0f ||
 		(o->optimizer != NN_OPT_SGD && o->optimizer != NN_OPT_ADAM);
 }
 
@@ -145,9 +148,36 @@ ul_ctx_buffers(ul_ctx *c)
 }
 
 /*
+ * The targeted-PGD examples of the forget rows (targets drawn against the
+ * true labels), eps from the data when asked (pgd_eps_scale); as boundary
+ * anchors (pgd_anchor) they keep theta0's softmax on them as targets.
+ */
+static void
+ul_ctx_adversarial(ul_ctx *c, int is_default)
+{
+	const ul_options *o = c->o;
+	float		eps = o->pgd_eps,
+				alpha = o->pgd_alpha;
+
+	if (is_default && o->pgd_eps_scale > 0.0f)
+		ul_data_eps(c, o->pgd_eps_scale, o->pgd_steps, &eps, &alpha);
+	c->nadv = c->k * o->adv_per_row;
+	c->Xadv = nn_alloc(sizeof(float) * (size_t) c->nadv * c->F);
+	c->tadv = nn_alloc(sizeof(int) * c->nadv);
+	ul_pgd_targeted(c->m, c->req->forget.X, c->req->forget.y, c->k, o->adv_per_row, eps,
+					alpha, o->pgd_steps, &c->rng, c->Xadv, c->tadv);
+	if (is_default && o->pgd_anchor)
+	{
+		c->advsoft = ul_softmax_rows(c, c->Xadv, c->tadv, c->nadv);
+		if (!c->rbi)
+			c->rbi = nn_alloc(sizeof(int) * c->wsb);
+	}
+}
+
+/*
  * What the loss terms need, all computed on theta0: the replay order, soft
  * targets and guard rows; the adversarial examples (targets drawn against
- * the true labels); the MAS weights on the forget rows.
+ * the true labels); the MAS weights; the saliency mask.
  */
 static void
 ul_ctx_terms(ul_ctx *c, int is_default)
@@ -197,18 +227,11 @@ ul_ctx_terms(ul_ctx *c, int is_default)
 	}
 	if (o->adv_per_row > 0 && o->pgd_steps >= 0 &&
 		((!is_default && o->method != UL_METHOD_NEGGRAD) || (is_default && o->adv_weight > 0.0f)))
-	{
-		c->nadv = c->k * o->adv_per_row;
-		c->Xadv = nn_alloc(sizeof(float) * (size_t) c->nadv * c->F);
-		c->tadv = nn_alloc(sizeof(int) * c->nadv);
-		ul_pgd_targeted(c->m, q->forget.X, q->forget.y, c->k, o->adv_per_row, o->pgd_eps,
-						o->pgd_alpha, o->pgd_steps, &c->rng, c->Xadv, c->tadv);
-	}
+		ul_ctx_adversarial(c, is_default);
 	if (o->imp_lambda > 0.0f)
-	{
-		c->wimp = nn_alloc(sizeof(float) * c->m->n_params);
-		ul_mas_weights(c->m, q->forget.X, c->k, NULL, c->wimp);
-	}
+		ul_make_imp_weights(c);
+	if (is_default && o->saliency_share > 0.0f && o->saliency_share < 1.0f)
+		ul_make_saliency_mask(c, o->saliency_share);
 }
 
 /* Frees what the context holds. */
@@ -232,6 +255,8 @@ ul_ctx_free(ul_ctx *c)
 	nn_free_mem(c->wimp);
 	nn_free_mem(c->Xadv);
 	nn_free_mem(c->tadv);
+	nn_free_mem(c->advsoft);
+	nn_free_mem(c->smask);
 	nn_free_mem(c->rperm);
 	nn_free_mem(c->rbi);
 	nn_free_mem(c->rsoft);

@@ -326,30 +326,19 @@ ul_replay_rows_grad(ul_ctx *c, int nb, float weight)
 	const float *Xr = c->req->replay.X;
 	const int  *yr = c->req->replay.y;
 	ul_rows		batch = {c->Xb, c->yb, nb};
-	const float *z;
 	float		sc = weight / nb;
 
+	if (c->rsoft)
+	{
+		ul_soft_ce_grad(c, Xr, yr, c->rsoft, c->rbi, nb, sc);
+		return;
+	}
 	for (int r = 0; r < nb; r++)
 	{
 		memcpy(c->Xb + (size_t) r * c->F, Xr + (size_t) c->rbi[r] * c->F, sizeof(float) * c->F);
 		c->yb[r] = yr[c->rbi[r]];
 	}
-	if (!c->rsoft)
-	{
-		ul_ce_grad(c, batch, sc);
-		return;
-	}
-	/* soft targets: d CE / d z = softmax(z) - target */
-	z = nn_forward(c->m, c->ws, c->Xb, nb);
-	nn_softmax_ce(z, c->yb, nb, c->C, 1.0f, NULL, c->dl);
-	for (int r = 0; r < nb; r++)
-	{
-		const float *tg = c->rsoft + (size_t) c->rbi[r] * c->C;
-
-		for (int j = 0; j < c->C; j++)
-			c->dl[r * c->C + j] = sc * (c->dl[r * c->C + j] - tg[j]);
-	}
-	nn_backward(c->m, c->ws, c->Xb, nb, c->dl, c->grad, NULL);
+	ul_ce_grad(c, batch, sc);
 }
 
 /* Adds the replay gradient: a shuffled batch of remaining rows, then a batch of guard rows. */

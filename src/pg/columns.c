@@ -110,8 +110,10 @@ describe_row(ReturnSetInfo *rsi, int input, const char *column, Oid type, const 
 	nulls[4] = category == NULL;
 	values[5] = Float8GetDatum(fill);
 	nulls[5] = !has_fill;
-	values[6] = Float8GetDatum(net->mean[input - 1]);
-	values[7] = Float8GetDatum(net->scale[input - 1]);
+	/* a sharded model's shards each standardise their own rows: no one mean and scale */
+	values[6] = net->n_members ? (Datum) 0 : Float8GetDatum(net->mean[input - 1]);
+	values[7] = net->n_members ? (Datum) 0 : Float8GetDatum(net->scale[input - 1]);
+	nulls[6] = nulls[7] = net->n_members > 0;
 	tuplestore_putvalues(rsi->setResult, rsi->setDesc, values, nulls);
 }
 

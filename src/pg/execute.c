@@ -569,26 +569,61 @@ gone_rows(const UnlearnModel *model, const UnlearnData *forget, const int64 *kee
 	/* step 2: the version's forgotten ids, forget's and the gone rows', sorted */
 	*n_all = (int) (forget->n + gone->n);
 	*all = palloc(sizeof(int64) * Max(*n_all, 1));
-	memcpy(*all, forget->ids, sizeof(int64) * forget->n);
+	if (forget->n > 0)			/* a relabelling forgets none of its rows */
+		memcpy(*all, forget->ids, sizeof(int64) * forget->n);
 	if (gone->n > 0)
 		memcpy(*all + forget->n, gone->ids, sizeof(int64) * gone->n);
 	qsort(*all, *n_all, sizeof(int64), unlearn_cmp_int64);
 }
 
 /*
- * Step 4, exact: the guard refused the run, so the rows are retrained away:
- * a new version trained from scratch, with the model's shape and recorded
- * training options (unlearn_retrain's helper), on the rows of the current
- * manifest without them.  Its manifest lacks the rows and the ledger records
- * them with it.
+ * The rows an exact run reads of `keep`: all of them; or, on a sharded
+ * model, those of the shards that held a forgotten row, marked in
+ * run->retrain_shard, with the parent's ensemble the other shards are
+ * copied from (run->parent_net).
+ */
+static const int64 *
+exact_rows_to_read(const UnlearnModel *model, const UnlearnData *forget, const int64 *keep, int64 n_keep,
+				   UnlearnTrainRun *run, int64 *n_read)
+{
+	bool	   *retrain = palloc(sizeof(bool) * run->shards);
+	nn_model   *parent;
+
+	*n_read = n_keep;
+	if (run->shards <= 1)
+		return keep;
+	parent = unlearn_load_weights(model, model->version);
+	if (parent->n_members != run->shards)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("version %d of model \"%s\" has %d shards, its options %d",
+						model->version, model->name, parent->n_members, run->shards)));
+	unlearn_shards_holding(forget->ids, (int) forget->n, run->shards, retrain);
+	run->parent_net = parent;
+	run->retrain_shard = retrain;
+	return unlearn_ids_in_shards(keep, n_keep, run->shards, retrain, n_read);
+}
+
+/*
+ * Step 4, exact: the rows are retrained away (method "exact", or the guard
+ * refused the run): a new version trained from scratch, with the model's
+ * shape and recorded training options (unlearn_retrain's helper), on the
+ * rows of the current manifest without them; on a sharded model, only the
+ * shards that held them are, on their rows, the others are the parent's.
+ * Its manifest lacks the rows and the ledger records them with it.  With
+ * relabel (method "exact" only), the rows stay, read with the labels the
+ * table has now, and nothing enters the ledger.
  */
 static void
-store_exact(const UnlearnModel *model, const UnlearnData *forget, const RunInputs *in,
+store_exact(const UnlearnModel *model, const UnlearnData *forget, bool relabel, const RunInputs *in,
 			const char *reason, UnlearnOutcome *out)
 {
 	int			k = (int) forget->n;
 	int64		n_keep;
-	int64	   *keep = manifest_without(in->manifest, in->n_manifest, forget->ids, k, &n_keep);
+	int64	   *keep = manifest_without(in->manifest, in->n_manifest, forget->ids, relabel ? 0 : k, &n_keep);
+	UnlearnData none = {0};		/* what a relabelling forgets: no row of its own */
+	int64		n_read;
+	const int64 *read;
 	int		   *hidden;
 	int			n_hidden;
 	Jsonb	   *stored;
@@ -601,9 +636,12 @@ store_exact(const UnlearnModel *model, const UnlearnData *forget, const RunInput
 	instr_time	t_start;
 
 	INSTR_TIME_SET_CURRENT(t_start);
+	memset(&run, 0, sizeof(run));
 	unlearn_read_model_training(model->name, &hidden, &n_hidden, &stored);
 	unlearn_parse_retrain_options(stored, NULL, &topts);
-	unlearn_read_rows_by_id(model, keep, n_keep, &data);
+	run.shards = unlearn_shards_option(stored);
+	read = exact_rows_to_read(model, forget, keep, n_keep, &run, &n_read);
+	unlearn_read_rows_by_id(model, read, n_read, &data);
 	if (data.n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
@@ -613,9 +651,10 @@ store_exact(const UnlearnModel *model, const UnlearnData *forget, const RunInput
 			ereport(ERROR,
 					(errcode(ERRCODE_UNIQUE_VIOLATION),
 					 errmsg("id column \"%s\" must be unique", model->id_column)));
-	gone_rows(model, forget, keep, n_keep, &data, &gone, &all, &n_all);
+	gone_rows(model, relabel ? &none : forget, read, n_read, &data, &gone, &all, &n_all);
+	if (run.shards > 1)			/* the version's manifest: every shard's rows, not only those read */
+		run.manifest = manifest_without(keep, n_keep, all, n_all, &run.n_manifest);
 
-	memset(&run, 0, sizeof(run));
 	run.model = model->name;
 	run.retrain = true;
 	run.parent = model->version;
@@ -630,16 +669,64 @@ store_exact(const UnlearnModel *model, const UnlearnData *forget, const RunInput
 	run.load_seconds = unlearn_seconds_since(&t_start);
 	unlearn_train_and_store(&run);
 	unlearn_set_current_version(model->name, run.version);
-	unlearn_record_forgotten(model, forget, run.version);
+	if (!relabel)
+		unlearn_record_forgotten(model, forget, run.version);
 	if (gone.n > 0)
 		unlearn_record_forgotten(model, &gone, run.version);
 
 	out->version = run.version;
-	out->forgotten = k;			/* by construction: the version never saw them */
+	out->forgotten = k;			/* by construction: it never saw them (relabel: their old labels) */
 	out->prior_kept = (int) in->prior.n;
 	out->steps = 0;
 	out->seconds += unlearn_seconds_since(&t_start);
 	out->method = "retrain";
+}
+
+/*
+ * Method "exact": the manifest and the prior rows, the table changed, then
+ * the exact version (store_exact): no approximate run, no guard.
+ */
+static void
+run_exact(UnlearnModel *model, UnlearnData *forget, const int *new_labels, const char *reason,
+		  bool change_table, UnlearnOutcome *out)
+{
+	RunInputs	in;
+
+	memset(&in, 0, sizeof(in));
+	in.phases = &out->phases;
+	in.manifest = unlearn_load_manifest(model, model->version, &in.n_manifest);
+	unlearn_phase_end(in.phases, "read_manifest");
+	unlearn_read_prior_rows(model, &in.prior);
+	unlearn_phase_end(in.phases, "read_prior");
+	if (change_table && new_labels == NULL)
+		delete_rows(model, forget);
+	else if (change_table)
+		relabel_rows(model, forget, new_labels);
+	unlearn_phase_end(in.phases, "change_table");
+	out->rows = (int) forget->n;
+	out->prior = (int) in.prior.n;
+	out->seconds = 0;
+	store_exact(model, forget, new_labels != NULL, &in, reason, out);
+	unlearn_phase_end(in.phases, "exact_retrain");
+	out->method = "exact";
+}
+
+/*
+ * Errors (0A000) for what a sharded model cannot do: approximate unlearning
+ * or relabelling (its shards are retrained exactly instead).
+ */
+static void
+check_exact_fits(const UnlearnModel *model, const UnlearnRunOptions *opts)
+{
+	bool		sharded = unlearn_shards_option(model->options) > 1;
+
+	if (sharded && !opts->exact)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("sharded model \"%s\" unlearns exactly only", model->name),
+				 errdetail("Method \"%s\" is approximate; a sharded model retrains the shards that held the rows.",
+						   unlearn_method_name(opts)),
+				 errhint("Pass options => '{\"method\": \"exact\"}'.")));
 }
 
 /*
@@ -761,6 +848,12 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 	for (int64 i = 1; i < forget->n; i++)
 		Assert(forget->ids[i - 1] < forget->ids[i]);
 
+	check_exact_fits(model, opts);
+	if (opts->exact)
+	{
+		run_exact(model, forget, new_labels, reason, change_table, out);
+		return;
+	}
 	INSTR_TIME_SET_CURRENT(t_start);
 	memset(&in, 0, sizeof(in));
 	in.phases = &out->phases;
@@ -784,7 +877,7 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 	{
 		if (net)
 			nn_free(net);
-		store_exact(model, forget, &in, reason, out);
+		store_exact(model, forget, false, &in, reason, out);
 		unlearn_phase_end(in.phases, "exact_retrain");
 		return;
 	}

@@ -179,6 +179,7 @@ static const OptionSpec train_option_specs[] = {
 	{"patience", OPT_INT, offsetof(nn_train_options, patience), 1, 100000, "an integer from 1 to 100000", NULL},
 	{"input_shape", OPT_SKIP, 0, 0, 0, "an array of three positive integers", NULL},
 	{"layers", OPT_SKIP, 0, 0, 0, "an array of layers", NULL},
+	{"shards", OPT_SKIP, 0, 1, NN_MAX_SHARDS, "an integer from 1 to 64", NULL},	/* unlearn_shards_option */
 	{"epochs", OPT_INT, offsetof(nn_train_options, epochs), 1, 100000, "an integer from 1 to 100000", NULL},
 };
 
@@ -211,13 +212,36 @@ unlearn_parse_retrain_options(Jsonb *stored, Jsonb *overrides, nn_train_options 
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a retrain keeps the model's input_shape and layers"),
 				 errhint("Train a new model for another architecture.")));
+	if (overrides && unlearn_jsonb_key(&overrides->root, "shards"))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a retrain keeps the model's shards"),
+				 errhint("Train a new model for another shard count.")));
 	unlearn_parse_options(overrides, train_option_specs, lengthof(train_option_specs), out, "training");
+}
+
+/*
+ * The training option "shards" (sharded models, shards.c): an integer from
+ * 1 to NN_MAX_SHARDS, 1 when absent (an ordinary model); errors (22023)
+ * otherwise.
+ */
+int
+unlearn_shards_option(Jsonb *options)
+{
+	const OptionSpec *spec = NULL;
+	JsonbValue *v = options ? unlearn_jsonb_key(&options->root, "shards") : NULL;
+
+	for (int i = 0; i < lengthof(train_option_specs); i++)
+		if (strcmp(train_option_specs[i].key, "shards") == 0)
+			spec = &train_option_specs[i];
+	Assert(spec != NULL);
+	return v ? (int) option_number("training", spec, v) : 1;
 }
 
 /* The options actually used, defaults included, for the catalog; the layer list as given. */
 Jsonb *
 unlearn_train_options_to_jsonb(const nn_train_options *o, const int *hidden,
-							   int n_hidden, int epochs, const UnlearnArch *arch)
+							   int n_hidden, int epochs, const UnlearnArch *arch, int shards)
 {
 	StringInfoData s;
 
@@ -231,6 +255,8 @@ unlearn_train_options_to_jsonb(const nn_train_options *o, const int *hidden,
 	/* recorded only when on, so models without early stopping keep their options as before */
 	if (o->validation > 0)
 		appendStringInfo(&s, "\"validation\": %.7g, \"patience\": %d, ", o->validation, o->patience);
+	if (shards > 1)				/* recorded for sharded models only, as validation */
+		appendStringInfo(&s, "\"shards\": %d, ", shards);
 	appendStringInfoString(&s, "\"hidden\": [");
 	for (int i = 0; i < n_hidden; i++)
 		appendStringInfo(&s, "%s%d", i ? ", " : "", hidden[i]);
@@ -256,7 +282,7 @@ static const char *const target_names[] = {"misclassify", "unseen", NULL};	/* Un
 
 static const OptionSpec run_option_specs[] = {
 	{"method", OPT_ENUM, offsetof(UnlearnRunOptions, ul.method), 0, 0,
-	"\"default\", \"neggrad\", \"adv\" or \"adv+imp\"", method_names},
+	"\"default\", \"exact\", \"neggrad\", \"adv\" or \"adv+imp\"", method_names},
 	{"optimizer", OPT_ENUM, offsetof(UnlearnRunOptions, ul.optimizer), 0, 0, "\"sgd\" or \"adam\"", optimizer_names},
 	UL_OPT("lr", OPT_FLOAT, ul.lr, 1e-9, 10, "a number in (0, 10]"),
 	UL_OPT("momentum", OPT_FLOAT, ul.momentum, 0, 0.999999, "a number in [0, 1)"),
@@ -283,11 +309,34 @@ static const OptionSpec run_option_specs[] = {
 	{"target", OPT_ENUM, offsetof(UnlearnRunOptions, target), 0, 0, "\"misclassify\" or \"unseen\"", target_names},
 };
 
-/* Parses unlearning options: the method's defaults, then the given keys. */
+/*
+ * Takes {"method": "exact"} out of the options: true if it was there.  The
+ * exact method retrains, so it takes no other option (22023).
+ */
+static bool
+take_exact_method(Jsonb **options)
+{
+	JsonbValue *v = *options && JB_ROOT_IS_OBJECT(*options) ?
+		unlearn_jsonb_key(&(*options)->root, "method") : NULL;
+
+	if (v == NULL || v->type != jbvString || v->val.string.len != 5 ||
+		strncmp(v->val.string.val, "exact", 5) != 0)
+		return false;
+	(void) unlearn_jsonb_take(options, "method");
+	if (JB_ROOT_COUNT(*options) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unlearning method \"exact\" takes no other option"),
+				 errdetail("It retrains with the model's training options.")));
+	return true;
+}
+
+/* Parses unlearning options: the method's defaults, then the given keys; or the exact method. */
 void
 unlearn_parse_run_options(Jsonb *options, UnlearnRunOptions *out)
 {
 	UnlearnRunOptions probe;
+	bool		exact = take_exact_method(&options);
 
 	/* the method decides the defaults of everything else */
 	memset(&probe, 0, sizeof(probe));
@@ -298,6 +347,7 @@ unlearn_parse_run_options(Jsonb *options, UnlearnRunOptions *out)
 	out->replay_rows = DEFAULT_REPLAY_ROWS;
 	out->target = -1;
 	unlearn_parse_options(options, run_option_specs, lengthof(run_option_specs), out, "unlearning");
+	out->exact = exact;
 	/* the target: the option, else the setting */
 	out->target_from_setting = out->target < 0;
 	if (out->target < 0)
@@ -309,6 +359,8 @@ unlearn_parse_run_options(Jsonb *options, UnlearnRunOptions *out)
 const char *
 unlearn_method_name(const UnlearnRunOptions *o)
 {
+	if (o->exact)
+		return "exact";
 	Assert(o->ul.method >= 0 && o->ul.method < lengthof(method_names) - 1);
 	return method_names[o->ul.method];
 }

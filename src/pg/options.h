@@ -57,7 +57,9 @@ bool		unlearn_parse_arch(Jsonb *options, UnlearnArch *out);
 void		unlearn_check_arch_features(const UnlearnArch *arch, int n_features);
 void		unlearn_append_layers(StringInfo s, const UnlearnArch *arch);
 Jsonb	   *unlearn_train_options_to_jsonb(const nn_train_options *o, const int *hidden,
-										   int n_hidden, int epochs, const UnlearnArch *arch);
+										   int n_hidden, int epochs, const UnlearnArch *arch, int shards);
+/* The training option "shards": 1 to 64, 1 when absent (errors 22023 otherwise). */
+int			unlearn_shards_option(Jsonb *options);
 
 /* A jsonb value from printf-style text: metrics and recorded options. */
 /* The value of key in a jsonb object container, or NULL. */
@@ -75,6 +77,7 @@ typedef struct UnlearnRunOptions
 {
 	ul_options	ul;
 	int			replay_rows;	/* remaining rows sampled for the default method */
+	bool		exact;			/* {"method": "exact"}: retrain without the rows (the shards that held them) */
 	int			target;			/* UnlearnTarget: the option "target", else unlearn.target */
 	bool		target_from_setting;	/* the option was not given */
 } UnlearnRunOptions;

@@ -144,6 +144,7 @@ unlearn_retrain(PG_FUNCTION_ARGS)
 	run.n_hidden = n_hidden;
 	run.n_classes = model->n_classes;
 	run.topts = &topts;
+	run.shards = unlearn_shards_option(stored);
 	run.data = &data;
 	run.load_seconds = unlearn_seconds_since(&t_start);
 	unlearn_train_and_store(&run);

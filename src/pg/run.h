@@ -48,6 +48,13 @@ typedef struct UnlearnTrainRun
 	double		load_seconds;	/* reading them, for the metrics */
 	const int64 *forgotten;		/* retrain: sorted ids the version forgets (exact unlearning), or NULL */
 	int			n_forgotten;
+	int			shards;			/* 1: one network; 2..64: a sharded model (shards.c) */
+	/* an exact delete on a sharded model: the shards not retrained are the parent's, copied */
+	const nn_model *parent_net;	/* the parent version's ensemble, or NULL: train every shard */
+	const bool *retrain_shard;	/* with parent_net: per shard, retrain it (on its rows of data) */
+	const int64 *manifest;		/* the version's manifest when it is not data's ids (sorted), or NULL */
+	int64		n_manifest;
+	int			shard_workers;	/* set: parallel workers that trained shards beside the backend */
 	/* runs after training, before the version is stored, with the options to record */
 	void		(*before_store) (void *arg, Jsonb *options);
 	void	   *before_store_arg;
@@ -58,6 +65,23 @@ typedef struct UnlearnTrainRun
 } UnlearnTrainRun;
 
 void		unlearn_train_and_store(UnlearnTrainRun *run);
+
+/* ---------- sharded models (shards.c) ---------- */
+
+/* The rows of one shard (training: at least 10, else 22023; else at least one, else 22000). */
+void		unlearn_shard_rows(const char *model, const UnlearnData *all, int shard, int shards,
+							   bool training, UnlearnData *out);
+void		unlearn_free_shard_rows(UnlearnData *rows);
+/* One shard's network, trained on its rows (trainer.c; also in parallel workers). */
+nn_model   *unlearn_fit_shard(const UnlearnTrainRun *run, const UnlearnArch *arch, int shard,
+							  const UnlearnData *part, double *seconds);
+/* The shards todo[] trained in parallel workers and this backend (shard_parallel.c). */
+double		unlearn_fit_shards_parallel(UnlearnTrainRun *run, const UnlearnArch *arch, const int *todo,
+										int n_todo, Size net_size, nn_model **members);
+/* Marks the shards holding one of the ids; returns how many. */
+int			unlearn_shards_holding(const int64 *ids, int k, int shards, bool *retrain);
+/* The ids that lie in a marked shard, in their order. */
+int64	   *unlearn_ids_in_shards(const int64 *ids, int64 n, int shards, const bool *which, int64 *n_out);
 /* Errors (54000) when training a layer list would exceed unlearn.max_model_size (model_size.c). */
 void		unlearn_check_layers_size(const char *model, const UnlearnArch *arch, int n_classes,
 									  const nn_train_options *o, int64 n_rows);

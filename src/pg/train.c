@@ -100,6 +100,7 @@ typedef struct TrainArgs
 	nn_train_options topts;
 	UnlearnArch arch;			/* input_shape and layers, if given */
 	bool		auto_unlearn;
+	int			shards;			/* the training option "shards": 1 for one network */
 	const UnlearnData *data;	/* the rows read (for registering the model) */
 } TrainArgs;
 
@@ -190,6 +191,7 @@ parse_train_args(FunctionCallInfo fcinfo, TrainArgs *a)
 		a->n_hidden = a->arch.n_dense;
 	}
 	a->topts.epochs = epochs;
+	a->shards = unlearn_shards_option(PG_ARGISNULL(7) ? NULL : PG_GETARG_JSONB_P(7));
 	a->auto_unlearn = PG_ARGISNULL(8) ? true : PG_GETARG_BOOL(8);
 }
 
@@ -363,6 +365,7 @@ unlearn_train(PG_FUNCTION_ARGS)
 	run.arch = &a.arch;
 	run.n_classes = data.n_labels;
 	run.topts = &a.topts;
+	run.shards = a.shards;
 	run.data = &data;
 	run.load_seconds = unlearn_seconds_since(&t_start);
 	run.before_store = register_model;

@@ -84,6 +84,111 @@ fit(UnlearnTrainRun *run, const UnlearnArch *arch)
 	return net;
 }
 
+/*
+ * Shard `shard`'s network: a fresh one of the run's shape trained on part
+ * (the shard's rows) with the run's options and the seed + shard number;
+ * *seconds gets its training time.  The same in this backend and in a
+ * parallel worker (shard_parallel.c).
+ */
+nn_model *
+unlearn_fit_shard(const UnlearnTrainRun *run, const UnlearnArch *arch, int shard, const UnlearnData *part,
+				  double *seconds)
+{
+	UnlearnTrainRun sub = *run;
+	nn_train_options topts = *run->topts;
+	nn_model   *net;
+
+	topts.seed = run->topts->seed + (uint64) shard;
+	sub.data = part;
+	sub.topts = &topts;
+	net = fit(&sub, arch);
+	*seconds = sub.train_seconds;
+	return net;
+}
+
+/* Bytes of one serialised network of the run's shape (every shard has it). */
+static Size
+shard_net_size(UnlearnTrainRun *run, const UnlearnArch *arch)
+{
+	char		err[256];
+	nn_model   *net = create(run, arch, err, sizeof(err));
+	Size		size;
+
+	if (net == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid network shape: %s", err)));
+	size = nn_serialized_size(net);
+	nn_free(net);
+	return size;
+}
+
+/*
+ * The shards of a sharded model: each retrained one a fresh network trained
+ * on its rows of the run's data (unlearn_fit_shard), in parallel workers
+ * with unlearn.shard_workers, else one after the other; the others the
+ * parent's copied; then the ensemble, and its accuracy on the rows read.
+ * run->train_seconds sums the shards' training.
+ */
+static nn_model *
+fit_shards(UnlearnTrainRun *run, const UnlearnArch *arch)
+{
+	nn_model   *members[NN_MAX_SHARDS];
+	nn_model   *ensemble;
+	char		err[256];
+	double		seconds = 0;
+	int			todo[NN_MAX_SHARDS];
+	int			n_todo = 0;
+
+	Assert(run->shards >= 2 && run->shards <= NN_MAX_SHARDS);
+	Assert(run->parent_net == NULL || run->parent_net->n_members == run->shards);
+	/* step 1: the shards kept from the parent, and those to train */
+	for (int s = 0; s < run->shards; s++)
+		if (run->parent_net && !run->retrain_shard[s])
+			members[s] = nn_clone(run->parent_net->members[s]);
+		else
+			todo[n_todo++] = s;
+	/* step 2: train them, in parallel workers when asked to */
+	if (unlearn_shard_workers > 0 && n_todo > 1)
+		seconds = unlearn_fit_shards_parallel(run, arch, todo, n_todo, shard_net_size(run, arch), members);
+	else
+		for (int j = 0; j < n_todo; j++)
+		{
+			UnlearnData part;
+			double		shard_seconds;
+
+			unlearn_shard_rows(run->model, run->data, todo[j], run->shards, !run->retrain, &part);
+			members[todo[j]] = unlearn_fit_shard(run, arch, todo[j], &part, &shard_seconds);
+			seconds += shard_seconds;
+			unlearn_free_shard_rows(&part);
+		}
+	ensemble = nn_ensemble_create(members, run->shards, err, sizeof(err));
+	if (ensemble == NULL)
+		elog(ERROR, "could not assemble the shards of model \"%s\": %s", run->model, err);
+	run->train_seconds = seconds;
+	run->accuracy = nn_accuracy(ensemble, run->data->X, run->data->y, (int) run->data->n);
+	return ensemble;
+}
+
+/* The metrics' "shards" and "retrained_shards" entries of a sharded run ("" for one network). */
+static char *
+shard_metrics(const UnlearnTrainRun *run)
+{
+	StringInfoData s;
+
+	if (run->shards <= 1)
+		return "";
+	initStringInfo(&s);
+	appendStringInfo(&s, ", \"shards\": %d, \"retrained_shards\": [", run->shards);
+	for (int k = 0, n = 0; k < run->shards; k++)
+		if (run->parent_net == NULL || run->retrain_shard[k])
+			appendStringInfo(&s, "%s%d", n++ ? ", " : "", k);
+	appendStringInfoChar(&s, ']');
+	if (run->shard_workers > 0)
+		appendStringInfo(&s, ", \"shard_workers\": %d", run->shard_workers);
+	return s.data;
+}
+
 /* The run's layer list: the caller's, or for a retrain the one the model recorded (NULL: none). */
 static const UnlearnArch *
 run_arch(const UnlearnTrainRun *run)
@@ -114,25 +219,29 @@ unlearn_train_and_store(UnlearnTrainRun *run)
 	Jsonb	   *metrics;
 	const UnlearnArch *arch = run_arch(run);
 	float		ref[UL_UNSEEN_QUANTILES];
+	const int64 *manifest = run->manifest ? run->manifest : data->ids;
+	int64		n_manifest = run->manifest ? run->n_manifest : data->n;
 
 	Assert(data->n > 0 && data->n <= INT_MAX);
 	Assert(run->n_classes >= 2 || run->retrain);
-	for (int64 i = 1; i < data->n; i++)
-		Assert(data->ids[i - 1] < data->ids[i]);	/* the manifest: sorted, unique */
+	for (int64 i = 1; i < n_manifest; i++)
+		Assert(manifest[i - 1] < manifest[i]);	/* the manifest: sorted, unique */
 
-	net = fit(run, arch);
-	options = unlearn_train_options_to_jsonb(run->topts, run->hidden, run->n_hidden, run->topts->epochs, arch);
+	net = run->shards > 1 ? fit_shards(run, arch) : fit(run, arch);
+	options = unlearn_train_options_to_jsonb(run->topts, run->hidden, run->n_hidden, run->topts->epochs, arch,
+											 run->shards);
 	if (run->before_store)
 		run->before_store(run->before_store_arg, options);
 	run->version = run->retrain ? unlearn_next_version(run->model) : 1;
-	/* the metrics, with the loss reference of the rows training held out (target "unseen") */
+	/* the metrics: shards, and the loss reference of the rows training held out (target "unseen") */
 	metrics = unlearn_jsonb_printf("{\"train_accuracy\": %.6f, \"load_seconds\": %.3f,"
-								   " \"train_seconds\": %.3f, \"rows\": " INT64_FORMAT "%s}",
+								   " \"train_seconds\": %.3f, \"rows\": " INT64_FORMAT "%s%s}",
 								   run->accuracy, run->load_seconds, run->train_seconds, data->n,
-								   unlearn_unseen_reference_of_training(net, data, run->topts, ref) ?
+								   shard_metrics(run),
+								   run->shards <= 1 && unlearn_unseen_reference_of_training(net, data, run->topts, ref) ?
 								   unlearn_unseen_reference_json(ref) : "");
 	unlearn_store_version(run->model, run->version, run->retrain ? run->parent : 0, run->reason, NULL,
-						  options, net, data->ids, data->n, run->forgotten, run->n_forgotten, metrics);
+						  options, net, manifest, n_manifest, run->forgotten, run->n_forgotten, metrics);
 }
 
 /* The unlearn_train_result row of a run (in the current memory context). */

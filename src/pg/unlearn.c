@@ -16,6 +16,7 @@
 PG_MODULE_MAGIC;
 
 int			unlearn_threads = 2;
+int			unlearn_shard_workers = 0;
 int			unlearn_max_rows = 10000000;
 bool		unlearn_progress = false;
 int			unlearn_feature_retention = 0;
@@ -45,6 +46,15 @@ define_run_settings(void)
 							NULL,
 							&unlearn_threads,
 							2, 1, 64,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("unlearn.shard_workers",
+							"Parallel workers that train the shards of a sharded model beside the calling backend.",
+							"0 trains them one after the other.  Limited by max_parallel_workers and max_worker_processes.",
+							&unlearn_shard_workers,
+							0, 0, NN_MAX_SHARDS - 1,
 							PGC_USERSET,
 							0,
 							NULL, NULL, NULL);

@@ -18,6 +18,7 @@
 
 /* ---------- settings (unlearn.c) ---------- */
 extern int	unlearn_threads;			/* unlearn.threads: BLAS threads per backend */
+extern int	unlearn_shard_workers;		/* unlearn.shard_workers: parallel workers training shards */
 extern int	unlearn_max_rows;			/* unlearn.max_training_rows */
 extern bool unlearn_progress;			/* unlearn.progress: NOTICEs from long runs */
 extern int	unlearn_feature_retention;	/* unlearn.feature_retention, s: -1 keep, 0 erase at once */

@@ -262,6 +262,9 @@ lock_model(ClaimedRun *run)
 		unlearn_parse_run_options(DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)),
 								  &run->opts);
 	}
+	/* a sharded model unlearns exactly: the shards that held the rows are retrained */
+	if (unlearn_shards_option(run->model->options) > 1)
+		run->opts.exact = true;
 }
 
 /* Step 2 of a run: read the claimed requests and the rows the current version learned. */

@@ -241,6 +241,18 @@ CREATE EVENT TRIGGER unlearn_guard_ddl ON ddl_command_start
 	EXECUTE FUNCTION unlearn.guard_ddl();
 
 ------------------------------------------------------------------------------
+-- Sharded models (the training option "shards", SISA): S networks, each
+-- trained on the rows of its shard, their probabilities averaged; an exact
+-- delete ({"method": "exact"}, and the worker for these models) retrains
+-- only the shards that held the rows.  The shard count is recorded in
+-- unlearn.models.options and the weights (format version 4), so no catalog
+-- change; this function gives a row's shard, so a shard's manifest can be
+-- derived from its version's: unlearn_manifest(...) WHERE unlearn_shard(id, S) = s.
+------------------------------------------------------------------------------
+CREATE FUNCTION @extschema@.unlearn_shard(id bigint, shards integer) RETURNS integer
+AS 'MODULE_PATHNAME', 'unlearn_shard_sql' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+------------------------------------------------------------------------------
 -- The unlearning target "unseen": a forgotten row may be raised to a target
 -- loss (that of rows the model never saw) instead of being misclassified.
 -- The ledger keeps each row's target; NULL: the row was misclassified.

@@ -11,7 +11,9 @@
 # unlearn.feature_retention = -1 so the ledger keeps some feature copies,
 # once with the default 0), a DELETE unlearned by the background worker,
 # unlearn_relabel, a reference retrain.  Model m_txt: a DELETE unlearned by
-# the worker.
+# the worker.  Model m_sh: 3 shards (the training option "shards") on a copy
+# of ul_int, ul_sh, without capture, and an exact delete (version 2, format 4
+# weights).
 #
 # Snapshot of dump_a (every query's output, compared byte for byte):
 #   unlearn.models; unlearn.versions (lineage, options, metrics, sha256s,
@@ -33,7 +35,8 @@
 # restored tables; a DELETE is queued and unlearned by that database's
 # worker (unlearn_wait true, a new auto-unlearn version whose parent is the
 # restored current version, the ids in the ledger, out of the manifest, the
-# chain still valid); TRUNCATE and DROP TABLE of a training table still
+# chain still valid); an exact delete on m_sh retrains only its row's shard
+# from the restored weights; TRUNCATE and DROP TABLE of a training table still
 # refused; dump_a untouched by it.
 #
 # Known issue, reported as XFAIL and not counted (DUMP_STRICT=1 counts it):
@@ -125,6 +128,10 @@ FROM ul_col c WHERE id % 7 = 1 ORDER BY id;
 SELECT * FROM unlearn_evaluate('m_int', 'ul_int');
 SELECT * FROM unlearn_evaluate('m_txt', 'ul_txt');
 SELECT * FROM unlearn_evaluate('m_col', 'ul_col');
+SELECT 'm_sh' AS model, id, unlearn_predict('m_sh', features) AS predicted,
+       unlearn_predict_proba('m_sh', features) AS proba
+FROM ul_sh WHERE id % 7 = 1 ORDER BY id;
+SELECT * FROM unlearn_evaluate('m_sh', 'ul_sh');
 SELECT * FROM unlearn_describe('m_col') ORDER BY input;
 \echo ---- unlearn_verify
 SELECT 'm_int' AS model, * FROM unlearn_verify('m_int') ORDER BY id;
@@ -169,7 +176,7 @@ check_restored() {
 	# a few of those again as explicit checks, for a readable log
 	check "models restored (name:current_version)" "$models_a" \
 		"$(q "$db" "SELECT string_agg(name || ':' || current_version, ',' ORDER BY name) FROM unlearn.models")"
-	check "models.relation resolves to the restored tables" "ul_col,ul_int,ul_txt" \
+	check "models.relation resolves to the restored tables" "ul_col,ul_int,ul_sh,ul_txt" \
 		"$(q "$db" "SELECT string_agg(relation::text, ',' ORDER BY name) FROM unlearn.models")"
 	check "every version's weights and link valid (unlearn_verify_ledger)" "$links_a|$links_a" \
 		"$(q "$db" "SELECT count(*), count(*) FILTER (WHERE valid)
@@ -235,6 +242,12 @@ check_restored() {
 		"$(q "$db" "SELECT (SELECT count(*) FROM unlearn_manifest('m_col') x WHERE x IN (60, 61)),
 		                   (SELECT count(*) FROM unlearn.forgotten WHERE model = 'm_col' AND id IN (60, 61)),
 		                   unlearn_confirm_forgotten('m_col')" 2>/dev/null)"
+	# the sharded model: an exact delete retrains the shard of the row from the restored weights
+	check "sharded model m_sh: an exact delete of id 90 retrains its shard only" \
+		"3|t|exact" \
+		"$(q "$db" "SELECT version FROM unlearn_rows('m_sh', ARRAY[90], '{\"method\": \"exact\"}')")|$(q "$db" \
+			"SELECT metrics->'retrained_shards' = jsonb_build_array(unlearn_shard(90, 3)), guarantee
+			 FROM unlearn.versions WHERE model = 'm_sh' AND version = 3")"
 	check "$DB_A untouched (m_int current version, rows 40-42 still there)" "$cv|3" \
 		"$(q "$DB_A" "SELECT (SELECT current_version FROM unlearn.models WHERE name = 'm_int'),
 		                     (SELECT count(*) FROM ul_int WHERE id IN (40, 41, 42))")"
@@ -252,7 +265,7 @@ work="$UNLEARN_SERVER_DIR/work"
 mkdir -p "$work"
 chmod 777 "$work"	# pg_dump runs as the cluster's OS user and writes here
 
-echo "==== $DB_A: extension, tables ul_int (300 rows) and ul_txt (240 rows), models m_int and m_txt ===="
+echo "==== $DB_A: extension, tables ul_int (300 rows), ul_txt (240 rows), ul_col and ul_sh, models m_int, m_txt, m_col and m_sh (3 shards) ===="
 q postgres "CREATE DATABASE $DB_A" >/dev/null
 q "$DB_A" "CREATE EXTENSION unlearn" >/dev/null
 # 3 clusters in 6-D, deterministic md5 noise; ul_txt has text labels
@@ -278,7 +291,8 @@ q "$DB_A" "CREATE TABLE ul_int (id bigint PRIMARY KEY, features real[] NOT NULL,
          CASE WHEN i % 13 = 0 THEN NULL ELSE (ARRAY['n', 's', 'e', 'w'])[1 + i % 4] END,
          (ARRAY['low', 'mid', 'top'])[1 + (i * 7) % 3]::grade, i % 5 = 0,
          CASE WHEN (i * 37) % 100 > 50 OR i % 4 = 2 THEN 'a' ELSE 'b' END
-    FROM generate_series(1, 200) i" >/dev/null
+    FROM generate_series(1, 200) i;
+  CREATE TABLE ul_sh AS SELECT * FROM ul_int" >/dev/null
 info "trained m_int: rows|train accuracy = $(q "$DB_A" "SELECT rows, round(train_accuracy::numeric, 3)
       FROM unlearn_train('m_int', 'ul_int', 'id', 'features', 'label', hidden => '{16}', epochs => 20,
                          options => '{\"seed\": 1, \"lr\": 0.01, \"batch_size\": 32}')")"
@@ -290,7 +304,13 @@ info "trained m_col (columns: numeric, date, text, enum, boolean, NULLs): rows|t
       FROM unlearn_train(model => 'm_col', relation => 'ul_col', id_column => 'id', label_column => 'y',
                          hidden => '{16}', epochs => 40, options => '{\"seed\": 3}')")"
 
+info "trained m_sh (3 shards, no capture): rows|train accuracy = $(q "$DB_A" "SELECT rows, round(train_accuracy::numeric, 3)
+      FROM unlearn_train('m_sh', 'ul_sh', 'id', 'features', 'label', hidden => '{8}', epochs => 20, auto_unlearn => false,
+                         options => '{\"seed\": 4, \"lr\": 0.01, \"batch_size\": 32, \"shards\": 3}')")"
+
 echo "==== $DB_A: history ===="
+info "unlearn_rows(m_sh, {8,9}, exact): version|rows|forgotten = $(q "$DB_A" \
+	"SELECT version, rows, forgotten FROM unlearn_rows('m_sh', ARRAY[8, 9], '{\"method\": \"exact\"}')")"
 info "unlearn_rows(m_int, {3,4,5}), feature copies kept: version|rows|forgotten = $(q "$DB_A" \
 	"SET unlearn.feature_retention = -1; SELECT version, rows, forgotten FROM unlearn_rows('m_int', ARRAY[3, 4, 5])")"
 info "unlearn_rows(m_int, {6,7}), copies erased: version|rows|forgotten = $(q "$DB_A" \
@@ -312,10 +332,10 @@ check "$DB_A: versions of m_int (reason:parent)" \
 	"train:,unlearn:1,unlearn:2,auto-unlearn:3,relabel:4,reference:5" \
 	"$(q "$DB_A" "SELECT string_agg(reason || ':' || coalesce(parent::text, ''), ',' ORDER BY version)
 	              FROM unlearn.versions WHERE model = 'm_int'")"
-check "$DB_A: current versions (m_int:5 since the reference is not current, m_txt:2, m_col:2)" \
-	"m_col:2,m_int:5,m_txt:2" \
+check "$DB_A: current versions (m_int:5 since the reference is not current, m_txt:2, m_col:2, m_sh:2)" \
+	"m_col:2,m_int:5,m_sh:2,m_txt:2" \
 	"$(q "$DB_A" "SELECT string_agg(name || ':' || current_version, ',' ORDER BY name) FROM unlearn.models")"
-check "$DB_A: ledger rows|with features|requests done" "12|3|7" \
+check "$DB_A: ledger rows|with features|requests done" "14|3|7" \
 	"$(q "$DB_A" "SELECT (SELECT count(*) FROM unlearn.forgotten), (SELECT count(features) FROM unlearn.forgotten),
 	                     (SELECT count(*) FROM unlearn.requests WHERE state = 'done')")"
 models_a=$(q "$DB_A" "SELECT string_agg(name || ':' || current_version, ',' ORDER BY name) FROM unlearn.models")

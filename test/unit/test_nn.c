@@ -951,7 +951,8 @@ UNIT_TEST(test_deserialize_rejects_corrupt)
 } while (0)
 
 	EXPECT_BAD_HEADER(0, 0x4e4c4e56u, "magic");		/* "VNLN" */
-	EXPECT_BAD_HEADER(4, 4, "version");
+	EXPECT_BAD_HEADER(4, 5, "version");
+	EXPECT_BAD_HEADER(4, 4, "member");	/* version 4 is a container of members: none fits here */
 	EXPECT_BAD_HEADER(4, 0, "version");
 	EXPECT_BAD_HEADER(4, 3, "stage");	/* version 3 wants a stage block after the dims */
 	EXPECT_BAD_HEADER(4, 1, "trailing");	/* version 1 has no standardisation block */

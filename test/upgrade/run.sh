@@ -16,7 +16,9 @@
 #   3. unlearn_rows on two ids; a DELETE of three more, unlearned by the
 #      background worker (unlearn_wait); the hash chain verifies
 #      (unlearn_verify_ledger) and the rows are forgotten
-#      (unlearn_confirm_forgotten, with ledger copies kept).
+#      (unlearn_confirm_forgotten, with ledger copies kept); a column model
+#      trains; the 0.1 model forgets a row with the method "exact"; a sharded
+#      model trains and an exact delete retrains only its row's shard.
 # In database upg_new: CREATE EXTENSION unlearn (the default version).  The
 # extension's members (pg_describe_object over pg_depend) and their
 # definitions (function definitions and ACLs, table columns, event
@@ -156,6 +158,18 @@ check "a column model trains after the update (rows)" "$(q "$OLD" "SELECT count(
 check "its inputs and encoding recorded (inputs|encoding)" "6|t" \
 	"$(q "$OLD" "SELECT m.features, e.inputs IS NOT NULL FROM unlearn.models m
 	             JOIN unlearn.encodings e ON e.model = m.name WHERE m.name = 'mc'")"
+check "the 0.1 model forgets exactly ({\"method\": \"exact\"}): version|method|guarantee" "4|exact|exact" \
+	"$(q "$OLD" "SELECT version, method FROM unlearn_rows('m', ARRAY[20], '{\"method\": \"exact\"}')")|$(q "$OLD" \
+		"SELECT guarantee FROM unlearn.versions WHERE model = 'm' AND version = 4")"
+q "$OLD" "CREATE TABLE ul_sh AS SELECT * FROM ul_rows; ALTER TABLE ul_sh ADD PRIMARY KEY (id)" >/dev/null
+check "a sharded model trains after the update (rows|shards)" "$(q "$OLD" "SELECT count(*) FROM ul_sh")|3" \
+	"$(q "$OLD" "SELECT rows FROM unlearn_train('ms', 'ul_sh', 'id', 'features', 'label', hidden => '{8}',
+	                                            epochs => 5, options => '{\"shards\": 3}')")|$(q "$OLD" \
+		"SELECT options->>'shards' FROM unlearn.models WHERE name = 'ms'")"
+check "an exact delete retrains only the shard of its row (unlearn_shard)" "t" \
+	"$(q "$OLD" "SELECT 1 FROM unlearn_rows('ms', ARRAY[30], '{\"method\": \"exact\"}')" >/dev/null
+	   q "$OLD" "SELECT metrics->'retrained_shards' = jsonb_build_array(unlearn_shard(30, 3))
+	             FROM unlearn.versions WHERE model = 'ms' AND version = 2")"
 
 echo "==== $NEW: CREATE EXTENSION unlearn; same objects as the updated $OLD ===="
 q postgres "CREATE DATABASE $NEW" >/dev/null

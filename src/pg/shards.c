@@ -1,0 +1,120 @@
+/*
+ * shards.c: sharded models (SISA, training option "shards"): which rows a
+ * shard holds (nn_shard_of on the int8 id, computed here in C, never by a
+ * user's function or operator), the rows of one shard, the shards an exact
+ * delete retrains, and unlearn_shard(id, shards) for SQL.  Training the
+ * shards is trainer.c's; the exact delete, execute.c's.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+
+#include "unlearn_pg.h"
+
+/*
+ * Rows a shard needs when a model is trained: fewer, and its network would
+ * learn little but noise (an exact delete may leave fewer, never none).
+ */
+#define MIN_SHARD_ROWS 10
+
+/* Errors (22023) unless shards is a shard count (1 to NN_MAX_SHARDS). */
+static void
+check_shards(int shards)
+{
+	if (shards < 1 || shards > NN_MAX_SHARDS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("shards must be an integer from 1 to %d, got %d", NN_MAX_SHARDS, shards)));
+}
+
+/*
+ * The rows of `all` in shard `shard` of `shards`, in their order (ids
+ * sorted stay sorted).  training: errors (22023) if the shard holds fewer
+ * than MIN_SHARD_ROWS; else (an exact delete) if it holds none.
+ */
+void
+unlearn_shard_rows(const char *model, const UnlearnData *all, int shard, int shards, bool training,
+				   UnlearnData *out)
+{
+	int			F = all->n_features;
+
+	Assert(shard >= 0 && shard < shards && all->ids != NULL);
+	memset(out, 0, sizeof(*out));
+	out->n_features = F;
+	out->X = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max(all->n, 1) * F);
+	out->y = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int) * Max(all->n, 1));
+	out->ids = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * Max(all->n, 1));
+	for (int64 i = 0; i < all->n; i++)
+		if (nn_shard_of(all->ids[i], shards) == shard)
+		{
+			memcpy(out->X + out->n * F, all->X + i * F, sizeof(float) * F);
+			out->y[out->n] = all->y[i];
+			out->ids[out->n++] = all->ids[i];
+		}
+	if (training && out->n < MIN_SHARD_ROWS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("too many shards for the rows of model \"%s\": shard %d of %d would hold "
+						INT64_FORMAT " rows", model, shard, shards, out->n),
+				 errdetail("Each shard needs at least %d rows; the table has " INT64_FORMAT ".",
+						   MIN_SHARD_ROWS, all->n),
+				 errhint("Use fewer shards.")));
+	if (out->n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("shard %d of model \"%s\" would have no rows left", shard, model),
+				 errhint("Retrain the model with fewer shards (unlearn_train), or keep a row of the shard.")));
+}
+
+/* Frees what unlearn_shard_rows allocated. */
+void
+unlearn_free_shard_rows(UnlearnData *rows)
+{
+	pfree(rows->X);
+	pfree(rows->y);
+	pfree(rows->ids);
+	memset(rows, 0, sizeof(*rows));
+}
+
+/* Marks in retrain[0 .. shards-1] the shards that hold one of the k ids; returns how many. */
+int
+unlearn_shards_holding(const int64 *ids, int k, int shards, bool *retrain)
+{
+	int			n = 0;
+
+	memset(retrain, 0, sizeof(bool) * shards);
+	for (int i = 0; i < k; i++)
+		retrain[nn_shard_of(ids[i], shards)] = true;
+	for (int s = 0; s < shards; s++)
+		n += retrain[s] ? 1 : 0;
+	return n;
+}
+
+/* The ids (sorted stay sorted) that lie in a marked shard. */
+int64 *
+unlearn_ids_in_shards(const int64 *ids, int64 n, int shards, const bool *which, int64 *n_out)
+{
+	int64	   *out = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * Max(n, 1));
+	int64		m = 0;
+
+	for (int64 i = 0; i < n; i++)
+		if (which[nn_shard_of(ids[i], shards)])
+			out[m++] = ids[i];
+	*n_out = m;
+	return out;
+}
+
+PG_FUNCTION_INFO_V1(unlearn_shard_sql);
+/*
+ * unlearn_shard(id bigint, shards integer) returns integer: the shard (0 to
+ * shards - 1) that holds the row of this id in a model of `shards` shards.
+ */
+Datum
+unlearn_shard_sql(PG_FUNCTION_ARGS)
+{
+	int64		id = PG_GETARG_INT64(0);
+	int32		shards = PG_GETARG_INT32(1);
+
+	check_shards(shards);
+	PG_RETURN_INT32(nn_shard_of(id, shards));
+}
