@@ -29,25 +29,40 @@ nn_early_stop_free(nn_early_stop *es)
 }
 
 /*
- * Holds out the validation rows: a seeded shuffle of order (n rows), whose
- * last n_val entries are copied out; returns the rows left to train on (n
- * when there is no early stopping), or -1 when memory runs out.
+ * The held-out rows of early stopping: shuffles order (n row indices) with
+ * the split's seeded stream; its last n_val entries are the held-out rows.
+ * Returns n_val, 0 (order untouched) when there is no early stopping.
+ */
+int
+nn_validation_split(int n, const nn_train_options *o, int *order)
+{
+	nn_rng		rng;
+	int			n_val = o->validation > 0 ? (int) ((double) n * o->validation) : 0;
+
+	if (n_val < NN_MIN_VALIDATION_ROWS || n - n_val < 1)
+		return 0;
+	nn_rng_seed(&rng, o->seed ^ NN_VALIDATION_STREAM);
+	nn_rng_shuffle(&rng, order, n);
+	return n_val;
+}
+
+/*
+ * Holds out the validation rows (nn_validation_split over order), copied
+ * out; returns the rows left to train on (n when there is no early
+ * stopping), or -1 when memory runs out.
  */
 int
 nn_early_stop_start(nn_early_stop *es, const nn_model *m, const float *X, const int *y, int n,
 					const nn_train_options *o, int *order)
 {
 	int			F = NN_FEATURES(m);
-	nn_rng		rng;
 	int			n_val;
 
 	memset(es, 0, sizeof(*es));
-	n_val = o->validation > 0 ? (int) ((double) n * o->validation) : 0;
-	if (n_val < NN_MIN_VALIDATION_ROWS || n - n_val < 1)
+	/* step 1: which rows: the tail of a seeded shuffle */
+	n_val = nn_validation_split(n, o, order);
+	if (n_val == 0)
 		return n;
-	/* step 1: which rows: the tail of a seeded shuffle, then the rest back in row order */
-	nn_rng_seed(&rng, o->seed ^ NN_VALIDATION_STREAM);
-	nn_rng_shuffle(&rng, order, n);
 	es->Xv = nn_alloc_floats((size_t) n_val * (size_t) F);
 	es->yv = nn_alloc((size_t) n_val * sizeof(int));
 	es->best = nn_alloc_floats(m->n_params);

@@ -314,6 +314,13 @@ typedef int (*nn_epoch_callback) (void *arg, int epoch, int epochs, double mean_
 double		nn_train(nn_model *m, const float *X, const int *y, int n,
 					 const nn_train_options *o, nn_epoch_callback cb, void *cb_arg);
 
+/*
+ * The rows nn_train holds out for early stopping (o->validation): order
+ * holds the n row indices 0..n-1 on entry; on return its last n_val entries
+ * are the held-out rows.  Returns n_val (0: none held out, order untouched).
+ */
+int			nn_validation_split(int n, const nn_train_options *o, int *order);
+
 /* True when every parameter is finite (a diverged run is never stored). */
 int			nn_params_finite(const nn_model *m);
 

@@ -156,13 +156,22 @@ typedef struct ul_rows
 	int			n;
 } ul_rows;
 
-/* What one unlearning request asks for; see ul_unlearn for the meaning of each set. */
+/*
+ * What one unlearning request asks for; see ul_unlearn for the meaning of each set.
+ * Target losses (forget mode only): a row with a finite target is satisfied once
+ * its cross-entropy on its true label reaches the target (it looks like a row
+ * the model never saw, target "unseen") or, whichever comes first, once it is
+ * misclassified; a NULL array or a NaN entry keeps the row's criterion
+ * "misclassified".
+ */
 typedef struct ul_request
 {
 	ul_rows		forget;			/* the forget rows and their true (current) labels */
 	const int  *new_labels;		/* NULL: forget mode; else forget.n labels (relabel mode) */
 	ul_rows		prior;			/* rows of earlier requests that must stay forgotten; may be empty */
 	ul_rows		replay;			/* sample of remaining rows the default method replays; may be empty */
+	const float *forget_target;	/* NULL or forget.n target losses (NaN: misclassify) */
+	const float *prior_target;	/* NULL or prior.n target losses (NaN: misclassify) */
 } ul_request;
 
 /* ul_unlearn on a request (the same computation, bit for bit). */
@@ -195,5 +204,29 @@ int			ul_unlearn(nn_model *m,
 					   const ul_options *o,
 					   ul_progress_callback cb, void *cb_arg,
 					   ul_result *result, char *err, size_t errlen);
+
+/* ---------- target "unseen" (unseen.c) ---------- */
+
+#define UL_UNSEEN_QUANTILES 33	/* points of the loss reference: quantiles 0, 1/32, ..., 1 */
+
+/* Cross-entropy of each of the n rows of X on its label y under m, into loss (n). */
+void		ul_row_losses(const nn_model *m, const float *X, const int *y, int n, float *loss);
+
+/*
+ * The nq quantiles (at j / (nq - 1), linear between order statistics) of n
+ * losses, ascending, into q; loss is sorted in place.  n >= 1, nq >= 2.
+ */
+void		ul_loss_quantiles(float *loss, int n, int nq, float *q);
+
+/*
+ * Target losses for n forget rows from a reference of rows the model never saw
+ * (nq quantiles, ascending): the rows are ranked by their loss under m, and
+ * the row of rank r (0 = lowest) gets the reference's quantile at (r + 0.5) / n,
+ * so the targets follow the reference's distribution and keep the rows' order
+ * (a row that is hard for the model stays among the hard ones).  Returns 0, or
+ * -1 when memory runs out.
+ */
+int			ul_unseen_targets(const nn_model *m, const float *X, const int *y, int n,
+							  const float *ref, int nq, float *target);
 
 #endif							/* UNLEARN_UNLEARN_CORE_H */

@@ -38,6 +38,13 @@ typedef struct ul_ctx
 	float	   *Xc;				/* nc x F */
 	int		   *yc;				/* label to avoid (mode 0) or to reach (mode 1) */
 	unsigned char *want;		/* 1: must predict yc; 0: must not predict yc */
+	float	   *tl;				/* NULL, or per constraint row the target loss on yc
+								 * (target "unseen"; NaN: that row must not predict yc) */
+	float	   *tg0;			/* with tl: each row's logit gap under theta0 */
+	int			pull_back;		/* with tl: rows far past their target are pulled back (repair phase) */
+	int			n_pulled;		/* target rows out of their band at the latest check */
+	float	   *dlp;			/* with tl: wsb x C, the pulls' logit gradients */
+	float	   *gpull;			/* with tl: the pulls' parameter gradient (latest check) */
 	int		   *viol;			/* indices of violated prior rows (latest check) */
 	int			nviol;
 	nn_workspace *ws;
@@ -81,6 +88,7 @@ void		ul_ctx_free(ul_ctx *c);
 /* ---------- unlearn_terms.c ---------- */
 int			ul_satisfied(const ul_ctx *c, int i, const float *z);
 int			ul_check(ul_ctx *c, float margin, float hinge_scale, int *n_active);
+void		ul_target_start_gaps(ul_ctx *c);
 void		ul_ce_grad(ul_ctx *c, ul_rows rows, float scale);
 ul_rows		ul_take_cyclic(ul_ctx *c, ul_rows src, int *pos, int nb);
 void		ul_imp_grad(ul_ctx *c, float lambda);

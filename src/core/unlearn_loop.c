@@ -21,6 +21,8 @@
 #define UL_ESCALATE_AFTER 1000	/* default method: steps before the replay pull starts to shrink */
 #define UL_ESCALATE_EVERY 200	/* ... and the steps between its halvings */
 #define UL_SELECT_EVERY 20		/* repair steps between model-selection checks */
+#define UL_TARGET_REPAIR_FACTOR 5	/* target rows: the repair phase may last this many times
+									 * repair_steps while it pulls rows back into their band */
 
 /* The loop's state, beside the context. */
 typedef struct ul_loop
@@ -31,8 +33,11 @@ typedef struct ul_loop
 	int			step;
 	int			first_done;		/* step every row was first satisfied (-1: not yet) */
 	int			repair_left;	/* default method: repair steps still to take */
+	int			repair_cap;		/* default method: most repair steps, pull-backs included */
 	float	   *snap;			/* default method: the selected satisfying state */
 	int			have_snap;
+	int			snap_in_band;	/* snap has every target row in its band (always, without targets) */
+	int			select_due;		/* target rows: a selection check waits for a satisfying step */
 	int			n_active;		/* default method: constraint rows inside the margin (latest check) */
 	int			repaired;		/* repair_stop: the repair phase ended on the stop rule */
 	double		best_loss;		/* replay loss of snap */
@@ -77,9 +82,26 @@ ul_loop_init(ul_loop *lp, const ul_ctx *c, ul_progress_callback cb, void *cb_arg
 	if (lp->is_default)
 		lp->snap = nn_alloc(sizeof(float) * c->m->n_params);
 	lp->repair_left = o->repair_steps;
+	lp->repair_cap = o->repair_steps * (c->tl ? UL_TARGET_REPAIR_FACTOR : 1);
 }
 
 /* ---------------------------------------------------------------- one step */
+
+/*
+ * Adds the pulls of target rows out of their band: each weighs half a
+ * pushed row's share of forget_weight / (pushed + pulled), so all the pulls
+ * together never outweigh the pushes (the promise comes first), and like the
+ * replay pull they shrink while rows refuse to be forgotten (replay_scale).
+ */
+static void
+ul_step_add_pulls(ul_ctx *c, int n_act)
+{
+	const ul_options *o = c->o;
+	float		pscale = 0.5f * o->forget_weight * c->replay_scale / (float) (c->n_pulled + n_act);
+
+	for (size_t j = 0; j < c->m->n_params; j++)
+		c->grad[j] += pscale * c->gpull[j];
+}
 
 /*
  * The stop rule over all constraint rows: returns how many are satisfied.
@@ -97,6 +119,12 @@ ul_step_check(ul_ctx *c, ul_loop *lp)
 	memset(c->grad, 0, sizeof(float) * P);
 	if (!lp->is_default)
 		return ul_check(c, 0.0f, 0.0f, NULL);
+	if (c->tl)
+	{
+		/* pull-backs only in the repair phase: in the forget phase they can keep nearby rows from being satisfied */
+		memset(c->gpull, 0, sizeof(float) * P);
+		c->pull_back = lp->first_done >= 0;
+	}
 	sat = ul_check(c, o->margin, 1.0f, &n_act);
 	lp->n_active = n_act;
 	if (n_act > 0)
@@ -106,6 +134,8 @@ ul_step_check(ul_ctx *c, ul_loop *lp)
 		for (size_t j = 0; j < P; j++)
 			c->grad[j] *= hscale;
 	}
+	if (c->tl && c->n_pulled > 0)
+		ul_step_add_pulls(c, n_act);
 	return sat;
 }
 
@@ -114,9 +144,10 @@ ul_step_check(ul_ctx *c, ul_loop *lp)
  * to the repair lr); the default method keeps the satisfying state that fits
  * the replay rows best.  Returns 1 when the loop is done: faithful methods;
  * the default method when the repair phase's stop rule holds (repair_stop):
- * at a selection check, every forget and prior row is beyond the margin and
- * the held-out replay rows are repaired (ul_holdout_repaired); that state is
- * the one handed back.
+ * at a selection check, every forget and prior row is beyond the margin (and
+ * a row with a target loss no further than its band), and the held-out
+ * replay rows are repaired (ul_holdout_repaired); that state is the one
+ * handed back.
  */
 static int
 ul_step_satisfied(ul_ctx *c, ul_loop *lp)
@@ -139,11 +170,12 @@ ul_step_satisfied(ul_ctx *c, ul_loop *lp)
 		lp->have_snap = 1;
 	}
 	else if ((lp->step - lp->first_done) % UL_SELECT_EVERY == 0 || lp->repair_left <= 0 ||
-			 lp->step >= lp->cap)
+			 lp->step >= lp->cap || lp->select_due)
 	{
 		double		l;
 
-		if (c->nh > 0 && lp->n_active == 0 && ul_holdout_repaired(c))
+		lp->select_due = 0;
+		if (c->nh > 0 && lp->n_active == 0 && c->n_pulled == 0 && ul_holdout_repaired(c))
 		{
 			memcpy(lp->snap, c->m->params, bytes);
 			lp->have_snap = 1;
@@ -152,11 +184,14 @@ ul_step_satisfied(ul_ctx *c, ul_loop *lp)
 		}
 		l = ul_replay_loss(c);
 
-		if (!lp->have_snap || l < lp->best_loss)
+		/* a state with every target row in its band beats one without; then the replay loss */
+		if (!lp->have_snap || (c->n_pulled == 0 && !lp->snap_in_band) ||
+			((c->n_pulled == 0) == lp->snap_in_band && l < lp->best_loss))
 		{
 			memcpy(lp->snap, c->m->params, bytes);
 			lp->best_loss = l;
 			lp->have_snap = 1;
+			lp->snap_in_band = c->n_pulled == 0;
 		}
 	}
 	return 0;
@@ -176,9 +211,10 @@ ul_step_stop(ul_ctx *c, ul_loop *lp, int sat)
 		return 1;
 	if (lp->is_default && lp->first_done >= 0)
 	{
-		if (lp->repair_left <= 0)
+		if (lp->repair_left <= 0 || lp->step - lp->first_done >= lp->repair_cap)
 			return 1;
-		lp->repair_left--;
+		if (c->n_pulled == 0)
+			lp->repair_left--;	/* steps that pull rows back into their band are extra */
 	}
 	return 0;
 }
@@ -238,6 +274,14 @@ ul_run(ul_ctx *c, ul_loop *lp)
 		int			sat = ul_step_check(c, lp);
 
 		NN_ASSERT(sat >= 0 && sat <= c->nc);
+		/*
+		 * target rows: a selection check missed because some row was out of
+		 * reach at that step happens at the next step where every row is
+		 * satisfied (the pull-backs of the repair phase rarely leave all of
+		 * them satisfied on the exact step)
+		 */
+		if (c->tl && lp->first_done >= 0 && (lp->step - lp->first_done) % UL_SELECT_EVERY == 0)
+			lp->select_due = 1;
 		if (sat == c->nc && ul_step_satisfied(c, lp))
 			break;
 		if (ul_step_stop(c, lp, sat))
@@ -303,6 +347,28 @@ ul_account(ul_ctx *c, const ul_loop *lp, ul_result *res)
 
 /* ---------------------------------------------------------------- entry points */
 
+/* The loop from the current parameters, the state handed back, its results. */
+static void
+ul_attempt(ul_ctx *c, ul_progress_callback cb, void *cb_arg, double t0, ul_result *res)
+{
+	ul_loop		lp;
+	double		t_loop,
+				t_end;
+
+	ul_loop_init(&lp, c, cb, cb_arg);
+	t_loop = ul_clock();
+	ul_run(c, &lp);
+	t_end = ul_clock();
+	ul_finish_params(c, &lp);
+	ul_account(c, &lp, res);
+	res->setup_seconds = t_loop - t0;
+	res->forget_seconds = (lp.first_done >= 0 ? lp.t_first : t_end) - t_loop;
+	res->repair_seconds = lp.first_done >= 0 ? t_end - lp.t_first : 0.0;
+	res->finish_seconds = ul_clock() - t_end;
+	nn_free_mem(lp.snap);
+	nn_optimizer_free(lp.opt);
+}
+
 /* The unlearning loop on a request; see unlearn_core.h. */
 int
 ul_unlearn_request(nn_model *m, const ul_request *req, const ul_options *o,
@@ -310,11 +376,8 @@ ul_unlearn_request(nn_model *m, const ul_request *req, const ul_options *o,
 				   ul_result *result, char *err, size_t errlen)
 {
 	ul_ctx		c;
-	ul_loop		lp;
 	ul_result	res;
-	double		t0 = ul_clock(),
-				t_loop,
-				t_end;
+	double		t0 = ul_clock();
 
 	memset(&res, 0, sizeof(res));
 	res.forget_steps = -1;
@@ -327,21 +390,9 @@ ul_unlearn_request(nn_model *m, const ul_request *req, const ul_options *o,
 	ul_ctx_init(&c, m, req, o);
 
 	/* the loop, then the state handed back and what it achieves */
-	ul_loop_init(&lp, &c, cb, cb_arg);
-	t_loop = ul_clock();
-	ul_run(&c, &lp);
-	t_end = ul_clock();
-	ul_finish_params(&c, &lp);
-	ul_account(&c, &lp, &res);
-	res.setup_seconds = t_loop - t0;
-	res.forget_seconds = (lp.first_done >= 0 ? lp.t_first : t_end) - t_loop;
-	res.repair_seconds = lp.first_done >= 0 ? t_end - lp.t_first : 0.0;
-	res.finish_seconds = ul_clock() - t_end;
+	ul_attempt(&c, cb, cb_arg, t0, &res);
 	if (result)
 		*result = res;
-
-	nn_free_mem(lp.snap);
-	nn_optimizer_free(lp.opt);
 	ul_ctx_free(&c);
 	return 0;
 }
@@ -368,5 +419,7 @@ ul_unlearn(nn_model *m,
 	req.replay.X = Xr;
 	req.replay.y = yr;
 	req.replay.n = nr;
+	req.forget_target = NULL;
+	req.prior_target = NULL;
 	return ul_unlearn_request(m, &req, o, cb, cb_arg, result, err, errlen);
 }

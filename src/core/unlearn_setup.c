@@ -3,6 +3,7 @@
  * then build the context (constraint rows, buffers, theta0, replay targets
  * and guard rows, adversarial examples, MAS weights); and free it after.
  */
+#include <math.h>
 #include <string.h>
 
 #include "unlearn_internal.h"
@@ -37,6 +38,16 @@ ul_labels_ok(const int *y, int n, int C)
 	return 1;
 }
 
+/* Whether n target losses (if given) are each NaN or a finite number >= 0. */
+static int
+ul_targets_ok(const float *t, int n)
+{
+	for (int i = 0; t != NULL && i < n; i++)
+		if (!isnan(t[i]) && !(t[i] >= 0.0f && isfinite(t[i])))
+			return 0;
+	return 1;
+}
+
 /* Checks the arguments of ul_unlearn_request; 0 if fine, else -1 + err. */
 int
 ul_check_args(const nn_model *m, const ul_request *q, const ul_options *o,
@@ -62,6 +73,10 @@ ul_check_args(const nn_model *m, const ul_request *q, const ul_options *o,
 		msg = "a prior row's label is outside the model's classes";
 	else if (!ul_labels_ok(q->replay.y, q->replay.n, NN_CLASSES(m)))
 		msg = "a replay row's label is outside the model's classes";
+	else if (q->new_labels && q->forget_target)
+		msg = "target losses apply to forget mode only";
+	else if (!ul_targets_ok(q->forget_target, q->forget.n) || !ul_targets_ok(q->prior_target, q->prior.n))
+		msg = "a target loss is negative or infinite";
 	if (msg == NULL)
 		return 0;
 	nn_set_error(err, errlen, "%s", msg);
@@ -95,6 +110,17 @@ ul_ctx_constraints(ul_ctx *c)
 	{
 		c->yc[k + i] = q->prior.y[i];
 		c->want[k + i] = 0;
+	}
+	/* target losses (unseen), NaN where a row keeps "misclassified" */
+	if (q->forget_target || (np > 0 && q->prior_target))
+	{
+		c->tl = nn_alloc(sizeof(float) * c->nc);
+		for (int i = 0; i < c->nc; i++)
+		{
+			const float *t = i < k ? q->forget_target : q->prior_target;
+
+			c->tl[i] = t ? t[i < k ? i : i - k] : NAN;
+		}
 	}
 }
 
@@ -179,6 +205,14 @@ ul_ctx_terms(ul_ctx *c, int is_default)
 			ul_holdout_eval(c, c->h_ce0, c->h_pred0);
 		}
 	}
+	/* target rows: where theta0 has them (the pull-back never goes past it) */
+	if (c->tl)
+	{
+		c->tg0 = nn_alloc(sizeof(float) * c->nc);
+		c->dlp = nn_alloc(sizeof(float) * (size_t) c->wsb * c->C);
+		c->gpull = nn_alloc(sizeof(float) * c->m->n_params);
+		ul_target_start_gaps(c);
+	}
 	nr = c->nr;
 	if (nr > 0)
 	{
@@ -207,6 +241,10 @@ ul_ctx_free(ul_ctx *c)
 	nn_free_mem(c->Xc);
 	nn_free_mem(c->yc);
 	nn_free_mem(c->want);
+	nn_free_mem(c->tl);
+	nn_free_mem(c->tg0);
+	nn_free_mem(c->dlp);
+	nn_free_mem(c->gpull);
 	nn_free_mem(c->viol);
 	nn_workspace_free(c->ws);
 	nn_free_mem(c->grad);

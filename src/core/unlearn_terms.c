@@ -4,11 +4,30 @@
  * term), and the gradients of the faithful methods' loss and of the default
  * method's replay and guard terms, all added to c->grad.
  */
+#include <math.h>
 #include <string.h>
 
 #include "unlearn_internal.h"
 
-/* Is constraint row i satisfied by the logits z? */
+/* Whether constraint row i is judged by a target loss (target "unseen"). */
+static inline int
+ul_has_target(const ul_ctx *c, int i)
+{
+	return c->tl != NULL && !isnan(c->tl[i]);
+}
+
+/* Cross-entropy of logits z on class y. */
+static inline float
+ul_ce(const float *z, int C, int y)
+{
+	return (float) (nn_row_logsumexp(z, C) - z[y]);
+}
+
+/*
+ * Is constraint row i satisfied by the logits z?  Misclassified (forget),
+ * predicted as its new label (relabel); with a target loss (unseen), its
+ * loss at the target or, whichever comes first, misclassified.
+ */
 int
 ul_satisfied(const ul_ctx *c, int i, const float *z)
 {
@@ -17,14 +36,100 @@ ul_satisfied(const ul_ctx *c, int i, const float *z)
 	for (int j = 1; j < c->C; j++)
 		if (z[j] > z[best])
 			best = j;
+	if (ul_has_target(c, i) && best == c->yc[i])
+		return ul_ce(z, c->C, c->yc[i]) >= c->tl[i];
 	return c->want[i] ? best == c->yc[i] : best != c->yc[i];
+}
+
+/*
+ * The unseen hinge of row i.  A loss target t is a logit-gap target: with
+ * g = z_y - max_{j != y} z_j, CE >= log(1 + e^-g), so g <= g* = -log(e^t - 1)
+ * guarantees CE >= t, and g < 0 is misclassified: the row is done at
+ * g <= max(g*, 0).  The row is kept in a band one margin wide below that:
+ *   g > max(g*, 0) - margin: pushed (the gradient of hinge_scale * (z_y - z_o)
+ *     into d: a bounded push, as the margin term's, which stays strong where
+ *     the CE's own gradient vanishes); returns 1 (inside the margin);
+ *   g < that - margin, and a margin below where theta0 had it: out of its
+ *     band; returns 2, and in the repair phase (c->pull_back) it is pulled
+ *     back (the opposite gradient), so the pushes on other rows do not carry
+ *     it far past its target (a row the model never saw is not an outlier
+ *     either); the loop weighs the pulls apart, below the pushes
+ *     (ul_step_add_pulls).  Not in the forget phase: there, pulls on rows
+ *     next to rows still pushed kept a small 2-D problem from ever being
+ *     satisfied, and the promise comes first;
+ *   else d = 0, returns 0.
+ */
+static int
+ul_target_hinge(const ul_ctx *c, int i, const float *z, float margin, float hinge_scale, float *d)
+{
+	int			y = c->yc[i],
+				o = -1;
+	double		gstar,
+				g,
+				hi;
+
+	memset(d, 0, sizeof(float) * c->C);
+	if (!(c->tl[i] > 0.0f))
+		return 0;				/* a target of 0: any loss meets it */
+	gstar = -log(expm1((double) c->tl[i]));
+	if (gstar < 0.0)
+		gstar = 0.0;			/* misclassified comes first */
+	for (int j = 0; j < c->C; j++)
+		if (j != y && (o < 0 || z[j] > z[o]))
+			o = j;
+	if (o < 0)
+		return 0;
+	g = (double) z[y] - (double) z[o];
+	hi = gstar - margin;
+	if (g > hi)
+	{
+		d[y] = hinge_scale;
+		d[o] = -hinge_scale;
+		return 1;
+	}
+	if (margin > 0.0f && g < hi - margin && g < c->tg0[i] - margin)
+	{
+		if (c->pull_back)
+		{
+			d[y] = -hinge_scale;
+			d[o] = hinge_scale;
+		}
+		return 2;
+	}
+	return 0;
+}
+
+/* The logit gap z_y - max_{j != y} z_j of every target row under theta0 (c->tg0). */
+void
+ul_target_start_gaps(ul_ctx *c)
+{
+	NN_ASSERT(c->tl != NULL);
+	for (int s0 = 0; s0 < c->nc; s0 += c->wsb)
+	{
+		int			nb = c->nc - s0 < c->wsb ? c->nc - s0 : c->wsb;
+		const float *z = nn_forward(c->m, c->ws, c->Xc + (size_t) s0 * c->F, nb);
+
+		for (int r = 0; r < nb; r++)
+		{
+			const float *zr = z + (size_t) r * c->C;
+			int			y = c->yc[s0 + r];
+			float		best = -INFINITY;
+
+			for (int j = 0; j < c->C; j++)
+				if (j != y && zr[j] > best)
+					best = zr[j];
+			c->tg0[s0 + r] = zr[y] - best;
+		}
+	}
 }
 
 /*
  * Forward pass over all constraint rows: returns how many are satisfied and
  * records violated prior rows.  If hinge_scale != 0, also adds the gradient
  * of hinge_scale * (sum of the margin loss over the rows inside the margin)
- * to c->grad and stores the number of such rows in *n_active.
+ * to c->grad and stores the number of such rows in *n_active; target rows
+ * out of their band are counted in c->n_pulled and, with c->pull_back, their
+ * pull's gradient is added to c->gpull.
  */
 int
 ul_check(ul_ctx *c, float margin, float hinge_scale, int *n_active)
@@ -33,12 +138,14 @@ ul_check(ul_ctx *c, float margin, float hinge_scale, int *n_active)
 				act = 0;
 
 	c->nviol = 0;
+	c->n_pulled = 0;
 	for (int s0 = 0; s0 < c->nc; s0 += c->wsb)
 	{
 		int			nb = c->nc - s0 < c->wsb ? c->nc - s0 : c->wsb;
 		const float *xb = c->Xc + (size_t) s0 * c->F;
 		const float *z = nn_forward(c->m, c->ws, xb, nb);
-		int			any = 0;
+		int			any = 0,
+					any_pull = 0;
 
 		for (int r = 0; r < nb; r++)
 		{
@@ -55,6 +162,24 @@ ul_check(ul_ctx *c, float margin, float hinge_scale, int *n_active)
 				c->viol[c->nviol++] = i;
 			if (hinge_scale == 0.0f)
 				continue;
+			if (ul_has_target(c, i))
+			{
+				/* unseen: the row's loss into the band at its target; a pull goes to c->dlp */
+				float	   *dp = c->dlp + (size_t) r * c->C;
+				int			h = ul_target_hinge(c, i, zr, margin, hinge_scale, d);
+
+				memset(dp, 0, sizeof(float) * c->C);
+				if (h == 2)
+				{
+					memcpy(dp, d, sizeof(float) * c->C);
+					memset(d, 0, sizeof(float) * c->C);
+				}
+				act += h == 1;
+				c->n_pulled += h == 2;
+				any |= h == 1;
+				any_pull |= h == 2 && c->pull_back;
+				continue;
+			}
 			/* best other class */
 			for (int j = 0; j < c->C; j++)
 				if (j != yi && (o < 0 || zr[j] > zr[o]))
@@ -73,6 +198,14 @@ ul_check(ul_ctx *c, float margin, float hinge_scale, int *n_active)
 				act++;
 				any = 1;
 			}
+		}
+		if (any_pull)
+		{
+			/* the pulls first, into their own gradient (scaled apart by the loop) */
+			for (int r = 0; r < nb; r++)
+				if (!ul_has_target(c, s0 + r))
+					memset(c->dlp + (size_t) r * c->C, 0, sizeof(float) * c->C);
+			nn_backward(c->m, c->ws, xb, nb, c->dlp, c->gpull, NULL);
 		}
 		if (any)
 			nn_backward(c->m, c->ws, xb, nb, c->dl, c->grad, NULL);

@@ -40,6 +40,16 @@ spi_text(HeapTuple tup, TupleDesc desc, int col)
 	return copy;
 }
 
+/* Whether the catalog table unlearn.<table> has the column (added by an upgrade). */
+static bool
+catalog_has_column(const char *table, const char *column)
+{
+	Oid			nsp = get_namespace_oid("unlearn", true);
+	Oid			rel = OidIsValid(nsp) ? get_relname_relid(table, nsp) : InvalidOid;
+
+	return OidIsValid(rel) && get_attnum(rel, column) != InvalidAttrNumber;
+}
+
 /*
  * True once the catalog has column models (0.2: unlearn.models.feature_columns
  * and unlearn.encodings).  The library also serves a catalog still at 0.1
@@ -48,10 +58,14 @@ spi_text(HeapTuple tup, TupleDesc desc, int col)
 bool
 unlearn_catalog_has_column_models(void)
 {
-	Oid			nsp = get_namespace_oid("unlearn", true);
-	Oid			rel = OidIsValid(nsp) ? get_relname_relid("models", nsp) : InvalidOid;
+	return catalog_has_column("models", "feature_columns");
+}
 
-	return OidIsValid(rel) && get_attnum(rel, "feature_columns") != InvalidAttrNumber;
+/* True once the ledger records target losses (0.2: unlearn.forgotten.target_loss). */
+bool
+unlearn_catalog_has_ledger_targets(void)
+{
+	return catalog_has_column("forgotten", "target_loss");
 }
 
 /* A model row's feature columns and types (text[], oid[]) for a select list: NULLs on a 0.1 catalog. */

@@ -36,6 +36,7 @@ typedef struct UnlearnModel
 
 /* True once the catalog has column models (0.2); a 0.1 catalog has array models only. */
 bool		unlearn_catalog_has_column_models(void);
+bool		unlearn_catalog_has_ledger_targets(void);
 
 /* A model row's feature columns and types (text[], oid[]) for a select list, alias included ("m."). */
 const char *unlearn_feature_columns_sql(const char *alias);

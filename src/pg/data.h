@@ -22,6 +22,8 @@ typedef struct UnlearnData
 	char	  **labels;			/* distinct labels found, sorted (training only) */
 	int			n_labels;
 	char	  **requested_by;	/* per row, who asked to forget it (NULL: the current user) */
+	float	   *target_loss;	/* forgotten rows: per row the loss it was raised to (target
+								 * "unseen"; NaN: it was misclassified), or NULL: all misclassified */
 } UnlearnData;
 
 /* Which columns to read and how to map labels. */

@@ -39,6 +39,10 @@ typedef struct RunInputs
 	int			lost;			/* held-out rows right before the run and wrong after */
 	int			gained;			/* and the other way round */
 	UnlearnPhases *phases;		/* where the run's time goes (the outcome's) */
+	int			target;			/* UnlearnTarget of this run (choose_target) */
+	bool		has_ref;		/* the current version records a loss reference (target "unseen") */
+	float		ref[UL_UNSEEN_QUANTILES];
+	float	   *forget_target;	/* target "unseen": each forget row's target loss; else NULL */
 } RunInputs;
 
 /* Starts timing a run: its start, and the first phase's. */
@@ -255,6 +259,33 @@ core_phases(UnlearnPhases *p, const ul_result *res)
 					  res->repair_seconds - res->finish_seconds);
 }
 
+/*
+ * Step 1b: what forgetting means in this run.  The target "unseen" needs the
+ * loss reference of rows the model never saw: asked for by the run's options
+ * without one is an error (55000); asked for by unlearn.target alone, the run
+ * forgets with "misclassify" (the stronger criterion) and says so.  Relabelling
+ * has its own criterion.
+ */
+static void
+choose_target(const UnlearnModel *model, bool relabel, const UnlearnRunOptions *opts, RunInputs *in)
+{
+	in->has_ref = unlearn_read_unseen_reference(model, in->ref);
+	in->target = relabel ? UNLEARN_TARGET_MISCLASSIFY : opts->target;
+	if (in->target != UNLEARN_TARGET_UNSEEN || in->has_ref)
+		return;
+	if (!opts->target_from_setting)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("model \"%s\" has no loss reference for the target \"unseen\"", model->name),
+				 errdetail("Version %d records no losses of rows the model never saw.", model->version),
+				 errhint("Train or retrain it with held-out rows, e.g. options => '{\"validation\": 0.1}'.")));
+	ereport(NOTICE,
+			(errmsg("model \"%s\" has no loss reference: its rows are forgotten with the target \"misclassify\"",
+					model->name),
+			 errhint("Train or retrain it with held-out rows, e.g. options => '{\"validation\": 0.1}'.")));
+	in->target = UNLEARN_TARGET_MISCLASSIFY;
+}
+
 /* Step 2: the current weights, unlearned by the core; errors unless every row is satisfied. */
 static nn_model *
 run_core(const UnlearnModel *model, const UnlearnData *forget, const int *new_labels,
@@ -270,6 +301,10 @@ run_core(const UnlearnModel *model, const UnlearnData *forget, const int *new_la
 	req.new_labels = new_labels;
 	req.prior = core_rows(&in->prior);
 	req.replay = core_rows(&in->replay);
+	/* target losses: this run's rows (target "unseen"), earlier rows as the ledger has them */
+	in->forget_target = in->target == UNLEARN_TARGET_UNSEEN ? unlearn_unseen_targets(net, forget, in->ref) : NULL;
+	req.forget_target = in->forget_target;
+	req.prior_target = in->prior.target_loss;
 	unlearn_phase_end(in->phases, "read_model");
 	measure_before(net, in);
 	unlearn_phase_end(in->phases, "held_out_before");
@@ -290,9 +325,11 @@ run_core(const UnlearnModel *model, const UnlearnData *forget, const int *new_la
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("method %s could not %s every row within its step cap",
 						unlearn_method_name(opts), relabel ? "relabel" : "forget"),
-				 errdetail("After %d steps %d of %d rows were %s and %d of %d earlier forgotten rows stayed misclassified; nothing was changed.",
-						   res->steps, res->forgotten, k, relabel ? "relabelled" : "misclassified",
-						   res->prior_kept, (int) in->prior.n),
+				 errdetail("After %d steps %d of %d rows were %s and %d of %d earlier forgotten rows stayed %s; nothing was changed.",
+						   res->steps, res->forgotten, k,
+						   relabel ? "relabelled" : in->forget_target ? "at their target loss" : "misclassified",
+						   res->prior_kept, (int) in->prior.n,
+						   in->prior.target_loss ? "forgotten" : "misclassified"),
 				 opts->ul.method == UL_METHOD_DEFAULT ?
 				 errhint("Raise max_steps or max_passes, or forget fewer rows at a time.") :
 				 errhint("Use method \"default\", or raise max_steps or max_passes.")));
@@ -476,14 +513,19 @@ store_run(const UnlearnModel *model, const UnlearnData *forget, bool relabel, co
 	out->version = unlearn_next_version(model->name);
 	unlearn_phase_end(in->phases, "store_prepare");
 	if (!relabel)
-		unlearn_record_forgotten(model, forget, out->version);
+	{
+		UnlearnData rec = *forget;
+
+		rec.target_loss = in->forget_target;
+		unlearn_record_forgotten(model, &rec, out->version);
+	}
 	unlearn_phase_end(in->phases, "ledger");
 	phases = unlearn_phases_json(in->phases, &total);
 	metrics = unlearn_jsonb_printf("{\"rows\": %d, \"forgotten\": %d, \"prior\": %d, \"prior_kept\": %d,"
 								   " \"steps\": %d, \"forget_steps\": %d, \"seconds\": %.3f,"
 								   " \"replay_rows\": %d, \"forget_loss\": %s, \"held_out_rows\": %d,"
 								   " \"held_out_before\": %s, \"held_out_after\": %s,"
-								   " \"total_seconds\": %.6f, \"phases\": %s}",
+								   " \"total_seconds\": %.6f, \"phases\": %s, \"target\": \"%s\"%s}",
 								   k, res->forgotten, (int) in->prior.n, res->prior_kept, res->steps,
 								   res->forget_steps, out->seconds, (int) in->replay.n,
 								   isfinite(res->final_forget_loss) ?
@@ -491,7 +533,8 @@ store_run(const UnlearnModel *model, const UnlearnData *forget, bool relabel, co
 								   (int) in->held_out.n,
 								   in->held_out.n ? psprintf("%.6f", in->held_out_before) : "null",
 								   in->held_out.n ? psprintf("%.6f", in->held_out_after) : "null",
-								   total, phases);
+								   total, phases, in->target == UNLEARN_TARGET_UNSEEN ? "unseen" : "misclassify",
+								   in->has_ref ? unlearn_unseen_reference_json(in->ref) : "");
 	unlearn_store_version(model->name, out->version, model->version, reason,
 						  unlearn_method_name(opts), run_options_to_jsonb(opts),
 						  net, new_manifest, n_new_manifest,
@@ -812,8 +855,10 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 		return;
 	}
 	INSTR_TIME_SET_CURRENT(t_start);
+	memset(&in, 0, sizeof(in));
 	in.phases = &out->phases;
 	read_inputs(model, forget, opts, &in);
+	choose_target(model, relabel, opts, &in);
 	exact = exact_is_cheaper(model, forget, relabel, opts, &in) ||
 		consolidation_due(model, forget, relabel, &in);
 	net = exact ? NULL : run_core(model, forget, new_labels, &in, opts, &res);

@@ -7,6 +7,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -16,9 +18,12 @@
 
 #include "unlearn_pg.h"
 
-#define LEDGER_COLUMNS 7
+#define LEDGER_COLUMNS 8
 
-/* The ledger insert's arguments for forgotten row i (features NULL unless retained). */
+/*
+ * The ledger insert's arguments for forgotten row i (features NULL unless
+ * retained; target_loss NULL unless the row was raised to a target loss).
+ */
 static void
 ledger_row_args(const UnlearnModel *model, const UnlearnData *rows, int64 i, int version,
 				const char *caller, Datum *args, char *nulls)
@@ -46,26 +51,35 @@ ledger_row_args(const UnlearnModel *model, const UnlearnData *rows, int64 i, int
 	memset(nulls, ' ', LEDGER_COLUMNS);
 	if (unlearn_feature_retention == 0)
 		nulls[3] = 'n';
+	args[7] = Float4GetDatum(rows->target_loss ? rows->target_loss[i] : NAN);
+	if (rows->target_loss == NULL || isnan(rows->target_loss[i]))
+		nulls[7] = 'n';
 }
 
 /* Adds the forgotten rows to the ledger (as the catalog owner). */
 void
 unlearn_record_forgotten(const UnlearnModel *model, const UnlearnData *rows, int version)
 {
-	Oid			argtypes[LEDGER_COLUMNS] = {TEXTOID, INT8OID, TEXTOID, FLOAT4ARRAYOID, INT4OID, TEXTOID, BYTEAOID};
+	Oid			argtypes[LEDGER_COLUMNS] = {TEXTOID, INT8OID, TEXTOID, FLOAT4ARRAYOID, INT4OID, TEXTOID, BYTEAOID,
+	FLOAT4OID};
 	UnlearnCatalogUser saved;
 	SPIPlanPtr	plan;
 	char	   *caller = GetUserNameFromId(GetUserId(), false);
+	bool		targets = unlearn_catalog_has_ledger_targets();
 
+	/* a 0.1 catalog has no target_loss: only misclassified rows can be recorded there */
+	Assert(targets || rows->target_loss == NULL);
 	unlearn_become_catalog_owner(&saved);
-	plan = SPI_prepare("INSERT INTO unlearn.forgotten (model, id, label, features, version, requested_by,"
-					   " features_sha256)"
-					   " VALUES ($1, $2, $3, $4, $5, $6::name, $7)"
-					   " ON CONFLICT (model, id) DO UPDATE SET label = excluded.label,"
-					   " features = excluded.features, version = excluded.version,"
-					   " forgotten_at = excluded.forgotten_at, requested_by = excluded.requested_by,"
-					   " features_sha256 = excluded.features_sha256",
-					   LEDGER_COLUMNS, argtypes);
+	plan = SPI_prepare(psprintf("INSERT INTO unlearn.forgotten (model, id, label, features, version, requested_by,"
+								" features_sha256%s)"
+								" VALUES ($1, $2, $3, $4, $5, $6::name, $7%s)"
+								" ON CONFLICT (model, id) DO UPDATE SET label = excluded.label,"
+								" features = excluded.features, version = excluded.version,"
+								" forgotten_at = excluded.forgotten_at, requested_by = excluded.requested_by,"
+								" features_sha256 = excluded.features_sha256%s",
+								targets ? ", target_loss" : "", targets ? ", $8" : "",
+								targets ? ", target_loss = excluded.target_loss" : ""),
+					   targets ? LEDGER_COLUMNS : LEDGER_COLUMNS - 1, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "could not prepare ledger insert");
 	for (int64 i = 0; i < rows->n; i++)
@@ -114,6 +128,8 @@ drop_forgotten_by_construction(const UnlearnModel *model, UnlearnData *rows)
 					sizeof(float) * rows->n_features);
 			rows->y[m] = rows->y[i];
 			rows->ids[m] = rows->ids[i];
+			if (rows->target_loss)
+				rows->target_loss[m] = rows->target_loss[i];
 		}
 		m++;
 	}
@@ -132,11 +148,13 @@ unlearn_read_prior_rows(const UnlearnModel *model, UnlearnData *out)
 	Datum		args[1] = {CStringGetTextDatum(model->name)};
 	UnlearnCatalogUser saved;
 	int			ret;
+	bool		any_target = false;
 
 	memset(out, 0, sizeof(*out));
 	unlearn_become_catalog_owner(&saved);
-	ret = SPI_execute_with_args("SELECT features, label, id FROM unlearn.forgotten"
-								" WHERE model = $1 AND features IS NOT NULL ORDER BY id",
+	ret = SPI_execute_with_args(psprintf("SELECT features, label, id, %s FROM unlearn.forgotten"
+										 " WHERE model = $1 AND features IS NOT NULL ORDER BY id",
+										 unlearn_catalog_has_ledger_targets() ? "target_loss" : "NULL::float4"),
 								1, argtypes, args, NULL, true, 0);
 	unlearn_restore_user(&saved);
 	if (ret != SPI_OK_SELECT)
@@ -146,16 +164,27 @@ unlearn_read_prior_rows(const UnlearnModel *model, UnlearnData *out)
 	out->X = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max(out->n, 1) * model->n_features);
 	out->y = palloc(sizeof(int) * Max(out->n, 1));
 	out->ids = palloc(sizeof(int64) * Max(out->n, 1));
+	out->target_loss = palloc(sizeof(float) * Max(out->n, 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
 		ArrayType  *arr = DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 		char	   *label = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
 		float	   *x = unlearn_features_from_array(arr, model->n_features);
+		Datum		t = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4, &isnull);
+
+		out->target_loss[i] = isnull ? NAN : DatumGetFloat4(t);
+		any_target |= !isnull;
 
 		memcpy(out->X + i * model->n_features, x, sizeof(float) * model->n_features);
 		out->y[i] = unlearn_class_index(model, label);
 		out->ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
+	}
+	/* no row with a target loss: every row is judged "misclassified" */
+	if (!any_target)
+	{
+		pfree(out->target_loss);
+		out->target_loss = NULL;
 	}
 	drop_forgotten_by_construction(model, out);
 }
@@ -206,11 +235,22 @@ notice_erased_rows(const char *name, int64 n_kept)
 				 errhint("Set unlearn.feature_retention to keep copies for re-verification.")));
 }
 
-/* True if the current version misclassifies every one of the rows. */
+/*
+ * Whether a row is forgotten: predicted as another class than its label, or
+ * (target "unseen") its loss at its target.
+ */
 static bool
-all_misclassified(const UnlearnModel *model, const UnlearnData *rows)
+row_forgotten(int pred, int label, float loss, float target)
+{
+	return pred != label || (!isnan(target) && loss >= target);
+}
+
+/* True if the current version keeps every one of the rows forgotten (row_forgotten). */
+static bool
+all_forgotten(const UnlearnModel *model, const UnlearnData *rows)
 {
 	int		   *pred;
+	float	   *loss = NULL;
 	nn_model   *net;
 	nn_workspace *ws;
 
@@ -221,8 +261,15 @@ all_misclassified(const UnlearnModel *model, const UnlearnData *rows)
 	ws = nn_workspace_create(net, (int) Min(rows->n, 1024));
 	for (int64 s = 0; s < rows->n; s += 1024)
 		nn_predict(net, ws, rows->X + s * rows->n_features, (int) Min(1024, rows->n - s), pred + s);
+	if (rows->target_loss)
+	{
+		Assert(rows->n <= INT_MAX);
+		loss = palloc(sizeof(float) * rows->n);
+		ul_row_losses(net, rows->X, rows->y, (int) rows->n, loss);
+	}
 	for (int64 i = 0; i < rows->n; i++)
-		if (pred[i] == rows->y[i])
+		if (!row_forgotten(pred[i], rows->y[i], loss ? loss[i] : 0.0f,
+						   rows->target_loss ? rows->target_loss[i] : NAN))
 			return false;
 	return true;
 }
@@ -230,7 +277,8 @@ all_misclassified(const UnlearnModel *model, const UnlearnData *rows)
 PG_FUNCTION_INFO_V1(unlearn_confirm_forgotten);
 /*
  * unlearn_confirm_forgotten(model): is every row ever forgotten from the
- * model misclassified by its current version?
+ * model still forgotten by its current version (misclassified, or at its
+ * target loss)?
  */
 Datum
 unlearn_confirm_forgotten(PG_FUNCTION_ARGS)
@@ -250,7 +298,7 @@ unlearn_confirm_forgotten(PG_FUNCTION_ARGS)
 	}
 	unlearn_read_prior_rows(model, &prior);
 	notice_erased_rows(name, prior.n);
-	all = all_misclassified(model, &prior);
+	all = all_forgotten(model, &prior);
 	SPI_finish();
 	PG_RETURN_BOOL(all);
 }
@@ -261,11 +309,12 @@ unlearn_confirm_forgotten(PG_FUNCTION_ARGS)
  */
 static void
 check_ledger_row(const UnlearnModel *model, nn_model *net, nn_workspace *ws, float *proba,
-				 const char *label, Datum features, Datum *values, bool *nulls)
+				 const char *label, Datum features, float target, Datum *values, bool *nulls)
 {
 	float	   *x = unlearn_features_from_array(DatumGetArrayTypeP(features), model->n_features);
 	int			cls = unlearn_class_index(model, label);
 	int			best = 0;
+	float		loss = 0.0f;
 
 	nn_predict_proba(net, ws, x, 1, proba);
 	for (int c = 1; c < model->n_classes; c++)
@@ -276,7 +325,9 @@ check_ledger_row(const UnlearnModel *model, nn_model *net, nn_workspace *ws, flo
 		values[1] = Float8GetDatum(proba[cls]);
 	else
 		nulls[1] = true;
-	values[2] = BoolGetDatum(best != cls);
+	if (cls >= 0 && !isnan(target))
+		ul_row_losses(net, x, &cls, 1, &loss);
+	values[2] = BoolGetDatum(cls < 0 || row_forgotten(best, cls, loss, target));
 }
 
 PG_FUNCTION_INFO_V1(unlearn_forgotten);
@@ -307,8 +358,10 @@ unlearn_forgotten(PG_FUNCTION_ARGS)
 	proba = palloc(sizeof(float) * model->n_classes);
 
 	unlearn_become_catalog_owner(&saved);
-	ret = SPI_execute_with_args("SELECT id, label, features, version, forgotten_at FROM unlearn.forgotten"
-								" WHERE model = $1 ORDER BY id", 1, argtypes, args, NULL, true, 0);
+	ret = SPI_execute_with_args(psprintf("SELECT id, label, features, version, forgotten_at, %s"
+										 " FROM unlearn.forgotten WHERE model = $1 ORDER BY id",
+										 unlearn_catalog_has_ledger_targets() ? "target_loss" : "NULL::float4"),
+								1, argtypes, args, NULL, true, 0);
 	unlearn_restore_user(&saved);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read unlearn.forgotten");
@@ -320,6 +373,8 @@ unlearn_forgotten(PG_FUNCTION_ARGS)
 		bool		nulls[7] = {0};
 		bool		isnull;
 		char	   *label = SPI_getvalue(tup, td, 2);
+		bool		no_target;
+		Datum		target = SPI_getbinval(tup, td, 6, &no_target);
 		Datum		feat = SPI_getbinval(tup, td, 3, &isnull);
 
 		values[0] = SPI_getbinval(tup, td, 1, &nulls[0]);
@@ -327,7 +382,8 @@ unlearn_forgotten(PG_FUNCTION_ARGS)
 		if (isnull)				/* features erased: nothing left to check against */
 			nulls[2] = nulls[3] = nulls[4] = true;
 		else
-			check_ledger_row(model, net, ws, proba, label, feat, values + 2, nulls + 2);
+			check_ledger_row(model, net, ws, proba, label, feat, no_target ? NAN : DatumGetFloat4(target),
+							 values + 2, nulls + 2);
 		values[5] = SPI_getbinval(tup, td, 4, &nulls[5]);
 		values[6] = SPI_getbinval(tup, td, 5, &nulls[6]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);

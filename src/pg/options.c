@@ -275,6 +275,7 @@ unlearn_train_options_to_jsonb(const nn_train_options *o, const int *hidden,
 #define DEFAULT_REPLAY_ROWS 16384
 
 static const char *const method_names[] = {"neggrad", "adv", "adv+imp", "default", NULL};	/* ul_method order */
+static const char *const target_names[] = {"misclassify", "unseen", NULL};	/* UnlearnTarget order */
 
 #define UL_OPT(key, kind, field, lo, hi, expected) \
 	{key, kind, offsetof(UnlearnRunOptions, field), lo, hi, expected, NULL}
@@ -305,6 +306,7 @@ static const OptionSpec run_option_specs[] = {
 	UL_OPT("forget_weight", OPT_FLOAT, ul.forget_weight, 0, 1e6, "a non-negative number"),
 	UL_OPT("distill", OPT_FLOAT, ul.distill, 0, 1, "a number in [0, 1]"),
 	UL_OPT("replay_rows", OPT_INT, replay_rows, 0, 10000000, "an integer from 0 to 10000000"),
+	{"target", OPT_ENUM, offsetof(UnlearnRunOptions, target), 0, 0, "\"misclassify\" or \"unseen\"", target_names},
 };
 
 /*
@@ -343,8 +345,14 @@ unlearn_parse_run_options(Jsonb *options, UnlearnRunOptions *out)
 	memset(out, 0, sizeof(*out));
 	ul_options_default(&out->ul, probe.ul.method);
 	out->replay_rows = DEFAULT_REPLAY_ROWS;
+	out->target = -1;
 	unlearn_parse_options(options, run_option_specs, lengthof(run_option_specs), out, "unlearning");
 	out->exact = exact;
+	/* the target: the option, else the setting */
+	out->target_from_setting = out->target < 0;
+	if (out->target < 0)
+		out->target = unlearn_target;
+	Assert(out->target == UNLEARN_TARGET_MISCLASSIFY || out->target == UNLEARN_TARGET_UNSEEN);
 }
 
 /* The name of a run's method, as the options spell it. */

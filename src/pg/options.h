@@ -78,6 +78,8 @@ typedef struct UnlearnRunOptions
 	ul_options	ul;
 	int			replay_rows;	/* remaining rows sampled for the default method */
 	bool		exact;			/* {"method": "exact"}: retrain without the rows (the shards that held them) */
+	int			target;			/* UnlearnTarget: the option "target", else unlearn.target */
+	bool		target_from_setting;	/* the option was not given */
 } UnlearnRunOptions;
 
 void		unlearn_parse_run_options(Jsonb *options, UnlearnRunOptions *out);

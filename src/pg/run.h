@@ -139,4 +139,11 @@ void		unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_l
 void		unlearn_record_forgotten(const UnlearnModel *model, const UnlearnData *rows, int version);
 void		unlearn_read_prior_rows(const UnlearnModel *model, UnlearnData *out);
 
+/* The target "unseen" (unseen.c): the reference of rows the model never saw, each row's target. */
+char	   *unlearn_unseen_reference_json(const float *ref);
+bool		unlearn_unseen_reference_of_training(const nn_model *net, const UnlearnData *data,
+												 const nn_train_options *o, float *ref);
+bool		unlearn_read_unseen_reference(const UnlearnModel *model, float *ref);
+float	   *unlearn_unseen_targets(const nn_model *net, const UnlearnData *forget, const float *ref);
+
 #endif							/* UNLEARN_RUN_H */

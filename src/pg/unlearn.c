@@ -25,6 +25,13 @@ int			unlearn_retrain_budget = 60;
 int			unlearn_max_categories = 1000;
 bool		unlearn_exact_when_cheaper = true;
 double		unlearn_consolidate_after = 0.01;
+int			unlearn_target = UNLEARN_TARGET_MISCLASSIFY;
+
+static const struct config_enum_entry target_options[] = {
+	{"misclassify", UNLEARN_TARGET_MISCLASSIFY, false},
+	{"unseen", UNLEARN_TARGET_UNSEEN, false},
+	{NULL, 0, false}
+};
 UnlearnSuppress unlearn_suppress_capture = {NULL, (Datum) 0};
 int			unlearn_worker_lock_timeout = 5000;
 
@@ -142,6 +149,19 @@ define_run_settings(void)
 							PGC_SUSET,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("unlearn.target",
+							 "What forgetting a row means when a run's options do not say.",
+							 "misclassify: every forgotten row is misclassified (the paper's criterion). "
+							 "unseen: its loss is raised to that of rows the model never saw (a model "
+							 "trained with held-out rows, option validation); a model without them is "
+							 "unlearned with misclassify.",
+							 &unlearn_target,
+							 UNLEARN_TARGET_MISCLASSIFY,
+							 target_options,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 }
 
 /* The settings of the background workers and the queue. */

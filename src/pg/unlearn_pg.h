@@ -34,6 +34,13 @@ extern double unlearn_max_accuracy_drop;	/* unlearn.max_accuracy_drop, points on
 extern int	unlearn_retrain_budget;		/* unlearn.retrain_budget, s an exact retrain may take; 0 off */
 extern bool unlearn_exact_when_cheaper;
 extern double unlearn_consolidate_after;	/* unlearn.consolidate_after: share of rows before an exact retrain */	/* unlearn.exact_when_cheaper: retrain directly on small tables */
+/* unlearn.target: what forgetting means when a run's options do not say (options.c "target") */
+typedef enum UnlearnTarget
+{
+	UNLEARN_TARGET_MISCLASSIFY = 0,
+	UNLEARN_TARGET_UNSEEN = 1
+} UnlearnTarget;
+extern int	unlearn_target;
 extern int	unlearn_max_categories;		/* unlearn.max_categories: categories per feature column */
 
 /* ---------- BLAS and core set-up (blas.c) ---------- */

@@ -251,3 +251,12 @@ CREATE EVENT TRIGGER unlearn_guard_ddl ON ddl_command_start
 ------------------------------------------------------------------------------
 CREATE FUNCTION @extschema@.unlearn_shard(id bigint, shards integer) RETURNS integer
 AS 'MODULE_PATHNAME', 'unlearn_shard_sql' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+------------------------------------------------------------------------------
+-- The unlearning target "unseen": a forgotten row may be raised to a target
+-- loss (that of rows the model never saw) instead of being misclassified.
+-- The ledger keeps each row's target; NULL: the row was misclassified.
+------------------------------------------------------------------------------
+ALTER TABLE unlearn.forgotten ADD COLUMN target_loss real;
+COMMENT ON COLUMN unlearn.forgotten.target_loss IS
+	'target "unseen": the loss the row was raised to (checked instead of misclassification); NULL: misclassified';

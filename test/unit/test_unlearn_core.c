@@ -4,8 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gradcheck.h"
 #include "unit.h"
-#include "unlearn_core.h"
+#include "unlearn_internal.h"
 
 /* A toy classification problem: C gaussian blobs in D dims, clipped to [0,1]. */
 typedef struct toy
@@ -900,6 +901,233 @@ UNIT_TEST(unlearn_outputs_are_pinned)
 	fixture_free(&f);
 }
 
+
+/* ---------------------------------------------------------------- target "unseen" */
+
+UNIT_TEST(unseen_quantiles_and_targets)
+{
+	float		loss[5] = {4, 1, 3, 2, 0},
+				q5[5],
+				q3[3],
+				ref[2] = {0.0f, 1.0f},
+				tg[6];
+	fixture		f;
+	float		l[6];
+
+	/* quantiles of 0..4: every order statistic, then 0, 2, 4 */
+	ul_loss_quantiles(loss, 5, 5, q5);
+	for (int j = 0; j < 5; j++)
+		CHECK_CLOSE(q5[j], j, 1e-7);
+	ul_loss_quantiles(loss, 5, 3, q3);
+	CHECK_CLOSE(q3[0], 0, 1e-7);
+	CHECK_CLOSE(q3[1], 2, 1e-7);
+	CHECK_CLOSE(q3[2], 4, 1e-7);
+
+	/* targets follow the rows' rank: rank r of 6 takes ref at (r + 0.5) / 6 */
+	fixture_make(&f);
+	CHECK(ul_unseen_targets(f.m, f.Xf, f.yf, 6, ref, 2, tg) == 0);
+	ul_row_losses(f.m, f.Xf, f.yf, 6, l);
+	for (int i = 0; i < 6; i++)
+	{
+		int			rank = 0;
+
+		for (int j = 0; j < 6; j++)
+			rank += l[j] < l[i] || (l[j] == l[i] && j < i);
+		CHECK_CLOSE(tg[i], (rank + 0.5) / 6.0, 1e-6);
+	}
+	fixture_free(&f);
+}
+
+/* Sum over the rows of z_y - max_{j != y} z_j. */
+static double
+sum_logit_gap(const nn_model *m, const float *X, const int *y, int n)
+{
+	int			C = NN_CLASSES(m);
+	nn_workspace *ws = nn_workspace_create(m, n);
+	const float *z = nn_forward(m, ws, X, n);
+	double		s = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		float		best = -INFINITY;
+
+		for (int j = 0; j < C; j++)
+			if (j != y[i] && z[i * C + j] > best)
+				best = z[i * C + j];
+		s += z[i * C + y[i]] - best;
+	}
+	nn_workspace_free(ws);
+	return s;
+}
+
+/*
+ * The unseen hinge: a target loss maps to a logit-gap target; with targets
+ * above every row's loss all rows are active and the gradient is that of the
+ * summed gap z_y - z_o (finite differences); rows far past their target are
+ * pulled back with the opposite gradient, kept apart in c->gpull; a target of
+ * 0 is always met.
+ */
+UNIT_TEST(unseen_hinge_matches_finite_differences)
+{
+	fixture		f;
+	ul_request	q;
+	ul_options	o;
+	ul_ctx		c;
+	float		target[6];
+	int			act = 0,
+				bad = 0,
+				compared = 0;
+
+	fixture_make(&f);
+	memset(&q, 0, sizeof(q));
+	q.forget.X = f.Xf;
+	q.forget.y = f.yf;
+	q.forget.n = 6;
+	q.forget_target = target;
+	for (int i = 0; i < 6; i++)
+		target[i] = 5.0f;
+	ul_options_default(&o, UL_METHOD_DEFAULT);
+	ul_ctx_init(&c, f.m, &q, &o);
+	memset(c.grad, 0, sizeof(float) * f.m->n_params);
+	CHECK(ul_check(&c, 0.1f, 1.0f, &act) == 0);
+	CHECK(act == 6);
+	for (size_t j = 0; j < f.m->n_params; j += f.m->n_params / 60)
+	{
+		float		p0 = f.m->params[j];
+		double		up,
+					dn,
+					h = 1e-3;
+
+		f.m->params[j] = p0 + (float) h;
+		up = sum_logit_gap(f.m, f.Xf, f.yf, 6);
+		f.m->params[j] = p0 - (float) h;
+		dn = sum_logit_gap(f.m, f.Xf, f.yf, 6);
+		f.m->params[j] = p0;
+		compared++;
+		bad += !grad_agrees(c.grad[j], (up - dn) / (2 * h));
+	}
+	CHECK(compared >= 60);
+	CHECK(bad <= 2);			/* a ReLU kink inside +-h can fool the difference */
+
+	/*
+	 * far past a tiny target and (as if theta0 had them far higher) below their
+	 * start: every row is pulled back, the opposite gradient, and none is active
+	 */
+	for (int i = 0; i < 6; i++)
+	{
+		c.tl[i] = 1e-9f;
+		c.tg0[i] = 100.0f;
+	}
+	c.pull_back = 1;
+	memset(c.grad, 0, sizeof(float) * f.m->n_params);
+	memset(c.gpull, 0, sizeof(float) * f.m->n_params);
+	CHECK(ul_check(&c, 0.1f, 1.0f, &act) == 6);
+	CHECK(act == 0 && c.n_pulled == 6);
+	bad = compared = 0;
+	for (size_t j = 0; j < f.m->n_params; j += f.m->n_params / 60)
+	{
+		float		p0 = f.m->params[j];
+		double		up,
+					dn,
+					h = 1e-3;
+
+		f.m->params[j] = p0 + (float) h;
+		up = sum_logit_gap(f.m, f.Xf, f.yf, 6);
+		f.m->params[j] = p0 - (float) h;
+		dn = sum_logit_gap(f.m, f.Xf, f.yf, 6);
+		f.m->params[j] = p0;
+		compared++;
+		bad += !grad_agrees(c.gpull[j], -(up - dn) / (2 * h)) || c.grad[j] != 0.0f;
+	}
+	CHECK(compared >= 60);
+	CHECK(bad <= 2);
+	/* a target of 0 is met by any loss: satisfied, nothing pushed (the context holds a copy) */
+	for (int i = 0; i < 6; i++)
+		c.tl[i] = 0.0f;
+	memset(c.grad, 0, sizeof(float) * f.m->n_params);
+	CHECK(ul_check(&c, 0.1f, 1.0f, &act) == 6);
+	CHECK(act == 0);
+	ul_ctx_free(&c);
+	fixture_free(&f);
+}
+
+/*
+ * With targets from rows the model never saw (the test rows), the default
+ * method raises each forget row's loss to its target (or misclassifies it,
+ * whichever comes first), stops pushing there (some rows stay correctly
+ * classified), and a later request keeps the earlier rows at their targets
+ * as prior rows.
+ */
+UNIT_TEST(unseen_run_reaches_targets)
+{
+	fixture		f;
+	ul_request	q;
+	ul_options	o;
+	ul_result	res;
+	char		err[128];
+	float	   *tl = malloc(sizeof(float) * 400);
+	float		ref[UL_UNSEEN_QUANTILES],
+				target[6],
+				l[6];
+	int			pred[6],
+				right = 0;
+	nn_workspace *ws;
+
+	fixture_make(&f);
+	ul_row_losses(f.m, f.test.X, f.test.y, 400, tl);
+	ul_loss_quantiles(tl, 400, UL_UNSEEN_QUANTILES, ref);
+	for (int j = 1; j < UL_UNSEEN_QUANTILES; j++)
+		CHECK(ref[j] >= ref[j - 1]);
+
+	/* request 1: rows 0..2 */
+	CHECK(ul_unseen_targets(f.m, f.Xf, f.yf, 3, ref, UL_UNSEEN_QUANTILES, target) == 0);
+	memset(&q, 0, sizeof(q));
+	q.forget.X = f.Xf;
+	q.forget.y = f.yf;
+	q.forget.n = 3;
+	q.replay.X = f.Xr;
+	q.replay.y = f.yr;
+	q.replay.n = f.nr;
+	q.forget_target = target;
+	ul_options_default(&o, UL_METHOD_DEFAULT);
+	CHECK(ul_unlearn_request(f.m, &q, &o, NULL, NULL, &res, err, sizeof(err)) == 0);
+	CHECK(res.success == 1 && res.forgotten == 3);
+	ul_row_losses(f.m, f.Xf, f.yf, 3, l);
+	ws = nn_workspace_create(f.m, 6);
+	nn_predict(f.m, ws, f.Xf, 3, pred);
+	for (int i = 0; i < 3; i++)
+		CHECK(l[i] >= target[i] || pred[i] != f.yf[i]);
+
+	/* request 2: rows 3..5, rows 0..2 as prior rows with their targets */
+	q.prior = q.forget;
+	q.prior_target = target;
+	CHECK(ul_unseen_targets(f.m, f.Xf + 3 * FX_D, f.yf + 3, 3, ref, UL_UNSEEN_QUANTILES, target + 3) == 0);
+	q.forget.X = f.Xf + 3 * FX_D;
+	q.forget.y = f.yf + 3;
+	q.forget_target = target + 3;
+	CHECK(ul_unlearn_request(f.m, &q, &o, NULL, NULL, &res, err, sizeof(err)) == 0);
+	CHECK(res.success == 1 && res.forgotten == 3 && res.prior_kept == 3);
+	ul_row_losses(f.m, f.Xf, f.yf, 6, l);
+	nn_predict(f.m, ws, f.Xf, 6, pred);
+	for (int i = 0; i < 6; i++)
+		CHECK(l[i] >= target[i] || pred[i] != f.yf[i]);
+
+	/* the targets are non-member losses of a model at ~100 % accuracy: most rows stay right */
+	for (int i = 0; i < 6; i++)
+		right += pred[i] == f.yf[i];
+	CHECK(right >= 3);
+	nn_workspace_free(ws);
+
+	/* relabel mode takes no targets; a negative target is refused */
+	q.new_labels = f.yf;
+	CHECK(ul_unlearn_request(f.m, &q, &o, NULL, NULL, &res, err, sizeof(err)) == -1);
+	q.new_labels = NULL;
+	target[3] = -1.0f;
+	CHECK(ul_unlearn_request(f.m, &q, &o, NULL, NULL, &res, err, sizeof(err)) == -1);
+	free(tl);
+	fixture_free(&f);
+}
+
 const unit_case unlearn_core_tests[] = {
 	UNIT_ENTRY(pgd_reaches_target_inside_ball_and_box),
 	UNIT_ENTRY(pgd_is_seeded),
@@ -913,5 +1141,8 @@ const unit_case unlearn_core_tests[] = {
 	UNIT_ENTRY(prior_rows_stay_misclassified),
 	UNIT_ENTRY(progress_callback_and_abort),
 	UNIT_ENTRY(unlearn_outputs_are_pinned),
+	UNIT_ENTRY(unseen_quantiles_and_targets),
+	UNIT_ENTRY(unseen_hinge_matches_finite_differences),
+	UNIT_ENTRY(unseen_run_reaches_targets),
 	{NULL, NULL}
 };

@@ -144,6 +144,8 @@ check "unlearn_confirm_forgotten" "t" "$(q "$OLD" "SELECT unlearn_confirm_forgot
 check "the 0.1 model keeps its array form (features_column|feature_columns|encoding rows)" "features|<none>|0" \
 	"$(q "$OLD" "SELECT features_column, coalesce(feature_columns::text, '<none>'),
 	                    (SELECT count(*) FROM unlearn.encodings) FROM unlearn.models WHERE name = 'm'")"
+check "the ledger gains target_loss, NULL for the 0.1 rows (rows|with a target)" "5|0" \
+	"$(q "$OLD" "SELECT count(*), count(target_loss) FROM unlearn.forgotten WHERE model = 'm'")"
 check "the 0.1 model predicts on a row that has its features column" \
 	"$(q "$OLD" "SELECT count(*) FROM ul_rows WHERE unlearn_predict('m', features) = label")" \
 	"$(q "$OLD" "SELECT count(*) FROM ul_rows r WHERE unlearn_predict('m', r) = label")"
