@@ -80,13 +80,15 @@ typedef struct ul_options
 	 * default loss per step is forget_weight * mean hinge over the forget and
 	 * prior rows still inside `margin` + replay_weight * CE on replay_batch
 	 * replay rows (targets mixed with theta0's softmax by `distill`); after
-	 * the stop, repair_steps more steps, handing back the satisfying state
-	 * with the lowest replay loss.  See docs/method.md.
+	 * the stop, up to max(repair_steps, the steps until the stop) more steps
+	 * (repair_steps = 0: none), handing back the satisfying state with the
+	 * lowest replay loss.  See docs/method.md.
 	 */
 	float		margin;			/* bounded forget loss margin */
 	float		replay_weight;	/* weight of CE on replayed remaining rows */
 	int			replay_batch;	/* remaining rows per step */
-	int			repair_steps;	/* steps of the repair phase after the stop (its cap) */
+	int			repair_steps;	/* steps of the repair phase after the stop (its cap, raised
+								 * to the forget phase's steps when that was longer; 0 = none) */
 	int			repair_stop;	/* default method: end the repair phase as soon as a
 								 * held-out slice of the replay rows is repaired
 								 * (0 = run all repair_steps); see docs/method.md */

@@ -76,7 +76,8 @@ typedef struct ul_ctx
 	int			ng,
 				g_pos;
 	nn_rng		rng;
-	float		replay_scale;	/* default method: shrinks while rows refuse to be forgotten */
+	float		replay_scale;	/* default method: shrinks while rows refuse to be forgotten,
+								 * doubles back in the repair phase */
 } ul_ctx;
 
 /* ---------- unlearn_setup.c ---------- */

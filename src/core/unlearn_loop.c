@@ -140,9 +140,12 @@ ul_step_check(ul_ctx *c, ul_loop *lp)
 }
 
 /*
- * Every row is satisfied at this step: note the first such step (and switch
- * to the repair lr); the default method keeps the satisfying state that fits
- * the replay rows best.  Returns 1 when the loop is done: faithful methods;
+ * Every row is satisfied at this step: note the first such step (switch to
+ * the repair lr, let the repair phase take as many steps as the forget phase
+ * took); the default method keeps the satisfying state that fits the replay
+ * rows best and, at a check where every row is beyond the margin, doubles
+ * the replay pull back toward its full weight.  Returns 1 when the loop is
+ * done: faithful methods;
  * the default method when the repair phase's stop rule holds (repair_stop):
  * at a selection check, every forget and prior row is beyond the margin (and
  * a row with a target loss no further than its band), and the held-out
@@ -161,6 +164,10 @@ ul_step_satisfied(ul_ctx *c, ul_loop *lp)
 		lp->t_first = ul_clock();
 		if (lp->is_default && o->repair_lr > 0.0f)
 			lp->opt->lr = o->repair_lr;
+		/* a repair phase may take as many steps as the forget phase took (target rows: more, see repair_cap) */
+		if (o->repair_steps > 0 && lp->repair_left < lp->step)
+			lp->repair_left = lp->step;
+		lp->repair_cap = lp->repair_left * (c->tl ? UL_TARGET_REPAIR_FACTOR : 1);
 	}
 	if (!lp->is_default)
 		return 1;
@@ -183,7 +190,9 @@ ul_step_satisfied(ul_ctx *c, ul_loop *lp)
 			return 1;
 		}
 		l = ul_replay_loss(c);
-
+		/* every row beyond the margin: the replay pull may come back a step */
+		if (lp->n_active == 0)
+			c->replay_scale = c->replay_scale < 0.5f ? 2.0f * c->replay_scale : 1.0f;
 		/* a state with every target row in its band beats one without; then the replay loss */
 		if (!lp->have_snap || (c->n_pulled == 0 && !lp->snap_in_band) ||
 			((c->n_pulled == 0) == lp->snap_in_band && l < lp->best_loss))
@@ -223,7 +232,10 @@ ul_step_stop(ul_ctx *c, ul_loop *lp, int sat)
  * The promise comes first: while some rows still refuse to be forgotten
  * after UL_ESCALATE_AFTER steps, the pull of the replayed rows halves every
  * UL_ESCALATE_EVERY steps, so the bounded forget term wins in the end.  The
- * repair phase gets the full pull back.
+ * repair phase does not get the full pull back at once (that undid the
+ * forgetting and left only the first, most damaged satisfying state to hand
+ * back): it doubles at each selection check where every row is beyond the
+ * margin (ul_step_satisfied).
  */
 static void
 ul_step_escalate(ul_ctx *c, const ul_loop *lp)
@@ -233,8 +245,6 @@ ul_step_escalate(ul_ctx *c, const ul_loop *lp)
 	if (lp->first_done < 0 && lp->step >= UL_ESCALATE_AFTER &&
 		(lp->step - UL_ESCALATE_AFTER) % UL_ESCALATE_EVERY == 0)
 		c->replay_scale *= 0.5f;
-	if (lp->first_done >= 0)
-		c->replay_scale = 1.0f;
 }
 
 /* Adds the rest of this step's loss gradient to c->grad (the margin term is there already). */
