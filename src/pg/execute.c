@@ -20,10 +20,10 @@
 
 #include "queue.h"
 #include "unlearn_pg.h"
+#include "warm.h"
 
 #define HELD_OUT_MAX 2000		/* held-out rows of the accuracy guard, at most */
 #define HELD_OUT_SHARE 5		/* and at most 1 in 5 of the remaining rows */
-#define HELD_OUT_SEED UINT64CONST(0x6775617264)	/* "guard", mixed into the run's seed */
 
 /* What a run reads before it changes anything. */
 typedef struct RunInputs
@@ -39,6 +39,7 @@ typedef struct RunInputs
 	int			lost;			/* held-out rows right before the run and wrong after */
 	int			gained;			/* and the other way round */
 	UnlearnPhases *phases;		/* where the run's time goes (the outcome's) */
+	UnlearnWarmReport warm;		/* where the samples came from */
 } RunInputs;
 
 /* Starts timing a run: its start, and the first phase's. */
@@ -134,42 +135,18 @@ core_rows(const UnlearnData *d)
 	return r;
 }
 
-/* The sorted union of two sorted id arrays (duplicates kept once). */
-static int64 *
-merge_ids(const int64 *a, int64 na, const int64 *b, int64 nb, int64 *n_out)
-{
-	int64	   *out = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * Max(na + nb, 1));
-	int64		i = 0,
-				j = 0,
-				m = 0;
-
-	while (i < na || j < nb)
-	{
-		if (j >= nb || (i < na && a[i] < b[j]))
-			out[m++] = a[i++];
-		else if (i >= na || b[j] < a[i])
-			out[m++] = b[j++];
-		else
-		{
-			out[m++] = a[i++];
-			j++;
-		}
-	}
-	*n_out = m;
-	return out;
-}
-
 /*
  * Step 1: the manifest, the prior rows, the guard's held-out sample of
- * remaining rows (min(2000, remaining / 5), seeded) and (default method) the
- * replay sample, drawn from the remaining rows outside the held-out ones.
+ * remaining rows and (default method) the replay sample: from the worker's
+ * warm samples when it passes them (warm.c), else read from the table.
  */
 static void
 read_inputs(const UnlearnModel *model, const UnlearnData *forget, const UnlearnRunOptions *opts,
-			RunInputs *in)
+			UnlearnWarm *warm, RunInputs *in)
 {
 	int64		remaining;
 	int			want;
+	int			want_replay = 0;
 
 	in->manifest = unlearn_load_manifest(model, model->version, &in->n_manifest);
 	unlearn_phase_end(in->phases, "read_manifest");
@@ -179,21 +156,18 @@ read_inputs(const UnlearnModel *model, const UnlearnData *forget, const UnlearnR
 	want = (int) Min((int64) HELD_OUT_MAX, Max(remaining, 0) / HELD_OUT_SHARE);
 	if (unlearn_max_accuracy_drop >= 100)
 		want = 0;				/* the guard is off: the replay sample is drawn as without it */
-	unlearn_read_sample(model, in->manifest, in->n_manifest, forget->ids, (int) forget->n,
-						want, opts->ul.seed ^ HELD_OUT_SEED, &in->held_out);
-	unlearn_phase_end(in->phases, "read_held_out");
 	if (opts->ul.method == UL_METHOD_DEFAULT && opts->replay_rows > 0)
-	{
-		int64		n_out;
-		int64	   *out = merge_ids(forget->ids, forget->n, in->held_out.ids, in->held_out.n, &n_out);
-
-		Assert(n_out <= INT_MAX);
-		unlearn_read_sample(model, in->manifest, in->n_manifest, out, (int) n_out,
-							opts->replay_rows, opts->ul.seed, &in->replay);
-	}
+		want_replay = opts->replay_rows;
+	memset(&in->warm, 0, sizeof(in->warm));
+	if (warm)
+		unlearn_warm_samples(warm, model, in->manifest, in->n_manifest, forget, want, want_replay,
+							 opts->ul.seed, in->phases, &in->held_out, &in->replay, &in->warm);
 	else
-		memset(&in->replay, 0, sizeof(in->replay));
-	unlearn_phase_end(in->phases, "read_replay");
+	{
+		unlearn_read_run_samples(model, in->manifest, in->n_manifest, forget, want, want_replay,
+								 opts->ul.seed, in->phases, &in->held_out, &in->replay);
+		in->warm.read = in->held_out.n + in->replay.n;
+	}
 }
 
 /* Predictions of a network on the held-out rows, and their accuracy (1 when there are none). */
@@ -483,6 +457,8 @@ store_run(const UnlearnModel *model, const UnlearnData *forget, bool relabel, co
 								   " \"steps\": %d, \"forget_steps\": %d, \"seconds\": %.3f,"
 								   " \"replay_rows\": %d, \"forget_loss\": %s, \"held_out_rows\": %d,"
 								   " \"held_out_before\": %s, \"held_out_after\": %s,"
+								   " \"replay_cached\": %s, \"cache_dropped\": " INT64_FORMAT ","
+								   " \"sample_rows_read\": " INT64_FORMAT ","
 								   " \"total_seconds\": %.6f, \"phases\": %s}",
 								   k, res->forgotten, (int) in->prior.n, res->prior_kept, res->steps,
 								   res->forget_steps, out->seconds, (int) in->replay.n,
@@ -491,6 +467,7 @@ store_run(const UnlearnModel *model, const UnlearnData *forget, bool relabel, co
 								   (int) in->held_out.n,
 								   in->held_out.n ? psprintf("%.6f", in->held_out_before) : "null",
 								   in->held_out.n ? psprintf("%.6f", in->held_out_after) : "null",
+								   in->warm.cached ? "true" : "false", in->warm.dropped, in->warm.read,
 								   total, phases);
 	unlearn_store_version(model->name, out->version, model->version, reason,
 						  unlearn_method_name(opts), run_options_to_jsonb(opts),
@@ -700,11 +677,13 @@ consolidation_due(const UnlearnModel *model, const UnlearnData *forget, bool rel
  * UPDATE already did it.  Caller: connected to SPI, model locked, rows
  * sorted by id, distinct, and checked against the manifest; out->phases
  * started (unlearn_phases_start), with the caller's own steps timed.
+ * warm: the background worker's cached samples of the model (warm.c), or
+ * NULL: read them from the table.
  */
 void
 unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 				const UnlearnRunOptions *opts, const char *reason, bool change_table,
-				UnlearnOutcome *out)
+				UnlearnWarm *warm, UnlearnOutcome *out)
 {
 	RunInputs	in;
 	nn_model   *net;
@@ -720,7 +699,7 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 
 	INSTR_TIME_SET_CURRENT(t_start);
 	in.phases = &out->phases;
-	read_inputs(model, forget, opts, &in);
+	read_inputs(model, forget, opts, warm, &in);
 	exact = exact_is_cheaper(model, forget, relabel, opts, &in) ||
 		consolidation_due(model, forget, relabel, &in);
 	net = exact ? NULL : run_core(model, forget, new_labels, &in, opts, &res);

@@ -1,0 +1,588 @@
+/*
+ * warm.c: the background worker's warm samples.
+ *
+ * A run reads two samples of the remaining rows from the training table: the
+ * guard's held-out rows and the default method's replay rows (rows.c).  On
+ * Fashion-MNIST that is 18 000 rows of 784 features per run.  The worker
+ * keeps them per model between requests, in a memory context of its own,
+ * for the version it stored itself:
+ *
+ *  - an entry holds only for the committed version the worker made, with
+ *    the same table, owner and auto_options (a version made by anyone else,
+ *    a new model of the same name, a failed run: the entry is emptied);
+ *  - each run checks every cached row against the table under the run's
+ *    snapshot, as the model's owner: its id must still be there, once, in
+ *    the same row version (tableoid, ctid and xmin: any UPDATE, a DELETE
+ *    and INSERT or a move between partitions changes them).  Rows that are
+ *    not leave the cache, whether the queue knows of them or not; every
+ *    cached id must be in the current manifest, else the entry is emptied;
+ *  - the rows the run forgets (or relabels) leave both samples before it;
+ *  - a sample above the run's want is trimmed at random, one below it is
+ *    topped up with a seeded draw of manifest rows outside both samples and
+ *    the forget rows, read from the table like a cold run's.
+ *
+ * So a warm run's samples are uniform samples of rows the table holds under
+ * the run's snapshot, exactly as a cold run's, with the held-out rows never
+ * replayed; only which rows they are differs.  unlearn.worker_cache_size
+ * bounds the memory: the least recently used entries go first.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "storage/itemptr.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include "unlearn_pg.h"
+#include "warm.h"
+
+int			unlearn_worker_cache_size = 256;	/* MB */
+
+/* Which row version a cached row was read from. */
+typedef struct WarmStamp
+{
+	Oid			tableoid;		/* InvalidOid: not found */
+	TransactionId xmin;
+	ItemPointerData ctid;
+} WarmStamp;
+
+/* One cached sample: n rows (in no particular order), room for cap. */
+typedef struct WarmSample
+{
+	int64		n,
+				cap;
+	float	   *X;
+	int		   *y;
+	int64	   *ids;
+	WarmStamp  *stamps;
+} WarmSample;
+
+struct UnlearnWarm
+{
+	char	   *name;			/* in warm_parent, like the entry */
+	Oid			relid;
+	Oid			owner;
+	char	   *options;		/* auto_options' text, in cxt */
+	int			n_features;
+	bool		filled;			/* the samples are those of version / stamp ... */
+	bool		committed;		/* ... and that version is committed */
+	int			version;
+	int64		stamp;
+	WarmSample	held,
+				replay;
+	MemoryContext cxt;			/* the samples and options */
+	uint64		last_used;
+	UnlearnWarm *next;
+};
+
+static UnlearnWarm *entries = NULL;
+static UnlearnWarm *current = NULL; /* the entry of the run in progress */
+static uint64 warm_clock = 0;
+static MemoryContext warm_parent = NULL;
+
+/* ------------------------------------------------------------------ entries */
+
+/* Bytes one row of a sample takes. */
+static Size
+row_bytes(int n_features)
+{
+	return sizeof(float) * n_features + sizeof(int) + sizeof(int64) + sizeof(WarmStamp);
+}
+
+/* Bytes an entry's samples take (their capacity). */
+static Size
+entry_bytes(const UnlearnWarm *e)
+{
+	return (Size) (e->held.cap + e->replay.cap) * row_bytes(e->n_features);
+}
+
+/* Empties an entry's samples (it keeps its identity). */
+static void
+entry_empty(UnlearnWarm *e)
+{
+	char	   *options = pstrdup(e->options ? e->options : "");
+
+	MemoryContextReset(e->cxt);
+	e->options = MemoryContextStrdup(e->cxt, options);
+	memset(&e->held, 0, sizeof(e->held));
+	memset(&e->replay, 0, sizeof(e->replay));
+	e->filled = e->committed = false;
+	e->version = 0;
+	e->stamp = 0;
+}
+
+/* Empties an entry and gives it a model's identity. */
+static void
+entry_reset(UnlearnWarm *e, const UnlearnModel *model, const char *options)
+{
+	e->options = NULL;
+	entry_empty(e);
+	e->options = MemoryContextStrdup(e->cxt, options);
+	e->relid = model->relid;
+	e->owner = model->owner;
+	e->n_features = model->n_features;
+}
+
+/* Unlinks and frees an entry. */
+static void
+entry_free(UnlearnWarm *e)
+{
+	UnlearnWarm **p = &entries;
+
+	while (*p != e)
+		p = &(*p)->next;
+	*p = e->next;
+	if (current == e)
+		current = NULL;
+	MemoryContextDelete(e->cxt);
+	pfree(e->name);
+	pfree(e);
+}
+
+/* The entry of a model name, created empty if there is none. */
+static UnlearnWarm *
+entry_for(const UnlearnModel *model, const char *options)
+{
+	UnlearnWarm *e;
+
+	for (e = entries; e; e = e->next)
+		if (strcmp(e->name, model->name) == 0)
+			return e;
+	if (warm_parent == NULL)
+		warm_parent = AllocSetContextCreate(TopMemoryContext, "unlearn warm samples", ALLOCSET_SMALL_SIZES);
+	e = MemoryContextAllocZero(warm_parent, sizeof(UnlearnWarm));
+	e->name = MemoryContextStrdup(warm_parent, model->name);
+	e->cxt = AllocSetContextCreate(warm_parent, "unlearn warm model", ALLOCSET_DEFAULT_SIZES);
+	entry_reset(e, model, options);
+	e->next = entries;
+	entries = e;
+	return e;
+}
+
+/* True if the entry holds the samples of exactly this committed version, table, owner and options. */
+static bool
+entry_holds(const UnlearnWarm *e, const UnlearnModel *model, const char *options)
+{
+	return e->filled && e->committed && e->version == model->version &&
+		e->stamp == model->version_stamp && e->relid == model->relid && e->owner == model->owner &&
+		e->n_features == model->n_features && strcmp(e->options, options) == 0;
+}
+
+/* Frees least recently used entries until the cache fits unlearn.worker_cache_size. */
+static void
+enforce_size(void)
+{
+	Size		limit = (Size) unlearn_worker_cache_size * 1024 * 1024;
+
+	while (entries && unlearn_warm_bytes() > limit)
+	{
+		UnlearnWarm *oldest = entries;
+
+		for (UnlearnWarm *e = entries; e; e = e->next)
+			if (e->last_used < oldest->last_used)
+				oldest = e;
+		entry_free(oldest);
+	}
+}
+
+/* Bytes the cached samples hold in all. */
+Size
+unlearn_warm_bytes(void)
+{
+	Size		bytes = 0;
+
+	for (UnlearnWarm *e = entries; e; e = e->next)
+		bytes += entry_bytes(e);
+	return bytes;
+}
+
+/* The worker's entry for a run of this model (see warm.h); NULL when the cache is off. */
+UnlearnWarm *
+unlearn_warm_open(const UnlearnModel *model, const char *auto_options)
+{
+	UnlearnWarm *e;
+
+	Assert(current == NULL);
+	if (unlearn_worker_cache_size <= 0)
+	{
+		while (entries)
+			entry_free(entries);
+		return NULL;
+	}
+	e = entry_for(model, auto_options);
+	if (!entry_holds(e, model, auto_options))
+		entry_reset(e, model, auto_options);
+	e->last_used = ++warm_clock;
+	current = e;
+	return e;
+}
+
+/* A pass stored a version: the samples are that version's from now on (committed later). */
+void
+unlearn_warm_stored(UnlearnWarm *w, const UnlearnModel *model)
+{
+	if (w == NULL || !w->filled)
+		return;
+	Assert(w == current);
+	w->version = model->version;
+	w->stamp = model->version_stamp;
+	w->committed = false;
+}
+
+/* The run's transaction committed: the entry holds for the version it stored. */
+void
+unlearn_warm_commit(void)
+{
+	if (current == NULL)
+		return;
+	current->committed = current->filled;
+	current = NULL;
+	enforce_size();
+}
+
+/* The run failed: what it did to its entry is not trusted. */
+void
+unlearn_warm_abort(void)
+{
+	if (current == NULL)
+		return;
+	entry_free(current);
+	current = NULL;
+}
+
+/* Frees the entries of models that are gone or whose current version is not the entry's. */
+void
+unlearn_warm_prune(void)
+{
+	UnlearnWarm *e = entries;
+
+	Assert(current == NULL);
+	while (e)
+	{
+		UnlearnWarm *next = e->next;
+		UnlearnModel *model = unlearn_model_lookup(e->name, true);
+
+		if (model == NULL || !e->filled || model->version != e->version ||
+			model->version_stamp != e->stamp)
+			entry_free(e);
+		e = next;
+	}
+}
+
+/* ------------------------------------------------------------------ row stamps */
+
+/* Index of id in the sorted ids, or -1. */
+static int64
+find_id(const int64 *ids, int64 n, int64 id)
+{
+	const int64 *p = bsearch(&id, ids, n, sizeof(int64), unlearn_cmp_int64);
+
+	return p ? p - ids : -1;
+}
+
+/*
+ * The stamps of the rows with these sorted ids under the active snapshot
+ * (tableoid InvalidOid where none); false when an id is there twice or the
+ * id column is no longer an integer column (the caller then reads cold,
+ * which reports the problem).
+ */
+static bool
+read_stamps(const UnlearnModel *model, const int64 *ids, int64 n, WarmStamp *out)
+{
+	const char *id = quote_identifier(model->id_column);
+	char	   *sql = psprintf("SELECT %s, tableoid, ctid, xmin FROM %s WHERE %s = ANY($1)",
+							   id, unlearn_qualified_name(model->relid), id);
+	Oid			argtypes[1] = {INT8ARRAYOID};
+	Datum		args[1] = {unlearn_int8_array(ids, n)};
+	bool		ok = true;
+	Oid			id_type;
+
+	memset(out, 0, sizeof(WarmStamp) * n);
+	if (n == 0)
+		return true;
+	if (SPI_execute_with_args(sql, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the row versions of model \"%s\"", model->name);
+	id_type = SPI_gettypeid(SPI_tuptable->tupdesc, 1);
+	if (id_type != INT2OID && id_type != INT4OID && id_type != INT8OID)
+		ok = false;
+	for (uint64 r = 0; ok && r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		d = SPI_getbinval(tup, desc, 1, &isnull);
+		int64		i = isnull ? -1 : find_id(ids, n, unlearn_int_datum(d, id_type));
+
+		if (i < 0 || OidIsValid(out[i].tableoid))
+		{
+			ok = false;			/* not asked for (cannot be), or twice */
+			break;
+		}
+		out[i].tableoid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+		ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 3, &isnull)), &out[i].ctid);
+		out[i].xmin = DatumGetTransactionId(SPI_getbinval(tup, desc, 4, &isnull));
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return ok;
+}
+
+/* True if two stamps name the same row version. */
+static bool
+same_stamp(const WarmStamp *a, const WarmStamp *b)
+{
+	return OidIsValid(a->tableoid) && a->tableoid == b->tableoid && a->xmin == b->xmin &&
+		ItemPointerEquals((ItemPointer) &a->ctid, (ItemPointer) &b->ctid);
+}
+
+/* ------------------------------------------------------------------ samples */
+
+/* Makes room for cap rows in a sample (in the entry's context). */
+static void
+sample_reserve(UnlearnWarm *e, WarmSample *s, int64 cap)
+{
+	int			F = e->n_features;
+
+	if (cap <= s->cap)
+		return;
+	cap = Max(cap, s->cap + s->cap / 4);
+	if (s->cap == 0)
+	{
+		s->X = MemoryContextAllocHuge(e->cxt, sizeof(float) * (Size) cap * F);
+		s->y = MemoryContextAllocHuge(e->cxt, sizeof(int) * cap);
+		s->ids = MemoryContextAllocHuge(e->cxt, sizeof(int64) * cap);
+		s->stamps = MemoryContextAllocHuge(e->cxt, sizeof(WarmStamp) * cap);
+	}
+	else
+	{
+		s->X = repalloc_huge(s->X, sizeof(float) * (Size) cap * F);
+		s->y = repalloc_huge(s->y, sizeof(int) * cap);
+		s->ids = repalloc_huge(s->ids, sizeof(int64) * cap);
+		s->stamps = repalloc_huge(s->stamps, sizeof(WarmStamp) * cap);
+	}
+	s->cap = cap;
+}
+
+/* Appends rows read from the table, with their stamps. */
+static void
+sample_append(UnlearnWarm *e, WarmSample *s, const UnlearnData *d, const WarmStamp *stamps)
+{
+	int			F = e->n_features;
+
+	Assert(d->n == 0 || d->n_features == F);
+	sample_reserve(e, s, s->n + d->n);
+	memcpy(s->X + (Size) s->n * F, d->X, sizeof(float) * (Size) d->n * F);
+	memcpy(s->y + s->n, d->y, sizeof(int) * d->n);
+	memcpy(s->ids + s->n, d->ids, sizeof(int64) * d->n);
+	memcpy(s->stamps + s->n, stamps, sizeof(WarmStamp) * d->n);
+	s->n += d->n;
+}
+
+/* Removes row i (the last row takes its place). */
+static void
+sample_remove(WarmSample *s, int64 i, int F)
+{
+	int64		last = s->n - 1;
+
+	Assert(i >= 0 && i <= last);
+	if (i != last)
+	{
+		memcpy(s->X + (Size) i * F, s->X + (Size) last * F, sizeof(float) * F);
+		s->y[i] = s->y[last];
+		s->ids[i] = s->ids[last];
+		s->stamps[i] = s->stamps[last];
+	}
+	s->n--;
+}
+
+/* Removes the rows whose id is in the sorted ids. */
+static void
+sample_remove_ids(WarmSample *s, const int64 *ids, int64 n, int F)
+{
+	for (int64 i = s->n - 1; i >= 0; i--)
+		if (find_id(ids, n, s->ids[i]) >= 0)
+			sample_remove(s, i, F);
+}
+
+/* Removes rows at random (seeded) until at most want are left. */
+static void
+sample_trim(WarmSample *s, int64 want, uint64 seed, int F)
+{
+	nn_rng		rng;
+
+	nn_rng_seed(&rng, seed ^ UINT64CONST(0x7472696d));	/* "trim" */
+	while (s->n > Max(want, 0))
+		sample_remove(s, (int64) nn_rng_below(&rng, (uint32) Min(s->n, (int64) PG_UINT32_MAX)), F);
+}
+
+/* The sample as the run takes it (the entry keeps owning the rows). */
+static void
+sample_view(const UnlearnWarm *e, const WarmSample *s, UnlearnData *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->n = s->n;
+	d->n_features = e->n_features;
+	d->X = s->X;
+	d->y = s->y;
+	d->ids = s->ids;
+}
+
+/* The sorted ids of both samples and of the forget rows (what a top-up must not draw). */
+static int64 *
+taken_ids(const UnlearnWarm *e, const UnlearnData *forget, int64 *n_out)
+{
+	int64		n = e->held.n + e->replay.n + forget->n;
+	int64	   *ids = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * Max(n, 1));
+
+	memcpy(ids, e->held.ids, sizeof(int64) * e->held.n);
+	memcpy(ids + e->held.n, e->replay.ids, sizeof(int64) * e->replay.n);
+	memcpy(ids + e->held.n + e->replay.n, forget->ids, sizeof(int64) * forget->n);
+	qsort(ids, n, sizeof(int64), unlearn_cmp_int64);
+	*n_out = n;
+	return ids;
+}
+
+/* Reads up to `need` more rows into a sample, drawn (seeded) from the manifest outside every taken id. */
+static bool
+sample_top_up(UnlearnWarm *e, WarmSample *s, const UnlearnModel *model, const int64 *manifest,
+			  int64 n_manifest, const UnlearnData *forget, int64 need, uint64 seed, int64 *read)
+{
+	int64		n_taken;
+	int64	   *taken;
+	UnlearnData rows;
+	WarmStamp  *stamps;
+
+	if (need <= 0)
+		return true;
+	taken = taken_ids(e, forget, &n_taken);
+	Assert(n_taken <= INT_MAX);
+	unlearn_read_sample(model, manifest, n_manifest, taken, (int) n_taken, (int) Min(need, (int64) INT_MAX),
+						seed, &rows);
+	stamps = palloc(sizeof(WarmStamp) * Max(rows.n, 1));
+	if (!read_stamps(model, rows.ids, rows.n, stamps))
+		return false;
+	sample_append(e, s, &rows, stamps);
+	*read += rows.n;
+	return true;
+}
+
+/*
+ * Step 1 of a warm run: drops the forget rows, then every cached row the
+ * table no longer has in the same row version, counting those; false when
+ * the cache cannot be accounted for (an id twice in the table, a cached id
+ * outside the manifest).
+ */
+static bool
+check_cached(UnlearnWarm *e, const UnlearnModel *model, const int64 *manifest, int64 n_manifest,
+			 const UnlearnData *forget, int64 *dropped)
+{
+	int			F = e->n_features;
+	WarmSample *samples[2] = {&e->held, &e->replay};
+
+	sample_remove_ids(&e->held, forget->ids, forget->n, F);
+	sample_remove_ids(&e->replay, forget->ids, forget->n, F);
+	for (int k = 0; k < 2; k++)
+	{
+		WarmSample *s = samples[k];
+		int64		n = s->n;	/* the rows checked (removals shrink s->n) */
+		int64	   *sorted = palloc(sizeof(int64) * Max(n, 1));
+		WarmStamp  *now = palloc(sizeof(WarmStamp) * Max(n, 1));
+
+		memcpy(sorted, s->ids, sizeof(int64) * n);
+		qsort(sorted, n, sizeof(int64), unlearn_cmp_int64);
+		if (!read_stamps(model, sorted, n, now))
+			return false;
+		for (int64 i = n - 1; i >= 0; i--)
+		{
+			int64		j = find_id(sorted, n, s->ids[i]);
+
+			Assert(j >= 0);
+			if (find_id(manifest, n_manifest, s->ids[i]) < 0)
+				return false;
+			if (!same_stamp(&now[j], &s->stamps[i]))
+			{
+				sample_remove(s, i, F);
+				(*dropped)++;
+			}
+		}
+	}
+	return true;
+}
+
+/* A cold run's samples, read from the table (rows.c), kept in the entry if their stamps can be read. */
+static void
+fill_cold(UnlearnWarm *e, const UnlearnModel *model, const int64 *manifest, int64 n_manifest,
+		  const UnlearnData *forget, int want_held_out, int want_replay, uint64 seed,
+		  UnlearnPhases *phases, UnlearnData *held_out, UnlearnData *replay, UnlearnWarmReport *report)
+{
+	WarmStamp  *held_stamps;
+	WarmStamp  *replay_stamps;
+
+	unlearn_read_run_samples(model, manifest, n_manifest, forget, want_held_out, want_replay, seed,
+							 phases, held_out, replay);
+	report->read = held_out->n + replay->n;
+	held_stamps = palloc(sizeof(WarmStamp) * Max(held_out->n, 1));
+	replay_stamps = palloc(sizeof(WarmStamp) * Max(replay->n, 1));
+	entry_empty(e);
+	if (!read_stamps(model, held_out->ids, held_out->n, held_stamps) ||
+		!read_stamps(model, replay->ids, replay->n, replay_stamps))
+		return;
+	sample_append(e, &e->held, held_out, held_stamps);
+	sample_append(e, &e->replay, replay, replay_stamps);
+	e->filled = true;
+	e->version = model->version;
+	e->stamp = model->version_stamp;
+	unlearn_phase_end(phases, "read_replay");
+}
+
+/*
+ * Steps 2 and 3 of a warm run: each sample trimmed to its want at random,
+ * or topped up (the held-out sample first, so replay draws stay outside
+ * it); false when the rows read cannot be stamped.
+ */
+static bool
+patch_samples(UnlearnWarm *e, const UnlearnModel *model, const int64 *manifest, int64 n_manifest,
+			  const UnlearnData *forget, int want_held_out, int want_replay, uint64 seed,
+			  UnlearnPhases *phases, UnlearnWarmReport *report)
+{
+	/* a fresh draw each version: the pool changed, and a repeated seed would favour the same rows */
+	uint64		draw = seed ^ ((uint64) model->version * UINT64CONST(0x9e3779b97f4a7c15));
+
+	sample_trim(&e->held, want_held_out, draw, e->n_features);
+	if (!sample_top_up(e, &e->held, model, manifest, n_manifest, forget, want_held_out - e->held.n,
+					   draw ^ UNLEARN_HELD_OUT_SEED, &report->read))
+		return false;
+	unlearn_phase_end(phases, "read_held_out");
+	sample_trim(&e->replay, want_replay, draw ^ 1, e->n_features);
+	if (!sample_top_up(e, &e->replay, model, manifest, n_manifest, forget, want_replay - e->replay.n,
+					   draw, &report->read))
+		return false;
+	unlearn_phase_end(phases, "read_replay");
+	return true;
+}
+
+/* A run's held-out and replay samples, warm when the entry holds them (see warm.h). */
+void
+unlearn_warm_samples(UnlearnWarm *w, const UnlearnModel *model, const int64 *manifest,
+					 int64 n_manifest, const UnlearnData *forget, int want_held_out,
+					 int want_replay, uint64 seed, UnlearnPhases *phases,
+					 UnlearnData *held_out, UnlearnData *replay, UnlearnWarmReport *report)
+{
+	Assert(w == current && w != NULL);
+	Assert(w->n_features == model->n_features);
+	memset(report, 0, sizeof(*report));
+	if (w->filled && w->version == model->version && w->stamp == model->version_stamp &&
+		check_cached(w, model, manifest, n_manifest, forget, &report->dropped) &&
+		patch_samples(w, model, manifest, n_manifest, forget, want_held_out, want_replay, seed,
+					  phases, report))
+	{
+		report->cached = true;
+		sample_view(w, &w->held, held_out);
+		sample_view(w, &w->replay, replay);
+		return;
+	}
+	/* nothing usable: read as a cold run does */
+	memset(report, 0, sizeof(*report));
+	fill_cold(w, model, manifest, n_manifest, forget, want_held_out, want_replay, seed, phases,
+			  held_out, replay, report);
+}
