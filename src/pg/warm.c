@@ -11,11 +11,12 @@
  *    the same table, owner and auto_options (a version made by anyone else,
  *    a new model of the same name, a failed run: the entry is emptied);
  *  - each run checks every cached row against the table under the run's
- *    snapshot, as the model's owner: its id must still be there, once, in
- *    the same row version (tableoid, ctid and xmin: any UPDATE, a DELETE
- *    and INSERT or a move between partitions changes them).  Rows that are
- *    not leave the cache, whether the queue knows of them or not; every
- *    cached id must be in the current manifest, else the entry is emptied;
+ *    snapshot, as the model's owner: the row version it was read from
+ *    (tableoid, ctid, xmin; any UPDATE, a DELETE, a DELETE and INSERT or a
+ *    move between partitions gives another) must still be visible, with
+ *    the same id: one TID scan, a heap fetch per row.  Rows that are not
+ *    leave the cache, whether the queue knows of them or not; every cached
+ *    id must be in the current manifest, else the entry is emptied;
  *  - the rows the run forgets (or relabels) leave both samples before it;
  *  - a sample above the run's want is trimmed at random, one below it is
  *    topped up with a seeded draw of manifest rows outside both samples and
@@ -31,6 +32,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "storage/itemptr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
@@ -466,11 +468,77 @@ sample_top_up(UnlearnWarm *e, WarmSample *s, const UnlearnModel *model, const in
 	return true;
 }
 
+/* A cached row being checked: where it was read from, its id, and whether it is still there. */
+typedef struct CheckedRow
+{
+	const WarmStamp *stamp;
+	int64		id;
+	int64		pos;			/* held-out rows first, then replay rows */
+	bool		there;
+} CheckedRow;
+
+/* Orders checked rows by ctid, then tableoid. */
+static int
+cmp_checked(const void *a, const void *b)
+{
+	const WarmStamp *x = ((const CheckedRow *) a)->stamp;
+	const WarmStamp *y = ((const CheckedRow *) b)->stamp;
+	int			c = ItemPointerCompare((ItemPointer) &x->ctid, (ItemPointer) &y->ctid);
+
+	if (c != 0)
+		return c;
+	return (x->tableoid > y->tableoid) - (x->tableoid < y->tableoid);
+}
+
+/*
+ * Sets `there` for each row whose row version the table still holds under
+ * the active snapshot: a TID scan of the rows' ctids (one heap fetch each,
+ * no index probe); the tuple visible there must have the cached tableoid,
+ * xmin and id.  A row updated, deleted (its slot reused or not) or moved
+ * since is not there.  rows: sorted with cmp_checked.
+ */
+static void
+find_unchanged(const UnlearnModel *model, CheckedRow *rows, int64 n)
+{
+	char	   *sql = psprintf("SELECT tableoid, ctid, xmin, %s FROM %s WHERE ctid = ANY($1)",
+							   quote_identifier(model->id_column), unlearn_qualified_name(model->relid));
+	Datum	   *tids = palloc(sizeof(Datum) * Max(n, 1));
+	Oid			argtypes[1] = {TIDARRAYOID};
+	Datum		args[1];
+
+	for (int64 i = 0; i < n; i++)
+		tids[i] = PointerGetDatum(&rows[i].stamp->ctid);
+	args[0] = PointerGetDatum(construct_array(tids, (int) n, TIDOID, sizeof(ItemPointerData), false,
+											  TYPALIGN_SHORT));
+	if (SPI_execute_with_args(sql, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not check the cached rows of model \"%s\"", model->name);
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		Oid			id_type = SPI_gettypeid(desc, 4);
+		bool		isnull;
+		WarmStamp	found;
+		CheckedRow	key = {&found, 0, 0, false};
+		CheckedRow *row;
+		Datum		id;
+
+		found.tableoid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 2, &isnull)), &found.ctid);
+		found.xmin = DatumGetTransactionId(SPI_getbinval(tup, desc, 3, &isnull));
+		id = SPI_getbinval(tup, desc, 4, &isnull);
+		row = bsearch(&key, rows, n, sizeof(CheckedRow), cmp_checked);
+		if (row && !isnull && (id_type == INT2OID || id_type == INT4OID || id_type == INT8OID) &&
+			same_stamp(&found, row->stamp) && unlearn_int_datum(id, id_type) == row->id)
+			row->there = true;
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
 /*
  * Step 1 of a warm run: drops the forget rows, then every cached row the
  * table no longer has in the same row version, counting those; false when
- * the cache cannot be accounted for (an id twice in the table, a cached id
- * outside the manifest).
+ * the cache cannot be accounted for (a cached id outside the manifest).
  */
 static bool
 check_cached(UnlearnWarm *e, const UnlearnModel *model, const int64 *manifest, int64 n_manifest,
@@ -478,33 +546,41 @@ check_cached(UnlearnWarm *e, const UnlearnModel *model, const int64 *manifest, i
 {
 	int			F = e->n_features;
 	WarmSample *samples[2] = {&e->held, &e->replay};
+	CheckedRow *rows;
+	bool	   *there;
+	int64		n = 0;
 
 	sample_remove_ids(&e->held, forget->ids, forget->n, F);
 	sample_remove_ids(&e->replay, forget->ids, forget->n, F);
+	/* step 1: every cached row, by where it was read from */
+	rows = palloc(sizeof(CheckedRow) * Max(e->held.n + e->replay.n, 1));
 	for (int k = 0; k < 2; k++)
-	{
-		WarmSample *s = samples[k];
-		int64		n = s->n;	/* the rows checked (removals shrink s->n) */
-		int64	   *sorted = palloc(sizeof(int64) * Max(n, 1));
-		WarmStamp  *now = palloc(sizeof(WarmStamp) * Max(n, 1));
-
-		memcpy(sorted, s->ids, sizeof(int64) * n);
-		qsort(sorted, n, sizeof(int64), unlearn_cmp_int64);
-		if (!read_stamps(model, sorted, n, now))
-			return false;
-		for (int64 i = n - 1; i >= 0; i--)
+		for (int64 i = 0; i < samples[k]->n; i++)
 		{
-			int64		j = find_id(sorted, n, s->ids[i]);
-
-			Assert(j >= 0);
-			if (find_id(manifest, n_manifest, s->ids[i]) < 0)
+			if (find_id(manifest, n_manifest, samples[k]->ids[i]) < 0)
 				return false;
-			if (!same_stamp(&now[j], &s->stamps[i]))
+			rows[n].stamp = &samples[k]->stamps[i];
+			rows[n].id = samples[k]->ids[i];
+			rows[n].pos = n;
+			rows[n++].there = false;
+		}
+	qsort(rows, n, sizeof(CheckedRow), cmp_checked);
+	find_unchanged(model, rows, n);
+	/* step 2: the verdicts in sample order (the stamps are the samples' own) */
+	there = palloc(sizeof(bool) * Max(n, 1));
+	for (int64 i = 0; i < n; i++)
+		there[rows[i].pos] = rows[i].there;
+	/* step 3: drop the others (from the end: a removal moves the last row into its place) */
+	for (int k = 1; k >= 0; k--)
+	{
+		int64		base = k == 0 ? 0 : e->held.n;
+
+		for (int64 i = samples[k]->n - 1; i >= 0; i--)
+			if (!there[base + i])
 			{
-				sample_remove(s, i, F);
+				sample_remove(samples[k], i, F);
 				(*dropped)++;
 			}
-		}
 	}
 	return true;
 }
