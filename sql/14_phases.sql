@@ -54,6 +54,13 @@ FROM unlearn.versions WHERE model = 'ph' AND version = 4;
 -- samples from the table and the worker kept them; the next run takes them,
 -- checked against the table, without re-reading (every remaining row of
 -- this small table is in one of the two samples: no row is left to read)
+-- (the accuracy guard on, test/regress.conf has it off, so the runs draw
+-- held-out rows too; at 99 points it never refuses a run)
+RESET ROLE;
+ALTER SYSTEM SET unlearn.max_accuracy_drop = 99;
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.5);
+SET ROLE regress_owner;
 DELETE FROM phased WHERE id = 13;
 SELECT unlearn_wait('ph') AS drained;
 -- a version someone else made (a session's unlearn_rows): the next run reads
@@ -74,12 +81,24 @@ DELETE FROM phased WHERE id = 23;
 SELECT unlearn_wait('ph') AS drained;
 SELECT version, reason, (metrics->>'replay_cached')::boolean AS replay_cached,
        (metrics->>'cache_dropped')::int AS dropped, (metrics->>'sample_rows_read')::int AS rows_read,
+       (metrics->>'held_out_rows')::int AS held_out,
        (metrics->>'held_out_rows')::int + (metrics->>'replay_rows')::int AS sampled
 FROM unlearn.versions WHERE model = 'ph' AND version >= 4 ORDER BY version;
+-- a warm run's held-out accuracy before it comes from the logits the worker
+-- computed with the previous run's weights after its commit: on the same
+-- held-out rows it is that run's accuracy after
+SELECT a.version, (a.metrics->>'held_out_rows')::int AS rows_after, (b.metrics->>'held_out_rows')::int AS rows_before_next,
+       a.metrics->'held_out_after' = b.metrics->'held_out_before' AS same_accuracy
+FROM unlearn.versions a JOIN unlearn.versions b ON b.model = a.model AND b.version = a.version + 1
+WHERE a.model = 'ph' AND a.version IN (7, 8);
 -- every sampled row is one the table holds now, as it is now: the samples
 -- of the last run are exactly the remaining rows (a cold run reads the same)
 SELECT count(*) AS remaining_rows FROM phased;
 SELECT * FROM pg_temp.phase_check('ph', 9);
+RESET ROLE;
+ALTER SYSTEM RESET unlearn.max_accuracy_drop;
+SELECT pg_reload_conf();
+SET ROLE regress_owner;
 
 SELECT unlearn_drop_model('ph');
 DROP TABLE phased;

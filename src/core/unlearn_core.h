@@ -145,6 +145,14 @@ typedef struct ul_request
 	const int  *new_labels;		/* NULL: forget mode; else forget.n labels (relabel mode) */
 	ul_rows		prior;			/* rows of earlier requests that must stay forgotten; may be empty */
 	ul_rows		replay;			/* sample of remaining rows the default method replays; may be empty */
+	/*
+	 * The model's logits on the replay rows (replay.n x classes, as
+	 * nn_predict_logits gives them), when the caller has them already (the
+	 * worker's warm samples): the set-up then takes theta0's soft targets
+	 * and held-out slice from them instead of a forward pass.  NULL:
+	 * computed.
+	 */
+	const float *replay_logits;
 } ul_request;
 
 /* ul_unlearn on a request (the same computation, bit for bit). */

@@ -364,5 +364,6 @@ ul_unlearn(nn_model *m,
 	req.replay.X = Xr;
 	req.replay.y = yr;
 	req.replay.n = nr;
+	req.replay_logits = NULL;
 	return ul_unlearn_request(m, &req, o, cb, cb_arg, result, err, errlen);
 }

@@ -121,6 +121,7 @@ ul_make_soft_targets(ul_ctx *c, float distill)
 {
 	const float *Xr = c->req->replay.X;
 	const int  *yr = c->req->replay.y;
+	const float *L0 = c->req->replay_logits;	/* theta0's logits, when the caller has them */
 	int			nr = c->nr;
 
 	c->rsoft = nn_alloc(sizeof(float) * (size_t) nr * c->C);
@@ -128,9 +129,9 @@ ul_make_soft_targets(ul_ctx *c, float distill)
 	{
 		int			nb = nr - s0 < c->wsb ? nr - s0 : c->wsb;
 		float	   *out = c->rsoft + (size_t) s0 * c->C;
+		const float *z = L0 ? L0 + (size_t) s0 * c->C : nn_forward(c->m, c->ws, Xr + (size_t) s0 * c->F, nb);
 
-		nn_softmax_ce(nn_forward(c->m, c->ws, Xr + (size_t) s0 * c->F, nb), yr + s0, nb, c->C,
-					  1.0f, NULL, out);
+		nn_softmax_ce(z, yr + s0, nb, c->C, 1.0f, NULL, out);
 		for (int r = 0; r < nb; r++)
 			for (int j = 0; j < c->C; j++)
 				out[r * c->C + j] = distill * out[r * c->C + j] + (1.0f - distill) * (j == yr[s0 + r]);
@@ -138,11 +139,12 @@ ul_make_soft_targets(ul_ctx *c, float distill)
 }
 
 /*
- * The held-out replay rows [nr, nr + nh) under the current model: each row's
- * cross-entropy toward its label into ce, its predicted class into pred.
+ * The held-out replay rows [nr, nr + nh) under the current model (or under
+ * the given logits of theirs, nh x C): each row's cross-entropy toward its
+ * label into ce, its predicted class into pred.
  */
 void
-ul_holdout_eval(ul_ctx *c, float *ce, int *pred)
+ul_holdout_eval(ul_ctx *c, const float *logits, float *ce, int *pred)
 {
 	const float *Xh = c->req->replay.X + (size_t) c->nr * c->F;
 	const int  *yh = c->req->replay.y + c->nr;
@@ -150,7 +152,8 @@ ul_holdout_eval(ul_ctx *c, float *ce, int *pred)
 	for (int s0 = 0; s0 < c->nh; s0 += c->wsb)
 	{
 		int			nb = c->nh - s0 < c->wsb ? c->nh - s0 : c->wsb;
-		const float *z = nn_forward(c->m, c->ws, Xh + (size_t) s0 * c->F, nb);
+		const float *z = logits ? logits + (size_t) s0 * c->C :
+			nn_forward(c->m, c->ws, Xh + (size_t) s0 * c->F, nb);
 
 		for (int r = 0; r < nb; r++)
 		{
@@ -193,7 +196,7 @@ ul_holdout_repaired(ul_ctx *c)
 				mean,
 				sem;
 
-	ul_holdout_eval(c, c->h_ce, c->h_pred);
+	ul_holdout_eval(c, NULL, c->h_ce, c->h_pred);
 	for (int i = 0; i < c->nh; i++)
 	{
 		int			was = c->h_pred0[i] == yh[i],

@@ -146,7 +146,8 @@ ul_ctx_terms(ul_ctx *c, int is_default)
 			c->h_pred = nn_alloc(sizeof(int) * nh);
 			c->h_ce0 = nn_alloc(sizeof(float) * nh);
 			c->h_ce = nn_alloc(sizeof(float) * nh);
-			ul_holdout_eval(c, c->h_ce0, c->h_pred0);
+			ul_holdout_eval(c, q->replay_logits ? q->replay_logits + (size_t) c->nr * c->C : NULL,
+							c->h_ce0, c->h_pred0);
 		}
 	}
 	nr = c->nr;

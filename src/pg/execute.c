@@ -40,6 +40,7 @@ typedef struct RunInputs
 	int			gained;			/* and the other way round */
 	UnlearnPhases *phases;		/* where the run's time goes (the outcome's) */
 	UnlearnWarmReport warm;		/* where the samples came from */
+	UnlearnWarm *warm_entry;	/* the worker's cached samples, or NULL */
 } RunInputs;
 
 /* Starts timing a run: its start, and the first phase's. */
@@ -170,30 +171,38 @@ read_inputs(const UnlearnModel *model, const UnlearnData *forget, const UnlearnR
 	}
 }
 
-/* Predictions of a network on the held-out rows, and their accuracy (1 when there are none). */
+/*
+ * Predictions of a network on the held-out rows (from its logits on them
+ * when given), and their accuracy (1 when there are none).
+ */
 static double
-held_out_predict(const nn_model *net, const UnlearnData *held_out, int *pred)
+held_out_predict(const nn_model *net, const UnlearnData *held_out, const float *logits, int *pred)
 {
 	nn_workspace *ws;
 	int64		right = 0;
 
 	if (held_out->n == 0)
 		return 1.0;
-	ws = nn_workspace_create(net, (int) Min(held_out->n, 1024));
-	for (int64 s = 0; s < held_out->n; s += 1024)
-		nn_predict(net, ws, held_out->X + s * held_out->n_features, (int) Min(1024, held_out->n - s), pred + s);
-	nn_workspace_free(ws);
+	if (logits)
+		nn_logits_classes(logits, (int) held_out->n, NN_CLASSES(net), pred);
+	else
+	{
+		ws = nn_workspace_create(net, (int) Min(held_out->n, 1024));
+		for (int64 s = 0; s < held_out->n; s += 1024)
+			nn_predict(net, ws, held_out->X + s * held_out->n_features, (int) Min(1024, held_out->n - s), pred + s);
+		nn_workspace_free(ws);
+	}
 	for (int64 i = 0; i < held_out->n; i++)
 		right += pred[i] == held_out->y[i];
 	return (double) right / (double) held_out->n;
 }
 
-/* Accuracy on the held-out rows before the run (its predictions kept). */
+/* Accuracy on the held-out rows before the run (its predictions kept), from the logits when known. */
 static void
-measure_before(const nn_model *net, RunInputs *in)
+measure_before(const nn_model *net, RunInputs *in, const float *logits)
 {
 	in->held_out_pred = palloc(sizeof(int) * Max(in->held_out.n, 1));
-	in->held_out_before = held_out_predict(net, &in->held_out, in->held_out_pred);
+	in->held_out_before = held_out_predict(net, &in->held_out, logits, in->held_out_pred);
 }
 
 /* Accuracy on the held-out rows after the run, and the rows it lost and gained. */
@@ -202,7 +211,7 @@ measure_after(const nn_model *net, RunInputs *in)
 {
 	int		   *pred = palloc(sizeof(int) * Max(in->held_out.n, 1));
 
-	in->held_out_after = held_out_predict(net, &in->held_out, pred);
+	in->held_out_after = held_out_predict(net, &in->held_out, NULL, pred);
 	in->lost = in->gained = 0;
 	for (int64 i = 0; i < in->held_out.n; i++)
 	{
@@ -239,13 +248,21 @@ run_core(const UnlearnModel *model, const UnlearnData *forget, const int *new_la
 	char		err[256];
 	int			k = (int) forget->n;
 	bool		relabel = new_labels != NULL;
+	const float *held_logits = NULL;
 
 	req.forget = core_rows(forget);
 	req.new_labels = new_labels;
 	req.prior = core_rows(&in->prior);
 	req.replay = core_rows(&in->replay);
+	req.replay_logits = NULL;
 	unlearn_phase_end(in->phases, "read_model");
-	measure_before(net, in);
+	if (in->warm_entry)
+	{
+		/* theta0's logits on the warm samples, computed after the previous run */
+		unlearn_warm_logits(in->warm_entry, net, &held_logits, &req.replay_logits);
+		unlearn_phase_end(in->phases, "warm_logits");
+	}
+	measure_before(net, in, held_logits);
 	unlearn_phase_end(in->phases, "held_out_before");
 	if (ul_unlearn_request(net, &req, &opts->ul, unlearn_progress_callback, model->name, res,
 						   err, sizeof(err)) != 0)
@@ -699,6 +716,7 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 
 	INSTR_TIME_SET_CURRENT(t_start);
 	in.phases = &out->phases;
+	in.warm_entry = warm;
 	read_inputs(model, forget, opts, warm, &in);
 	exact = exact_is_cheaper(model, forget, relabel, opts, &in) ||
 		consolidation_due(model, forget, relabel, &in);
@@ -723,6 +741,7 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 		return;
 	}
 	store_run(model, forget, relabel, &in, net, &res, opts, reason, out);
+	unlearn_warm_keep_net(warm, net);
 
 	out->forgotten = res.forgotten;
 	out->prior_kept = res.prior_kept;

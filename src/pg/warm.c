@@ -39,6 +39,8 @@
 #include "unlearn_pg.h"
 #include "warm.h"
 
+#define WARM_CHUNK 1024			/* rows per forward pass of the logits */
+
 int			unlearn_worker_cache_size = 256;	/* MB */
 
 /* Which row version a cached row was read from. */
@@ -58,6 +60,8 @@ typedef struct WarmSample
 	int		   *y;
 	int64	   *ids;
 	WarmStamp  *stamps;
+	float	   *logits;			/* n x classes: the entry's version's logits on each row ... */
+	bool	   *known;			/* ... where known (rows read since have none yet) */
 } WarmSample;
 
 struct UnlearnWarm
@@ -67,13 +71,16 @@ struct UnlearnWarm
 	Oid			owner;
 	char	   *options;		/* auto_options' text, in cxt */
 	int			n_features;
+	int			n_classes;
 	bool		filled;			/* the samples are those of version / stamp ... */
 	bool		committed;		/* ... and that version is committed */
 	int			version;
 	int64		stamp;
 	WarmSample	held,
 				replay;
-	MemoryContext cxt;			/* the samples and options */
+	nn_model   *net;			/* the weights of the version a run stored, until its logits are taken */
+	bool		net_fresh;		/* net was kept by the pass being stored */
+	MemoryContext cxt;			/* the samples, options and net */
 	uint64		last_used;
 	UnlearnWarm *next;
 };
@@ -87,16 +94,17 @@ static MemoryContext warm_parent = NULL;
 
 /* Bytes one row of a sample takes. */
 static Size
-row_bytes(int n_features)
+row_bytes(int n_features, int n_classes)
 {
-	return sizeof(float) * n_features + sizeof(int) + sizeof(int64) + sizeof(WarmStamp);
+	return sizeof(float) * (n_features + n_classes) + sizeof(int) + sizeof(int64) + sizeof(WarmStamp) +
+		sizeof(bool);
 }
 
 /* Bytes an entry's samples take (their capacity). */
 static Size
 entry_bytes(const UnlearnWarm *e)
 {
-	return (Size) (e->held.cap + e->replay.cap) * row_bytes(e->n_features);
+	return (Size) (e->held.cap + e->replay.cap) * row_bytes(e->n_features, e->n_classes);
 }
 
 /* Empties an entry's samples (it keeps its identity). */
@@ -109,6 +117,8 @@ entry_empty(UnlearnWarm *e)
 	e->options = MemoryContextStrdup(e->cxt, options);
 	memset(&e->held, 0, sizeof(e->held));
 	memset(&e->replay, 0, sizeof(e->replay));
+	e->net = NULL;				/* it lived in the context */
+	e->net_fresh = false;
 	e->filled = e->committed = false;
 	e->version = 0;
 	e->stamp = 0;
@@ -124,6 +134,7 @@ entry_reset(UnlearnWarm *e, const UnlearnModel *model, const char *options)
 	e->relid = model->relid;
 	e->owner = model->owner;
 	e->n_features = model->n_features;
+	e->n_classes = model->n_classes;
 }
 
 /* Unlinks and frees an entry. */
@@ -168,7 +179,8 @@ entry_holds(const UnlearnWarm *e, const UnlearnModel *model, const char *options
 {
 	return e->filled && e->committed && e->version == model->version &&
 		e->stamp == model->version_stamp && e->relid == model->relid && e->owner == model->owner &&
-		e->n_features == model->n_features && strcmp(e->options, options) == 0;
+		e->n_features == model->n_features && e->n_classes == model->n_classes &&
+		strcmp(e->options, options) == 0;
 }
 
 /* Frees least recently used entries until the cache fits unlearn.worker_cache_size. */
@@ -220,6 +232,23 @@ unlearn_warm_open(const UnlearnModel *model, const char *auto_options)
 	return e;
 }
 
+/* A run stored a version made of these weights (an approximate run's, not a retrain's): kept for its logits. */
+void
+unlearn_warm_keep_net(UnlearnWarm *w, const nn_model *net)
+{
+	MemoryContext old;
+
+	if (w == NULL || !w->filled)
+		return;
+	Assert(w == current);
+	if (w->net)
+		nn_free(w->net);
+	old = MemoryContextSwitchTo(w->cxt);
+	w->net = nn_clone(net);
+	MemoryContextSwitchTo(old);
+	w->net_fresh = w->net != NULL;
+}
+
 /* A pass stored a version: the samples are that version's from now on (committed later). */
 void
 unlearn_warm_stored(UnlearnWarm *w, const UnlearnModel *model)
@@ -230,16 +259,73 @@ unlearn_warm_stored(UnlearnWarm *w, const UnlearnModel *model)
 	w->version = model->version;
 	w->stamp = model->version_stamp;
 	w->committed = false;
+	/* the logits known were the previous version's; the weights, if this pass kept them, are the new one's */
+	memset(w->held.known, 0, sizeof(bool) * w->held.n);
+	memset(w->replay.known, 0, sizeof(bool) * w->replay.n);
+	if (w->net && !w->net_fresh)
+	{
+		nn_free(w->net);
+		w->net = NULL;
+	}
+	w->net_fresh = false;
+}
+
+/* The logits of every row of a sample under the entry's kept weights. */
+static void
+sample_logits(UnlearnWarm *e, WarmSample *s)
+{
+	nn_workspace *ws;
+
+	if (s->n == 0)
+		return;
+	ws = nn_workspace_create(e->net, (int) Min(s->n, (int64) WARM_CHUNK));
+	if (ws == NULL)
+		elog(ERROR, "out of memory");
+	nn_predict_logits(e->net, ws, s->X, (int) s->n, s->logits);
+	nn_workspace_free(ws);
+	memset(s->known, 1, sizeof(bool) * s->n);
+}
+
+/*
+ * After the commit, before the next request: the stored version's logits on
+ * both samples (the next run's theta0 soft targets, held-out slice and
+ * held-out predictions), computed from the weights the run kept; an error
+ * (out of memory) only empties the entry.
+ */
+static void
+take_logits(UnlearnWarm *e)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		sample_logits(e, &e->held);
+		sample_logits(e, &e->replay);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		entry_empty(e);
+	}
+	PG_END_TRY();
+	if (e->net)
+		nn_free(e->net);
+	e->net = NULL;
 }
 
 /* The run's transaction committed: the entry holds for the version it stored. */
 void
 unlearn_warm_commit(void)
 {
-	if (current == NULL)
+	UnlearnWarm *e = current;
+
+	if (e == NULL)
 		return;
-	current->committed = current->filled;
 	current = NULL;
+	e->committed = e->filled;
+	if (e->committed && e->net)
+		take_logits(e);
 	enforce_size();
 }
 
@@ -251,6 +337,65 @@ unlearn_warm_abort(void)
 		return;
 	entry_free(current);
 	current = NULL;
+}
+
+/* Whether any row of a sample has its logits. */
+static bool
+any_known(const WarmSample *s)
+{
+	for (int64 i = 0; i < s->n; i++)
+		if (s->known[i])
+			return true;
+	return false;
+}
+
+/* The logits of the rows of a sample that have none yet, computed with net. */
+static void
+fill_unknown(const UnlearnWarm *e, WarmSample *s, const nn_model *net)
+{
+	int			F = e->n_features;
+	int			C = e->n_classes;
+	int64		m = 0;
+	int64	   *rows = palloc(sizeof(int64) * Max(s->n, 1));
+	float	   *X;
+	float	   *L;
+	nn_workspace *ws;
+
+	for (int64 i = 0; i < s->n; i++)
+		if (!s->known[i])
+			rows[m++] = i;
+	if (m == 0)
+		return;
+	X = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * (Size) m * F);
+	L = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * (Size) m * C);
+	for (int64 j = 0; j < m; j++)
+		memcpy(X + (Size) j * F, s->X + (Size) rows[j] * F, sizeof(float) * F);
+	ws = nn_workspace_create(net, (int) Min(m, (int64) WARM_CHUNK));
+	if (ws == NULL)
+		elog(ERROR, "out of memory");
+	nn_predict_logits(net, ws, X, (int) m, L);
+	nn_workspace_free(ws);
+	for (int64 j = 0; j < m; j++)
+	{
+		memcpy(s->logits + (Size) rows[j] * C, L + (Size) j * C, sizeof(float) * C);
+		s->known[rows[j]] = true;
+	}
+}
+
+/* theta0's logits on the run's samples (see warm.h). */
+void
+unlearn_warm_logits(UnlearnWarm *w, const nn_model *net, const float **held_logits,
+					const float **replay_logits)
+{
+	*held_logits = *replay_logits = NULL;
+	if (w == NULL || !w->filled || (!any_known(&w->held) && !any_known(&w->replay)))
+		return;
+	Assert(w == current);
+	Assert(NN_FEATURES(net) == w->n_features && NN_CLASSES(net) == w->n_classes);
+	fill_unknown(w, &w->held, net);
+	fill_unknown(w, &w->replay, net);
+	*held_logits = w->held.logits;
+	*replay_logits = w->replay.logits;
 }
 
 /* Frees the entries of models that are gone or whose current version is not the entry's. */
@@ -344,6 +489,7 @@ static void
 sample_reserve(UnlearnWarm *e, WarmSample *s, int64 cap)
 {
 	int			F = e->n_features;
+	int			C = e->n_classes;
 
 	if (cap <= s->cap)
 		return;
@@ -354,6 +500,8 @@ sample_reserve(UnlearnWarm *e, WarmSample *s, int64 cap)
 		s->y = MemoryContextAllocHuge(e->cxt, sizeof(int) * cap);
 		s->ids = MemoryContextAllocHuge(e->cxt, sizeof(int64) * cap);
 		s->stamps = MemoryContextAllocHuge(e->cxt, sizeof(WarmStamp) * cap);
+		s->logits = MemoryContextAllocHuge(e->cxt, sizeof(float) * (Size) cap * C);
+		s->known = MemoryContextAllocHuge(e->cxt, sizeof(bool) * cap);
 	}
 	else
 	{
@@ -361,6 +509,8 @@ sample_reserve(UnlearnWarm *e, WarmSample *s, int64 cap)
 		s->y = repalloc_huge(s->y, sizeof(int) * cap);
 		s->ids = repalloc_huge(s->ids, sizeof(int64) * cap);
 		s->stamps = repalloc_huge(s->stamps, sizeof(WarmStamp) * cap);
+		s->logits = repalloc_huge(s->logits, sizeof(float) * (Size) cap * C);
+		s->known = repalloc_huge(s->known, sizeof(bool) * cap);
 	}
 	s->cap = cap;
 }
@@ -377,44 +527,79 @@ sample_append(UnlearnWarm *e, WarmSample *s, const UnlearnData *d, const WarmSta
 	memcpy(s->y + s->n, d->y, sizeof(int) * d->n);
 	memcpy(s->ids + s->n, d->ids, sizeof(int64) * d->n);
 	memcpy(s->stamps + s->n, stamps, sizeof(WarmStamp) * d->n);
+	memset(s->known + s->n, 0, sizeof(bool) * d->n);
 	s->n += d->n;
 }
 
 /* Removes row i (the last row takes its place). */
 static void
-sample_remove(WarmSample *s, int64 i, int F)
+sample_remove(const UnlearnWarm *e, WarmSample *s, int64 i)
 {
+	int			F = e->n_features;
+	int			C = e->n_classes;
 	int64		last = s->n - 1;
 
 	Assert(i >= 0 && i <= last);
 	if (i != last)
 	{
 		memcpy(s->X + (Size) i * F, s->X + (Size) last * F, sizeof(float) * F);
+		memcpy(s->logits + (Size) i * C, s->logits + (Size) last * C, sizeof(float) * C);
 		s->y[i] = s->y[last];
 		s->ids[i] = s->ids[last];
 		s->stamps[i] = s->stamps[last];
+		s->known[i] = s->known[last];
 	}
 	s->n--;
 }
 
 /* Removes the rows whose id is in the sorted ids. */
 static void
-sample_remove_ids(WarmSample *s, const int64 *ids, int64 n, int F)
+sample_remove_ids(const UnlearnWarm *e, WarmSample *s, const int64 *ids, int64 n)
 {
 	for (int64 i = s->n - 1; i >= 0; i--)
 		if (find_id(ids, n, s->ids[i]) >= 0)
-			sample_remove(s, i, F);
+			sample_remove(e, s, i);
 }
 
 /* Removes rows at random (seeded) until at most want are left. */
 static void
-sample_trim(WarmSample *s, int64 want, uint64 seed, int F)
+sample_trim(const UnlearnWarm *e, WarmSample *s, int64 want, uint64 seed)
 {
 	nn_rng		rng;
 
 	nn_rng_seed(&rng, seed ^ UINT64CONST(0x7472696d));	/* "trim" */
 	while (s->n > Max(want, 0))
-		sample_remove(s, (int64) nn_rng_below(&rng, (uint32) Min(s->n, (int64) PG_UINT32_MAX)), F);
+		sample_remove(e, s, (int64) nn_rng_below(&rng, (uint32) Min(s->n, (int64) PG_UINT32_MAX)));
+}
+
+/*
+ * Moves up to `count` rows chosen at random (seeded) from one sample to the
+ * other: the held-out sample is drawn first in a cold run, so when the
+ * manifest has no row left outside both samples it takes replay rows.
+ */
+static void
+sample_move(UnlearnWarm *e, WarmSample *from, WarmSample *to, int64 count, uint64 seed)
+{
+	int			F = e->n_features;
+	int			C = e->n_classes;
+	nn_rng		rng;
+
+	nn_rng_seed(&rng, seed ^ UINT64CONST(0x6d6f7665));	/* "move" */
+	count = Min(count, from->n);
+	sample_reserve(e, to, to->n + count);
+	for (int64 j = 0; j < count; j++)
+	{
+		int64		i = (int64) nn_rng_below(&rng, (uint32) Min(from->n, (int64) PG_UINT32_MAX));
+
+		memcpy(to->X + (Size) to->n * F, from->X + (Size) i * F, sizeof(float) * F);
+		memcpy(to->logits + (Size) to->n * C, from->logits + (Size) i * C, sizeof(float) * C);
+		to->y[to->n] = from->y[i];
+		to->ids[to->n] = from->ids[i];
+		to->stamps[to->n] = from->stamps[i];
+		to->known[to->n] = from->known[i];
+		to->n++;
+		sample_remove(e, from, i);
+	}
 }
 
 /* The sample as the run takes it (the entry keeps owning the rows). */
@@ -544,14 +729,13 @@ static bool
 check_cached(UnlearnWarm *e, const UnlearnModel *model, const int64 *manifest, int64 n_manifest,
 			 const UnlearnData *forget, int64 *dropped)
 {
-	int			F = e->n_features;
 	WarmSample *samples[2] = {&e->held, &e->replay};
 	CheckedRow *rows;
 	bool	   *there;
 	int64		n = 0;
 
-	sample_remove_ids(&e->held, forget->ids, forget->n, F);
-	sample_remove_ids(&e->replay, forget->ids, forget->n, F);
+	sample_remove_ids(e, &e->held, forget->ids, forget->n);
+	sample_remove_ids(e, &e->replay, forget->ids, forget->n);
 	/* step 1: every cached row, by where it was read from */
 	rows = palloc(sizeof(CheckedRow) * Max(e->held.n + e->replay.n, 1));
 	for (int k = 0; k < 2; k++)
@@ -578,7 +762,7 @@ check_cached(UnlearnWarm *e, const UnlearnModel *model, const int64 *manifest, i
 		for (int64 i = samples[k]->n - 1; i >= 0; i--)
 			if (!there[base + i])
 			{
-				sample_remove(samples[k], i, F);
+				sample_remove(e, samples[k], i);
 				(*dropped)++;
 			}
 	}
@@ -624,12 +808,15 @@ patch_samples(UnlearnWarm *e, const UnlearnModel *model, const int64 *manifest, 
 	/* a fresh draw each version: the pool changed, and a repeated seed would favour the same rows */
 	uint64		draw = seed ^ ((uint64) model->version * UINT64CONST(0x9e3779b97f4a7c15));
 
-	sample_trim(&e->held, want_held_out, draw, e->n_features);
+	sample_trim(e, &e->held, want_held_out, draw);
 	if (!sample_top_up(e, &e->held, model, manifest, n_manifest, forget, want_held_out - e->held.n,
 					   draw ^ UNLEARN_HELD_OUT_SEED, &report->read))
 		return false;
+	/* no row left outside both samples (a small table): held-out rows come first, as in a cold run */
+	if (e->held.n < want_held_out)
+		sample_move(e, &e->replay, &e->held, want_held_out - e->held.n, draw);
 	unlearn_phase_end(phases, "read_held_out");
-	sample_trim(&e->replay, want_replay, draw ^ 1, e->n_features);
+	sample_trim(e, &e->replay, want_replay, draw ^ 1);
 	if (!sample_top_up(e, &e->replay, model, manifest, n_manifest, forget, want_replay - e->replay.n,
 					   draw, &report->read))
 		return false;

@@ -50,10 +50,29 @@ void		unlearn_warm_samples(UnlearnWarm *w, const UnlearnModel *model, const int6
 								 int want_replay, uint64 seed, UnlearnPhases *phases,
 								 UnlearnData *held_out, UnlearnData *replay, UnlearnWarmReport *report);
 
+/*
+ * theta0's logits on the run's samples as unlearn_warm_samples gave them
+ * (held-out, replay; n x classes each), for the core's set-up and the
+ * held-out predictions before the run: the entry's, computed after the
+ * previous run's commit, with the rows read since computed now from net
+ * (the current version's weights).  Both NULL when the entry has none (a
+ * cold run's samples, a version retrained): then they are computed as
+ * usual.
+ */
+void		unlearn_warm_logits(UnlearnWarm *w, const nn_model *net, const float **held_logits,
+								const float **replay_logits);
+
+/* A run stored a version made of these weights (not a retrain): the entry keeps a copy for their logits. */
+void		unlearn_warm_keep_net(UnlearnWarm *w, const nn_model *net);
+
 /* A pass stored a version (model re-read after it): the entry will hold for it once committed. */
 void		unlearn_warm_stored(UnlearnWarm *w, const UnlearnModel *model);
 
-/* The run's transaction committed (the entry becomes valid) or failed (it is emptied). */
+/*
+ * The run's transaction committed (the entry becomes valid; the logits of
+ * the version stored are computed now, off the next request's path) or
+ * failed (it is emptied).
+ */
 void		unlearn_warm_commit(void);
 void		unlearn_warm_abort(void);
 

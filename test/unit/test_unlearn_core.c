@@ -620,6 +620,73 @@ UNIT_TEST(repair_stops_when_holdout_repaired)
 	toy_free(&test);
 }
 
+/*
+ * replay_logits (the worker's warm samples): theta0's logits on the replay
+ * rows handed in, computed in the chunks the set-up uses (256 rows; the
+ * held-out slice of repair_stop, its last 1598 / 8 = 199 rows, on its own),
+ * give the same bytes and steps as the set-up's own forward pass, with and
+ * without a held-out slice; other logits give other bytes.
+ */
+UNIT_TEST(replay_logits_stand_for_the_forward_pass)
+{
+	toy			t = toy_make(1600, FX_D, 4, 0.3f, 31, 41);
+	nn_model   *m = toy_model(&t, FX_H, 30);
+	float		Xf[4 * FX_D];
+	int			yf[4],
+				idx[4];
+	int			k = pick_correct(m, &t, 2, 5, 101, Xf, yf, idx);
+	float	   *Xr = malloc(sizeof(float) * t.n * FX_D);
+	int		   *yr = malloc(sizeof(int) * t.n);
+	int			nr = remaining_rows(&t, idx, k, Xr, yr);
+	float	   *L = malloc(sizeof(float) * t.n * 4);
+	nn_workspace *ws = nn_workspace_create(m, 256);
+	ul_options	o;
+	char		err[128];
+
+	CHECK(k == 2 && nr == 1598);
+	ul_options_default(&o, UL_METHOD_DEFAULT);
+	for (int pass = 0; pass < 2; pass++)
+	{
+		int			n = pass == 0 ? nr : 700;	/* 700: too few rows for a held-out slice */
+		int			trained = pass == 0 ? nr - nr / 8 : n;
+		nn_model   *a = nn_clone(m),
+				   *b = nn_clone(m);
+		ul_request	q;
+		ul_result	ra,
+					rb;
+
+		nn_predict_logits(m, ws, Xr, trained, L);
+		nn_predict_logits(m, ws, Xr + (size_t) trained * FX_D, n - trained, L + (size_t) trained * 4);
+		memset(&q, 0, sizeof(q));
+		q.forget.X = Xf;
+		q.forget.y = yf;
+		q.forget.n = k;
+		q.replay.X = Xr;
+		q.replay.y = yr;
+		q.replay.n = n;
+		CHECK(ul_unlearn_request(a, &q, &o, NULL, NULL, &ra, err, sizeof(err)) == 0);
+		q.replay_logits = L;
+		CHECK(ul_unlearn_request(b, &q, &o, NULL, NULL, &rb, err, sizeof(err)) == 0);
+		CHECK(ra.success == 1 && rb.success == 1 && ra.steps == rb.steps);
+		CHECK(ra.repaired_stop == (pass == 0) && rb.repaired_stop == ra.repaired_stop);
+		CHECK(memcmp(a->params, b->params, sizeof(float) * m->n_params) == 0);
+		/* and they are what the set-up used: other logits (all 0) give other bytes */
+		memset(L, 0, sizeof(float) * n * 4);
+		nn_free(b);
+		b = nn_clone(m);
+		CHECK(ul_unlearn_request(b, &q, &o, NULL, NULL, &rb, err, sizeof(err)) == 0);
+		CHECK(memcmp(a->params, b->params, sizeof(float) * m->n_params) != 0);
+		nn_free(a);
+		nn_free(b);
+	}
+	nn_workspace_free(ws);
+	nn_free(m);
+	free(L);
+	free(Xr);
+	free(yr);
+	toy_free(&t);
+}
+
 UNIT_TEST(relabel_predicts_new_labels)
 {
 	fixture		f;
@@ -909,6 +976,7 @@ const unit_case unlearn_core_tests[] = {
 	UNIT_ENTRY(run_is_reproducible_from_seed),
 	UNIT_ENTRY(default_forgets_and_keeps_accuracy),
 	UNIT_ENTRY(repair_stops_when_holdout_repaired),
+	UNIT_ENTRY(replay_logits_stand_for_the_forward_pass),
 	UNIT_ENTRY(relabel_predicts_new_labels),
 	UNIT_ENTRY(prior_rows_stay_misclassified),
 	UNIT_ENTRY(progress_callback_and_abort),
