@@ -546,6 +546,43 @@ min_forget_margin(const nn_model *m, const float *Xf, const int *yf, int k, int 
 	return worst;
 }
 
+/* 1600 rows of 4 blobs, a model trained on them, 2 rows to forget and the 1598 others. */
+typedef struct replay_case
+{
+	toy			t;
+	nn_model   *m;
+	float		Xf[4 * FX_D];
+	int			yf[4];
+	int			k;
+	float	   *Xr;
+	int		   *yr;
+	int			nr;
+} replay_case;
+
+/* Makes the case (the same bytes every time). */
+static void
+replay_case_make(replay_case *c)
+{
+	int			idx[4];
+
+	c->t = toy_make(1600, FX_D, 4, 0.3f, 31, 41);
+	c->m = toy_model(&c->t, FX_H, 30);
+	c->k = pick_correct(c->m, &c->t, 2, 5, 101, c->Xf, c->yf, idx);
+	c->Xr = malloc(sizeof(float) * c->t.n * FX_D);
+	c->yr = malloc(sizeof(int) * c->t.n);
+	c->nr = remaining_rows(&c->t, idx, c->k, c->Xr, c->yr);
+}
+
+/* Frees the case. */
+static void
+replay_case_free(replay_case *c)
+{
+	nn_free(c->m);
+	free(c->Xr);
+	free(c->yr);
+	toy_free(&c->t);
+}
+
 /*
  * repair_stop (the default method's rule): with a replay sample large enough
  * for a held-out slice (>= 800 rows), the repair phase ends at a selection
@@ -557,22 +594,30 @@ min_forget_margin(const nn_model *m, const float *Xf, const int *yf, int k, int 
  */
 UNIT_TEST(repair_stops_when_holdout_repaired)
 {
-	toy			t = toy_make(1600, FX_D, 4, 0.3f, 31, 41);
+	replay_case rc;
 	toy			test = toy_make(800, FX_D, 4, 0.3f, 31, 42);
-	nn_model   *m = toy_model(&t, FX_H, 30);
-	float		Xf[4 * FX_D];
-	int			yf[4],
-				idx[4];
-	int			k = pick_correct(m, &t, 2, 5, 101, Xf, yf, idx);
-	float	   *Xr = malloc(sizeof(float) * t.n * FX_D);
-	int		   *yr = malloc(sizeof(int) * t.n);
-	int			nr = remaining_rows(&t, idx, k, Xr, yr);
-	double		acc0 = nn_accuracy(m, test.X, test.y, test.n);
+	nn_model   *m;
+	float	   *Xf,
+			   *Xr;
+	int		   *yf,
+			   *yr;
+	int			k,
+				nr;
+	double		acc0;
 	ul_result	r[4];
 	nn_model   *a[4];
 	ul_options	o;
 	char		err[128];
 
+	replay_case_make(&rc);
+	m = rc.m;
+	Xf = rc.Xf;
+	yf = rc.yf;
+	k = rc.k;
+	Xr = rc.Xr;
+	yr = rc.yr;
+	nr = rc.nr;
+	acc0 = nn_accuracy(m, test.X, test.y, test.n);
 	CHECK(k == 2 && nr == 1598);
 	for (int i = 0; i < 4; i++)
 	{
@@ -613,10 +658,7 @@ UNIT_TEST(repair_stops_when_holdout_repaired)
 				r[1].steps, acc0, nn_accuracy(a[0], test.X, test.y, test.n));
 	for (int i = 0; i < 4; i++)
 		nn_free(a[i]);
-	nn_free(m);
-	free(Xr);
-	free(yr);
-	toy_free(&t);
+	replay_case_free(&rc);
 	toy_free(&test);
 }
 
@@ -629,40 +671,37 @@ UNIT_TEST(repair_stops_when_holdout_repaired)
  */
 UNIT_TEST(replay_logits_stand_for_the_forward_pass)
 {
-	toy			t = toy_make(1600, FX_D, 4, 0.3f, 31, 41);
-	nn_model   *m = toy_model(&t, FX_H, 30);
-	float		Xf[4 * FX_D];
-	int			yf[4],
-				idx[4];
-	int			k = pick_correct(m, &t, 2, 5, 101, Xf, yf, idx);
-	float	   *Xr = malloc(sizeof(float) * t.n * FX_D);
-	int		   *yr = malloc(sizeof(int) * t.n);
-	int			nr = remaining_rows(&t, idx, k, Xr, yr);
-	float	   *L = malloc(sizeof(float) * t.n * 4);
-	nn_workspace *ws = nn_workspace_create(m, 256);
+	replay_case rc;
+	nn_model   *m;
+	float	   *L;
+	nn_workspace *ws;
 	ul_options	o;
 	char		err[128];
 
-	CHECK(k == 2 && nr == 1598);
+	replay_case_make(&rc);
+	m = rc.m;
+	L = malloc(sizeof(float) * rc.t.n * 4);
+	ws = nn_workspace_create(m, 256);
+	CHECK(rc.k == 2 && rc.nr == 1598);
 	ul_options_default(&o, UL_METHOD_DEFAULT);
 	for (int pass = 0; pass < 2; pass++)
 	{
-		int			n = pass == 0 ? nr : 700;	/* 700: too few rows for a held-out slice */
-		int			trained = pass == 0 ? nr - nr / 8 : n;
+		int			n = pass == 0 ? rc.nr : 700;	/* 700: too few rows for a held-out slice */
+		int			trained = pass == 0 ? n - n / 8 : n;
 		nn_model   *a = nn_clone(m),
 				   *b = nn_clone(m);
 		ul_request	q;
 		ul_result	ra,
 					rb;
 
-		nn_predict_logits(m, ws, Xr, trained, L);
-		nn_predict_logits(m, ws, Xr + (size_t) trained * FX_D, n - trained, L + (size_t) trained * 4);
+		nn_predict_logits(m, ws, rc.Xr, trained, L);
+		nn_predict_logits(m, ws, rc.Xr + (size_t) trained * FX_D, n - trained, L + (size_t) trained * 4);
 		memset(&q, 0, sizeof(q));
-		q.forget.X = Xf;
-		q.forget.y = yf;
-		q.forget.n = k;
-		q.replay.X = Xr;
-		q.replay.y = yr;
+		q.forget.X = rc.Xf;
+		q.forget.y = rc.yf;
+		q.forget.n = rc.k;
+		q.replay.X = rc.Xr;
+		q.replay.y = rc.yr;
 		q.replay.n = n;
 		CHECK(ul_unlearn_request(a, &q, &o, NULL, NULL, &ra, err, sizeof(err)) == 0);
 		q.replay_logits = L;
@@ -680,11 +719,8 @@ UNIT_TEST(replay_logits_stand_for_the_forward_pass)
 		nn_free(b);
 	}
 	nn_workspace_free(ws);
-	nn_free(m);
 	free(L);
-	free(Xr);
-	free(yr);
-	toy_free(&t);
+	replay_case_free(&rc);
 }
 
 UNIT_TEST(relabel_predicts_new_labels)
