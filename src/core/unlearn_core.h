@@ -155,14 +155,6 @@ typedef struct ul_request
 	const float *replay_logits;
 } ul_request;
 
-/*
- * How the default method uses n replay rows in order: the last *holdout
- * rows are repair_stop's held-out slice (0: none), and the first *select of
- * the others score the model selection of the repair phase.  A caller that keeps a sample between requests (the
- * worker) re-draws these rows at random for each request.
- */
-void		ul_replay_split(const ul_options *o, int n, int *select, int *holdout);
-
 /* ul_unlearn on a request (the same computation, bit for bit). */
 int			ul_unlearn_request(nn_model *m, const ul_request *req, const ul_options *o,
 							   ul_progress_callback cb, void *cb_arg,

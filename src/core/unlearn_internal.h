@@ -56,7 +56,6 @@ typedef struct ul_ctx
 	int		   *rbi;			/* replay row of each batch slot */
 	int			nr;				/* replay rows trained on: the first nr of the sample */
 	int			nh;				/* repair_stop: held-out replay rows [nr, nr + nh), never trained on */
-	int			nsel;			/* the first nsel replay rows score the model selection */
 	int		   *h_pred0;		/* theta0's predictions on them */
 	float	   *h_ce0;			/* theta0's cross-entropy on each of them */
 	int		   *h_pred;			/* the current predictions (scratch) */

@@ -95,27 +95,14 @@ ul_make_guard(ul_ctx *c, int per)
 	nn_free_mem(Hr);
 }
 
-/* The replay rows' held-out slice and selection rows (unlearn_core.h). */
-void
-ul_replay_split(const ul_options *o, int n, int *select, int *holdout)
-{
-	int			nh = n / UL_STOP_SHARE;
-
-	*holdout = 0;
-	if (nh > UL_STOP_ROWS)
-		nh = UL_STOP_ROWS;
-	if (o->method == UL_METHOD_DEFAULT && o->repair_stop && o->repair_steps > 0 && nh >= UL_STOP_MIN_ROWS)
-		*holdout = nh;
-	*select = n - *holdout < UL_SELECT_ROWS ? n - *holdout : UL_SELECT_ROWS;
-}
-
-/* Sum CE of the first nsel replay rows trained on (model selection in the repair phase). */
+/* Sum CE of the first UL_SELECT_ROWS replay rows trained on (model selection in the repair phase). */
 double
 ul_replay_loss(ul_ctx *c)
 {
 	const float *Xr = c->req->replay.X;
 	const int  *yr = c->req->replay.y;
-	int			n = c->nsel;
+	int			nr = c->nr;
+	int			n = nr < UL_SELECT_ROWS ? nr : UL_SELECT_ROWS;
 	double		s = 0.0;
 
 	for (int s0 = 0; s0 < n; s0 += c->wsb)

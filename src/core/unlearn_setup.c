@@ -129,21 +129,26 @@ ul_ctx_terms(ul_ctx *c, int is_default)
 	const ul_options *o = c->o;
 	const ul_request *q = c->req;
 	int			nr;
-	int			nh;
 
 	/* repair_stop: the tail of the (random) replay sample is held out, never trained on */
 	c->nr = q->replay.n;
-	ul_replay_split(o, q->replay.n, &c->nsel, &nh);
-	if (nh > 0)
+	if (is_default && o->repair_stop && o->repair_steps > 0)
 	{
-		c->nh = nh;
-		c->nr = q->replay.n - nh;
-		c->h_pred0 = nn_alloc(sizeof(int) * nh);
-		c->h_pred = nn_alloc(sizeof(int) * nh);
-		c->h_ce0 = nn_alloc(sizeof(float) * nh);
-		c->h_ce = nn_alloc(sizeof(float) * nh);
-		ul_holdout_eval(c, q->replay_logits ? q->replay_logits + (size_t) c->nr * c->C : NULL,
-						c->h_ce0, c->h_pred0);
+		int			nh = q->replay.n / UL_STOP_SHARE;
+
+		if (nh > UL_STOP_ROWS)
+			nh = UL_STOP_ROWS;
+		if (nh >= UL_STOP_MIN_ROWS)
+		{
+			c->nh = nh;
+			c->nr = q->replay.n - nh;
+			c->h_pred0 = nn_alloc(sizeof(int) * nh);
+			c->h_pred = nn_alloc(sizeof(int) * nh);
+			c->h_ce0 = nn_alloc(sizeof(float) * nh);
+			c->h_ce = nn_alloc(sizeof(float) * nh);
+			ul_holdout_eval(c, q->replay_logits ? q->replay_logits + (size_t) c->nr * c->C : NULL,
+							c->h_ce0, c->h_pred0);
+		}
 	}
 	nr = c->nr;
 	if (nr > 0)

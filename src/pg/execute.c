@@ -162,7 +162,7 @@ read_inputs(const UnlearnModel *model, const UnlearnData *forget, const UnlearnR
 	memset(&in->warm, 0, sizeof(in->warm));
 	if (warm)
 		unlearn_warm_samples(warm, model, in->manifest, in->n_manifest, forget, want, want_replay,
-							 &opts->ul, in->phases, &in->held_out, &in->replay, &in->warm);
+							 opts->ul.seed, in->phases, &in->held_out, &in->replay, &in->warm);
 	else
 	{
 		unlearn_read_run_samples(model, in->manifest, in->n_manifest, forget, want, want_replay,

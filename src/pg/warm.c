@@ -602,60 +602,6 @@ sample_move(UnlearnWarm *e, WarmSample *from, WarmSample *to, int64 count, uint6
 	}
 }
 
-/* Swaps rows i and j of a sample (tmp: room for one row's features and logits). */
-static void
-sample_swap(const UnlearnWarm *e, WarmSample *s, int64 i, int64 j, float *tmp)
-{
-	int			F = e->n_features;
-	int			C = e->n_classes;
-	int			yi = s->y[i];
-	int64		idi = s->ids[i];
-	WarmStamp	sti = s->stamps[i];
-	bool		ki = s->known[i];
-
-	if (i == j)
-		return;
-	memcpy(tmp, s->X + (Size) i * F, sizeof(float) * F);
-	memcpy(tmp + F, s->logits + (Size) i * C, sizeof(float) * C);
-	memcpy(s->X + (Size) i * F, s->X + (Size) j * F, sizeof(float) * F);
-	memcpy(s->logits + (Size) i * C, s->logits + (Size) j * C, sizeof(float) * C);
-	memcpy(s->X + (Size) j * F, tmp, sizeof(float) * F);
-	memcpy(s->logits + (Size) j * C, tmp + F, sizeof(float) * C);
-	s->y[i] = s->y[j];
-	s->ids[i] = s->ids[j];
-	s->stamps[i] = s->stamps[j];
-	s->known[i] = s->known[j];
-	s->y[j] = yi;
-	s->ids[j] = idi;
-	s->stamps[j] = sti;
-	s->known[j] = ki;
-}
-
-/*
- * Re-draws at random (seeded) which replay rows the core takes as its
- * held-out slice (the last rows) and its selection rows (the first), as
- * ul_replay_split says: a cold run's sample is a fresh draw, so these are
- * other rows every run; a cache that kept its order would give the same
- * rows run after run, never trained on (the slice) or always scored.
- */
-static void
-sample_redraw_ends(const UnlearnWarm *e, WarmSample *s, const ul_options *o, uint64 seed)
-{
-	float	   *tmp = palloc(sizeof(float) * (e->n_features + e->n_classes));
-	int			select,
-				holdout;
-	nn_rng		rng;
-
-	Assert(s->n <= INT_MAX);
-	ul_replay_split(o, (int) s->n, &select, &holdout);
-	nn_rng_seed(&rng, seed ^ UINT64CONST(0x656e6473));	/* "ends" */
-	for (int64 i = s->n - 1; i >= s->n - holdout; i--)
-		sample_swap(e, s, i, (int64) nn_rng_below(&rng, (uint32) (i + 1)), tmp);
-	for (int64 i = 0; i < select; i++)
-		sample_swap(e, s, i, i + (int64) nn_rng_below(&rng, (uint32) (s->n - holdout - i)), tmp);
-	pfree(tmp);
-}
-
 /* The sample as the run takes it (the entry keeps owning the rows). */
 static void
 sample_view(const UnlearnWarm *e, const WarmSample *s, UnlearnData *d)
@@ -856,11 +802,11 @@ fill_cold(UnlearnWarm *e, const UnlearnModel *model, const int64 *manifest, int6
  */
 static bool
 patch_samples(UnlearnWarm *e, const UnlearnModel *model, const int64 *manifest, int64 n_manifest,
-			  const UnlearnData *forget, int want_held_out, int want_replay, const ul_options *o,
+			  const UnlearnData *forget, int want_held_out, int want_replay, uint64 seed,
 			  UnlearnPhases *phases, UnlearnWarmReport *report)
 {
 	/* a fresh draw each version: the pool changed, and a repeated seed would favour the same rows */
-	uint64		draw = o->seed ^ ((uint64) model->version * UINT64CONST(0x9e3779b97f4a7c15));
+	uint64		draw = seed ^ ((uint64) model->version * UINT64CONST(0x9e3779b97f4a7c15));
 
 	sample_trim(e, &e->held, want_held_out, draw);
 	if (!sample_top_up(e, &e->held, model, manifest, n_manifest, forget, want_held_out - e->held.n,
@@ -874,7 +820,6 @@ patch_samples(UnlearnWarm *e, const UnlearnModel *model, const int64 *manifest, 
 	if (!sample_top_up(e, &e->replay, model, manifest, n_manifest, forget, want_replay - e->replay.n,
 					   draw, &report->read))
 		return false;
-	sample_redraw_ends(e, &e->replay, o, draw);
 	unlearn_phase_end(phases, "read_replay");
 	return true;
 }
@@ -883,7 +828,7 @@ patch_samples(UnlearnWarm *e, const UnlearnModel *model, const int64 *manifest, 
 void
 unlearn_warm_samples(UnlearnWarm *w, const UnlearnModel *model, const int64 *manifest,
 					 int64 n_manifest, const UnlearnData *forget, int want_held_out,
-					 int want_replay, const ul_options *o, UnlearnPhases *phases,
+					 int want_replay, uint64 seed, UnlearnPhases *phases,
 					 UnlearnData *held_out, UnlearnData *replay, UnlearnWarmReport *report)
 {
 	Assert(w == current && w != NULL);
@@ -891,7 +836,7 @@ unlearn_warm_samples(UnlearnWarm *w, const UnlearnModel *model, const int64 *man
 	memset(report, 0, sizeof(*report));
 	if (w->filled && w->version == model->version && w->stamp == model->version_stamp &&
 		check_cached(w, model, manifest, n_manifest, forget, &report->dropped) &&
-		patch_samples(w, model, manifest, n_manifest, forget, want_held_out, want_replay, o,
+		patch_samples(w, model, manifest, n_manifest, forget, want_held_out, want_replay, seed,
 					  phases, report))
 	{
 		report->cached = true;
@@ -901,6 +846,6 @@ unlearn_warm_samples(UnlearnWarm *w, const UnlearnModel *model, const int64 *man
 	}
 	/* nothing usable: read as a cold run does */
 	memset(report, 0, sizeof(*report));
-	fill_cold(w, model, manifest, n_manifest, forget, want_held_out, want_replay, o->seed, phases,
+	fill_cold(w, model, manifest, n_manifest, forget, want_held_out, want_replay, seed, phases,
 			  held_out, replay, report);
 }

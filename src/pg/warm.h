@@ -15,7 +15,6 @@
 #include "catalog.h"
 #include "data.h"
 #include "run.h"
-#include "unlearn_core.h"
 
 /* ---------- settings (defined in warm.c, registered in unlearn.c) ---------- */
 extern int	unlearn_worker_cache_size;	/* unlearn.worker_cache_size, MB; 0: no warm samples */
@@ -41,15 +40,14 @@ UnlearnWarm *unlearn_warm_open(const UnlearnModel *model, const char *auto_optio
 /*
  * A run's held-out and replay samples (want_* rows each, at most): the
  * cached ones checked against the table, without the forget rows, trimmed or
- * topped up from the manifest, the replay rows the core holds out and
- * scores re-drawn (ul_replay_split); or, from an empty entry, read as a
- * cold run reads them and kept.  The rows stay owned by the entry.  Times the phases
+ * topped up from the manifest; or, from an empty entry, read as a cold run
+ * reads them and kept.  The rows stay owned by the entry.  Times the phases
  * "read_held_out" and "read_replay".  Caller: connected to SPI, as the
  * model's owner, under the run's snapshot.
  */
 void		unlearn_warm_samples(UnlearnWarm *w, const UnlearnModel *model, const int64 *manifest,
 								 int64 n_manifest, const UnlearnData *forget, int want_held_out,
-								 int want_replay, const ul_options *o, UnlearnPhases *phases,
+								 int want_replay, uint64 seed, UnlearnPhases *phases,
 								 UnlearnData *held_out, UnlearnData *replay, UnlearnWarmReport *report);
 
 /*
