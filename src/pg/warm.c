@@ -21,7 +21,11 @@
  *  - a sample above the run's want is trimmed at random, and an eighth of
  *    it more (the rotation, so that no sample is replayed for ever); then
  *    it is topped up with a seeded draw of manifest rows outside both
- *    samples and the forget rows, read from the table like a cold run's.
+ *    samples and the forget rows, read from the table like a cold run's;
+ *  - after a run's commit, the logits of the version it stored on every
+ *    cached row (from a copy of its weights the run kept): the next run's
+ *    theta0 soft targets, repair slice and held-out accuracy, without a
+ *    forward pass on the request's path.
  *
  * So a warm run's samples are uniform samples of rows the table holds under
  * the run's snapshot, exactly as a cold run's, with the held-out rows never
@@ -44,8 +48,9 @@
 /*
  * Each warm run replaces 1 / WARM_ROTATE of each sample's rows (chosen at
  * random) with rows drawn afresh: a sample kept as it is would be replayed
- * run after run and the model fitted to it (on Fashion-MNIST, 50 runs lost
- * 1.21 points of test accuracy against 0.57 with a fresh sample each run).
+ * run after run and the model fitted to it (on Fashion-MNIST, one sequence
+ * of 50 runs lost 1.21 points of test accuracy kept, 0.78 rotated, 0.57
+ * with a fresh sample each run: docs/benchmarks.md, "The warm worker").
  */
 #define WARM_ROTATE 8
 
@@ -446,7 +451,7 @@ static bool
 read_stamps(const UnlearnModel *model, const int64 *ids, int64 n, WarmStamp *out)
 {
 	const char *id = quote_identifier(model->id_column);
-	char	   *sql = psprintf("SELECT %s, tableoid, ctid, xmin FROM %s WHERE %s = ANY($1)",
+	char	   *sql = psprintf("SELECT %s, tableoid, ctid, xmin FROM %s WHERE %s OPERATOR(pg_catalog.=) ANY($1)",
 							   id, unlearn_qualified_name(model->relid), id);
 	Oid			argtypes[1] = {INT8ARRAYOID};
 	Datum		args[1] = {unlearn_int8_array(ids, n)};
@@ -693,7 +698,7 @@ cmp_checked(const void *a, const void *b)
 static void
 find_unchanged(const UnlearnModel *model, CheckedRow *rows, int64 n)
 {
-	char	   *sql = psprintf("SELECT tableoid, ctid, xmin, %s FROM %s WHERE ctid = ANY($1)",
+	char	   *sql = psprintf("SELECT tableoid, ctid, xmin, %s FROM %s WHERE ctid OPERATOR(pg_catalog.=) ANY($1)",
 							   quote_identifier(model->id_column), unlearn_qualified_name(model->relid));
 	Datum	   *tids = palloc(sizeof(Datum) * Max(n, 1));
 	Oid			argtypes[1] = {TIDARRAYOID};
