@@ -273,8 +273,10 @@ unlearn_warm_stored(UnlearnWarm *w, const UnlearnModel *model)
 	w->stamp = model->version_stamp;
 	w->committed = false;
 	/* the logits known were the previous version's; the weights, if this pass kept them, are the new one's */
-	memset(w->held.known, 0, sizeof(bool) * w->held.n);
-	memset(w->replay.known, 0, sizeof(bool) * w->replay.n);
+	if (w->held.n > 0)
+		memset(w->held.known, 0, sizeof(bool) * w->held.n);
+	if (w->replay.n > 0)
+		memset(w->replay.known, 0, sizeof(bool) * w->replay.n);
 	if (w->net && !w->net_fresh)
 	{
 		nn_free(w->net);
@@ -534,7 +536,9 @@ sample_append(UnlearnWarm *e, WarmSample *s, const UnlearnData *d, const WarmSta
 {
 	int			F = e->n_features;
 
-	Assert(d->n == 0 || d->n_features == F);
+	if (d->n == 0)
+		return;					/* its arrays may be NULL */
+	Assert(d->n_features == F);
 	sample_reserve(e, s, s->n + d->n);
 	memcpy(s->X + (Size) s->n * F, d->X, sizeof(float) * (Size) d->n * F);
 	memcpy(s->y + s->n, d->y, sizeof(int) * d->n);
@@ -634,8 +638,11 @@ taken_ids(const UnlearnWarm *e, const UnlearnData *forget, int64 *n_out)
 	int64		n = e->held.n + e->replay.n + forget->n;
 	int64	   *ids = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * Max(n, 1));
 
-	memcpy(ids, e->held.ids, sizeof(int64) * e->held.n);
-	memcpy(ids + e->held.n, e->replay.ids, sizeof(int64) * e->replay.n);
+	/* (an empty sample's arrays are NULL) */
+	if (e->held.n > 0)
+		memcpy(ids, e->held.ids, sizeof(int64) * e->held.n);
+	if (e->replay.n > 0)
+		memcpy(ids + e->held.n, e->replay.ids, sizeof(int64) * e->replay.n);
 	memcpy(ids + e->held.n + e->replay.n, forget->ids, sizeof(int64) * forget->n);
 	qsort(ids, n, sizeof(int64), unlearn_cmp_int64);
 	*n_out = n;
