@@ -26,9 +26,12 @@
 # BENCH_LATENCY_ROWS (32), BENCH_LATENCY_EPOCHS (10), BENCH_LATENCY_HIDDEN
 # ('{256}'), BENCH_LATENCY_TIMEOUT (120 s a trial), BENCH_LATENCY_TARGET
 # (0.2: p50 for one row, seconds; reported, not enforced; issue 12's target,
-# with p90 <= 0.4 s and 32 rows p50 <= 0.5 s), BENCH_LATENCY_AUTO_OPTIONS
+# with p90 <= 0.4 s and 32 rows p50 <= 0.5 s), BENCH_LATENCY_SEED (0.42: the
+# setseed of the rows the trials delete), BENCH_LATENCY_AUTO_OPTIONS
 # (unlearning options for the worker, unlearn_auto's third argument; none).  At the end: the per-phase
-# breakdown of the worker's runs (versions.metrics->'phases').
+# breakdown of the worker's runs (versions.metrics->'phases'), the test
+# accuracy before and after the trials, the runs' optimiser steps, and how
+# many runs took the worker's cached samples (unlearn.worker_cache_size).
 set -euo pipefail
 
 SINGLE=${BENCH_LATENCY_SINGLE:-20}
@@ -38,6 +41,7 @@ EPOCHS=${BENCH_LATENCY_EPOCHS:-10}
 HIDDEN=${BENCH_LATENCY_HIDDEN:-'{256}'}
 TIMEOUT=${BENCH_LATENCY_TIMEOUT:-120}
 TARGET=${BENCH_LATENCY_TARGET:-0.2}
+SEED=${BENCH_LATENCY_SEED:-0.42}
 AUTO_OPTIONS=${BENCH_LATENCY_AUTO_OPTIONS:-}
 TABLE=latency_train
 MODEL=latency_bench
@@ -49,6 +53,7 @@ train=$(q "SELECT rows || ' rows, train accuracy ' || round(train_accuracy::nume
             FROM unlearn_train('$MODEL', '$TABLE', 'id', 'pixels', 'label', hidden => '$HIDDEN',
                                epochs => $EPOCHS, options => '{\"seed\": 42}')")
 if [ -n "$AUTO_OPTIONS" ]; then q "SELECT unlearn_auto('$MODEL', true, '$AUTO_OPTIONS')" >/dev/null; fi
+acc0=$(q "SELECT round(accuracy::numeric, 4) FROM unlearn_evaluate('$MODEL', 'fashion_test')")
 echo "latency_bench: model $MODEL, hidden $HIDDEN, $EPOCHS epochs: $train"
 echo "  cores: $(nproc), load average: $(cut -d' ' -f1-3 /proc/loadavg);" \
 	"unlearn.batch_window $(q "SHOW unlearn.batch_window"), unlearn.naptime $(q "SHOW unlearn.naptime")," \
@@ -58,7 +63,7 @@ echo "  cores: $(nproc), load average: $(cut -d' ' -f1-3 /proc/loadavg);" \
 {
 	cat <<SQL
 SET client_min_messages = warning;
-SELECT setseed(0.42);
+SELECT setseed($SEED);
 CREATE FUNCTION pg_temp.wait_version(m text, v integer, timeout double precision)
 RETURNS double precision LANGUAGE plpgsql AS \$\$
 DECLARE
@@ -155,6 +160,15 @@ q "SELECT format('  %-11s %-17s %8s [%s .. %s]', rows, phase, to_char(p50, '0.00
     ORDER BY rows, p50 DESC"
 echo "  (phases under 0.5 ms at p50 left out; the version's own INSERT and the requests' finish"
 echo "  come after its metrics: in the worker's LOG line)"
+echo "  test accuracy (fashion_test) before the trials ${acc0}, after $(q "SELECT round(accuracy::numeric, 4) FROM unlearn_evaluate('$MODEL', 'fashion_test')");" \
+	"optimiser steps per run (metrics->'steps'): $(q "SELECT string_agg(x, '; ' ORDER BY rows) FROM (
+	       SELECT rows, format('%s rows mean %s median %s', rows, round(avg(steps)),
+	                           percentile_disc(0.5) WITHIN GROUP (ORDER BY steps)) AS x
+	         FROM (SELECT (metrics->>'rows')::int AS rows, (metrics->>'steps')::int AS steps FROM unlearn.versions
+	                WHERE model = '$MODEL' AND reason = 'auto-unlearn') s GROUP BY rows) t")"
+echo "  samples: $(q "SELECT count(*) FILTER (WHERE (metrics->>'replay_cached')::boolean) || ' of ' || count(*)
+                     || ' runs took the worker''s cached samples (replay_cached)'
+                FROM unlearn.versions WHERE model = '$MODEL' AND reason = 'auto-unlearn'")"
 echo "  load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "  commit -> new version: measured by the deleting session, polling current_version every 2 ms from"

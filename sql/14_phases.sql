@@ -50,5 +50,50 @@ SELECT metrics->'phases' ? 'claim' AS claim, metrics->'phases' ? 'ledger' AS led
        metrics->'phases' ? 'store_version' AS store_version
 FROM unlearn.versions WHERE model = 'ph' AND version = 4;
 
+-- the warm worker (see docs/how-it-works.md): the run above read its
+-- samples from the table and the worker kept them; the next run takes them,
+-- checked against the table, and reads only the eighth of each sample it
+-- rotates (every remaining row of this small table is in one of the two
+-- samples, so the rotated rows are drawn again from those)
+-- (the accuracy guard on, test/regress.conf has it off, so the runs draw
+-- held-out rows too; at 99 points it never refuses a run)
+RESET ROLE;
+ALTER SYSTEM SET unlearn.max_accuracy_drop = 99;
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.5);
+SET ROLE regress_owner;
+DELETE FROM phased WHERE id = 13;
+SELECT unlearn_wait('ph') AS drained;
+-- a version someone else made (a session's unlearn_rows): the next run reads
+-- its samples from the table again, and the run after it is warm
+SELECT version FROM unlearn_rows('ph', ARRAY[20]);
+DELETE FROM phased WHERE id = 21;
+SELECT unlearn_wait('ph') AS drained;
+DELETE FROM phased WHERE id = 22;
+SELECT unlearn_wait('ph') AS drained;
+-- rows that leave or change without capture (automatic unlearning off
+-- meanwhile) leave the cached samples: 10 deleted and 5 updated rows are
+-- dropped, and the 5 updated ones read again with their new features
+-- (besides the rotated rows)
+SELECT unlearn_auto('ph', false);
+DELETE FROM phased WHERE id BETWEEN 100 AND 109;
+UPDATE phased SET features = ARRAY[0, 0, 0]::real[] WHERE id BETWEEN 200 AND 204;
+SELECT unlearn_auto('ph', true);
+DELETE FROM phased WHERE id = 23;
+SELECT unlearn_wait('ph') AS drained;
+SELECT version, reason, (metrics->>'replay_cached')::boolean AS replay_cached,
+       (metrics->>'cache_dropped')::int AS dropped, (metrics->>'sample_rows_read')::int AS rows_read,
+       (metrics->>'held_out_rows')::int AS held_out,
+       (metrics->>'held_out_rows')::int + (metrics->>'replay_rows')::int AS sampled
+FROM unlearn.versions WHERE model = 'ph' AND version >= 4 ORDER BY version;
+-- every sampled row is one the table holds now, as it is now: the samples
+-- of the last run are exactly the remaining rows (a cold run reads the same)
+SELECT count(*) AS remaining_rows FROM phased;
+SELECT * FROM pg_temp.phase_check('ph', 9);
+RESET ROLE;
+ALTER SYSTEM RESET unlearn.max_accuracy_drop;
+SELECT pg_reload_conf();
+SET ROLE regress_owner;
+
 SELECT unlearn_drop_model('ph');
 DROP TABLE phased;

@@ -4,6 +4,7 @@
  */
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "nn_internal.h"
 
@@ -124,6 +125,27 @@ static void
 emit_proba(const float *logits, int start, int rows, int C, void *out)
 {
 	softmax_rows(logits, rows, C, (float *) out + (size_t) start * C);
+}
+
+/* Chunk handler: the logits of each row. */
+static void
+emit_logits(const float *logits, int start, int rows, int C, void *out)
+{
+	memcpy((float *) out + (size_t) start * C, logits, sizeof(float) * (size_t) rows * C);
+}
+
+/* Logits of each row, in chunks of ws->max_batch rows. */
+void
+nn_predict_logits(const nn_model *m, nn_workspace *ws, const float *X, int n, float *out)
+{
+	forward_chunks(m, ws, X, n, emit_logits, out);
+}
+
+/* The argmax class of each row of logits. */
+void
+nn_logits_classes(const float *logits, int n, int C, int *out)
+{
+	emit_classes(logits, 0, n, C, out);
 }
 
 /* Argmax class of each row, in chunks of ws->max_batch rows. */

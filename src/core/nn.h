@@ -246,6 +246,10 @@ void		nn_predict(const nn_model *m, nn_workspace *ws, const float *X, int n, int
 
 /* Class probabilities for n rows of X into out (n x C). */
 void		nn_predict_proba(const nn_model *m, nn_workspace *ws, const float *X, int n, float *out);
+/* Logits of each row into out (n x C), in chunks of ws->max_batch rows. */
+void		nn_predict_logits(const nn_model *m, nn_workspace *ws, const float *X, int n, float *out);
+/* The class nn_predict picks for each of n rows of logits (n x C). */
+void		nn_logits_classes(const float *logits, int n, int C, int *out);
 
 /* ---------- optimisers on the flat parameter vector ---------- */
 typedef enum nn_optimizer_kind

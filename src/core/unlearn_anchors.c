@@ -77,18 +77,18 @@ ul_data_eps(ul_ctx *c, float scale, int steps, float *eps, float *alpha)
 
 /* ---------------------------------------------------------------- soft targets */
 
-/* theta0's softmax on n rows of X (n x C, nn_alloc'd): call before the first step. */
+/* theta0's softmax on n rows of X (n x C, nn_alloc'd), from their logits when given: call before the first step. */
 float *
-ul_softmax_rows(ul_ctx *c, const float *X, const int *y, int n)
+ul_softmax_rows(ul_ctx *c, const float *X, const int *y, int n, const float *logits)
 {
 	float	   *out = nn_alloc(sizeof(float) * (size_t) (n > 0 ? n : 1) * c->C);
 
 	for (int s0 = 0; s0 < n; s0 += c->wsb)
 	{
 		int			nb = n - s0 < c->wsb ? n - s0 : c->wsb;
+		const float *z = logits ? logits + (size_t) s0 * c->C : nn_forward(c->m, c->ws, X + (size_t) s0 * c->F, nb);
 
-		nn_softmax_ce(nn_forward(c->m, c->ws, X + (size_t) s0 * c->F, nb), y + s0, nb, c->C,
-					  1.0f, NULL, out + (size_t) s0 * c->C);
+		nn_softmax_ce(z, y + s0, nb, c->C, 1.0f, NULL, out + (size_t) s0 * c->C);
 	}
 	return out;
 }

@@ -174,6 +174,14 @@ typedef struct ul_request
 	ul_rows		replay;			/* sample of remaining rows the default method replays; may be empty */
 	const float *forget_target;	/* NULL or forget.n target losses (NaN: misclassify) */
 	const float *prior_target;	/* NULL or prior.n target losses (NaN: misclassify) */
+	/*
+	 * The model's logits on the replay rows (replay.n x classes, as
+	 * nn_predict_logits gives them), when the caller has them already (the
+	 * worker's warm samples): the set-up then takes theta0's soft targets
+	 * and held-out slice from them instead of a forward pass.  NULL:
+	 * computed.
+	 */
+	const float *replay_logits;
 } ul_request;
 
 /* ul_unlearn on a request (the same computation, bit for bit). */

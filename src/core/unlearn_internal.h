@@ -101,12 +101,12 @@ void		ul_grad_replay(ul_ctx *c);
 void		ul_make_guard(ul_ctx *c, int per);
 double		ul_replay_loss(ul_ctx *c);
 void		ul_make_soft_targets(ul_ctx *c, float distill);
-void		ul_holdout_eval(ul_ctx *c, float *ce, int *pred);
+void		ul_holdout_eval(ul_ctx *c, const float *logits, float *ce, int *pred);
 int			ul_holdout_repaired(ul_ctx *c);
 
 /* ---------- unlearn_anchors.c ---------- */
 void		ul_data_eps(ul_ctx *c, float scale, int steps, float *eps, float *alpha);
-float	   *ul_softmax_rows(ul_ctx *c, const float *X, const int *y, int n);
+float	   *ul_softmax_rows(ul_ctx *c, const float *X, const int *y, int n, const float *logits);
 void		ul_soft_ce_grad(ul_ctx *c, const float *X, const int *y, const float *T,
 							const int *idx, int nb, float scale);
 void		ul_anchor_grad(ul_ctx *c);

@@ -431,5 +431,6 @@ ul_unlearn(nn_model *m,
 	req.replay.n = nr;
 	req.forget_target = NULL;
 	req.prior_target = NULL;
+	req.replay_logits = NULL;
 	return ul_unlearn_request(m, &req, o, cb, cb_arg, result, err, errlen);
 }

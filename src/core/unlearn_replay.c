@@ -120,8 +120,8 @@ void
 ul_make_soft_targets(ul_ctx *c, float distill)
 {
 	const int  *yr = c->req->replay.y;
-
-	c->rsoft = ul_softmax_rows(c, c->req->replay.X, yr, c->nr);
+	/* theta0's softmax: from the caller's logits when it has them (the worker's warm samples) */
+	c->rsoft = ul_softmax_rows(c, c->req->replay.X, yr, c->nr, c->req->replay_logits);
 	for (int r = 0; r < c->nr; r++)
 		for (int j = 0; j < c->C; j++)
 			c->rsoft[(size_t) r * c->C + j] = distill * c->rsoft[(size_t) r * c->C + j] +
@@ -129,11 +129,12 @@ ul_make_soft_targets(ul_ctx *c, float distill)
 }
 
 /*
- * The held-out replay rows [nr, nr + nh) under the current model: each row's
- * cross-entropy toward its label into ce, its predicted class into pred.
+ * The held-out replay rows [nr, nr + nh) under the current model (or under
+ * the given logits of theirs, nh x C): each row's cross-entropy toward its
+ * label into ce, its predicted class into pred.
  */
 void
-ul_holdout_eval(ul_ctx *c, float *ce, int *pred)
+ul_holdout_eval(ul_ctx *c, const float *logits, float *ce, int *pred)
 {
 	const float *Xh = c->req->replay.X + (size_t) c->nr * c->F;
 	const int  *yh = c->req->replay.y + c->nr;
@@ -141,7 +142,8 @@ ul_holdout_eval(ul_ctx *c, float *ce, int *pred)
 	for (int s0 = 0; s0 < c->nh; s0 += c->wsb)
 	{
 		int			nb = c->nh - s0 < c->wsb ? c->nh - s0 : c->wsb;
-		const float *z = nn_forward(c->m, c->ws, Xh + (size_t) s0 * c->F, nb);
+		const float *z = logits ? logits + (size_t) s0 * c->C :
+			nn_forward(c->m, c->ws, Xh + (size_t) s0 * c->F, nb);
 
 		for (int r = 0; r < nb; r++)
 		{
@@ -184,7 +186,7 @@ ul_holdout_repaired(ul_ctx *c)
 				mean,
 				sem;
 
-	ul_holdout_eval(c, c->h_ce, c->h_pred);
+	ul_holdout_eval(c, NULL, c->h_ce, c->h_pred);
 	for (int i = 0; i < c->nh; i++)
 	{
 		int			was = c->h_pred0[i] == yh[i],

@@ -168,7 +168,7 @@ ul_ctx_adversarial(ul_ctx *c, int is_default)
 					alpha, o->pgd_steps, &c->rng, c->Xadv, c->tadv);
 	if (is_default && o->pgd_anchor)
 	{
-		c->advsoft = ul_softmax_rows(c, c->Xadv, c->tadv, c->nadv);
+		c->advsoft = ul_softmax_rows(c, c->Xadv, c->tadv, c->nadv, NULL);
 		if (!c->rbi)
 			c->rbi = nn_alloc(sizeof(int) * c->wsb);
 	}
@@ -202,7 +202,8 @@ ul_ctx_terms(ul_ctx *c, int is_default)
 			c->h_pred = nn_alloc(sizeof(int) * nh);
 			c->h_ce0 = nn_alloc(sizeof(float) * nh);
 			c->h_ce = nn_alloc(sizeof(float) * nh);
-			ul_holdout_eval(c, c->h_ce0, c->h_pred0);
+			ul_holdout_eval(c, q->replay_logits ? q->replay_logits + (size_t) c->nr * c->C : NULL,
+							c->h_ce0, c->h_pred0);
 		}
 	}
 	/* target rows: where theta0 has them (the pull-back never goes past it) */

@@ -129,8 +129,8 @@ unlearn_features_from_array(ArrayType *arr, int n_features)
 }
 
 /* Integer value of an int2/int4/int8 datum. */
-static int64
-int_datum(Datum d, Oid typid)
+int64
+unlearn_int_datum(Datum d, Oid typid)
 {
 	switch (typid)
 	{
@@ -317,7 +317,7 @@ row_values(const DataReader *r, HeapTuple tup, TupleDesc desc, Datum *feat_d, Da
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("id column \"%s\" must not be NULL", spec->id_column)));
-		id = int_datum(id_d, r->id_type);
+		id = unlearn_int_datum(id_d, r->id_type);
 	}
 	*feat_d = spec->encoder ? (Datum) 0 : SPI_getbinval(tup, desc, 3, &isnull);
 	if (!spec->encoder && isnull)
@@ -390,7 +390,7 @@ store_label(DataReader *r, int64 n, Datum label_d)
 
 	if (r->kind == LABEL_INT)
 	{
-		int64		v = int_datum(label_d, r->label_type);
+		int64		v = unlearn_int_datum(label_d, r->label_type);
 
 		if (model)
 			r->out->y[n] = find_int_class(model, v);

@@ -56,6 +56,9 @@ void		unlearn_model_data_spec(const UnlearnModel *model, UnlearnDataSpec *spec);
 /* Checks that relid has the named column and returns its type (errors otherwise). */
 Oid			unlearn_column_type(Oid relid, const char *column, const char *role);
 
+/* Integer value of an int2/int4/int8 datum. */
+int64		unlearn_int_datum(Datum d, Oid typid);
+
 /* qsort/bsearch order of int64s. */
 int			unlearn_cmp_int64(const void *a, const void *b);
 

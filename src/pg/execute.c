@@ -20,10 +20,10 @@
 
 #include "queue.h"
 #include "unlearn_pg.h"
+#include "warm.h"
 
 #define HELD_OUT_MAX 2000		/* held-out rows of the accuracy guard, at most */
 #define HELD_OUT_SHARE 5		/* and at most 1 in 5 of the remaining rows */
-#define HELD_OUT_SEED UINT64CONST(0x6775617264)	/* "guard", mixed into the run's seed */
 
 /* What a run reads before it changes anything. */
 typedef struct RunInputs
@@ -39,6 +39,8 @@ typedef struct RunInputs
 	int			lost;			/* held-out rows right before the run and wrong after */
 	int			gained;			/* and the other way round */
 	UnlearnPhases *phases;		/* where the run's time goes (the outcome's) */
+	UnlearnWarmReport warm;		/* where the samples came from */
+	UnlearnWarm *warm_entry;	/* the worker's cached samples, or NULL */
 	int			target;			/* UnlearnTarget of this run (choose_target) */
 	bool		has_ref;		/* the current version records a loss reference (target "unseen") */
 	float		ref[UL_UNSEEN_QUANTILES];
@@ -138,42 +140,18 @@ core_rows(const UnlearnData *d)
 	return r;
 }
 
-/* The sorted union of two sorted id arrays (duplicates kept once). */
-static int64 *
-merge_ids(const int64 *a, int64 na, const int64 *b, int64 nb, int64 *n_out)
-{
-	int64	   *out = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * Max(na + nb, 1));
-	int64		i = 0,
-				j = 0,
-				m = 0;
-
-	while (i < na || j < nb)
-	{
-		if (j >= nb || (i < na && a[i] < b[j]))
-			out[m++] = a[i++];
-		else if (i >= na || b[j] < a[i])
-			out[m++] = b[j++];
-		else
-		{
-			out[m++] = a[i++];
-			j++;
-		}
-	}
-	*n_out = m;
-	return out;
-}
-
 /*
  * Step 1: the manifest, the prior rows, the guard's held-out sample of
- * remaining rows (min(2000, remaining / 5), seeded) and (default method) the
- * replay sample, drawn from the remaining rows outside the held-out ones.
+ * remaining rows and (default method) the replay sample: from the worker's
+ * warm samples when it passes them (warm.c), else read from the table.
  */
 static void
 read_inputs(const UnlearnModel *model, const UnlearnData *forget, const UnlearnRunOptions *opts,
-			RunInputs *in)
+			UnlearnWarm *warm, RunInputs *in)
 {
 	int64		remaining;
 	int			want;
+	int			want_replay = 0;
 
 	in->manifest = unlearn_load_manifest(model, model->version, &in->n_manifest);
 	unlearn_phase_end(in->phases, "read_manifest");
@@ -183,47 +161,52 @@ read_inputs(const UnlearnModel *model, const UnlearnData *forget, const UnlearnR
 	want = (int) Min((int64) HELD_OUT_MAX, Max(remaining, 0) / HELD_OUT_SHARE);
 	if (unlearn_max_accuracy_drop >= 100)
 		want = 0;				/* the guard is off: the replay sample is drawn as without it */
-	unlearn_read_sample(model, in->manifest, in->n_manifest, forget->ids, (int) forget->n,
-						want, opts->ul.seed ^ HELD_OUT_SEED, &in->held_out);
-	unlearn_phase_end(in->phases, "read_held_out");
 	if (opts->ul.method == UL_METHOD_DEFAULT && opts->replay_rows > 0)
-	{
-		int64		n_out;
-		int64	   *out = merge_ids(forget->ids, forget->n, in->held_out.ids, in->held_out.n, &n_out);
-
-		Assert(n_out <= INT_MAX);
-		unlearn_read_sample(model, in->manifest, in->n_manifest, out, (int) n_out,
-							opts->replay_rows, opts->ul.seed, &in->replay);
-	}
+		want_replay = opts->replay_rows;
+	memset(&in->warm, 0, sizeof(in->warm));
+	if (warm)
+		unlearn_warm_samples(warm, model, in->manifest, in->n_manifest, forget, want, want_replay,
+							 opts->ul.seed, in->phases, &in->held_out, &in->replay, &in->warm);
 	else
-		memset(&in->replay, 0, sizeof(in->replay));
-	unlearn_phase_end(in->phases, "read_replay");
+	{
+		unlearn_read_run_samples(model, in->manifest, in->n_manifest, forget, want, want_replay,
+								 opts->ul.seed, in->phases, &in->held_out, &in->replay);
+		in->warm.read = in->held_out.n + in->replay.n;
+	}
 }
 
-/* Predictions of a network on the held-out rows, and their accuracy (1 when there are none). */
+/*
+ * Predictions of a network on the held-out rows (from its logits on them
+ * when given), and their accuracy (1 when there are none).
+ */
 static double
-held_out_predict(const nn_model *net, const UnlearnData *held_out, int *pred)
+held_out_predict(const nn_model *net, const UnlearnData *held_out, const float *logits, int *pred)
 {
 	nn_workspace *ws;
 	int64		right = 0;
 
 	if (held_out->n == 0)
 		return 1.0;
-	ws = nn_workspace_create(net, (int) Min(held_out->n, 1024));
-	for (int64 s = 0; s < held_out->n; s += 1024)
-		nn_predict(net, ws, held_out->X + s * held_out->n_features, (int) Min(1024, held_out->n - s), pred + s);
-	nn_workspace_free(ws);
+	if (logits)
+		nn_logits_classes(logits, (int) held_out->n, NN_CLASSES(net), pred);
+	else
+	{
+		ws = nn_workspace_create(net, (int) Min(held_out->n, 1024));
+		for (int64 s = 0; s < held_out->n; s += 1024)
+			nn_predict(net, ws, held_out->X + s * held_out->n_features, (int) Min(1024, held_out->n - s), pred + s);
+		nn_workspace_free(ws);
+	}
 	for (int64 i = 0; i < held_out->n; i++)
 		right += pred[i] == held_out->y[i];
 	return (double) right / (double) held_out->n;
 }
 
-/* Accuracy on the held-out rows before the run (its predictions kept). */
+/* Accuracy on the held-out rows before the run (its predictions kept), from the logits when known. */
 static void
-measure_before(const nn_model *net, RunInputs *in)
+measure_before(const nn_model *net, RunInputs *in, const float *logits)
 {
 	in->held_out_pred = palloc(sizeof(int) * Max(in->held_out.n, 1));
-	in->held_out_before = held_out_predict(net, &in->held_out, in->held_out_pred);
+	in->held_out_before = held_out_predict(net, &in->held_out, logits, in->held_out_pred);
 }
 
 /* Accuracy on the held-out rows after the run, and the rows it lost and gained. */
@@ -232,7 +215,7 @@ measure_after(const nn_model *net, RunInputs *in)
 {
 	int		   *pred = palloc(sizeof(int) * Max(in->held_out.n, 1));
 
-	in->held_out_after = held_out_predict(net, &in->held_out, pred);
+	in->held_out_after = held_out_predict(net, &in->held_out, NULL, pred);
 	in->lost = in->gained = 0;
 	for (int64 i = 0; i < in->held_out.n; i++)
 	{
@@ -296,6 +279,7 @@ run_core(const UnlearnModel *model, const UnlearnData *forget, const int *new_la
 	char		err[256];
 	int			k = (int) forget->n;
 	bool		relabel = new_labels != NULL;
+	const float *held_logits = NULL;
 
 	req.forget = core_rows(forget);
 	req.new_labels = new_labels;
@@ -305,8 +289,15 @@ run_core(const UnlearnModel *model, const UnlearnData *forget, const int *new_la
 	in->forget_target = in->target == UNLEARN_TARGET_UNSEEN ? unlearn_unseen_targets(net, forget, in->ref) : NULL;
 	req.forget_target = in->forget_target;
 	req.prior_target = in->prior.target_loss;
+	req.replay_logits = NULL;
 	unlearn_phase_end(in->phases, "read_model");
-	measure_before(net, in);
+	if (in->warm_entry)
+	{
+		/* theta0's logits on the warm samples, computed after the previous run */
+		unlearn_warm_logits(in->warm_entry, net, &held_logits, &req.replay_logits);
+		unlearn_phase_end(in->phases, "warm_logits");
+	}
+	measure_before(net, in, held_logits);
 	unlearn_phase_end(in->phases, "held_out_before");
 	if (ul_unlearn_request(net, &req, &opts->ul, unlearn_progress_callback, model->name, res,
 						   err, sizeof(err)) != 0)
@@ -525,6 +516,8 @@ store_run(const UnlearnModel *model, const UnlearnData *forget, bool relabel, co
 								   " \"steps\": %d, \"forget_steps\": %d, \"seconds\": %.3f,"
 								   " \"replay_rows\": %d, \"forget_loss\": %s, \"held_out_rows\": %d,"
 								   " \"held_out_before\": %s, \"held_out_after\": %s,"
+								   " \"replay_cached\": %s, \"cache_dropped\": " INT64_FORMAT ","
+								   " \"sample_rows_read\": " INT64_FORMAT ","
 								   " \"total_seconds\": %.6f, \"phases\": %s, \"target\": \"%s\"%s}",
 								   k, res->forgotten, (int) in->prior.n, res->prior_kept, res->steps,
 								   res->forget_steps, out->seconds, (int) in->replay.n,
@@ -533,6 +526,7 @@ store_run(const UnlearnModel *model, const UnlearnData *forget, bool relabel, co
 								   (int) in->held_out.n,
 								   in->held_out.n ? psprintf("%.6f", in->held_out_before) : "null",
 								   in->held_out.n ? psprintf("%.6f", in->held_out_after) : "null",
+								   in->warm.cached ? "true" : "false", in->warm.dropped, in->warm.read,
 								   total, phases, in->target == UNLEARN_TARGET_UNSEEN ? "unseen" : "misclassify",
 								   in->has_ref ? unlearn_unseen_reference_json(in->ref) : "");
 	unlearn_store_version(model->name, out->version, model->version, reason,
@@ -830,11 +824,13 @@ consolidation_due(const UnlearnModel *model, const UnlearnData *forget, bool rel
  * UPDATE already did it.  Caller: connected to SPI, model locked, rows
  * sorted by id, distinct, and checked against the manifest; out->phases
  * started (unlearn_phases_start), with the caller's own steps timed.
+ * warm: the background worker's cached samples of the model (warm.c), or
+ * NULL: read them from the table.
  */
 void
 unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 				const UnlearnRunOptions *opts, const char *reason, bool change_table,
-				UnlearnOutcome *out)
+				UnlearnWarm *warm, UnlearnOutcome *out)
 {
 	RunInputs	in;
 	nn_model   *net;
@@ -857,7 +853,8 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 	INSTR_TIME_SET_CURRENT(t_start);
 	memset(&in, 0, sizeof(in));
 	in.phases = &out->phases;
-	read_inputs(model, forget, opts, &in);
+	in.warm_entry = warm;
+	read_inputs(model, forget, opts, warm, &in);
 	choose_target(model, relabel, opts, &in);
 	exact = exact_is_cheaper(model, forget, relabel, opts, &in) ||
 		consolidation_due(model, forget, relabel, &in);
@@ -882,6 +879,7 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 		return;
 	}
 	store_run(model, forget, relabel, &in, net, &res, opts, reason, out);
+	unlearn_warm_keep_net(warm, net);
 
 	out->forgotten = res.forgotten;
 	out->prior_kept = res.prior_kept;

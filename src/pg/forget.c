@@ -222,7 +222,7 @@ unlearn_rows(PG_FUNCTION_ARGS)
 	unlearn_phase_end(&outcome.phases, "lock");
 	unlearn_read_forget_rows(model, ids, k, &forget);
 	unlearn_phase_end(&outcome.phases, "read_forget_rows");
-	unlearn_execute(model, &forget, NULL, &opts, "unlearn", true, &outcome);
+	unlearn_execute(model, &forget, NULL, &opts, "unlearn", true, NULL, &outcome);
 	result = outcome_datum(fcinfo, name, &outcome);
 	unlearn_close_model_change();
 	SPI_finish();
@@ -269,7 +269,7 @@ unlearn_relabel(PG_FUNCTION_ARGS)
 	k = relabel_pairs(model, ids, label_text, n, sorted_ids, new_labels);
 	unlearn_read_forget_rows(model, sorted_ids, k, &forget);
 	unlearn_phase_end(&outcome.phases, "read_forget_rows");
-	unlearn_execute(model, &forget, new_labels, &opts, "relabel", true, &outcome);
+	unlearn_execute(model, &forget, new_labels, &opts, "relabel", true, NULL, &outcome);
 	result = outcome_datum(fcinfo, name, &outcome);
 	unlearn_close_model_change();
 	SPI_finish();

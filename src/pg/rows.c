@@ -176,6 +176,53 @@ unlearn_read_sample(const UnlearnModel *model, const int64 *manifest, int64 n_ma
 	unlearn_drop_unknown_labels(out);
 }
 
+/* The sorted union of two sorted id arrays (duplicates kept once). */
+static int64 *
+merge_ids(const int64 *a, int64 na, const int64 *b, int64 nb, int64 *n_out)
+{
+	int64	   *out = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * Max(na + nb, 1));
+	int64		i = 0,
+				j = 0,
+				m = 0;
+
+	while (i < na || j < nb)
+	{
+		if (j >= nb || (i < na && a[i] < b[j]))
+			out[m++] = a[i++];
+		else if (i >= na || b[j] < a[i])
+			out[m++] = b[j++];
+		else
+		{
+			out[m++] = a[i++];
+			j++;
+		}
+	}
+	*n_out = m;
+	return out;
+}
+
+/* A run's held-out sample (seed mixed with "guard"), then its replay sample outside it (run.h). */
+void
+unlearn_read_run_samples(const UnlearnModel *model, const int64 *manifest, int64 n_manifest,
+						 const UnlearnData *forget, int want_held_out, int want_replay, uint64 seed,
+						 UnlearnPhases *phases, UnlearnData *held_out, UnlearnData *replay)
+{
+	unlearn_read_sample(model, manifest, n_manifest, forget->ids, (int) forget->n,
+						want_held_out, seed ^ UNLEARN_HELD_OUT_SEED, held_out);
+	unlearn_phase_end(phases, "read_held_out");
+	if (want_replay > 0)
+	{
+		int64		n_out;
+		int64	   *out = merge_ids(forget->ids, forget->n, held_out->ids, held_out->n, &n_out);
+
+		Assert(n_out <= INT_MAX);
+		unlearn_read_sample(model, manifest, n_manifest, out, (int) n_out, want_replay, seed, replay);
+	}
+	else
+		memset(replay, 0, sizeof(*replay));
+	unlearn_phase_end(phases, "read_replay");
+}
+
 /*
  * The rows of the model's table with these sorted ids, those the table still
  * has, ordered by id; rows whose label is not a class are left out.

@@ -130,10 +130,23 @@ typedef struct UnlearnOutcome
 void		unlearn_read_forget_rows(const UnlearnModel *model, const int64 *ids, int k, UnlearnData *out);
 void		unlearn_read_sample(const UnlearnModel *model, const int64 *manifest, int64 n_manifest,
 								const int64 *forget, int k, int want, uint64 seed, UnlearnData *out);
+/* The seed of the guard's held-out sample is the run's, mixed with this ("guard"). */
+#define UNLEARN_HELD_OUT_SEED UINT64CONST(0x6775617264)
+/*
+ * A run's samples of remaining rows, read from the table: up to want_held_out
+ * held-out rows (the guard's), then up to want_replay replay rows outside
+ * them (none when 0), both outside the forget rows; times "read_held_out"
+ * and "read_replay".
+ */
+void		unlearn_read_run_samples(const UnlearnModel *model, const int64 *manifest, int64 n_manifest,
+									 const UnlearnData *forget, int want_held_out, int want_replay,
+									 uint64 seed, UnlearnPhases *phases, UnlearnData *held_out,
+									 UnlearnData *replay);
 void		unlearn_read_rows_by_id(const UnlearnModel *model, const int64 *ids, int64 n, UnlearnData *out);
+struct UnlearnWarm;
 void		unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 							const UnlearnRunOptions *opts, const char *reason, bool change_table,
-							UnlearnOutcome *out);
+							struct UnlearnWarm *warm, UnlearnOutcome *out);
 
 /* The ledger: rows a version forgot; the earlier ones whose features it keeps. */
 void		unlearn_record_forgotten(const UnlearnModel *model, const UnlearnData *rows, int version);

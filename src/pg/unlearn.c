@@ -11,6 +11,7 @@
 
 #include "queue.h"
 #include "unlearn_pg.h"
+#include "warm.h"
 #include "worker.h"
 
 PG_MODULE_MAGIC;
@@ -222,6 +223,15 @@ define_worker_settings(void)
 							2000, 0, 300 * 1000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("unlearn.worker_cache_size",
+							"Memory the background worker keeps samples of remaining rows in between requests (warm samples); 0 turns them off.",
+							"Per model, the held-out and replay samples of the version the worker stored; the least recently used models' go first.",
+							&unlearn_worker_cache_size,
+							256, 0, INT_MAX / 1024,
+							PGC_SIGHUP,
+							GUC_UNIT_MB,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("unlearn.worker_lock_timeout",

@@ -35,6 +35,7 @@
 
 #include "queue.h"
 #include "unlearn_pg.h"
+#include "warm.h"
 #include "worker.h"
 
 #define WORKER_IDLE_EXIT_MS 60000	/* a worker with nothing queued leaves after this */
@@ -149,6 +150,8 @@ typedef struct ClaimedRun
 	const char *name;
 	UnlearnModel *model;		/* re-read after a pass stores a version */
 	UnlearnRunOptions opts;		/* the model's auto_options */
+	char	   *auto_options;	/* their text ("{}" when none) */
+	UnlearnWarm *warm;			/* the worker's cached samples of the model, or NULL */
 	PickedRequest *req;			/* in request_id order */
 	int			n;
 	int64	   *manifest;		/* the rows the current version learned, sorted */
@@ -253,14 +256,16 @@ lock_model(ClaimedRun *run)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	run->model = unlearn_model_lookup(run->name, false);
 	unlearn_parse_run_options(NULL, &run->opts);
+	run->auto_options = "{}";
 	if (SPI_execute_with_args("SELECT auto_options FROM unlearn.models WHERE name = $1",
 							  1, (Oid[]) {TEXTOID}, &name, NULL, true, 1) == SPI_OK_SELECT &&
 		SPI_processed == 1)
 	{
 		bool		isnull;
+		Jsonb	   *options = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
-		unlearn_parse_run_options(DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)),
-								  &run->opts);
+		unlearn_parse_run_options(options, &run->opts);
+		run->auto_options = JsonbToCString(NULL, &options->root, VARSIZE(options));
 	}
 	/* a sharded model unlearns exactly: the shards that held the rows are retrained */
 	if (unlearn_shards_option(run->model->options) > 1)
@@ -417,7 +422,7 @@ run_pass(ClaimedRun *run, bool relabel)
 	unlearn_phase_end(run->phases, "plan");
 	outcome.phases = *run->phases;
 	unlearn_execute(run->model, &rows, relabel ? new_labels : NULL, &run->opts,
-					relabel ? "auto-relabel" : "auto-unlearn", false, &outcome);
+					relabel ? "auto-relabel" : "auto-unlearn", false, run->warm, &outcome);
 	finish_requests(used, plan.n_use, "done", outcome.version, NULL);
 	unlearn_phase_end(&outcome.phases, "finish_requests");
 	log_pass(run, relabel, &outcome);
@@ -432,6 +437,7 @@ run_pass(ClaimedRun *run, bool relabel)
 	CommandCounterIncrement();
 	UpdateActiveSnapshotCommandId();
 	run->model = unlearn_model_lookup(run->name, false);
+	unlearn_warm_stored(run->warm, run->model);
 	if (!relabel)
 		run->manifest = unlearn_load_manifest(run->model, run->model->version, &run->n_manifest);
 }
@@ -452,6 +458,7 @@ process_claimed(const char *name, const int64 *claimed, int n_claimed, UnlearnPh
 	lock_model(&run);
 	unlearn_phase_end(phases, "lock");
 	read_claimed(&run, claimed, n_claimed);
+	run.warm = unlearn_warm_open(run.model, run.auto_options);
 	unlearn_phase_end(phases, "read_requests");
 	/* run as the model's owner (restricted, search_path pinned) */
 	unlearn_become_role(run.model->owner, &as_owner);
@@ -469,11 +476,13 @@ run_claimed_requests(const char *model, const int64 *claimed, int n_claimed, Unl
 		begin_step();
 		process_claimed(model, claimed, n_claimed, phases);
 		end_step();
+		unlearn_warm_commit();
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
 
+		unlearn_warm_abort();
 		MemoryContextSwitchTo(loop_context);
 		edata = CopyErrorData();
 		FlushErrorState();
@@ -573,6 +582,10 @@ worker_housekeeping(TimestampTz *last_busy)
 		unlearn_queue_prune(unlearn_request_history);
 		end_step();
 	}
+	/* the samples of dropped models, or of versions someone else made, go */
+	begin_step();
+	unlearn_warm_prune();
+	end_step();
 	if (unlearn_feature_retention > 0)
 	{
 		/* ledger copies past their retention window go */

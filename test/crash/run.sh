@@ -23,6 +23,9 @@
 #   f. SIGTERM of the launcher while a worker runs: the restarted launcher
 #      must not start a second worker for the database, and the requests of
 #      the run in progress stay done once
+#   h. the warm worker: a run that took the worker's cached samples killed
+#      (kill -9): done once by the restarted worker, which reads its samples
+#      from the table (replay_cached false) and keeps them for the next run
 # After each of a-f the queue/ledger/version invariants are checked:
 #   every request of the deleted ids done exactly once, one version for the
 #   batch, one ledger row per id carrying that version, the ids out of the
@@ -34,7 +37,7 @@
 # Prints "N passed, M failed" last; exits non-zero if anything failed.
 #
 # Environment:
-#   CRASH_SCENARIOS="a b c d e f g"  run only these (default: all)
+#   CRASH_SCENARIOS="a b c d e f g h"  run only these (default: all)
 #   UNLEARN_KEEP_DATA=1            keep the cluster's data directory
 set -euo pipefail
 
@@ -44,7 +47,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=SCRIPTDIR/../lib_check.sh
 . "$root/test/lib_check.sh"
 
-SCENARIOS=${CRASH_SCENARIOS:-"a b c d e f g"}
+SCENARIOS=${CRASH_SCENARIOS:-"a b c d e f g h"}
 MODEL=crash_model
 TABLE=crash_data
 NAPTIME_MS=1000
@@ -102,6 +105,15 @@ drain() {
 		if [ "$(date +%s)" -ge "$deadline" ]; then return 1; fi
 		sleep 0.5
 	done
+}
+
+# kill_in_run PID WHAT: kill -9 of a worker 0.3 s into its run, then wait for the server's restart.
+kill_in_run() {
+	sleep 0.3
+	info "$2: kill -9"
+	kill -9 "$1"
+	sleep 1
+	wait_server 60 || bad "the server did not come back after the crash"
 }
 
 # Snapshot of the version counters before a scenario.
@@ -195,11 +207,7 @@ if want a; then
 	snapshot
 	q "DELETE FROM $TABLE WHERE id = ANY('$ids')" >/dev/null
 	if pid=$(wait_running "$ids" 30); then
-		sleep 0.3
-		info "requests running in worker $pid: kill -9"
-		kill -9 "$pid"
-		sleep 1
-		wait_server 60 || bad "the server did not come back after the crash"
+		kill_in_run "$pid" "requests running in worker $pid"
 		if log_since | grep -q "unlearn worker.*was terminated by signal 9" &&
 			log_since | grep -q "all server processes terminated; reinitializing"; then
 			ok "postmaster saw the worker die (signal 9) and reinitialized"
@@ -383,6 +391,40 @@ if want g; then
 	check "the new database's worker unlearned its DELETE (unlearn_wait)" t \
 		"$(upsql -d crash_g_new -At -q -c "SELECT unlearn_wait('gm', '30 s')")"
 	q "DROP DATABASE crash_g_new WITH (FORCE)" >/dev/null
+fi
+
+# ---------------------------------------------------------------- h
+# replay_cached of the auto-unlearn version that did request id $1
+cached_for() {
+	q "SELECT v.metrics->>'replay_cached' FROM unlearn.versions v JOIN unlearn.requests r
+	     ON r.model = v.model AND r.version = v.version WHERE v.model = '$MODEL' AND r.id = $1"
+}
+if want h; then
+	scenario "h. kill -9 of the warm worker in a run that took its cached samples" \
+		"two runs: the second takes the samples the first kept (replay_cached); the killed warm run" \
+		"is done once by the restarted worker, which reads its samples cold and keeps them again"
+	for id in 71 72; do
+		q "DELETE FROM $TABLE WHERE id = $id" >/dev/null
+		drain 120 || bad "queue not drained within 120 s"
+	done
+	check "the first run read cold or warm, the second took the cached samples (replay_cached of 72)" \
+		true "$(cached_for 72)"
+	ids='{73,74}'
+	snapshot
+	q "DELETE FROM $TABLE WHERE id = ANY('$ids')" >/dev/null
+	if pid=$(wait_running "$ids" 30); then
+		kill_in_run "$pid" "warm run of $ids in worker $pid"
+		drain 120 || bad "queue not drained within 120 s after the crash"
+		check "the killed run was claimed again (attempts)" "2" \
+			"$(q "SELECT string_agg(DISTINCT attempts::text, ',') FROM unlearn.requests WHERE model = '$MODEL' AND id = ANY('$ids')")"
+		verify "$ids" 1
+		check "the restarted worker read its samples from the table (replay_cached of 73)" false "$(cached_for 73)"
+		q "DELETE FROM $TABLE WHERE id = 75" >/dev/null
+		drain 120 || bad "queue not drained within 120 s"
+		check "and took them from its cache in the next run (replay_cached of 75)" true "$(cached_for 75)"
+	else
+		bad "no request of $ids became running within 30 s"
+	fi
 fi
 
 echo

@@ -555,6 +555,43 @@ min_forget_margin(const nn_model *m, const float *Xf, const int *yf, int k, int 
 	return worst;
 }
 
+/* 1600 rows of 4 blobs, a model trained on them, 2 rows to forget and the 1598 others. */
+typedef struct replay_case
+{
+	toy			t;
+	nn_model   *m;
+	float		Xf[4 * FX_D];
+	int			yf[4];
+	int			k;
+	float	   *Xr;
+	int		   *yr;
+	int			nr;
+} replay_case;
+
+/* Makes the case (the same bytes every time). */
+static void
+replay_case_make(replay_case *c)
+{
+	int			idx[4];
+
+	c->t = toy_make(1600, FX_D, 4, 0.3f, 31, 41);
+	c->m = toy_model(&c->t, FX_H, 30);
+	c->k = pick_correct(c->m, &c->t, 2, 5, 101, c->Xf, c->yf, idx);
+	c->Xr = malloc(sizeof(float) * c->t.n * FX_D);
+	c->yr = malloc(sizeof(int) * c->t.n);
+	c->nr = remaining_rows(&c->t, idx, c->k, c->Xr, c->yr);
+}
+
+/* Frees the case. */
+static void
+replay_case_free(replay_case *c)
+{
+	nn_free(c->m);
+	free(c->Xr);
+	free(c->yr);
+	toy_free(&c->t);
+}
+
 /*
  * repair_stop (the default method's rule): with a replay sample large enough
  * for a held-out slice (>= 800 rows), the repair phase ends at a selection
@@ -566,22 +603,30 @@ min_forget_margin(const nn_model *m, const float *Xf, const int *yf, int k, int 
  */
 UNIT_TEST(repair_stops_when_holdout_repaired)
 {
-	toy			t = toy_make(1600, FX_D, 4, 0.3f, 31, 41);
+	replay_case rc;
 	toy			test = toy_make(800, FX_D, 4, 0.3f, 31, 42);
-	nn_model   *m = toy_model(&t, FX_H, 30);
-	float		Xf[4 * FX_D];
-	int			yf[4],
-				idx[4];
-	int			k = pick_correct(m, &t, 2, 5, 101, Xf, yf, idx);
-	float	   *Xr = malloc(sizeof(float) * t.n * FX_D);
-	int		   *yr = malloc(sizeof(int) * t.n);
-	int			nr = remaining_rows(&t, idx, k, Xr, yr);
-	double		acc0 = nn_accuracy(m, test.X, test.y, test.n);
+	nn_model   *m;
+	float	   *Xf,
+			   *Xr;
+	int		   *yf,
+			   *yr;
+	int			k,
+				nr;
+	double		acc0;
 	ul_result	r[4];
 	nn_model   *a[4];
 	ul_options	o;
 	char		err[128];
 
+	replay_case_make(&rc);
+	m = rc.m;
+	Xf = rc.Xf;
+	yf = rc.yf;
+	k = rc.k;
+	Xr = rc.Xr;
+	yr = rc.yr;
+	nr = rc.nr;
+	acc0 = nn_accuracy(m, test.X, test.y, test.n);
 	CHECK(k == 2 && nr == 1598);
 	for (int i = 0; i < 4; i++)
 	{
@@ -622,11 +667,69 @@ UNIT_TEST(repair_stops_when_holdout_repaired)
 				r[1].steps, acc0, nn_accuracy(a[0], test.X, test.y, test.n));
 	for (int i = 0; i < 4; i++)
 		nn_free(a[i]);
-	nn_free(m);
-	free(Xr);
-	free(yr);
-	toy_free(&t);
+	replay_case_free(&rc);
 	toy_free(&test);
+}
+
+/*
+ * replay_logits (the worker's warm samples): theta0's logits on the replay
+ * rows handed in, computed in the chunks the set-up uses (256 rows; the
+ * held-out slice of repair_stop, its last 1598 / 8 = 199 rows, on its own),
+ * give the same bytes and steps as the set-up's own forward pass, with and
+ * without a held-out slice; other logits give other bytes.
+ */
+UNIT_TEST(replay_logits_stand_for_the_forward_pass)
+{
+	replay_case rc;
+	nn_model   *m;
+	float	   *L;
+	nn_workspace *ws;
+	ul_options	o;
+	char		err[128];
+
+	replay_case_make(&rc);
+	m = rc.m;
+	L = malloc(sizeof(float) * rc.t.n * 4);
+	ws = nn_workspace_create(m, 256);
+	CHECK(rc.k == 2 && rc.nr == 1598);
+	ul_options_default(&o, UL_METHOD_DEFAULT);
+	for (int pass = 0; pass < 2; pass++)
+	{
+		int			n = pass == 0 ? rc.nr : 700;	/* 700: too few rows for a held-out slice */
+		int			trained = pass == 0 ? n - n / 8 : n;
+		nn_model   *a = nn_clone(m),
+				   *b = nn_clone(m);
+		ul_request	q;
+		ul_result	ra,
+					rb;
+
+		nn_predict_logits(m, ws, rc.Xr, trained, L);
+		nn_predict_logits(m, ws, rc.Xr + (size_t) trained * FX_D, n - trained, L + (size_t) trained * 4);
+		memset(&q, 0, sizeof(q));
+		q.forget.X = rc.Xf;
+		q.forget.y = rc.yf;
+		q.forget.n = rc.k;
+		q.replay.X = rc.Xr;
+		q.replay.y = rc.yr;
+		q.replay.n = n;
+		CHECK(ul_unlearn_request(a, &q, &o, NULL, NULL, &ra, err, sizeof(err)) == 0);
+		q.replay_logits = L;
+		CHECK(ul_unlearn_request(b, &q, &o, NULL, NULL, &rb, err, sizeof(err)) == 0);
+		CHECK(ra.success == 1 && rb.success == 1 && ra.steps == rb.steps);
+		CHECK(ra.repaired_stop == (pass == 0) && rb.repaired_stop == ra.repaired_stop);
+		CHECK(memcmp(a->params, b->params, sizeof(float) * m->n_params) == 0);
+		/* and they are what the set-up used: other logits (all 0) give other bytes */
+		memset(L, 0, sizeof(float) * n * 4);
+		nn_free(b);
+		b = nn_clone(m);
+		CHECK(ul_unlearn_request(b, &q, &o, NULL, NULL, &rb, err, sizeof(err)) == 0);
+		CHECK(memcmp(a->params, b->params, sizeof(float) * m->n_params) != 0);
+		nn_free(a);
+		nn_free(b);
+	}
+	nn_workspace_free(ws);
+	free(L);
+	replay_case_free(&rc);
 }
 
 UNIT_TEST(relabel_predicts_new_labels)
@@ -1145,6 +1248,7 @@ const unit_case unlearn_core_tests[] = {
 	UNIT_ENTRY(run_is_reproducible_from_seed),
 	UNIT_ENTRY(default_forgets_and_keeps_accuracy),
 	UNIT_ENTRY(repair_stops_when_holdout_repaired),
+	UNIT_ENTRY(replay_logits_stand_for_the_forward_pass),
 	UNIT_ENTRY(relabel_predicts_new_labels),
 	UNIT_ENTRY(prior_rows_stay_misclassified),
 	UNIT_ENTRY(progress_callback_and_abort),
