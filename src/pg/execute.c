@@ -676,6 +676,20 @@ store_exact(const UnlearnModel *model, const UnlearnData *forget, bool relabel, 
 	out->method = "retrain";
 }
 
+/* The table's step: delete (or relabel) the rows when asked to, and count them in the outcome. */
+static void
+change_table_rows(const UnlearnModel *model, const UnlearnData *forget, const int *new_labels,
+				  bool change_table, const RunInputs *in, UnlearnOutcome *out)
+{
+	if (change_table && new_labels == NULL)
+		delete_rows(model, forget);
+	else if (change_table)
+		relabel_rows(model, forget, new_labels);
+	unlearn_phase_end(in->phases, "change_table");
+	out->rows = (int) forget->n;
+	out->prior = (int) in->prior.n;
+}
+
 /*
  * Method "exact": the manifest and the prior rows, the table changed, then
  * the exact version (store_exact): no approximate run, no guard.
@@ -692,13 +706,7 @@ run_exact(UnlearnModel *model, UnlearnData *forget, const int *new_labels, const
 	unlearn_phase_end(in.phases, "read_manifest");
 	unlearn_read_prior_rows(model, &in.prior);
 	unlearn_phase_end(in.phases, "read_prior");
-	if (change_table && new_labels == NULL)
-		delete_rows(model, forget);
-	else if (change_table)
-		relabel_rows(model, forget, new_labels);
-	unlearn_phase_end(in.phases, "change_table");
-	out->rows = (int) forget->n;
-	out->prior = (int) in.prior.n;
+	change_table_rows(model, forget, new_labels, change_table, &in, out);
 	out->seconds = 0;
 	store_exact(model, forget, new_labels != NULL, &in, reason, out);
 	unlearn_phase_end(in.phases, "exact_retrain");
@@ -863,13 +871,7 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 	exact = exact || guard_wants_exact(model, forget, relabel, &in);
 	unlearn_phase_end(in.phases, "guard");
 
-	if (change_table && !relabel)
-		delete_rows(model, forget);
-	else if (change_table)
-		relabel_rows(model, forget, new_labels);
-	unlearn_phase_end(in.phases, "change_table");
-	out->rows = (int) forget->n;
-	out->prior = (int) in.prior.n;
+	change_table_rows(model, forget, new_labels, change_table, &in, out);
 	if (exact)
 	{
 		if (net)
