@@ -80,6 +80,17 @@ typedef struct ul_ctx
 								 * doubles back in the repair phase */
 } ul_ctx;
 
+/*
+ * Cross-entropy of one logit row z on class y, in the float the target
+ * "unseen" compares: the stop rule (ul_satisfied) and ul_row_losses (the
+ * extension's re-checks) share it, so both judge a row the same.
+ */
+static inline float
+ul_row_ce(const float *z, int C, int y)
+{
+	return (float) (nn_row_logsumexp(z, C) - z[y]);
+}
+
 /* ---------- unlearn_setup.c ---------- */
 int			ul_check_args(const nn_model *m, const ul_request *q, const ul_options *o,
 						  char *err, size_t errlen);

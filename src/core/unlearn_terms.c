@@ -16,11 +16,16 @@ ul_has_target(const ul_ctx *c, int i)
 	return c->tl != NULL && !isnan(c->tl[i]);
 }
 
-/* Cross-entropy of logits z on class y. */
-static inline float
-ul_ce(const float *z, int C, int y)
+/* The best class other than y in the logits z (-1 when there is none). */
+static inline int
+ul_best_other(const float *z, int C, int y)
 {
-	return (float) (nn_row_logsumexp(z, C) - z[y]);
+	int			o = -1;
+
+	for (int j = 0; j < C; j++)
+		if (j != y && (o < 0 || z[j] > z[o]))
+			o = j;
+	return o;
 }
 
 /*
@@ -37,7 +42,7 @@ ul_satisfied(const ul_ctx *c, int i, const float *z)
 		if (z[j] > z[best])
 			best = j;
 	if (ul_has_target(c, i) && best == c->yc[i])
-		return ul_ce(z, c->C, c->yc[i]) >= c->tl[i];
+		return ul_row_ce(z, c->C, c->yc[i]) >= c->tl[i];
 	return c->want[i] ? best == c->yc[i] : best != c->yc[i];
 }
 
@@ -58,27 +63,23 @@ ul_satisfied(const ul_ctx *c, int i, const float *z)
  *     next to rows still pushed kept a small 2-D problem from ever being
  *     satisfied, and the promise comes first;
  *   else d = 0, returns 0.
+ * The push goes into d (zeroed here), the pull into dp (zeroed by the caller).
  */
 static int
-ul_target_hinge(const ul_ctx *c, int i, const float *z, float margin, float hinge_scale, float *d)
+ul_target_hinge(const ul_ctx *c, int i, const float *z, float margin, float hinge_scale, float *d, float *dp)
 {
 	int			y = c->yc[i],
-				o = -1;
+				o = ul_best_other(z, c->C, y);
 	double		gstar,
 				g,
 				hi;
 
 	memset(d, 0, sizeof(float) * c->C);
-	if (!(c->tl[i] > 0.0f))
+	if (!(c->tl[i] > 0.0f) || o < 0)
 		return 0;				/* a target of 0: any loss meets it */
 	gstar = -log(expm1((double) c->tl[i]));
 	if (gstar < 0.0)
 		gstar = 0.0;			/* misclassified comes first */
-	for (int j = 0; j < c->C; j++)
-		if (j != y && (o < 0 || z[j] > z[o]))
-			o = j;
-	if (o < 0)
-		return 0;
 	g = (double) z[y] - (double) z[o];
 	hi = gstar - margin;
 	if (g > hi)
@@ -91,8 +92,8 @@ ul_target_hinge(const ul_ctx *c, int i, const float *z, float margin, float hing
 	{
 		if (c->pull_back)
 		{
-			d[y] = -hinge_scale;
-			d[o] = hinge_scale;
+			dp[y] = -hinge_scale;
+			dp[o] = hinge_scale;
 		}
 		return 2;
 	}
@@ -112,13 +113,10 @@ ul_target_start_gaps(ul_ctx *c)
 		for (int r = 0; r < nb; r++)
 		{
 			const float *zr = z + (size_t) r * c->C;
-			int			y = c->yc[s0 + r];
-			float		best = -INFINITY;
+			int			y = c->yc[s0 + r],
+						o = ul_best_other(zr, c->C, y);
 
-			for (int j = 0; j < c->C; j++)
-				if (j != y && zr[j] > best)
-					best = zr[j];
-			c->tg0[s0 + r] = zr[y] - best;
+			c->tg0[s0 + r] = o < 0 ? INFINITY : zr[y] - zr[o];
 		}
 	}
 }
@@ -147,13 +145,15 @@ ul_check(ul_ctx *c, float margin, float hinge_scale, int *n_active)
 		int			any = 0,
 					any_pull = 0;
 
+		if (c->dlp)
+			memset(c->dlp, 0, sizeof(float) * (size_t) nb * c->C);
 		for (int r = 0; r < nb; r++)
 		{
 			int			i = s0 + r;
 			const float *zr = z + (size_t) r * c->C;
 			float	   *d = c->dl + (size_t) r * c->C;
 			int			yi = c->yc[i],
-						o = -1;
+						o;
 			float		gap;
 
 			if (ul_satisfied(c, i, zr))
@@ -165,15 +165,8 @@ ul_check(ul_ctx *c, float margin, float hinge_scale, int *n_active)
 			if (ul_has_target(c, i))
 			{
 				/* unseen: the row's loss into the band at its target; a pull goes to c->dlp */
-				float	   *dp = c->dlp + (size_t) r * c->C;
-				int			h = ul_target_hinge(c, i, zr, margin, hinge_scale, d);
+				int			h = ul_target_hinge(c, i, zr, margin, hinge_scale, d, c->dlp + (size_t) r * c->C);
 
-				memset(dp, 0, sizeof(float) * c->C);
-				if (h == 2)
-				{
-					memcpy(dp, d, sizeof(float) * c->C);
-					memset(d, 0, sizeof(float) * c->C);
-				}
 				act += h == 1;
 				c->n_pulled += h == 2;
 				any |= h == 1;
@@ -181,9 +174,7 @@ ul_check(ul_ctx *c, float margin, float hinge_scale, int *n_active)
 				continue;
 			}
 			/* best other class */
-			for (int j = 0; j < c->C; j++)
-				if (j != yi && (o < 0 || zr[j] > zr[o]))
-					o = j;
+			o = ul_best_other(zr, c->C, yi);
 			memset(d, 0, sizeof(float) * c->C);
 			if (o < 0)
 				continue;
@@ -199,14 +190,8 @@ ul_check(ul_ctx *c, float margin, float hinge_scale, int *n_active)
 				any = 1;
 			}
 		}
-		if (any_pull)
-		{
-			/* the pulls first, into their own gradient (scaled apart by the loop) */
-			for (int r = 0; r < nb; r++)
-				if (!ul_has_target(c, s0 + r))
-					memset(c->dlp + (size_t) r * c->C, 0, sizeof(float) * c->C);
+		if (any_pull)			/* the pulls, into their own gradient (scaled apart by the loop) */
 			nn_backward(c->m, c->ws, xb, nb, c->dlp, c->gpull, NULL);
-		}
 		if (any)
 			nn_backward(c->m, c->ws, xb, nb, c->dl, c->grad, NULL);
 	}

@@ -26,7 +26,7 @@ ul_row_losses(const nn_model *m, const float *X, const int *y, int n, float *los
 		const float *z = nn_forward(m, ws, X + (size_t) s0 * F, nb);
 
 		for (int r = 0; r < nb; r++)
-			loss[s0 + r] = (float) (nn_row_logsumexp(z + (size_t) r * C, C) - z[(size_t) r * C + y[s0 + r]]);
+			loss[s0 + r] = ul_row_ce(z + (size_t) r * C, C, y[s0 + r]);
 	}
 	nn_workspace_free(ws);
 }
