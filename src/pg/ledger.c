@@ -20,6 +20,13 @@
 
 #define LEDGER_COLUMNS 8
 
+/* The ledger's target_loss for a select list: NULLs on a catalog without it (0.1). */
+static const char *
+ledger_target_column(void)
+{
+	return unlearn_catalog_has_ledger_targets() ? "target_loss" : "NULL::float4";
+}
+
 /*
  * The ledger insert's arguments for forgotten row i (features NULL unless
  * retained; target_loss NULL unless the row was raised to a target loss).
@@ -154,7 +161,7 @@ unlearn_read_prior_rows(const UnlearnModel *model, UnlearnData *out)
 	unlearn_become_catalog_owner(&saved);
 	ret = SPI_execute_with_args(psprintf("SELECT features, label, id, %s FROM unlearn.forgotten"
 										 " WHERE model = $1 AND features IS NOT NULL ORDER BY id",
-										 unlearn_catalog_has_ledger_targets() ? "target_loss" : "NULL::float4"),
+										 ledger_target_column()),
 								1, argtypes, args, NULL, true, 0);
 	unlearn_restore_user(&saved);
 	if (ret != SPI_OK_SELECT)
@@ -360,7 +367,7 @@ unlearn_forgotten(PG_FUNCTION_ARGS)
 	unlearn_become_catalog_owner(&saved);
 	ret = SPI_execute_with_args(psprintf("SELECT id, label, features, version, forgotten_at, %s"
 										 " FROM unlearn.forgotten WHERE model = $1 ORDER BY id",
-										 unlearn_catalog_has_ledger_targets() ? "target_loss" : "NULL::float4"),
+										 ledger_target_column()),
 								1, argtypes, args, NULL, true, 0);
 	unlearn_restore_user(&saved);
 	if (ret != SPI_OK_SELECT)
