@@ -499,6 +499,13 @@ same_stamp(const WarmStamp *a, const WarmStamp *b)
 
 /* ------------------------------------------------------------------ samples */
 
+/* One array of a sample at a new size: allocated in the entry's context, or resized. */
+static void *
+sample_grow(UnlearnWarm *e, void *p, Size bytes)
+{
+	return p == NULL ? MemoryContextAllocHuge(e->cxt, bytes) : repalloc_huge(p, bytes);
+}
+
 /* Makes room for cap rows in a sample (in the entry's context). */
 static void
 sample_reserve(UnlearnWarm *e, WarmSample *s, int64 cap)
@@ -506,27 +513,16 @@ sample_reserve(UnlearnWarm *e, WarmSample *s, int64 cap)
 	int			F = e->n_features;
 	int			C = e->n_classes;
 
+	Assert((s->cap == 0) == (s->X == NULL));	/* entry_empty zeroes a sample with its context */
 	if (cap <= s->cap)
 		return;
 	cap = Max(cap, s->cap + s->cap / 4);
-	if (s->cap == 0)
-	{
-		s->X = MemoryContextAllocHuge(e->cxt, sizeof(float) * (Size) cap * F);
-		s->y = MemoryContextAllocHuge(e->cxt, sizeof(int) * cap);
-		s->ids = MemoryContextAllocHuge(e->cxt, sizeof(int64) * cap);
-		s->stamps = MemoryContextAllocHuge(e->cxt, sizeof(WarmStamp) * cap);
-		s->logits = MemoryContextAllocHuge(e->cxt, sizeof(float) * (Size) cap * C);
-		s->known = MemoryContextAllocHuge(e->cxt, sizeof(bool) * cap);
-	}
-	else
-	{
-		s->X = repalloc_huge(s->X, sizeof(float) * (Size) cap * F);
-		s->y = repalloc_huge(s->y, sizeof(int) * cap);
-		s->ids = repalloc_huge(s->ids, sizeof(int64) * cap);
-		s->stamps = repalloc_huge(s->stamps, sizeof(WarmStamp) * cap);
-		s->logits = repalloc_huge(s->logits, sizeof(float) * (Size) cap * C);
-		s->known = repalloc_huge(s->known, sizeof(bool) * cap);
-	}
+	s->X = sample_grow(e, s->X, sizeof(float) * (Size) cap * F);
+	s->y = sample_grow(e, s->y, sizeof(int) * cap);
+	s->ids = sample_grow(e, s->ids, sizeof(int64) * cap);
+	s->stamps = sample_grow(e, s->stamps, sizeof(WarmStamp) * cap);
+	s->logits = sample_grow(e, s->logits, sizeof(float) * (Size) cap * C);
+	s->known = sample_grow(e, s->known, sizeof(bool) * cap);
 	s->cap = cap;
 }
 
