@@ -32,9 +32,7 @@ MODEL=continual_bench
 BENCH_NAME=continual_bench
 . "$(dirname "${BASH_SOURCE[0]}")/lib_fashion_copy.sh"
 fashion_copy
-train=$(q "SELECT round(seconds::numeric, 2) || ' s, train accuracy ' || round(train_accuracy::numeric, 4)
-            FROM unlearn_train('$MODEL', '$TABLE', 'id', 'pixels', 'label', hidden => '{256}', epochs => 10,
-                               options => '{\"seed\": 42}', auto_unlearn => false)")
+train=$(fashion_train_model '{256}' 10 '{"seed": 42}')
 echo "continual_bench: model $MODEL, 784-256-10, 10 epochs: $train;" \
 	"test accuracy $(q "SELECT round(accuracy::numeric, 4) FROM unlearn_evaluate('$MODEL', 'fashion_test')")"
 echo "  $REQUESTS requests of $ROWS rows, cores: $(nproc), load average: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -79,10 +77,7 @@ done
 echo
 echo "  means ± s.d. over $SEEDS seeds (load average now $(cut -d' ' -f1-3 /proc/loadavg)):"
 for ret in "${RETENTIONS[@]}"; do
-	awk -F'|' -v t="$ret" -v last="$REQUESTS" '
-		function msd(a, n,   i, s, v) { s = 0; for (i = 1; i <= n; i++) s += a[i]; s /= n
-			v = 0; for (i = 1; i <= n; i++) v += (a[i] - s) ^ 2
-			return sprintf("%.4f ± %.4f", s, n > 1 ? sqrt(v / (n - 1)) : 0) }
+	awk -F'|' -v t="$ret" -v last="$REQUESTS" "$MSD_AWK"'
 		$3 == t && $4 == "after" && $5 == last { na++; again[na] = $7 > 0 ? $6 / $7 : 0 }
 		$3 == t && $4 != "after" { m = $4; nm[m]++; u[m, nm[m]] = $5; rt[m, nm[m]] = $6; names[m] = 1 }
 		END {

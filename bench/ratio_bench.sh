@@ -32,9 +32,7 @@ MODEL=ratio_bench
 BENCH_NAME=ratio_bench
 . "$(dirname "${BASH_SOURCE[0]}")/lib_fashion_copy.sh"
 fashion_copy
-train=$(q "SELECT round(seconds::numeric, 2) || ' s, train accuracy ' || round(train_accuracy::numeric, 4)
-            FROM unlearn_train('$MODEL', '$TABLE', 'id', 'pixels', 'label', hidden => '$HIDDEN',
-                               epochs => $EPOCHS, options => '{\"seed\": 42}', auto_unlearn => false)")
+train=$(fashion_train_model "$HIDDEN" "$EPOCHS" '{"seed": 42}')
 echo "ratio_bench: model $MODEL, hidden $HIDDEN, $EPOCHS epochs on $TABLE: $train"
 echo "  cores: $(nproc), load average: $(cut -d' ' -f1-3 /proc/loadavg); unlearn.threads $(q "SHOW unlearn.threads")," \
 	"unlearn.max_accuracy_drop $(q "SHOW unlearn.max_accuracy_drop"), fsync $(q "SHOW fsync")"

@@ -38,9 +38,7 @@ MODEL=unseen_bench
 BENCH_NAME=unseen_bench
 . "$(dirname "${BASH_SOURCE[0]}")/lib_fashion_copy.sh"
 fashion_copy
-train=$(q "SELECT round(seconds::numeric, 2) || ' s, train accuracy ' || round(train_accuracy::numeric, 4)
-            FROM unlearn_train('$MODEL', '$TABLE', 'id', 'pixels', 'label', hidden => '{256}', epochs => $EPOCHS,
-                               options => '{\"seed\": 42, \"validation\": 0.1}', auto_unlearn => false)")
+train=$(fashion_train_model '{256}' "$EPOCHS" '{"seed": 42, "validation": 0.1}')
 echo "unseen_bench: model $MODEL, 784-256-10, $EPOCHS epochs, 10 % held out: $train"
 echo "  test accuracy $(q "SELECT round(accuracy::numeric, 4) FROM unlearn_evaluate('$MODEL', 'fashion_test')");" \
 	"loss reference (quantiles 0, 0.25, 0.5, 0.75, 1): $(q "SELECT concat_ws(', ', metrics->'unseen_loss'->>0,
@@ -75,11 +73,8 @@ echo
 echo "  means ± s.d. over $SEEDS seeds (load average now $(cut -d' ' -f1-3 /proc/loadavg)):"
 for t in "${TARGETS[@]}"; do
 	for m in mia_member_rate forget_accuracy test_accuracy; do
-		awk -F'|' -v t="$t" -v m="$m" '
+		awk -F'|' -v t="$t" -v m="$m" "$MSD_AWK"'
 			$3 == t && $4 == m { n++; u[n] = $5; rt[n] = $6; st[n] = $7 }
-			function msd(a, n,   i, s, v) { s = 0; for (i = 1; i <= n; i++) s += a[i]; s /= n
-				v = 0; for (i = 1; i <= n; i++) v += (a[i] - s) ^ 2
-				return sprintf("%.4f ± %.4f", s, n > 1 ? sqrt(v / (n - 1)) : 0) }
 			END { if (n == 0) { print "  " t " " m ": no data"; exit }
 				printf "  %-11s %-16s unlearned %s   reference retrain %s   (steps %s)\n", t, m, msd(u, n), msd(rt, n), msd(st, n) }
 		' "$work/results"
