@@ -219,6 +219,7 @@ unlearn_train_and_store(UnlearnTrainRun *run)
 	Jsonb	   *metrics;
 	const UnlearnArch *arch = run_arch(run);
 	float		ref[UL_UNSEEN_QUANTILES];
+	bool		has_ref;
 	const int64 *manifest = run->manifest ? run->manifest : data->ids;
 	int64		n_manifest = run->manifest ? run->n_manifest : data->n;
 
@@ -233,13 +234,13 @@ unlearn_train_and_store(UnlearnTrainRun *run)
 	if (run->before_store)
 		run->before_store(run->before_store_arg, options);
 	run->version = run->retrain ? unlearn_next_version(run->model) : 1;
-	/* the metrics: shards, and the loss reference of the rows training held out (target "unseen") */
+	/* the loss reference of the rows training held out (target "unseen"; not for sharded models) */
+	has_ref = run->shards <= 1 && unlearn_unseen_reference_of_training(net, data, run->topts, ref);
+	/* the metrics: shards, and that reference */
 	metrics = unlearn_jsonb_printf("{\"train_accuracy\": %.6f, \"load_seconds\": %.3f,"
 								   " \"train_seconds\": %.3f, \"rows\": " INT64_FORMAT "%s%s}",
 								   run->accuracy, run->load_seconds, run->train_seconds, data->n,
-								   shard_metrics(run),
-								   run->shards <= 1 && unlearn_unseen_reference_of_training(net, data, run->topts, ref) ?
-								   unlearn_unseen_reference_json(ref) : "");
+								   shard_metrics(run), has_ref ? unlearn_unseen_reference_json(ref) : "");
 	unlearn_store_version(run->model, run->version, run->retrain ? run->parent : 0, run->reason, NULL,
 						  options, net, manifest, n_manifest, run->forgotten, run->n_forgotten, metrics);
 }
