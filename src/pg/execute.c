@@ -45,6 +45,7 @@ typedef struct RunInputs
 	bool		has_ref;		/* the current version records a loss reference (target "unseen") */
 	float		ref[UL_UNSEEN_QUANTILES];
 	float	   *forget_target;	/* target "unseen": each forget row's target loss; else NULL */
+	int			floored;		/* target "unseen": targets the floor raised (ul_unseen_floor) */
 } RunInputs;
 
 /* Starts timing a run: its start, and the first phase's. */
@@ -286,7 +287,8 @@ run_core(const UnlearnModel *model, const UnlearnData *forget, const int *new_la
 	req.prior = core_rows(&in->prior);
 	req.replay = core_rows(&in->replay);
 	/* target losses: this run's rows (target "unseen"), earlier rows as the ledger has them */
-	in->forget_target = in->target == UNLEARN_TARGET_UNSEEN ? unlearn_unseen_targets(net, forget, in->ref) : NULL;
+	in->forget_target = in->target == UNLEARN_TARGET_UNSEEN ?
+		unlearn_unseen_targets(net, forget, in->ref, model->name, &in->floored) : NULL;
 	req.forget_target = in->forget_target;
 	req.prior_target = in->prior.target_loss;
 	req.replay_logits = NULL;
@@ -518,7 +520,7 @@ store_run(const UnlearnModel *model, const UnlearnData *forget, bool relabel, co
 								   " \"held_out_before\": %s, \"held_out_after\": %s,"
 								   " \"replay_cached\": %s, \"cache_dropped\": " INT64_FORMAT ","
 								   " \"sample_rows_read\": " INT64_FORMAT ","
-								   " \"total_seconds\": %.6f, \"phases\": %s, \"target\": \"%s\"%s}",
+								   " \"total_seconds\": %.6f, \"phases\": %s, \"target\": \"%s\"%s%s}",
 								   k, res->forgotten, (int) in->prior.n, res->prior_kept, res->steps,
 								   res->forget_steps, out->seconds, (int) in->replay.n,
 								   isfinite(res->final_forget_loss) ?
@@ -528,7 +530,8 @@ store_run(const UnlearnModel *model, const UnlearnData *forget, bool relabel, co
 								   in->held_out.n ? psprintf("%.6f", in->held_out_after) : "null",
 								   in->warm.cached ? "true" : "false", in->warm.dropped, in->warm.read,
 								   total, phases, in->target == UNLEARN_TARGET_UNSEEN ? "unseen" : "misclassify",
-								   in->has_ref ? unlearn_unseen_reference_json(in->ref) : "");
+								   in->has_ref ? unlearn_unseen_reference_json(in->ref) : "",
+								   in->forget_target ? psprintf(", \"unseen_floored\": %d", in->floored) : "");
 	unlearn_store_version(model->name, out->version, model->version, reason,
 						  unlearn_method_name(opts), run_options_to_jsonb(opts),
 						  net, new_manifest, n_new_manifest,

@@ -157,6 +157,7 @@ char	   *unlearn_unseen_reference_json(const float *ref);
 bool		unlearn_unseen_reference_of_training(const nn_model *net, const UnlearnData *data,
 												 const nn_train_options *o, float *ref);
 bool		unlearn_read_unseen_reference(const UnlearnModel *model, float *ref);
-float	   *unlearn_unseen_targets(const nn_model *net, const UnlearnData *forget, const float *ref);
+float	   *unlearn_unseen_targets(const nn_model *net, const UnlearnData *forget, const float *ref,
+									   const char *model, int *floored);
 
 #endif							/* UNLEARN_RUN_H */
