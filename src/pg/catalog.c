@@ -309,28 +309,32 @@ unlearn_catalog_ids(Datum d, const char *what, const char *model, int version, i
 	return ids;
 }
 
+/* An int8[] datum of n ids (wide, v8), or an int2[] of n shard numbers (v2); n may be 0, v NULL then. */
+static Datum
+int_array(bool wide, const int64 *v8, const int16 *v2, int64 n)
+{
+	Datum	   *d = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(Datum) * Max(n, 1));
+
+	Assert(n >= 0 && n <= INT_MAX && (n == 0 || (wide ? v8 != NULL : v2 != NULL)));
+	for (int64 i = 0; i < n; i++)
+		d[i] = wide ? Int64GetDatum(v8[i]) : Int16GetDatum(v2[i]);
+	if (wide)
+		return PointerGetDatum(construct_array(d, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	return PointerGetDatum(construct_array(d, (int) n, INT2OID, 2, true, TYPALIGN_SHORT));
+}
+
 /* An int8[] datum of n ids (the form the catalog stores ids in); n may be 0. */
 Datum
 unlearn_int8_array(const int64 *ids, int64 n)
 {
-	Datum	   *d = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(Datum) * Max(n, 1));
-
-	Assert(n >= 0 && n <= INT_MAX);
-	for (int64 i = 0; i < n; i++)
-		d[i] = Int64GetDatum(ids[i]);
-	return PointerGetDatum(construct_array(d, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	return int_array(true, ids, NULL, n);
 }
 
 /* An int2[] datum of n shard numbers (unlearn.manifests.shards); n may be 0. */
 Datum
 unlearn_int2_array(const int16 *v, int64 n)
 {
-	Datum	   *d = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(Datum) * Max(n, 1));
-
-	Assert(n >= 0 && n <= INT_MAX);
-	for (int64 i = 0; i < n; i++)
-		d[i] = Int16GetDatum(v[i]);
-	return PointerGetDatum(construct_array(d, (int) n, INT2OID, 2, true, TYPALIGN_SHORT));
+	return int_array(false, NULL, v, n);
 }
 
 /* Errors unless the current user owns the model (or is a member of its owner) or is superuser. */

@@ -354,10 +354,10 @@ check "$DB_A: versions of m_int (reason:parent)" \
 	"train:,unlearn:1,unlearn:2,auto-unlearn:3,relabel:4,reference:5" \
 	"$(q "$DB_A" "SELECT string_agg(reason || ':' || coalesce(parent::text, ''), ',' ORDER BY version)
 	              FROM unlearn.versions WHERE model = 'm_int'")"
-check "$DB_A: current versions (m_int:5 since the reference is not current, m_txt:2, m_col:2, m_sh:2)" \
-	"m_col:2,m_int:5,m_sh:2,m_txt:2" \
+check "$DB_A: current versions (m_int:5 since the reference is not current, m_txt:2, m_col:2, m_sh:2, m_part:2)" \
+	"m_col:2,m_int:5,m_part:2,m_sh:2,m_txt:2" \
 	"$(q "$DB_A" "SELECT string_agg(name || ':' || current_version, ',' ORDER BY name) FROM unlearn.models")"
-check "$DB_A: ledger rows|with features|requests done" "14|3|7" \
+check "$DB_A: ledger rows|with features|requests done" "15|3|7" \
 	"$(q "$DB_A" "SELECT (SELECT count(*) FROM unlearn.forgotten), (SELECT count(features) FROM unlearn.forgotten),
 	                     (SELECT count(*) FROM unlearn.requests WHERE state = 'done')")"
 models_a=$(q "$DB_A" "SELECT string_agg(name || ':' || current_version, ',' ORDER BY name) FROM unlearn.models")

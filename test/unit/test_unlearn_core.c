@@ -1173,6 +1173,20 @@ UNIT_TEST(unseen_hinge_matches_finite_differences)
 	fixture_free(&f);
 }
 
+/* A request to forget the fixture's first n rows with these target losses, the fixture's replay rows. */
+static void
+unseen_request(ul_request *q, const fixture *f, int n, const float *target)
+{
+	memset(q, 0, sizeof(*q));
+	q->forget.X = f->Xf;
+	q->forget.y = f->yf;
+	q->forget.n = n;
+	q->replay.X = f->Xr;
+	q->replay.y = f->yr;
+	q->replay.n = f->nr;
+	q->forget_target = target;
+}
+
 /*
  * With targets from rows the model never saw (the test rows), the default
  * method raises each forget row's loss to its target (or misclassifies it,
@@ -1203,14 +1217,7 @@ UNIT_TEST(unseen_run_reaches_targets)
 
 	/* request 1: rows 0..2 */
 	CHECK(ul_unseen_targets(f.m, f.Xf, f.yf, 3, ref, UL_UNSEEN_QUANTILES, target) >= 0);
-	memset(&q, 0, sizeof(q));
-	q.forget.X = f.Xf;
-	q.forget.y = f.yf;
-	q.forget.n = 3;
-	q.replay.X = f.Xr;
-	q.replay.y = f.yr;
-	q.replay.n = f.nr;
-	q.forget_target = target;
+	unseen_request(&q, &f, 3, target);
 	ul_options_default(&o, UL_METHOD_DEFAULT);
 	CHECK(ul_unlearn_request(f.m, &q, &o, NULL, NULL, &res, err, sizeof(err)) == 0);
 	CHECK(res.success == 1 && res.forgotten == 3);
@@ -1282,14 +1289,7 @@ UNIT_TEST(unseen_floor_on_collapsed_reference)
 		CHECK(target[i] > before[i]);
 	}
 	/* the run reaches them: each row's odds against its label at least doubled, or it is misclassified */
-	memset(&q, 0, sizeof(q));
-	q.forget.X = f.Xf;
-	q.forget.y = f.yf;
-	q.forget.n = 6;
-	q.replay.X = f.Xr;
-	q.replay.y = f.yr;
-	q.replay.n = f.nr;
-	q.forget_target = target;
+	unseen_request(&q, &f, 6, target);
 	ul_options_default(&o, UL_METHOD_DEFAULT);
 	CHECK(ul_unlearn_request(f.m, &q, &o, NULL, NULL, &res, err, sizeof(err)) == 0);
 	CHECK(res.success == 1 && res.forgotten == 6);
