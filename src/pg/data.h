@@ -24,6 +24,7 @@ typedef struct UnlearnData
 	char	  **requested_by;	/* per row, who asked to forget it (NULL: the current user) */
 	float	   *target_loss;	/* forgotten rows: per row the loss it was raised to (target
 								 * "unseen"; NaN: it was misclassified), or NULL: all misclassified */
+	Oid		   *tableoids;		/* per row, the leaf partition it was read from (spec read_tableoid), or NULL */
 } UnlearnData;
 
 /* Which columns to read and how to map labels. */
@@ -38,6 +39,7 @@ typedef struct UnlearnDataSpec
 	bool		fit_encoder;	/* training: learn the encoding from the rows read */
 	bool		any_types;		/* the columns may have other types of the same family (evaluation) */
 	const UnlearnModel *model;	/* map labels to this model's classes; NULL: collect */
+	bool		read_tableoid;	/* also read each row's tableoid (sharding by partition) */
 	const char *where_clause;	/* optional SQL condition, e.g. "id = ANY($1)" */
 	int			nargs;
 	Oid		   *argtypes;

@@ -179,7 +179,8 @@ static const OptionSpec train_option_specs[] = {
 	{"patience", OPT_INT, offsetof(nn_train_options, patience), 1, 100000, "an integer from 1 to 100000", NULL},
 	{"input_shape", OPT_SKIP, 0, 0, 0, "an array of three positive integers", NULL},
 	{"layers", OPT_SKIP, 0, 0, 0, "an array of layers", NULL},
-	{"shards", OPT_SKIP, 0, 1, NN_MAX_SHARDS, "an integer from 1 to 64", NULL},	/* unlearn_shards_option */
+	{"shards", OPT_SKIP, 0, 1, NN_MAX_SHARDS, "an integer from 1 to 64, or \"partition\"", NULL},	/* unlearn_shards_option */
+	{"shard_by", OPT_SKIP, 0, 0, 0, "\"partition\"", NULL},	/* recorded: unlearn_shard_by_partition */
 	{"epochs", OPT_INT, offsetof(nn_train_options, epochs), 1, 100000, "an integer from 1 to 100000", NULL},
 };
 
@@ -212,7 +213,7 @@ unlearn_parse_retrain_options(Jsonb *stored, Jsonb *overrides, nn_train_options 
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a retrain keeps the model's input_shape and layers"),
 				 errhint("Train a new model for another architecture.")));
-	if (overrides && unlearn_jsonb_key(&overrides->root, "shards"))
+	if (overrides && (unlearn_jsonb_key(&overrides->root, "shards") || unlearn_jsonb_key(&overrides->root, "shard_by")))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a retrain keeps the model's shards"),
@@ -220,28 +221,61 @@ unlearn_parse_retrain_options(Jsonb *stored, Jsonb *overrides, nn_train_options 
 	unlearn_parse_options(overrides, train_option_specs, lengthof(train_option_specs), out, "training");
 }
 
+/* The spec of a training option that unlearn_parse_options skips. */
+static const OptionSpec *
+train_spec(const char *key)
+{
+	for (int i = 0; i < lengthof(train_option_specs); i++)
+		if (strcmp(train_option_specs[i].key, key) == 0)
+			return &train_option_specs[i];
+	Assert(false);
+	return NULL;
+}
+
+/* True if v is the jsonb string "partition". */
+static bool
+is_partition(const JsonbValue *v)
+{
+	return v->type == jbvString && v->val.string.len == strlen("partition") &&
+		strncmp(v->val.string.val, "partition", v->val.string.len) == 0;
+}
+
 /*
  * The training option "shards" (sharded models, shards.c): an integer from
- * 1 to NN_MAX_SHARDS, 1 when absent (an ordinary model); errors (22023)
- * otherwise.
+ * 1 to NN_MAX_SHARDS, 1 when absent (an ordinary model), or "partition"
+ * (UNLEARN_SHARDS_BY_PARTITION: one shard per partition, partition_shards.c);
+ * errors (22023) otherwise.
  */
 int
 unlearn_shards_option(Jsonb *options)
 {
-	const OptionSpec *spec = NULL;
 	JsonbValue *v = options ? unlearn_jsonb_key(&options->root, "shards") : NULL;
 
-	for (int i = 0; i < lengthof(train_option_specs); i++)
-		if (strcmp(train_option_specs[i].key, "shards") == 0)
-			spec = &train_option_specs[i];
-	Assert(spec != NULL);
-	return v ? (int) option_number("training", spec, v) : 1;
+	if (v && is_partition(v))
+		return UNLEARN_SHARDS_BY_PARTITION;
+	return v ? (int) option_number("training", train_spec("shards"), v) : 1;
+}
+
+/*
+ * True if the options shard by partition: "shards": "partition" (given), or
+ * "shard_by": "partition" (recorded, with the shard count); errors (22023)
+ * on another "shard_by".
+ */
+bool
+unlearn_shard_by_partition(Jsonb *options)
+{
+	JsonbValue *by = options ? unlearn_jsonb_key(&options->root, "shard_by") : NULL;
+
+	if (by && !is_partition(by))
+		bad_option("training", "shard_by", train_spec("shard_by")->expected);
+	return by != NULL || unlearn_shards_option(options) == UNLEARN_SHARDS_BY_PARTITION;
 }
 
 /* The options actually used, defaults included, for the catalog; the layer list as given. */
 Jsonb *
 unlearn_train_options_to_jsonb(const nn_train_options *o, const int *hidden,
-							   int n_hidden, int epochs, const UnlearnArch *arch, int shards)
+							   int n_hidden, int epochs, const UnlearnArch *arch, int shards,
+							   bool by_partition)
 {
 	StringInfoData s;
 
@@ -256,7 +290,7 @@ unlearn_train_options_to_jsonb(const nn_train_options *o, const int *hidden,
 	if (o->validation > 0)
 		appendStringInfo(&s, "\"validation\": %.7g, \"patience\": %d, ", o->validation, o->patience);
 	if (shards > 1)				/* recorded for sharded models only, as validation */
-		appendStringInfo(&s, "\"shards\": %d, ", shards);
+		appendStringInfo(&s, "\"shards\": %d, %s", shards, by_partition ? "\"shard_by\": \"partition\", " : "");
 	appendStringInfoString(&s, "\"hidden\": [");
 	for (int i = 0; i < n_hidden; i++)
 		appendStringInfo(&s, "%s%d", i ? ", " : "", hidden[i]);

@@ -67,13 +67,18 @@ take_reference_option(Jsonb *given, bool *reference)
 	return given;
 }
 
-/* Reads the rows now in the table; errors unless there are some, all labelled with classes, ids unique. */
+/*
+ * Reads the rows now in the table (with their tableoids when sharded by
+ * partition); errors unless there are some, all labelled with classes, ids
+ * unique.
+ */
 static void
-read_retrain_rows(const UnlearnModel *model, UnlearnData *data)
+read_retrain_rows(const UnlearnModel *model, bool by_partition, UnlearnData *data)
 {
 	UnlearnDataSpec spec;
 
 	unlearn_model_data_spec(model, &spec);
+	spec.read_tableoid = by_partition;
 	unlearn_read_data(&spec, data);
 	if (data->n == 0)
 		ereport(ERROR,
@@ -116,6 +121,7 @@ unlearn_retrain(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	Datum		result;
 	bool		reference = false;
+	bool		by_partition;
 	Jsonb	   *overrides = NULL;
 
 	if (PG_ARGISNULL(0))
@@ -133,7 +139,8 @@ unlearn_retrain(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(1))
 		overrides = take_reference_option(PG_GETARG_JSONB_P(1), &reference);
 	unlearn_parse_retrain_options(stored, overrides, &topts);
-	read_retrain_rows(model, &data);
+	by_partition = unlearn_shard_by_partition(stored);
+	read_retrain_rows(model, by_partition, &data);
 
 	memset(&run, 0, sizeof(run));
 	run.model = name;
@@ -146,6 +153,8 @@ unlearn_retrain(PG_FUNCTION_ARGS)
 	run.topts = &topts;
 	run.shards = unlearn_shards_option(stored);
 	run.data = &data;
+	if (by_partition)			/* the partitions as they are now: one attached since is learned */
+		unlearn_shard_run_by_partition(&run, model->relid, 0);
 	run.load_seconds = unlearn_seconds_since(&t_start);
 	unlearn_train_and_store(&run);
 	if (!reference)

@@ -100,7 +100,8 @@ typedef struct TrainArgs
 	nn_train_options topts;
 	UnlearnArch arch;			/* input_shape and layers, if given */
 	bool		auto_unlearn;
-	int			shards;			/* the training option "shards": 1 for one network */
+	int			shards;			/* the training option "shards": 1 for one network, 0 by partition */
+	bool		by_partition;	/* "shards": "partition": one shard per partition (partition_shards.c) */
 	const UnlearnData *data;	/* the rows read (for registering the model) */
 } TrainArgs;
 
@@ -192,6 +193,7 @@ parse_train_args(FunctionCallInfo fcinfo, TrainArgs *a)
 	}
 	a->topts.epochs = epochs;
 	a->shards = unlearn_shards_option(PG_ARGISNULL(7) ? NULL : PG_GETARG_JSONB_P(7));
+	a->by_partition = unlearn_shard_by_partition(PG_ARGISNULL(7) ? NULL : PG_GETARG_JSONB_P(7));
 	a->auto_unlearn = PG_ARGISNULL(8) ? true : PG_GETARG_BOOL(8);
 }
 
@@ -217,6 +219,8 @@ check_train_table(TrainArgs *a)
 	if (a->feat_col == NULL)
 		a->encoder = unlearn_encoder_columns(a->relid, a->id_col, a->label_col, a->feature_columns,
 											 a->nulls_error);
+	if (a->by_partition)
+		unlearn_check_partitioned(a->relid);	/* before the read, not after */
 	if (a->auto_unlearn)
 		unlearn_check_capture_allowed(a->relid);	/* before the work, not after */
 }
@@ -234,6 +238,7 @@ read_train_rows(const TrainArgs *a, UnlearnData *data)
 	spec.label_column = a->label_col;
 	spec.encoder = a->encoder;
 	spec.fit_encoder = a->encoder != NULL;
+	spec.read_tableoid = a->by_partition;
 	unlearn_read_data(&spec, data);
 
 	if (data->n == 0)
@@ -367,6 +372,8 @@ unlearn_train(PG_FUNCTION_ARGS)
 	run.topts = &a.topts;
 	run.shards = a.shards;
 	run.data = &data;
+	if (a.by_partition)
+		unlearn_shard_run_by_partition(&run, a.relid, a.shards);
 	run.load_seconds = unlearn_seconds_since(&t_start);
 	run.before_store = register_model;
 	run.before_store_arg = &a;

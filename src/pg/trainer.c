@@ -157,7 +157,7 @@ fit_shards(UnlearnTrainRun *run, const UnlearnArch *arch)
 			UnlearnData part;
 			double		shard_seconds;
 
-			unlearn_shard_rows(run->model, run->data, todo[j], run->shards, !run->retrain, &part);
+			unlearn_shard_rows(run->model, run->data, todo[j], &run->shard_map, !run->retrain, &part);
 			members[todo[j]] = unlearn_fit_shard(run, arch, todo[j], &part, &shard_seconds);
 			seconds += shard_seconds;
 			unlearn_free_shard_rows(&part);
@@ -186,6 +186,10 @@ shard_metrics(const UnlearnTrainRun *run)
 	appendStringInfoChar(&s, ']');
 	if (run->shard_workers > 0)
 		appendStringInfo(&s, ", \"shard_workers\": %d", run->shard_workers);
+	if (run->shard_map.ids != NULL)
+		appendStringInfoString(&s, ", \"shard_by\": \"partition\"");
+	if (run->partitions_json != NULL)
+		appendStringInfo(&s, ", \"shard_partitions\": %s", run->partitions_json);
 	return s.data;
 }
 
@@ -222,15 +226,23 @@ unlearn_train_and_store(UnlearnTrainRun *run)
 	bool		has_ref;
 	const int64 *manifest = run->manifest ? run->manifest : data->ids;
 	int64		n_manifest = run->manifest ? run->n_manifest : data->n;
+	const int16 *manifest_shards = NULL;
 
 	Assert(data->n > 0 && data->n <= INT_MAX);
 	Assert(run->n_classes >= 2 || run->retrain);
 	for (int64 i = 1; i < n_manifest; i++)
 		Assert(manifest[i - 1] < manifest[i]);	/* the manifest: sorted, unique */
 
+	/* a sharded model without a map of its own is sharded by the hash of the id */
+	if (run->shards > 1 && run->shard_map.shards == 0)
+		run->shard_map.shards = run->shards;
+	Assert(run->shards <= 1 || run->shard_map.shards == run->shards);
 	net = run->shards > 1 ? fit_shards(run, arch) : fit(run, arch);
+	/* sharded by partition: each id's shard goes with the manifest */
+	if (run->shards > 1 && run->shard_map.ids != NULL)
+		manifest_shards = unlearn_shards_of_ids(&run->shard_map, manifest, n_manifest);
 	options = unlearn_train_options_to_jsonb(run->topts, run->hidden, run->n_hidden, run->topts->epochs, arch,
-											 run->shards);
+											 run->shards, manifest_shards != NULL);
 	if (run->before_store)
 		run->before_store(run->before_store_arg, options);
 	run->version = run->retrain ? unlearn_next_version(run->model) : 1;
@@ -242,7 +254,7 @@ unlearn_train_and_store(UnlearnTrainRun *run)
 								   run->accuracy, run->load_seconds, run->train_seconds, data->n,
 								   shard_metrics(run), has_ref ? unlearn_unseen_reference_json(ref) : "");
 	unlearn_store_version(run->model, run->version, run->retrain ? run->parent : 0, run->reason, NULL,
-						  options, net, manifest, n_manifest, run->forgotten, run->n_forgotten, metrics);
+						  options, net, manifest, n_manifest, manifest_shards, run->forgotten, run->n_forgotten, metrics);
 }
 
 /* The unlearn_train_result row of a run (in the current memory context). */
