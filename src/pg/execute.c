@@ -798,6 +798,9 @@ exact_is_cheaper(const UnlearnModel *model, const UnlearnData *forget, bool rela
 	(void) unlearn_jsonb_take(&stored, "hidden");
 	unlearn_parse_retrain_options(stored, NULL, &t);
 	retrain_steps = (double) t.epochs * (double) ((n + t.batch_size - 1) / Max(t.batch_size, 1));
+	/* a retrain of weight decay "auto" chooses it again on its rows (trainer.c) */
+	if (unlearn_selects_weight_decay(&t, unlearn_shards_option(stored), n, model->n_classes))
+		retrain_steps += (double) nn_select_steps((int) n, model->n_classes, &t);
 	if (retrain_steps > 2.0 * opts->ul.repair_steps)
 		return false;
 	estimate = estimated_retrain_seconds(model, n);

@@ -37,7 +37,7 @@ option_number(const char *what, const OptionSpec *spec, JsonbValue *v)
 	d = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
 	if (!isfinite(d) || d < spec->lo || d > spec->hi)
 		bad_option(what, spec->key, spec->expected);
-	if (spec->kind != OPT_FLOAT && d != floor(d))
+	if (spec->kind != OPT_FLOAT && spec->kind != OPT_FLOAT_AUTO && d != floor(d))
 		bad_option(what, spec->key, spec->expected);
 	return d;
 }
@@ -100,6 +100,14 @@ unlearn_parse_options(Jsonb *options, const OptionSpec *specs, int n_specs,
 		field = (char *) target + spec->offset;
 		switch (spec->kind)
 		{
+			case OPT_FLOAT_AUTO:
+				if (v.type == jbvString && v.val.string.len == 4 &&
+					strncmp(v.val.string.val, "auto", 4) == 0)
+				{
+					*(float *) field = -1.0f;
+					break;
+				}
+				/* FALLTHROUGH */
 			case OPT_FLOAT:
 				*(float *) field = (float) option_number(what, spec, &v);
 				break;
@@ -172,7 +180,7 @@ static const OptionSpec train_option_specs[] = {
 	{"lr", OPT_FLOAT, offsetof(nn_train_options, lr), 1e-9, 10, "a number in (0, 10]", NULL},
 	{"batch_size", OPT_INT, offsetof(nn_train_options, batch_size), 1, 65536, "an integer from 1 to 65536", NULL},
 	{"momentum", OPT_FLOAT, offsetof(nn_train_options, momentum), 0, 0.999999, "a number in [0, 1)", NULL},
-	{"weight_decay", OPT_FLOAT, offsetof(nn_train_options, weight_decay), 0, 1, "a number in [0, 1]", NULL},
+	{"weight_decay", OPT_FLOAT_AUTO, offsetof(nn_train_options, weight_decay), 0, 1, "a number in [0, 1] or \"auto\"", NULL},
 	{"seed", OPT_UINT64, offsetof(nn_train_options, seed), 0, MAX_SEED, "a non-negative integer", NULL},
 	{"standardize", OPT_BOOL, offsetof(nn_train_options, standardize), 0, 0, "true or false", NULL},
 	{"validation", OPT_FLOAT, offsetof(nn_train_options, validation), 0, 0.5, "a number in [0, 0.5]", NULL},
@@ -191,6 +199,7 @@ unlearn_parse_train_options(Jsonb *options, nn_train_options *out)
 	nn_train_options_default(out);
 	out->standardize = 1;		/* new models learn their standardisation */
 	out->validation = -1;		/* not given: unlearn_train decides (with the epochs) */
+	out->weight_decay = -1;		/* "auto": chosen on held-out rows when affordable (trainer.c) */
 	/* epochs is an argument of unlearn_train, not an option */
 	unlearn_parse_options(options, train_option_specs, lengthof(train_option_specs) - 1, out, "training");
 }
@@ -281,11 +290,15 @@ unlearn_train_options_to_jsonb(const nn_train_options *o, const int *hidden,
 
 	initStringInfo(&s);
 	appendStringInfo(&s, "{\"optimizer\": \"%s\", \"lr\": %.7g, \"batch_size\": %d, "
-					 "\"momentum\": %.7g, \"weight_decay\": %.7g, \"seed\": " UINT64_FORMAT
-					 ", \"standardize\": %s, \"epochs\": %d, ",
-					 optimizer_names[o->optimizer], o->lr, o->batch_size,
-					 o->momentum, o->weight_decay, o->seed,
-					 o->standardize ? "true" : "false", epochs);
+					 "\"momentum\": %.7g, \"weight_decay\": ",
+					 optimizer_names[o->optimizer], o->lr, o->batch_size, o->momentum);
+	/* "auto" recorded as such, so that a retrain chooses again on its own rows */
+	if (o->weight_decay < 0)
+		appendStringInfoString(&s, "\"auto\"");
+	else
+		appendStringInfo(&s, "%.7g", o->weight_decay);
+	appendStringInfo(&s, ", \"seed\": " UINT64_FORMAT ", \"standardize\": %s, \"epochs\": %d, ",
+					 o->seed, o->standardize ? "true" : "false", epochs);
 	/* recorded only when on, so models without early stopping keep their options as before */
 	if (o->validation > 0)
 		appendStringInfo(&s, "\"validation\": %.7g, \"patience\": %d, ", o->validation, o->patience);
@@ -415,6 +428,13 @@ run_options_to_jsonb(const UnlearnRunOptions *o)
 		appendStringInfo(&s, "%s\"%s\": ", i ? ", " : "", spec->key);
 		switch (spec->kind)
 		{
+			case OPT_FLOAT_AUTO:
+				if (*(const float *) field < 0)
+				{
+					appendStringInfoString(&s, "\"auto\"");
+					break;
+				}
+				/* FALLTHROUGH */
 			case OPT_FLOAT:
 				appendStringInfo(&s, "%.7g", *(const float *) field);
 				break;

@@ -16,6 +16,7 @@
 typedef enum OptionKind
 {
 	OPT_FLOAT,					/* float field */
+	OPT_FLOAT_AUTO,				/* float field, or the string "auto": -1 */
 	OPT_INT,					/* int field, integral value */
 	OPT_UINT64,					/* uint64_t field, integral value */
 	OPT_ENUM,					/* int-sized enum field, from a string in names[] */

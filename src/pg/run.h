@@ -45,6 +45,13 @@ typedef struct UnlearnShardMap
 	int64		n;
 } UnlearnShardMap;
 
+/*
+ * The optimiser steps a default training aims at (train.c derives its epochs
+ * from it) and that choosing the weight decay on held-out rows may spend at
+ * most (trainer.c, select.c).
+ */
+#define UNLEARN_STEP_BUDGET 20000
+
 /* One training run: what it trains on and how, where it stores, and what it measured. */
 typedef struct UnlearnTrainRun
 {
@@ -76,10 +83,16 @@ typedef struct UnlearnTrainRun
 	/* set by unlearn_train_and_store */
 	int			version;
 	double		accuracy;
-	double		train_seconds;
+	double		train_seconds;	/* the selection's included */
+	float		weight_decay;	/* the one trained with (options "auto": chosen or 0) */
+	bool		selected;		/* the weight decay was chosen on held-out rows */
+	long		select_correct[NN_SELECT_CANDIDATES];	/* held-out rows right, per candidate */
+	double		select_seconds;
 } UnlearnTrainRun;
 
 void		unlearn_train_and_store(UnlearnTrainRun *run);
+/* True when a training with these options chooses its weight decay on held-out rows. */
+bool		unlearn_selects_weight_decay(const nn_train_options *topts, int shards, int64 n, int n_classes);
 
 /* ---------- sharded models (shards.c) ---------- */
 

@@ -133,18 +133,17 @@ take_nulls_option(Jsonb *options, TrainArgs *a)
 
 /*
  * The default number of epochs, from the table: enough passes for a budget
- * of DEFAULT_STEPS optimiser steps (a small table needs many passes to
+ * of UNLEARN_STEP_BUDGET optimiser steps (a small table needs many passes to
  * converge, a large one few), at least MIN and at most MAX passes (scikit-
  * learn's MLPClassifier default).  See docs/sql-reference.md#training.
  */
-#define DEFAULT_STEPS 20000
 #define DEFAULT_MIN_EPOCHS 10
 #define DEFAULT_MAX_EPOCHS 200
 static int
 derive_epochs(int64 rows, int batch_size)
 {
 	int64		steps_per_epoch = (rows + batch_size - 1) / Max(batch_size, 1);
-	int64		epochs = (DEFAULT_STEPS + steps_per_epoch - 1) / Max(steps_per_epoch, 1);
+	int64		epochs = (UNLEARN_STEP_BUDGET + steps_per_epoch - 1) / Max(steps_per_epoch, 1);
 
 	return (int) Min(Max(epochs, DEFAULT_MIN_EPOCHS), DEFAULT_MAX_EPOCHS);
 }
