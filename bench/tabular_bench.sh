@@ -14,9 +14,11 @@
 #      everyone on the machine): make -s install from this tree, a throwaway
 #      server "tabular" (test/lib_server.sh), CREATE EXTENSION, loads the data
 #      sets, checks the hashed splits in SQL, and for each data set and seed
-#      trains on NAME_train_arr with unlearn's DEFAULTS (hidden '{128}', 10
-#      epochs, Adam lr 1e-3, batch 128; only the seed is set, through options
-#      '{"seed": N}'; auto_unlearn => false) and evaluates on NAME_test_arr with
+#      trains on NAME_train (the natural columns; NAME_train_arr with
+#      BENCH_TABULAR_FORM=array) with unlearn's DEFAULTS (hidden '{128}',
+#      epochs derived from the table, weight decay "auto", Adam lr 1e-3,
+#      batch 128; only the seed is set, through options '{"seed": N}';
+#      auto_unlearn => false) and evaluates on NAME_test with
 #      unlearn_evaluate; stops the server, then releases the lock.  The lock
 #      is held for about a minute; the training loop stops early (and says so)
 #      once it has been held for BENCH_TABULAR_MAX_HOLD seconds;
@@ -69,7 +71,7 @@ fi
 make -s -C "$root"
 
 runs="$TABULAR_WORK/unlearn_runs.csv"
-echo "dataset,config,seed,rows,classes,train_accuracy,seconds,load_seconds,train_seconds,test_rows,test_accuracy" >"$runs"
+echo "dataset,config,seed,rows,classes,train_accuracy,seconds,load_seconds,train_seconds,test_rows,test_accuracy,weight_decay,held_out_right" >"$runs"
 forget="$TABULAR_WORK/unlearn_forget.csv"
 echo "dataset,seed,k,test_before,test_after,forgotten,reason,guarantee,steps,seconds,train_seconds" >"$forget"
 
@@ -137,8 +139,10 @@ SELECT t.rows, t.classes, t.train_accuracy, t.seconds, t.load_seconds, t.train_s
   FROM unlearn_train(model => '$m', $train $ep
                      options => '{"seed": $seed}', auto_unlearn => false) t \gset t_
 SELECT '$n', '$cfg', $seed, :t_rows, :t_classes, :t_train_accuracy, :t_seconds, :t_load_seconds,
-       :t_train_seconds, e.rows, e.accuracy
-  FROM unlearn_evaluate('$m', '$test') e;
+       :t_train_seconds, e.rows, e.accuracy,
+       coalesce(v.metrics->'weight_decay'->>'chosen', v.options->>'weight_decay'),
+       coalesce(translate(v.metrics->'weight_decay'->>'held_out_right', ',', ' '), '-')
+  FROM unlearn_evaluate('$m', '$test') e, unlearn.versions v WHERE v.model = '$m' AND v.version = 1;
 SELECT unlearn_drop_model('$m');
 SQL
 )
