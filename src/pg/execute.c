@@ -141,6 +141,24 @@ core_rows(const UnlearnData *d)
 }
 
 /*
+ * The held-out and replay samples under unlearn.max_training_memory: when
+ * their rows would hold more, both shrink in proportion to fit (the replay
+ * sample takes what rounding leaves).
+ */
+static void
+bound_samples(const UnlearnModel *model, int *want, int *want_replay)
+{
+	int64		bound = unlearn_training_memory_bytes();
+	int64		fit = bound / UNLEARN_ROW_BYTES(model->n_features);
+	int64		total = (int64) *want + *want_replay;
+
+	if (bound == 0 || total <= fit)
+		return;
+	*want = (int) ((int64) *want * fit / total);
+	*want_replay = (int) Min((int64) *want_replay, fit - *want);
+}
+
+/*
  * Step 1: the manifest, the prior rows, the guard's held-out sample of
  * remaining rows and (default method) the replay sample: from the worker's
  * warm samples when it passes them (warm.c), else read from the table.
@@ -163,6 +181,7 @@ read_inputs(const UnlearnModel *model, const UnlearnData *forget, const UnlearnR
 		want = 0;				/* the guard is off: the replay sample is drawn as without it */
 	if (opts->ul.method == UL_METHOD_DEFAULT && opts->replay_rows > 0)
 		want_replay = opts->replay_rows;
+	bound_samples(model, &want, &want_replay);
 	memset(&in->warm, 0, sizeof(in->warm));
 	if (warm)
 		unlearn_warm_samples(warm, model, in->manifest, in->n_manifest, forget, want, want_replay,
