@@ -4,8 +4,8 @@
  *
  * Chunks are ranges of ids: every id is read first (sorted; it is the
  * manifest anyway), and chunk k holds ids[k * chunk_rows ..] up to the next
- * chunk's first, read with "id >= lo AND id <= hi ORDER BY id" (an index
- * range scan when the id column has a btree index).  One pass over the
+ * chunk's first, read with "id >= lo AND id <= hi ORDER BY id" (operators
+ * of pg_catalog; an index range scan when the id column has a btree index).  One pass over the
  * chunks fixes the feature range and standardisation (nn_stats), then each
  * epoch reads every chunk again in an order shuffled with the training's
  * seed, and one last pass measures the accuracy.  Every read runs under the
@@ -202,8 +202,8 @@ read_chunk(UnlearnStream *st, int k, UnlearnData *out)
 	Assert(k >= 0 && k < st->n_chunks && rows > 0);
 	args[0] = Int64GetDatum(st->ids[first]);
 	args[1] = Int64GetDatum(st->ids[first + rows - 1]);
-	spec.where_clause = psprintf("%s >= $1 AND %s <= $2", quote_identifier(spec.id_column),
-								 quote_identifier(spec.id_column));
+	spec.where_clause = psprintf("%s OPERATOR(pg_catalog.>=) $1 AND %s OPERATOR(pg_catalog.<=) $2",
+								 quote_identifier(spec.id_column), quote_identifier(spec.id_column));
 	spec.nargs = 2;
 	spec.argtypes = argtypes;
 	spec.args = args;
