@@ -82,6 +82,13 @@ SELECT unlearn_confirm_forgotten('st_a') AS confirmed;
 DELETE FROM st_pts WHERE id IN (7, 70);
 SELECT unlearn_wait('st_a', '60 s') AS waited;
 SELECT count(*) AS manifest, bool_or(m IN (7, 70)) AS deleted_listed FROM unlearn_manifest('st_a') m;
+-- the exact method retrains on the remaining rows in chunks: its manifest lacks the rows
+SELECT version, forgotten FROM unlearn_rows('st_a', ARRAY[9, 90], '{"method": "exact"}');
+SELECT reason, guarantee, metrics->'rows' AS rows, metrics->'stream'->'chunks' AS chunks,
+       (metrics->>'train_accuracy')::float8 > 0.9 AS fits
+FROM unlearn.versions WHERE model = 'st_a' ORDER BY version DESC LIMIT 1;
+SELECT count(*) AS manifest, bool_or(m IN (9, 90)) AS forgotten_listed FROM unlearn_manifest('st_a') m;
+SELECT unlearn_confirm_forgotten('st_a') AS confirmed;
 -- a retrain reads the table in chunks too: the rows now in it
 SELECT version, rows, train_accuracy > 0.9 AS fits FROM unlearn_retrain('st_a');
 SELECT metrics->'stream'->'chunks' AS chunks, metrics->'stream'->'passes' AS passes

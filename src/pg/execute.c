@@ -618,6 +618,34 @@ exact_rows_to_read(const UnlearnModel *model, const UnlearnData *forget, const i
 }
 
 /*
+ * The rows of an exact retrain: read by id; or, when they would hold more
+ * than unlearn.max_training_memory (one network of an array model), a
+ * stream of them (stream.c) that run->stream trains on, data getting their
+ * ids.  Rows whose label is no class are left out either way.
+ */
+static void
+read_exact_rows(const UnlearnModel *model, const int64 *read, int64 n_read, UnlearnTrainRun *run,
+				UnlearnData *data)
+{
+	int64		bound = unlearn_training_memory_bytes();
+	UnlearnDataSpec spec;
+
+	if (bound == 0 || run->shards > 1 || model->encoder != NULL ||
+		n_read * UNLEARN_ROW_BYTES(model->n_features) <= bound)
+	{
+		unlearn_read_rows_by_id(model, read, n_read, data);
+		return;
+	}
+	unlearn_model_data_spec(model, &spec);
+	run->stream = palloc(sizeof(UnlearnStream));
+	unlearn_stream_open_ids(run->stream, &spec, model->n_features, read, n_read);
+	memset(data, 0, sizeof(*data));
+	data->n = run->stream->n;
+	data->n_features = model->n_features;
+	data->ids = run->stream->ids;
+}
+
+/*
  * Step 4, exact: the rows are retrained away (method "exact", or the guard
  * refused the run): a new version trained from scratch, with the model's
  * shape and recorded training options (unlearn_retrain's helper), on the
@@ -654,7 +682,7 @@ store_exact(const UnlearnModel *model, const UnlearnData *forget, bool relabel, 
 	unlearn_parse_retrain_options(stored, NULL, &topts);
 	run.shards = unlearn_shards_option(stored);
 	read = exact_rows_to_read(model, forget, keep, n_keep, &run, &n_read);
-	unlearn_read_rows_by_id(model, read, n_read, &data);
+	read_exact_rows(model, read, n_read, &run, &data);
 	if (data.n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),

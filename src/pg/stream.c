@@ -18,6 +18,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -47,21 +48,43 @@ unlearn_training_memory_bytes(void)
 	return unlearn_max_training_memory < 0 ? 0 : (int64) unlearn_max_training_memory * 1024;
 }
 
-/* Every id of the table, sorted, into st->ids: NULLs refused, duplicates refused, the row cap kept. */
+/*
+ * Every id of the table, sorted, into st->ids: NULLs refused, duplicates
+ * refused, the row cap kept.  With classes_only, only the rows whose label
+ * is a class of spec.model (as unlearn_read_rows_by_id keeps).
+ */
 static void
-read_ids(UnlearnStream *st)
+read_ids(UnlearnStream *st, bool classes_only)
 {
 	const UnlearnDataSpec *spec = &st->spec;
+	const UnlearnModel *model = spec->model;
 	Oid			id_type = unlearn_column_type(spec->relid, spec->id_column, "id");
 	int64		cap = 1024;
 	Portal		portal;
+	Oid			argtypes[1];
+	Datum		args[1];
+	char	   *where = "";
 
+	if (classes_only)
+	{
+		Datum	   *d = palloc(sizeof(Datum) * Max(model->n_classes, 1));
+
+		for (int i = 0; i < model->n_classes; i++)
+			d[i] = model->label_kind == LABEL_INT ? Int64GetDatum(model->class_ints[i])
+				: CStringGetTextDatum(model->classes[i]);
+		argtypes[0] = model->label_kind == LABEL_INT ? INT8ARRAYOID : TEXTARRAYOID;
+		args[0] = PointerGetDatum(model->label_kind == LABEL_INT
+								  ? construct_array(d, model->n_classes, INT8OID, 8, true, TYPALIGN_DOUBLE)
+								  : construct_array(d, model->n_classes, TEXTOID, -1, false, TYPALIGN_INT));
+		where = psprintf(" WHERE %s::%s OPERATOR(pg_catalog.=) ANY($1)", quote_identifier(spec->label_column),
+						 model->label_kind == LABEL_INT ? "pg_catalog.int8" : "pg_catalog.text");
+	}
 	st->ids = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * cap);
 	st->n = 0;
-	portal = SPI_cursor_open_with_args(NULL, psprintf("SELECT %s FROM %s ORDER BY 1",
+	portal = SPI_cursor_open_with_args(NULL, psprintf("SELECT %s FROM %s%s ORDER BY 1",
 													   quote_identifier(spec->id_column),
-													   unlearn_qualified_name(spec->relid)),
-									   0, NULL, NULL, NULL, true, CURSOR_OPT_NO_SCROLL);
+													   unlearn_qualified_name(spec->relid), where),
+									   classes_only ? 1 : 0, argtypes, args, NULL, true, CURSOR_OPT_NO_SCROLL);
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, 8192);
@@ -98,15 +121,10 @@ read_ids(UnlearnStream *st)
 	SPI_cursor_close(portal);
 }
 
-/*
- * Starts reading spec's table in chunks: the bound, every id (sorted,
- * checked), and the chunks of as many rows as the bound holds.
- */
-void
-unlearn_stream_open(UnlearnStream *st, const UnlearnDataSpec *spec, int n_features)
+/* A stream of spec's table under the bound, before its ids are read. */
+static void
+stream_init(UnlearnStream *st, const UnlearnDataSpec *spec, int n_features)
 {
-	int64		rows;
-
 	Assert(spec->where_clause == NULL && spec->id_column != NULL && spec->encoder == NULL);
 	Assert(n_features > 0);
 	memset(st, 0, sizeof(*st));
@@ -116,14 +134,82 @@ unlearn_stream_open(UnlearnStream *st, const UnlearnDataSpec *spec, int n_featur
 	st->n_features = n_features;
 	st->bound = unlearn_training_memory_bytes();
 	Assert(st->bound > 0);
-	/* step 1: the ids */
-	read_ids(st);
-	/* step 2: the chunks */
-	rows = st->bound / UNLEARN_ROW_BYTES(n_features);
+}
+
+/* The chunks of as many rows as the bound holds, and their memory context. */
+static void
+stream_cut(UnlearnStream *st)
+{
+	int64		rows = st->bound / UNLEARN_ROW_BYTES(st->n_features);
+
 	st->chunk_rows = (int) Max(Min(rows, (int64) INT_MAX / 2), 1);
 	st->n_chunks = (int) ((st->n + st->chunk_rows - 1) / st->chunk_rows);
 	st->chunk_cxt = AllocSetContextCreate(CurrentMemoryContext, "unlearn training chunk",
 										  ALLOCSET_DEFAULT_SIZES);
+}
+
+/*
+ * Starts reading spec's table in chunks: the bound, every id (sorted,
+ * checked), and the chunks of as many rows as the bound holds.
+ */
+void
+unlearn_stream_open(UnlearnStream *st, const UnlearnDataSpec *spec, int n_features)
+{
+	stream_init(st, spec, n_features);
+	read_ids(st, false);
+	stream_cut(st);
+}
+
+/*
+ * The same for the rows of ids[0..n) (sorted) the table has with a label
+ * that is a class of spec->model: the ids read are those (a caller compares
+ * them with its list for rows gone), and each chunk drops the other rows of
+ * its range (rows added since, or relabelled to no class).
+ */
+void
+unlearn_stream_open_ids(UnlearnStream *st, const UnlearnDataSpec *spec, int n_features, const int64 *ids,
+						int64 n)
+{
+	int64		m = 0;
+
+	stream_init(st, spec, n_features);
+	read_ids(st, true);
+	/* the table's ids that are in the list (both sorted) */
+	for (int64 i = 0, j = 0; i < st->n; i++)
+	{
+		while (j < n && ids[j] < st->ids[i])
+			j++;
+		if (j < n && ids[j] == st->ids[i])
+			st->ids[m++] = st->ids[i];
+	}
+	st->filtered = m < st->n;
+	st->n = m;
+	stream_cut(st);
+}
+
+/* Drops the rows of a chunk whose ids are not in ids[0..n) (both sorted), keeping the order. */
+static void
+keep_listed(UnlearnData *rows, const int64 *ids, int64 n)
+{
+	int64		m = 0;
+	int64		j = 0;
+	int			F = rows->n_features;
+
+	for (int64 i = 0; i < rows->n; i++)
+	{
+		while (j < n && ids[j] < rows->ids[i])
+			j++;
+		if (j == n || ids[j] != rows->ids[i])
+			continue;
+		if (m != i)
+		{
+			memcpy(rows->X + m * F, rows->X + i * F, sizeof(float) * F);
+			rows->y[m] = rows->y[i];
+			rows->ids[m] = rows->ids[i];
+		}
+		m++;
+	}
+	rows->n = m;
 }
 
 /*
@@ -210,6 +296,8 @@ read_chunk(UnlearnStream *st, int k, UnlearnData *out)
 	spec.expect_rows = rows;
 	unlearn_read_data(&spec, out);
 	MemoryContextSwitchTo(old);
+	if (st->filtered)
+		keep_listed(out, st->ids + first, rows);
 	if (out->n != rows)
 		elog(ERROR, "chunk %d of relation \"%s\" has " INT64_FORMAT " rows, not " INT64_FORMAT,
 			 k, get_rel_name(spec.relid), out->n, rows);

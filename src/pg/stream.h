@@ -19,6 +19,7 @@ typedef struct UnlearnStream
 	int64		n;
 	int			n_features;
 	int64		bound;			/* unlearn.max_training_memory, bytes */
+	bool		filtered;		/* chunks keep only the rows of ids (unlearn_stream_open_ids) */
 	int			chunk_rows;		/* rows of every chunk but the last */
 	int			n_chunks;
 	MemoryContext chunk_cxt;	/* one chunk's rows; reset after each */
@@ -40,6 +41,10 @@ int64		unlearn_training_memory_bytes(void);
  * spec->model may be set later (unlearn_stream_classes).
  */
 void		unlearn_stream_open(UnlearnStream *st, const UnlearnDataSpec *spec, int n_features);
+
+/* The same for the rows of the sorted ids[0..n) that the table has (an exact retrain's). */
+void		unlearn_stream_open_ids(UnlearnStream *st, const UnlearnDataSpec *spec, int n_features,
+									const int64 *ids, int64 n);
 
 /* Training a new model: the table's classes, sorted as an in-memory read sorts them, into meta. */
 void		unlearn_stream_classes(UnlearnStream *st, const char *model, UnlearnData *meta);
