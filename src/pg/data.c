@@ -560,9 +560,10 @@ unlearn_model_data_spec(const UnlearnModel *model, UnlearnDataSpec *spec)
 }
 
 /*
- * Reads the rows with an SPI cursor (the caller is connected): features into
- * a dense matrix, labels mapped to class indices (collected and sorted when
- * spec->model is NULL), ids if asked for.
+ * Reads the rows with an SPI cursor (the caller is connected) into the
+ * caller's memory context: features into a dense matrix, labels mapped to
+ * class indices (collected and sorted when spec->model is NULL), ids if
+ * asked for.
  */
 void
 unlearn_read_data(const UnlearnDataSpec *spec, UnlearnData *out)
@@ -570,13 +571,16 @@ unlearn_read_data(const UnlearnDataSpec *spec, UnlearnData *out)
 	DataReader	r;
 	Portal		portal;
 	int64		n = 0;
+	MemoryContext cxt = CurrentMemoryContext;	/* SPI's calls return in its procedure context */
 
 	start_read(&r, spec, out);
 	portal = SPI_cursor_open_with_args(NULL, build_query(spec), spec->nargs, spec->argtypes,
 									   spec->args, NULL, true, CURSOR_OPT_NO_SCROLL);
+	MemoryContextSwitchTo(cxt);
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, spec->expect_rows > 0 ? Min(FETCH_ROWS, spec->expect_rows) : FETCH_ROWS);
+		MemoryContextSwitchTo(cxt);
 		if (SPI_processed == 0)
 			break;
 		for (uint64 i = 0; i < SPI_processed && !out->truncated; i++)
@@ -590,6 +594,7 @@ unlearn_read_data(const UnlearnDataSpec *spec, UnlearnData *out)
 			break;				/* the caller reads the table in chunks instead */
 	}
 	SPI_cursor_close(portal);
+	MemoryContextSwitchTo(cxt);
 
 	out->n = n;
 	if (out->truncated)
