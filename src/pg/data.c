@@ -371,6 +371,9 @@ make_room(DataReader *r, int64 n)
 	if (n < r->cap)
 		return;
 	r->cap *= 2;
+	/* under a bound (array rows), no room past the row that passes it */
+	if (r->spec->max_held_bytes > 0 && !r->fit && r->n_features > 0)
+		r->cap = Max(n + 1, Min(r->cap, r->spec->max_held_bytes / UNLEARN_ROW_BYTES(r->n_features) + 1));
 	if (out->X)
 		out->X = repalloc_huge(out->X, sizeof(float) * r->cap * r->n_features);
 	out->y = repalloc_huge(out->y, sizeof(int) * r->cap);
