@@ -84,7 +84,7 @@ SQL
 	while kill -0 "$job" 2>/dev/null; do
 		v=$(awk '/^RssAnon:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0)
 		[ -n "$v" ] && [ "$v" -gt "$peak" ] && peak=$v
-		grep -q '^E|' "$out" && break	# training done: the evaluation's own read is not sampled
+		grep -q '^H|' "$out" && break	# training done: the evaluation's own read is not sampled
 		sleep 0.1
 	done
 	wait "$job"
