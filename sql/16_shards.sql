@@ -195,7 +195,21 @@ CREATE TABLE sh_seq AS SELECT * FROM sh_img;
 CREATE TABLE sh_par AS SELECT * FROM sh_img;
 SELECT version FROM unlearn_train('shseq', 'sh_seq', 'id', 'x', 'label', hidden => '{8}', epochs => 5,
                                   options => '{"shards": 4, "seed": 3}', auto_unlearn => false);
+-- a superuser setting (it takes parallel workers and copies the rows into
+-- shared memory): an ordinary role may not set it, a superuser may (and
+-- GRANT SET ON PARAMETER lets a role)
+SELECT name, context FROM pg_settings WHERE name = 'unlearn.shard_workers';
+SELECT err($$SET unlearn.shard_workers = 3$$) AS ordinary_role;
+RESET ROLE;
+GRANT SET ON PARAMETER unlearn.shard_workers TO regress_owner;
+SET ROLE regress_owner;
+SELECT err($$SET unlearn.shard_workers = 1$$) AS granted;
+RESET unlearn.shard_workers;
+RESET ROLE;
+REVOKE SET ON PARAMETER unlearn.shard_workers FROM regress_owner;
 SET unlearn.shard_workers = 3;
+SET ROLE regress_owner;
+SHOW unlearn.shard_workers;
 SELECT version FROM unlearn_train('shpar', 'sh_par', 'id', 'x', 'label', hidden => '{8}', epochs => 5,
                                   options => '{"shards": 4, "seed": 3}', auto_unlearn => false);
 -- (softmax regression too: no hidden layer)
@@ -203,7 +217,9 @@ SELECT version, rows FROM unlearn_train('shsoft', 'sh_img', 'id', 'x', 'label', 
                                         options => '{"shards": 2}', auto_unlearn => false);
 SELECT unlearn_shard(60, 4) AS s60, unlearn_shard(61, 4) AS s61, unlearn_shard(62, 4) AS s62;
 SELECT version, forgotten FROM unlearn_rows('shpar', ARRAY[60, 61, 62], '{"method": "exact"}');
+RESET ROLE;
 RESET unlearn.shard_workers;
+SET ROLE regress_owner;
 SELECT version, forgotten FROM unlearn_rows('shseq', ARRAY[60, 61, 62], '{"method": "exact"}');
 RESET ROLE;
 SELECT p.version, p.weights_sha256 = s.weights_sha256 AS same_bytes, p.metrics->'shard_workers' AS workers,

@@ -91,11 +91,21 @@ SELECT version, rows, forgotten FROM unlearn_rows('halo_plain', ARRAY[3::bigint]
 SELECT metrics->>'target' AS target FROM inspect.versions WHERE model = 'halo_plain' AND version = 2;
 SELECT id, target_loss, forgotten FROM inspect.forgotten f JOIN unlearn_forgotten('halo_plain') u USING (id)
 WHERE f.model = 'halo_plain';
--- the setting is the default of a model that has a reference
+-- the setting is the default of a model that has a reference.  The floor:
+-- the next two rows by id are hard ones, their losses already above their
+-- reference targets (the NOTICE); without the floor they were recorded
+-- forgotten untouched, now the run must raise them, and cannot within its
+-- step cap without giving up an earlier row: an error, nothing changed
 SELECT version, rows, forgotten FROM unlearn_rows('halo', ARRAY(SELECT id FROM halo
     WHERE unlearn_predict('halo', features) = label::text AND id NOT IN (SELECT id FROM unlearn_forgotten('halo'))
     ORDER BY id LIMIT 2));
-SELECT metrics->>'target' AS target FROM inspect.versions WHERE model = 'halo' AND version = 4;
+SELECT current_version FROM unlearn.models WHERE name = 'halo';
+-- the two rows the model is surest of: version 4, target unseen, none floored
+SELECT version, rows, forgotten FROM unlearn_rows('halo', ARRAY(SELECT id FROM halo
+    WHERE unlearn_predict('halo', features) = label::text AND id NOT IN (SELECT id FROM unlearn_forgotten('halo'))
+    ORDER BY (unlearn_predict_proba('halo', features))[label + 1] DESC, id LIMIT 2));
+SELECT metrics->>'target' AS target, metrics->'unseen_floored' AS floored
+FROM inspect.versions WHERE model = 'halo' AND version = 4;
 RESET ROLE;
 RESET unlearn.target;
 SET ROLE regress_owner;
@@ -108,6 +118,46 @@ SELECT version FROM unlearn_retrain('halo');
 SELECT guarantee, jsonb_array_length(metrics->'unseen_loss') AS points FROM inspect.versions
 WHERE model = 'halo' AND version = 5;
 SELECT unlearn_confirm_forgotten('halo');
+
+-- the floor: a table whose every row has a twin (ids i and i + 1000).  The
+-- held-out rows are twins of training rows, so the reference collapses to
+-- training losses; no target is at or below the row's loss before the run:
+-- the floor raises it to ln(1 + 2 (e^loss - 1)), twice the odds against the
+-- label (a NOTICE says how many; the metrics' unseen_floored), so the run
+-- must change every such row
+CREATE TABLE twins AS
+SELECT i + d AS id,
+       ARRAY[(i % 3) + 0.7 * sin(i * 12.9898), (i % 3 = 1)::int + 0.7 * cos(i * 78.233)]::real[] AS features,
+       i % 3 AS label
+FROM generate_series(1, 300) i, (VALUES (0::bigint), (1000)) d(d);
+SELECT model, version FROM unlearn_train('twins', 'twins', 'id', 'features', 'label', hidden => '{16}', epochs => 30,
+                                         options => '{"lr": 0.01, "batch_size": 32, "seed": 1, "validation": 0.2}',
+                                         auto_unlearn => false);
+CREATE TEMP TABLE twin_gone AS
+SELECT id, features, label, -ln((unlearn_predict_proba('twins', features))[label + 1]) AS loss_before
+FROM twins WHERE unlearn_predict('twins', features) = label::text AND id < 1000 ORDER BY id LIMIT 10;
+SELECT version, rows, forgotten FROM unlearn_rows('twins', ARRAY(SELECT id FROM twin_gone),
+                                                  options => '{"target": "unseen"}');
+SELECT metrics->>'target' AS target, (metrics->>'unseen_floored')::int > 0 AS some_floored,
+       (metrics->>'unseen_floored')::int <= 10 AS at_most_all
+FROM inspect.versions WHERE model = 'twins' AND version = 2;
+-- every target is above the row's loss before; a floored one well above:
+-- ln(1 + 2 (e^L - 1)) / L is at least ln 5 / ln 3 (1.46) for a row predicted
+-- right (L < ln 3 with 3 classes)
+SELECT count(*) AS rows, bool_and(f.target_loss > g.loss_before) AS above_loss_before,
+       count(*) FILTER (WHERE f.target_loss >= 1.4 * g.loss_before) >=
+         (SELECT (metrics->>'unseen_floored')::int FROM inspect.versions WHERE model = 'twins' AND version = 2)
+         AS floored_well_above
+FROM inspect.forgotten f JOIN twin_gone g USING (id) WHERE f.model = 'twins';
+-- and the run reached them: each row's loss now is at its target, or it is misclassified
+SELECT count(*) FILTER (WHERE forgotten) AS forgotten FROM unlearn_forgotten('twins');
+SELECT bool_and(-ln((unlearn_predict_proba('twins', t.features))[t.label + 1]) >= f.target_loss * (1 - 1e-4)
+                OR unlearn_predict('twins', t.features) <> t.label::text) AS at_target_or_misclassified
+FROM inspect.forgotten f JOIN twin_gone t USING (id) WHERE f.model = 'twins';
+SELECT unlearn_confirm_forgotten('twins');
+SELECT unlearn_drop_model('twins');
+DROP TABLE twins;
+
 SELECT unlearn_drop_model('halo');
 SELECT unlearn_drop_model('halo_plain');
 DROP TABLE halo, halo_plain;

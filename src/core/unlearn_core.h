@@ -229,12 +229,25 @@ void		ul_row_losses(const nn_model *m, const float *X, const int *y, int n, floa
 void		ul_loss_quantiles(float *loss, int n, int nq, float *q);
 
 /*
+ * The floor of a target: a row's target is at least its loss under the model
+ * before the run with UL_UNSEEN_FLOOR_ODDS times the odds against its label
+ * (ln(1 + 2 (e^l - 1)): about 2 l for small losses, its logit gap lowered by
+ * ln 2), and at least UL_UNSEEN_MIN_TARGET (a loss of 0 in float), so always
+ * above that loss: a reference that collapsed (held-out rows that duplicate
+ * training rows) cannot make a row "forgotten" without the run changing it.
+ */
+#define UL_UNSEEN_FLOOR_ODDS 2.0
+#define UL_UNSEEN_MIN_TARGET 1e-6f
+float		ul_unseen_floor(float loss);
+
+/*
  * Target losses for n forget rows from a reference of rows the model never saw
  * (nq quantiles, ascending): the rows are ranked by their loss under m, and
  * the row of rank r (0 = lowest) gets the reference's quantile at (r + 0.5) / n,
  * so the targets follow the reference's distribution and keep the rows' order
- * (a row that is hard for the model stays among the hard ones).  Returns 0, or
- * -1 when memory runs out.
+ * (a row that is hard for the model stays among the hard ones); a target not
+ * above ul_unseen_floor(the row's loss under m) is raised to it.  Returns how
+ * many targets the floor raised (0 to n), or -1 when memory runs out.
  */
 int			ul_unseen_targets(const nn_model *m, const float *X, const int *y, int n,
 							  const float *ref, int nq, float *target);

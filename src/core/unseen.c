@@ -82,13 +82,18 @@ ul_cmp_ranked(const void *a, const void *b)
 	return (x->i > y->i) - (x->i < y->i);
 }
 
-/* Each forget row's target: the reference quantile at its rank's midpoint. */
+/*
+ * Each forget row's target: the reference quantile at its rank's midpoint,
+ * raised to the floor (ul_unseen_floor) where that is not above the row's
+ * loss now; returns how many were raised.
+ */
 int
 ul_unseen_targets(const nn_model *m, const float *X, const int *y, int n,
 				  const float *ref, int nq, float *target)
 {
 	float	   *loss = nn_alloc_floats((size_t) (n > 0 ? n : 1));
 	ul_ranked  *rk = nn_alloc(sizeof(ul_ranked) * (size_t) (n > 0 ? n : 1));
+	int			floored = 0;
 
 	NN_ASSERT(nq >= 2);
 	if (loss == NULL || rk == NULL)
@@ -108,7 +113,34 @@ ul_unseen_targets(const nn_model *m, const float *X, const int *y, int n,
 	/* step 2: rank r takes the reference at (r + 0.5) / n */
 	for (int r = 0; r < n; r++)
 		target[rk[r].i] = ul_sorted_at(ref, nq, ((double) r + 0.5) / n);
+	/* step 3: no target at or below the row's loss now: the floor, counted */
+	for (int i = 0; i < n; i++)
+	{
+		float		floor_i = ul_unseen_floor(loss[i]);
+
+		NN_ASSERT(floor_i > loss[i]);
+		if (target[i] < floor_i)
+		{
+			target[i] = floor_i;
+			floored++;
+		}
+	}
 	nn_free_mem(loss);
 	nn_free_mem(rk);
-	return 0;
+	return floored;
+}
+
+/*
+ * The least target of a row of loss l: the loss with UL_UNSEEN_FLOOR_ODDS
+ * times its odds against the label (e^l - 1, the two-class bound's), i.e.
+ * its logit gap lowered by ln UL_UNSEEN_FLOOR_ODDS; about twice l for small
+ * losses, l + ln 2 for large ones; at least UL_UNSEEN_MIN_TARGET.
+ */
+float
+ul_unseen_floor(float l)
+{
+	double		f = l > 30.0f ? (double) l + log(UL_UNSEEN_FLOOR_ODDS)
+		: log1p(UL_UNSEEN_FLOOR_ODDS * expm1((double) l));
+
+	return f > UL_UNSEEN_MIN_TARGET ? (float) f : UL_UNSEEN_MIN_TARGET;
 }

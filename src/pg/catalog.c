@@ -68,6 +68,13 @@ unlearn_catalog_has_ledger_targets(void)
 	return catalog_has_column("forgotten", "target_loss");
 }
 
+/* True if unlearn.manifests records each id's shard (0.2; sharding by partition). */
+bool
+unlearn_catalog_has_manifest_shards(void)
+{
+	return catalog_has_column("manifests", "shards");
+}
+
 /* A model row's feature columns and types (text[], oid[]) for a select list: NULLs on a 0.1 catalog. */
 const char *
 unlearn_feature_columns_sql(const char *alias)
@@ -302,16 +309,32 @@ unlearn_catalog_ids(Datum d, const char *what, const char *model, int version, i
 	return ids;
 }
 
+/* An int8[] datum of n ids (wide, v8), or an int2[] of n shard numbers (v2); n may be 0, v NULL then. */
+static Datum
+int_array(bool wide, const int64 *v8, const int16 *v2, int64 n)
+{
+	Datum	   *d = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(Datum) * Max(n, 1));
+
+	Assert(n >= 0 && n <= INT_MAX && (n == 0 || (wide ? v8 != NULL : v2 != NULL)));
+	for (int64 i = 0; i < n; i++)
+		d[i] = wide ? Int64GetDatum(v8[i]) : Int16GetDatum(v2[i]);
+	if (wide)
+		return PointerGetDatum(construct_array(d, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	return PointerGetDatum(construct_array(d, (int) n, INT2OID, 2, true, TYPALIGN_SHORT));
+}
+
 /* An int8[] datum of n ids (the form the catalog stores ids in); n may be 0. */
 Datum
 unlearn_int8_array(const int64 *ids, int64 n)
 {
-	Datum	   *d = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(Datum) * Max(n, 1));
+	return int_array(true, ids, NULL, n);
+}
 
-	Assert(n >= 0 && n <= INT_MAX);
-	for (int64 i = 0; i < n; i++)
-		d[i] = Int64GetDatum(ids[i]);
-	return PointerGetDatum(construct_array(d, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+/* An int2[] datum of n shard numbers (unlearn.manifests.shards); n may be 0. */
+Datum
+unlearn_int2_array(const int16 *v, int64 n)
+{
+	return int_array(false, NULL, v, n);
 }
 
 /* Errors unless the current user owns the model (or is a member of its owner) or is superuser. */
@@ -424,7 +447,7 @@ void
 unlearn_store_version(const char *model, int version, int parent,
 					  const char *reason, const char *method,
 					  Jsonb *options, const nn_model *net,
-					  const int64 *ids, int64 n_ids,
+					  const int64 *ids, int64 n_ids, const int16 *id_shards,
 					  const int64 *forgotten, int n_forgotten, Jsonb *metrics)
 {
 	Oid			argtypes[13] = {TEXTOID, INT4OID, INT4OID, TEXTOID, TEXTOID, JSONBOID, INT8OID,
@@ -500,11 +523,15 @@ unlearn_store_version(const char *model, int version, int parent,
 		elog(ERROR, "could not store version: %s", SPI_result_code_string(ret));
 
 	{
-		Oid			mtypes[3] = {TEXTOID, INT4OID, INT8ARRAYOID};
-		Datum		margs[3] = {args[0], args[1], unlearn_int8_array(ids, n_ids)};
+		Oid			mtypes[4] = {TEXTOID, INT4OID, INT8ARRAYOID, INT2ARRAYOID};
+		Datum		margs[4] = {args[0], args[1], unlearn_int8_array(ids, n_ids),
+		id_shards ? unlearn_int2_array(id_shards, n_ids) : (Datum) 0};
 
-		ret = SPI_execute_with_args("INSERT INTO unlearn.manifests (model, version, ids) VALUES ($1, $2, $3)",
-									3, mtypes, margs, NULL, false, 0);
+		/* each id's shard: a model sharded by partition only (a 0.1 catalog has no column) */
+		ret = SPI_execute_with_args(id_shards ? "INSERT INTO unlearn.manifests (model, version, ids, shards)"
+									" VALUES ($1, $2, $3, $4)"
+									: "INSERT INTO unlearn.manifests (model, version, ids) VALUES ($1, $2, $3)",
+									id_shards ? 4 : 3, mtypes, margs, NULL, false, 0);
 		if (ret != SPI_OK_INSERT)
 			elog(ERROR, "could not store manifest: %s", SPI_result_code_string(ret));
 	}

@@ -37,6 +37,8 @@ typedef struct UnlearnModel
 /* True once the catalog has column models (0.2); a 0.1 catalog has array models only. */
 bool		unlearn_catalog_has_column_models(void);
 bool		unlearn_catalog_has_ledger_targets(void);
+/* True if unlearn.manifests has the column shards (0.2: sharding by partition). */
+bool		unlearn_catalog_has_manifest_shards(void);
 
 /* A model row's feature columns and types (text[], oid[]) for a select list, alias included ("m."). */
 const char *unlearn_feature_columns_sql(const char *alias);
@@ -55,6 +57,8 @@ int64	   *unlearn_catalog_ids(Datum d, const char *what, const char *model, int 
 
 /* An int8[] datum of n ids (n may be 0): the one builder of id arrays. */
 Datum		unlearn_int8_array(const int64 *ids, int64 n);
+/* An int2[] datum of n shard numbers. */
+Datum		unlearn_int2_array(const int16 *v, int64 n);
 
 /* Errors unless the current user owns the model or is superuser. */
 void		unlearn_check_owner(const UnlearnModel *model, const char *action);
@@ -62,11 +66,11 @@ void		unlearn_check_owner(const UnlearnModel *model, const char *action);
 /* Errors unless the current user may read the model's training table. */
 void		unlearn_check_can_use(const UnlearnModel *model);
 
-/* Stores a version (and its manifest); ids sorted ascending. */
+/* Stores a version (and its manifest); ids sorted ascending; id_shards: each id's shard, or NULL. */
 void		unlearn_store_version(const char *model, int version, int parent,
 								  const char *reason, const char *method,
 								  Jsonb *options, const nn_model *net,
-								  const int64 *ids, int64 n_ids,
+								  const int64 *ids, int64 n_ids, const int16 *id_shards,
 								  const int64 *forgotten, int n_forgotten, Jsonb *metrics);
 
 /* sha256 of a buffer into out[32]. */

@@ -266,6 +266,8 @@ build_query(const UnlearnDataSpec *spec)
 	else
 		for (int i = 0; i < spec->encoder->n_inputs; i++)
 			appendStringInfo(&query, ", %s", quote_identifier(spec->encoder->inputs[i].column));
+	if (spec->read_tableoid)	/* last: a system column, no user column can be named so */
+		appendStringInfoString(&query, ", tableoid");
 	appendStringInfo(&query, " FROM %s", unlearn_qualified_name(spec->relid));
 	if (spec->where_clause)
 		appendStringInfo(&query, " WHERE %s", spec->where_clause);
@@ -293,6 +295,8 @@ start_read(DataReader *r, const UnlearnDataSpec *spec, UnlearnData *out)
 	out->y = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int) * r->cap);
 	if (spec->id_column)
 		out->ids = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * r->cap);
+	if (spec->read_tableoid)
+		out->tableoids = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(Oid) * r->cap);
 	if (spec->model == NULL)
 	{
 		if (r->kind == LABEL_INT)
@@ -379,6 +383,8 @@ make_room(DataReader *r, int64 n)
 	out->y = repalloc_huge(out->y, sizeof(int) * r->cap);
 	if (out->ids)
 		out->ids = repalloc_huge(out->ids, sizeof(int64) * r->cap);
+	if (out->tableoids)
+		out->tableoids = repalloc_huge(out->tableoids, sizeof(Oid) * r->cap);
 	if (r->int_labels)
 		r->int_labels = repalloc_huge(r->int_labels, sizeof(int64) * r->cap);
 	if (r->text_labels)
@@ -478,6 +484,13 @@ read_row(DataReader *r, int64 n, HeapTuple tup, TupleDesc desc)
 	}
 	if (out->ids)
 		out->ids[n] = id;
+	if (out->tableoids)
+	{
+		bool		isnull;
+
+		out->tableoids[n] = DatumGetObjectId(SPI_getbinval(tup, desc, desc->natts, &isnull));
+		Assert(!isnull);
+	}
 	store_label(r, n, label_d);
 }
 

@@ -25,6 +25,7 @@ typedef struct UnlearnData
 	bool		truncated;		/* the read stopped at spec->max_held_bytes (training reads in chunks) */
 	float	   *target_loss;	/* forgotten rows: per row the loss it was raised to (target
 								 * "unseen"; NaN: it was misclassified), or NULL: all misclassified */
+	Oid		   *tableoids;		/* per row, the leaf partition it was read from (spec read_tableoid), or NULL */
 } UnlearnData;
 
 /* Which columns to read and how to map labels. */
@@ -41,6 +42,7 @@ typedef struct UnlearnDataSpec
 	const UnlearnModel *model;	/* map labels to this model's classes; NULL: collect */
 	int64		max_held_bytes;	/* > 0: stop (out->truncated) before the rows held pass it */
 	int64		expect_rows;	/* > 0: the rows expected, allocated at once (a chunk's) */
+	bool		read_tableoid;	/* also read each row's tableoid (sharding by partition) */
 	const char *where_clause;	/* optional SQL condition, e.g. "id = ANY($1)" */
 	int			nargs;
 	Oid		   *argtypes;

@@ -45,6 +45,7 @@ typedef struct RunInputs
 	bool		has_ref;		/* the current version records a loss reference (target "unseen") */
 	float		ref[UL_UNSEEN_QUANTILES];
 	float	   *forget_target;	/* target "unseen": each forget row's target loss; else NULL */
+	int			floored;		/* target "unseen": targets the floor raised (ul_unseen_floor) */
 } RunInputs;
 
 /* Starts timing a run: its start, and the first phase's. */
@@ -305,7 +306,8 @@ run_core(const UnlearnModel *model, const UnlearnData *forget, const int *new_la
 	req.prior = core_rows(&in->prior);
 	req.replay = core_rows(&in->replay);
 	/* target losses: this run's rows (target "unseen"), earlier rows as the ledger has them */
-	in->forget_target = in->target == UNLEARN_TARGET_UNSEEN ? unlearn_unseen_targets(net, forget, in->ref) : NULL;
+	in->forget_target = in->target == UNLEARN_TARGET_UNSEEN ?
+		unlearn_unseen_targets(net, forget, in->ref, model->name, &in->floored) : NULL;
 	req.forget_target = in->forget_target;
 	req.prior_target = in->prior.target_loss;
 	req.replay_logits = NULL;
@@ -537,7 +539,7 @@ store_run(const UnlearnModel *model, const UnlearnData *forget, bool relabel, co
 								   " \"held_out_before\": %s, \"held_out_after\": %s,"
 								   " \"replay_cached\": %s, \"cache_dropped\": " INT64_FORMAT ","
 								   " \"sample_rows_read\": " INT64_FORMAT ","
-								   " \"total_seconds\": %.6f, \"phases\": %s, \"target\": \"%s\"%s}",
+								   " \"total_seconds\": %.6f, \"phases\": %s, \"target\": \"%s\"%s%s}",
 								   k, res->forgotten, (int) in->prior.n, res->prior_kept, res->steps,
 								   res->forget_steps, out->seconds, (int) in->replay.n,
 								   isfinite(res->final_forget_loss) ?
@@ -547,10 +549,11 @@ store_run(const UnlearnModel *model, const UnlearnData *forget, bool relabel, co
 								   in->held_out.n ? psprintf("%.6f", in->held_out_after) : "null",
 								   in->warm.cached ? "true" : "false", in->warm.dropped, in->warm.read,
 								   total, phases, in->target == UNLEARN_TARGET_UNSEEN ? "unseen" : "misclassify",
-								   in->has_ref ? unlearn_unseen_reference_json(in->ref) : "");
+								   in->has_ref ? unlearn_unseen_reference_json(in->ref) : "",
+								   in->forget_target ? psprintf(", \"unseen_floored\": %d", in->floored) : "");
 	unlearn_store_version(model->name, out->version, model->version, reason,
 						  unlearn_method_name(opts), run_options_to_jsonb(opts),
-						  net, new_manifest, n_new_manifest,
+						  net, new_manifest, n_new_manifest, NULL,
 						  relabel ? NULL : forget->ids, relabel ? 0 : k, metrics);
 	unlearn_set_current_version(model->name, out->version);
 	unlearn_phase_end(in->phases, "store_version");
@@ -593,28 +596,39 @@ gone_rows(const UnlearnModel *model, const UnlearnData *forget, const int64 *kee
  * The rows an exact run reads of `keep`: all of them; or, on a sharded
  * model, those of the shards that held a forgotten row, marked in
  * run->retrain_shard, with the parent's ensemble the other shards are
- * copied from (run->parent_net).
+ * copied from (run->parent_net), and the parent's shard map (its manifest's
+ * shards when sharded by partition; their count the parent's, which a
+ * retrain over changed partitions may have changed).
  */
 static const int64 *
-exact_rows_to_read(const UnlearnModel *model, const UnlearnData *forget, const int64 *keep, int64 n_keep,
-				   UnlearnTrainRun *run, int64 *n_read)
+exact_rows_to_read(const UnlearnModel *model, const UnlearnData *forget, const RunInputs *in, bool by_partition,
+				   const int64 *keep, int64 n_keep, UnlearnTrainRun *run, int64 *n_read)
 {
-	bool	   *retrain = palloc(sizeof(bool) * run->shards);
+	bool	   *retrain;
 	nn_model   *parent;
 
 	*n_read = n_keep;
 	if (run->shards <= 1)
 		return keep;
 	parent = unlearn_load_weights(model, model->version);
-	if (parent->n_members != run->shards)
+	if (by_partition)
+		run->shards = parent->n_members;
+	if (parent->n_members != run->shards || run->shards < 2)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("version %d of model \"%s\" has %d shards, its options %d",
 						model->version, model->name, parent->n_members, run->shards)));
-	unlearn_shards_holding(forget->ids, (int) forget->n, run->shards, retrain);
+	unlearn_load_shard_map(model, model->version, run->shards, in->manifest, in->n_manifest, &run->shard_map);
+	if (by_partition != (run->shard_map.ids != NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the manifest of version %d of model \"%s\" %s the shard of each row",
+						model->version, model->name, by_partition ? "lacks" : "records")));
+	retrain = palloc(sizeof(bool) * run->shards);
+	unlearn_shards_holding(forget->ids, (int) forget->n, &run->shard_map, retrain);
 	run->parent_net = parent;
 	run->retrain_shard = retrain;
-	return unlearn_ids_in_shards(keep, n_keep, run->shards, retrain, n_read);
+	return unlearn_ids_in_shards(keep, n_keep, &run->shard_map, retrain, n_read);
 }
 
 /*
@@ -630,7 +644,7 @@ read_exact_rows(const UnlearnModel *model, const int64 *read, int64 n_read, Unle
 	int64		bound = unlearn_training_memory_bytes();
 	UnlearnDataSpec spec;
 
-	if (bound == 0 || run->shards > 1 || model->encoder != NULL ||
+	if (bound == 0 || run->shards != 1 || model->encoder != NULL ||
 		n_read * UNLEARN_ROW_BYTES(model->n_features) <= bound)
 	{
 		unlearn_read_rows_by_id(model, read, n_read, data);
@@ -681,7 +695,7 @@ store_exact(const UnlearnModel *model, const UnlearnData *forget, bool relabel, 
 	unlearn_read_model_training(model->name, &hidden, &n_hidden, &stored);
 	unlearn_parse_retrain_options(stored, NULL, &topts);
 	run.shards = unlearn_shards_option(stored);
-	read = exact_rows_to_read(model, forget, keep, n_keep, &run, &n_read);
+	read = exact_rows_to_read(model, forget, in, unlearn_shard_by_partition(stored), keep, n_keep, &run, &n_read);
 	read_exact_rows(model, read, n_read, &run, &data);
 	if (data.n == 0)
 		ereport(ERROR,
@@ -831,6 +845,9 @@ exact_is_cheaper(const UnlearnModel *model, const UnlearnData *forget, bool rela
 	(void) unlearn_jsonb_take(&stored, "hidden");
 	unlearn_parse_retrain_options(stored, NULL, &t);
 	retrain_steps = (double) t.epochs * (double) ((n + t.batch_size - 1) / Max(t.batch_size, 1));
+	/* a retrain of weight decay "auto" chooses it again on its rows (trainer.c) */
+	if (unlearn_selects_weight_decay(&t, unlearn_shards_option(stored), n, model->n_classes))
+		retrain_steps += (double) nn_select_steps((int) n, model->n_classes, &t);
 	if (retrain_steps > 2.0 * opts->ul.repair_steps)
 		return false;
 	estimate = estimated_retrain_seconds(model, n);

@@ -37,7 +37,7 @@ option_number(const char *what, const OptionSpec *spec, JsonbValue *v)
 	d = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
 	if (!isfinite(d) || d < spec->lo || d > spec->hi)
 		bad_option(what, spec->key, spec->expected);
-	if (spec->kind != OPT_FLOAT && d != floor(d))
+	if (spec->kind != OPT_FLOAT && spec->kind != OPT_FLOAT_AUTO && d != floor(d))
 		bad_option(what, spec->key, spec->expected);
 	return d;
 }
@@ -100,6 +100,14 @@ unlearn_parse_options(Jsonb *options, const OptionSpec *specs, int n_specs,
 		field = (char *) target + spec->offset;
 		switch (spec->kind)
 		{
+			case OPT_FLOAT_AUTO:
+				if (v.type == jbvString && v.val.string.len == 4 &&
+					strncmp(v.val.string.val, "auto", 4) == 0)
+				{
+					*(float *) field = -1.0f;
+					break;
+				}
+				/* FALLTHROUGH */
 			case OPT_FLOAT:
 				*(float *) field = (float) option_number(what, spec, &v);
 				break;
@@ -172,14 +180,15 @@ static const OptionSpec train_option_specs[] = {
 	{"lr", OPT_FLOAT, offsetof(nn_train_options, lr), 1e-9, 10, "a number in (0, 10]", NULL},
 	{"batch_size", OPT_INT, offsetof(nn_train_options, batch_size), 1, 65536, "an integer from 1 to 65536", NULL},
 	{"momentum", OPT_FLOAT, offsetof(nn_train_options, momentum), 0, 0.999999, "a number in [0, 1)", NULL},
-	{"weight_decay", OPT_FLOAT, offsetof(nn_train_options, weight_decay), 0, 1, "a number in [0, 1]", NULL},
+	{"weight_decay", OPT_FLOAT_AUTO, offsetof(nn_train_options, weight_decay), 0, 1, "a number in [0, 1] or \"auto\"", NULL},
 	{"seed", OPT_UINT64, offsetof(nn_train_options, seed), 0, MAX_SEED, "a non-negative integer", NULL},
 	{"standardize", OPT_BOOL, offsetof(nn_train_options, standardize), 0, 0, "true or false", NULL},
 	{"validation", OPT_FLOAT, offsetof(nn_train_options, validation), 0, 0.5, "a number in [0, 0.5]", NULL},
 	{"patience", OPT_INT, offsetof(nn_train_options, patience), 1, 100000, "an integer from 1 to 100000", NULL},
 	{"input_shape", OPT_SKIP, 0, 0, 0, "an array of three positive integers", NULL},
 	{"layers", OPT_SKIP, 0, 0, 0, "an array of layers", NULL},
-	{"shards", OPT_SKIP, 0, 1, NN_MAX_SHARDS, "an integer from 1 to 64", NULL},	/* unlearn_shards_option */
+	{"shards", OPT_SKIP, 0, 1, NN_MAX_SHARDS, "an integer from 1 to 64, or \"partition\"", NULL},	/* unlearn_shards_option */
+	{"shard_by", OPT_SKIP, 0, 0, 0, "\"partition\"", NULL},	/* recorded: unlearn_shard_by_partition */
 	{"epochs", OPT_INT, offsetof(nn_train_options, epochs), 1, 100000, "an integer from 1 to 100000", NULL},
 };
 
@@ -190,6 +199,7 @@ unlearn_parse_train_options(Jsonb *options, nn_train_options *out)
 	nn_train_options_default(out);
 	out->standardize = 1;		/* new models learn their standardisation */
 	out->validation = -1;		/* not given: unlearn_train decides (with the epochs) */
+	out->weight_decay = -1;		/* "auto": chosen on held-out rows when affordable (trainer.c) */
 	/* epochs is an argument of unlearn_train, not an option */
 	unlearn_parse_options(options, train_option_specs, lengthof(train_option_specs) - 1, out, "training");
 }
@@ -212,7 +222,7 @@ unlearn_parse_retrain_options(Jsonb *stored, Jsonb *overrides, nn_train_options 
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a retrain keeps the model's input_shape and layers"),
 				 errhint("Train a new model for another architecture.")));
-	if (overrides && unlearn_jsonb_key(&overrides->root, "shards"))
+	if (overrides && (unlearn_jsonb_key(&overrides->root, "shards") || unlearn_jsonb_key(&overrides->root, "shard_by")))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a retrain keeps the model's shards"),
@@ -220,43 +230,80 @@ unlearn_parse_retrain_options(Jsonb *stored, Jsonb *overrides, nn_train_options 
 	unlearn_parse_options(overrides, train_option_specs, lengthof(train_option_specs), out, "training");
 }
 
+/* The spec of a training option that unlearn_parse_options skips. */
+static const OptionSpec *
+train_spec(const char *key)
+{
+	for (int i = 0; i < lengthof(train_option_specs); i++)
+		if (strcmp(train_option_specs[i].key, key) == 0)
+			return &train_option_specs[i];
+	Assert(false);
+	return NULL;
+}
+
+/* True if v is the jsonb string "partition". */
+static bool
+is_partition(const JsonbValue *v)
+{
+	return v->type == jbvString && v->val.string.len == strlen("partition") &&
+		strncmp(v->val.string.val, "partition", v->val.string.len) == 0;
+}
+
 /*
  * The training option "shards" (sharded models, shards.c): an integer from
- * 1 to NN_MAX_SHARDS, 1 when absent (an ordinary model); errors (22023)
- * otherwise.
+ * 1 to NN_MAX_SHARDS, 1 when absent (an ordinary model), or "partition"
+ * (UNLEARN_SHARDS_BY_PARTITION: one shard per partition, partition_shards.c);
+ * errors (22023) otherwise.
  */
 int
 unlearn_shards_option(Jsonb *options)
 {
-	const OptionSpec *spec = NULL;
 	JsonbValue *v = options ? unlearn_jsonb_key(&options->root, "shards") : NULL;
 
-	for (int i = 0; i < lengthof(train_option_specs); i++)
-		if (strcmp(train_option_specs[i].key, "shards") == 0)
-			spec = &train_option_specs[i];
-	Assert(spec != NULL);
-	return v ? (int) option_number("training", spec, v) : 1;
+	if (v && is_partition(v))
+		return UNLEARN_SHARDS_BY_PARTITION;
+	return v ? (int) option_number("training", train_spec("shards"), v) : 1;
+}
+
+/*
+ * True if the options shard by partition: "shards": "partition" (given), or
+ * "shard_by": "partition" (recorded, with the shard count); errors (22023)
+ * on another "shard_by".
+ */
+bool
+unlearn_shard_by_partition(Jsonb *options)
+{
+	JsonbValue *by = options ? unlearn_jsonb_key(&options->root, "shard_by") : NULL;
+
+	if (by && !is_partition(by))
+		bad_option("training", "shard_by", train_spec("shard_by")->expected);
+	return by != NULL || unlearn_shards_option(options) == UNLEARN_SHARDS_BY_PARTITION;
 }
 
 /* The options actually used, defaults included, for the catalog; the layer list as given. */
 Jsonb *
 unlearn_train_options_to_jsonb(const nn_train_options *o, const int *hidden,
-							   int n_hidden, int epochs, const UnlearnArch *arch, int shards)
+							   int n_hidden, int epochs, const UnlearnArch *arch, int shards,
+							   bool by_partition)
 {
 	StringInfoData s;
 
 	initStringInfo(&s);
 	appendStringInfo(&s, "{\"optimizer\": \"%s\", \"lr\": %.7g, \"batch_size\": %d, "
-					 "\"momentum\": %.7g, \"weight_decay\": %.7g, \"seed\": " UINT64_FORMAT
-					 ", \"standardize\": %s, \"epochs\": %d, ",
-					 optimizer_names[o->optimizer], o->lr, o->batch_size,
-					 o->momentum, o->weight_decay, o->seed,
-					 o->standardize ? "true" : "false", epochs);
+					 "\"momentum\": %.7g, \"weight_decay\": ",
+					 optimizer_names[o->optimizer], o->lr, o->batch_size, o->momentum);
+	/* "auto" recorded as such, so that a retrain chooses again on its own rows */
+	if (o->weight_decay < 0)
+		appendStringInfoString(&s, "\"auto\"");
+	else
+		appendStringInfo(&s, "%.7g", o->weight_decay);
+	appendStringInfo(&s, ", \"seed\": " UINT64_FORMAT ", \"standardize\": %s, \"epochs\": %d, ",
+					 o->seed, o->standardize ? "true" : "false", epochs);
 	/* recorded only when on, so models without early stopping keep their options as before */
 	if (o->validation > 0)
 		appendStringInfo(&s, "\"validation\": %.7g, \"patience\": %d, ", o->validation, o->patience);
 	if (shards > 1)				/* recorded for sharded models only, as validation */
-		appendStringInfo(&s, "\"shards\": %d, ", shards);
+		appendStringInfo(&s, "\"shards\": %d, %s", shards, by_partition ? "\"shard_by\": \"partition\", " : "");
 	appendStringInfoString(&s, "\"hidden\": [");
 	for (int i = 0; i < n_hidden; i++)
 		appendStringInfo(&s, "%s%d", i ? ", " : "", hidden[i]);
@@ -381,6 +428,13 @@ run_options_to_jsonb(const UnlearnRunOptions *o)
 		appendStringInfo(&s, "%s\"%s\": ", i ? ", " : "", spec->key);
 		switch (spec->kind)
 		{
+			case OPT_FLOAT_AUTO:
+				if (*(const float *) field < 0)
+				{
+					appendStringInfoString(&s, "\"auto\"");
+					break;
+				}
+				/* FALLTHROUGH */
 			case OPT_FLOAT:
 				appendStringInfo(&s, "%.7g", *(const float *) field);
 				break;

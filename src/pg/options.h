@@ -16,6 +16,7 @@
 typedef enum OptionKind
 {
 	OPT_FLOAT,					/* float field */
+	OPT_FLOAT_AUTO,				/* float field, or the string "auto": -1 */
 	OPT_INT,					/* int field, integral value */
 	OPT_UINT64,					/* uint64_t field, integral value */
 	OPT_ENUM,					/* int-sized enum field, from a string in names[] */
@@ -57,9 +58,13 @@ bool		unlearn_parse_arch(Jsonb *options, UnlearnArch *out);
 void		unlearn_check_arch_features(const UnlearnArch *arch, int n_features);
 void		unlearn_append_layers(StringInfo s, const UnlearnArch *arch);
 Jsonb	   *unlearn_train_options_to_jsonb(const nn_train_options *o, const int *hidden,
-										   int n_hidden, int epochs, const UnlearnArch *arch, int shards);
-/* The training option "shards": 1 to 64, 1 when absent (errors 22023 otherwise). */
+										   int n_hidden, int epochs, const UnlearnArch *arch, int shards,
+										   bool by_partition);
+/* The training option "shards": 1 to 64, 1 when absent, or "partition" (errors 22023 otherwise). */
+#define UNLEARN_SHARDS_BY_PARTITION 0
 int			unlearn_shards_option(Jsonb *options);
+/* True if the options shard by partition ("shards": "partition", or recorded "shard_by"). */
+bool		unlearn_shard_by_partition(Jsonb *options);
 
 /* A jsonb value from printf-style text: metrics and recorded options. */
 /* The value of key in a jsonb object container, or NULL. */

@@ -68,17 +68,19 @@ take_reference_option(Jsonb *given, bool *reference)
 }
 
 /*
- * Reads the rows now in the table; errors unless there are some, all
- * labelled with classes, ids unique.  When they would hold more than
- * unlearn.max_training_memory, opens *stream instead (data gets the ids;
- * the chunks' reads check the labels) and returns true.
+ * Reads the rows now in the table (with their tableoids when sharded by
+ * partition); errors unless there are some, all labelled with classes, ids
+ * unique.  When they would hold more than unlearn.max_training_memory,
+ * opens *stream instead (data gets the ids; the chunks' reads check the
+ * labels) and returns true.
  */
 static bool
-read_retrain_rows(const UnlearnModel *model, UnlearnData *data, UnlearnStream *stream)
+read_retrain_rows(const UnlearnModel *model, bool by_partition, UnlearnData *data, UnlearnStream *stream)
 {
 	UnlearnDataSpec spec;
 
 	unlearn_model_data_spec(model, &spec);
+	spec.read_tableoid = by_partition;
 	if (unlearn_read_data_bounded(&spec, data))
 	{
 		if (model->encoder)
@@ -139,6 +141,7 @@ unlearn_retrain(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	Datum		result;
 	bool		reference = false;
+	bool		by_partition;
 	Jsonb	   *overrides = NULL;
 
 	if (PG_ARGISNULL(0))
@@ -156,7 +159,10 @@ unlearn_retrain(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(1))
 		overrides = take_reference_option(PG_GETARG_JSONB_P(1), &reference);
 	unlearn_parse_retrain_options(stored, overrides, &topts);
-	streamed = read_retrain_rows(model, &data, &stream);
+	by_partition = unlearn_shard_by_partition(stored);
+	streamed = read_retrain_rows(model, by_partition, &data, &stream);
+	if (streamed)				/* before anything reads the rows' partitions */
+		unlearn_stream_check_options(&stream, name, unlearn_shards_option(stored), &topts);
 
 	memset(&run, 0, sizeof(run));
 	run.model = name;
@@ -170,6 +176,8 @@ unlearn_retrain(PG_FUNCTION_ARGS)
 	run.shards = unlearn_shards_option(stored);
 	run.data = &data;
 	run.stream = streamed ? &stream : NULL;
+	if (by_partition)			/* the partitions as they are now: one attached since is learned */
+		unlearn_shard_run_by_partition(&run, model->relid, 0);
 	run.load_seconds = unlearn_seconds_since(&t_start);
 	unlearn_train_and_store(&run);
 	if (!reference)

@@ -32,6 +32,26 @@ int			unlearn_next_version(const char *name);
 
 /* ---------- training (trainer.c, for train.c and retrain.c) ---------- */
 
+/*
+ * Which shard holds an id: ids NULL, nn_shard_of(id, shards) (the hash of
+ * the id); else (sharded by partition) of[i] for the sorted ids[i], the
+ * shard each row was given at training (partition_shards.c).
+ */
+typedef struct UnlearnShardMap
+{
+	int			shards;
+	const int64 *ids;
+	const int16 *of;
+	int64		n;
+} UnlearnShardMap;
+
+/*
+ * The optimiser steps a default training aims at (train.c derives its epochs
+ * from it) and that choosing the weight decay on held-out rows may spend at
+ * most (trainer.c, select.c).
+ */
+#define UNLEARN_STEP_BUDGET 20000
+
 /* One training run: what it trains on and how, where it stores, and what it measured. */
 typedef struct UnlearnTrainRun
 {
@@ -50,6 +70,8 @@ typedef struct UnlearnTrainRun
 	const int64 *forgotten;		/* retrain: sorted ids the version forgets (exact unlearning), or NULL */
 	int			n_forgotten;
 	int			shards;			/* 1: one network; 2..64: a sharded model (shards.c) */
+	UnlearnShardMap shard_map;	/* sharded: which shard holds a row (shard_map.shards == shards) */
+	const char *partitions_json;	/* sharded by partition: the metrics' "shard_partitions" array, or NULL */
 	/* an exact delete on a sharded model: the shards not retrained are the parent's, copied */
 	const nn_model *parent_net;	/* the parent version's ensemble, or NULL: train every shard */
 	const bool *retrain_shard;	/* with parent_net: per shard, retrain it (on its rows of data) */
@@ -62,15 +84,24 @@ typedef struct UnlearnTrainRun
 	/* set by unlearn_train_and_store */
 	int			version;
 	double		accuracy;
-	double		train_seconds;
+	double		train_seconds;	/* the selection's included */
+	float		weight_decay;	/* the one trained with (options "auto": chosen or 0) */
+	bool		selected;		/* the weight decay was chosen on held-out rows */
+	long		select_correct[NN_SELECT_CANDIDATES];	/* held-out rows right, per candidate */
+	double		select_seconds;
 } UnlearnTrainRun;
 
 void		unlearn_train_and_store(UnlearnTrainRun *run);
+/* True when a training with these options chooses its weight decay on held-out rows. */
+bool		unlearn_selects_weight_decay(const nn_train_options *topts, int shards, int64 n, int n_classes);
 
 /* ---------- sharded models (shards.c) ---------- */
 
+/* The shard of an id (XX001 if a map of ids lacks it); the shards of sorted ids. */
+int			unlearn_shard_of(const UnlearnShardMap *map, int64 id);
+int16	   *unlearn_shards_of_ids(const UnlearnShardMap *map, const int64 *ids, int64 n);
 /* The rows of one shard (training: at least 10, else 22023; else at least one, else 22000). */
-void		unlearn_shard_rows(const char *model, const UnlearnData *all, int shard, int shards,
+void		unlearn_shard_rows(const char *model, const UnlearnData *all, int shard, const UnlearnShardMap *map,
 							   bool training, UnlearnData *out);
 void		unlearn_free_shard_rows(UnlearnData *rows);
 /* One shard's network, trained on its rows (trainer.c; also in parallel workers). */
@@ -80,9 +111,22 @@ nn_model   *unlearn_fit_shard(const UnlearnTrainRun *run, const UnlearnArch *arc
 double		unlearn_fit_shards_parallel(UnlearnTrainRun *run, const UnlearnArch *arch, const int *todo,
 										int n_todo, Size net_size, nn_model **members);
 /* Marks the shards holding one of the ids; returns how many. */
-int			unlearn_shards_holding(const int64 *ids, int k, int shards, bool *retrain);
+int			unlearn_shards_holding(const int64 *ids, int k, const UnlearnShardMap *map, bool *retrain);
 /* The ids that lie in a marked shard, in their order. */
-int64	   *unlearn_ids_in_shards(const int64 *ids, int64 n, int shards, const bool *which, int64 *n_out);
+int64	   *unlearn_ids_in_shards(const int64 *ids, int64 n, const UnlearnShardMap *map, const bool *which,
+								  int64 *n_out);
+/*
+ * Sharding by partition (partition_shards.c): errors (22023) unless relid is
+ * a partitioned table; a training run's shard map: its rows (read with their
+ * tableoids) to the leaf partitions that hold rows, in order of schema and
+ * name, checked (2 to 64 shards, 10 rows each; `expected`: a shard count the
+ * options gave too, or 0), run->shards and the metrics' partition names.
+ */
+void		unlearn_check_partitioned(Oid relid);
+void		unlearn_shard_run_by_partition(UnlearnTrainRun *run, Oid relid, int expected);
+/* The shard map of a version's manifest (its shards column; ids NULL: by hash). */
+void		unlearn_load_shard_map(const UnlearnModel *model, int version, int shards, const int64 *manifest,
+								   int64 n_manifest, UnlearnShardMap *map);
 /* Errors (54000) when training a layer list would exceed unlearn.max_model_size (model_size.c). */
 void		unlearn_check_layers_size(const char *model, const UnlearnArch *arch, int n_classes,
 									  const nn_train_options *o, int64 n_rows);
@@ -158,6 +202,7 @@ char	   *unlearn_unseen_reference_json(const float *ref);
 bool		unlearn_unseen_reference_of_training(const nn_model *net, const UnlearnData *data,
 												 const nn_train_options *o, float *ref);
 bool		unlearn_read_unseen_reference(const UnlearnModel *model, float *ref);
-float	   *unlearn_unseen_targets(const nn_model *net, const UnlearnData *forget, const float *ref);
+float	   *unlearn_unseen_targets(const nn_model *net, const UnlearnData *forget, const float *ref,
+									   const char *model, int *floored);
 
 #endif							/* UNLEARN_RUN_H */

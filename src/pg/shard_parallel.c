@@ -176,7 +176,7 @@ unlearn_fit_shards_parallel(UnlearnTrainRun *run, const UnlearnArch *arch, const
 	/* step 1: every shard's rows, checked */
 	for (int j = 0; j < n_todo; j++)
 	{
-		unlearn_shard_rows(run->model, run->data, todo[j], run->shards, !run->retrain, &parts[j]);
+		unlearn_shard_rows(run->model, run->data, todo[j], &run->shard_map, !run->retrain, &parts[j]);
 		rows_bytes += job_bytes(parts[j].n, run->data->n_features);
 	}
 	/* step 2: the segment: the jobs, their rows, their networks */

@@ -1,9 +1,11 @@
 /*
  * shards.c: sharded models (SISA, training option "shards"): which rows a
- * shard holds (nn_shard_of on the int8 id, computed here in C, never by a
- * user's function or operator), the rows of one shard, the shards an exact
- * delete retrains, and unlearn_shard(id, shards) for SQL.  Training the
- * shards is trainer.c's; the exact delete, execute.c's.
+ * shard holds (a shard map: nn_shard_of on the int8 id, computed here in C,
+ * never by a user's function or operator; or, sharded by partition, the
+ * shard each id of the manifest was given at training, partition_shards.c),
+ * the rows of one shard, the shards an exact delete retrains, and
+ * unlearn_shard(id, shards) for SQL.  Training the shards is trainer.c's;
+ * the exact delete, execute.c's.
  */
 #include "postgres.h"
 
@@ -27,16 +29,46 @@ check_shards(int shards)
 				 errmsg("shards must be an integer from 1 to %d, got %d", NN_MAX_SHARDS, shards)));
 }
 
+/* The shard of an id: by the map's ids (errors if it has none of them), else by its hash. */
+int
+unlearn_shard_of(const UnlearnShardMap *map, int64 id)
+{
+	const int64 *at;
+
+	Assert(map->shards >= 1 && map->shards <= NN_MAX_SHARDS);
+	if (map->ids == NULL)
+		return nn_shard_of(id, map->shards);
+	at = bsearch(&id, map->ids, map->n, sizeof(int64), unlearn_cmp_int64);
+	if (at == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("id " INT64_FORMAT " has no shard in the manifest", id)));
+	Assert(map->of[at - map->ids] >= 0 && map->of[at - map->ids] < map->shards);
+	return map->of[at - map->ids];
+}
+
+/* The shards of n sorted ids of map (a new int16 array, for the manifest). */
+int16 *
+unlearn_shards_of_ids(const UnlearnShardMap *map, const int64 *ids, int64 n)
+{
+	int16	   *of = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int16) * Max(n, 1));
+
+	for (int64 i = 0; i < n; i++)
+		of[i] = (int16) unlearn_shard_of(map, ids[i]);
+	return of;
+}
+
 /*
- * The rows of `all` in shard `shard` of `shards`, in their order (ids
+ * The rows of `all` in shard `shard` of the map, in their order (ids
  * sorted stay sorted).  training: errors (22023) if the shard holds fewer
  * than MIN_SHARD_ROWS; else (an exact delete) if it holds none.
  */
 void
-unlearn_shard_rows(const char *model, const UnlearnData *all, int shard, int shards, bool training,
-				   UnlearnData *out)
+unlearn_shard_rows(const char *model, const UnlearnData *all, int shard, const UnlearnShardMap *map,
+				   bool training, UnlearnData *out)
 {
 	int			F = all->n_features;
+	int			shards = map->shards;
 
 	Assert(shard >= 0 && shard < shards && all->ids != NULL);
 	memset(out, 0, sizeof(*out));
@@ -45,7 +77,7 @@ unlearn_shard_rows(const char *model, const UnlearnData *all, int shard, int sha
 	out->y = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int) * Max(all->n, 1));
 	out->ids = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * Max(all->n, 1));
 	for (int64 i = 0; i < all->n; i++)
-		if (nn_shard_of(all->ids[i], shards) == shard)
+		if (unlearn_shard_of(map, all->ids[i]) == shard)
 		{
 			memcpy(out->X + out->n * F, all->X + i * F, sizeof(float) * F);
 			out->y[out->n] = all->y[i];
@@ -78,27 +110,27 @@ unlearn_free_shard_rows(UnlearnData *rows)
 
 /* Marks in retrain[0 .. shards-1] the shards that hold one of the k ids; returns how many. */
 int
-unlearn_shards_holding(const int64 *ids, int k, int shards, bool *retrain)
+unlearn_shards_holding(const int64 *ids, int k, const UnlearnShardMap *map, bool *retrain)
 {
 	int			n = 0;
 
-	memset(retrain, 0, sizeof(bool) * shards);
+	memset(retrain, 0, sizeof(bool) * map->shards);
 	for (int i = 0; i < k; i++)
-		retrain[nn_shard_of(ids[i], shards)] = true;
-	for (int s = 0; s < shards; s++)
+		retrain[unlearn_shard_of(map, ids[i])] = true;
+	for (int s = 0; s < map->shards; s++)
 		n += retrain[s] ? 1 : 0;
 	return n;
 }
 
 /* The ids (sorted stay sorted) that lie in a marked shard. */
 int64 *
-unlearn_ids_in_shards(const int64 *ids, int64 n, int shards, const bool *which, int64 *n_out)
+unlearn_ids_in_shards(const int64 *ids, int64 n, const UnlearnShardMap *map, const bool *which, int64 *n_out)
 {
 	int64	   *out = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * Max(n, 1));
 	int64		m = 0;
 
 	for (int64 i = 0; i < n; i++)
-		if (which[nn_shard_of(ids[i], shards)])
+		if (which[unlearn_shard_of(map, ids[i])])
 			out[m++] = ids[i];
 	*n_out = m;
 	return out;

@@ -259,7 +259,7 @@ void
 unlearn_stream_check_options(const UnlearnStream *st, const char *model, int shards,
 							 const nn_train_options *o)
 {
-	const char *what = shards > 1 ? "a sharded model" : o->validation > 0 ? "early stopping (\"validation\")" : NULL;
+	const char *what = shards != 1 ? "a sharded model" : o->validation > 0 ? "early stopping (\"validation\")" : NULL;
 
 	if (what != NULL)
 		ereport(ERROR,

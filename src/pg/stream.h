@@ -49,7 +49,7 @@ void		unlearn_stream_open_ids(UnlearnStream *st, const UnlearnDataSpec *spec, in
 /* Training a new model: the table's classes, sorted as an in-memory read sorts them, into meta. */
 void		unlearn_stream_classes(UnlearnStream *st, const char *model, UnlearnData *meta);
 
-/* Errors (0A000) if a training of shards or with "validation" was to be streamed. */
+/* Errors (0A000) if a training of shards (shards not 1: a count, or by partition) or with "validation" was to be streamed. */
 void		unlearn_stream_check_options(const UnlearnStream *st, const char *model, int shards,
 										 const nn_train_options *o);
 

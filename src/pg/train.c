@@ -100,7 +100,8 @@ typedef struct TrainArgs
 	nn_train_options topts;
 	UnlearnArch arch;			/* input_shape and layers, if given */
 	bool		auto_unlearn;
-	int			shards;			/* the training option "shards": 1 for one network */
+	int			shards;			/* the training option "shards": 1 for one network, 0 by partition */
+	bool		by_partition;	/* "shards": "partition": one shard per partition (partition_shards.c) */
 	const UnlearnData *data;	/* the rows read (for registering the model) */
 } TrainArgs;
 
@@ -132,18 +133,17 @@ take_nulls_option(Jsonb *options, TrainArgs *a)
 
 /*
  * The default number of epochs, from the table: enough passes for a budget
- * of DEFAULT_STEPS optimiser steps (a small table needs many passes to
+ * of UNLEARN_STEP_BUDGET optimiser steps (a small table needs many passes to
  * converge, a large one few), at least MIN and at most MAX passes (scikit-
  * learn's MLPClassifier default).  See docs/sql-reference.md#training.
  */
-#define DEFAULT_STEPS 20000
 #define DEFAULT_MIN_EPOCHS 10
 #define DEFAULT_MAX_EPOCHS 200
 static int
 derive_epochs(int64 rows, int batch_size)
 {
 	int64		steps_per_epoch = (rows + batch_size - 1) / Max(batch_size, 1);
-	int64		epochs = (DEFAULT_STEPS + steps_per_epoch - 1) / Max(steps_per_epoch, 1);
+	int64		epochs = (UNLEARN_STEP_BUDGET + steps_per_epoch - 1) / Max(steps_per_epoch, 1);
 
 	return (int) Min(Max(epochs, DEFAULT_MIN_EPOCHS), DEFAULT_MAX_EPOCHS);
 }
@@ -192,6 +192,7 @@ parse_train_args(FunctionCallInfo fcinfo, TrainArgs *a)
 	}
 	a->topts.epochs = epochs;
 	a->shards = unlearn_shards_option(PG_ARGISNULL(7) ? NULL : PG_GETARG_JSONB_P(7));
+	a->by_partition = unlearn_shard_by_partition(PG_ARGISNULL(7) ? NULL : PG_GETARG_JSONB_P(7));
 	a->auto_unlearn = PG_ARGISNULL(8) ? true : PG_GETARG_BOOL(8);
 }
 
@@ -217,6 +218,8 @@ check_train_table(TrainArgs *a)
 	if (a->feat_col == NULL)
 		a->encoder = unlearn_encoder_columns(a->relid, a->id_col, a->label_col, a->feature_columns,
 											 a->nulls_error);
+	if (a->by_partition)
+		unlearn_check_partitioned(a->relid);	/* before the read, not after */
 	if (a->auto_unlearn)
 		unlearn_check_capture_allowed(a->relid);	/* before the work, not after */
 }
@@ -241,6 +244,7 @@ read_train_rows(const TrainArgs *a, UnlearnData *data, UnlearnStream *stream)
 	spec.label_column = a->label_col;
 	spec.encoder = a->encoder;
 	spec.fit_encoder = a->encoder != NULL;
+	spec.read_tableoid = a->by_partition;
 	streamed = unlearn_read_data_bounded(&spec, data);
 	if (streamed && a->encoder)
 		ereport(ERROR,
@@ -252,6 +256,7 @@ read_train_rows(const TrainArgs *a, UnlearnData *data, UnlearnStream *stream)
 	if (streamed)
 	{
 		unlearn_stream_open(stream, &spec, data->n_features);
+		unlearn_stream_check_options(stream, a->name, a->shards, &a->topts);
 		unlearn_stream_classes(stream, a->name, data);
 	}
 
@@ -390,6 +395,8 @@ unlearn_train(PG_FUNCTION_ARGS)
 	run.shards = a.shards;
 	run.data = &data;
 	run.stream = streamed ? &stream : NULL;
+	if (a.by_partition)
+		unlearn_shard_run_by_partition(&run, a.relid, a.shards);
 	run.load_seconds = unlearn_seconds_since(&t_start);
 	run.before_store = register_model;
 	run.before_store_arg = &a;

@@ -53,6 +53,67 @@ create(UnlearnTrainRun *run, const UnlearnArch *arch, char *err, size_t errlen)
 					 err, errlen);
 }
 
+/*
+ * True when a training with these options chooses its weight decay on
+ * held-out rows: "auto", one network, no early stopping, and the selection
+ * within UNLEARN_STEP_BUDGET optimiser steps for n rows.
+ */
+bool
+unlearn_selects_weight_decay(const nn_train_options *topts, int shards, int64 n, int n_classes)
+{
+	return topts->weight_decay < 0 && shards <= 1 && topts->validation <= 0 && n <= INT_MAX &&
+		nn_select_affordable((int) n, n_classes, topts, UNLEARN_STEP_BUDGET);
+}
+
+/*
+ * The weight decay "auto" (options.c: -1) made a number for this run: chosen
+ * on held-out rows of its data (select.c) when it trains one network without
+ * early stopping and the selection fits in UNLEARN_STEP_BUDGET steps, else 0.
+ * Sets run->weight_decay, selected, select_correct and select_seconds.
+ */
+static void
+resolve_weight_decay(UnlearnTrainRun *run, const UnlearnArch *arch, nn_train_options *topts)
+{
+	const UnlearnData *data = run->data;
+	nn_model   *init;
+	char		err[256];
+	instr_time	t_select;
+	float		wd;
+
+	run->selected = false;
+	run->select_seconds = 0;
+	if (topts->weight_decay >= 0)
+	{
+		run->weight_decay = topts->weight_decay;
+		return;
+	}
+	/* step 1: no selection for shards, early stopping, beyond the budget, or in chunks (no rows in memory) */
+	if (run->stream || !unlearn_selects_weight_decay(topts, run->shards, data->n, run->n_classes))
+	{
+		topts->weight_decay = 0;
+		run->weight_decay = 0;
+		return;
+	}
+	/* step 2: every candidate on every fold, from the run's initial weights */
+	topts->weight_decay = 0;		/* the folds' copies set their own */
+	INSTR_TIME_SET_CURRENT(t_select);
+	init = create(run, arch, err, sizeof(err));
+	if (init == NULL)
+		return;					/* fit() reports the shape */
+	wd = nn_select_weight_decay(init, data->X, data->y, (int) data->n, topts, run->select_correct,
+								train_epoch_callback, run);
+	nn_free(init);
+	if (wd < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not choose the weight decay of model \"%s\"", run->model),
+				 errhint("Give a weight_decay in the training options.")));
+	topts->weight_decay = wd;
+	run->weight_decay = wd;
+	run->selected = true;
+	run->select_seconds = unlearn_seconds_since(&t_select);
+}
+
 /* A new network of the run's shape, trained on its rows; errors if it diverges. */
 static nn_model *
 fit(UnlearnTrainRun *run, const UnlearnArch *arch)
@@ -161,7 +222,7 @@ fit_shards(UnlearnTrainRun *run, const UnlearnArch *arch)
 			UnlearnData part;
 			double		shard_seconds;
 
-			unlearn_shard_rows(run->model, run->data, todo[j], run->shards, !run->retrain, &part);
+			unlearn_shard_rows(run->model, run->data, todo[j], &run->shard_map, !run->retrain, &part);
 			members[todo[j]] = unlearn_fit_shard(run, arch, todo[j], &part, &shard_seconds);
 			seconds += shard_seconds;
 			unlearn_free_shard_rows(&part);
@@ -190,6 +251,35 @@ shard_metrics(const UnlearnTrainRun *run)
 	appendStringInfoChar(&s, ']');
 	if (run->shard_workers > 0)
 		appendStringInfo(&s, ", \"shard_workers\": %d", run->shard_workers);
+	if (run->shard_map.ids != NULL)
+		appendStringInfoString(&s, ", \"shard_by\": \"partition\"");
+	if (run->partitions_json != NULL)
+		appendStringInfo(&s, ", \"shard_partitions\": %s", run->partitions_json);
+	return s.data;
+}
+
+/* The metrics' "weight_decay" entry of a run whose options said "auto" ("" otherwise). */
+static char *
+selection_metrics(const UnlearnTrainRun *run, const nn_train_options *asked)
+{
+	StringInfoData s;
+
+	if (asked->weight_decay >= 0)
+		return "";
+	initStringInfo(&s);
+	appendStringInfo(&s, ", \"weight_decay\": {\"chosen\": %.7g, \"selected\": %s",
+					 run->weight_decay, run->selected ? "true" : "false");
+	if (run->selected)
+	{
+		appendStringInfoString(&s, ", \"candidates\": [");
+		for (int c = 0; c < NN_SELECT_CANDIDATES; c++)
+			appendStringInfo(&s, "%s%.7g", c ? ", " : "", nn_select_candidates[c]);
+		appendStringInfo(&s, "], \"folds\": %d, \"held_out_right\": [", NN_SELECT_FOLDS);
+		for (int c = 0; c < NN_SELECT_CANDIDATES; c++)
+			appendStringInfo(&s, "%s%ld", c ? ", " : "", run->select_correct[c]);
+		appendStringInfo(&s, "], \"seconds\": %.3f", run->select_seconds);
+	}
+	appendStringInfoChar(&s, '}');
 	return s.data;
 }
 
@@ -226,6 +316,9 @@ unlearn_train_and_store(UnlearnTrainRun *run)
 	bool		has_ref;
 	const int64 *manifest = run->manifest ? run->manifest : data->ids;
 	int64		n_manifest = run->manifest ? run->n_manifest : data->n;
+	const int16 *manifest_shards = NULL;
+	const nn_train_options *asked = run->topts;
+	nn_train_options topts = *run->topts;
 
 	Assert(data->n > 0 && data->n <= INT_MAX);
 	Assert(run->n_classes >= 2 || run->retrain);
@@ -234,9 +327,21 @@ unlearn_train_and_store(UnlearnTrainRun *run)
 	for (int64 i = 1; i < n_manifest; i++)
 		Assert(manifest[i - 1] < manifest[i]);	/* the manifest: sorted, unique */
 
+	/* a sharded model without a map of its own is sharded by the hash of the id */
+	if (run->shards > 1 && run->shard_map.shards == 0)
+		run->shard_map.shards = run->shards;
+	Assert(run->shards <= 1 || run->shard_map.shards == run->shards);
+	/* step 1: the weight decay ("auto": chosen on held-out rows), then the network */
+	resolve_weight_decay(run, arch, &topts);
+	run->topts = &topts;
 	net = run->shards > 1 ? fit_shards(run, arch) : fit(run, arch);
-	options = unlearn_train_options_to_jsonb(run->topts, run->hidden, run->n_hidden, run->topts->epochs, arch,
-											 run->shards);
+	run->train_seconds += run->select_seconds;
+	/* sharded by partition: each id's shard goes with the manifest */
+	if (run->shards > 1 && run->shard_map.ids != NULL)
+		manifest_shards = unlearn_shards_of_ids(&run->shard_map, manifest, n_manifest);
+	/* step 2: the options as asked ("auto" stays "auto": a retrain chooses again) */
+	options = unlearn_train_options_to_jsonb(asked, run->hidden, run->n_hidden, asked->epochs, arch,
+											 run->shards, manifest_shards != NULL);
 	if (run->before_store)
 		run->before_store(run->before_store_arg, options);
 	run->version = run->retrain ? unlearn_next_version(run->model) : 1;
@@ -245,12 +350,14 @@ unlearn_train_and_store(UnlearnTrainRun *run)
 		unlearn_unseen_reference_of_training(net, data, run->topts, ref);
 	/* the metrics: shards, chunks read, and that reference */
 	metrics = unlearn_jsonb_printf("{\"train_accuracy\": %.6f, \"load_seconds\": %.3f,"
-								   " \"train_seconds\": %.3f, \"rows\": " INT64_FORMAT "%s%s%s}",
+								   " \"train_seconds\": %.3f, \"rows\": " INT64_FORMAT "%s%s%s%s}",
 								   run->accuracy, run->load_seconds, run->train_seconds, data->n,
 								   shard_metrics(run), run->stream ? unlearn_stream_metrics(run->stream) : "",
+								   selection_metrics(run, asked),
 								   has_ref ? unlearn_unseen_reference_json(ref) : "");
 	unlearn_store_version(run->model, run->version, run->retrain ? run->parent : 0, run->reason, NULL,
-						  options, net, manifest, n_manifest, run->forgotten, run->n_forgotten, metrics);
+						  options, net, manifest, n_manifest, manifest_shards, run->forgotten, run->n_forgotten, metrics);
+	run->topts = asked;
 }
 
 /* The unlearn_train_result row of a run (in the current memory context). */

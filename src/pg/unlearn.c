@@ -35,8 +35,53 @@ static const struct config_enum_entry target_options[] = {
 };
 UnlearnSuppress unlearn_suppress_capture = {NULL, (Datum) 0};
 int			unlearn_worker_lock_timeout = 5000;
+bool		unlearn_in_worker = false;
 
 void		_PG_init(void);
+
+/*
+ * The settings' check: in the unlearn worker, a value from ALTER DATABASE or
+ * ALTER ROLE (sources global to database-user) is refused, with a WARNING in
+ * the log.  The worker acts for every model of its database as the bootstrap
+ * superuser; a database owner's ALTER DATABASE ... SET of a user setting
+ * (unlearn.max_accuracy_drop = 100, unlearn.consolidate_after = 0, ...) would
+ * otherwise weaken the runs of models it does not own.  The worker keeps the
+ * server's values (postgresql.conf, ALTER SYSTEM).
+ */
+static bool
+worker_source_ok(GucSource source)
+{
+	if (!unlearn_in_worker || source < PGC_S_GLOBAL || source > PGC_S_DATABASE_USER)
+		return true;
+	GUC_check_errdetail("The unlearn worker takes unlearn.* settings from the server's configuration only "
+						"(postgresql.conf, ALTER SYSTEM), not from ALTER DATABASE or ALTER ROLE.");
+	return false;
+}
+
+/* worker_source_ok for each type of setting. */
+static bool
+check_int(int *newval, void **extra, GucSource source)
+{
+	return worker_source_ok(source);
+}
+
+static bool
+check_real(double *newval, void **extra, GucSource source)
+{
+	return worker_source_ok(source);
+}
+
+static bool
+check_bool(bool *newval, void **extra, GucSource source)
+{
+	return worker_source_ok(source);
+}
+
+static bool
+check_enum(int *newval, void **extra, GucSource source)
+{
+	return worker_source_ok(source);
+}
 
 /* The settings of training, prediction, unlearning and erasure. */
 static void
@@ -49,16 +94,16 @@ define_run_settings(void)
 							2, 1, 64,
 							PGC_USERSET,
 							0,
-							NULL, NULL, NULL);
+							check_int, NULL, NULL);
 
 	DefineCustomIntVariable("unlearn.shard_workers",
 							"Parallel workers that train the shards of a sharded model beside the calling backend.",
 							"0 trains them one after the other.  Limited by max_parallel_workers and max_worker_processes.",
 							&unlearn_shard_workers,
 							0, 0, NN_MAX_SHARDS - 1,
-							PGC_USERSET,
+							PGC_SUSET,
 							0,
-							NULL, NULL, NULL);
+							check_int, NULL, NULL);
 
 	DefineCustomIntVariable("unlearn.max_training_rows",
 							"Largest number of rows unlearn reads from one table (training, evaluation, retraining).",
@@ -67,7 +112,7 @@ define_run_settings(void)
 							10000000, 1, INT_MAX,
 							PGC_SUSET,
 							0,
-							NULL, NULL, NULL);
+							check_int, NULL, NULL);
 
 	DefineCustomIntVariable("unlearn.max_training_memory",
 							"Most memory the rows of one training run may hold at once; larger tables are read in chunks.",
@@ -89,7 +134,7 @@ define_run_settings(void)
 							 true,
 							 PGC_USERSET,
 							 0,
-							 NULL, NULL, NULL);
+							 check_bool, NULL, NULL);
 
 	DefineCustomRealVariable("unlearn.consolidate_after",
 							 "Share of a model's rows forgotten approximately after which it is retrained exactly.",
@@ -99,7 +144,7 @@ define_run_settings(void)
 							 0.01, 0.0, 1.0,
 							 PGC_USERSET,
 							 0,
-							 NULL, NULL, NULL);
+							 check_real, NULL, NULL);
 
 	DefineCustomIntVariable("unlearn.max_categories",
 							"Most categories one text, boolean or enum feature column may have.",
@@ -109,7 +154,7 @@ define_run_settings(void)
 							1000, 1, 100000,
 							PGC_USERSET,
 							0,
-							NULL, NULL, NULL);
+							check_int, NULL, NULL);
 
 	DefineCustomIntVariable("unlearn.max_model_size",
 							"Most memory one training run (unlearn_train, unlearn_retrain) may allocate for its network.",
@@ -119,7 +164,7 @@ define_run_settings(void)
 							1024 * 1024, 1, INT_MAX,
 							PGC_SUSET,
 							GUC_UNIT_KB,
-							NULL, NULL, NULL);
+							check_int, NULL, NULL);
 
 	DefineCustomBoolVariable("unlearn.progress",
 							 "Report the progress of training and unlearning runs as NOTICEs.",
@@ -128,7 +173,7 @@ define_run_settings(void)
 							 false,
 							 PGC_USERSET,
 							 0,
-							 NULL, NULL, NULL);
+							 check_bool, NULL, NULL);
 
 	DefineCustomRealVariable("unlearn.max_accuracy_drop",
 							 "Largest fall of accuracy on held-out remaining rows an unlearning run may cause, in points.",
@@ -138,7 +183,7 @@ define_run_settings(void)
 							 2.0, 0.0, 100.0,
 							 PGC_USERSET,
 							 0,
-							 NULL, NULL, NULL);
+							 check_real, NULL, NULL);
 
 	DefineCustomIntVariable("unlearn.retrain_budget",
 							"Longest estimated time of an exact retrain that replaces an unlearning run the accuracy guard refused.",
@@ -148,7 +193,7 @@ define_run_settings(void)
 							60, 0, INT_MAX,
 							PGC_USERSET,
 							GUC_UNIT_S,
-							NULL, NULL, NULL);
+							check_int, NULL, NULL);
 
 	DefineCustomIntVariable("unlearn.feature_retention",
 							"How long the ledger keeps a copy of each forgotten row's features.",
@@ -160,7 +205,7 @@ define_run_settings(void)
 							0, -1, INT_MAX,
 							PGC_SUSET,
 							GUC_UNIT_S,
-							NULL, NULL, NULL);
+							check_int, NULL, NULL);
 
 	DefineCustomEnumVariable("unlearn.target",
 							 "What forgetting a row means when a run's options do not say.",
@@ -173,7 +218,7 @@ define_run_settings(void)
 							 target_options,
 							 PGC_SUSET,
 							 0,
-							 NULL, NULL, NULL);
+							 check_enum, NULL, NULL);
 }
 
 /* The settings of the background workers and the queue. */

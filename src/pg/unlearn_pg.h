@@ -43,6 +43,7 @@ typedef enum UnlearnTarget
 } UnlearnTarget;
 extern int	unlearn_target;
 extern int	unlearn_max_categories;		/* unlearn.max_categories: categories per feature column */
+extern bool unlearn_in_worker;			/* this process is an unlearn worker: it ignores per-database settings */
 
 /* ---------- BLAS and core set-up (blas.c) ---------- */
 

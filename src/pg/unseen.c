@@ -114,16 +114,29 @@ unlearn_read_unseen_reference(const UnlearnModel *model, float *ref)
 	return n == UL_UNSEEN_QUANTILES;
 }
 
-/* Each forgotten row's target loss under net (theta0), from the reference. */
+/*
+ * Each forgotten row's target loss under net (theta0), from the reference;
+ * *floored gets how many the floor raised (ul_unseen_floor: a target is
+ * always above the row's loss before the run), reported in a NOTICE: a
+ * reference below the rows' own losses is what duplicate rows give.
+ */
 float *
-unlearn_unseen_targets(const nn_model *net, const UnlearnData *forget, const float *ref)
+unlearn_unseen_targets(const nn_model *net, const UnlearnData *forget, const float *ref,
+					   const char *model, int *floored)
 {
 	float	   *target = palloc(sizeof(float) * forget->n);
 
 	Assert(forget->n <= INT_MAX);
-	if (ul_unseen_targets(net, forget->X, forget->y, (int) forget->n, ref, UL_UNSEEN_QUANTILES, target) != 0)
+	*floored = ul_unseen_targets(net, forget->X, forget->y, (int) forget->n, ref, UL_UNSEEN_QUANTILES, target);
+	if (*floored < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory computing target losses")));
+	if (*floored > 0)
+		ereport(NOTICE,
+				(errmsg("the loss reference of model \"%s\" is not above the loss of %d of the %d rows to forget",
+						model, *floored, (int) forget->n),
+				 errdetail("Their targets were raised above their loss before the run (twice the odds against the label)."),
+				 errhint("Rows the model never saw should have higher losses: the table may hold duplicate rows.")));
 	return target;
 }

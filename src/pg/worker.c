@@ -623,6 +623,8 @@ connect_worker(Oid dboid)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+	/* the database's and roles' unlearn.* values are refused from here on (unlearn.c) */
+	unlearn_in_worker = true;
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	/* we run as the bootstrap superuser: resolve nothing a database owner created */
 	unlearn_pin_session_search_path();

@@ -260,3 +260,14 @@ AS 'MODULE_PATHNAME', 'unlearn_shard_sql' LANGUAGE C IMMUTABLE STRICT PARALLEL S
 ALTER TABLE unlearn.forgotten ADD COLUMN target_loss real;
 COMMENT ON COLUMN unlearn.forgotten.target_loss IS
 	'target "unseen": the loss the row was raised to (checked instead of misclassification); NULL: misclassified';
+
+------------------------------------------------------------------------------
+-- Sharding by partition (the training option "shards": "partition"): one
+-- shard per leaf partition of a partitioned training table that holds rows.
+-- A row keeps the shard of the partition it was read from at training, so
+-- the manifest records each id's shard (NULL: one network, or sharded by the
+-- hash of the id, which unlearn_shard gives).
+------------------------------------------------------------------------------
+ALTER TABLE unlearn.manifests ADD COLUMN shards smallint[];
+COMMENT ON COLUMN unlearn.manifests.shards IS
+	'sharded by partition: the shard of each id of ids, in their order; NULL otherwise';

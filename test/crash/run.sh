@@ -26,6 +26,9 @@
 #   h. the warm worker: a run that took the worker's cached samples killed
 #      (kill -9): done once by the restarted worker, which reads its samples
 #      from the table (replay_cached false) and keeps them for the next run
+#   i. a database owner (not a superuser) sets unlearn.max_accuracy_drop = 100
+#      with ALTER DATABASE: its sessions take it, the worker refuses it
+#      (WARNING in the log) and keeps the guard (a held-out sample is read)
 # After each of a-f the queue/ledger/version invariants are checked:
 #   every request of the deleted ids done exactly once, one version for the
 #   batch, one ledger row per id carrying that version, the ids out of the
@@ -37,7 +40,7 @@
 # Prints "N passed, M failed" last; exits non-zero if anything failed.
 #
 # Environment:
-#   CRASH_SCENARIOS="a b c d e f g h"  run only these (default: all)
+#   CRASH_SCENARIOS="a b c d e f g h i"  run only these (default: all)
 #   UNLEARN_KEEP_DATA=1            keep the cluster's data directory
 set -euo pipefail
 
@@ -47,7 +50,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=SCRIPTDIR/../lib_check.sh
 . "$root/test/lib_check.sh"
 
-SCENARIOS=${CRASH_SCENARIOS:-"a b c d e f g h"}
+SCENARIOS=${CRASH_SCENARIOS:-"a b c d e f g h i"}
 MODEL=crash_model
 TABLE=crash_data
 NAPTIME_MS=1000
@@ -168,6 +171,15 @@ scenario() {
 }
 
 want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+
+# small_model DB TABLE MODEL ROWS: the extension in DB, a table of ROWS rows (2 classes), a model on it.
+small_model() {
+	upsql -d "$1" -At -q -c "CREATE EXTENSION unlearn" \
+		-c "CREATE TABLE $2 (id bigint PRIMARY KEY, features real[], label int)" \
+		-c "INSERT INTO $2 SELECT i, ARRAY[(i % 2) * 2.0, 0.3 * sin(i)]::real[], i % 2 FROM generate_series(1, $4) i" \
+		-c "SELECT count(*) FROM unlearn_train('$3', '$2', 'id', 'features', 'label', hidden => '{16}', epochs => 30,
+		                                      options => '{\"lr\": 0.01, \"batch_size\": 32}')" >/dev/null
+}
 
 # ---------------------------------------------------------------- setup
 pkglibdir=$("$UNLEARN_PG_CONFIG" --pkglibdir)
@@ -382,11 +394,7 @@ if want g; then
 		upsql -q >/dev/null
 	sleep $((NAPTIME_MS * 2 / 1000 + 1))	# and seen them gone
 	q "CREATE DATABASE crash_g_new" >/dev/null
-	upsql -d crash_g_new -At -q -c "CREATE EXTENSION unlearn" \
-		-c "CREATE TABLE g (id bigint PRIMARY KEY, features real[], label int)" \
-		-c "INSERT INTO g SELECT i, ARRAY[(i % 2) * 2.0, 0.3 * sin(i)]::real[], i % 2 FROM generate_series(1, 200) i" \
-		-c "SELECT count(*) FROM unlearn_train('gm', 'g', 'id', 'features', 'label', hidden => '{16}', epochs => 30,
-		                                      options => '{\"lr\": 0.01, \"batch_size\": 32}')" >/dev/null
+	small_model crash_g_new g gm 200
 	upsql -d crash_g_new -q -c "DELETE FROM g WHERE id IN (1, 2)" >/dev/null
 	check "the new database's worker unlearned its DELETE (unlearn_wait)" t \
 		"$(upsql -d crash_g_new -At -q -c "SELECT unlearn_wait('gm', '30 s')")"
@@ -425,6 +433,33 @@ if want h; then
 	else
 		bad "no request of $ids became running within 30 s"
 	fi
+fi
+
+# ---------------------------------------------------------------- i
+if want i; then
+	scenario "i. ALTER DATABASE ... SET unlearn.max_accuracy_drop = 100 by the database's owner (not a superuser)" \
+		"its sessions take the value; the worker refuses it (WARNING) and keeps the server's guard"
+	q "CREATE ROLE crash_dbo LOGIN" >/dev/null
+	q "CREATE DATABASE crash_i OWNER crash_dbo" >/dev/null
+	upsql -d crash_i -U crash_dbo -At -q -c "ALTER DATABASE crash_i SET unlearn.max_accuracy_drop = 100" >/dev/null
+	check "a session of the database takes the owner's value" 100 \
+		"$(upsql -d crash_i -U crash_dbo -At -q -c "SHOW unlearn.max_accuracy_drop")"
+	snapshot
+	small_model crash_i i im 300
+	upsql -d crash_i -q -c "DELETE FROM i WHERE id IN (1, 2)" >/dev/null
+	check "the worker unlearned the DELETE (unlearn_wait)" t \
+		"$(upsql -d crash_i -At -q -c "SELECT unlearn_wait('im', '60 s')")"
+	# the guard on: the run read a held-out sample, or the guard refused it and retrained instead
+	held=$(upsql -d crash_i -At -q -c "SELECT coalesce(metrics->>'held_out_rows', '0') FROM unlearn.versions
+	                                   WHERE model = 'im' ORDER BY version DESC LIMIT 1")
+	if [ "${held:-0}" -gt 0 ] || log_since | grep -q 'unlearning would lower the accuracy of model "im"'; then
+		ok "the worker's run kept the accuracy guard (held-out rows $held, or the guard's fallback logged)"
+	else bad "the worker's run had no accuracy guard: no held-out rows, no fallback"; fi
+	if log_since | grep -q 'WARNING:  invalid value for parameter "unlearn.max_accuracy_drop": 100'; then
+		ok "the worker logged that it refused the database's value"
+	else bad "no WARNING about unlearn.max_accuracy_drop from the worker in the server log"; fi
+	q "DROP DATABASE crash_i WITH (FORCE)" >/dev/null
+	q "DROP ROLE crash_dbo" >/dev/null
 fi
 
 echo

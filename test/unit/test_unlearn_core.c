@@ -1024,6 +1024,7 @@ UNIT_TEST(unseen_quantiles_and_targets)
 				tg[6];
 	fixture		f;
 	float		l[6];
+	int			floored;
 
 	/* quantiles of 0..4: every order statistic, then 0, 2, 4 */
 	ul_loss_quantiles(loss, 5, 5, q5);
@@ -1034,19 +1035,34 @@ UNIT_TEST(unseen_quantiles_and_targets)
 	CHECK_CLOSE(q3[1], 2, 1e-7);
 	CHECK_CLOSE(q3[2], 4, 1e-7);
 
-	/* targets follow the rows' rank: rank r of 6 takes ref at (r + 0.5) / 6 */
+	/* targets follow the rows' rank: rank r of 6 takes ref at (r + 0.5) / 6, or the floor */
 	fixture_make(&f);
-	CHECK(ul_unseen_targets(f.m, f.Xf, f.yf, 6, ref, 2, tg) == 0);
+	floored = ul_unseen_targets(f.m, f.Xf, f.yf, 6, ref, 2, tg);
+	CHECK(floored >= 0);
 	ul_row_losses(f.m, f.Xf, f.yf, 6, l);
 	for (int i = 0; i < 6; i++)
 	{
 		int			rank = 0;
+		double		q = 0;
 
 		for (int j = 0; j < 6; j++)
 			rank += l[j] < l[i] || (l[j] == l[i] && j < i);
-		CHECK_CLOSE(tg[i], (rank + 0.5) / 6.0, 1e-6);
+		q = (rank + 0.5) / 6.0;
+		CHECK_CLOSE(tg[i], q > ul_unseen_floor(l[i]) ? q : ul_unseen_floor(l[i]), 1e-6);
+		CHECK(tg[i] > l[i]);
+		floored -= q < ul_unseen_floor(l[i]);
 	}
+	CHECK(floored == 0);
 	fixture_free(&f);
+
+	/* the floor: twice the odds against the label, at least UL_UNSEEN_MIN_TARGET, above the loss */
+	CHECK_CLOSE(ul_unseen_floor(0.25f), log(1 + 2 * (exp(0.25) - 1)), 1e-6);
+	CHECK_CLOSE(ul_unseen_floor(1e-4f), 2e-4, 1e-7);
+	CHECK_CLOSE(ul_unseen_floor(50.0f), 50 + log(2.0), 1e-5);
+	CHECK(ul_unseen_floor(29.9f) > 29.9f && ul_unseen_floor(30.1f) > 30.1f);
+	CHECK(ul_unseen_floor(0.0f) == UL_UNSEEN_MIN_TARGET);
+	CHECK(ul_unseen_floor(1e-9f) == UL_UNSEEN_MIN_TARGET);
+	CHECK(ul_unseen_floor(3e-6f) > 3e-6f);
 }
 
 /* Sum over the rows of z_y - max_{j != y} z_j. */
@@ -1157,6 +1173,20 @@ UNIT_TEST(unseen_hinge_matches_finite_differences)
 	fixture_free(&f);
 }
 
+/* A request to forget the fixture's first n rows with these target losses, the fixture's replay rows. */
+static void
+unseen_request(ul_request *q, const fixture *f, int n, const float *target)
+{
+	memset(q, 0, sizeof(*q));
+	q->forget.X = f->Xf;
+	q->forget.y = f->yf;
+	q->forget.n = n;
+	q->replay.X = f->Xr;
+	q->replay.y = f->yr;
+	q->replay.n = f->nr;
+	q->forget_target = target;
+}
+
 /*
  * With targets from rows the model never saw (the test rows), the default
  * method raises each forget row's loss to its target (or misclassifies it,
@@ -1186,15 +1216,8 @@ UNIT_TEST(unseen_run_reaches_targets)
 		CHECK(ref[j] >= ref[j - 1]);
 
 	/* request 1: rows 0..2 */
-	CHECK(ul_unseen_targets(f.m, f.Xf, f.yf, 3, ref, UL_UNSEEN_QUANTILES, target) == 0);
-	memset(&q, 0, sizeof(q));
-	q.forget.X = f.Xf;
-	q.forget.y = f.yf;
-	q.forget.n = 3;
-	q.replay.X = f.Xr;
-	q.replay.y = f.yr;
-	q.replay.n = f.nr;
-	q.forget_target = target;
+	CHECK(ul_unseen_targets(f.m, f.Xf, f.yf, 3, ref, UL_UNSEEN_QUANTILES, target) >= 0);
+	unseen_request(&q, &f, 3, target);
 	ul_options_default(&o, UL_METHOD_DEFAULT);
 	CHECK(ul_unlearn_request(f.m, &q, &o, NULL, NULL, &res, err, sizeof(err)) == 0);
 	CHECK(res.success == 1 && res.forgotten == 3);
@@ -1207,7 +1230,7 @@ UNIT_TEST(unseen_run_reaches_targets)
 	/* request 2: rows 3..5, rows 0..2 as prior rows with their targets */
 	q.prior = q.forget;
 	q.prior_target = target;
-	CHECK(ul_unseen_targets(f.m, f.Xf + 3 * FX_D, f.yf + 3, 3, ref, UL_UNSEEN_QUANTILES, target + 3) == 0);
+	CHECK(ul_unseen_targets(f.m, f.Xf + 3 * FX_D, f.yf + 3, 3, ref, UL_UNSEEN_QUANTILES, target + 3) >= 0);
 	q.forget.X = f.Xf + 3 * FX_D;
 	q.forget.y = f.yf + 3;
 	q.forget_target = target + 3;
@@ -1234,6 +1257,51 @@ UNIT_TEST(unseen_run_reaches_targets)
 	fixture_free(&f);
 }
 
+/*
+ * The floor on a collapsed reference (docs/method.md#the-target-unseen): when
+ * the held-out rows are twins of training rows their losses are the training
+ * losses; with a reference of zeros every target is the floor, above each
+ * row's loss, so the run must raise each row's loss (twice the odds against
+ * its label) or misclassify it: "forgotten" is never true of an untouched row.
+ */
+UNIT_TEST(unseen_floor_on_collapsed_reference)
+{
+	fixture		f;
+	ul_request	q;
+	ul_options	o;
+	ul_result	res;
+	char		err[128];
+	float		ref[UL_UNSEEN_QUANTILES],
+				target[6],
+				before[6],
+				after[6];
+	int			pred[6];
+	nn_workspace *ws;
+
+	fixture_make(&f);
+	memset(ref, 0, sizeof(ref));
+	ul_row_losses(f.m, f.Xf, f.yf, 6, before);
+	/* every target is raised to the floor: twice the row's loss, or the minimum */
+	CHECK(ul_unseen_targets(f.m, f.Xf, f.yf, 6, ref, UL_UNSEEN_QUANTILES, target) == 6);
+	for (int i = 0; i < 6; i++)
+	{
+		CHECK(target[i] == ul_unseen_floor(before[i]));
+		CHECK(target[i] > before[i]);
+	}
+	/* the run reaches them: each row's odds against its label at least doubled, or it is misclassified */
+	unseen_request(&q, &f, 6, target);
+	ul_options_default(&o, UL_METHOD_DEFAULT);
+	CHECK(ul_unlearn_request(f.m, &q, &o, NULL, NULL, &res, err, sizeof(err)) == 0);
+	CHECK(res.success == 1 && res.forgotten == 6);
+	ul_row_losses(f.m, f.Xf, f.yf, 6, after);
+	ws = nn_workspace_create(f.m, 6);
+	nn_predict(f.m, ws, f.Xf, 6, pred);
+	for (int i = 0; i < 6; i++)
+		CHECK((after[i] >= target[i] && after[i] > before[i]) || pred[i] != f.yf[i]);
+	nn_workspace_free(ws);
+	fixture_free(&f);
+}
+
 const unit_case unlearn_core_tests[] = {
 	UNIT_ENTRY(pgd_reaches_target_inside_ball_and_box),
 	UNIT_ENTRY(pgd_is_seeded),
@@ -1251,5 +1319,6 @@ const unit_case unlearn_core_tests[] = {
 	UNIT_ENTRY(unseen_quantiles_and_targets),
 	UNIT_ENTRY(unseen_hinge_matches_finite_differences),
 	UNIT_ENTRY(unseen_run_reaches_targets),
+	UNIT_ENTRY(unseen_floor_on_collapsed_reference),
 	{NULL, NULL}
 };

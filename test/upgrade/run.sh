@@ -170,6 +170,19 @@ check "an exact delete retrains only the shard of its row (unlearn_shard)" "t" \
 	"$(q "$OLD" "SELECT 1 FROM unlearn_rows('ms', ARRAY[30], '{\"method\": \"exact\"}')" >/dev/null
 	   q "$OLD" "SELECT metrics->'retrained_shards' = jsonb_build_array(unlearn_shard(30, 3))
 	             FROM unlearn.versions WHERE model = 'ms' AND version = 2")"
+check "the manifests gain shards, NULL for every version so far (versions|with shards)" \
+	"$(q "$OLD" "SELECT count(*) FROM unlearn.versions")|0" \
+	"$(q "$OLD" "SELECT count(*), count(shards) FROM unlearn.manifests")"
+q "$OLD" "CREATE TABLE ul_parts (id bigint, features real[], label int) PARTITION BY RANGE (id);
+          CREATE TABLE ul_parts_a PARTITION OF ul_parts FOR VALUES FROM (MINVALUE) TO (100);
+          CREATE TABLE ul_parts_b PARTITION OF ul_parts FOR VALUES FROM (100) TO (MAXVALUE);
+          INSERT INTO ul_parts SELECT * FROM ul_rows" >/dev/null
+check "a model sharded by partition trains after the update (shards|ids with a shard)" \
+	"2|$(q "$OLD" "SELECT count(*) FROM ul_parts")" \
+	"$(q "$OLD" "SELECT 1 FROM unlearn_train('mp', 'ul_parts', 'id', 'features', 'label', hidden => '{8}',
+	                                         epochs => 5, options => '{\"shards\": \"partition\"}')" >/dev/null
+	   q "$OLD" "SELECT (SELECT options->>'shards' FROM unlearn.models WHERE name = 'mp'),
+	                    (SELECT cardinality(shards) FROM unlearn.manifests WHERE model = 'mp')")"
 
 echo "==== $NEW: CREATE EXTENSION unlearn; same objects as the updated $OLD ===="
 q postgres "CREATE DATABASE $NEW" >/dev/null
