@@ -191,3 +191,79 @@ nn_train(nn_model *m, const float *X, const int *y, int n,
 	fit_free(&s);
 	return last_loss;
 }
+
+/* Training a chunk at a time (tables larger than memory): nn_train's loop, fed by the caller. */
+struct nn_stream
+{
+	nn_model   *m;
+	fit_state	s;
+	nn_rng		rng;
+	int			max_rows;
+};
+
+/*
+ * Starts training m on chunks of at most max_rows rows with o's optimiser,
+ * batch size and seed (o->validation and o->epochs are the caller's: it
+ * decides the passes).  The caller fixes the feature range and
+ * standardisation first (nn_stats_apply).  NULL when memory runs out or m
+ * is an ensemble.
+ */
+nn_stream *
+nn_stream_begin(nn_model *m, const nn_train_options *o, int max_rows)
+{
+	nn_stream  *st;
+
+	if (m->n_members > 0 || max_rows <= 0)
+		return NULL;
+	st = nn_alloc_zero(sizeof(nn_stream));
+	if (st == NULL)
+		return NULL;
+	if (fit_alloc(&st->s, m, max_rows, o) != 0)
+	{
+		nn_free_mem(st);
+		return NULL;
+	}
+	st->m = m;
+	st->max_rows = max_rows;
+	nn_rng_seed(&st->rng, o->seed ^ NN_SHUFFLE_STREAM);
+	return st;
+}
+
+/* Shuffles idx[0..n) with the training's stream (the caller's order of chunks in an epoch). */
+void
+nn_stream_shuffle(nn_stream *st, int *idx, int n)
+{
+	nn_rng_shuffle(&st->rng, idx, n);
+}
+
+/*
+ * One pass of mini-batches over a chunk (n <= max_rows rows of X, labels y)
+ * in a shuffled order, the last partial batch kept; returns the summed CE of
+ * its rows, or NaN (model untouched) if a label is outside 0..classes-1.
+ */
+double
+nn_stream_chunk(nn_stream *st, const float *X, const int *y, int n)
+{
+	double		loss = 0.0;
+
+	NN_ASSERT(n >= 0 && n <= st->max_rows);
+	for (int i = 0; i < n; i++)
+		if (y[i] < 0 || y[i] >= NN_CLASSES(st->m))
+			return NAN;
+	for (int i = 0; i < n; i++)
+		st->s.order[i] = i;
+	nn_rng_shuffle(&st->rng, st->s.order, n);
+	for (int start = 0; start < n; start += st->s.batch)
+		loss += fit_batch(st->m, &st->s, X, y, start, n - start < st->s.batch ? n - start : st->s.batch);
+	return loss;
+}
+
+/* Frees the training's scratch (the model stays). */
+void
+nn_stream_end(nn_stream *st)
+{
+	if (st == NULL)
+		return;
+	fit_free(&st->s);
+	nn_free_mem(st);
+}

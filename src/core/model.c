@@ -328,6 +328,26 @@ nn_set_feature_range(nn_model *m, const float *X, int n)
 }
 
 /*
+ * Fix the standardisation from per-feature means and summed squared
+ * deviations over n rows: scale is the population standard deviation, 1
+ * where that is 0 or not finite; mean 0 where it is not finite.  Turns
+ * standardisation on (nn_set_standardization, nn_stats_apply).
+ */
+void
+nn_finish_standardization(nn_model *m, const double *mean, const double *ss, double n)
+{
+	for (int j = 0; j < NN_FEATURES(m); j++)
+	{
+		float		mu = (float) mean[j];
+		float		sd = (float) sqrt(ss[j] / n);
+
+		m->mean[j] = isfinite(mu) ? mu : 0.0f;
+		m->scale[j] = (isfinite(sd) && sd > 0.0f) ? sd : 1.0f;
+	}
+	m->standardized = 1;
+}
+
+/*
  * Learn the standardisation from X (n rows): mean and population standard
  * deviation per feature, accumulated in double; scale is 1 where the
  * deviation is 0 or not finite (a constant feature), mean 0 where the mean
@@ -371,15 +391,7 @@ nn_set_standardization(nn_model *m, const float *X, int n)
 			ss[j] += d * d;
 		}
 	}
-	for (int j = 0; j < F; j++)
-	{
-		float		mu = (float) sum[j];
-		float		sd = (float) sqrt(ss[j] / (double) n);
-
-		m->mean[j] = isfinite(mu) ? mu : 0.0f;
-		m->scale[j] = (isfinite(sd) && sd > 0.0f) ? sd : 1.0f;
-	}
-	m->standardized = 1;
+	nn_finish_standardization(m, sum, ss, (double) n);
 	nn_free_mem(sum);
 	nn_free_mem(ss);
 	return 0;

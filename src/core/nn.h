@@ -349,6 +349,34 @@ int			nn_params_finite(const nn_model *m);
 /* Share of rows of X whose argmax prediction equals y. */
 double		nn_accuracy(const nn_model *m, const float *X, const int *y, int n);
 
+/* ---------- training a chunk at a time (stats.c, fit.c): tables larger than memory ---------- */
+/*
+ * nn_stats accumulates, over chunks of rows, what training fixes before its
+ * first step: the feature range and the standardisation (one chunk gives
+ * nn_set_feature_range's and nn_set_standardization's bytes; more chunks
+ * are merged pairwise in double).
+ */
+typedef struct nn_stats nn_stats;
+
+nn_stats   *nn_stats_create(int n_features);	/* NULL when memory runs out */
+void		nn_stats_add(nn_stats *s, const float *X, int n);
+double		nn_stats_rows(const nn_stats *s);
+void		nn_stats_apply(nn_model *m, const nn_stats *s, int standardize);
+void		nn_stats_free(nn_stats *s);
+
+/*
+ * nn_stream trains on chunks the caller reads: begin, then per epoch the
+ * chunks in an order shuffled with nn_stream_shuffle, each one pass of
+ * shuffled mini-batches (nn_stream_chunk returns the chunk's summed CE, NaN
+ * on a bad label), then end.  Deterministic for a seed and the same chunks.
+ */
+typedef struct nn_stream nn_stream;
+
+nn_stream  *nn_stream_begin(nn_model *m, const nn_train_options *o, int max_rows);
+void		nn_stream_shuffle(nn_stream *st, int *idx, int n);
+double		nn_stream_chunk(nn_stream *st, const float *X, const int *y, int n);
+void		nn_stream_end(nn_stream *st);
+
 /* ---------- sharded models (ensemble.c) ---------- */
 /*
  * An ensemble of S networks of one shape, each trained on its own shard of

@@ -16,7 +16,8 @@
  *   conv.c        convolution and max-pool stages: im2col + sgemm, forward and backward
  *   classify.c    softmax cross-entropy, predictions, accuracy
  *   optim.c       SGD and Adam (scalar, SSE2 and run-time AVX kernels)
- *   fit.c         nn_train: the mini-batch training loop
+ *   fit.c         nn_train: the mini-batch training loop; nn_stream_*: the same, a chunk at a time
+ *   stats.c       nn_stats_*: feature range and standardisation accumulated over chunks
  *   par.c         nn_par_for: the element-wise loops split over short-lived threads
  *   serialize.c   the model byte format and FNV-1a
  *   ensemble.c    sharded models: the ensemble's forward pass, the shard of an id
@@ -54,6 +55,9 @@ void		nn_set_error(char *err, size_t errlen, const char *fmt,...);
 
 /* Check a layer-width list against nn.h's limits; 0 if fine, else -1 + err (model.c). */
 int			nn_validate_dims(int n_layers, const int *dims, char *err, size_t errlen);
+
+/* The standardisation from per-feature means and summed squared deviations over n rows (model.c). */
+void		nn_finish_standardization(nn_model *m, const double *mean, const double *ss, double n);
 
 /* Total parameter count of validated dims, in 64 bits (model.c). */
 uint64_t	nn_count_params(int n_layers, const int *dims);

@@ -286,7 +286,7 @@ start_read(DataReader *r, const UnlearnDataSpec *spec, UnlearnData *out)
 	r->spec = spec;
 	r->id_type = InvalidOid;
 	r->kind = check_column_types(spec, &r->id_type, &feat_type, &r->label_type);
-	r->cap = 1024;
+	r->cap = spec->expect_rows > 0 ? spec->expect_rows : 1024;
 	r->n_features = spec->n_features;
 	r->out = out;
 	if (spec->encoder && spec->fit_encoder)
@@ -375,6 +375,9 @@ make_room(DataReader *r, int64 n)
 	if (n < r->cap)
 		return;
 	r->cap *= 2;
+	/* under a bound (array rows), no room past the row that passes it */
+	if (r->spec->max_held_bytes > 0 && !r->fit && r->n_features > 0)
+		r->cap = Max(n + 1, Min(r->cap, r->spec->max_held_bytes / UNLEARN_ROW_BYTES(r->n_features) + 1));
 	if (out->X)
 		out->X = repalloc_huge(out->X, sizeof(float) * r->cap * r->n_features);
 	out->y = repalloc_huge(out->y, sizeof(int) * r->cap);
@@ -491,6 +494,27 @@ read_row(DataReader *r, int64 n, HeapTuple tup, TupleDesc desc)
 	store_label(r, n, label_d);
 }
 
+/*
+ * True when the n rows read have reached spec->max_held_bytes: the bytes of
+ * an array model's rows (UNLEARN_ROW_BYTES), or a column model's raw values
+ * while its encoding is learned (a number or a pointer and a NULL flag per
+ * input, and the label and id).
+ */
+static bool
+held_too_much(const DataReader *r, int64 n)
+{
+	const UnlearnDataSpec *spec = r->spec;
+	int64		row_bytes;
+
+	if (spec->max_held_bytes <= 0)
+		return false;
+	if (spec->encoder && r->fit)
+		row_bytes = (int64) spec->encoder->n_inputs * (sizeof(double) + 1) + 16;
+	else
+		row_bytes = UNLEARN_ROW_BYTES(r->n_features);
+	return n * row_bytes > spec->max_held_bytes;
+}
+
 /* Integer labels: the distinct ones, sorted, become the classes; rows map to them. */
 static void
 map_int_labels(const int64 *labels, int64 n, UnlearnData *out)
@@ -552,9 +576,10 @@ unlearn_model_data_spec(const UnlearnModel *model, UnlearnDataSpec *spec)
 }
 
 /*
- * Reads the rows with an SPI cursor (the caller is connected): features into
- * a dense matrix, labels mapped to class indices (collected and sorted when
- * spec->model is NULL), ids if asked for.
+ * Reads the rows with an SPI cursor (the caller is connected) into the
+ * caller's memory context: features into a dense matrix, labels mapped to
+ * class indices (collected and sorted when spec->model is NULL), ids if
+ * asked for.
  */
 void
 unlearn_read_data(const UnlearnDataSpec *spec, UnlearnData *out)
@@ -562,23 +587,37 @@ unlearn_read_data(const UnlearnDataSpec *spec, UnlearnData *out)
 	DataReader	r;
 	Portal		portal;
 	int64		n = 0;
+	MemoryContext cxt = CurrentMemoryContext;	/* SPI's calls return in its procedure context */
 
 	start_read(&r, spec, out);
 	portal = SPI_cursor_open_with_args(NULL, build_query(spec), spec->nargs, spec->argtypes,
 									   spec->args, NULL, true, CURSOR_OPT_NO_SCROLL);
+	MemoryContextSwitchTo(cxt);
 	for (;;)
 	{
-		SPI_cursor_fetch(portal, true, FETCH_ROWS);
+		SPI_cursor_fetch(portal, true, spec->expect_rows > 0 ? Min(FETCH_ROWS, spec->expect_rows) : FETCH_ROWS);
+		MemoryContextSwitchTo(cxt);
 		if (SPI_processed == 0)
 			break;
-		for (uint64 i = 0; i < SPI_processed; i++)
+		for (uint64 i = 0; i < SPI_processed && !out->truncated; i++)
+		{
 			read_row(&r, n++, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+			out->truncated = held_too_much(&r, n);
+		}
 		SPI_freetuptable(SPI_tuptable);
 		CHECK_FOR_INTERRUPTS();
+		if (out->truncated)
+			break;				/* the caller reads the table in chunks instead */
 	}
 	SPI_cursor_close(portal);
+	MemoryContextSwitchTo(cxt);
 
 	out->n = n;
+	if (out->truncated)
+	{
+		out->n_features = r.n_features;
+		return;
+	}
 	if (r.fit && n > 0)
 	{
 		out->X = unlearn_fit_finish(r.fit, n);
@@ -617,4 +656,38 @@ unlearn_drop_unknown_labels(UnlearnData *rows)
 		m++;
 	}
 	rows->n = m;
+}
+
+/*
+ * Reads the rows as unlearn_read_data does, under unlearn.max_training_memory:
+ * with a bound, in a memory context of their own, and when they would hold
+ * more, stops, drops them and returns true (out has only n_features: the
+ * caller reads the table in chunks, stream.c).  Without a bound it is
+ * unlearn_read_data.
+ */
+bool
+unlearn_read_data_bounded(UnlearnDataSpec *spec, UnlearnData *out)
+{
+	MemoryContext cxt;
+	MemoryContext old;
+	int			n_features;
+
+	spec->max_held_bytes = unlearn_training_memory_bytes();
+	if (spec->max_held_bytes == 0)
+	{
+		unlearn_read_data(spec, out);
+		return false;
+	}
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "unlearn training rows", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	unlearn_read_data(spec, out);
+	MemoryContextSwitchTo(old);
+	spec->max_held_bytes = 0;
+	if (!out->truncated)
+		return false;
+	n_features = out->n_features;
+	MemoryContextDelete(cxt);
+	memset(out, 0, sizeof(*out));
+	out->n_features = n_features;
+	return true;
 }

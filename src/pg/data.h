@@ -22,6 +22,7 @@ typedef struct UnlearnData
 	char	  **labels;			/* distinct labels found, sorted (training only) */
 	int			n_labels;
 	char	  **requested_by;	/* per row, who asked to forget it (NULL: the current user) */
+	bool		truncated;		/* the read stopped at spec->max_held_bytes (training reads in chunks) */
 	float	   *target_loss;	/* forgotten rows: per row the loss it was raised to (target
 								 * "unseen"; NaN: it was misclassified), or NULL: all misclassified */
 	Oid		   *tableoids;		/* per row, the leaf partition it was read from (spec read_tableoid), or NULL */
@@ -39,6 +40,8 @@ typedef struct UnlearnDataSpec
 	bool		fit_encoder;	/* training: learn the encoding from the rows read */
 	bool		any_types;		/* the columns may have other types of the same family (evaluation) */
 	const UnlearnModel *model;	/* map labels to this model's classes; NULL: collect */
+	int64		max_held_bytes;	/* > 0: stop (out->truncated) before the rows held pass it */
+	int64		expect_rows;	/* > 0: the rows expected, allocated at once (a chunk's) */
 	bool		read_tableoid;	/* also read each row's tableoid (sharding by partition) */
 	const char *where_clause;	/* optional SQL condition, e.g. "id = ANY($1)" */
 	int			nargs;
@@ -46,11 +49,21 @@ typedef struct UnlearnDataSpec
 	Datum	   *args;
 } UnlearnDataSpec;
 
+/* Bytes one training row held in memory takes: its features, label, id and place in the order. */
+#define UNLEARN_ROW_BYTES(n_features) ((int64) (n_features) * (int64) sizeof(float) + 16)
+
 /*
  * Reads the rows with SPI (the caller must be connected), checking types,
  * NULLs, ragged arrays and non-finite values, with clear SQLSTATEs.
  */
 void		unlearn_read_data(const UnlearnDataSpec *spec, UnlearnData *out);
+
+/*
+ * The same under unlearn.max_training_memory: true (rows dropped, only
+ * out->n_features set) when they would hold more, and the caller must read
+ * the table in chunks (stream.c).
+ */
+bool		unlearn_read_data_bounded(UnlearnDataSpec *spec, UnlearnData *out);
 
 /* A spec of a model's columns (ids included) in its training table, labels mapped to its classes. */
 void		unlearn_model_data_spec(const UnlearnModel *model, UnlearnDataSpec *spec);

@@ -142,6 +142,24 @@ core_rows(const UnlearnData *d)
 }
 
 /*
+ * The held-out and replay samples under unlearn.max_training_memory: when
+ * their rows would hold more, both shrink in proportion to fit (the replay
+ * sample takes what rounding leaves).
+ */
+static void
+bound_samples(const UnlearnModel *model, int *want, int *want_replay)
+{
+	int64		bound = unlearn_training_memory_bytes();
+	int64		fit = bound / UNLEARN_ROW_BYTES(model->n_features);
+	int64		total = (int64) *want + *want_replay;
+
+	if (bound == 0 || total <= fit)
+		return;
+	*want = (int) ((int64) *want * fit / total);
+	*want_replay = (int) Min((int64) *want_replay, fit - *want);
+}
+
+/*
  * Step 1: the manifest, the prior rows, the guard's held-out sample of
  * remaining rows and (default method) the replay sample: from the worker's
  * warm samples when it passes them (warm.c), else read from the table.
@@ -164,6 +182,7 @@ read_inputs(const UnlearnModel *model, const UnlearnData *forget, const UnlearnR
 		want = 0;				/* the guard is off: the replay sample is drawn as without it */
 	if (opts->ul.method == UL_METHOD_DEFAULT && opts->replay_rows > 0)
 		want_replay = opts->replay_rows;
+	bound_samples(model, &want, &want_replay);
 	memset(&in->warm, 0, sizeof(in->warm));
 	if (warm)
 		unlearn_warm_samples(warm, model, in->manifest, in->n_manifest, forget, want, want_replay,
@@ -613,6 +632,34 @@ exact_rows_to_read(const UnlearnModel *model, const UnlearnData *forget, const R
 }
 
 /*
+ * The rows of an exact retrain: read by id; or, when they would hold more
+ * than unlearn.max_training_memory (one network of an array model), a
+ * stream of them (stream.c) that run->stream trains on, data getting their
+ * ids.  Rows whose label is no class are left out either way.
+ */
+static void
+read_exact_rows(const UnlearnModel *model, const int64 *read, int64 n_read, UnlearnTrainRun *run,
+				UnlearnData *data)
+{
+	int64		bound = unlearn_training_memory_bytes();
+	UnlearnDataSpec spec;
+
+	if (bound == 0 || run->shards != 1 || model->encoder != NULL ||
+		n_read * UNLEARN_ROW_BYTES(model->n_features) <= bound)
+	{
+		unlearn_read_rows_by_id(model, read, n_read, data);
+		return;
+	}
+	unlearn_model_data_spec(model, &spec);
+	run->stream = palloc(sizeof(UnlearnStream));
+	unlearn_stream_open_ids(run->stream, &spec, model->n_features, read, n_read);
+	memset(data, 0, sizeof(*data));
+	data->n = run->stream->n;
+	data->n_features = model->n_features;
+	data->ids = run->stream->ids;
+}
+
+/*
  * Step 4, exact: the rows are retrained away (method "exact", or the guard
  * refused the run): a new version trained from scratch, with the model's
  * shape and recorded training options (unlearn_retrain's helper), on the
@@ -649,7 +696,7 @@ store_exact(const UnlearnModel *model, const UnlearnData *forget, bool relabel, 
 	unlearn_parse_retrain_options(stored, NULL, &topts);
 	run.shards = unlearn_shards_option(stored);
 	read = exact_rows_to_read(model, forget, in, unlearn_shard_by_partition(stored), keep, n_keep, &run, &n_read);
-	unlearn_read_rows_by_id(model, read, n_read, &data);
+	read_exact_rows(model, read, n_read, &run, &data);
 	if (data.n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),

@@ -70,16 +70,33 @@ take_reference_option(Jsonb *given, bool *reference)
 /*
  * Reads the rows now in the table (with their tableoids when sharded by
  * partition); errors unless there are some, all labelled with classes, ids
- * unique.
+ * unique.  When they would hold more than unlearn.max_training_memory,
+ * opens *stream instead (data gets the ids; the chunks' reads check the
+ * labels) and returns true.
  */
-static void
-read_retrain_rows(const UnlearnModel *model, bool by_partition, UnlearnData *data)
+static bool
+read_retrain_rows(const UnlearnModel *model, bool by_partition, UnlearnData *data, UnlearnStream *stream)
 {
 	UnlearnDataSpec spec;
 
 	unlearn_model_data_spec(model, &spec);
 	spec.read_tableoid = by_partition;
-	unlearn_read_data(&spec, data);
+	if (unlearn_read_data_bounded(&spec, data))
+	{
+		if (model->encoder)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("column model \"%s\" cannot be retrained in chunks", model->name),
+					 errdetail("Its rows hold more than unlearn.max_training_memory (%d kB).",
+							   unlearn_max_training_memory),
+					 errhint("Raise unlearn.max_training_memory (-1: no bound).")));
+		unlearn_stream_open(stream, &spec, model->n_features);
+		memset(data, 0, sizeof(*data));
+		data->n = stream->n;	/* ids checked unique; labels checked as the chunks are read */
+		data->n_features = model->n_features;
+		data->ids = stream->ids;
+		return true;
+	}
 	if (data->n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
@@ -98,6 +115,7 @@ read_retrain_rows(const UnlearnModel *model, bool by_partition, UnlearnData *dat
 					(errcode(ERRCODE_UNIQUE_VIOLATION),
 					 errmsg("id column \"%s\" must be unique", model->id_column)));
 	}
+	return false;
 }
 
 PG_FUNCTION_INFO_V1(unlearn_retrain);
@@ -116,6 +134,8 @@ unlearn_retrain(PG_FUNCTION_ARGS)
 	int		   *hidden;
 	int			n_hidden;
 	UnlearnData data;
+	UnlearnStream stream;
+	bool		streamed;
 	UnlearnTrainRun run;
 	instr_time	t_start;
 	TupleDesc	desc;
@@ -140,7 +160,9 @@ unlearn_retrain(PG_FUNCTION_ARGS)
 		overrides = take_reference_option(PG_GETARG_JSONB_P(1), &reference);
 	unlearn_parse_retrain_options(stored, overrides, &topts);
 	by_partition = unlearn_shard_by_partition(stored);
-	read_retrain_rows(model, by_partition, &data);
+	streamed = read_retrain_rows(model, by_partition, &data, &stream);
+	if (streamed)				/* before anything reads the rows' partitions */
+		unlearn_stream_check_options(&stream, name, unlearn_shards_option(stored), &topts);
 
 	memset(&run, 0, sizeof(run));
 	run.model = name;
@@ -153,6 +175,7 @@ unlearn_retrain(PG_FUNCTION_ARGS)
 	run.topts = &topts;
 	run.shards = unlearn_shards_option(stored);
 	run.data = &data;
+	run.stream = streamed ? &stream : NULL;
 	if (by_partition)			/* the partitions as they are now: one attached since is learned */
 		unlearn_shard_run_by_partition(&run, model->relid, 0);
 	run.load_seconds = unlearn_seconds_since(&t_start);

@@ -64,7 +64,8 @@ typedef struct UnlearnTrainRun
 	const UnlearnArch *arch;	/* the layer list, or NULL (a retrain reads the model's) */
 	int			n_classes;
 	const nn_train_options *topts;
-	const UnlearnData *data;	/* the rows, ids sorted and unique: the manifest */
+	const UnlearnData *data;	/* the rows, ids sorted and unique: the manifest (streamed: no X, y) */
+	UnlearnStream *stream;		/* set: the rows are read in chunks (stream.c), data has their ids */
 	double		load_seconds;	/* reading them, for the metrics */
 	const int64 *forgotten;		/* retrain: sorted ids the version forgets (exact unlearning), or NULL */
 	int			n_forgotten;

@@ -224,11 +224,18 @@ check_train_table(TrainArgs *a)
 		unlearn_check_capture_allowed(a->relid);	/* before the work, not after */
 }
 
-/* Reads the table's rows and checks there is something to train on: rows, 2+ classes, unique ids. */
-static void
-read_train_rows(const TrainArgs *a, UnlearnData *data)
+/*
+ * Reads the table's rows and checks there is something to train on: rows,
+ * 2+ classes, unique ids.  When they would hold more than
+ * unlearn.max_training_memory, *stream is opened instead (the ids and the
+ * classes in data; the rows read so far dropped) and true returned; column
+ * models cannot be trained in chunks (0A000).
+ */
+static bool
+read_train_rows(const TrainArgs *a, UnlearnData *data, UnlearnStream *stream)
 {
 	UnlearnDataSpec spec;
+	bool		streamed;
 
 	memset(&spec, 0, sizeof(spec));
 	spec.relid = a->relid;
@@ -238,7 +245,20 @@ read_train_rows(const TrainArgs *a, UnlearnData *data)
 	spec.encoder = a->encoder;
 	spec.fit_encoder = a->encoder != NULL;
 	spec.read_tableoid = a->by_partition;
-	unlearn_read_data(&spec, data);
+	streamed = unlearn_read_data_bounded(&spec, data);
+	if (streamed && a->encoder)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("column model \"%s\" cannot be trained in chunks", a->name),
+				 errdetail("The rows of relation \"%s\" hold more than unlearn.max_training_memory (%d kB).",
+						   get_rel_name(a->relid), unlearn_max_training_memory),
+				 errhint("Raise unlearn.max_training_memory (-1: no bound), or train on a features array.")));
+	if (streamed)
+	{
+		unlearn_stream_open(stream, &spec, data->n_features);
+		unlearn_stream_check_options(stream, a->name, a->shards, &a->topts);
+		unlearn_stream_classes(stream, a->name, data);
+	}
 
 	if (data->n == 0)
 		ereport(ERROR,
@@ -263,6 +283,7 @@ read_train_rows(const TrainArgs *a, UnlearnData *data)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("too many rows to train on")));
+	return streamed;
 }
 
 /*
@@ -332,6 +353,8 @@ unlearn_train(PG_FUNCTION_ARGS)
 {
 	TrainArgs	a;
 	UnlearnData data;
+	UnlearnStream stream;
+	bool		streamed;
 	UnlearnTrainRun run;
 	TupleDesc	result_desc;
 	instr_time	t_start;
@@ -349,7 +372,7 @@ unlearn_train(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("model \"%s\" already exists", a.name),
 				 errhint("Drop it with unlearn_drop_model('%s') or choose another name.", a.name)));
-	read_train_rows(&a, &data);
+	streamed = read_train_rows(&a, &data, &stream);
 	a.data = &data;
 	/*
 	 * early stopping only when asked for ({"validation": 0.1}): as the default
@@ -371,6 +394,7 @@ unlearn_train(PG_FUNCTION_ARGS)
 	run.topts = &a.topts;
 	run.shards = a.shards;
 	run.data = &data;
+	run.stream = streamed ? &stream : NULL;
 	if (a.by_partition)
 		unlearn_shard_run_by_partition(&run, a.relid, a.shards);
 	run.load_seconds = unlearn_seconds_since(&t_start);

@@ -87,8 +87,8 @@ resolve_weight_decay(UnlearnTrainRun *run, const UnlearnArch *arch, nn_train_opt
 		run->weight_decay = topts->weight_decay;
 		return;
 	}
-	/* step 1: no selection for shards, early stopping, or beyond the budget */
-	if (!unlearn_selects_weight_decay(topts, run->shards, data->n, run->n_classes))
+	/* step 1: no selection for shards, early stopping, beyond the budget, or in chunks (no rows in memory) */
+	if (run->stream || !unlearn_selects_weight_decay(topts, run->shards, data->n, run->n_classes))
 	{
 		topts->weight_decay = 0;
 		run->weight_decay = 0;
@@ -133,7 +133,10 @@ fit(UnlearnTrainRun *run, const UnlearnArch *arch)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid network shape: %s", err)));
 	INSTR_TIME_SET_CURRENT(t_train);
-	nn_train(net, data->X, data->y, (int) data->n, run->topts, train_epoch_callback, run);
+	if (run->stream)
+		unlearn_stream_fit(run->stream, net, run->topts, train_epoch_callback, run);
+	else
+		nn_train(net, data->X, data->y, (int) data->n, run->topts, train_epoch_callback, run);
 	run->train_seconds = unlearn_seconds_since(&t_train);
 	if (!nn_params_finite(net))
 		ereport(ERROR,
@@ -141,7 +144,8 @@ fit(UnlearnTrainRun *run, const UnlearnArch *arch)
 				 errmsg("%s diverged: the weights are no longer finite",
 						run->retrain ? "retraining" : "training"),
 				 errhint("%s", run->retrain ? "Lower lr." : "Lower lr, or scale the features.")));
-	run->accuracy = nn_accuracy(net, data->X, data->y, (int) data->n);
+	run->accuracy = run->stream ? unlearn_stream_accuracy(run->stream, net)
+		: nn_accuracy(net, data->X, data->y, (int) data->n);
 	return net;
 }
 
@@ -318,6 +322,8 @@ unlearn_train_and_store(UnlearnTrainRun *run)
 
 	Assert(data->n > 0 && data->n <= INT_MAX);
 	Assert(run->n_classes >= 2 || run->retrain);
+	if (run->stream)
+		unlearn_stream_check_options(run->stream, run->model, run->shards, run->topts);
 	for (int64 i = 1; i < n_manifest; i++)
 		Assert(manifest[i - 1] < manifest[i]);	/* the manifest: sorted, unique */
 
@@ -340,12 +346,14 @@ unlearn_train_and_store(UnlearnTrainRun *run)
 		run->before_store(run->before_store_arg, options);
 	run->version = run->retrain ? unlearn_next_version(run->model) : 1;
 	/* the loss reference of the rows training held out (target "unseen"; not for sharded models) */
-	has_ref = run->shards <= 1 && unlearn_unseen_reference_of_training(net, data, run->topts, ref);
-	/* the metrics: shards, and that reference */
+	has_ref = run->shards <= 1 && run->stream == NULL &&
+		unlearn_unseen_reference_of_training(net, data, run->topts, ref);
+	/* the metrics: shards, chunks read, and that reference */
 	metrics = unlearn_jsonb_printf("{\"train_accuracy\": %.6f, \"load_seconds\": %.3f,"
-								   " \"train_seconds\": %.3f, \"rows\": " INT64_FORMAT "%s%s%s}",
+								   " \"train_seconds\": %.3f, \"rows\": " INT64_FORMAT "%s%s%s%s}",
 								   run->accuracy, run->load_seconds, run->train_seconds, data->n,
-								   shard_metrics(run), selection_metrics(run, asked),
+								   shard_metrics(run), run->stream ? unlearn_stream_metrics(run->stream) : "",
+								   selection_metrics(run, asked),
 								   has_ref ? unlearn_unseen_reference_json(ref) : "");
 	unlearn_store_version(run->model, run->version, run->retrain ? run->parent : 0, run->reason, NULL,
 						  options, net, manifest, n_manifest, manifest_shards, run->forgotten, run->n_forgotten, metrics);

@@ -114,6 +114,17 @@ define_run_settings(void)
 							0,
 							check_int, NULL, NULL);
 
+	DefineCustomIntVariable("unlearn.max_training_memory",
+							"Most memory the rows of one training run may hold at once; larger tables are read in chunks.",
+							"Counts each row's features, label, id and place in the order.  -1: no bound, the table is "
+							"read whole.  Applies to unlearn_train and unlearn_retrain of array models, and to the "
+							"samples unlearning reads.",
+							&unlearn_max_training_memory,
+							-1, -1, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_KB,
+							unlearn_check_training_memory, NULL, NULL);
+
 	DefineCustomBoolVariable("unlearn.exact_when_cheaper",
 							 "Retrain exactly, without an approximate run first, when that takes no more steps.",
 							 "With the default method: when retraining the remaining rows takes no more optimiser "

@@ -30,6 +30,7 @@ typedef struct UnlearnSuppress
 } UnlearnSuppress;
 extern UnlearnSuppress unlearn_suppress_capture;
 extern int	unlearn_max_model_size;		/* unlearn.max_model_size, kB one training run may allocate */
+extern int	unlearn_max_training_memory;	/* unlearn.max_training_memory, kB of rows training holds; -1 none */
 extern double unlearn_max_accuracy_drop;	/* unlearn.max_accuracy_drop, points on held-out rows */
 extern int	unlearn_retrain_budget;		/* unlearn.retrain_budget, s an exact retrain may take; 0 off */
 extern bool unlearn_exact_when_cheaper;
@@ -58,6 +59,7 @@ void		unlearn_core_use_palloc(void);
 #include "encode.h"
 #include "data.h"
 #include "options.h"
+#include "stream.h"
 #include "run.h"
 #include "capture.h"
 

@@ -16,9 +16,10 @@ extern const unit_case select_tests[];
 extern const unit_case cnn_tests[];
 extern const unit_case anchors_tests[];
 extern const unit_case ensemble_tests[];
+extern const unit_case stream_tests[];
 
 static const unit_case *const all_tables[] = {nn_tests, unlearn_core_tests, mia_tests, early_stop_tests, select_tests, cnn_tests, anchors_tests,
-ensemble_tests, NULL};
+ensemble_tests, stream_tests, NULL};
 
 /* Runs all tests, or only those whose name contains argv[1]. */
 int
