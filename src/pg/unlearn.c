@@ -65,6 +65,13 @@ check_int(int *newval, void **extra, GucSource source)
 	return worker_source_ok(source);
 }
 
+/* unlearn.max_training_memory: its range (stream.c), and the worker's source rule. */
+static bool
+check_training_memory(int *newval, void **extra, GucSource source)
+{
+	return worker_source_ok(source) && unlearn_check_training_memory(newval, extra, source);
+}
+
 static bool
 check_real(double *newval, void **extra, GucSource source)
 {
@@ -123,7 +130,7 @@ define_run_settings(void)
 							-1, -1, INT_MAX,
 							PGC_USERSET,
 							GUC_UNIT_KB,
-							unlearn_check_training_memory, NULL, NULL);
+							check_training_memory, NULL, NULL);
 
 	DefineCustomBoolVariable("unlearn.exact_when_cheaper",
 							 "Retrain exactly, without an approximate run first, when that takes no more steps.",
