@@ -329,9 +329,9 @@ int			nn_validation_split(int n, const nn_train_options *o, int *order);
  * Choosing the weight decay on held-out rows (select.c): NN_SELECT_FOLDS-fold
  * cross-validation over nn_select_candidates.  nn_select_steps counts its
  * optimiser steps (-1: too few rows for the folds); nn_select_affordable
- * tells whether they fit in budget_steps;
- * nn_select_weight_decay returns the candidate whose copies of init get the
- * most held-out rows right (correct[c]: candidate c's count over all folds),
+ * tells whether they fit in budget_steps; nn_select_weight_decay returns the
+ * candidate whose copies of init give the held-out rows the lowest summed
+ * cross-entropy (loss[c], with correct[c] the rows right, over all folds),
  * or -1 on failure.
  */
 #define NN_SELECT_CANDIDATES 4
@@ -340,8 +340,8 @@ extern const float nn_select_candidates[NN_SELECT_CANDIDATES];
 long		nn_select_steps(int n, int n_classes, const nn_train_options *o);
 int			nn_select_affordable(int n, int n_classes, const nn_train_options *o, long budget_steps);
 float		nn_select_weight_decay(const nn_model *init, const float *X, const int *y, int n,
-								   const nn_train_options *o, long correct[NN_SELECT_CANDIDATES],
-								   nn_epoch_callback cb, void *cb_arg);
+								   const nn_train_options *o, double loss[NN_SELECT_CANDIDATES],
+								   long correct[NN_SELECT_CANDIDATES], nn_epoch_callback cb, void *cb_arg);
 
 /* True when every parameter is finite (a diverged run is never stored). */
 int			nn_params_finite(const nn_model *m);

@@ -6,10 +6,12 @@
  * strength depends on the table, so it is chosen per table, by k-fold cross-
  * validation over a decade grid: each candidate trains NN_SELECT_FOLDS times
  * on the other folds (the same initial weights and options as the run) and
- * is scored by the rows it did not train on.  The most correct rows win; a
- * tie goes to the weaker decay.  Only when the whole selection costs no more
+ * is scored by the cross-entropy of the rows it did not train on (a proper
+ * score: far less noisy than counting rows right on a small table).  The
+ * lowest summed loss wins; a tie goes to the weaker decay.  Only when the whole selection costs no more
  * optimiser steps than the caller's budget (nn_select_affordable).
  */
+#include <math.h>
 #include <string.h>
 
 #include "nn_internal.h"
@@ -84,42 +86,69 @@ split_fold(const float *X, const int *y, int n, int F, const int *order, int k,
 	NN_ASSERT(na == fold_train_rows(n, k) && na + nv == n);
 }
 
-/* Held-out rows of one fold that a copy of init trained with weight decay wd gets right; -1 on failure. */
-static long
-fold_correct(const nn_model *init, const float *Xa, const int *ya, int na, const float *Xv,
-			 const int *yv, int nv, const nn_train_options *o, float wd, nn_epoch_callback cb, void *cb_arg)
+/*
+ * One fold of one candidate: a copy of init trained with weight decay wd on
+ * the fold's training rows, then its held-out rows' summed cross-entropy
+ * (*loss) and the count it classifies right (*right).  0, or -1 on failure.
+ */
+static int
+fold_score(const nn_model *init, const float *Xa, const int *ya, int na, const float *Xv,
+		   const int *yv, int nv, const nn_train_options *o, float wd, nn_epoch_callback cb, void *cb_arg,
+		   double *loss, long *right)
 {
 	nn_train_options fo = *o;
 	nn_model   *m = nn_clone(init);
-	double		loss,
-				acc;
+	nn_workspace *ws = NULL;
+	float	   *logits = NULL;
+	int		   *pred = NULL;
+	int			rc = -1;
 
-	if (m == NULL)
-		return -1;
 	fo.weight_decay = wd;
 	fo.validation = 0;
-	loss = nn_train(m, Xa, ya, na, &fo, cb, cb_arg);
-	acc = loss == loss ? nn_accuracy(m, Xv, yv, nv) : -1.0;
-	nn_free(m);
-	return acc < 0 ? -1 : (long) (acc * nv + 0.5);
+	/* step 1: train the copy (nn_train returns NaN when it fails) */
+	if (m != NULL && !isnan(nn_train(m, Xa, ya, na, &fo, cb, cb_arg)))
+	{
+		ws = nn_workspace_create(m, 256);
+		logits = nn_alloc_floats((size_t) nv * NN_CLASSES(m));
+		pred = nn_alloc(sizeof(int) * (size_t) nv);
+	}
+	/* step 2: its held-out rows' loss and the rows it gets right */
+	if (ws && logits && pred)
+	{
+		nn_predict_logits(m, ws, Xv, nv, logits);
+		*loss = nn_softmax_ce(logits, yv, nv, NN_CLASSES(m), 0.0f, NULL, NULL);
+		nn_logits_classes(logits, nv, NN_CLASSES(m), pred);
+		*right = 0;
+		for (int i = 0; i < nv; i++)
+			*right += pred[i] == yv[i];
+		rc = *loss == *loss ? 0 : -1;
+	}
+	nn_free_mem(pred);
+	nn_free_mem(logits);
+	if (ws)
+		nn_workspace_free(ws);
+	if (m)
+		nn_free(m);
+	return rc;
 }
 
 /*
  * The weight decay of nn_select_candidates whose copies of init, trained
- * with o on the other folds, get the most held-out rows right (ties: the
- * smaller decay).  correct[c] receives candidate c's count over all folds
- * (n rows in all).  Returns -1 when memory runs out or a training fails.
- * cb, if not NULL, is nn_train's per-epoch hook for every fold's training.
+ * with o on the other folds, give the held-out rows the lowest summed
+ * cross-entropy (ties: the smaller decay).  loss[c] and correct[c] receive
+ * candidate c's sum and count of rows right over all folds (n rows in all).
+ * Returns -1 when memory runs out or a training fails.  cb, if not NULL, is
+ * nn_train's per-epoch hook for every fold's training.
  */
 float
 nn_select_weight_decay(const nn_model *init, const float *X, const int *y, int n,
-					   const nn_train_options *o, long correct[NN_SELECT_CANDIDATES],
-					   nn_epoch_callback cb, void *cb_arg)
+					   const nn_train_options *o, double loss[NN_SELECT_CANDIDATES],
+					   long correct[NN_SELECT_CANDIDATES], nn_epoch_callback cb, void *cb_arg)
 {
 	int			F = NN_FEATURES(init);
 	int		   *order = nn_alloc(sizeof(int) * (size_t) n);
-	float	   *Xa = nn_alloc(sizeof(float) * (size_t) n * F);
-	float	   *Xv = nn_alloc(sizeof(float) * (size_t) n * F);
+	float	   *Xa = nn_alloc_floats((size_t) n * F);
+	float	   *Xv = nn_alloc_floats((size_t) n * F);
 	int		   *ya = nn_alloc(sizeof(int) * (size_t) n);
 	int		   *yv = nn_alloc(sizeof(int) * (size_t) n);
 	int			best = -1;
@@ -127,6 +156,7 @@ nn_select_weight_decay(const nn_model *init, const float *X, const int *y, int n
 
 	NN_ASSERT(n >= NN_SELECT_FOLDS);
 	memset(correct, 0, sizeof(long) * NN_SELECT_CANDIDATES);
+	memset(loss, 0, sizeof(double) * NN_SELECT_CANDIDATES);
 	if (order && Xa && Xv && ya && yv)
 	{
 		/* step 1: the folds, from a seeded permutation of the rows */
@@ -134,7 +164,7 @@ nn_select_weight_decay(const nn_model *init, const float *X, const int *y, int n
 			order[i] = i;
 		nn_rng_seed(&rng, o->seed ^ NN_SELECT_STREAM);
 		nn_rng_shuffle(&rng, order, n);
-		/* step 2: every fold trains every candidate; held-out rows right are summed */
+		/* step 2: every fold trains every candidate; held-out losses and rows right are summed */
 		best = 0;
 		for (int k = 0; k < NN_SELECT_FOLDS && best >= 0; k++)
 		{
@@ -143,18 +173,22 @@ nn_select_weight_decay(const nn_model *init, const float *X, const int *y, int n
 			split_fold(X, y, n, F, order, k, Xa, ya, Xv, yv);
 			for (int c = 0; c < NN_SELECT_CANDIDATES && best >= 0; c++)
 			{
-				long		right = fold_correct(init, Xa, ya, na, Xv, yv, n - na, o,
-												 nn_select_candidates[c], cb, cb_arg);
+				double		fold_loss;
+				long		fold_right;
 
-				if (right < 0)
+				if (fold_score(init, Xa, ya, na, Xv, yv, n - na, o, nn_select_candidates[c], cb, cb_arg,
+							   &fold_loss, &fold_right) < 0)
 					best = -1;
 				else
-					correct[c] += right;
+				{
+					loss[c] += fold_loss;
+					correct[c] += fold_right;
+				}
 			}
 		}
-		/* step 3: the most rows right; strictly more to prefer a stronger decay */
+		/* step 3: the lowest held-out loss; strictly lower to prefer a stronger decay */
 		for (int c = 1; c < NN_SELECT_CANDIDATES && best >= 0; c++)
-			if (correct[c] > correct[best])
+			if (loss[c] < loss[best])
 				best = c;
 	}
 	nn_free_mem(order);

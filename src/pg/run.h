@@ -87,6 +87,7 @@ typedef struct UnlearnTrainRun
 	double		train_seconds;	/* the selection's included */
 	float		weight_decay;	/* the one trained with (options "auto": chosen or 0) */
 	bool		selected;		/* the weight decay was chosen on held-out rows */
+	double		select_loss[NN_SELECT_CANDIDATES];	/* held-out cross-entropy summed, per candidate */
 	long		select_correct[NN_SELECT_CANDIDATES];	/* held-out rows right, per candidate */
 	double		select_seconds;
 } UnlearnTrainRun;

@@ -100,8 +100,8 @@ resolve_weight_decay(UnlearnTrainRun *run, const UnlearnArch *arch, nn_train_opt
 	init = create(run, arch, err, sizeof(err));
 	if (init == NULL)
 		return;					/* fit() reports the shape */
-	wd = nn_select_weight_decay(init, data->X, data->y, (int) data->n, topts, run->select_correct,
-								train_epoch_callback, run);
+	wd = nn_select_weight_decay(init, data->X, data->y, (int) data->n, topts, run->select_loss,
+								run->select_correct, train_epoch_callback, run);
 	nn_free(init);
 	if (wd < 0)
 		ereport(ERROR,
@@ -274,7 +274,10 @@ selection_metrics(const UnlearnTrainRun *run, const nn_train_options *asked)
 		appendStringInfoString(&s, ", \"candidates\": [");
 		for (int c = 0; c < NN_SELECT_CANDIDATES; c++)
 			appendStringInfo(&s, "%s%.7g", c ? ", " : "", nn_select_candidates[c]);
-		appendStringInfo(&s, "], \"folds\": %d, \"held_out_right\": [", NN_SELECT_FOLDS);
+		appendStringInfo(&s, "], \"folds\": %d, \"held_out_loss\": [", NN_SELECT_FOLDS);
+		for (int c = 0; c < NN_SELECT_CANDIDATES; c++)
+			appendStringInfo(&s, "%s%.6f", c ? ", " : "", run->select_loss[c] / (double) run->data->n);
+		appendStringInfoString(&s, "], \"held_out_right\": [");
 		for (int c = 0; c < NN_SELECT_CANDIDATES; c++)
 			appendStringInfo(&s, "%s%ld", c ? ", " : "", run->select_correct[c]);
 		appendStringInfo(&s, "], \"seconds\": %.3f", run->select_seconds);

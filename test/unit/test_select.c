@@ -1,9 +1,9 @@
 /*
  * test_select.c: choosing the weight decay on held-out rows (select.c): the
- * step budget, the tie rule on a problem every candidate learns, a stronger
- * decay chosen where the rows are few and noisy, determinism, and init left
- * untouched.
+ * step budget, no decay on a problem every candidate learns, a decay chosen
+ * where the rows are few and noisy, determinism, and init left untouched.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,14 +59,18 @@ UNIT_TEST(select_budget)
 	CHECK(nn_select_affordable(30, 10, &o, 1000000));
 }
 
-/* Separable blobs: every candidate gets every held-out row right, and the tie goes to no decay. */
-UNIT_TEST(select_tie_prefers_no_decay)
+/*
+ * Separable blobs: every candidate gets every held-out row right, and no
+ * decay (the most confident fit) has the lowest held-out loss.
+ */
+UNIT_TEST(select_separable_no_decay)
 {
 	enum { N = 90, F = 2 };
 	float		X[N * F];
 	int			y[N];
 	int			hidden[] = {8};
 	long		correct[NN_SELECT_CANDIDATES];
+	double		loss[NN_SELECT_CANDIDATES];
 	nn_train_options o;
 	nn_model   *init = nn_create(F, 1, hidden, 2, 7, NULL, 0);
 	int			epochs_run = 0;
@@ -77,50 +81,75 @@ UNIT_TEST(select_tie_prefers_no_decay)
 	o.epochs = 30;
 	o.lr = 0.01f;
 	o.standardize = 1;
-	wd = nn_select_weight_decay(init, X, y, N, &o, correct, count_epochs, &epochs_run);
+	wd = nn_select_weight_decay(init, X, y, N, &o, loss, correct, count_epochs, &epochs_run);
 	CHECK(wd == 0.0f);
 	for (int c = 0; c < NN_SELECT_CANDIDATES; c++)
-		CHECK(correct[c] == N);
+		CHECK(correct[c] == N && loss[c] >= loss[0]);
 	/* every fold trained every candidate for every epoch */
 	CHECK(epochs_run == NN_SELECT_FOLDS * NN_SELECT_CANDIDATES * 30);
 	nn_free(init);
 }
 
+/* n rows of the "hash" noise problem: feature 0 carries the label weakly, the other F - 1 none. */
+static void
+hash_noise(float *X, int *y, int n, int F, float sep)
+{
+	for (int i = 0; i < n; i++)
+	{
+		y[i] = (i + 1) % 2;
+		for (int f = 0; f < F; f++)
+		{
+			double		h = sin((i + 1) * 12.9898 + f * 78.233) * 43758.5453;
+
+			X[(size_t) i * F + f] = (float) (h - floor(h));
+		}
+		X[(size_t) i * F] += y[i] * sep;
+	}
+}
+
 /*
- * Few rows, one weak informative feature among 40 of noise, a wide network
- * trained long: the held-out rows favour a decay, the selection is
- * deterministic, and init's parameters are not touched.
+ * Few rows, one weak informative feature among 30 of noise, a wide network
+ * trained long: the held-out rows favour a decay; the selection is
+ * deterministic and leaves init's parameters untouched.
  */
 UNIT_TEST(select_noisy_prefers_decay)
 {
-	enum { N = 120, F = 40 };
+	enum { N = 300, F = 31 };
 	float	   *X = malloc(sizeof(float) * N * F);
 	int			y[N];
 	int			hidden[] = {64};
 	long		a[NN_SELECT_CANDIDATES],
 				b[NN_SELECT_CANDIDATES];
+	double		la[NN_SELECT_CANDIDATES],
+				lb[NN_SELECT_CANDIDATES];
 	nn_train_options o;
-	nn_model   *init = nn_create(F, 1, hidden, 2, 11, NULL, 0);
+	nn_model   *init = nn_create(F, 1, hidden, 2, 42, NULL, 0);
 	float	   *before = malloc(sizeof(float) * init->n_params);
 	float		wd_a,
 				wd_b;
+	int			chosen = -1;
 
 	memcpy(before, init->params, sizeof(float) * init->n_params);
-	noisy_blobs(X, y, N, F, 0.8f, 5);
+	hash_noise(X, y, N, F, 0.3f);
 	nn_train_options_default(&o);
 	o.epochs = 200;
 	o.batch_size = 32;
 	o.standardize = 1;
-	wd_a = nn_select_weight_decay(init, X, y, N, &o, a, NULL, NULL);
-	wd_b = nn_select_weight_decay(init, X, y, N, &o, b, NULL, NULL);
+	wd_a = nn_select_weight_decay(init, X, y, N, &o, la, a, NULL, NULL);
+	wd_b = nn_select_weight_decay(init, X, y, N, &o, lb, b, NULL, NULL);
 	CHECK(wd_a > 0.0f);
-	CHECK(wd_a == wd_b && memcmp(a, b, sizeof(a)) == 0);
+	CHECK(wd_a == wd_b && memcmp(a, b, sizeof(a)) == 0 && memcmp(la, lb, sizeof(la)) == 0);
 	for (int c = 0; c < NN_SELECT_CANDIDATES; c++)
-		CHECK(a[c] >= 0 && a[c] <= N);
-	/* the chosen candidate got strictly more held-out rows right than no decay */
-	for (int c = 0; c < NN_SELECT_CANDIDATES; c++)
+	{
+		CHECK(a[c] >= 0 && a[c] <= N && la[c] > 0);
 		if (nn_select_candidates[c] == wd_a)
-			CHECK(a[c] > a[0]);
+			chosen = c;
+	}
+	/* the chosen candidate has the lowest held-out loss, strictly below no decay's */
+	CHECK(chosen > 0);
+	for (int c = 0; c < NN_SELECT_CANDIDATES && chosen > 0; c++)
+		CHECK(la[chosen] <= la[c]);
+	CHECK(chosen > 0 && la[chosen] < la[0]);
 	CHECK(memcmp(before, init->params, sizeof(float) * init->n_params) == 0);
 	nn_free(init);
 	free(before);
@@ -129,7 +158,7 @@ UNIT_TEST(select_noisy_prefers_decay)
 
 const unit_case select_tests[] = {
 	UNIT_ENTRY(select_budget),
-	UNIT_ENTRY(select_tie_prefers_no_decay),
+	UNIT_ENTRY(select_separable_no_decay),
 	UNIT_ENTRY(select_noisy_prefers_decay),
 	{NULL, NULL}
 };
