@@ -5,16 +5,16 @@
 # Builds bench/cnn_export.c, writes the export to ${EXPORT_DIR:-/tmp/unlearn_cnn_export}
 # (training and caching the model first if core_bench has not), checks the PyTorch port's
 # logits against the core's, then per k runs core_bench --methods adv+imp and
-# bench/cnn_unlearn_torch.py on the same rows.  One thread each (OPENBLAS_NUM_THREADS,
-# torch.set_num_threads); run it under nice on a shared machine.
+# bench/cnn_unlearn_torch.py on the same rows (--max-steps caps both alike).  One thread
+# each (OPENBLAS_NUM_THREADS, torch.set_num_threads); run it under nice on a shared machine.
 set -e
 cd "$(dirname "$0")/.."
-KS=1,8 SEEDS=3 MAXS=""
+KS=1,8 SEEDS=3 MAXSTEPS=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --ks) KS=$2; shift 2 ;;
         --seeds) SEEDS=$2; shift 2 ;;
-        --max-steps) MAXS="--max-steps $2"; shift 2 ;;
+        --max-steps) MAXSTEPS=$2; shift 2 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -27,14 +27,14 @@ gcc -std=gnu11 -O2 -Wall -Wextra -Werror -Isrc/core -Ibench -I$BLAS_INC -o "$BIN
 [ -f /tmp/unlearn_fmnist_cnn.bin ] || CORE_BENCH_OPT=-O3 bench/core_bench.sh --cnn --ks 1 --seeds 1 \
     --methods neggrad --max-steps 1 --retrain-seeds 0 --no-continual >/dev/null
 mkdir -p "$OUT"
-"$BIN" "$OUT" --ks "$KS" --seeds "$SEEDS"
+"$BIN" "$OUT" --ks "$KS" --seeds "$SEEDS" --adv-ks 0
 /usr/bin/python3 bench/cnn_unlearn_torch.py "$OUT" --check-only
 for k in $(echo "$KS" | tr , ' '); do
     echo "== k = $k, core ($(date -u +%T), load $(cut -d' ' -f1-3 /proc/loadavg))"
     CORE_BENCH_OPT=-O3 bench/core_bench.sh --cnn --methods adv+imp --ks "$k" --seeds "$SEEDS" \
-        --retrain-seeds 0 --no-continual $MAXS | grep '^|'
+        --retrain-seeds 0 --no-continual --max-steps "$MAXSTEPS" | grep '^|'
     echo "== k = $k, PyTorch ($(date -u +%T), load $(cut -d' ' -f1-3 /proc/loadavg))"
     /usr/bin/python3 bench/cnn_unlearn_torch.py "$OUT" --ks "$k" --seeds "$SEEDS" \
-        ${MAXS:+--max-steps ${MAXS#--max-steps }} | grep -E '^\||^RESULT'
+        --max-steps "$MAXSTEPS" | grep -E '^\||^RESULT'
 done
 echo "== done $(date -u +%T), load $(cut -d' ' -f1-3 /proc/loadavg)"
