@@ -40,16 +40,28 @@ MAS weights are still its own, compared with the core's).
 Usage: bench/cnn_unlearn_torch.py EXPORT_DIR [--ks 1,8] [--seeds 3]
          [--threads 1] [--max-steps N] [--check-only] [--core-adv] [--set key=value]...
 Prints the logit check, then one row per run in core_bench's table format and
-a "RESULT {json}" line per run.
+a "RESULT {json}" line per run.  A run is the same to the bit for a given thread
+count; OPENBLAS_NUM_THREADS defaults to --threads (see below).
 """
 import argparse
 import json
 import math
 import os
+import sys
 import time
 
-import numpy as np
-import torch
+
+def blas_threads(argv):
+    """The --threads value (1 if absent): the OpenBLAS thread count to load torch with."""
+    return argv[argv.index("--threads") + 1] if "--threads" in argv[:-1] else "1"
+
+
+# Debian's numpy and torch do their matrix products in OpenBLAS, which reads its thread
+# count when it loads; the count changes the order of float sums, so a run's last bits
+# depend on it
+os.environ.setdefault("OPENBLAS_NUM_THREADS", blas_threads(sys.argv))
+import numpy as np  # noqa: E402  (after the thread count is set)
+import torch  # noqa: E402
 from torch import nn
 import torch.nn.functional as F
 
@@ -230,7 +242,8 @@ def mas_diff(ex, wimp, path):
     return max((a - b).abs().max().item() for a, b in zip(wimp, w.parameters()))
 
 
-def main():
+def parse_args():
+    """The command line; the faithful options with --max-steps and --set applied."""
     ap = argparse.ArgumentParser()
     ap.add_argument("export_dir")
     ap.add_argument("--ks", default="1,8")
@@ -241,51 +254,72 @@ def main():
     ap.add_argument("--core-adv", action="store_true", help="use the core's adversarial examples (cnn_export --adv-ks)")
     ap.add_argument("--set", action="append", default=[], help="key=value: a faithful option")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
     o = dict(FAITHFUL, max_steps=args.max_steps)
     for kv in args.set:
         key, val = kv.split("=", 1)
         o[key] = type(FAITHFUL[key])(float(val)) if key in FAITHFUL else float(val)
+    return args, o
 
+
+def load_request(ex, d, k, s, core_adv):
+    """Seed s's forget rows for k (standardised), their labels and indices, and the core's adversarial examples if asked."""
+    def raw(name, dtype):
+        return np.fromfile(os.path.join(d, f"{name}_k{k}_s{s}.{'f32' if dtype == np.float32 else 'i32'}"), dtype=dtype)
+    Xf = standardize(ex, raw("forget", np.float32).reshape(k, -1))
+    yf = torch.from_numpy(raw("labels", np.int32).astype(np.int64))
+    given = None
+    if core_adv:
+        ta = raw("tadv", np.int32)
+        given = (standardize(ex, raw("adv", np.float32).reshape(ta.size, -1)), torch.from_numpy(ta.astype(np.int64)))
+    return Xf, yf, raw("rows", np.int32), given
+
+
+def run_one(args, o, ex, k, s, test, box, acc0):
+    """One adv+imp run on a fresh copy of the core's model; prints its table row and RESULT line."""
+    C = ex["meta"]["dims"][-1]
+    Xf, yf, rows, given = load_request(ex, args.export_dir, k, s, args.core_adv)
+    model = build_model(ex)
+    steps, ok, sec, wimp = adv_imp(model, Xf, yf, o, box[0], box[1], 1000 + s, C, given)
+    extra = {}
+    if args.core_adv and wimp is not None:
+        extra["mas_max_abs_diff"] = mas_diff(ex, wimp, os.path.join(args.export_dir, f"mas_k{k}_s{s}.f32"))
+    acc = accuracy(model, *test)
+    forg = (logits_of(model, Xf).argmax(1) != yf).double().mean().item()
+    print(f"| {'adv+imp':<8} | {k:4d} | {s:4d} | {100 * forg:6.1f} | {100 * acc0:6.2f} | {100 * acc:6.2f} | "
+          f"{100 * (acc - acc0):+6.2f} | {'-':>6} | {steps if ok else -1:6d} | {steps:6d} | {sec:7.2f} | "
+          f"{'yes' if ok else 'NO'}", flush=True)
+    print("RESULT " + json.dumps({"k": k, "seed": s, "rows": rows.tolist()[:8], "forgotten": forg, "acc0": acc0,
+                                  "acc": acc, "steps": steps, "success": ok, "seconds": sec,
+                                  "load": open("/proc/loadavg").read().split()[:3], "core_adv": args.core_adv,
+                                  **extra}), flush=True)
+
+
+def main():
+    args, o = parse_args()
+    torch.set_num_threads(args.threads)
+
+    # the port, checked against the core's logits before any unlearning
     ex = load_export(args.export_dir)
-    meta, C = ex["meta"], ex["meta"]["dims"][-1]
-    Xte, yte = standardize(ex, ex["test_x"]), torch.from_numpy(ex["test_y"])
-    lo, hi = standardize(ex, ex["lo"][None, :]), standardize(ex, ex["hi"][None, :])
+    meta = ex["meta"]
+    test = (standardize(ex, ex["test_x"]), torch.from_numpy(ex["test_y"]))
+    box = (standardize(ex, ex["lo"][None, :]), standardize(ex, ex["hi"][None, :]))
     model0 = build_model(ex)
-    dmax, dmean, same, n = check_logits(model0, ex, Xte)
-    acc0 = accuracy(model0, Xte, yte)
+    dmax, dmean, same, n = check_logits(model0, ex, test[0])
+    acc0 = accuracy(model0, *test)
     print(f"logit check on {n} test images: max |diff| {dmax:.3g}, mean {dmean:.3g}, same argmax {100 * same:.1f} %; "
           f"test accuracy {100 * acc0:.2f} % (core {100 * meta['test_accuracy']:.2f} %)")
     print("RESULT " + json.dumps({"check": True, "max_abs_diff": dmax, "mean_abs_diff": dmean, "n": n,
                                   "test_accuracy": acc0, "core_test_accuracy": meta["test_accuracy"]}))
     if args.check_only:
         return
+
+    # the runs, in core_bench's table format
     print(f"adv+imp (PyTorch {torch.__version__}, {args.threads} thread(s)): {o}")
     print("\n| method   |    k | seed | forgot | acc0   | acc    | delta  | remain | fsteps |  steps | seconds | success")
     print("|----------|------|------|--------|--------|--------|--------|--------|--------|--------|---------|--------")
     for k in [int(v) for v in args.ks.split(",")]:
         for s in range(1, args.seeds + 1):
-            Xf = standardize(ex, np.fromfile(os.path.join(args.export_dir, f"forget_k{k}_s{s}.f32"), dtype=np.float32).reshape(k, -1))
-            rows = np.fromfile(os.path.join(args.export_dir, f"rows_k{k}_s{s}.i32"), dtype=np.int32)
-            yf = torch.from_numpy(np.fromfile(os.path.join(args.export_dir, f"labels_k{k}_s{s}.i32"), dtype=np.int32).astype(np.int64))
-            model = build_model(ex)
-            given, extra = None, {}
-            if args.core_adv:
-                xa = np.fromfile(os.path.join(args.export_dir, f"adv_k{k}_s{s}.f32"), dtype=np.float32)
-                ta = np.fromfile(os.path.join(args.export_dir, f"tadv_k{k}_s{s}.i32"), dtype=np.int32)
-                given = (standardize(ex, xa.reshape(ta.size, -1)), torch.from_numpy(ta.astype(np.int64)))
-            steps, ok, sec, wimp = adv_imp(model, Xf, yf, o, lo, hi, 1000 + s, C, given)
-            if args.core_adv and wimp is not None:
-                extra["mas_max_abs_diff"] = mas_diff(ex, wimp, os.path.join(args.export_dir, f"mas_k{k}_s{s}.f32"))
-            acc = accuracy(model, Xte, yte)
-            forg = (logits_of(model, Xf).argmax(1) != yf).double().mean().item()
-            print(f"| {'adv+imp':<8} | {k:4d} | {s:4d} | {100 * forg:6.1f} | {100 * acc0:6.2f} | {100 * acc:6.2f} | "
-                  f"{100 * (acc - acc0):+6.2f} | {'-':>6} | {steps if ok else -1:6d} | {steps:6d} | {sec:7.2f} | "
-                  f"{'yes' if ok else 'NO'}", flush=True)
-            print("RESULT " + json.dumps({"k": k, "seed": s, "rows": rows.tolist()[:8], "forgotten": forg, "acc0": acc0,
-                                          "acc": acc, "steps": steps, "success": ok, "seconds": sec,
-                                          "load": open("/proc/loadavg").read().split()[:3], "core_adv": args.core_adv,
-                                          **extra}), flush=True)
+            run_one(args, o, ex, k, s, test, box, acc0)
 
 
 if __name__ == "__main__":
