@@ -13,7 +13,7 @@
  *                   [--retrain-seeds 1] [--no-continual] [--max-steps N] [--replay N]
  *                   [--cache /tmp/unlearn_fmnist_mlp.bin] [--data DIR] [--set key=value]...
  *                   [--fset key=value]... [--continual-only] [--cnn] [--train-epochs N]
- *                   [--core-threads N]
+ *                   [--core-threads N] [--train-seed 42]
  * --set key=value changes an option of the default method (any float/int
  * field of ul_options, e.g. lr, margin, replay_weight, distill) for tuning;
  * --fset key=value does the same for the faithful methods (e.g. pgd_eps).
@@ -23,6 +23,8 @@
  * The core's element-wise loops use OPENBLAS_NUM_THREADS threads, as the
  * extension gives them unlearn.threads (nn_set_threads); --core-threads N
  * sets them apart (1: the loops on one thread, as before they were split).
+ * --train-seed N seeds a fresh model's initialisation and shuffling (42;
+ * the retrain reference uses it too), e.g. for test accuracy over seeds.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +38,7 @@
 #define MAXK 16
 
 static int	use_cnn = 0;		/* --cnn: the convolutional network */
+static uint64_t train_seed = 42;	/* --train-seed: init and shuffling of a fresh model */
 
 /* A fresh network (seed 42) and its training options: the MLP, or with --cnn the CNN. */
 static nn_model *
@@ -47,11 +50,12 @@ new_model(nn_train_options *o)
 	int			hidden = 256;
 
 	nn_train_options_default(o);
+	o->seed = train_seed;
 	if (!use_cnn)
-		return nn_create(784, 1, &hidden, 10, 42, NULL, 0);
+		return nn_create(784, 1, &hidden, 10, train_seed, NULL, 0);
 	o->epochs = 5;
 	o->standardize = 1;
-	return nn_create_layers(shape, 5, cnn, 10, 42, NULL, 0);
+	return nn_create_layers(shape, 5, cnn, 10, train_seed, NULL, 0);
 }
 
 /* Trains the reference model or loads it from the cache file. */
@@ -100,7 +104,7 @@ time_training(int epochs, const float *X, const int *y, int n, const float *Xt, 
 	last = bench_now() - t0;
 	acc = nn_accuracy(m, Xt, yt, nt);
 	printf("test accuracy %.2f %%\nRESULT {\"epochs\": %d, \"seconds\": %.2f, \"s_per_epoch\": %.2f, "
-		   "\"test_accuracy\": %.4f, \"threads\": %d}\n", 100 * acc, epochs, last, last / epochs, acc, nn_get_threads());
+		   "\"test_accuracy\": %.4f, \"threads\": %d, \"seed\": %llu}\n", 100 * acc, epochs, last, last / epochs, acc, nn_get_threads(), (unsigned long long) train_seed);
 	nn_free(m);
 	return 0;
 }
@@ -414,6 +418,8 @@ main(int argc, char **argv)
 			core_threads = atoi(v), i++;
 		else if (strcmp(a, "--train-epochs") == 0)
 			train_epochs = atoi(v), i++;
+		else if (strcmp(a, "--train-seed") == 0)
+			train_seed = strtoull(v, NULL, 10), i++;
 		else if (strcmp(a, "--cache") == 0)
 			cache = v, i++;
 		else if (strcmp(a, "--data") == 0)
