@@ -268,5 +268,15 @@ SELECT model, count(*) AS queued, count(DISTINCT request_id) AS distinct_ids,
 FROM inspect.requests WHERE model IN ('w4', 'w8') AND id BETWEEN 10 AND 39 GROUP BY model ORDER BY model;
 ROLLBACK;
 SELECT count(*) AS queued_after_rollback FROM inspect.requests WHERE model IN ('w4', 'w8');
+-- the writer checks the queue's constraints as the INSERT did, one an
+-- administrator added included: this request is refused, and so the DELETE
+RESET ROLE;
+BEGIN;
+ALTER TABLE unlearn.requests ADD CONSTRAINT writer_probe CHECK (id <> 3) NOT VALID;
+\set VERBOSITY terse
+DELETE FROM writer_data WHERE id = 3;
+\set VERBOSITY default
+ROLLBACK;
+SET ROLE regress_owner;
 SELECT unlearn_drop_model('w4'), unlearn_drop_model('w8');
 DROP TABLE writer_data;

@@ -15,7 +15,10 @@
  * checks allow (state 'pending', attempts 0, next_attempt_at the
  * transaction's start, enqueued_at now, request_id from the table's
  * sequence), so it checks the table's shape when it opens it and refuses a
- * table that is not the one it was written for.
+ * table that is not the one it was written for.  It checks the table's NOT
+ * NULL and CHECK constraints per row as an INSERT does (compiled once per
+ * writer, so once per statement); the queue has no trigger, foreign key or
+ * row-level security for it to honour.
  */
 #include "postgres.h"
 
@@ -61,13 +64,13 @@ struct UnlearnQueueWriter
 	Datum		pending;		/* 'pending' */
 };
 
-/* Errors (55000) unless unlearn.requests has the columns the writer fills, in order. */
+/* Errors (55000) unless unlearn.requests is a plain table with the columns the writer fills, in order. */
 static void
 check_shape(Relation rel)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 
-	if (desc->natts != (int) N_REQUEST_COLUMNS)
+	if (rel->rd_rel->relkind != RELKIND_RELATION || desc->natts != (int) N_REQUEST_COLUMNS)
 		goto bad;
 	for (int i = 0; i < desc->natts; i++)
 	{
@@ -107,11 +110,15 @@ unlearn_queue_writer_open(const char *requested_by)
 		elog(ERROR, "permission denied to queue unlearning requests");
 	w->rel = table_open(relid, RowExclusiveLock);
 	check_shape(w->rel);
-	/* step 2: an executor state for the index inserts (unique check, partial index predicate) */
+	/*
+	 * step 2: an executor state for the constraints and the index inserts
+	 * (unique check, partial index predicate); no range table, so the result
+	 * relation has range table index 0 (what an error report reads from it)
+	 */
 	w->estate = CreateExecutorState();
 	w->estate->es_output_cid = GetCurrentCommandId(true);
 	w->rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
+	InitResultRelInfo(w->rri, w->rel, 0, NULL, 0);
 	ExecOpenIndices(w->rri, false);
 	w->slot = MakeSingleTupleTableSlot(RelationGetDescr(w->rel), &TTSOpsVirtual);
 	w->requested_by = DirectFunctionCall1(namein, CStringGetDatum(requested_by));
@@ -155,7 +162,14 @@ unlearn_queue_writer_put(UnlearnQueueWriter *w, const char *model, const char *k
 	set_column(slot, 12, TimestampTzGetDatum(GetCurrentTimestamp()));	/* clock_timestamp() */
 	set_column(slot, 15, w->requested_by);
 	ExecStoreVirtualTuple(slot);
-	/* step 2: the heap tuple (TOASTed as the column's storage says), then the indexes */
+	/*
+	 * step 2: the table's NOT NULL and CHECK constraints, as an INSERT checks
+	 * them (each CHECK compiled once per writer), so no request the SQL path
+	 * would refuse gets in (a constraint an administrator added included)
+	 */
+	if (RelationGetDescr(w->rel)->constr)
+		ExecConstraints(w->rri, slot, w->estate);
+	/* step 3: the heap tuple (TOASTed as the column's storage says), then the indexes */
 	table_tuple_insert(w->rel, slot, w->estate->es_output_cid, 0, NULL);
 	ExecInsertIndexTuples(w->rri, slot, w->estate, false, false, NULL, NIL);
 	ResetPerTupleExprContext(w->estate);
