@@ -252,9 +252,11 @@ ALTER TABLE writer_data ADD PRIMARY KEY (id);
 SELECT model FROM unlearn_train('w8', 'writer_data', 'id', 'f8', 'label', hidden => '{4}', epochs => 2);
 SELECT model FROM unlearn_train('w4', 'writer_data', 'id', 'f4', 'label', hidden => '{4}', epochs => 2);
 INSERT INTO writer_data VALUES (41, NULL, '{1, 1}', 'a'), (42, '{1, 1}', '{1, 1}', NULL);
+-- double precision[] values the cast keeps the shape of: two dimensions, a lower bound of 0
+INSERT INTO writer_data VALUES (43, '{{1, 2}}', '{1, 1}', 'a'), (44, '[0:1]={3, 4}', '{1, 1}', 'b');
 BEGIN;
-CREATE TEMP TABLE writer_gone ON COMMIT DROP AS SELECT * FROM writer_data WHERE id IN (1, 2, 41, 42);
-DELETE FROM writer_data WHERE id IN (1, 2, 41, 42);
+CREATE TEMP TABLE writer_gone ON COMMIT DROP AS SELECT * FROM writer_data WHERE id IN (1, 2, 41, 42, 43, 44);
+DELETE FROM writer_data WHERE id IN (1, 2, 41, 42, 43, 44);
 SELECT r.model, r.id, r.kind, r.label, r.new_label, r.state, r.attempts, r.last_error, r.note, r.done_at, r.version,
        r.features = CASE r.model WHEN 'w8' THEN g.f8::real[] ELSE g.f4 END AS same_features,
        r.label = g.label::text AS same_label, r.next_attempt_at = now() AS next_attempt_now,

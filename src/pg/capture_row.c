@@ -41,11 +41,13 @@ unlearn_capture_columns_encoder(TupleDesc desc, const char *model, UnlearnRowCol
 /*
  * The features as real[]: a real[] column's value as stored (compressed or
  * out of line, it is copied as is, as features::real[] copies it), a double
- * precision[] one converted element by element.
+ * precision[] one converted element by element, keeping its dimensions and
+ * lower bounds as the cast does.
  */
 static Datum
 as_real_array(Datum d, Oid typid)
 {
+	ArrayType  *arr;
 	Datum	   *elems;
 	bool	   *nulls;
 	int			n;
@@ -53,12 +55,13 @@ as_real_array(Datum d, Oid typid)
 	if (typid == FLOAT4ARRAYOID)
 		return d;
 	Assert(typid == FLOAT8ARRAYOID);
-	deconstruct_array(DatumGetArrayTypeP(d), FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, &n);
+	arr = DatumGetArrayTypeP(d);
+	deconstruct_array(arr, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, &n);
 	for (int i = 0; i < n; i++)
 		if (!nulls[i])
 			elems[i] = Float4GetDatum((float4) DatumGetFloat8(elems[i]));
-	return PointerGetDatum(construct_md_array(elems, nulls, 1, (int[]) {n}, (int[]) {1}, FLOAT4OID, 4, true,
-											  TYPALIGN_INT));
+	return PointerGetDatum(construct_md_array(elems, nulls, ARR_NDIM(arr), ARR_DIMS(arr), ARR_LBOUND(arr),
+											  FLOAT4OID, 4, true, TYPALIGN_INT));
 }
 
 /* A column model's input from a tuple as real[], or NULL if it cannot be encoded (never learned). */
