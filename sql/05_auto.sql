@@ -238,3 +238,47 @@ SET ROLE regress_owner;
 SELECT unlearn_drop_model('auto');
 SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgrelid = 'auto_data'::regclass AND tgname LIKE 'unlearn%';
 DROP TABLE auto_data;
+
+-- The capture's writer (queue_writer.c) forms each request in C: it must
+-- hold what the INSERT ... SELECT it replaces gave: the id as bigint, the
+-- label as label::text, the features as features::real[] (a double
+-- precision[] column converted), the defaults; rows with a NULL id, label or
+-- features skipped per model; two models of one table queued by one DELETE.
+CREATE TABLE writer_data AS
+SELECT i::int AS id, ARRAY[i % 2, i % 3 + 0.25]::float8[] AS f8, ARRAY[i % 2, i % 3 + 0.25]::real[] AS f4,
+       (CASE WHEN i % 2 = 0 THEN 'a' ELSE 'b' END)::varchar AS label
+FROM generate_series(1, 40) i;
+ALTER TABLE writer_data ADD PRIMARY KEY (id);
+SELECT model FROM unlearn_train('w8', 'writer_data', 'id', 'f8', 'label', hidden => '{4}', epochs => 2);
+SELECT model FROM unlearn_train('w4', 'writer_data', 'id', 'f4', 'label', hidden => '{4}', epochs => 2);
+INSERT INTO writer_data VALUES (41, NULL, '{1, 1}', 'a'), (42, '{1, 1}', '{1, 1}', NULL);
+-- double precision[] values the cast keeps the shape of: two dimensions, a lower bound of 0
+INSERT INTO writer_data VALUES (43, '{{1, 2}}', '{1, 1}', 'a'), (44, '[0:1]={3, 4}', '{1, 1}', 'b');
+BEGIN;
+CREATE TEMP TABLE writer_gone ON COMMIT DROP AS SELECT * FROM writer_data WHERE id IN (1, 2, 41, 42, 43, 44);
+DELETE FROM writer_data WHERE id IN (1, 2, 41, 42, 43, 44);
+SELECT r.model, r.id, r.kind, r.label, r.new_label, r.state, r.attempts, r.last_error, r.note, r.done_at, r.version,
+       r.features = CASE r.model WHEN 'w8' THEN g.f8::real[] ELSE g.f4 END AS same_features,
+       r.label = g.label::text AS same_label, r.next_attempt_at = now() AS next_attempt_now,
+       r.enqueued_at >= now() AS enqueued_since_start, r.requested_by = current_user AS requested_by_me
+FROM inspect.requests r JOIN writer_gone g ON g.id = r.id
+WHERE r.model IN ('w4', 'w8') ORDER BY r.model, r.id;
+-- a multi-row DELETE: one request per row and model, request ids from the sequence, no two alike
+DELETE FROM writer_data WHERE id BETWEEN 10 AND 39;
+SELECT model, count(*) AS queued, count(DISTINCT request_id) AS distinct_ids,
+       count(*) FILTER (WHERE request_id > (SELECT max(request_id) FROM inspect.requests WHERE id = 2)) AS after_first
+FROM inspect.requests WHERE model IN ('w4', 'w8') AND id BETWEEN 10 AND 39 GROUP BY model ORDER BY model;
+ROLLBACK;
+SELECT count(*) AS queued_after_rollback FROM inspect.requests WHERE model IN ('w4', 'w8');
+-- the writer checks the queue's constraints as the INSERT did, one an
+-- administrator added included: this request is refused, and so the DELETE
+RESET ROLE;
+BEGIN;
+ALTER TABLE unlearn.requests ADD CONSTRAINT writer_probe CHECK (id <> 3) NOT VALID;
+\set VERBOSITY terse
+DELETE FROM writer_data WHERE id = 3;
+\set VERBOSITY default
+ROLLBACK;
+SET ROLE regress_owner;
+SELECT unlearn_drop_model('w4'), unlearn_drop_model('w8');
+DROP TABLE writer_data;

@@ -16,6 +16,7 @@
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
 #include "commands/trigger.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "parser/parse_func.h"
 #include "miscadmin.h"
@@ -28,6 +29,7 @@
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 
 #include "queue.h"
 #include "unlearn_pg.h"
@@ -313,7 +315,8 @@ typedef struct CaptureModel
 {
 	char	   *name;
 	Oid			relid;			/* the model's table (this one or one above it) */
-	SPIPlanPtr	plan;
+	SPIPlanPtr	plan;			/* NULL: queued by the writer (a DELETE, an array model) */
+	UnlearnRowColumns cols;		/* the writer's: where the table holds the model's columns */
 } CaptureModel;
 
 typedef struct CaptureEntry
@@ -508,13 +511,26 @@ capture_entry(Relation rel, bool is_update)
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	e->models = palloc0(sizeof(CaptureModel) * Max(n_models, 1));
 	MemoryContextSwitchTo(old);
-	/* step 4: check each model's column types, then prepare its statement */
+	/*
+	 * step 4: check each model's column types, then note where its columns
+	 * are (the DELETE of an array model: the writer queues it) or prepare its
+	 * statement (an UPDATE; a column model, whose rows unlearn.encode_row
+	 * encodes)
+	 */
 	for (uint64 i = 0; i < n_models; i++)
 	{
 		Oid			ptypes[3] = {TEXTOID, TEXTOID, INT8ARRAYOID};
 		UnlearnCapturedModel m;
 
 		unlearn_captured_model(rel, models, i, &m);
+		e->models[i].name = MemoryContextStrdup(TopMemoryContext, m.name);
+		e->models[i].relid = m.relid;
+		e->n_models = (int) i + 1;
+		if (!is_update && m.feat != NULL)
+		{
+			unlearn_capture_columns(RelationGetDescr(rel), &m, &e->models[i].cols);
+			continue;
+		}
 		plan = SPI_prepare(unlearn_queue_capture_sql(is_update, quote_identifier(m.id),
 													 m.feat ? quote_identifier(m.feat) : NULL,
 													 quote_identifier(m.label), type_is_collatable(m.label_type)),
@@ -523,9 +539,6 @@ capture_entry(Relation rel, bool is_update)
 			elog(ERROR, "could not prepare the capture of model \"%s\": %s",
 				 m.name, SPI_result_code_string(SPI_result));
 		e->models[i].plan = plan;
-		e->models[i].name = MemoryContextStrdup(TopMemoryContext, m.name);
-		e->models[i].relid = m.relid;
-		e->n_models = (int) i + 1;
 	}
 	e->generation = generation;
 	e->valid = true;
@@ -584,6 +597,75 @@ unlearn_lock_model_row(const char *name, Oid relid)
 	return SPI_processed == 1;
 }
 
+/* The ids of an int8[] sorted, for is_suppressed. */
+static int64 *
+sorted_ids(Datum ids, int *n)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int64	   *out;
+
+	deconstruct_array(DatumGetArrayTypeP(ids), INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, n);
+	out = palloc(sizeof(int64) * Max(*n, 1));
+	for (int i = 0; i < *n; i++)
+	{
+		Assert(!nulls[i]);		/* unlearning's ids are checked */
+		out[i] = DatumGetInt64(elems[i]);
+	}
+	qsort(out, *n, sizeof(int64), unlearn_cmp_int64);
+	return out;
+}
+
+/* True if id is one of the sorted ids (id <> ALL(ids) is false). */
+static bool
+is_suppressed(int64 id, const int64 *ids, int n)
+{
+	return n > 0 && bsearch(&id, ids, n, sizeof(int64), unlearn_cmp_int64) != NULL;
+}
+
+/*
+ * Queues a forget request with the writer per row of the DELETE's
+ * transition table that the model could have learned and unlearning is not
+ * deleting itself (suppress, an int8[]), as the INSERT ... SELECT of
+ * unlearn_queue_capture_sql would; how many.
+ */
+static uint64
+queue_deleted_rows(TriggerData *trigdata, const CaptureModel *m, Datum suppress, UnlearnQueueWriter *w)
+{
+	Tuplestorestate *ts = trigdata->tg_oldtable;
+	TupleDesc	desc = RelationGetDescr(trigdata->tg_relation);
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext, "unlearn capture row",
+												 ALLOCSET_DEFAULT_SIZES);
+	int			n_skip;
+	int64	   *skip = sorted_ids(suppress, &n_skip);
+	uint64		queued = 0;
+
+	/* step 1: a read pointer of our own over the transition table, from its start */
+	tuplestore_select_read_pointer(ts, tuplestore_alloc_read_pointer(ts, EXEC_FLAG_REWIND));
+	tuplestore_rescan(ts);
+	/* step 2: each row, in a memory context reset per row */
+	while (tuplestore_gettupleslot(ts, true, false, slot))
+	{
+		MemoryContext old = MemoryContextSwitchTo(rowcxt);
+		bool		should_free;
+		HeapTuple	tup = ExecFetchSlotHeapTuple(slot, false, &should_free);
+		UnlearnCapturedRow row;
+
+		if (unlearn_capture_read_row(desc, tup, &m->cols, &row) && !is_suppressed(row.id, skip, n_skip))
+		{
+			unlearn_queue_writer_put(w, m->name, "forget", row.id, row.label, NULL, row.features);
+			queued++;
+		}
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(rowcxt);
+	}
+	tuplestore_select_read_pointer(ts, 0);
+	ExecDropSingleTupleTableSlot(slot);
+	MemoryContextDelete(rowcxt);
+	return queued;
+}
+
 PG_FUNCTION_INFO_V1(unlearn_capture);
 /*
  * Trigger: AFTER DELETE / AFTER UPDATE FOR EACH STATEMENT.  Queues a forget
@@ -599,13 +681,16 @@ unlearn_capture(PG_FUNCTION_ARGS)
 	CaptureEntry *e;
 	Datum		args[3];
 	Datum		no_ids = PointerGetDatum(construct_empty_array(INT8OID));
+	char	   *requested_by;
+	UnlearnQueueWriter *writer = NULL;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("unlearn.capture() must be a statement-level trigger")));
 	check_our_trigger(trigdata);
-	args[1] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
+	requested_by = GetUserNameFromId(GetUserId(), false);
+	args[1] = CStringGetTextDatum(requested_by);
 
 	SPI_connect();
 	if (SPI_register_trigger_data(trigdata) != SPI_OK_TD_REGISTER)
@@ -620,12 +705,23 @@ unlearn_capture(PG_FUNCTION_ARGS)
 			unlearn_suppress_capture.ids : no_ids;
 		if (!unlearn_lock_model_row(e->models[i].name, e->models[i].relid))
 			continue;			/* dropped since the entry was built */
+		if (e->models[i].plan == NULL)
+		{
+			/* a DELETE of an array model: the writer, no statement */
+			if (writer == NULL)
+				writer = unlearn_queue_writer_open(requested_by);
+			if (queue_deleted_rows(trigdata, &e->models[i], args[2], writer) > 0)
+				unlearn_note_queued();
+			continue;
+		}
 		args[0] = CStringGetTextDatum(e->models[i].name);
 		if (SPI_execute_plan(e->models[i].plan, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not queue unlearning requests");
 		if (SPI_processed > 0)
 			unlearn_note_queued();
 	}
+	if (writer)
+		unlearn_queue_writer_close(writer);
 	unlearn_restore_user(&saved);
 	SPI_finish();
 	return PointerGetDatum(NULL);

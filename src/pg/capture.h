@@ -1,5 +1,5 @@
 /*
- * capture.h: capture of deleted rows and the guards (capture.c, capture_apply.c, guard.c), training tables (relation.c).
+ * capture.h: capture of deleted rows and the guards (capture.c, capture_row.c, capture_apply.c, guard.c), training tables (relation.c).
  */
 #ifndef UNLEARN_CAPTURE_H
 #define UNLEARN_CAPTURE_H
@@ -7,6 +7,7 @@
 #include "postgres.h"
 #include "executor/spi.h"
 #include "utils/rel.h"
+#include "encode.h"
 
 /* ---------- capture (capture.c, capture_apply.c; the queue is queue.h, the workers worker.h) ---------- */
 
@@ -41,6 +42,29 @@ typedef struct UnlearnCapturedModel
  * model's columns in rel still have the types it was trained with.
  */
 void		unlearn_captured_model(Relation rel, SPITupleTable *models, uint64 i, UnlearnCapturedModel *out);
+
+/* Where a table's tuples hold one model's columns (capture_row.c). */
+typedef struct UnlearnRowColumns
+{
+	int			id_att,
+				feat_att,
+				label_att;		/* attribute numbers (feat_att 0: a column model) */
+	UnlearnEncoder *encoder;	/* column models: the encoding, and where the table holds the inputs */
+	UnlearnRowMap map;
+} UnlearnRowColumns;
+
+/* A removed row's values for one model, in the queue's types. */
+typedef struct UnlearnCapturedRow
+{
+	int64		id;
+	char	   *label;			/* text form */
+	Datum		features;		/* real[] (a real[] column's value as stored: maybe compressed or TOASTed) */
+} UnlearnCapturedRow;
+
+void		unlearn_capture_columns(TupleDesc desc, const UnlearnCapturedModel *m, UnlearnRowColumns *out);
+void		unlearn_capture_columns_encoder(TupleDesc desc, const char *model, UnlearnRowColumns *cols);
+bool		unlearn_capture_read_row(TupleDesc desc, HeapTuple tup, const UnlearnRowColumns *c,
+									 UnlearnCapturedRow *out);
 
 /* Key-share locks a model's catalog row as committed now; false if the model is gone. */
 bool		unlearn_lock_model_row(const char *name, Oid relid);

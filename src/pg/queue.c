@@ -2,8 +2,9 @@
  * queue.c: the queue of unlearning requests, unlearn.requests.
  *
  * The only code with SQL on unlearn.requests: what the capture inserts (the
- * statement capture's text, which capture.c prepares, and single rows for
- * logical replication apply), what the worker claims, reads, finishes,
+ * statement capture's text, which capture.c prepares for an UPDATE and a
+ * column model's DELETE; the rest goes through the writer of
+ * queue_writer.c), what the worker claims, reads, finishes,
  * retries and prunes, and what unlearn_wait, unlearn_retry, unlearn_purge
  * and unlearn_drop_model read or change.
  *
@@ -93,21 +94,12 @@ unlearn_queue_capture_sql(bool is_update, const char *id, const char *feat, cons
  */
 void
 unlearn_queue_insert_row(const char *model, const char *kind, int64 id, const char *label,
-						 const char *new_label, ArrayType *features, const char *requested_by)
+						 const char *new_label, Datum features, const char *requested_by)
 {
-	Oid			argtypes[7] = {TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID, FLOAT4ARRAYOID, TEXTOID};
-	Datum		args[7] = {CStringGetTextDatum(model), CStringGetTextDatum(kind), Int64GetDatum(id),
-	CStringGetTextDatum(label), (Datum) 0, PointerGetDatum(features), CStringGetTextDatum(requested_by)};
-	char		nulls[7] = "       ";
+	UnlearnQueueWriter *w = unlearn_queue_writer_open(requested_by);
 
-	if (new_label)
-		args[4] = CStringGetTextDatum(new_label);
-	else
-		nulls[4] = 'n';
-	if (SPI_execute_with_args("INSERT INTO unlearn.requests (model, kind, id, label, new_label, features, requested_by)"
-							  " VALUES ($1, $2, $3, $4, $5, $6, $7::name)",
-							  7, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not queue an unlearning request");
+	unlearn_queue_writer_put(w, model, kind, id, label, new_label, features);
+	unlearn_queue_writer_close(w);
 }
 
 /* ------------------------------------------------------------------ SQL functions */

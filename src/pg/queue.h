@@ -33,9 +33,20 @@ extern int	unlearn_request_history;	/* unlearn.request_history, s: finished requ
 char	   *unlearn_queue_capture_sql(bool is_update, const char *id, const char *feat,
 									  const char *label, bool text_label);
 
-/* Queues one request (kind 'forget' or 'relabel'), requested by current_user. */
+/*
+ * The writer (queue_writer.c): requests inserted straight into the table's
+ * heap and indexes, without an executor per statement.  Open, put any number
+ * of requests, close, in one transaction, as a role that may write the queue.
+ */
+typedef struct UnlearnQueueWriter UnlearnQueueWriter;
+UnlearnQueueWriter *unlearn_queue_writer_open(const char *requested_by);
+void		unlearn_queue_writer_put(UnlearnQueueWriter *w, const char *model, const char *kind, int64 id,
+									 const char *label, const char *new_label, Datum features);
+void		unlearn_queue_writer_close(UnlearnQueueWriter *w);
+
+/* Queues one request (kind 'forget' or 'relabel'), requested by requested_by. */
 void		unlearn_queue_insert_row(const char *model, const char *kind, int64 id, const char *label,
-									 const char *new_label, ArrayType *features, const char *requested_by);
+									 const char *new_label, Datum features, const char *requested_by);
 
 /* ---------- the SQL functions ---------- */
 
