@@ -294,6 +294,16 @@ SELECT version, rows, method
 FROM unlearn_rows('sha4', (SELECT array_agg(id ORDER BY id) FROM sh_apx_rank WHERE s = 3 AND r <= 2));
 SELECT reason, guarantee, metrics->'retrained_shards' AS retrained FROM unlearn.versions WHERE model = 'sha4' AND version = 5;
 SELECT unlearn_confirm_forgotten('sha4') AS confirmed;
+-- the worker's version changed its shard's network only
+RESET ROLE;
+SELECT array_agg(k ORDER BY k) FILTER (WHERE sh_member(v.weights, k) <> sh_member(p.weights, k)) AS changed
+FROM unlearn.versions v JOIN unlearn.versions p ON p.model = v.model AND p.version = v.parent,
+     generate_series(0, 3) k
+WHERE v.model = 'sha4' AND v.version = 4;
+SET ROLE regress_owner;
+-- the target "unseen" is not available inside a shard; relabelling approximately neither
+SELECT err($$SELECT unlearn_rows('sha4', ARRAY[(SELECT min(id) FROM sh_apx)], '{"target": "unseen"}')$$) AS unseen;
+SELECT err($$SELECT unlearn_relabel('sha4', ARRAY[(SELECT min(id) FROM sh_apx)], ARRAY['1'])$$) AS relabel;
 
 SELECT count(*) AS dropped FROM (SELECT unlearn_drop_model(m) FROM unnest(ARRAY['sh1', 'plain', 'sh2', 'half0', 'half1', 'shcnn', 'shseq', 'shpar', 'shsoft', 'sha4']) m) d;
 RESET ROLE;
