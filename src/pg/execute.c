@@ -1167,7 +1167,8 @@ consolidation_due(const UnlearnModel *model, const UnlearnData *forget, bool rel
  * sorted by id, distinct, and checked against the manifest; out->phases
  * started (unlearn_phases_start), with the caller's own steps timed.
  * warm: the background worker's cached samples of the model (warm.c), or
- * NULL: read them from the table.
+ * NULL: read them from the table (always for a sharded model, whose
+ * approximate runs work per shard: run_sharded).
  */
 void
 unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
