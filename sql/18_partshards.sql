@@ -77,8 +77,7 @@ FROM ps_pts t,
 SELECT rows, accuracy > 0.9 AS accurate FROM unlearn_evaluate('ps', 'ps_pts');
 SELECT count(*) AS dropped FROM (SELECT unlearn_drop_model(m) FROM unnest(ARRAY['ps_east', 'ps_north', 'ps_west']) m) d;
 
--- approximate unlearning is refused as for every sharded model
-SELECT err($$SELECT unlearn_rows('ps', ARRAY[3])$$) AS approximate;
+-- (approximate unlearning inside a shard: on ps_seq below)
 
 -- an exact delete through the parent (unlearn_rows deletes the row): only
 -- its partition's shard is retrained
@@ -157,6 +156,20 @@ SELECT p.weights_sha256 = s.weights_sha256 AS same_bytes, p.metrics->'shard_part
 FROM unlearn.versions p JOIN unlearn.versions s ON s.model = 'ps_seq' AND s.version = 1
 WHERE p.model = 'ps_par' AND p.version = 1;
 SET ROLE regress_owner;
+
+-- approximate unlearning inside a partition's shard (the row the ensemble
+-- is least sure of): its new manifest keeps each id's shard, and an exact
+-- delete after it still finds them
+SELECT version, rows, method
+FROM unlearn_rows('ps_seq', (SELECT array_agg(id) FROM (SELECT id FROM ps_copy WHERE unlearn_predict('ps_seq', x) = label
+                                                        ORDER BY (unlearn_predict_proba('ps_seq', x))[label + 1], id
+                                                        LIMIT 1) t));
+SELECT guarantee, metrics->'shards_changed' AS shards_changed FROM unlearn.versions WHERE model = 'ps_seq' AND version = 2;
+SELECT version, forgotten, method FROM unlearn_rows('ps_seq', ARRAY[(SELECT min(id) FROM ps_copy WHERE id > 100)], '{"method": "exact"}');
+SELECT m.version, array_agg(c.n ORDER BY c.s) AS rows_per_shard
+FROM inspect.manifests m, LATERAL (SELECT s, count(*) AS n FROM unnest(m.shards) s GROUP BY s) c
+WHERE m.model = 'ps_seq' GROUP BY m.version ORDER BY m.version;
+SELECT unlearn_confirm_forgotten('ps_seq') AS confirmed;
 
 SELECT count(*) AS dropped FROM (SELECT unlearn_drop_model(m) FROM unnest(ARRAY['ps', 'ps_seq', 'ps_par']) m) d;
 DROP TABLE ps_pts, ps_copy;

@@ -46,6 +46,8 @@ typedef struct RunInputs
 	float		ref[UL_UNSEEN_QUANTILES];
 	float	   *forget_target;	/* target "unseen": each forget row's target loss; else NULL */
 	int			floored;		/* target "unseen": targets the floor raised (ul_unseen_floor) */
+	const UnlearnShardMap *shard_map;	/* a sharded run: the parent's shard map, else NULL */
+	char	   *shards_json;	/* a sharded run: the metrics' ", \"shards_changed\": [...]", else NULL */
 } RunInputs;
 
 /* Starts timing a run: its start, and the first phase's. */
@@ -159,6 +161,20 @@ bound_samples(const UnlearnModel *model, int *want, int *want_replay)
 	*want_replay = (int) Min((int64) *want_replay, fit - *want);
 }
 
+/* The sizes of the held-out and replay samples of a run that leaves `remaining` rows. */
+static void
+sample_sizes(const UnlearnModel *model, int64 remaining, const UnlearnRunOptions *opts, int *want,
+			 int *want_replay)
+{
+	*want = (int) Min((int64) HELD_OUT_MAX, Max(remaining, 0) / HELD_OUT_SHARE);
+	if (unlearn_max_accuracy_drop >= 100)
+		*want = 0;				/* the guard is off: the replay sample is drawn as without it */
+	*want_replay = 0;
+	if (opts->ul.method == UL_METHOD_DEFAULT && opts->replay_rows > 0)
+		*want_replay = opts->replay_rows;
+	bound_samples(model, want, want_replay);
+}
+
 /*
  * Step 1: the manifest, the prior rows, the guard's held-out sample of
  * remaining rows and (default method) the replay sample: from the worker's
@@ -168,21 +184,16 @@ static void
 read_inputs(const UnlearnModel *model, const UnlearnData *forget, const UnlearnRunOptions *opts,
 			UnlearnWarm *warm, RunInputs *in)
 {
-	int64		remaining;
 	int			want;
-	int			want_replay = 0;
+	int			want_replay;
 
 	in->manifest = unlearn_load_manifest(model, model->version, &in->n_manifest);
 	unlearn_phase_end(in->phases, "read_manifest");
 	unlearn_read_prior_rows(model, &in->prior);
 	unlearn_phase_end(in->phases, "read_prior");
-	remaining = in->n_manifest - forget->n;
-	want = (int) Min((int64) HELD_OUT_MAX, Max(remaining, 0) / HELD_OUT_SHARE);
-	if (unlearn_max_accuracy_drop >= 100)
-		want = 0;				/* the guard is off: the replay sample is drawn as without it */
-	if (opts->ul.method == UL_METHOD_DEFAULT && opts->replay_rows > 0)
-		want_replay = opts->replay_rows;
-	bound_samples(model, &want, &want_replay);
+	if (unlearn_shards_option(model->options) > 1)
+		return;					/* a sharded run draws its samples per shard (run_sharded) */
+	sample_sizes(model, in->n_manifest - forget->n, opts, &want, &want_replay);
 	memset(&in->warm, 0, sizeof(in->warm));
 	if (warm)
 		unlearn_warm_samples(warm, model, in->manifest, in->n_manifest, forget, want, want_replay,
@@ -274,6 +285,16 @@ choose_target(const UnlearnModel *model, bool relabel, const UnlearnRunOptions *
 {
 	in->has_ref = unlearn_read_unseen_reference(model, in->ref);
 	in->target = relabel ? UNLEARN_TARGET_MISCLASSIFY : opts->target;
+	if (in->target == UNLEARN_TARGET_UNSEEN && unlearn_shards_option(model->options) > 1)
+	{
+		/* a shard's network has no loss reference of its own: sharded models misclassify */
+		if (!opts->target_from_setting)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("sharded model \"%s\" forgets with the target \"misclassify\" only", model->name)));
+		in->target = UNLEARN_TARGET_MISCLASSIFY;
+		return;
+	}
 	if (in->target != UNLEARN_TARGET_UNSEEN || in->has_ref)
 		return;
 	if (!opts->target_from_setting)
@@ -289,6 +310,42 @@ choose_target(const UnlearnModel *model, bool relabel, const UnlearnRunOptions *
 	in->target = UNLEARN_TARGET_MISCLASSIFY;
 }
 
+/*
+ * The core's run on one network; errors unless the weights stay finite and
+ * every row (forget and prior) is satisfied: nothing is changed then.
+ */
+static void
+core_checked(nn_model *net, const ul_request *req, const UnlearnRunOptions *opts, const char *model,
+			 bool relabel, bool forget_targets, bool prior_targets, ul_result *res)
+{
+	char		err[256];
+
+	if (ul_unlearn_request(net, req, &opts->ul, unlearn_progress_callback, (void *) model, res,
+						   err, sizeof(err)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("could not unlearn: %s", err)));
+	if (!nn_params_finite(net))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("method %s diverged: the weights are no longer finite", unlearn_method_name(opts)),
+				 errdetail("Nothing was changed."),
+				 errhint("Lower lr.")));
+	if (!res->success)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("method %s could not %s every row within its step cap",
+						unlearn_method_name(opts), relabel ? "relabel" : "forget"),
+				 errdetail("After %d steps %d of %d rows were %s and %d of %d earlier forgotten rows stayed %s; nothing was changed.",
+						   res->steps, res->forgotten, req->forget.n,
+						   relabel ? "relabelled" : forget_targets ? "at their target loss" : "misclassified",
+						   res->prior_kept, req->prior.n,
+						   prior_targets ? "forgotten" : "misclassified"),
+				 opts->ul.method == UL_METHOD_DEFAULT ?
+				 errhint("Raise max_steps or max_passes, or forget fewer rows at a time.") :
+				 errhint("Use method \"default\", or raise max_steps or max_passes.")));
+}
+
 /* Step 2: the current weights, unlearned by the core; errors unless every row is satisfied. */
 static nn_model *
 run_core(const UnlearnModel *model, const UnlearnData *forget, const int *new_labels,
@@ -296,8 +353,6 @@ run_core(const UnlearnModel *model, const UnlearnData *forget, const int *new_la
 {
 	nn_model   *net = unlearn_load_weights(model, model->version);
 	ul_request	req;
-	char		err[256];
-	int			k = (int) forget->n;
 	bool		relabel = new_labels != NULL;
 	const float *held_logits = NULL;
 
@@ -320,31 +375,8 @@ run_core(const UnlearnModel *model, const UnlearnData *forget, const int *new_la
 	}
 	measure_before(net, in, held_logits);
 	unlearn_phase_end(in->phases, "held_out_before");
-	if (ul_unlearn_request(net, &req, &opts->ul, unlearn_progress_callback, model->name, res,
-						   err, sizeof(err)) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("could not unlearn: %s", err)));
+	core_checked(net, &req, opts, model->name, relabel, in->forget_target != NULL, in->prior.target_loss != NULL, res);
 	core_phases(in->phases, res);
-	if (!nn_params_finite(net))
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("method %s diverged: the weights are no longer finite", unlearn_method_name(opts)),
-				 errdetail("Nothing was changed."),
-				 errhint("Lower lr.")));
-	if (!res->success)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("method %s could not %s every row within its step cap",
-						unlearn_method_name(opts), relabel ? "relabel" : "forget"),
-				 errdetail("After %d steps %d of %d rows were %s and %d of %d earlier forgotten rows stayed %s; nothing was changed.",
-						   res->steps, res->forgotten, k,
-						   relabel ? "relabelled" : in->forget_target ? "at their target loss" : "misclassified",
-						   res->prior_kept, (int) in->prior.n,
-						   in->prior.target_loss ? "forgotten" : "misclassified"),
-				 opts->ul.method == UL_METHOD_DEFAULT ?
-				 errhint("Raise max_steps or max_passes, or forget fewer rows at a time.") :
-				 errhint("Use method \"default\", or raise max_steps or max_passes.")));
 	measure_after(net, in);
 	unlearn_phase_end(in->phases, "held_out_after");
 	return net;
@@ -539,7 +571,7 @@ store_run(const UnlearnModel *model, const UnlearnData *forget, bool relabel, co
 								   " \"held_out_before\": %s, \"held_out_after\": %s,"
 								   " \"replay_cached\": %s, \"cache_dropped\": " INT64_FORMAT ","
 								   " \"sample_rows_read\": " INT64_FORMAT ","
-								   " \"total_seconds\": %.6f, \"phases\": %s, \"target\": \"%s\"%s%s}",
+								   " \"total_seconds\": %.6f, \"phases\": %s, \"target\": \"%s\"%s%s%s}",
 								   k, res->forgotten, (int) in->prior.n, res->prior_kept, res->steps,
 								   res->forget_steps, out->seconds, (int) in->replay.n,
 								   isfinite(res->final_forget_loss) ?
@@ -550,10 +582,14 @@ store_run(const UnlearnModel *model, const UnlearnData *forget, bool relabel, co
 								   in->warm.cached ? "true" : "false", in->warm.dropped, in->warm.read,
 								   total, phases, in->target == UNLEARN_TARGET_UNSEEN ? "unseen" : "misclassify",
 								   in->has_ref ? unlearn_unseen_reference_json(in->ref) : "",
-								   in->forget_target ? psprintf(", \"unseen_floored\": %d", in->floored) : "");
+								   in->forget_target ? psprintf(", \"unseen_floored\": %d", in->floored) : "",
+								   in->shards_json ? in->shards_json : "");
+	/* sharded by partition: the new manifest keeps each id's shard */
 	unlearn_store_version(model->name, out->version, model->version, reason,
 						  unlearn_method_name(opts), run_options_to_jsonb(opts),
-						  net, new_manifest, n_new_manifest, NULL,
+						  net, new_manifest, n_new_manifest,
+						  in->shard_map && in->shard_map->ids ?
+						  unlearn_shards_of_ids(in->shard_map, new_manifest, n_new_manifest) : NULL,
 						  relabel ? NULL : forget->ids, relabel ? 0 : k, metrics);
 	unlearn_set_current_version(model->name, out->version);
 	unlearn_phase_end(in->phases, "store_version");
@@ -774,19 +810,253 @@ run_exact(UnlearnModel *model, UnlearnData *forget, const int *new_labels, const
 	out->method = "exact";
 }
 
+/* One shard's part of a sharded run: its forget and prior rows, its replay sample. */
+typedef struct ShardPart
+{
+	UnlearnData forget;
+	UnlearnData prior;
+	UnlearnData replay;
+} ShardPart;
+
+/* The rows of `all` in shard s; rows the map lacks (forgotten earlier, sharded by partition) are left out. */
+static void
+rows_in_shard(const UnlearnData *all, int s, const UnlearnShardMap *map, UnlearnData *out)
+{
+	int			F = all->n_features;
+
+	memset(out, 0, sizeof(*out));
+	out->n_features = F;
+	out->X = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max(all->n, 1) * F);
+	out->y = palloc(sizeof(int) * Max(all->n, 1));
+	out->ids = palloc(sizeof(int64) * Max(all->n, 1));
+	out->target_loss = all->target_loss ? palloc(sizeof(float) * Max(all->n, 1)) : NULL;
+	for (int64 i = 0; i < all->n; i++)
+	{
+		if (map->ids && !bsearch(&all->ids[i], map->ids, map->n, sizeof(int64), unlearn_cmp_int64))
+			continue;
+		if (unlearn_shard_of(map, all->ids[i]) != s)
+			continue;
+		memcpy(out->X + out->n * F, all->X + i * F, sizeof(float) * F);
+		out->y[out->n] = all->y[i];
+		out->ids[out->n] = all->ids[i];
+		if (out->target_loss)
+			out->target_loss[out->n] = all->target_loss[i];
+		out->n++;
+	}
+}
+
+/* Appends the features and labels of src to dst (ids are not kept). */
+static void
+append_rows(UnlearnData *dst, const UnlearnData *src)
+{
+	int			F = src->n_features;
+	Size		x = sizeof(float) * (dst->n + src->n) * F;
+	Size		y = sizeof(int) * (dst->n + src->n);
+
+	if (src->n == 0)
+		return;
+	Assert(dst->n == 0 || dst->n_features == F);
+	dst->n_features = F;
+	dst->X = dst->X ? repalloc_huge(dst->X, x) : MemoryContextAllocHuge(CurrentMemoryContext, x);
+	dst->y = dst->y ? repalloc_huge(dst->y, y) : MemoryContextAllocHuge(CurrentMemoryContext, y);
+	memcpy(dst->X + dst->n * F, src->X, sizeof(float) * src->n * F);
+	memcpy(dst->y + dst->n, src->y, sizeof(int) * src->n);
+	dst->n += src->n;
+}
+
 /*
- * Errors (0A000) for what a sharded model cannot do: approximate unlearning
- * or relabelling (its shards are retrained exactly instead).
+ * Shard s's part of a sharded run: its forget and prior rows, and samples
+ * of its remaining rows (sized as a run on one network of that many rows):
+ * the replay sample its own, the held-out rows added to the run's.
  */
 static void
-check_exact_fits(const UnlearnModel *model, const UnlearnRunOptions *opts)
+read_shard_part(const UnlearnModel *model, const UnlearnData *forget, RunInputs *in,
+				const UnlearnRunOptions *opts, int s, ShardPart *part)
+{
+	bool		only[NN_MAX_SHARDS] = {0};
+	int64		n_rows;
+	int64	   *rows;
+	int			want;
+	int			want_replay;
+	UnlearnData held_out;
+
+	only[s] = true;
+	rows = unlearn_ids_in_shards(in->manifest, in->n_manifest, in->shard_map, only, &n_rows);
+	rows_in_shard(forget, s, in->shard_map, &part->forget);
+	rows_in_shard(&in->prior, s, in->shard_map, &part->prior);
+	sample_sizes(model, n_rows - part->forget.n, opts, &want, &want_replay);
+	unlearn_read_run_samples(model, rows, n_rows, &part->forget, want, want_replay,
+							 opts->ul.seed ^ (uint64) s, in->phases, &held_out, &part->replay);
+	append_rows(&in->held_out, &held_out);
+	in->replay.n += part->replay.n; /* counted for the metrics; each shard holds its own */
+	pfree(rows);
+}
+
+/* The method on one shard's network with its part; steps and prior rows add up into total. */
+static void
+run_shard_member(const UnlearnModel *model, nn_model *member, const ShardPart *part,
+				 const UnlearnRunOptions *opts, RunInputs *in, ul_result *total)
+{
+	ul_request	req;
+	ul_result	res;
+
+	memset(&req, 0, sizeof(req));
+	req.forget = core_rows(&part->forget);
+	req.prior = core_rows(&part->prior);
+	req.replay = core_rows(&part->replay);
+	req.prior_target = part->prior.n ? part->prior.target_loss : NULL;
+	core_checked(member, &req, opts, model->name, false, false, req.prior_target != NULL, &res);
+	core_phases(in->phases, &res);
+	total->steps += res.steps;
+	total->prior_kept += res.prior_kept;
+	total->forget_steps = Max(total->forget_steps, res.forget_steps);
+	total->success = total->success && res.success;
+}
+
+/*
+ * The forget rows the ensemble misclassifies (its prediction is what users
+ * see), and their mean cross-entropy under it.
+ */
+static int
+ensemble_forgotten(const nn_model *ens, const UnlearnData *forget, double *loss)
+{
+	int			C = NN_CLASSES(ens);
+	int			k = (int) forget->n;
+	float	   *p = palloc(sizeof(float) * k * C);
+	nn_workspace *ws = nn_workspace_create(ens, Min(k, 1024));
+	int			wrong = 0;
+
+	for (int s = 0; s < k; s += 1024)
+		nn_predict_proba(ens, ws, forget->X + (int64) s * forget->n_features, Min(1024, k - s), p + (int64) s * C);
+	nn_workspace_free(ws);
+	*loss = 0;
+	for (int i = 0; i < k; i++)
+	{
+		const float *row = p + (int64) i * C;
+		int			best = 0;
+
+		for (int j = 1; j < C; j++)
+			if (row[j] > row[best])
+				best = j;
+		wrong += best != forget->y[i];
+		*loss -= log(Max((double) row[forget->y[i]], 1e-30)) / k;
+	}
+	pfree(p);
+	return wrong;
+}
+
+/*
+ * Step 2, sharded model: the approximate method on each shard that holds a
+ * forgotten row, on that shard's network alone, with its rows (its forget
+ * and prior rows, samples of its remaining rows); the other members stay as
+ * they are, byte for byte.  The guard's held-out rows are the shards'
+ * samples together, measured on the ensemble, and res->forgotten counts the
+ * rows the ensemble misclassifies.  Returns the new ensemble; changed[]
+ * marks the shards it changed.
+ */
+static nn_model *
+run_sharded(const UnlearnModel *model, const UnlearnData *forget, RunInputs *in,
+			const UnlearnRunOptions *opts, bool *changed, ul_result *res)
+{
+	nn_model   *ens = unlearn_load_weights(model, model->version);
+	UnlearnShardMap *map = palloc0(sizeof(UnlearnShardMap));
+	ShardPart  *part;
+
+	/* step 1: the parent's shard map, the shards holding the rows */
+	if (ens->n_members < 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("version %d of model \"%s\" is not an ensemble of shards", model->version, model->name)));
+	unlearn_load_shard_map(model, model->version, ens->n_members, in->manifest, in->n_manifest, map);
+	in->shard_map = map;
+	unlearn_shards_holding(forget->ids, (int) forget->n, map, changed);
+	unlearn_phase_end(in->phases, "read_model");
+	/* step 2: their rows and samples; the ensemble on the held-out rows before */
+	part = palloc0(sizeof(ShardPart) * map->shards);
+	for (int s = 0; s < map->shards; s++)
+		if (changed[s])
+			read_shard_part(model, forget, in, opts, s, &part[s]);
+	measure_before(ens, in, NULL);
+	unlearn_phase_end(in->phases, "held_out_before");
+	/* step 3: the method on their networks; the ensemble after */
+	memset(res, 0, sizeof(*res));
+	res->success = 1;
+	for (int s = 0; s < map->shards; s++)
+		if (changed[s])
+			run_shard_member(model, ens->members[s], &part[s], opts, in, res);
+	measure_after(ens, in);
+	res->forgotten = ensemble_forgotten(ens, forget, &res->final_forget_loss);
+	unlearn_phase_end(in->phases, "held_out_after");
+	return ens;
+}
+
+/*
+ * Step 3 (sharded, the criterion on the ensemble): each changed network
+ * misclassifies its forget rows, but the ensemble averages it with members
+ * that never saw them and may still predict them right.  Then the run is
+ * not kept: true (retrain the shards that held the rows exactly, store_exact)
+ * when that fits unlearn.retrain_budget, else an error (54000).
+ */
+static bool
+ensemble_keeps_rows(const UnlearnModel *model, const UnlearnData *forget, const RunInputs *in,
+					const UnlearnRunOptions *opts, const ul_result *res)
+{
+	int			k = (int) forget->n;
+	double		estimate = -1;
+
+	if (res->forgotten == k)
+		return false;
+	if (unlearn_retrain_budget > 0)
+		estimate = estimated_retrain_seconds(model, in->n_manifest - k);
+	if (estimate < 0 || estimate > unlearn_retrain_budget)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("method %s could not forget every row on the ensemble of sharded model \"%s\"",
+						unlearn_method_name(opts), model->name),
+				 errdetail("Each changed shard misclassifies its rows, but the ensemble misclassifies %d of %d"
+						   " and no exact retrain within unlearn.retrain_budget replaces the run; nothing was changed.",
+						   res->forgotten, k),
+				 errhint("Use method \"exact\", or raise unlearn.retrain_budget.")));
+	ereport(NOTICE,
+			(errmsg("the ensemble of model \"%s\" still predicts %d of %d rows right: retraining their shards without the rows instead",
+					model->name, k - res->forgotten, k),
+			 errdetail("An exact retrain is estimated at %.1f s, within unlearn.retrain_budget (%d s).",
+					   estimate, unlearn_retrain_budget)));
+	return true;
+}
+
+/* The metrics' ", \"shards_changed\": [...]" of the marked shards. */
+static char *
+shards_changed_json(const bool *changed, int shards)
+{
+	StringInfoData s;
+	bool		first = true;
+
+	initStringInfo(&s);
+	appendStringInfoString(&s, ", \"shards_changed\": [");
+	for (int i = 0; i < shards; i++)
+		if (changed[i])
+		{
+			appendStringInfo(&s, "%s%d", first ? "" : ", ", i);
+			first = false;
+		}
+	appendStringInfoChar(&s, ']');
+	return s.data;
+}
+
+/*
+ * Errors (0A000) for what a sharded model cannot do: relabelling
+ * approximately (its shards are retrained exactly instead).
+ */
+static void
+check_exact_fits(const UnlearnModel *model, bool relabel, const UnlearnRunOptions *opts)
 {
 	bool		sharded = unlearn_shards_option(model->options) > 1;
 
-	if (sharded && !opts->exact)
+	if (sharded && !opts->exact && relabel)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("sharded model \"%s\" unlearns exactly only", model->name),
+				 errmsg("sharded model \"%s\" relabels exactly only", model->name),
 				 errdetail("Method \"%s\" is approximate; a sharded model retrains the shards that held the rows.",
 						   unlearn_method_name(opts)),
 				 errhint("Pass options => '{\"method\": \"exact\"}'.")));
@@ -897,7 +1167,8 @@ consolidation_due(const UnlearnModel *model, const UnlearnData *forget, bool rel
  * sorted by id, distinct, and checked against the manifest; out->phases
  * started (unlearn_phases_start), with the caller's own steps timed.
  * warm: the background worker's cached samples of the model (warm.c), or
- * NULL: read them from the table.
+ * NULL: read them from the table (always for a sharded model, whose
+ * approximate runs work per shard: run_sharded).
  */
 void
 unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
@@ -909,6 +1180,8 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 	ul_result	res;
 	instr_time	t_start;
 	bool		relabel = new_labels != NULL;
+	bool		sharded = unlearn_shards_option(model->options) > 1;
+	bool		changed[NN_MAX_SHARDS];
 	bool		exact;
 
 	Assert(forget->n > 0 && forget->n <= INT_MAX);
@@ -916,7 +1189,7 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 	for (int64 i = 1; i < forget->n; i++)
 		Assert(forget->ids[i - 1] < forget->ids[i]);
 
-	check_exact_fits(model, opts);
+	check_exact_fits(model, relabel, opts);
 	if (opts->exact)
 	{
 		run_exact(model, forget, new_labels, reason, change_table, out);
@@ -925,14 +1198,23 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 	INSTR_TIME_SET_CURRENT(t_start);
 	memset(&in, 0, sizeof(in));
 	in.phases = &out->phases;
+	if (sharded)
+		warm = NULL;			/* the worker's warm samples are of the whole model: drawn per shard instead */
 	in.warm_entry = warm;
 	read_inputs(model, forget, opts, warm, &in);
 	choose_target(model, relabel, opts, &in);
 	exact = exact_is_cheaper(model, forget, relabel, opts, &in) ||
 		consolidation_due(model, forget, relabel, &in);
-	net = exact ? NULL : run_core(model, forget, new_labels, &in, opts, &res);
+	if (!exact && sharded)
+	{
+		net = run_sharded(model, forget, &in, opts, changed, &res);
+		in.shards_json = shards_changed_json(changed, net->n_members);
+	}
+	else
+		net = exact ? NULL : run_core(model, forget, new_labels, &in, opts, &res);
 	out->seconds = unlearn_seconds_since(&t_start);
-	exact = exact || guard_wants_exact(model, forget, relabel, &in);
+	exact = exact || (sharded && ensemble_keeps_rows(model, forget, &in, opts, &res)) ||
+		guard_wants_exact(model, forget, relabel, &in);
 	unlearn_phase_end(in.phases, "guard");
 
 	change_table_rows(model, forget, new_labels, change_table, &in, out);

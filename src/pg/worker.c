@@ -247,6 +247,7 @@ static void
 lock_model(ClaimedRun *run)
 {
 	Datum		name = CStringGetTextDatum(run->name);
+	bool		explicit_method;
 
 	(void) unlearn_model_lookup(run->name, false);
 	/* serialise with unlearn_rows and other changes of this model */
@@ -257,6 +258,7 @@ lock_model(ClaimedRun *run)
 	run->model = unlearn_model_lookup(run->name, false);
 	unlearn_parse_run_options(NULL, &run->opts);
 	run->auto_options = "{}";
+	explicit_method = false;
 	if (SPI_execute_with_args("SELECT auto_options FROM unlearn.models WHERE name = $1",
 							  1, (Oid[]) {TEXTOID}, &name, NULL, true, 1) == SPI_OK_SELECT &&
 		SPI_processed == 1)
@@ -266,9 +268,13 @@ lock_model(ClaimedRun *run)
 
 		unlearn_parse_run_options(options, &run->opts);
 		run->auto_options = JsonbToCString(NULL, &options->root, VARSIZE(options));
+		explicit_method = unlearn_jsonb_key(&options->root, "method") != NULL;
 	}
-	/* a sharded model unlearns exactly: the shards that held the rows are retrained */
-	if (unlearn_shards_option(run->model->options) > 1)
+	/*
+	 * a sharded model unlearns exactly (the shards that held the rows are
+	 * retrained) unless its auto_options name a method
+	 */
+	if (unlearn_shards_option(run->model->options) > 1 && !explicit_method)
 		run->opts.exact = true;
 }
 
@@ -413,6 +419,7 @@ run_pass(ClaimedRun *run, bool relabel)
 	int		   *new_labels;
 	int64	   *used;
 	UnlearnOutcome outcome;
+	UnlearnRunOptions opts;
 
 	plan_pass(run, relabel, &plan);
 	gather_rows(run, &plan, &rows, &new_labels, &used);
@@ -421,7 +428,10 @@ run_pass(ClaimedRun *run, bool relabel)
 		return;
 	unlearn_phase_end(run->phases, "plan");
 	outcome.phases = *run->phases;
-	unlearn_execute(run->model, &rows, relabel ? new_labels : NULL, &run->opts,
+	opts = run->opts;
+	if (relabel && unlearn_shards_option(run->model->options) > 1)
+		opts.exact = true;		/* a sharded model relabels exactly only */
+	unlearn_execute(run->model, &rows, relabel ? new_labels : NULL, &opts,
 					relabel ? "auto-relabel" : "auto-unlearn", false, run->warm, &outcome);
 	finish_requests(used, plan.n_use, "done", outcome.version, NULL);
 	unlearn_phase_end(&outcome.phases, "finish_requests");
