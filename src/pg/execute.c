@@ -818,33 +818,6 @@ typedef struct ShardPart
 	UnlearnData replay;
 } ShardPart;
 
-/* The rows of `all` in shard s; rows the map lacks (forgotten earlier, sharded by partition) are left out. */
-static void
-rows_in_shard(const UnlearnData *all, int s, const UnlearnShardMap *map, UnlearnData *out)
-{
-	int			F = all->n_features;
-
-	memset(out, 0, sizeof(*out));
-	out->n_features = F;
-	out->X = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max(all->n, 1) * F);
-	out->y = palloc(sizeof(int) * Max(all->n, 1));
-	out->ids = palloc(sizeof(int64) * Max(all->n, 1));
-	out->target_loss = all->target_loss ? palloc(sizeof(float) * Max(all->n, 1)) : NULL;
-	for (int64 i = 0; i < all->n; i++)
-	{
-		if (map->ids && !bsearch(&all->ids[i], map->ids, map->n, sizeof(int64), unlearn_cmp_int64))
-			continue;
-		if (unlearn_shard_of(map, all->ids[i]) != s)
-			continue;
-		memcpy(out->X + out->n * F, all->X + i * F, sizeof(float) * F);
-		out->y[out->n] = all->y[i];
-		out->ids[out->n] = all->ids[i];
-		if (out->target_loss)
-			out->target_loss[out->n] = all->target_loss[i];
-		out->n++;
-	}
-}
-
 /* Appends the features and labels of src to dst (ids are not kept). */
 static void
 append_rows(UnlearnData *dst, const UnlearnData *src)
@@ -882,8 +855,8 @@ read_shard_part(const UnlearnModel *model, const UnlearnData *forget, RunInputs 
 
 	only[s] = true;
 	rows = unlearn_ids_in_shards(in->manifest, in->n_manifest, in->shard_map, only, &n_rows);
-	rows_in_shard(forget, s, in->shard_map, &part->forget);
-	rows_in_shard(&in->prior, s, in->shard_map, &part->prior);
+	unlearn_rows_in_shard(forget, s, in->shard_map, true, &part->forget);
+	unlearn_rows_in_shard(&in->prior, s, in->shard_map, true, &part->prior);
 	sample_sizes(model, n_rows - part->forget.n, opts, &want, &want_replay);
 	unlearn_read_run_samples(model, rows, n_rows, &part->forget, want, want_replay,
 							 opts->ul.seed ^ (uint64) s, in->phases, &held_out, &part->replay);
@@ -923,24 +896,20 @@ ensemble_forgotten(const nn_model *ens, const UnlearnData *forget, double *loss)
 	int			C = NN_CLASSES(ens);
 	int			k = (int) forget->n;
 	float	   *p = palloc(sizeof(float) * k * C);
+	int		   *pred = palloc(sizeof(int) * k);
 	nn_workspace *ws = nn_workspace_create(ens, Min(k, 1024));
 	int			wrong = 0;
 
-	for (int s = 0; s < k; s += 1024)
-		nn_predict_proba(ens, ws, forget->X + (int64) s * forget->n_features, Min(1024, k - s), p + (int64) s * C);
+	nn_predict_proba(ens, ws, forget->X, k, p);
 	nn_workspace_free(ws);
+	nn_logits_classes(p, k, C, pred);	/* the argmax of each row, probabilities as well as logits */
 	*loss = 0;
 	for (int i = 0; i < k; i++)
 	{
-		const float *row = p + (int64) i * C;
-		int			best = 0;
-
-		for (int j = 1; j < C; j++)
-			if (row[j] > row[best])
-				best = j;
-		wrong += best != forget->y[i];
-		*loss -= log(Max((double) row[forget->y[i]], 1e-30)) / k;
+		wrong += pred[i] != forget->y[i];
+		*loss -= log(Max((double) p[(int64) i * C + forget->y[i]], 1e-30)) / k;
 	}
+	pfree(pred);
 	pfree(p);
 	return wrong;
 }

@@ -102,6 +102,8 @@ bool		unlearn_selects_weight_decay(const nn_train_options *topts, int shards, in
 int			unlearn_shard_of(const UnlearnShardMap *map, int64 id);
 int16	   *unlearn_shards_of_ids(const UnlearnShardMap *map, const int64 *ids, int64 n);
 /* The rows of one shard (training: at least 10, else 22023; else at least one, else 22000). */
+void		unlearn_rows_in_shard(const UnlearnData *all, int shard, const UnlearnShardMap *map,
+								  bool skip_unmapped, UnlearnData *out);
 void		unlearn_shard_rows(const char *model, const UnlearnData *all, int shard, const UnlearnShardMap *map,
 							   bool training, UnlearnData *out);
 void		unlearn_free_shard_rows(UnlearnData *rows);

@@ -59,35 +59,55 @@ unlearn_shards_of_ids(const UnlearnShardMap *map, const int64 *ids, int64 n)
 }
 
 /*
- * The rows of `all` in shard `shard` of the map, in their order (ids
- * sorted stay sorted).  training: errors (22023) if the shard holds fewer
- * than MIN_SHARD_ROWS; else (an exact delete) if it holds none.
+ * The rows of `all` in shard `shard` of the map, in their order (ids sorted
+ * stay sorted), with their target losses when `all` has them.  An id the
+ * map lacks is an error, or with skip_unmapped (a partition map, whose
+ * manifest no longer holds rows forgotten earlier) left out.
+ */
+void
+unlearn_rows_in_shard(const UnlearnData *all, int shard, const UnlearnShardMap *map, bool skip_unmapped,
+					  UnlearnData *out)
+{
+	int			F = all->n_features;
+	Size		rows = Max(all->n, 1);
+
+	Assert(shard >= 0 && shard < map->shards && all->ids != NULL);
+	memset(out, 0, sizeof(*out));
+	out->n_features = F;
+	out->X = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * rows * F);
+	out->y = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int) * rows);
+	out->ids = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * rows);
+	out->target_loss = all->target_loss ? MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * rows) : NULL;
+	for (int64 i = 0; i < all->n; i++)
+	{
+		if (skip_unmapped && map->ids &&
+			!bsearch(&all->ids[i], map->ids, map->n, sizeof(int64), unlearn_cmp_int64))
+			continue;
+		if (unlearn_shard_of(map, all->ids[i]) != shard)
+			continue;
+		memcpy(out->X + out->n * F, all->X + i * F, sizeof(float) * F);
+		out->y[out->n] = all->y[i];
+		if (out->target_loss)
+			out->target_loss[out->n] = all->target_loss[i];
+		out->ids[out->n++] = all->ids[i];
+	}
+}
+
+/*
+ * The rows of `all` in shard `shard` of the map (unlearn_rows_in_shard).
+ * training: errors (22023) if the shard holds fewer than MIN_SHARD_ROWS;
+ * else (an exact delete) if it holds none.
  */
 void
 unlearn_shard_rows(const char *model, const UnlearnData *all, int shard, const UnlearnShardMap *map,
 				   bool training, UnlearnData *out)
 {
-	int			F = all->n_features;
-	int			shards = map->shards;
-
-	Assert(shard >= 0 && shard < shards && all->ids != NULL);
-	memset(out, 0, sizeof(*out));
-	out->n_features = F;
-	out->X = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max(all->n, 1) * F);
-	out->y = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int) * Max(all->n, 1));
-	out->ids = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * Max(all->n, 1));
-	for (int64 i = 0; i < all->n; i++)
-		if (unlearn_shard_of(map, all->ids[i]) == shard)
-		{
-			memcpy(out->X + out->n * F, all->X + i * F, sizeof(float) * F);
-			out->y[out->n] = all->y[i];
-			out->ids[out->n++] = all->ids[i];
-		}
+	unlearn_rows_in_shard(all, shard, map, false, out);
 	if (training && out->n < MIN_SHARD_ROWS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("too many shards for the rows of model \"%s\": shard %d of %d would hold "
-						INT64_FORMAT " rows", model, shard, shards, out->n),
+						INT64_FORMAT " rows", model, shard, map->shards, out->n),
 				 errdetail("Each shard needs at least %d rows; the table has " INT64_FORMAT ".",
 						   MIN_SHARD_ROWS, all->n),
 				 errhint("Use fewer shards.")));
@@ -98,13 +118,15 @@ unlearn_shard_rows(const char *model, const UnlearnData *all, int shard, const U
 				 errhint("Retrain the model with fewer shards (unlearn_train), or keep a row of the shard.")));
 }
 
-/* Frees what unlearn_shard_rows allocated. */
+/* Frees what unlearn_rows_in_shard or unlearn_shard_rows allocated. */
 void
 unlearn_free_shard_rows(UnlearnData *rows)
 {
 	pfree(rows->X);
 	pfree(rows->y);
 	pfree(rows->ids);
+	if (rows->target_loss)
+		pfree(rows->target_loss);
 	memset(rows, 0, sizeof(*rows));
 }
 
