@@ -8,8 +8,9 @@
  * on the other folds (the same initial weights and options as the run) and
  * is scored by the cross-entropy of the rows it did not train on (a proper
  * score: far less noisy than counting rows right on a small table).  The
- * lowest summed loss wins; a tie goes to the weaker decay.  Only when the whole selection costs no more
- * optimiser steps than the caller's budget (nn_select_affordable).
+ * lowest summed loss wins; a tie goes to the weaker decay.  Only when the
+ * whole selection costs no more optimiser steps than the caller's budget
+ * (nn_select_affordable).
  */
 #include <math.h>
 #include <string.h>
