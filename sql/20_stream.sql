@@ -57,6 +57,18 @@ SELECT i::bigint AS id,
 FROM generate_series(10001, 11000) i;
 SELECT m, rows, accuracy > 0.9 AS accurate FROM unnest(ARRAY['st_mem', 'st_a']) m, unlearn_evaluate(m, 'st_test')
 ORDER BY m;
+-- integer labels of several digits: in chunks as in memory, the classes in
+-- the order of their values (not "10" before "2"), every row mapped to its class
+CREATE TABLE st_wide AS SELECT id, x, (ARRAY[2, 10, 300])[label + 1] AS label FROM st_pts;
+ALTER TABLE st_wide ADD PRIMARY KEY (id);
+SELECT rows, train_accuracy > 0.9 AS fits
+FROM unlearn_train('st_wide', 'st_wide', 'id', 'x', 'label', hidden => '{16}', epochs => 12,
+                   options => '{"seed": 3, "lr": 0.01}', auto_unlearn => false);
+SELECT classes, metrics ? 'stream' AS streamed
+FROM unlearn.models m JOIN unlearn.versions v ON v.model = m.name WHERE m.name = 'st_wide';
+SELECT count(*) FILTER (WHERE unlearn_predict('st_wide', x) = label) > 3600 AS predicts_its_labels FROM st_wide;
+SELECT unlearn_drop_model('st_wide');
+DROP TABLE st_wide;
 -- the same seed, the same chunks: the same weights; another seed, others
 SELECT version FROM unlearn_train('st_b', 'st_pts', 'id', 'x', 'label', hidden => '{16}', epochs => 12,
                                   options => '{"seed": 3, "lr": 0.01}', auto_unlearn => false);

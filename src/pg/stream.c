@@ -229,8 +229,9 @@ unlearn_stream_classes(UnlearnStream *st, const char *model, UnlearnData *meta)
 	if (!unlearn_label_kind_for_type(unlearn_column_type(st->spec.relid, st->spec.label_column, "label"),
 									 &stub->label_kind))
 		elog(ERROR, "label column \"%s\" has an unsupported type", st->spec.label_column);
+	/* s.l, the column's own value: a bare "l" would sort the text output column ("10" before "2") */
 	ret = SPI_execute(psprintf("SELECT l::text FROM (SELECT DISTINCT %s AS l FROM %s WHERE %s IS NOT NULL) s"
-							   " ORDER BY l%s", label, unlearn_qualified_name(st->spec.relid), label,
+							   " ORDER BY s.l%s", label, unlearn_qualified_name(st->spec.relid), label,
 							   stub->label_kind == LABEL_INT ? "" : " COLLATE \"C\""),
 					  true, 0);
 	if (ret != SPI_OK_SELECT)
