@@ -33,6 +33,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "consolidate.h"
 #include "queue.h"
 #include "unlearn_pg.h"
 #include "warm.h"
@@ -552,6 +553,63 @@ process_due_requests(TimestampTz *last_busy)
 	}
 }
 
+/* ------------------------------------------------------------------ consolidation */
+
+/*
+ * Consolidates, in its own transaction, the model whose stream of deletes
+ * has paused longest (consolidate.c); a failure is logged and that version
+ * not tried again.  Returns true when one was consolidated or one is still
+ * waiting out its quiet period: the worker must not leave meanwhile.
+ */
+static bool
+consolidate_when_idle(void)
+{
+	char	   *name;
+	int			version = 0;
+	bool		pending = false;
+	UnlearnOutcome outcome;
+
+	if (unlearn_consolidate_idle <= 0 || unlearn_retrain_budget == 0)
+		return false;
+	/* step 1: the candidate, if the catalog records guarantees (0.2) */
+	begin_step();
+	name = unlearn_catalog_has_guarantees() ?
+		unlearn_consolidation_next(unlearn_consolidate_idle, &version, &pending) : NULL;
+	end_step();
+	if (name == NULL)
+		return pending;
+	/* step 2: the exact retrain, as a run is: a failure is recorded, not raised */
+	PG_TRY();
+	{
+		memset(&outcome, 0, sizeof(outcome));
+		unlearn_phases_start(&outcome.phases);
+		pgstat_report_activity(STATE_RUNNING, "consolidating a model");
+		begin_step();
+		if (unlearn_consolidate_model(name, version, &outcome) > 0)
+			ereport(LOG,
+					(errmsg("unlearn worker: consolidated model \"%s\": version %d retrained exactly from version %d in %.3f s",
+							name, outcome.version, version, outcome.seconds)));
+		end_step();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(loop_context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(loop_context);
+		ereport(LOG,
+				(errmsg("unlearn worker: consolidating model \"%s\" failed: %s", name, edata->message)));
+		unlearn_consolidation_skip(name, version);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return true;
+}
+
 /* ------------------------------------------------------------------ housekeeping */
 
 /*
@@ -573,7 +631,8 @@ exit_if_idle(void)
 }
 
 /*
- * Periodic chores of a worker: leave when idle for long, prune finished
+ * Periodic chores of a worker: consolidate a model whose deletes paused
+ * (or stay up for one), leave when idle for long, prune finished
  * requests past unlearn.request_history, erase ledger copies past
  * unlearn.feature_retention, and leave if the extension was dropped.
  */
@@ -582,7 +641,7 @@ worker_housekeeping(TimestampTz *last_busy)
 {
 	if (!extension_present())
 		proc_exit(0);
-	if (open_requests() > 0)
+	if (open_requests() > 0 || consolidate_when_idle())
 		*last_busy = GetCurrentTimestamp();
 	else if (TimestampDifferenceExceeds(*last_busy, GetCurrentTimestamp(), WORKER_IDLE_EXIT_MS))
 		exit_if_idle();

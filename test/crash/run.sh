@@ -29,6 +29,10 @@
 #   i. a database owner (not a superuser) sets unlearn.max_accuracy_drop = 100
 #      with ALTER DATABASE: its sessions take it, the worker refuses it
 #      (WARNING in the log) and keeps the guard (a held-out sample is read)
+#   j. consolidation when deletes pause (unlearn.consolidate_idle = 2 s, in a
+#      database of its own): an approximate version is retrained exactly once
+#      the model is idle; a kill -9 inside that retrain leaves no version, and
+#      the restarted worker consolidates once (no gap, no second retrain)
 # After each of a-f the queue/ledger/version invariants are checked:
 #   every request of the deleted ids done exactly once, one version for the
 #   batch, one ledger row per id carrying that version, the ids out of the
@@ -40,7 +44,7 @@
 # Prints "N passed, M failed" last; exits non-zero if anything failed.
 #
 # Environment:
-#   CRASH_SCENARIOS="a b c d e f g h i"  run only these (default: all)
+#   CRASH_SCENARIOS="a b c d e f g h i j"  run only these (default: all)
 #   UNLEARN_KEEP_DATA=1            keep the cluster's data directory
 set -euo pipefail
 
@@ -50,7 +54,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=SCRIPTDIR/../lib_check.sh
 . "$root/test/lib_check.sh"
 
-SCENARIOS=${CRASH_SCENARIOS:-"a b c d e f g h i"}
+SCENARIOS=${CRASH_SCENARIOS:-"a b c d e f g h i j"}
 MODEL=crash_model
 TABLE=crash_data
 NAPTIME_MS=1000
@@ -189,7 +193,8 @@ if [ ! -f "$pkglibdir/unlearn.so" ]; then
 fi
 trap check_finish EXIT
 unlearn_server_start crash "synchronous_commit = on" "unlearn.naptime = ${NAPTIME_MS}ms" \
-	"unlearn.threads = 2" "unlearn.exact_when_cheaper = off" "unlearn.consolidate_after = 0" || exit 1
+	"unlearn.threads = 2" "unlearn.exact_when_cheaper = off" "unlearn.consolidate_after = 0" \
+	"unlearn.consolidate_drop = 0" "unlearn.consolidate_idle = 0" || exit 1
 
 echo "==== setup: extension, $TABLE (300 rows, 3 clusters in 8-D), model $MODEL (8-512-512-3) ===="
 q "CREATE EXTENSION unlearn" >/dev/null
@@ -460,6 +465,105 @@ if want i; then
 	else bad "no WARNING about unlearn.max_accuracy_drop from the worker in the server log"; fi
 	q "DROP DATABASE crash_i WITH (FORCE)" >/dev/null
 	q "DROP ROLE crash_dbo" >/dev/null
+fi
+
+# ---------------------------------------------------------------- j
+# jq SQL: one value from database crash_j.
+jq() { upsql -d crash_j -At -q -c "$1"; }
+# wait_consolidated VERSION SECONDS: waits until jm's current version is newer than VERSION and exact.
+wait_consolidated() {
+	local deadline=$(($(date +%s) + $2))
+	until [ "$(upsql -d crash_j -At -q -c "SELECT v.guarantee FROM unlearn.models m JOIN unlearn.versions v
+	             ON v.model = m.name AND v.version = m.current_version
+	           WHERE m.name = 'jm' AND m.current_version > $1" 2>/dev/null)" = exact ]; do
+		if [ "$(date +%s)" -ge "$deadline" ]; then return 1; fi
+		sleep 0.1
+	done
+}
+if want j; then
+	scenario "j. consolidation once a model's deletes pause (unlearn.consolidate_idle = 2 s)" \
+		"an approximate version is retrained exactly after 2 s without requests; its rows stay in the ledger" \
+		"with their own version; a kill -9 in the consolidation's retrain leaves no version, the restarted" \
+		"worker consolidates once"
+	q "ALTER SYSTEM SET unlearn.consolidate_idle = 2" >/dev/null
+	q "SELECT pg_reload_conf()" >/dev/null
+	q "CREATE DATABASE crash_j" >/dev/null
+	upsql -d crash_j -At -q -c "CREATE EXTENSION unlearn" \
+		-c "CREATE TABLE j AS SELECT i::bigint AS id,
+		      ARRAY(SELECT (CASE WHEN d % 3 = i % 3 THEN 2.0 ELSE 0.0 END
+		                    + 1.5 * (('x' || substr(md5(i || ':' || d), 1, 8))::bit(32)::int / 2147483648.0))::real
+		              FROM generate_series(0, 7) d ORDER BY d) AS features, i % 3 AS label
+		      FROM generate_series(1, 20000) i" \
+		-c "ALTER TABLE j ADD PRIMARY KEY (id)" >/dev/null
+	info "jm trained in $(jq "SELECT round(seconds::numeric, 2) FROM unlearn_train('jm', 'j', 'id', 'features', 'label',
+	      hidden => '{256,256}', epochs => 5, options => '{\"seed\": 1, \"batch_size\": 32}')") s"
+	log0=$(wc -l <"$UNLEARN_SERVER_LOG")
+	jq "DELETE FROM j WHERE id IN (1, 2)" >/dev/null
+	check "the worker unlearned the DELETE (unlearn_wait)" t "$(jq "SELECT unlearn_wait('jm', '60 s')")"
+	check "version 2 is the approximate run's" "2|approximate|auto-unlearn" \
+		"$(jq "SELECT version, guarantee, reason FROM unlearn.versions WHERE model = 'jm' AND version = 2")"
+	if wait_consolidated 2 60; then
+		check "version 3: retrained exactly from version 2 (parent|reason|guarantee|forgot)" \
+			"3|2|exact-consolidate|exact|0" \
+			"$(jq "SELECT version, parent, reason, guarantee, cardinality(forgotten_ids) FROM unlearn.versions
+			       WHERE model = 'jm' AND version = (SELECT current_version FROM unlearn.models WHERE name = 'jm')")"
+		check "its manifest: every row of version 2's, so not rows 1 and 2" "t|t" \
+			"$(jq "SELECT (SELECT ids FROM unlearn.manifests WHERE model = 'jm' AND version = 3)
+			             = (SELECT ids FROM unlearn.manifests WHERE model = 'jm' AND version = 2),
+			             NOT (SELECT ids FROM unlearn.manifests WHERE model = 'jm' AND version = 3) && '{1,2}'")"
+		check "the ledger keeps rows 1 and 2 with the version that forgot them" "1:2,2:2" \
+			"$(jq "SELECT string_agg(id || ':' || version, ',' ORDER BY id) FROM unlearn.forgotten WHERE model = 'jm'")"
+		check "unlearn_confirm_forgotten, unlearn_verify_ledger" "t|0" \
+			"$(jq "SELECT unlearn_confirm_forgotten('jm'), (SELECT count(*) FROM unlearn_verify_ledger('jm') WHERE NOT valid)")"
+		if log_since | grep -q 'unlearn worker: consolidated model "jm": version 3 retrained exactly from version 2'; then
+			ok "the worker logged the consolidation"
+		else bad "no 'consolidated model \"jm\"' line in the server log"; fi
+	else
+		bad "no exact version of jm within 60 s after the run"
+	fi
+	# the kill: wait for the consolidation's retrain, kill -9 the worker in it
+	jq "DELETE FROM j WHERE id = 3" >/dev/null
+	check "the next DELETE is unlearned approximately from the exact version (version|parent|guarantee)" \
+		"4|3|approximate" \
+		"$(jq "SELECT unlearn_wait('jm', '60 s') AND true" >/dev/null;
+		   jq "SELECT version, parent, guarantee FROM unlearn.versions WHERE model = 'jm' AND version = 4")"
+	deadline=$(($(date +%s) + 30)) pid=""
+	while [ -z "$pid" ] && [ "$(date +%s)" -lt "$deadline" ]; do
+		pid=$(upsql -d crash_j -At -q -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'unlearn worker'
+		        AND datname = 'crash_j' AND query = 'consolidating a model'" 2>/dev/null || true)
+		[ -n "$pid" ] || sleep 0.05
+	done
+	if [ -n "$pid" ]; then
+		kill_in_run "$pid" "consolidation of jm in worker $pid"
+		check "the killed retrain left no version (current version 4, approximate)" "4|approximate" \
+			"$(jq "SELECT m.current_version, v.guarantee FROM unlearn.models m JOIN unlearn.versions v
+			       ON v.model = m.name AND v.version = m.current_version WHERE m.name = 'jm'")"
+		# the restarted worker (started by the launcher's pass, or by the next commit that queues a
+		# request) consolidates version 4, or version 5 if the DELETE below is unlearned first
+		jq "DELETE FROM j WHERE id = 4" >/dev/null
+		jq "SELECT unlearn_wait('jm', '60 s')" >/dev/null
+		if wait_consolidated 4 60 && sleep 3 && wait_consolidated 4 1; then
+			check "after the restart: every consolidation's parent approximate and consolidated once, versions gapless" \
+				"t|t|t" \
+				"$(jq "SELECT bool_and(p.guarantee = 'approximate'), count(DISTINCT c.parent) = count(*),
+				              (SELECT max(version) = count(*) FROM unlearn.versions WHERE model = 'jm')
+				       FROM unlearn.versions c JOIN unlearn.versions p ON p.model = c.model AND p.version = c.parent
+				       WHERE c.model = 'jm' AND c.reason = 'exact-consolidate'")"
+			check "the head is exact" exact \
+				"$(jq "SELECT v.guarantee FROM unlearn.models m JOIN unlearn.versions v
+				       ON v.model = m.name AND v.version = m.current_version WHERE m.name = 'jm'")"
+			check "rows 1-4 out of the current manifest; confirm_forgotten" "0|t" \
+				"$(jq "SELECT (SELECT count(*) FROM unlearn_manifest('jm') x WHERE x = ANY('{1,2,3,4}')),
+				              unlearn_confirm_forgotten('jm')")"
+		else
+			bad "no consolidation of jm within 60 s after the restart"
+		fi
+	else
+		bad "the worker was never seen consolidating jm within 30 s"
+	fi
+	q "ALTER SYSTEM RESET unlearn.consolidate_idle" >/dev/null
+	q "SELECT pg_reload_conf()" >/dev/null
+	q "DROP DATABASE crash_j WITH (FORCE)" >/dev/null
 fi
 
 echo
