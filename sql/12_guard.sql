@@ -164,7 +164,7 @@ RESET unlearn.consolidate_after;
 
 -- (g2) consolidation by drift: once the held-out accuracy the approximate
 -- runs since the last exact version lost adds up to unlearn.consolidate_drop
--- points, the next run retrains exactly (0 in test/regress.conf; default 1)
+-- points, the next run retrains exactly (off by default)
 SELECT name, boot_val, unit, context, min_val, max_val FROM pg_settings
 WHERE name IN ('unlearn.consolidate_drop', 'unlearn.consolidate_idle') ORDER BY name;
 SELECT err($$SET unlearn.consolidate_drop = -1$$);

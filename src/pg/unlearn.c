@@ -26,7 +26,7 @@ int			unlearn_retrain_budget = 60;
 int			unlearn_max_categories = 1000;
 bool		unlearn_exact_when_cheaper = true;
 double		unlearn_consolidate_after = 0.01;
-double		unlearn_consolidate_drop = 1.0;
+double		unlearn_consolidate_drop = 0.0;
 int			unlearn_consolidate_idle = 60;
 int			unlearn_target = UNLEARN_TARGET_MISCLASSIFY;
 
@@ -161,7 +161,7 @@ define_run_settings(void)
 							 "(each run's accuracy on its held-out remaining rows, before minus after); the retrain "
 							 "must fit unlearn.retrain_budget.  0 turns this trigger off.",
 							 &unlearn_consolidate_drop,
-							 1.0, 0.0, 100.0,
+							 0.0, 0.0, 100.0,
 							 PGC_USERSET,
 							 0,
 							 check_real, NULL, NULL);
