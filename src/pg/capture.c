@@ -451,6 +451,20 @@ unlearn_captured_model(Relation rel, SPITupleTable *models, uint64 i, UnlearnCap
 }
 
 /*
+ * True if unlearn.real_features exists: an installation still at version
+ * 0.1 (the library updated, ALTER EXTENSION not yet run) copies a double
+ * precision[] column with the cast to real[] instead.
+ */
+static bool
+has_real_features(void)
+{
+	Oid			argtypes[1] = {FLOAT8ARRAYOID};
+
+	return OidIsValid(LookupFuncName(list_make2(makeString("unlearn"), makeString("real_features")),
+									 1, argtypes, true));
+}
+
+/*
  * Builds (or rebuilds) the entry of a table and event: one prepared
  * statement per model trained on the table or on a table above it, with
  * automatic unlearning on.  SPI connected, transition tables registered,
@@ -533,6 +547,8 @@ capture_entry(Relation rel, bool is_update)
 		}
 		plan = SPI_prepare(unlearn_queue_capture_sql(is_update, quote_identifier(m.id),
 													 m.feat ? quote_identifier(m.feat) : NULL,
+													 m.feat && column_type(rel, m.feat) == FLOAT8ARRAYOID &&
+													 has_real_features(),
 													 quote_identifier(m.label), type_is_collatable(m.label_type)),
 						   3, ptypes);
 		if (plan == NULL || SPI_keepplan(plan) != 0)
