@@ -91,12 +91,26 @@ unlearn_restore_user(const UnlearnCatalogUser *saved)
 }
 
 /*
- * Pins search_path for the rest of the session: a background worker runs as
- * the bootstrap superuser, so even its own housekeeping queries must not
- * resolve objects that a database owner could create in public.
+ * Pins the settings of a background worker's session, over what ALTER
+ * DATABASE ... SET (a database's owner, not a superuser) gives every
+ * session of its database: search_path, since the worker runs as the
+ * bootstrap superuser and even its own housekeeping queries must not
+ * resolve objects a database owner could create in public; and the
+ * settings that would stop the worker for every other owner's models
+ * (read-only transactions made it exit at its first write and restart in
+ * a loop; a statement timeout fails every run).
  */
 void
-unlearn_pin_session_search_path(void)
+unlearn_pin_worker_session(void)
 {
-	SetConfigOption("search_path", UNLEARN_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_OVERRIDE);
+	static const char *const pins[][2] = {
+		{"search_path", UNLEARN_SAFE_SEARCH_PATH},
+		{"default_transaction_read_only", "off"},
+		{"default_transaction_isolation", "read committed"},
+		{"statement_timeout", "0"},
+		{"idle_in_transaction_session_timeout", "0"},
+	};
+
+	for (int i = 0; i < (int) lengthof(pins); i++)
+		SetConfigOption(pins[i][0], pins[i][1], PGC_SUSET, PGC_S_OVERRIDE);
 }

@@ -636,8 +636,8 @@ connect_worker(Oid dboid)
 	/* the database's and roles' unlearn.* values are refused from here on (unlearn.c) */
 	unlearn_in_worker = true;
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
-	/* we run as the bootstrap superuser: resolve nothing a database owner created */
-	unlearn_pin_session_search_path();
+	/* we run as the bootstrap superuser: resolve nothing a database owner created, take no setting that stops us */
+	unlearn_pin_worker_session();
 	apply_lock_timeout();
 	loop_context = AllocSetContextCreate(TopMemoryContext, "unlearn worker loop", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(loop_context);

@@ -29,6 +29,11 @@
 #   i. a database owner (not a superuser) sets unlearn.max_accuracy_drop = 100
 #      with ALTER DATABASE: its sessions take it, the worker refuses it
 #      (WARNING in the log) and keeps the guard (a held-out sample is read)
+#   j. a database owner (not a superuser) makes every session of its database
+#      read-only, with a 1 ms statement timeout (ALTER DATABASE ... SET): its
+#      sessions take them; the worker, restarted to read them, keeps running
+#      and unlearns a DELETE (it used to exit at its first write, restarted
+#      in a loop)
 # After each of a-f the queue/ledger/version invariants are checked:
 #   every request of the deleted ids done exactly once, one version for the
 #   batch, one ledger row per id carrying that version, the ids out of the
@@ -40,7 +45,7 @@
 # Prints "N passed, M failed" last; exits non-zero if anything failed.
 #
 # Environment:
-#   CRASH_SCENARIOS="a b c d e f g h i"  run only these (default: all)
+#   CRASH_SCENARIOS="a b c d e f g h i j"  run only these (default: all)
 #   UNLEARN_KEEP_DATA=1            keep the cluster's data directory
 set -euo pipefail
 
@@ -459,6 +464,36 @@ if want i; then
 		ok "the worker logged that it refused the database's value"
 	else bad "no WARNING about unlearn.max_accuracy_drop from the worker in the server log"; fi
 	q "DROP DATABASE crash_i WITH (FORCE)" >/dev/null
+	q "DROP ROLE crash_dbo" >/dev/null
+fi
+
+# ---------------------------------------------------------------- j
+if want j; then
+	scenario "j. ALTER DATABASE ... SET default_transaction_read_only = on, statement_timeout = 1 by the database's owner" \
+		"its sessions take them; the worker overrides them, stays up and unlearns a DELETE"
+	q "CREATE ROLE crash_dbo LOGIN" >/dev/null
+	q "CREATE DATABASE crash_j OWNER crash_dbo" >/dev/null
+	small_model crash_j j jm 300
+	upsql -d crash_j -U crash_dbo -At -q -c "ALTER DATABASE crash_j SET default_transaction_read_only = on" \
+		-c "ALTER DATABASE crash_j SET statement_timeout = 1" >/dev/null
+	check "a session of the database takes the owner's values" "on|1ms" \
+		"$(upsql -d crash_j -U crash_dbo -At -q -c "SELECT current_setting('default_transaction_read_only') || '|' ||
+		                                                   current_setting('statement_timeout')")"
+	snapshot
+	# the database's worker started before the settings: a new one reads them at connection
+	q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+	   WHERE datname = 'crash_j' AND backend_type = 'unlearn worker'" >/dev/null
+	sleep $(( NAPTIME_MS / 1000 + 2 ))
+	PGOPTIONS="-c default_transaction_read_only=off -c statement_timeout=0" \
+		upsql -d crash_j -q -c "DELETE FROM j WHERE id IN (1, 2)" >/dev/null
+	check "the worker unlearned the DELETE (unlearn_wait)" t \
+		"$(PGOPTIONS="-c statement_timeout=0" upsql -d crash_j -At -q -c "SELECT unlearn_wait('jm', '60 s')")"
+	check "the requests are done" "done:2" \
+		"$(PGOPTIONS="-c statement_timeout=0" upsql -d crash_j -At -q -c "SELECT string_agg(state || ':' || n, ',')
+		   FROM (SELECT state, count(*) AS n FROM unlearn.requests WHERE model = 'jm' GROUP BY state) s")"
+	check "no worker exited on a read-only transaction or a statement timeout" 0 \
+		"$(log_since | grep -c -E 'read-only transaction|statement timeout' || true)"
+	q "DROP DATABASE crash_j WITH (FORCE)" >/dev/null
 	q "DROP ROLE crash_dbo" >/dev/null
 fi
 
