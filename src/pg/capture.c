@@ -62,8 +62,6 @@ unlearn_check_capture_allowed(Oid relid)
 static void
 check_capturable(Oid relid)
 {
-	ListCell   *lc;
-
 	if (get_rel_persistence(relid) == RELPERSISTENCE_UNLOGGED)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -83,6 +81,19 @@ check_capturable(Oid relid)
 						get_rel_name(relid)),
 				 errdetail("Rows deleted through the table above it would not be captured."),
 				 errhint("Train on the table at the top, or with auto_unlearn => false.")));
+	unlearn_check_table_tree(relid);
+}
+
+/*
+ * Errors (42809) unless relid and every relation below it are tables: the
+ * capture's condition, and the worker's before it reads a model's rows (a
+ * view, made of a table once its capture was off, or a foreign table would
+ * run code of their owners in the worker's session).
+ */
+void
+unlearn_check_table_tree(Oid relid)
+{
+	ListCell   *lc;
 
 	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
 	{

@@ -16,6 +16,9 @@ void		unlearn_install_capture(Oid relid);
 void		unlearn_install_capture_as_owner(Oid relid);
 void		unlearn_check_capture_allowed(Oid relid);
 
+/* Errors (42809) unless relid and every relation below it are tables (not views or foreign tables). */
+void		unlearn_check_table_tree(Oid relid);
+
 /* Remembers that this transaction queued requests: the worker is woken at commit. */
 void		unlearn_note_queued(void);
 bool		unlearn_take_queued(void);
