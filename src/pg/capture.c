@@ -22,6 +22,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
@@ -81,21 +82,25 @@ check_capturable(Oid relid)
 						get_rel_name(relid)),
 				 errdetail("Rows deleted through the table above it would not be captured."),
 				 errhint("Train on the table at the top, or with auto_unlearn => false.")));
-	unlearn_check_table_tree(relid);
+	unlearn_check_table_tree(relid, NoLock);
 }
 
 /*
  * Errors (42809) unless relid and every relation below it are tables: the
  * capture's condition, and the worker's before it reads a model's rows (a
  * view, made of a table once its capture was off, or a foreign table would
- * run code of their owners in the worker's session).
+ * run code of their owners in the worker's session).  lockmode (NoLock:
+ * none) is taken on each first and held to the end of the transaction, so
+ * that none becomes a view before the caller reads it.
  */
 void
-unlearn_check_table_tree(Oid relid)
+unlearn_check_table_tree(Oid relid, LOCKMODE lockmode)
 {
 	ListCell   *lc;
 
-	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+	if (lockmode != NoLock)
+		LockRelationOid(relid, lockmode);
+	foreach(lc, find_all_inheritors(relid, lockmode, NULL))
 	{
 		Oid			rel = lfirst_oid(lc);
 		char		relkind = get_rel_relkind(rel);

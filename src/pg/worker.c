@@ -256,8 +256,11 @@ lock_model(ClaimedRun *run)
 	PopActiveSnapshot();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	run->model = unlearn_model_lookup(run->name, false);
-	/* tables only: a view made of the table after its capture was turned off would run its owner's code here */
-	unlearn_check_table_tree(run->model->relid);
+	/*
+	 * tables only, locked until the run ends: a view made of the table after
+	 * its capture was turned off would run its owner's code here
+	 */
+	unlearn_check_table_tree(run->model->relid, AccessShareLock);
 	unlearn_parse_run_options(NULL, &run->opts);
 	run->auto_options = "{}";
 	explicit_method = false;
