@@ -17,7 +17,6 @@
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "fmgr.h"
 
 #include "unlearn_pg.h"
 
