@@ -25,6 +25,7 @@
 #include "utils/snapmgr.h"
 
 #include "unlearn_pg.h"
+#include "capture.h"
 #include "consolidate.h"
 
 #define SKIP_SLOTS 64			/* models remembered as not to consolidate again */
@@ -138,7 +139,9 @@ unlearn_consolidate_model(const char *name, int version, UnlearnOutcome *out)
 		elog(ERROR, "unlearn worker could not read the requests of model \"%s\"", name);
 	if (SPI_processed > 0)
 		return 0;				/* the requests run first */
-	/* step 2: the exact retrain, as the model's owner */
+	/* step 2: tables only, locked until the retrain ends, as a run checks them (worker.c) */
+	unlearn_check_table_tree(model->relid, AccessShareLock);
+	/* step 3: the exact retrain, as the model's owner */
 	unlearn_become_role(model->owner, &as_owner);
 	stored = unlearn_consolidate(model, out);
 	unlearn_restore_user(&as_owner);

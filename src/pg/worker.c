@@ -257,6 +257,11 @@ lock_model(ClaimedRun *run)
 	PopActiveSnapshot();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	run->model = unlearn_model_lookup(run->name, false);
+	/*
+	 * tables only, locked until the run ends: a view made of the table after
+	 * its capture was turned off would run its owner's code here
+	 */
+	unlearn_check_table_tree(run->model->relid, AccessShareLock);
 	unlearn_parse_run_options(NULL, &run->opts);
 	run->auto_options = "{}";
 	explicit_method = false;
@@ -695,8 +700,8 @@ connect_worker(Oid dboid)
 	/* the database's and roles' unlearn.* values are refused from here on (unlearn.c) */
 	unlearn_in_worker = true;
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
-	/* we run as the bootstrap superuser: resolve nothing a database owner created */
-	unlearn_pin_session_search_path();
+	/* we run as the bootstrap superuser: resolve nothing a database owner created, take no setting that stops us */
+	unlearn_pin_worker_session();
 	apply_lock_timeout();
 	loop_context = AllocSetContextCreate(TopMemoryContext, "unlearn worker loop", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(loop_context);
