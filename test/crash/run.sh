@@ -530,7 +530,7 @@ if want k; then
 		              FROM generate_series(0, 7) d ORDER BY d) AS features, i % 3 AS label
 		      FROM generate_series(1, 20000) i" \
 		-c "ALTER TABLE k ADD PRIMARY KEY (id)" >/dev/null
-	info "km trained in $(kq "SELECT round(seconds::numeric, 2) FROM unlearn_train('km', 'j', 'id', 'features', 'label',
+	info "km trained in $(kq "SELECT round(seconds::numeric, 2) FROM unlearn_train('km', 'k', 'id', 'features', 'label',
 	      hidden => '{256,256}', epochs => 5, options => '{\"seed\": 1, \"batch_size\": 32}')") s"
 	log0=$(wc -l <"$UNLEARN_SERVER_LOG")
 	kq "DELETE FROM k WHERE id IN (1, 2)" >/dev/null
@@ -570,9 +570,9 @@ if want k; then
 	done
 	if [ -n "$pid" ]; then
 		kill_in_run "$pid" "consolidation of km in worker $pid"
-		check "the killed retrain left no version (current version 4, approximate)" "4|approximate" \
-			"$(kq "SELECT m.current_version, v.guarantee FROM unlearn.models m JOIN unlearn.versions v
-			       ON v.model = m.name AND v.version = m.current_version WHERE m.name = 'km'")"
+		if log_since | grep -q "Failed process was running: consolidating a model"; then
+			ok "the kill hit the consolidation (the postmaster logged its activity)"
+		else bad "no 'Failed process was running: consolidating a model' in the server log"; fi
 		# the restarted worker (started by the launcher's pass, or by the next commit that queues a
 		# request) consolidates version 4, or version 5 if the DELETE below is unlearned first
 		kq "DELETE FROM k WHERE id = 4" >/dev/null
