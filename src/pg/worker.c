@@ -67,6 +67,26 @@ end_step(void)
 	MemoryContextSwitchTo(loop_context);
 }
 
+/*
+ * In a PG_CATCH of a step: takes the error, aborts the step's transaction,
+ * logs "unlearn worker: <what> "<model>" failed: ..." and returns the error
+ * (in the loop's context) for the caller to record and free.
+ */
+static ErrorData *
+abort_step(const char *what, const char *model)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(loop_context);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	MemoryContextSwitchTo(loop_context);
+	ereport(LOG,
+			(errmsg("unlearn worker: %s \"%s\" failed: %s", what, model, edata->message)));
+	return edata;
+}
+
 /* Runs one statement in its own transaction (housekeeping outside the queue). */
 static void
 run_statement(const char *sql, int nargs, Oid *argtypes, Datum *args)
@@ -499,13 +519,7 @@ run_claimed_requests(const char *model, const int64 *claimed, int n_claimed, Unl
 		ErrorData  *edata;
 
 		unlearn_warm_abort();
-		MemoryContextSwitchTo(loop_context);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		MemoryContextSwitchTo(loop_context);
-		ereport(LOG,
-				(errmsg("unlearn worker: run for model \"%s\" failed: %s", model, edata->message)));
+		edata = abort_step("run for model", model);
 		begin_step();
 		unlearn_queue_record_failure(claimed, n_claimed, edata->message);
 		end_step();
@@ -598,15 +612,8 @@ consolidate_when_idle(void)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
+		ErrorData  *edata = abort_step("consolidating model", name);
 
-		MemoryContextSwitchTo(loop_context);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		MemoryContextSwitchTo(loop_context);
-		ereport(LOG,
-				(errmsg("unlearn worker: consolidating model \"%s\" failed: %s", name, edata->message)));
 		unlearn_consolidation_skip(name, version);
 		FreeErrorData(edata);
 	}
