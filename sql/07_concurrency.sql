@@ -40,5 +40,31 @@ SELECT * FROM dblink_get_result('other') AS t(x text);
 SELECT version, parent FROM unlearn.versions WHERE model = 'conc' ORDER BY version;
 SELECT unlearn_confirm_forgotten('conc') AS confirmed;
 SELECT dblink_disconnect('other');
+-- a DELETE whose requests are queued but not committed has locked the model's
+-- catalog row (key-share): unlearn_drop_model, which locks it for update first,
+-- waits for it, then removes its requests, so none reaches a new model of the name
+CREATE TABLE dropcap AS SELECT * FROM conc;
+SELECT model FROM unlearn_train('dropcap', 'dropcap', 'id', 'features', 'label', hidden => '{8}', epochs => 5,
+                   options => '{"lr": 0.01, "batch_size": 16}');
+RESET ROLE;
+SELECT dblink_connect('other', 'dbname=' || current_database() || ' user=regress_owner');
+SET ROLE regress_owner;
+SELECT dblink_exec('other', 'BEGIN');
+SELECT dblink_exec('other', 'DELETE FROM dropcap WHERE id IN (10, 11)');
+SET lock_timeout = '300ms';
+SELECT err($$SELECT unlearn_drop_model('dropcap')$$);
+RESET lock_timeout;
+SELECT count(*) AS model_still_there FROM unlearn.models WHERE name = 'dropcap';
+SELECT dblink_send_query('other', 'SELECT pg_sleep(0.5); COMMIT');
+SELECT unlearn_drop_model('dropcap');
+SELECT dblink_disconnect('other');	-- its results are not needed: the drop waited for its COMMIT
+SELECT count(*) AS rows_10_11_left FROM dropcap WHERE id IN (10, 11);
+SELECT count(*) AS requests_left FROM inspect.requests WHERE model = 'dropcap';
+-- a model of the same name starts with an empty queue
+SELECT model FROM unlearn_train('dropcap', 'dropcap', 'id', 'features', 'label', hidden => '{8}', epochs => 5,
+                   options => '{"lr": 0.01, "batch_size": 16}', auto_unlearn => false);
+SELECT count(*) AS requests_of_the_new_model FROM inspect.requests WHERE model = 'dropcap';
+SELECT unlearn_drop_model('dropcap');
+DROP TABLE dropcap;
 SELECT unlearn_drop_model('conc');
 DROP TABLE conc;
