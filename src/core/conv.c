@@ -11,8 +11,11 @@
 #include "blas_seam.h"
 #include "nn_internal.h"
 
-/* Cap on the floats of one im2col chunk (4 MB): images are processed that many at a time. */
-#define NN_IM2COL_FLOATS ((size_t) 1 << 20)
+/*
+ * Cap on the floats of one im2col chunk (1 MB): images are processed that
+ * many at a time, each of the core's threads with its own buffer.
+ */
+#define NN_IM2COL_FLOATS ((size_t) 1 << 18)
 
 /* Where element (c, y, x) of one image sits: c * sc + y * sy + x * sx. */
 typedef struct layout
@@ -78,10 +81,53 @@ nn_im2col_rows(int n_stages, const nn_stage *stages, int max_batch)
 	return rows < (size_t) max_batch ? (int) rows : max_batch;
 }
 
-/* Allocate the stage outputs, their gradients, pool indices and the im2col buffers. */
+/* Floats of the largest conv stage's weights (0 without a conv). */
+static size_t
+max_conv_weights(int n_stages, const nn_stage *stages)
+{
+	size_t		best = 0;
+
+	for (int s = 0; s < n_stages; s++)
+		if (stages[s].kind == NN_STAGE_CONV)
+		{
+			size_t		w = (size_t) stages[s].c_out * stages[s].size * stages[s].size * stages[s].c_in;
+
+			best = w > best ? w : best;
+		}
+	return best;
+}
+
+/* Chunks of max_batch images and the threads' buffer slots for them. */
+static void
+conv_chunking(int n_stages, const nn_stage *stages, int max_batch, int *chunks, int *slots)
+{
+	int			rows = nn_im2col_rows(n_stages, stages, max_batch);
+
+	*chunks = rows > 0 ? (max_batch + rows - 1) / rows : 0;
+	*slots = nn_get_threads() < *chunks ? nn_get_threads() : *chunks;
+}
+
+/*
+ * Floats of the convolutions' scratch for batches of max_batch rows: an
+ * im2col buffer and its gradient per thread slot, and one weight-gradient
+ * partial per chunk.
+ */
+size_t
+nn_conv_scratch_floats(int n_stages, const nn_stage *stages, int max_batch)
+{
+	int			chunks,
+				slots;
+
+	conv_chunking(n_stages, stages, max_batch, &chunks, &slots);
+	return 2 * (size_t) slots * nn_im2col_rows(n_stages, stages, max_batch) * nn_im2col_per_row(n_stages, stages) +
+		(size_t) chunks * max_conv_weights(n_stages, stages);
+}
+
+/* Allocate the stage outputs, their gradients, pool indices and the convolutions' scratch. */
 int
 nn_stages_workspace(const nn_model *m, nn_workspace *ws, int max_batch)
 {
+	int			chunks;
 	size_t		cols;
 
 	for (int s = 0; s < m->n_stages; s++)
@@ -97,12 +143,14 @@ nn_stages_workspace(const nn_model *m, nn_workspace *ws, int max_batch)
 			return -1;
 	}
 	ws->col_rows = nn_im2col_rows(m->n_stages, m->stage, max_batch);
-	cols = (size_t) ws->col_rows * nn_im2col_per_row(m->n_stages, m->stage);
+	conv_chunking(m->n_stages, m->stage, max_batch, &chunks, &ws->col_slots);
+	cols = (size_t) ws->col_slots * ws->col_rows * nn_im2col_per_row(m->n_stages, m->stage);
 	if (cols > 0)
 	{
 		ws->col = nn_alloc_floats(cols);
 		ws->dcol = nn_alloc_floats(cols);
-		if (ws->col == NULL || ws->dcol == NULL)
+		ws->wpart = nn_alloc_floats((size_t) chunks * max_conv_weights(m->n_stages, m->stage));
+		if (ws->col == NULL || ws->dcol == NULL || ws->wpart == NULL)
 			return -1;
 	}
 	return 0;
@@ -156,60 +204,129 @@ im2col_xfer(const nn_stage *st, layout lay, float *img, int rows, float *col, in
 					}
 }
 
-/* An im2col (or col2im) of a chunk of images, split over threads by images. */
-typedef struct xfer_job
+/*
+ * One convolution stage's pass over a batch in chunks of ws->col_rows
+ * images, the chunks split over the core's threads: part t takes a
+ * contiguous run of chunks and the im2col buffers of slot t.
+ */
+typedef struct conv_job
 {
-	const nn_stage *st;
-	layout		lay;
-	float	   *img;
-	float	   *col;
-	int			add;
-} xfer_job;
+	const nn_model *m;
+	nn_workspace *ws;
+	int			s;
+	const float *in;			/* the stage's input */
+	int			n;
+	int			backward;
+	int			want_w;			/* backward: weight gradients into ws->wpart, one per chunk */
+	float	   *gin;			/* backward: NULL or the input's gradient (overwritten) */
+	int			parts;
+} conv_job;
 
-/* Images lo .. hi of the chunk; col2im zeroes their input gradient first. */
+/* Forward of images i0 .. i0 + rows: out = im2col(in) W^T, then bias and ReLU. */
 static void
-xfer_range(void *arg, size_t lo, size_t hi)
+conv_forward_chunk(const conv_job *j, int i0, int rows, float *col)
 {
-	const xfer_job *j = arg;
-	const nn_stage *st = j->st;
-	float	   *img = j->img + lo * in_size(st);
+	const nn_stage *st = &j->m->stage[j->s];
+	size_t		kkc = (size_t) st->size * st->size * st->c_in;
+	size_t		pix = (size_t) st->h_out * st->w_out;
+	float	   *out = j->ws->sact[j->s] + (size_t) i0 * out_size(st);
 
-	if (j->add)
-		memset(img, 0, sizeof(float) * (hi - lo) * in_size(st));
-	im2col_xfer(st, j->lay, img, (int) (hi - lo), j->col + lo * nn_im2col_per_row(1, st), j->add);
+	/* im2col only reads img when add is 0 */
+	im2col_xfer(st, input_layout(st, j->s), (float *) (j->in + (size_t) i0 * in_size(st)), rows, col, 0);
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) (rows * pix), st->c_out, (int) kkc,
+				1.0f, col, (int) kkc, j->m->params + st->w_off, (int) kkc, 0.0f, out, st->c_out);
+	nn_bias_relu_rows(out, j->m->params + st->b_off, rows * pix, st->c_out);
 }
 
 /*
- * im2col_xfer on `rows` images, images split over threads; with add the
- * images' gradient is overwritten (zeroed, then the scatter-add).
+ * Backward of chunk c (images i0 .. i0 + rows) from g = sdelta[s], masked
+ * here by the ReLU: its weight gradient g^T im2col(in) into the chunk's
+ * partial, and the input gradient col2im(g W) over the chunk's images.
  */
 static void
-im2col_par(const nn_stage *st, int s, float *img, int rows, float *col, int add)
+conv_backward_chunk(const conv_job *j, int c, int i0, int rows, float *col, float *dcol)
 {
-	xfer_job	j = {st, input_layout(st, s), img, col, add};
+	const nn_stage *st = &j->m->stage[j->s];
+	size_t		kkc = (size_t) st->size * st->size * st->c_in;
+	size_t		pix = (size_t) st->h_out * st->w_out;
+	size_t		osz = out_size(st);
+	float	   *g = j->ws->sdelta[j->s] + (size_t) i0 * osz;
+	layout		lay = input_layout(st, j->s);
 
-	nn_par_for((size_t) rows, NN_PAR_GRAIN_FLOATS / nn_im2col_per_row(1, st) + 1, xfer_range, &j);
+	nn_relu_mask_serial(g, j->ws->sact[j->s] + (size_t) i0 * osz, (size_t) rows * osz);
+	if (j->want_w)
+	{
+		im2col_xfer(st, lay, (float *) (j->in + (size_t) i0 * in_size(st)), rows, col, 0);
+		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, st->c_out, (int) kkc, (int) (rows * pix),
+					1.0f, g, st->c_out, col, (int) kkc,
+					0.0f, j->ws->wpart + (size_t) c * st->c_out * kkc, (int) kkc);
+	}
+	if (j->gin)
+	{
+		float	   *gin = j->gin + (size_t) i0 * in_size(st);
+
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) (rows * pix), (int) kkc, st->c_out,
+					1.0f, g, st->c_out, j->m->params + st->w_off, (int) kkc, 0.0f, dcol, (int) kkc);
+		memset(gin, 0, sizeof(float) * (size_t) rows * in_size(st));
+		im2col_xfer(st, lay, gin, rows, dcol, 1);
+	}
 }
 
-/* Convolution forward: per chunk, out = im2col(in) W^T; then bias and ReLU. */
+/* Parts lo .. hi: each its run of chunks, on its slot's buffers. */
+static void
+conv_parts(void *arg, size_t lo, size_t hi)
+{
+	const conv_job *j = arg;
+	int			R = j->ws->col_rows,
+				chunks = (j->n + R - 1) / R;
+	size_t		slot = (size_t) R * nn_im2col_per_row(j->m->n_stages, j->m->stage);
+
+	for (size_t t = lo; t < hi; t++)
+		for (int c = (int) (chunks * t / j->parts); c < (int) (chunks * (t + 1) / j->parts); c++)
+		{
+			int			rows = j->n - c * R < R ? j->n - c * R : R;
+
+			if (j->backward)
+				conv_backward_chunk(j, c, c * R, rows, j->ws->col + t * slot, j->ws->dcol + t * slot);
+			else
+				conv_forward_chunk(j, c * R, rows, j->ws->col + t * slot);
+		}
+}
+
+/*
+ * Run the job's chunks: on this thread with sgemm on OpenBLAS's threads, or
+ * split over the core's threads with sgemm on one thread each (OpenBLAS's
+ * count restored after).  Each chunk's work is the same either way, and a
+ * row's product does not depend on the rows beside it, so the bytes are too.
+ */
+static void
+conv_run(conv_job *j)
+{
+	int			R = j->ws->col_rows,
+				chunks = (j->n + R - 1) / R,
+				saved;
+
+	j->parts = nn_get_threads() < j->ws->col_slots ? nn_get_threads() : j->ws->col_slots;
+	j->parts = j->parts < chunks ? j->parts : chunks;
+	if (j->parts <= 1)
+	{
+		j->parts = 1;
+		conv_parts(j, 0, 1);
+		return;
+	}
+	saved = openblas_get_num_threads();
+	openblas_set_num_threads(1);
+	nn_par_for((size_t) j->parts, 1, conv_parts, j);
+	openblas_set_num_threads(saved);
+}
+
+/* Convolution forward: out = ReLU(im2col(in) W^T + b), chunk by chunk. */
 static void
 conv_forward(const nn_model *m, nn_workspace *ws, int s, const float *in, int n)
 {
-	const nn_stage *st = &m->stage[s];
-	size_t		kkc = (size_t) st->size * st->size * st->c_in;
-	size_t		pix = (size_t) st->h_out * st->w_out;
+	conv_job	j = {m, ws, s, in, n, 0, 0, NULL, 0};
 
-	for (int i0 = 0; i0 < n; i0 += ws->col_rows)
-	{
-		int			rows = n - i0 < ws->col_rows ? n - i0 : ws->col_rows;
-
-		/* im2col only reads img when add is 0 */
-		im2col_par(st, s, (float *) (in + (size_t) i0 * in_size(st)), rows, ws->col, 0);
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) (rows * pix), st->c_out, (int) kkc,
-					1.0f, ws->col, (int) kkc, m->params + st->w_off, (int) kkc,
-					0.0f, ws->sact[s] + (size_t) i0 * out_size(st), st->c_out);
-	}
-	nn_add_bias_relu(ws->sact[s], m->params + st->b_off, (size_t) n * pix, st->c_out);
+	conv_run(&j);
 }
 
 /*
@@ -304,43 +421,50 @@ nn_stages_forward(const nn_model *m, nn_workspace *ws, const float *in, int n)
 	return ws->sact[m->n_stages - 1];
 }
 
+/* Elements lo .. hi of the weight gradient += its chunks' partials, in chunk order. */
+typedef struct wsum_job
+{
+	const float *part;
+	size_t		size;
+	int			chunks;
+	float	   *grad;
+} wsum_job;
+
+static void
+wsum_range(void *arg, size_t lo, size_t hi)
+{
+	const wsum_job *j = arg;
+
+	for (int c = 0; c < j->chunks; c++)
+	{
+		const float *restrict p = j->part + (size_t) c * j->size;
+		float	   *restrict g = j->grad;
+
+		for (size_t k = lo; k < hi; k++)
+			g[k] += p[k];
+	}
+}
+
 /*
- * Convolution backward from g = sdelta[s] (wrt the ReLU output, masked here):
- * db += colsum(g); per chunk dW += g^T im2col(in) and, if gin, the input
- * gradient col2im(g W) (each chunk's images of gin overwritten).
+ * Convolution backward from g = sdelta[s] (wrt the ReLU output, masked per
+ * chunk): the chunks' weight gradients and, if gin, the input gradient; then
+ * dW += the chunks' partials in chunk order and db += colsum(g).
  */
 static void
 conv_backward(const nn_model *m, nn_workspace *ws, int s, const float *in, int n,
 			  float *grad_params, float *gin)
 {
 	const nn_stage *st = &m->stage[s];
-	size_t		kkc = (size_t) st->size * st->size * st->c_in;
-	size_t		pix = (size_t) st->h_out * st->w_out;
-	float	   *g = ws->sdelta[s];
+	conv_job	j = {m, ws, s, in, n, 1, grad_params != NULL, gin, 0};
+	size_t		wsize = (size_t) st->c_out * st->size * st->size * st->c_in;
+	wsum_job	w = {ws->wpart, wsize, (n + ws->col_rows - 1) / ws->col_rows, NULL};
 
-	nn_relu_mask(g, ws->sact[s], (size_t) n * out_size(st));
-	if (grad_params)
-		nn_add_column_sums(g, (size_t) n * pix, st->c_out, grad_params + st->b_off);
-	for (int i0 = 0; i0 < n; i0 += ws->col_rows)
-	{
-		int			rows = n - i0 < ws->col_rows ? n - i0 : ws->col_rows;
-		const float *gc = g + (size_t) i0 * out_size(st);
-
-		if (grad_params)
-		{
-			im2col_par(st, s, (float *) (in + (size_t) i0 * in_size(st)), rows, ws->col, 0);
-			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, st->c_out, (int) kkc, (int) (rows * pix),
-						1.0f, gc, st->c_out, ws->col, (int) kkc,
-						1.0f, grad_params + st->w_off, (int) kkc);
-		}
-		if (gin)
-		{
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) (rows * pix), (int) kkc, st->c_out,
-						1.0f, gc, st->c_out, m->params + st->w_off, (int) kkc,
-						0.0f, ws->dcol, (int) kkc);
-			im2col_par(st, s, gin + (size_t) i0 * in_size(st), rows, ws->dcol, 1);
-		}
-	}
+	conv_run(&j);
+	if (grad_params == NULL)
+		return;
+	w.grad = grad_params + st->w_off;
+	nn_par_for(wsize, NN_PAR_GRAIN_FLOATS / (size_t) w.chunks + 1, wsum_range, &w);
+	nn_add_column_sums(ws->sdelta[s], (size_t) n * st->h_out * st->w_out, st->c_out, grad_params + st->b_off);
 }
 
 /* Max-pool backward of images lo .. hi: each output's gradient goes to the input its max came from. */

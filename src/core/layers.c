@@ -79,6 +79,7 @@ nn_workspace_free(nn_workspace *ws)
 	}
 	nn_free_mem(ws->col);
 	nn_free_mem(ws->dcol);
+	nn_free_mem(ws->wpart);
 	nn_free_mem(ws->probs);
 	nn_free_mem(ws->ens);
 	nn_free_mem(ws);
@@ -119,6 +120,15 @@ nn_add_bias_relu(float *out, const float *bias, size_t n, int width)
 	ew_job		j = {out, bias, width};
 
 	nn_par_for(n, NN_PAR_GRAIN_FLOATS / (size_t) (width > 0 ? width : 1) + 1, bias_relu_range, &j);
+}
+
+/* The same on this thread only (a convolution's chunk, already on one of the core's threads). */
+void
+nn_bias_relu_rows(float *out, const float *bias, size_t n, int width)
+{
+	ew_job		j = {out, bias, width};
+
+	bias_relu_range(&j, 0, n);
 }
 
 /* Add the bias row to every row of out (n x width): the logits layer. */
@@ -263,6 +273,15 @@ nn_relu_mask(float *delta, const float *act, size_t count)
 	ew_job		j = {delta, act, 0};
 
 	nn_par_for(count, NN_PAR_GRAIN_FLOATS, relu_mask_range, &j);
+}
+
+/* The same on this thread only. */
+void
+nn_relu_mask_serial(float *delta, const float *act, size_t count)
+{
+	ew_job		j = {delta, act, 0};
+
+	relu_mask_range(&j, 0, count);
 }
 
 /*

@@ -204,9 +204,11 @@ typedef struct nn_workspace
 	float	   *sact[NN_MAX_STAGES];		/* stage outputs: batch x (h_out*w_out*c_out), HWC */
 	float	   *sdelta[NN_MAX_STAGES];		/* gradient wrt each stage's output */
 	int		   *pidx[NN_MAX_STAGES];		/* pools: the input index each output took its max from */
-	float	   *col;						/* im2col rows of a chunk of images */
-	float	   *dcol;						/* their gradient */
+	float	   *col;						/* im2col rows of a chunk of images, per thread slot */
+	float	   *dcol;						/* their gradient, per thread slot */
+	float	   *wpart;						/* a conv weight gradient per chunk of a batch */
 	int			col_rows;					/* images per im2col chunk */
+	int			col_slots;					/* threads with their own col and dcol */
 	float	   *ens;						/* ensembles only: batch x classes, the members' summed probabilities */
 } nn_workspace;
 

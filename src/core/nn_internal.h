@@ -99,11 +99,20 @@ int			nn_im2col_rows(int n_stages, const nn_stage *stages, int max_batch);
 /* Add the bias row to each of n rows (width wide), then ReLU (layers.c). */
 void		nn_add_bias_relu(float *out, const float *bias, size_t n, int width);
 
+/* nn_add_bias_relu on the calling thread only (layers.c). */
+void		nn_bias_relu_rows(float *out, const float *bias, size_t n, int width);
+
 /* Add the column sums of g (n x width) to grad_bias (layers.c). */
 void		nn_add_column_sums(const float *g, size_t n, int width, float *grad_bias);
 
 /* Zero delta wherever act is not positive: the ReLU's backward (layers.c). */
 void		nn_relu_mask(float *delta, const float *act, size_t count);
+
+/* nn_relu_mask on the calling thread only (layers.c). */
+void		nn_relu_mask_serial(float *delta, const float *act, size_t count);
+
+/* Floats of the convolutions' scratch (im2col buffers, weight-gradient partials) (conv.c). */
+size_t		nn_conv_scratch_floats(int n_stages, const nn_stage *stages, int max_batch);
 
 /* Allocate a workspace's stage buffers for max_batch rows; 0 or -1 (conv.c). */
 int			nn_stages_workspace(const nn_model *m, nn_workspace *ws, int max_batch);
