@@ -3,8 +3,10 @@
  * forward and backward.  A convolution is im2col + one cblas_sgemm per chunk
  * of images: the rows of the im2col matrix are output pixels (image, y, x),
  * its columns the (ky, kx, ci) taps, so the product with W^T is the output
- * in HWC order.  The first stage reads the model's CHW input rows; later
- * stages read the HWC outputs before them.
+ * in HWC order; 3 x 3 convolutions with more than one input channel use
+ * Winograd's F(2x2, 3x3) instead (winograd.c's transforms, 16 sgemm per
+ * chunk).  The first stage reads the model's CHW input rows; later stages
+ * read the HWC outputs before them.
  */
 #include <string.h>
 
@@ -17,19 +19,11 @@
  */
 #define NN_IM2COL_FLOATS ((size_t) 1 << 18)
 
-/* Where element (c, y, x) of one image sits: c * sc + y * sy + x * sx. */
-typedef struct layout
-{
-	size_t		sc,
-				sy,
-				sx;
-} layout;
-
 /* The layout of stage s's input: CHW for the model's input, HWC after a stage. */
-static layout
+static nn_layout
 input_layout(const nn_stage *st, int s)
 {
-	layout		l;
+	nn_layout	l;
 
 	l.sc = s == 0 ? (size_t) st->h_in * st->w_in : 1;
 	l.sy = s == 0 ? (size_t) st->w_in : (size_t) st->w_in * st->c_in;
@@ -50,20 +44,25 @@ out_size(const nn_stage *st)
 	return (size_t) st->c_out * st->h_out * st->w_out;
 }
 
-/* Floats of one image's im2col rows in the widest conv stage (0 without a conv). */
+/* Floats of one image's scratch in a conv stage: its im2col rows, or its Winograd tiles if larger. */
+static size_t
+stage_scratch(const nn_stage *st)
+{
+	size_t		cols = (size_t) st->h_out * st->w_out * st->size * st->size * st->c_in,
+				tiles = 16 * nn_wino_tiles(st) * (size_t) (st->c_in > st->c_out ? st->c_in : st->c_out);
+
+	return nn_wino_fits(st) && tiles > cols ? tiles : cols;
+}
+
+/* Floats of one image's scratch in the widest conv stage (0 without a conv). */
 size_t
 nn_im2col_per_row(int n_stages, const nn_stage *stages)
 {
 	size_t		best = 0;
 
 	for (int s = 0; s < n_stages; s++)
-		if (stages[s].kind == NN_STAGE_CONV)
-		{
-			size_t		per = (size_t) stages[s].h_out * stages[s].w_out *
-				stages[s].size * stages[s].size * stages[s].c_in;
-
-			best = per > best ? per : best;
-		}
+		if (stages[s].kind == NN_STAGE_CONV && stage_scratch(&stages[s]) > best)
+			best = stage_scratch(&stages[s]);
 	return best;
 }
 
@@ -81,19 +80,42 @@ nn_im2col_rows(int n_stages, const nn_stage *stages, int max_batch)
 	return rows < (size_t) max_batch ? (int) rows : max_batch;
 }
 
-/* Floats of the largest conv stage's weights (0 without a conv). */
+/* Floats of a chunk's weight-gradient partial in a conv stage: its weights, or their Winograd transform. */
 static size_t
-max_conv_weights(int n_stages, const nn_stage *stages)
+stage_wpart(const nn_stage *st)
+{
+	return (size_t) st->c_out * st->c_in * (nn_wino_applies(st) ? 16 : st->size * st->size);
+}
+
+/*
+ * The largest partial a conv stage may need (Winograd's where it fits), or
+ * (wino) 16 x c_out x c_in over the stages Winograd fits only.
+ */
+static size_t
+max_conv_weights(int n_stages, const nn_stage *stages, int wino)
 {
 	size_t		best = 0;
 
 	for (int s = 0; s < n_stages; s++)
-		if (stages[s].kind == NN_STAGE_CONV)
+		if (stages[s].kind == NN_STAGE_CONV && (!wino || nn_wino_fits(&stages[s])))
 		{
-			size_t		w = (size_t) stages[s].c_out * stages[s].size * stages[s].size * stages[s].c_in;
+			const nn_stage *st = &stages[s];
+			size_t		w = (size_t) st->c_out * st->c_in * (nn_wino_fits(st) ? 16 : st->size * st->size);
 
 			best = w > best ? w : best;
 		}
+	return best;
+}
+
+/* The largest c_in of a stage Winograd fits (0: none). */
+static size_t
+max_wino_cin(int n_stages, const nn_stage *stages)
+{
+	size_t		best = 0;
+
+	for (int s = 0; s < n_stages; s++)
+		if (nn_wino_fits(&stages[s]) && (size_t) stages[s].c_in > best)
+			best = stages[s].c_in;
 	return best;
 }
 
@@ -107,10 +129,17 @@ conv_chunking(int n_stages, const nn_stage *stages, int max_batch, int *chunks, 
 	*slots = nn_get_threads() < *chunks ? nn_get_threads() : *chunks;
 }
 
+/* Floats of the Winograd buffer: U and the summed dU of a stage, and a 16-position patch per slot. */
+static size_t
+wino_floats(int n_stages, const nn_stage *stages, int slots)
+{
+	return 2 * max_conv_weights(n_stages, stages, 1) + 16 * (size_t) slots * max_wino_cin(n_stages, stages);
+}
+
 /*
  * Floats of the convolutions' scratch for batches of max_batch rows: an
- * im2col buffer and its gradient per thread slot, and one weight-gradient
- * partial per chunk.
+ * im2col (or Winograd) buffer and its gradient per thread slot, one
+ * weight-gradient partial per chunk and the Winograd buffer.
  */
 size_t
 nn_conv_scratch_floats(int n_stages, const nn_stage *stages, int max_batch)
@@ -120,7 +149,7 @@ nn_conv_scratch_floats(int n_stages, const nn_stage *stages, int max_batch)
 
 	conv_chunking(n_stages, stages, max_batch, &chunks, &slots);
 	return 2 * (size_t) slots * nn_im2col_rows(n_stages, stages, max_batch) * nn_im2col_per_row(n_stages, stages) +
-		(size_t) chunks * max_conv_weights(n_stages, stages);
+		(size_t) chunks * max_conv_weights(n_stages, stages, 0) + wino_floats(n_stages, stages, slots);
 }
 
 /* Allocate the stage outputs, their gradients, pool indices and the convolutions' scratch. */
@@ -149,10 +178,13 @@ nn_stages_workspace(const nn_model *m, nn_workspace *ws, int max_batch)
 	{
 		ws->col = nn_alloc_floats(cols);
 		ws->dcol = nn_alloc_floats(cols);
-		ws->wpart = nn_alloc_floats((size_t) chunks * max_conv_weights(m->n_stages, m->stage));
+		ws->wpart = nn_alloc_floats((size_t) chunks * max_conv_weights(m->n_stages, m->stage, 0));
 		if (ws->col == NULL || ws->dcol == NULL || ws->wpart == NULL)
 			return -1;
 	}
+	if (max_wino_cin(m->n_stages, m->stage) > 0 &&
+		(ws->wino = nn_alloc_floats(wino_floats(m->n_stages, m->stage, ws->col_slots))) == NULL)
+		return -1;
 	return 0;
 }
 
@@ -162,7 +194,7 @@ nn_stages_workspace(const nn_model *m, nn_workspace *ws, int max_batch)
  * img, the transpose used for the input gradient.
  */
 static void
-im2col_xfer(const nn_stage *st, layout lay, float *img, int rows, float *col, int add)
+im2col_xfer(const nn_stage *st, nn_layout lay, float *img, int rows, float *col, int add)
 {
 	int			K = st->size,
 				pad = st->size / 2,
@@ -222,53 +254,124 @@ typedef struct conv_job
 	int			parts;
 } conv_job;
 
-/* Forward of images i0 .. i0 + rows: out = im2col(in) W^T, then bias and ReLU. */
+/* One thread slot's buffers: im2col rows (or V, dV), their gradient (or M, dM), a Winograd patch. */
+typedef struct slot_bufs
+{
+	float	   *col;
+	float	   *dcol;
+	float	   *patch;
+} slot_bufs;
+
+/* The 16 products of a Winograd chunk of T tiles: M[xi] = V[xi] U[xi]^T. */
 static void
-conv_forward_chunk(const conv_job *j, int i0, int rows, float *col)
+wino_products(const nn_stage *st, int T, const float *U, const float *V, float *M)
+{
+	for (int xi = 0; xi < 16; xi++)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, st->c_out, st->c_in,
+					1.0f, V + (size_t) xi * T * st->c_in, st->c_in, U + (size_t) xi * st->c_out * st->c_in, st->c_in,
+					0.0f, M + (size_t) xi * T * st->c_out, st->c_out);
+}
+
+/* Forward of images i0 .. i0 + rows into out: im2col(in) W^T, or Winograd's A^T (V U^T) A. */
+static void
+conv_forward_chunk(const conv_job *j, int i0, int rows, const slot_bufs *b)
 {
 	const nn_stage *st = &j->m->stage[j->s];
 	size_t		kkc = (size_t) st->size * st->size * st->c_in;
 	size_t		pix = (size_t) st->h_out * st->w_out;
+	const float *in = j->in + (size_t) i0 * in_size(st);
 	float	   *out = j->ws->sact[j->s] + (size_t) i0 * out_size(st);
+	nn_layout	lay = input_layout(st, j->s);
 
-	/* im2col only reads img when add is 0 */
-	im2col_xfer(st, input_layout(st, j->s), (float *) (j->in + (size_t) i0 * in_size(st)), rows, col, 0);
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) (rows * pix), st->c_out, (int) kkc,
-				1.0f, col, (int) kkc, j->m->params + st->w_off, (int) kkc, 0.0f, out, st->c_out);
+	if (nn_wino_applies(st))
+	{
+		nn_wino_input(st, &lay, in, in_size(st), rows, b->col, b->patch);
+		wino_products(st, (int) (rows * nn_wino_tiles(st)), j->ws->wino, b->col, b->dcol);
+		nn_wino_output(st, b->dcol, rows, out);
+	}
+	else
+	{
+		/* im2col only reads img when add is 0 */
+		im2col_xfer(st, lay, (float *) in, rows, b->col, 0);
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) (rows * pix), st->c_out, (int) kkc,
+					1.0f, b->col, (int) kkc, j->m->params + st->w_off, (int) kkc, 0.0f, out, st->c_out);
+	}
 	nn_bias_relu_rows(out, j->m->params + st->b_off, rows * pix, st->c_out);
+}
+
+/*
+ * Winograd backward of chunk c (images i0 .. i0 + rows) from its masked g:
+ * dM = A g A^T; the input gradient B (dM U) B^T onto gin's images (zeroed
+ * first); the partial dU[xi] = dM[xi]^T V[xi].
+ */
+static void
+wino_backward_chunk(const conv_job *j, int c, int i0, int rows, const float *g, const slot_bufs *b)
+{
+	const nn_stage *st = &j->m->stage[j->s];
+	int			T = (int) (rows * nn_wino_tiles(st)),
+				CI = st->c_in,
+				CO = st->c_out;
+	nn_layout	lay = input_layout(st, j->s);
+
+	nn_wino_output_grad(st, g, rows, b->dcol);
+	if (j->gin)
+	{
+		float	   *gin = j->gin + (size_t) i0 * in_size(st);
+
+		for (int xi = 0; xi < 16; xi++)
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, CI, CO,
+						1.0f, b->dcol + (size_t) xi * T * CO, CO, j->ws->wino + (size_t) xi * CO * CI, CI,
+						0.0f, b->col + (size_t) xi * T * CI, CI);
+		memset(gin, 0, sizeof(float) * (size_t) rows * in_size(st));
+		nn_wino_input_grad(st, &lay, b->col, rows, gin, in_size(st), b->patch);
+	}
+	if (j->want_w)
+	{
+		nn_wino_input(st, &lay, j->in + (size_t) i0 * in_size(st), in_size(st), rows, b->col, b->patch);
+		for (int xi = 0; xi < 16; xi++)
+			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CO, CI, T,
+						1.0f, b->dcol + (size_t) xi * T * CO, CO, b->col + (size_t) xi * T * CI, CI,
+						0.0f, j->ws->wpart + (size_t) c * stage_wpart(st) + (size_t) xi * CO * CI, CI);
+	}
 }
 
 /*
  * Backward of chunk c (images i0 .. i0 + rows) from g = sdelta[s], masked
  * here by the ReLU: its weight gradient g^T im2col(in) into the chunk's
- * partial, and the input gradient col2im(g W) over the chunk's images.
+ * partial, and the input gradient col2im(g W) over the chunk's images (or
+ * the same by Winograd).
  */
 static void
-conv_backward_chunk(const conv_job *j, int c, int i0, int rows, float *col, float *dcol)
+conv_backward_chunk(const conv_job *j, int c, int i0, int rows, const slot_bufs *b)
 {
 	const nn_stage *st = &j->m->stage[j->s];
 	size_t		kkc = (size_t) st->size * st->size * st->c_in;
 	size_t		pix = (size_t) st->h_out * st->w_out;
 	size_t		osz = out_size(st);
 	float	   *g = j->ws->sdelta[j->s] + (size_t) i0 * osz;
-	layout		lay = input_layout(st, j->s);
+	nn_layout	lay = input_layout(st, j->s);
 
 	nn_relu_mask_serial(g, j->ws->sact[j->s] + (size_t) i0 * osz, (size_t) rows * osz);
+	if (nn_wino_applies(st))
+	{
+		wino_backward_chunk(j, c, i0, rows, g, b);
+		return;
+	}
 	if (j->want_w)
 	{
-		im2col_xfer(st, lay, (float *) (j->in + (size_t) i0 * in_size(st)), rows, col, 0);
+		im2col_xfer(st, lay, (float *) (j->in + (size_t) i0 * in_size(st)), rows, b->col, 0);
 		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, st->c_out, (int) kkc, (int) (rows * pix),
-					1.0f, g, st->c_out, col, (int) kkc,
-					0.0f, j->ws->wpart + (size_t) c * st->c_out * kkc, (int) kkc);
+					1.0f, g, st->c_out, b->col, (int) kkc,
+					0.0f, j->ws->wpart + (size_t) c * stage_wpart(st), (int) kkc);
 	}
 	if (j->gin)
 	{
 		float	   *gin = j->gin + (size_t) i0 * in_size(st);
 
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) (rows * pix), (int) kkc, st->c_out,
-					1.0f, g, st->c_out, j->m->params + st->w_off, (int) kkc, 0.0f, dcol, (int) kkc);
+					1.0f, g, st->c_out, j->m->params + st->w_off, (int) kkc, 0.0f, b->dcol, (int) kkc);
 		memset(gin, 0, sizeof(float) * (size_t) rows * in_size(st));
-		im2col_xfer(st, lay, gin, rows, dcol, 1);
+		im2col_xfer(st, lay, gin, rows, b->dcol, 1);
 	}
 }
 
@@ -279,18 +382,24 @@ conv_parts(void *arg, size_t lo, size_t hi)
 	const conv_job *j = arg;
 	int			R = j->ws->col_rows,
 				chunks = (j->n + R - 1) / R;
-	size_t		slot = (size_t) R * nn_im2col_per_row(j->m->n_stages, j->m->stage);
+	size_t		slot = (size_t) R * nn_im2col_per_row(j->m->n_stages, j->m->stage),
+				wino_u = max_conv_weights(j->m->n_stages, j->m->stage, 1);
 
 	for (size_t t = lo; t < hi; t++)
+	{
+		slot_bufs	b = {j->ws->col + t * slot, j->ws->dcol + t * slot,
+		j->ws->wino ? j->ws->wino + 2 * wino_u + t * 16 * max_wino_cin(j->m->n_stages, j->m->stage) : NULL};
+
 		for (int c = (int) (chunks * t / j->parts); c < (int) (chunks * (t + 1) / j->parts); c++)
 		{
 			int			rows = j->n - c * R < R ? j->n - c * R : R;
 
 			if (j->backward)
-				conv_backward_chunk(j, c, c * R, rows, j->ws->col + t * slot, j->ws->dcol + t * slot);
+				conv_backward_chunk(j, c, c * R, rows, &b);
 			else
-				conv_forward_chunk(j, c * R, rows, j->ws->col + t * slot);
+				conv_forward_chunk(j, c * R, rows, &b);
 		}
+	}
 }
 
 /*
@@ -306,6 +415,8 @@ conv_run(conv_job *j)
 				chunks = (j->n + R - 1) / R,
 				saved;
 
+	if (nn_wino_applies(&j->m->stage[j->s]))	/* the transformed filters, for every chunk */
+		nn_wino_filters(&j->m->stage[j->s], j->m->params + j->m->stage[j->s].w_off, j->ws->wino);
 	j->parts = nn_get_threads() < j->ws->col_slots ? nn_get_threads() : j->ws->col_slots;
 	j->parts = j->parts < chunks ? j->parts : chunks;
 	if (j->parts <= 1)
@@ -369,7 +480,7 @@ pool_fold(const float *restrict img, size_t at, size_t sc, int C, float *restric
 typedef struct pool_job
 {
 	const nn_stage *st;
-	layout		lay;
+	nn_layout	lay;
 	const float *in;			/* forward: the input; backward: the output's gradient */
 	float	   *out;			/* forward: the output; backward: the input's gradient */
 	int		   *idx;
@@ -448,7 +559,8 @@ wsum_range(void *arg, size_t lo, size_t hi)
 /*
  * Convolution backward from g = sdelta[s] (wrt the ReLU output, masked per
  * chunk): the chunks' weight gradients and, if gin, the input gradient; then
- * dW += the chunks' partials in chunk order and db += colsum(g).
+ * dW += the chunks' partials in chunk order (Winograd: dW += G^T (sum of
+ * the partial dU) G) and db += colsum(g).
  */
 static void
 conv_backward(const nn_model *m, nn_workspace *ws, int s, const float *in, int n,
@@ -456,14 +568,19 @@ conv_backward(const nn_model *m, nn_workspace *ws, int s, const float *in, int n
 {
 	const nn_stage *st = &m->stage[s];
 	conv_job	j = {m, ws, s, in, n, 1, grad_params != NULL, gin, 0};
-	size_t		wsize = (size_t) st->c_out * st->size * st->size * st->c_in;
-	wsum_job	w = {ws->wpart, wsize, (n + ws->col_rows - 1) / ws->col_rows, NULL};
+	int			wino = nn_wino_applies(st);
+	wsum_job	w = {ws->wpart, stage_wpart(st), (n + ws->col_rows - 1) / ws->col_rows, NULL};
 
 	conv_run(&j);
 	if (grad_params == NULL)
 		return;
-	w.grad = grad_params + st->w_off;
-	nn_par_for(wsize, NN_PAR_GRAIN_FLOATS / (size_t) w.chunks + 1, wsum_range, &w);
+	/* Winograd: the chunks' dU summed first (after U), then G^T dU G added */
+	w.grad = wino ? ws->wino + w.size : grad_params + st->w_off;
+	if (wino)
+		memset(w.grad, 0, sizeof(float) * w.size);
+	nn_par_for(w.size, NN_PAR_GRAIN_FLOATS / (size_t) w.chunks + 1, wsum_range, &w);
+	if (wino)
+		nn_wino_filters_grad(st, w.grad, grad_params + st->w_off);
 	nn_add_column_sums(ws->sdelta[s], (size_t) n * st->h_out * st->w_out, st->c_out, grad_params + st->b_off);
 }
 
