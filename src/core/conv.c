@@ -403,10 +403,10 @@ conv_parts(void *arg, size_t lo, size_t hi)
 }
 
 /*
- * Run the job's chunks: on this thread with sgemm on OpenBLAS's threads, or
- * split over the core's threads with sgemm on one thread each (OpenBLAS's
- * count restored after).  Each chunk's work is the same either way, and a
- * row's product does not depend on the rows beside it, so the bytes are too.
+ * Run the job's chunks split over the core's threads, each chunk's sgemm on
+ * one OpenBLAS thread (its count restored after): a chunk's work is then the
+ * same on any number of threads, and so are the bytes (OpenBLAS on several
+ * threads may round a product differently than on one).
  */
 static void
 conv_run(conv_job *j)
@@ -419,16 +419,13 @@ conv_run(conv_job *j)
 		nn_wino_filters(&j->m->stage[j->s], j->m->params + j->m->stage[j->s].w_off, j->ws->wino);
 	j->parts = nn_get_threads() < j->ws->col_slots ? nn_get_threads() : j->ws->col_slots;
 	j->parts = j->parts < chunks ? j->parts : chunks;
-	if (j->parts <= 1)
-	{
-		j->parts = 1;
-		conv_parts(j, 0, 1);
-		return;
-	}
+	j->parts = j->parts < 1 ? 1 : j->parts;
 	saved = openblas_get_num_threads();
-	openblas_set_num_threads(1);
+	if (saved != 1)
+		openblas_set_num_threads(1);
 	nn_par_for((size_t) j->parts, 1, conv_parts, j);
-	openblas_set_num_threads(saved);
+	if (saved != 1)
+		openblas_set_num_threads(saved);
 }
 
 /* Convolution forward: out = ReLU(im2col(in) W^T + b), chunk by chunk. */

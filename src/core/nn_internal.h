@@ -126,7 +126,6 @@ typedef struct nn_layout
  * filters, inputs and outputs and their transposes (winograd.c; conv.c
  * runs the products).
  */
-void		nn_wino_set_enabled(int on);
 int			nn_wino_fits(const nn_stage *st);
 int			nn_wino_applies(const nn_stage *st);
 size_t		nn_wino_tiles(const nn_stage *st);
