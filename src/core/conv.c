@@ -420,12 +420,9 @@ conv_run(conv_job *j)
 	j->parts = nn_get_threads() < j->ws->col_slots ? nn_get_threads() : j->ws->col_slots;
 	j->parts = j->parts < chunks ? j->parts : chunks;
 	j->parts = j->parts < 1 ? 1 : j->parts;
-	saved = openblas_get_num_threads();
-	if (saved != 1)
-		openblas_set_num_threads(1);
+	saved = nn_blas_single_begin();	/* nn_forward / nn_backward have done so already */
 	nn_par_for((size_t) j->parts, 1, conv_parts, j);
-	if (saved != 1)
-		openblas_set_num_threads(saved);
+	nn_blas_single_end(saved);
 }
 
 /* Convolution forward: out = ReLU(im2col(in) W^T + b), chunk by chunk. */

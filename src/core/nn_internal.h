@@ -14,6 +14,7 @@
  *   layers.c      workspace, forward and backward passes (the sgemm calls)
  *   arch.c        layer lists: checking them against an input shape, convolutional models
  *   conv.c        convolution and max-pool stages: im2col + sgemm, forward and backward
+ *   gemm_split.c  a CNN's products on the core's threads, OpenBLAS on one
  *   winograd.c    Winograd F(2x2, 3x3) transforms for conv.c's 3 x 3 convolutions
  *   classify.c    softmax cross-entropy, predictions, accuracy
  *   optim.c       SGD and Adam (scalar, SSE2 and run-time AVX kernels)
@@ -137,6 +138,17 @@ void		nn_wino_input_grad(const nn_stage *st, const nn_layout *lay, const float *
 							   float *gin, size_t img_size, float *patch);
 void		nn_wino_output(const nn_stage *st, const float *M, int rows, float *out);
 void		nn_wino_output_grad(const nn_stage *st, const float *g, int rows, float *dM);
+
+/*
+ * A convolutional model's passes: OpenBLAS on one thread (begin returns the
+ * count end restores) and products split by columns over the core's threads,
+ * cblas_sgemm's arguments with 0/1 for NoTrans/Trans (gemm_split.c).
+ */
+int			nn_blas_single_begin(void);
+void		nn_blas_single_end(int saved);
+void		nn_sgemm_split(int trans_a, int trans_b, int m, int n, int k,
+						   float alpha, const float *a, int lda, const float *b, int ldb,
+						   float beta, float *c, int ldc);
 
 /* Floats of the convolutions' scratch (im2col buffers, weight-gradient partials) (conv.c). */
 size_t		nn_conv_scratch_floats(int n_stages, const nn_stage *stages, int max_batch);
