@@ -107,6 +107,18 @@ max_conv_weights(int n_stages, const nn_stage *stages, int wino)
 	return best;
 }
 
+/* The largest c_out of a conv stage (0: none). */
+static size_t
+max_conv_cout(int n_stages, const nn_stage *stages)
+{
+	size_t		best = 0;
+
+	for (int s = 0; s < n_stages; s++)
+		if (stages[s].kind == NN_STAGE_CONV && (size_t) stages[s].c_out > best)
+			best = stages[s].c_out;
+	return best;
+}
+
 /* The largest c_in of a stage Winograd fits (0: none). */
 static size_t
 max_wino_cin(int n_stages, const nn_stage *stages)
@@ -149,7 +161,8 @@ nn_conv_scratch_floats(int n_stages, const nn_stage *stages, int max_batch)
 
 	conv_chunking(n_stages, stages, max_batch, &chunks, &slots);
 	return 2 * (size_t) slots * nn_im2col_rows(n_stages, stages, max_batch) * nn_im2col_per_row(n_stages, stages) +
-		(size_t) chunks * max_conv_weights(n_stages, stages, 0) + wino_floats(n_stages, stages, slots);
+		(size_t) chunks * (max_conv_weights(n_stages, stages, 0) + max_conv_cout(n_stages, stages)) +
+		wino_floats(n_stages, stages, slots);
 }
 
 /* Allocate the stage outputs, their gradients, pool indices and the convolutions' scratch. */
@@ -179,7 +192,8 @@ nn_stages_workspace(const nn_model *m, nn_workspace *ws, int max_batch)
 		ws->col = nn_alloc_floats(cols);
 		ws->dcol = nn_alloc_floats(cols);
 		ws->wpart = nn_alloc_floats((size_t) chunks * max_conv_weights(m->n_stages, m->stage, 0));
-		if (ws->col == NULL || ws->dcol == NULL || ws->wpart == NULL)
+		ws->bpart = nn_alloc_floats((size_t) chunks * max_conv_cout(m->n_stages, m->stage));
+		if (ws->col == NULL || ws->dcol == NULL || ws->wpart == NULL || ws->bpart == NULL)
 			return -1;
 	}
 	if (max_wino_cin(m->n_stages, m->stage) > 0 &&
@@ -335,9 +349,23 @@ wino_backward_chunk(const conv_job *j, int c, int i0, int rows, const float *g, 
 	}
 }
 
+/* A chunk's bias gradient: the column sums of g (rows x width), row by row. */
+static void
+chunk_bias_sums(const float *g, size_t rows, int width, float *restrict sums)
+{
+	memset(sums, 0, sizeof(float) * (size_t) width);
+	for (size_t i = 0; i < rows; i++)
+	{
+		const float *restrict row = g + i * width;
+
+		for (int c = 0; c < width; c++)
+			sums[c] += row[c];
+	}
+}
+
 /*
  * Backward of chunk c (images i0 .. i0 + rows) from g = sdelta[s], masked
- * here by the ReLU: its weight gradient g^T im2col(in) into the chunk's
+ * here by the ReLU: its bias gradient (the column sums) and weight gradient g^T im2col(in) into the chunk's
  * partial, and the input gradient col2im(g W) over the chunk's images (or
  * the same by Winograd).
  */
@@ -352,6 +380,8 @@ conv_backward_chunk(const conv_job *j, int c, int i0, int rows, const slot_bufs 
 	nn_layout	lay = input_layout(st, j->s);
 
 	nn_relu_mask_serial(g, j->ws->sact[j->s] + (size_t) i0 * osz, (size_t) rows * osz);
+	if (j->want_w)
+		chunk_bias_sums(g, rows * pix, st->c_out, j->ws->bpart + (size_t) c * st->c_out);
 	if (nn_wino_applies(st))
 	{
 		wino_backward_chunk(j, c, i0, rows, g, b);
@@ -554,7 +584,7 @@ wsum_range(void *arg, size_t lo, size_t hi)
  * Convolution backward from g = sdelta[s] (wrt the ReLU output, masked per
  * chunk): the chunks' weight gradients and, if gin, the input gradient; then
  * dW += the chunks' partials in chunk order (Winograd: dW += G^T (sum of
- * the partial dU) G) and db += colsum(g).
+ * the partial dU) G) and db += the chunks' column sums of g, in chunk order.
  */
 static void
 conv_backward(const nn_model *m, nn_workspace *ws, int s, const float *in, int n,
@@ -575,7 +605,11 @@ conv_backward(const nn_model *m, nn_workspace *ws, int s, const float *in, int n
 	nn_par_for(w.size, NN_PAR_GRAIN_FLOATS / (size_t) w.chunks + 1, wsum_range, &w);
 	if (wino)
 		nn_wino_filters_grad(st, w.grad, grad_params + st->w_off);
-	nn_add_column_sums(ws->sdelta[s], (size_t) n * st->h_out * st->w_out, st->c_out, grad_params + st->b_off);
+	/* the bias: its chunks' sums, in chunk order */
+	w.part = ws->bpart;
+	w.size = st->c_out;
+	w.grad = grad_params + st->b_off;
+	wsum_range(&w, 0, w.size);
 }
 
 /* Max-pool backward of images lo .. hi: each output's gradient goes to the input its max came from. */

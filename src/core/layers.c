@@ -80,6 +80,7 @@ nn_workspace_free(nn_workspace *ws)
 	nn_free_mem(ws->col);
 	nn_free_mem(ws->dcol);
 	nn_free_mem(ws->wpart);
+	nn_free_mem(ws->bpart);
 	nn_free_mem(ws->wino);
 	nn_free_mem(ws->probs);
 	nn_free_mem(ws->ens);

@@ -216,6 +216,7 @@ typedef struct nn_workspace
 	float	   *col;						/* im2col rows of a chunk of images, per thread slot */
 	float	   *dcol;						/* their gradient, per thread slot */
 	float	   *wpart;						/* a conv weight gradient per chunk of a batch */
+	float	   *bpart;						/* a conv bias gradient per chunk of a batch */
 	float	   *wino;						/* Winograd: U, the summed dU, a patch per slot */
 	int			col_rows;					/* images per im2col chunk */
 	int			col_slots;					/* threads with their own col and dcol */
