@@ -17,6 +17,9 @@
 # 2 * 4 241 152 multiply-adds (conv1 225 792, conv2 3 612 672, dense
 # 401 408 and 1 280), the weight gradients as many, the input gradients as
 # many less conv1's (not needed): 24.995 MFLOP, 1 499.7 GFLOP per epoch.
+# That is the direct convolution's count: the core runs conv2 by Winograd
+# F(2x2, 3x3) (16 multiplications per 2 x 2 tile and channel pair, not
+# 36), so its GFLOP/s are effective rates, not the multiplications done.
 #
 # It installs the tree (make install) and starts its server holding
 # /tmp/unlearn-pg.lock, then releases the lock (the server has the library

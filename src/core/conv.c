@@ -349,20 +349,6 @@ wino_backward_chunk(const conv_job *j, int c, int i0, int rows, const float *g, 
 	}
 }
 
-/* A chunk's bias gradient: the column sums of g (rows x width), row by row. */
-static void
-chunk_bias_sums(const float *g, size_t rows, int width, float *restrict sums)
-{
-	memset(sums, 0, sizeof(float) * (size_t) width);
-	for (size_t i = 0; i < rows; i++)
-	{
-		const float *restrict row = g + i * width;
-
-		for (int c = 0; c < width; c++)
-			sums[c] += row[c];
-	}
-}
-
 /*
  * Backward of chunk c (images i0 .. i0 + rows) from g = sdelta[s], masked
  * here by the ReLU: its bias gradient (the column sums) and weight gradient g^T im2col(in) into the chunk's
@@ -380,8 +366,11 @@ conv_backward_chunk(const conv_job *j, int c, int i0, int rows, const slot_bufs 
 	nn_layout	lay = input_layout(st, j->s);
 
 	nn_relu_mask_serial(g, j->ws->sact[j->s] + (size_t) i0 * osz, (size_t) rows * osz);
-	if (j->want_w)
-		chunk_bias_sums(g, rows * pix, st->c_out, j->ws->bpart + (size_t) c * st->c_out);
+	if (j->want_w)				/* the chunk's bias gradient: the column sums of g */
+	{
+		memset(j->ws->bpart + (size_t) c * st->c_out, 0, sizeof(float) * st->c_out);
+		nn_column_sums_serial(g, rows * pix, st->c_out, j->ws->bpart + (size_t) c * st->c_out);
+	}
 	if (nn_wino_applies(st))
 	{
 		wino_backward_chunk(j, c, i0, rows, g, b);
@@ -556,30 +545,6 @@ nn_stages_forward(const nn_model *m, nn_workspace *ws, const float *in, int n)
 	return ws->sact[m->n_stages - 1];
 }
 
-/* Elements lo .. hi of the weight gradient += its chunks' partials, in chunk order. */
-typedef struct wsum_job
-{
-	const float *part;
-	size_t		size;
-	int			chunks;
-	float	   *grad;
-} wsum_job;
-
-static void
-wsum_range(void *arg, size_t lo, size_t hi)
-{
-	const wsum_job *j = arg;
-
-	for (int c = 0; c < j->chunks; c++)
-	{
-		const float *restrict p = j->part + (size_t) c * j->size;
-		float	   *restrict g = j->grad;
-
-		for (size_t k = lo; k < hi; k++)
-			g[k] += p[k];
-	}
-}
-
 /*
  * Convolution backward from g = sdelta[s] (wrt the ReLU output, masked per
  * chunk): the chunks' weight gradients and, if gin, the input gradient; then
@@ -592,24 +557,22 @@ conv_backward(const nn_model *m, nn_workspace *ws, int s, const float *in, int n
 {
 	const nn_stage *st = &m->stage[s];
 	conv_job	j = {m, ws, s, in, n, 1, grad_params != NULL, gin, 0};
-	int			wino = nn_wino_applies(st);
-	wsum_job	w = {ws->wpart, stage_wpart(st), (n + ws->col_rows - 1) / ws->col_rows, NULL};
+	int			wino = nn_wino_applies(st),
+				chunks = (n + ws->col_rows - 1) / ws->col_rows;
+	float	   *dw;
 
 	conv_run(&j);
 	if (grad_params == NULL)
 		return;
-	/* Winograd: the chunks' dU summed first (after U), then G^T dU G added */
-	w.grad = wino ? ws->wino + w.size : grad_params + st->w_off;
+	/* the chunks' partials (rows of wpart) summed in chunk order; Winograd: into dU, then G^T dU G added */
+	dw = wino ? ws->wino + stage_wpart(st) : grad_params + st->w_off;
 	if (wino)
-		memset(w.grad, 0, sizeof(float) * w.size);
-	nn_par_for(w.size, NN_PAR_GRAIN_FLOATS / (size_t) w.chunks + 1, wsum_range, &w);
+		memset(dw, 0, sizeof(float) * stage_wpart(st));
+	nn_add_column_sums(ws->wpart, (size_t) chunks, (int) stage_wpart(st), dw);
 	if (wino)
-		nn_wino_filters_grad(st, w.grad, grad_params + st->w_off);
+		nn_wino_filters_grad(st, dw, grad_params + st->w_off);
 	/* the bias: its chunks' sums, in chunk order */
-	w.part = ws->bpart;
-	w.size = st->c_out;
-	w.grad = grad_params + st->b_off;
-	wsum_range(&w, 0, w.size);
+	nn_column_sums_serial(ws->bpart, (size_t) chunks, st->c_out, grad_params + st->b_off);
 }
 
 /* Max-pool backward of images lo .. hi: each output's gradient goes to the input its max came from. */

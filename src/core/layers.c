@@ -260,6 +260,15 @@ nn_add_column_sums(const float *g, size_t n, int width, float *grad_bias)
 			   column_sums_range, &j);
 }
 
+/* The same on the calling thread only. */
+void
+nn_column_sums_serial(const float *g, size_t n, int width, float *grad_bias)
+{
+	colsum_job	j = {g, n, width, grad_bias};
+
+	column_sums_range(&j, 0, (size_t) width);
+}
+
 /* d/dx = d/dx' / scale for x' = (x - mean) / scale, row by row. */
 static void
 unscale_gradient(float *g, const float *scale, int n, int width)

@@ -104,8 +104,9 @@ void		nn_add_bias_relu(float *out, const float *bias, size_t n, int width);
 /* nn_add_bias_relu on the calling thread only (layers.c). */
 void		nn_bias_relu_rows(float *out, const float *bias, size_t n, int width);
 
-/* Add the column sums of g (n x width) to grad_bias (layers.c). */
+/* Add the column sums of g (n x width) to grad_bias, split by columns; or on the calling thread (layers.c). */
 void		nn_add_column_sums(const float *g, size_t n, int width, float *grad_bias);
+void		nn_column_sums_serial(const float *g, size_t n, int width, float *grad_bias);
 
 /* Zero delta wherever act is not positive: the ReLU's backward (layers.c). */
 void		nn_relu_mask(float *delta, const float *act, size_t count);

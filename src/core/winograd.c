@@ -35,6 +35,32 @@ nn_wino_tiles(const nn_stage *st)
 	return (size_t) ((st->h_out + 1) / 2) * tiles_x(st);
 }
 
+/* What a tile walk hands each tile: the stage, its chunk's buffers and where they sit. */
+typedef struct tile_walk
+{
+	const nn_stage *st;
+	const nn_layout *lay;		/* the input's layout (input transforms) */
+	float	   *img;			/* the chunk's input, its gradient, or its output (HWC) */
+	size_t		img_size;		/* floats of one image of img */
+	float	   *tiles;			/* V, dV, M or dM: [xi][tile][channel] */
+	size_t		xs;				/* stride between the 16 positions of tiles */
+	float	   *patch;			/* scratch: one 4 x 4 x c_in patch */
+} tile_walk;
+
+typedef void (*tile_fn) (const tile_walk *w, float *image, int ty, int tx, size_t t);
+
+/* Call fn on every tile of `rows` images in order (image, tile row, tile column); t counts them. */
+static void
+for_tiles(const tile_walk *w, int rows, tile_fn fn)
+{
+	size_t		t = 0;
+
+	for (int i = 0; i < rows; i++)
+		for (int ty = 0; ty < (w->st->h_out + 1) / 2; ty++)
+			for (int tx = 0; tx < tiles_x(w->st); tx++, t++)
+				fn(w, w->img + (size_t) i * w->img_size, ty, tx, t);
+}
+
 static int	wino_enabled = 1;
 
 /*
@@ -197,6 +223,14 @@ input_tile(const float *restrict p, int C, float *restrict v, size_t xs)
 	}
 }
 
+/* One tile of nn_wino_input: its patch, then B^T d B. */
+static void
+input_walk(const tile_walk *w, float *image, int ty, int tx, size_t t)
+{
+	gather_patch(w->st, w->lay, image, ty, tx, w->patch);
+	input_tile(w->patch, w->st->c_in, w->tiles + t * w->st->c_in, w->xs);
+}
+
 /*
  * V for `rows` images of img (layout lay): V[xi][tile][c]; patch is scratch
  * of 16 x c_in floats.
@@ -205,17 +239,10 @@ void
 nn_wino_input(const nn_stage *st, const nn_layout *lay, const float *img, size_t img_size, int rows,
 			  float *V, float *patch)
 {
-	size_t		T = (size_t) rows * nn_wino_tiles(st),
-				xs = T * st->c_in,
-				t = 0;
+	size_t		T = (size_t) rows * nn_wino_tiles(st);
+	tile_walk	w = {st, lay, (float *) img, img_size, V, T * st->c_in, patch};	/* img only read */
 
-	for (int i = 0; i < rows; i++)
-		for (int ty = 0; ty < (st->h_out + 1) / 2; ty++)
-			for (int tx = 0; tx < tiles_x(st); tx++, t++)
-			{
-				gather_patch(st, lay, img + (size_t) i * img_size, ty, tx, patch);
-				input_tile(patch, st->c_in, V + t * st->c_in, xs);
-			}
+	for_tiles(&w, rows, input_walk);
 }
 
 /* d = B dV B^T of one tile's 16 rows at dv into the patch p ([i][j][c]). */
@@ -271,6 +298,14 @@ scatter_patch(const nn_stage *st, const nn_layout *lay, float *gin, int ty, int 
 		}
 }
 
+/* One tile of nn_wino_input_grad: B dV B^T, added onto the image's gradient. */
+static void
+input_grad_walk(const tile_walk *w, float *image, int ty, int tx, size_t t)
+{
+	input_tile_grad(w->tiles + t * w->st->c_in, w->xs, w->st->c_in, w->patch);
+	scatter_patch(w->st, w->lay, image, ty, tx, w->patch);
+}
+
 /*
  * The input gradient of `rows` images from dV: each tile's B dV B^T added
  * onto gin (zeroed by the caller), tiles in order; patch is scratch.
@@ -279,104 +314,92 @@ void
 nn_wino_input_grad(const nn_stage *st, const nn_layout *lay, const float *dV, int rows,
 				   float *gin, size_t img_size, float *patch)
 {
-	size_t		T = (size_t) rows * nn_wino_tiles(st),
-				xs = T * st->c_in,
-				t = 0;
+	size_t		T = (size_t) rows * nn_wino_tiles(st);
+	tile_walk	w = {st, lay, gin, img_size, (float *) dV, T * st->c_in, patch};	/* dV only read */
 
-	for (int i = 0; i < rows; i++)
-		for (int ty = 0; ty < (st->h_out + 1) / 2; ty++)
-			for (int tx = 0; tx < tiles_x(st); tx++, t++)
-			{
-				input_tile_grad(dV + t * st->c_in, xs, st->c_in, patch);
-				scatter_patch(st, lay, gin + (size_t) i * img_size, ty, tx, patch);
-			}
+	for_tiles(&w, rows, input_grad_walk);
+}
+
+/* Y = A^T M A of one tile into its 2 x 2 outputs at o (those inside the image). */
+static void
+output_walk(const tile_walk *w, float *image, int ty, int tx, size_t t)
+{
+	int			CO = w->st->c_out,
+				W = w->st->w_out,
+				two_y = 2 * ty + 1 < w->st->h_out,
+				two_x = 2 * tx + 1 < W;
+	size_t		xs = w->xs;
+	const float *restrict m = w->tiles + t * CO;
+	float	   *restrict o = image + ((size_t) (2 * ty) * W + 2 * tx) * CO;
+
+	for (int c = 0; c < CO; c++)
+	{
+		float		r[4][2];
+
+		/* rows: M A (4 x 2) */
+		for (int a = 0; a < 4; a++)
+		{
+			r[a][0] = m[(a * 4 + 0) * xs + c] + m[(a * 4 + 1) * xs + c] + m[(a * 4 + 2) * xs + c];
+			r[a][1] = m[(a * 4 + 1) * xs + c] - m[(a * 4 + 2) * xs + c] - m[(a * 4 + 3) * xs + c];
+		}
+		/* columns: A^T (M A) */
+		o[c] = r[0][0] + r[1][0] + r[2][0];
+		if (two_x)
+			o[CO + c] = r[0][1] + r[1][1] + r[2][1];
+		if (two_y)
+			o[(size_t) W * CO + c] = r[1][0] - r[2][0] - r[3][0];
+		if (two_y && two_x)
+			o[(size_t) (W + 1) * CO + c] = r[1][1] - r[2][1] - r[3][1];
+	}
 }
 
 /* Y = A^T M A of every tile into out (HWC, `rows` images), outputs outside the image dropped. */
 void
 nn_wino_output(const nn_stage *st, const float *M, int rows, float *out)
 {
-	int			CO = st->c_out,
-				W = st->w_out;
-	size_t		T = (size_t) rows * nn_wino_tiles(st),
-				xs = T * CO,
-				t = 0;
+	size_t		T = (size_t) rows * nn_wino_tiles(st);
+	tile_walk	w = {st, NULL, out, (size_t) st->h_out * st->w_out * st->c_out, (float *) M, T * st->c_out, NULL};
 
-	for (int i = 0; i < rows; i++)
-		for (int ty = 0; ty < (st->h_out + 1) / 2; ty++)
-			for (int tx = 0; tx < tiles_x(st); tx++, t++)
-			{
-				const float *restrict m = M + t * CO;
-				float	   *restrict o = out + ((size_t) i * st->h_out * W + (size_t) (2 * ty) * W + 2 * tx) * CO;
-				int			two_y = 2 * ty + 1 < st->h_out,
-							two_x = 2 * tx + 1 < W;
+	for_tiles(&w, rows, output_walk);	/* M only read */
+}
 
-				for (int c = 0; c < CO; c++)
-				{
-					float		r[4][2];
+/* dM = A dY A^T of one tile from its 2 x 2 outputs' gradient (zeros outside the image). */
+static void
+output_grad_walk(const tile_walk *w, float *image, int ty, int tx, size_t t)
+{
+	int			CO = w->st->c_out,
+				W = w->st->w_out,
+				two_y = 2 * ty + 1 < w->st->h_out,
+				two_x = 2 * tx + 1 < W;
+	size_t		xs = w->xs;
+	const float *restrict o = image + ((size_t) (2 * ty) * W + 2 * tx) * CO;
+	float	   *restrict m = w->tiles + t * CO;
 
-					/* rows: M A (4 x 2) */
-					for (int a = 0; a < 4; a++)
-					{
-						r[a][0] = m[(a * 4 + 0) * xs + c] + m[(a * 4 + 1) * xs + c] + m[(a * 4 + 2) * xs + c];
-						r[a][1] = m[(a * 4 + 1) * xs + c] - m[(a * 4 + 2) * xs + c] - m[(a * 4 + 3) * xs + c];
-					}
-					/* columns: A^T (M A) */
-					o[c] = r[0][0] + r[1][0] + r[2][0];
-					if (two_x)
-						o[CO + c] = r[0][1] + r[1][1] + r[2][1];
-					if (two_y)
-						o[(size_t) W * CO + c] = r[1][0] - r[2][0] - r[3][0];
-					if (two_y && two_x)
-						o[(size_t) (W + 1) * CO + c] = r[1][1] - r[2][1] - r[3][1];
-				}
-			}
+	for (int c = 0; c < CO; c++)
+	{
+		float		y00 = o[c],
+					y01 = two_x ? o[CO + c] : 0.0f,
+					y10 = two_y ? o[(size_t) W * CO + c] : 0.0f,
+					y11 = two_y && two_x ? o[(size_t) (W + 1) * CO + c] : 0.0f;
+		float		r[4][2] = {{y00, y01}, {y00 + y10, y01 + y11}, {y00 - y10, y01 - y11}, {-y10, -y11}};	/* A dY */
+
+		/* columns: (A dY) A^T */
+		for (int a = 0; a < 4; a++)
+		{
+			m[(a * 4 + 0) * xs + c] = r[a][0];
+			m[(a * 4 + 1) * xs + c] = r[a][0] + r[a][1];
+			m[(a * 4 + 2) * xs + c] = r[a][0] - r[a][1];
+			m[(a * 4 + 3) * xs + c] = -r[a][1];
+		}
+	}
 }
 
 /* dM = A dY A^T of every tile from g (HWC, `rows` images), zeros for outputs outside the image. */
 void
 nn_wino_output_grad(const nn_stage *st, const float *g, int rows, float *dM)
 {
-	int			CO = st->c_out,
-				W = st->w_out;
-	size_t		T = (size_t) rows * nn_wino_tiles(st),
-				xs = T * CO,
-				t = 0;
+	size_t		T = (size_t) rows * nn_wino_tiles(st);
+	tile_walk	w = {st, NULL, (float *) g, (size_t) st->h_out * st->w_out * st->c_out, dM, T * st->c_out, NULL};
 
-	for (int i = 0; i < rows; i++)
-		for (int ty = 0; ty < (st->h_out + 1) / 2; ty++)
-			for (int tx = 0; tx < tiles_x(st); tx++, t++)
-			{
-				const float *restrict o = g + ((size_t) i * st->h_out * W + (size_t) (2 * ty) * W + 2 * tx) * CO;
-				float	   *restrict m = dM + t * CO;
-				int			two_y = 2 * ty + 1 < st->h_out,
-							two_x = 2 * tx + 1 < W;
-
-				for (int c = 0; c < CO; c++)
-				{
-					float		y00 = o[c],
-								y01 = two_x ? o[CO + c] : 0.0f,
-								y10 = two_y ? o[(size_t) W * CO + c] : 0.0f,
-								y11 = two_y && two_x ? o[(size_t) (W + 1) * CO + c] : 0.0f;
-					float		r[4][2];
-
-					/* rows: A dY (4 x 2) */
-					r[0][0] = y00;
-					r[0][1] = y01;
-					r[1][0] = y00 + y10;
-					r[1][1] = y01 + y11;
-					r[2][0] = y00 - y10;
-					r[2][1] = y01 - y11;
-					r[3][0] = -y10;
-					r[3][1] = -y11;
-					/* columns: (A dY) A^T */
-					for (int a = 0; a < 4; a++)
-					{
-						m[(a * 4 + 0) * xs + c] = r[a][0];
-						m[(a * 4 + 1) * xs + c] = r[a][0] + r[a][1];
-						m[(a * 4 + 2) * xs + c] = r[a][0] - r[a][1];
-						m[(a * 4 + 3) * xs + c] = -r[a][1];
-					}
-				}
-			}
+	for_tiles(&w, rows, output_grad_walk);	/* g only read */
 }
