@@ -13,7 +13,7 @@
  *                   [--retrain-seeds 1] [--no-continual] [--max-steps N] [--replay N]
  *                   [--cache /tmp/unlearn_fmnist_mlp.bin] [--data DIR] [--set key=value]...
  *                   [--fset key=value]... [--continual-only] [--cnn] [--train-epochs N]
- *                   [--core-threads N] [--train-seed 42]
+ *                   [--core-threads N] [--train-seed 42] [--no-winograd]
  * --set key=value changes an option of the default method (any float/int
  * field of ul_options, e.g. lr, margin, replay_weight, distill) for tuning;
  * --fset key=value does the same for the faithful methods (e.g. pgd_eps).
@@ -25,6 +25,7 @@
  * sets them apart (1: the loops on one thread, as before they were split).
  * --train-seed N seeds a fresh model's initialisation and shuffling (42;
  * the retrain reference uses it too), e.g. for test accuracy over seeds.
+ * --no-winograd runs the 3 x 3 convolutions by im2col (nn_wino_set_enabled).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -414,6 +415,8 @@ main(int argc, char **argv)
 			if (strcmp(cache, "/tmp/unlearn_fmnist_mlp.bin") == 0)
 				cache = "/tmp/unlearn_fmnist_cnn.bin";
 		}
+		else if (strcmp(a, "--no-winograd") == 0)
+			nn_wino_set_enabled(0);
 		else if (strcmp(a, "--core-threads") == 0)
 			core_threads = atoi(v), i++;
 		else if (strcmp(a, "--train-epochs") == 0)

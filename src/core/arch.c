@@ -149,7 +149,7 @@ nn_plan_layers(const int in_shape[3], int n_specs, const nn_layer_spec *specs,
 		row += 2 * (uint64_t) dims[l];
 	row += (uint64_t) in_shape[0] * in_shape[1] * in_shape[2];	/* the standardised input */
 	*ws_floats = row * (uint64_t) (max_batch > 0 ? max_batch : 1) +
-		2 * (uint64_t) nn_im2col_rows(ns, stages, max_batch) * nn_im2col_per_row(ns, stages);
+		(uint64_t) nn_conv_scratch_floats(ns, stages, max_batch);
 	return 0;
 }
 

@@ -79,6 +79,9 @@ nn_workspace_free(nn_workspace *ws)
 	}
 	nn_free_mem(ws->col);
 	nn_free_mem(ws->dcol);
+	nn_free_mem(ws->wpart);
+	nn_free_mem(ws->bpart);
+	nn_free_mem(ws->wino);
 	nn_free_mem(ws->probs);
 	nn_free_mem(ws->ens);
 	nn_free_mem(ws);
@@ -121,6 +124,15 @@ nn_add_bias_relu(float *out, const float *bias, size_t n, int width)
 	nn_par_for(n, NN_PAR_GRAIN_FLOATS / (size_t) (width > 0 ? width : 1) + 1, bias_relu_range, &j);
 }
 
+/* The same on this thread only (a convolution's chunk, already on one of the core's threads). */
+void
+nn_bias_relu_rows(float *out, const float *bias, size_t n, int width)
+{
+	ew_job		j = {out, bias, width};
+
+	bias_relu_range(&j, 0, n);
+}
+
 /* Add the bias row to every row of out (n x width): the logits layer. */
 static void
 add_bias(float *out, const float *bias, int n, int width)
@@ -132,6 +144,21 @@ add_bias(float *out, const float *bias, int n, int width)
 		for (int j = 0; j < width; j++)
 			row[j] += bias[j];
 	}
+}
+
+/*
+ * A dense layer's product: cblas_sgemm, or on a convolutional model (whose
+ * passes run OpenBLAS on one thread) the same split over the core's threads.
+ */
+static void
+dense_gemm(const nn_model *m, int trans_a, int trans_b, int rows, int cols, int k,
+		   const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)
+{
+	if (m->n_stages > 0)
+		nn_sgemm_split(trans_a, trans_b, rows, cols, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+	else
+		cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+					rows, cols, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
 }
 
 static nn_interrupt_fn interrupt_hook = NULL;
@@ -146,7 +173,8 @@ nn_set_interrupt_hook(nn_interrupt_fn hook)
 /*
  * Forward pass: act[l+1] = act[l] W_l^T + b_l (ReLU on hidden layers), with
  * act[0] = X, or (X - mean) / scale on a standardized model; a
- * convolutional model's dense input is its last stage's output (conv.c).
+ * convolutional model's dense input is its last stage's output (conv.c),
+ * and its products run on the core's threads (gemm_split.c).
  * Returns the logits in ws, or NULL if n exceeds ws->max_batch (or the standardised
  * input's buffer cannot be allocated).
  */
@@ -154,7 +182,8 @@ const float *
 nn_forward(const nn_model *m, nn_workspace *ws, const float *X, int n)
 {
 	const float *in = X;
-	int			L = m->n_layers;
+	int			L = m->n_layers,
+				blas;
 
 	NN_ASSERT(m != NULL && ws != NULL && m->n_layers >= 1 && m->n_layers <= NN_MAX_LAYERS);
 	if (m->n_members > 0)
@@ -173,6 +202,7 @@ nn_forward(const nn_model *m, nn_workspace *ws, const float *X, int n)
 		nn_standardize_rows(m, X, n, ws->act[0]);
 		in = ws->act[0];
 	}
+	blas = m->n_stages > 0 ? nn_blas_single_begin() : 1;
 	if (m->n_stages > 0)
 		in = nn_stages_forward(m, ws, in, n);
 	for (int l = 0; l < L; l++)
@@ -182,15 +212,14 @@ nn_forward(const nn_model *m, nn_workspace *ws, const float *X, int n)
 		float	   *out = ws->act[l + 1];
 
 		if (n > 0)
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, fan_out, fan_in,
-						1.0f, in, fan_in, m->params + m->w_off[l], fan_in,
-						0.0f, out, fan_out);
+			dense_gemm(m, 0, 1, n, fan_out, fan_in, in, fan_in, m->params + m->w_off[l], fan_in, 0.0f, out, fan_out);
 		if (l < L - 1)
 			nn_add_bias_relu(out, m->params + m->b_off[l], (size_t) n, fan_out);
 		else
 			add_bias(out, m->params + m->b_off[l], n, fan_out);
 		in = out;
 	}
+	nn_blas_single_end(blas);
 	return ws->act[L];
 }
 
@@ -231,6 +260,15 @@ nn_add_column_sums(const float *g, size_t n, int width, float *grad_bias)
 			   column_sums_range, &j);
 }
 
+/* The same on the calling thread only. */
+void
+nn_column_sums_serial(const float *g, size_t n, int width, float *grad_bias)
+{
+	colsum_job	j = {g, n, width, grad_bias};
+
+	column_sums_range(&j, 0, (size_t) width);
+}
+
 /* d/dx = d/dx' / scale for x' = (x - mean) / scale, row by row. */
 static void
 unscale_gradient(float *g, const float *scale, int n, int width)
@@ -265,6 +303,15 @@ nn_relu_mask(float *delta, const float *act, size_t count)
 	nn_par_for(count, NN_PAR_GRAIN_FLOATS, relu_mask_range, &j);
 }
 
+/* The same on this thread only. */
+void
+nn_relu_mask_serial(float *delta, const float *act, size_t count)
+{
+	ew_job		j = {delta, act, 0};
+
+	relu_mask_range(&j, 0, count);
+}
+
 /*
  * Backward pass: for each layer from the top, g is the gradient wrt its
  * pre-activation output; dW += g^T in, db += colsum(g), and the gradient wrt
@@ -283,11 +330,13 @@ nn_backward(const nn_model *m, nn_workspace *ws, const float *X, int n,
 	int			L = m->n_layers;
 	const float *x0 = m->standardized ? ws->act[0] : X;	/* what the first layer or stage read */
 	float	   *gstage = m->n_stages > 0 ? ws->sdelta[m->n_stages - 1] : NULL;
+	int			blas;
 
 	NN_ASSERT(m != NULL && ws != NULL && dlogits != NULL);
 	NN_ASSERT(m->n_members == 0);	/* an ensemble is not differentiated */
 	if (n <= 0 || n > ws->max_batch || (grad_params == NULL && grad_input == NULL))
 		return;
+	blas = gstage ? nn_blas_single_begin() : 1;
 	for (int l = L - 1; l >= 0; l--)
 	{
 		int			fan_in = m->dims[l];
@@ -298,23 +347,20 @@ nn_backward(const nn_model *m, nn_workspace *ws, const float *X, int n,
 
 		if (grad_params)
 		{
-			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, fan_out, fan_in, n,
-						1.0f, g, fan_out, in, fan_in,
-						1.0f, grad_params + m->w_off[l], fan_in);
+			dense_gemm(m, 1, 0, fan_out, fan_in, n, g, fan_out, in, fan_in, 1.0f, grad_params + m->w_off[l], fan_in);
 			nn_add_column_sums(g, (size_t) n, fan_out, grad_params + m->b_off[l]);
 		}
 		if (l > 0)
 		{
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, fan_in, fan_out,
-						1.0f, g, fan_out, W, fan_in, 0.0f, ws->delta[l], fan_in);
+			dense_gemm(m, 0, 0, n, fan_in, fan_out, g, fan_out, W, fan_in, 0.0f, ws->delta[l], fan_in);
 			nn_relu_mask(ws->delta[l], ws->act[l], (size_t) n * (size_t) fan_in);
 		}
 		else if (grad_input || gstage)
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, fan_in, fan_out,
-						1.0f, g, fan_out, W, fan_in, 0.0f, gstage ? gstage : grad_input, fan_in);
+			dense_gemm(m, 0, 0, n, fan_in, fan_out, g, fan_out, W, fan_in, 0.0f, gstage ? gstage : grad_input, fan_in);
 	}
 	if (gstage)
 		nn_stages_backward(m, ws, x0, n, grad_params, grad_input);
+	nn_blas_single_end(blas);
 	if (grad_input && m->standardized)
 		unscale_gradient(grad_input, m->scale, n, NN_FEATURES(m));
 }

@@ -180,13 +180,22 @@ void		nn_standardize_rows(const nn_model *m, const float *X, int n, float *out);
 /* ---------- threads ---------- */
 
 /*
- * Threads for the core's element-wise loops (im2col, pooling, ReLU, bias
- * sums, Adam), beside cblas_sgemm's own; default 1.  Process-wide; results
- * are the same bytes for every value (par.c).  The extension sets it to
- * unlearn.threads.
+ * Threads for the core's own work, beside cblas_sgemm's: the element-wise
+ * loops (pooling, ReLU, bias sums, Adam) and the convolutions' chunks (each
+ * thread its chunks' im2col or Winograd transforms and their sgemm on one
+ * OpenBLAS thread); default 1.  Process-wide; results are the same bytes for
+ * every value (par.c, conv.c).  The extension sets it to unlearn.threads.
  */
 void		nn_set_threads(int n);
 int			nn_get_threads(void);
+
+/*
+ * Winograd F(2x2, 3x3) for the 3 x 3 convolutions with more than one input
+ * channel: on (1, the default) or off (0: im2col, as before), for the
+ * comparisons of the unit tests and benchmarks.  Process-wide; set between
+ * calls only (winograd.c).
+ */
+void		nn_wino_set_enabled(int on);
 
 /* ---------- forward / backward on a batch ---------- */
 
@@ -204,9 +213,13 @@ typedef struct nn_workspace
 	float	   *sact[NN_MAX_STAGES];		/* stage outputs: batch x (h_out*w_out*c_out), HWC */
 	float	   *sdelta[NN_MAX_STAGES];		/* gradient wrt each stage's output */
 	int		   *pidx[NN_MAX_STAGES];		/* pools: the input index each output took its max from */
-	float	   *col;						/* im2col rows of a chunk of images */
-	float	   *dcol;						/* their gradient */
+	float	   *col;						/* im2col rows of a chunk of images, per thread slot */
+	float	   *dcol;						/* their gradient, per thread slot */
+	float	   *wpart;						/* a conv weight gradient per chunk of a batch */
+	float	   *bpart;						/* a conv bias gradient per chunk of a batch */
+	float	   *wino;						/* Winograd: U, the summed dU, a patch per slot */
 	int			col_rows;					/* images per im2col chunk */
+	int			col_slots;					/* threads with their own col and dcol */
 	float	   *ens;						/* ensembles only: batch x classes, the members' summed probabilities */
 } nn_workspace;
 

@@ -14,6 +14,8 @@
  *   layers.c      workspace, forward and backward passes (the sgemm calls)
  *   arch.c        layer lists: checking them against an input shape, convolutional models
  *   conv.c        convolution and max-pool stages: im2col + sgemm, forward and backward
+ *   gemm_split.c  a CNN's products on the core's threads, OpenBLAS on one
+ *   winograd.c    Winograd F(2x2, 3x3) transforms for conv.c's 3 x 3 convolutions
  *   classify.c    softmax cross-entropy, predictions, accuracy
  *   optim.c       SGD and Adam (scalar, SSE2 and run-time AVX kernels)
  *   fit.c         nn_train: the mini-batch training loop; nn_stream_*: the same, a chunk at a time
@@ -99,11 +101,58 @@ int			nn_im2col_rows(int n_stages, const nn_stage *stages, int max_batch);
 /* Add the bias row to each of n rows (width wide), then ReLU (layers.c). */
 void		nn_add_bias_relu(float *out, const float *bias, size_t n, int width);
 
-/* Add the column sums of g (n x width) to grad_bias (layers.c). */
+/* nn_add_bias_relu on the calling thread only (layers.c). */
+void		nn_bias_relu_rows(float *out, const float *bias, size_t n, int width);
+
+/* Add the column sums of g (n x width) to grad_bias, split by columns; or on the calling thread (layers.c). */
 void		nn_add_column_sums(const float *g, size_t n, int width, float *grad_bias);
+void		nn_column_sums_serial(const float *g, size_t n, int width, float *grad_bias);
 
 /* Zero delta wherever act is not positive: the ReLU's backward (layers.c). */
 void		nn_relu_mask(float *delta, const float *act, size_t count);
+
+/* nn_relu_mask on the calling thread only (layers.c). */
+void		nn_relu_mask_serial(float *delta, const float *act, size_t count);
+
+/* Where element (c, y, x) of one image sits: c * sc + y * sy + x * sx. */
+typedef struct nn_layout
+{
+	size_t		sc,
+				sy,
+				sx;
+} nn_layout;
+
+/*
+ * Winograd F(2x2, 3x3) for 3 x 3 convolutions with more than one input
+ * channel: whether it applies, tiles per image, and the transforms of the
+ * filters, inputs and outputs and their transposes (winograd.c; conv.c
+ * runs the products).
+ */
+int			nn_wino_fits(const nn_stage *st);
+int			nn_wino_applies(const nn_stage *st);
+size_t		nn_wino_tiles(const nn_stage *st);
+void		nn_wino_filters(const nn_stage *st, const float *w, float *U);
+void		nn_wino_filters_grad(const nn_stage *st, const float *dU, float *grad);
+void		nn_wino_input(const nn_stage *st, const nn_layout *lay, const float *img, size_t img_size,
+						  int rows, float *V, float *patch);
+void		nn_wino_input_grad(const nn_stage *st, const nn_layout *lay, const float *dV, int rows,
+							   float *gin, size_t img_size, float *patch);
+void		nn_wino_output(const nn_stage *st, const float *M, int rows, float *out);
+void		nn_wino_output_grad(const nn_stage *st, const float *g, int rows, float *dM);
+
+/*
+ * A convolutional model's passes: OpenBLAS on one thread (begin returns the
+ * count end restores) and products split by columns over the core's threads,
+ * cblas_sgemm's arguments with 0/1 for NoTrans/Trans (gemm_split.c).
+ */
+int			nn_blas_single_begin(void);
+void		nn_blas_single_end(int saved);
+void		nn_sgemm_split(int trans_a, int trans_b, int m, int n, int k,
+						   float alpha, const float *a, int lda, const float *b, int ldb,
+						   float beta, float *c, int ldc);
+
+/* Floats of the convolutions' scratch (im2col buffers, weight-gradient partials) (conv.c). */
+size_t		nn_conv_scratch_floats(int n_stages, const nn_stage *stages, int max_batch);
 
 /* Allocate a workspace's stage buffers for max_batch rows; 0 or -1 (conv.c). */
 int			nn_stages_workspace(const nn_model *m, nn_workspace *ws, int max_batch);

@@ -3,10 +3,14 @@
  *
  * unlearn.so is preloaded into the postmaster.  OpenBLAS starts its thread
  * pool when it is loaded, and a thread pool in a process that fork()s is a
- * known source of deadlocks, so the library is not linked: the one CBLAS
- * entry point the core uses, cblas_sgemm (see src/core/blas_seam.h), is
- * defined here and forwards to OpenBLAS, which is dlopen()ed the first time a
- * backend or worker computes anything.
+ * known source of deadlocks, so the library is not linked: the entry points
+ * the core uses, cblas_sgemm and OpenBLAS's thread count (see
+ * src/core/blas_seam.h), are defined here and forward to OpenBLAS, which is
+ * dlopen()ed the first time a backend or worker computes anything.  The
+ * core's own threads (src/core/par.c) call cblas_sgemm only after the
+ * backend's thread has loaded the library (conv.c reads the thread count
+ * first), so on them unlearn_blas_ensure_loaded finds it loaded and the
+ * count applied, and neither reports an error nor changes anything.
  */
 #include "postgres.h"
 
@@ -25,10 +29,12 @@ typedef void (*sgemm_fn) (const enum CBLAS_ORDER, const enum CBLAS_TRANSPOSE,
 						  const float *, const blasint, const float, float *,
 						  const blasint);
 typedef void (*set_threads_fn) (int);
+typedef int (*get_threads_fn) (void);
 
 static void *blas_handle = NULL;
 static sgemm_fn p_sgemm;
 static set_threads_fn p_set_threads;
+static get_threads_fn p_get_threads;
 static int	threads_applied = -1;
 
 /* Looks up one symbol of the loaded OpenBLAS or errors. */
@@ -65,6 +71,7 @@ unlearn_blas_ensure_loaded(void)
 					 errhint("Install libopenblas0 (Debian: apt-get install libopenblas-dev).")));
 		p_sgemm = (sgemm_fn) blas_symbol("cblas_sgemm");
 		p_set_threads = (set_threads_fn) blas_symbol("openblas_set_num_threads");
+		p_get_threads = (get_threads_fn) blas_symbol("openblas_get_num_threads");
 	}
 	if (threads_applied != unlearn_threads)
 	{
@@ -84,6 +91,25 @@ cblas_sgemm(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE ta,
 {
 	unlearn_blas_ensure_loaded();
 	p_sgemm(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/* OpenBLAS's thread count, for the core (src/core/blas_seam.h). */
+int
+openblas_get_num_threads(void)
+{
+	unlearn_blas_ensure_loaded();
+	return p_get_threads();
+}
+
+/*
+ * Sets OpenBLAS's thread count for the core, which sets 1 around the sgemm
+ * calls it makes on its own threads and then restores what it read.
+ */
+void
+openblas_set_num_threads(int n)
+{
+	unlearn_blas_ensure_loaded();
+	p_set_threads(n);
 }
 
 /* Core allocation in the current memory context; large blocks allowed. */

@@ -67,6 +67,18 @@ check_int(int *newval, void **extra, GucSource source)
 	return worker_source_ok(source);
 }
 
+/*
+ * unlearn.threads: the numeric core takes the count at once, so workspaces
+ * made before the first product (whose convolutions keep a buffer per
+ * thread) see it; OpenBLAS gets it when it is loaded (blas.c).  Setting the
+ * core's count starts no thread.
+ */
+static void
+assign_threads(int newval, void *extra)
+{
+	nn_set_threads(newval);
+}
+
 /* unlearn.max_training_memory: its range (stream.c), and the worker's source rule. */
 static bool
 check_training_memory(int *newval, void **extra, GucSource source)
@@ -103,7 +115,7 @@ define_run_settings(void)
 							2, 1, 64,
 							PGC_USERSET,
 							0,
-							check_int, NULL, NULL);
+							check_int, assign_threads, NULL);
 
 	DefineCustomIntVariable("unlearn.shard_workers",
 							"Parallel workers that train the shards of a sharded model beside the calling backend.",

@@ -3,7 +3,8 @@
  * errors, the forward pass against a direct (loop) convolution, gradients by
  * finite differences (conv, maxpool, a full CNN, standardised), the v3 byte
  * format, training on small images, PGD, MAS and every unlearning method
- * on a small CNN, and the element-wise loops split over threads (same bytes).
+ * on a small CNN, Winograd against im2col, and the work split over threads
+ * (same bytes).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -319,7 +320,7 @@ UNIT_TEST(cnn_forward_matches_direct_convolution)
 
 /* ---------------------------------------------------------------- gradients */
 
-/* Finite differences of a conv layer (2 input channels, 5 x 5, kernel 3) and the logits. */
+/* Finite differences of a conv layer (2 input channels, 5 x 5, kernel 3: Winograd) and the logits. */
 UNIT_TEST(cnn_gradients_conv)
 {
 	static const int shape[3] = {2, 5, 5};
@@ -329,6 +330,7 @@ UNIT_TEST(cnn_gradients_conv)
 	int			y[4];
 
 	random_rows(4, X, y, 4, 50, 3);
+	CHECK(nn_wino_applies(&m->stage[0]));	/* Winograd, on odd sides */
 	CHECK(check_gradients(m, X, y, 4) == 0);
 	nn_free(m);
 }
@@ -680,6 +682,81 @@ par_mark(void *arg, size_t lo, size_t hi)
 		s->count[i]++;
 }
 
+/* Forward logits and parameter and input gradients of n rows, Winograd on or off. */
+static void
+cnn_pass(nn_model *m, nn_workspace *ws, const float *X, const int *y, int n, int wino,
+		 float *logits, float *g, float *gi)
+{
+	int			C = NN_CLASSES(m);
+	float	   *dl = malloc(sizeof(float) * n * C);
+
+	nn_wino_set_enabled(wino);
+	memcpy(logits, nn_forward(m, ws, X, n), sizeof(float) * n * C);
+	nn_softmax_ce(logits, y, n, C, 1.0f / n, dl, NULL);
+	memset(g, 0, sizeof(float) * m->n_params);
+	nn_backward(m, ws, X, n, dl, g, gi);
+	nn_wino_set_enabled(1);
+	free(dl);
+}
+
+/* The largest |a - b| / (1 + |b|) over n values. */
+static double
+max_rel_diff(const float *a, const float *b, size_t n)
+{
+	double		e = 0.0;
+
+	for (size_t i = 0; i < n; i++)
+		e = fmax(e, fabs(a[i] - b[i]) / (1.0 + fabs(b[i])));
+	return e;
+}
+
+/*
+ * Winograd F(2x2, 3x3) against the im2col path on the same model and rows:
+ * a first convolution on the CHW input (4 channels, 30 x 30, three chunks)
+ * and a second on HWC tiles with odd sides (15 x 15), on one and two threads:
+ * the logits, every parameter gradient and the input gradient agree.
+ */
+UNIT_TEST(cnn_winograd_matches_im2col)
+{
+	static const int shape[3] = {4, 30, 30};
+	nn_layer_spec specs[] = {CONV(8, 3), POOL(2), CONV(6, 3), POOL(3), DENSE(10)};
+	nn_model   *m = cnn_make(shape, 5, specs, 4, 81);
+	int			n = 20,
+				F = 4 * 30 * 30;
+	nn_workspace *ws = nn_workspace_create(m, n);
+	float	   *X = malloc(sizeof(float) * n * F),
+			   *gi[2],
+			   *g[2],
+				z[2][20 * 4];
+	int			y[20];
+
+	random_rows(82, X, y, n, F, 4);
+	CHECK(nn_wino_applies(&m->stage[0]) && nn_wino_applies(&m->stage[2]) && ws->col_rows < n / 2);
+	for (int threads = 1; threads <= 2; threads++)
+	{
+		nn_set_threads(threads);
+		for (int w = 0; w < 2; w++)
+		{
+			g[w] = malloc(sizeof(float) * m->n_params);
+			gi[w] = malloc(sizeof(float) * n * F);
+			cnn_pass(m, ws, X, y, n, w, z[w], g[w], gi[w]);
+		}
+		CHECK(max_rel_diff(z[1], z[0], (size_t) n * 4) < 1e-5);
+		CHECK(max_rel_diff(g[1], g[0], m->n_params) < 1e-5);
+		CHECK(max_rel_diff(gi[1], gi[0], (size_t) n * F) < 1e-5);
+		CHECK(fabs(g[0][m->stage[2].w_off]) + fabs(gi[0][F / 2]) > 1e-6);	/* not trivially zero */
+		for (int w = 0; w < 2; w++)
+		{
+			free(g[w]);
+			free(gi[w]);
+		}
+	}
+	nn_set_threads(1);
+	nn_workspace_free(ws);
+	free(X);
+	nn_free(m);
+}
+
 /* nn_par_for runs every item once, in at most nn_get_threads() ranges of at least grain items. */
 UNIT_TEST(cnn_par_for_covers_once)
 {
@@ -708,17 +785,19 @@ UNIT_TEST(cnn_par_for_covers_once)
 }
 
 /*
- * The element-wise loops split over threads give the same bytes as one
- * thread: a forward and backward pass (parameter and input gradients, every
- * stage large enough to be split) and two epochs of standardised Adam training.
+ * The work split over threads gives the same bytes as one thread: a forward
+ * and backward pass (parameter and input gradients, every stage large
+ * enough to be split, each convolution in several chunks: im2col for the
+ * first, Winograd for the second) and two epochs of standardised Adam
+ * training.
  */
 UNIT_TEST(cnn_threads_same_bytes)
 {
-	static const int shape[3] = {1, 12, 12};
+	static const int shape[3] = {1, 28, 28};
 	static const nn_layer_spec specs[] = {CONV(8, 3), POOL(2), CONV(8, 3), POOL(2), DENSE(256)};
 	int			n = 192,
 				b = 64,
-				F = 144;
+				F = 784;
 	float	   *X = malloc(sizeof(float) * n * F);
 	int		   *y = malloc(sizeof(int) * n);
 	float	   *ref = NULL,
@@ -737,6 +816,7 @@ UNIT_TEST(cnn_threads_same_bytes)
 		nn_train_options o;
 
 		nn_set_threads(threads);
+		CHECK(ws->col_rows < b / 2 && !nn_wino_applies(&m->stage[0]) && nn_wino_applies(&m->stage[2]));
 		nn_forward(m, ws, X, b);
 		nn_softmax_ce(ws->act[m->n_layers], y, b, 4, 1.0f / b, dl, NULL);
 		nn_backward(m, ws, X, b, dl, g, gi);
@@ -787,6 +867,7 @@ const unit_case cnn_tests[] = {
 	UNIT_ENTRY(cnn_mas_per_tensor),
 	UNIT_ENTRY(cnn_every_method_forgets),
 	UNIT_ENTRY(cnn_par_for_covers_once),
+	UNIT_ENTRY(cnn_winograd_matches_im2col),
 	UNIT_ENTRY(cnn_threads_same_bytes),
 	{NULL, NULL}
 };
