@@ -51,10 +51,11 @@ SELECT metrics->'phases' ? 'claim' AS claim, metrics->'phases' ? 'ledger' AS led
 FROM unlearn.versions WHERE model = 'ph' AND version = 4;
 
 -- the warm worker (see docs/how-it-works.md): the run above read its
--- samples from the table and the worker kept them; the next run takes them,
--- checked against the table, and reads only the eighth of each sample it
--- rotates (every remaining row of this small table is in one of the two
--- samples, so the rotated rows are drawn again from those)
+-- samples from the table and the worker kept them; after each commit it
+-- renews an eighth of each sample (the refresh), and the next run takes
+-- them, checked against the table, and reads only what it lacks (every
+-- remaining row of this small table is in one of the two samples, so the
+-- rotated rows are drawn again from those)
 -- (the accuracy guard on, test/regress.conf has it off, so the runs draw
 -- held-out rows too; at 99 points it never refuses a run)
 RESET ROLE;
@@ -71,6 +72,18 @@ DELETE FROM phased WHERE id = 21;
 SELECT unlearn_wait('ph') AS drained;
 DELETE FROM phased WHERE id = 22;
 SELECT unlearn_wait('ph') AS drained;
+-- the refresh after that run's commit reads the table: let it finish first,
+-- so the changes below reach the next run's check whatever the timing
+RESET ROLE;
+DO $$
+BEGIN
+	FOR i IN 1..1000 LOOP
+		EXIT WHEN NOT EXISTS (SELECT FROM pg_stat_activity
+		                       WHERE application_name = 'unlearn worker' AND state = 'active');
+		PERFORM pg_sleep(0.01);
+	END LOOP;
+END $$;
+SET ROLE regress_owner;
 -- rows that leave or change without capture (automatic unlearning off
 -- meanwhile) leave the cached samples: 10 deleted and 5 updated rows are
 -- dropped, and the 5 updated ones read again with their new features
