@@ -21,8 +21,8 @@
 #      model trains and an exact delete retrains only its row's shard.
 # In database upg_new: CREATE EXTENSION unlearn (the default version).  The
 # extension's members (pg_describe_object over pg_depend) and their
-# definitions (function definitions and ACLs, table columns, event
-# triggers) must be identical in both databases.
+# definitions (function definitions and ACLs, table columns with their
+# compression, event triggers) must be identical in both databases.
 #
 # Prints "N passed, M failed" last; exits non-zero if anything failed.
 # Environment: UNLEARN_KEEP_DATA=1 keeps the cluster's data directory.
@@ -64,6 +64,7 @@ SELECT 'function ' || p.oid::regprocedure || ' acl=' || coalesce(p.proacl::text,
 SELECT 'column ' || c.oid::regclass || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
        || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
        || coalesce(' default ' || pg_get_expr(ad.adbin, ad.adrelid), '')
+       || coalesce(' compression ' || nullif(a.attcompression, ''), '')
        || ' acl=' || coalesce(c.relacl::text, '-')
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'unlearn'
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
