@@ -144,17 +144,23 @@ ul_step_check(ul_ctx *c, ul_loop *lp)
 }
 
 /*
- * repair_stop: whether the stop rule is checked at this step (every row
- * beyond the margin, no target row out of its band): at every selection
- * check, and in the first UL_STOP_EARLY steps of the repair phase at the
- * first such step and every UL_STOP_EVERY steps after it.  A small request
- * that hardly moved the held-out rows stops soon after its rows are beyond
- * the margin, not at the next selection.  Not later: a check is a forward
- * pass over the held-out rows (about five steps' worth on Fashion-MNIST),
- * and the long repair phases of larger requests stop at selection checks.
+ * repair_stop: whether the stop rule holds at this step.  It is checked
+ * when every row is beyond the margin and no target row is out of its band:
+ * at every selection check, the held-out rows back to theta0 within their
+ * sampling noise (ul_holdout_repaired); and, in the first UL_STOP_EARLY
+ * steps of the repair phase, at the first such step and every UL_STOP_EVERY
+ * steps after it (the early checks), with no sign of harm at all: their
+ * cross-entropy not above theta0's and no more rows lost than gained.  A
+ * small request that hardly moved the held-out rows stops soon after its
+ * rows are beyond the margin, not at the next selection; the stricter
+ * early test keeps the extra looks from stopping on the noise (each run's
+ * theta0 is the previous version, so a run stopped a standard error worse
+ * hands that on to the next).  Not later: a check is a forward pass over the
+ * held-out rows (about five steps' worth on Fashion-MNIST), and the long
+ * repair phases of larger requests stop at selection checks.
  */
 static int
-ul_stop_check_due(const ul_ctx *c, ul_loop *lp)
+ul_stop_rule_holds(ul_ctx *c, ul_loop *lp)
 {
 	int			selection = (lp->step - lp->first_done) % UL_SELECT_EVERY == 0 || lp->repair_left <= 0 ||
 		lp->step >= lp->cap || lp->select_due;
@@ -164,7 +170,7 @@ ul_stop_check_due(const ul_ctx *c, ul_loop *lp)
 	if (!selection && (lp->step < lp->stop_next || lp->step - lp->first_done >= UL_STOP_EARLY))
 		return 0;
 	lp->stop_next = lp->step + UL_STOP_EVERY;
-	return 1;
+	return ul_holdout_repaired(c, selection ? 1.0 : 0.0);
 }
 
 /*
@@ -175,10 +181,10 @@ ul_stop_check_due(const ul_ctx *c, ul_loop *lp)
  * the replay pull back toward its full weight.  Returns 1 when the loop is
  * done: faithful methods;
  * the default method when the repair phase's stop rule holds (repair_stop):
- * at one of its checks (ul_stop_check_due), every forget and prior row is
- * beyond the margin (and a row with a target loss no further than its
- * band), and the held-out replay rows are repaired (ul_holdout_repaired);
- * that state is the one handed back.
+ * at one of its checks, every forget and prior row is beyond the margin
+ * (and a row with a target loss no further than its band), and the
+ * held-out replay rows are repaired (ul_stop_rule_holds); that state is the
+ * one handed back.
  */
 static int
 ul_step_satisfied(ul_ctx *c, ul_loop *lp)
@@ -204,7 +210,7 @@ ul_step_satisfied(ul_ctx *c, ul_loop *lp)
 		memcpy(lp->snap, c->m->params, bytes);
 		lp->have_snap = 1;
 	}
-	else if (ul_stop_check_due(c, lp) && ul_holdout_repaired(c))
+	else if (ul_stop_rule_holds(c, lp))
 	{
 		memcpy(lp->snap, c->m->params, bytes);
 		lp->have_snap = 1;
