@@ -113,7 +113,7 @@ void		ul_make_guard(ul_ctx *c, int per);
 double		ul_replay_loss(ul_ctx *c);
 void		ul_make_soft_targets(ul_ctx *c, float distill);
 void		ul_holdout_eval(ul_ctx *c, const float *logits, float *ce, int *pred);
-int			ul_holdout_repaired(ul_ctx *c, double noise);
+int			ul_holdout_repaired(ul_ctx *c);
 
 /* ---------- unlearn_anchors.c ---------- */
 void		ul_data_eps(ul_ctx *c, float scale, int steps, float *eps, float *alpha);

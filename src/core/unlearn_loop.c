@@ -21,9 +21,6 @@
 #define UL_ESCALATE_AFTER 1000	/* default method: steps before the replay pull starts to shrink */
 #define UL_ESCALATE_EVERY 200	/* ... and the steps between its halvings */
 #define UL_SELECT_EVERY 20		/* repair steps between model-selection checks */
-#define UL_STOP_EVERY 5			/* repair_stop: steps between the stop rule's checks early in the
-								 * repair phase (its first UL_STOP_EARLY steps) ... */
-#define UL_STOP_EARLY 40		/* ... where small requests end; later only at selection checks */
 #define UL_TARGET_REPAIR_FACTOR 5	/* target rows: the repair phase may last this many times
 									 * repair_steps while it pulls rows back into their band */
 
@@ -43,7 +40,6 @@ typedef struct ul_loop
 	int			select_due;		/* target rows: a selection check waits for a satisfying step */
 	int			n_active;		/* default method: constraint rows inside the margin (latest check) */
 	int			repaired;		/* repair_stop: the repair phase ended on the stop rule */
-	int			stop_next;		/* repair_stop: first step of the next early check */
 	double		best_loss;		/* replay loss of snap */
 	double		t_first;		/* clock when every row was first satisfied */
 	int			aborted;
@@ -144,36 +140,6 @@ ul_step_check(ul_ctx *c, ul_loop *lp)
 }
 
 /*
- * repair_stop: whether the stop rule holds at this step.  It is checked
- * when every row is beyond the margin and no target row is out of its band:
- * at every selection check, the held-out rows back to theta0 within their
- * sampling noise (ul_holdout_repaired); and, in the first UL_STOP_EARLY
- * steps of the repair phase, at the first such step and every UL_STOP_EVERY
- * steps after it (the early checks), with no sign of harm at all: their
- * cross-entropy not above theta0's and no more rows lost than gained.  A
- * small request that hardly moved the held-out rows stops soon after its
- * rows are beyond the margin, not at the next selection; the stricter
- * early test keeps the extra looks from stopping on the noise (each run's
- * theta0 is the previous version, so a run stopped a standard error worse
- * hands that on to the next).  Not later: a check is a forward pass over the
- * held-out rows (about five steps' worth on Fashion-MNIST), and the long
- * repair phases of larger requests stop at selection checks.
- */
-static int
-ul_stop_rule_holds(ul_ctx *c, ul_loop *lp)
-{
-	int			selection = (lp->step - lp->first_done) % UL_SELECT_EVERY == 0 || lp->repair_left <= 0 ||
-		lp->step >= lp->cap || lp->select_due;
-
-	if (c->nh == 0 || lp->n_active > 0 || c->n_pulled > 0)
-		return 0;
-	if (!selection && (lp->step < lp->stop_next || lp->step - lp->first_done >= UL_STOP_EARLY))
-		return 0;
-	lp->stop_next = lp->step + UL_STOP_EVERY;
-	return ul_holdout_repaired(c, selection ? 1.0 : 0.0);
-}
-
-/*
  * Every row is satisfied at this step: note the first such step (switch to
  * the repair lr, let the repair phase take as many steps as the forget phase
  * took); the default method keeps the satisfying state that fits the replay
@@ -181,10 +147,10 @@ ul_stop_rule_holds(ul_ctx *c, ul_loop *lp)
  * the replay pull back toward its full weight.  Returns 1 when the loop is
  * done: faithful methods;
  * the default method when the repair phase's stop rule holds (repair_stop):
- * at one of its checks, every forget and prior row is beyond the margin
- * (and a row with a target loss no further than its band), and the
- * held-out replay rows are repaired (ul_stop_rule_holds); that state is the
- * one handed back.
+ * at a selection check, every forget and prior row is beyond the margin (and
+ * a row with a target loss no further than its band), and the held-out
+ * replay rows are repaired (ul_holdout_repaired); that state is the one
+ * handed back.
  */
 static int
 ul_step_satisfied(ul_ctx *c, ul_loop *lp)
@@ -210,19 +176,19 @@ ul_step_satisfied(ul_ctx *c, ul_loop *lp)
 		memcpy(lp->snap, c->m->params, bytes);
 		lp->have_snap = 1;
 	}
-	else if (ul_stop_rule_holds(c, lp))
-	{
-		memcpy(lp->snap, c->m->params, bytes);
-		lp->have_snap = 1;
-		lp->repaired = 1;
-		return 1;
-	}
 	else if ((lp->step - lp->first_done) % UL_SELECT_EVERY == 0 || lp->repair_left <= 0 ||
 			 lp->step >= lp->cap || lp->select_due)
 	{
 		double		l;
 
 		lp->select_due = 0;
+		if (c->nh > 0 && lp->n_active == 0 && c->n_pulled == 0 && ul_holdout_repaired(c))
+		{
+			memcpy(lp->snap, c->m->params, bytes);
+			lp->have_snap = 1;
+			lp->repaired = 1;
+			return 1;
+		}
 		l = ul_replay_loss(c);
 		/* every row beyond the margin: the replay pull may come back a step */
 		if (lp->n_active == 0)

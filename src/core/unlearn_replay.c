@@ -173,11 +173,10 @@ ul_holdout_eval(ul_ctx *c, const float *logits, float *ce, int *pred)
  *    `gained` the reverse; under "no change" lost - gained has mean 0 and
  *    standard deviation sqrt(lost + gained): lost - gained <= sqrt(lost + gained).
  * No threshold is tuned to a data set: both scales come from the rows
- * themselves.  `noise` scales both allowances: 1 as above, 0 for "no worse
- * at all" (the early checks, see unlearn_loop.c).
+ * themselves.
  */
 int
-ul_holdout_repaired(ul_ctx *c, double noise)
+ul_holdout_repaired(ul_ctx *c)
 {
 	const int  *yh = c->req->replay.y + c->nr;
 	int			lost = 0,
@@ -201,5 +200,5 @@ ul_holdout_repaired(ul_ctx *c, double noise)
 	}
 	mean = sd / c->nh;
 	sem = sqrt(fmax(sd2 / c->nh - mean * mean, 0.0) / (c->nh - 1));
-	return mean <= noise * sem && (double) (lost - gained) <= noise * sqrt((double) (lost + gained));
+	return mean <= sem && (double) (lost - gained) <= sqrt((double) (lost + gained));
 }
