@@ -939,6 +939,8 @@ unlearn_warm_refresh(void)
 		return;
 	}
 	current = e;				/* an error from here empties it (unlearn_warm_abort) */
+	/* tables only, locked to the end: as a run reads them (a view would run its owner's code here) */
+	unlearn_check_table_tree(model->relid, AccessShareLock);
 	unlearn_become_role(model->owner, &saved);
 	rotate_samples(e, model);
 	unlearn_restore_user(&saved);

@@ -509,7 +509,7 @@ process_claimed(const char *name, const int64 *claimed, int n_claimed, UnlearnPh
  * worker's memory: a failure only empties the entry.
  */
 static void
-refresh_warm_samples(void)
+refresh_warm_samples(const char *model)
 {
 	PG_TRY();
 	{
@@ -520,11 +520,7 @@ refresh_warm_samples(void)
 	PG_CATCH();
 	{
 		unlearn_warm_abort();
-		MemoryContextSwitchTo(loop_context);
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		MemoryContextSwitchTo(loop_context);
+		FreeErrorData(abort_step("refreshing the samples of model", model));
 	}
 	PG_END_TRY();
 }
@@ -539,7 +535,7 @@ run_claimed_requests(const char *model, const int64 *claimed, int n_claimed, Unl
 		process_claimed(model, claimed, n_claimed, phases);
 		end_step();
 		unlearn_warm_commit();
-		refresh_warm_samples();
+		refresh_warm_samples(model);
 	}
 	PG_CATCH();
 	{
