@@ -13,7 +13,8 @@
 #
 # ratio = unlearn_rows wall / unlearn_retrain wall of the same repeat.  Also
 # printed: the method each run used (the accuracy guard may replace a run by
-# an exact retrain), steps, test accuracy after each step.  Prints each
+# an exact retrain), steps, test accuracy after each step, and the five
+# largest phases of each unlearn_rows run (versions.metrics->'phases').  Prints each
 # repeat, then mean, sample s.d., min and max of the ratios.
 #
 # Needs: the PG* environment pointing at a database with the extension and
@@ -46,9 +47,14 @@ for ((r = 1; r <= REPEATS; r++)); do
 			cat <<SQL
 SELECT array_agg(id)::text AS ids FROM (SELECT id FROM $TABLE ORDER BY random() LIMIT $k) s \gset
 SELECT clock_timestamp() AS t0 \gset
-SELECT method, steps FROM unlearn_rows('$MODEL', :'ids'::bigint[]) \gset
+SELECT method, steps, version FROM unlearn_rows('$MODEL', :'ids'::bigint[]) \gset
 SELECT 'R|$r|k=$k|' || extract(epoch FROM clock_timestamp() - :'t0'::timestamptz) || '|' || :'method' || '|' || :'steps'
-       || '|' || round((SELECT accuracy FROM unlearn_evaluate('$MODEL', 'fashion_test'))::numeric, 4);
+       || '|' || round((SELECT accuracy FROM unlearn_evaluate('$MODEL', 'fashion_test'))::numeric, 4)
+       || '|' || coalesce((SELECT string_agg(format('%s %s', key, round(value::numeric, 3)), ', '
+                                             ORDER BY value::float8 DESC)
+                             FROM (SELECT key, value FROM unlearn.versions v, jsonb_each_text(v.metrics->'phases')
+                                    WHERE v.model = '$MODEL' AND v.version = :version
+                                    ORDER BY value::float8 DESC LIMIT 5) p), '-');
 SQL
 		done
 		cat <<SQL
@@ -59,7 +65,8 @@ SELECT 'R|$r|retrain|' || extract(epoch FROM clock_timestamp() - :'t0'::timestam
 SQL
 	} >"$work/repeat.sql"
 	"$PSQL" -X -q -v ON_ERROR_STOP=1 -At -f "$work/repeat.sql" | grep '^R|' | tee -a "$work/results" |
-		awk -F'|' '{ printf "  repeat %s  %-8s %7.3f s  method %-8s steps %5s  test accuracy %s\n", $2, $3, $4, $5, $6, $7 }'
+		awk -F'|' '{ printf "  repeat %s  %-8s %7.3f s  method %-8s steps %5s  test accuracy %s%s\n", $2, $3, $4, $5, $6, $7,
+		             ($8 != "" ? "\n      largest phases (s): " $8 : "") }'
 done
 
 echo

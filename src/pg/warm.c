@@ -18,14 +18,17 @@
  *    leave the cache, whether the queue knows of them or not; every cached
  *    id must be in the current manifest, else the entry is emptied;
  *  - the rows the run forgets (or relabels) leave both samples before it;
- *  - a sample above the run's want is trimmed at random, and an eighth of
- *    it more (the rotation, so that no sample is replayed for ever); then
- *    it is topped up with a seeded draw of manifest rows outside both
- *    samples and the forget rows, read from the table like a cold run's;
- *  - after a run's commit, the logits of the version it stored on every
- *    cached row (from a copy of its weights the run kept): the next run's
- *    theta0 soft targets, repair slice and held-out accuracy, without a
- *    forward pass on the request's path.
+ *  - a sample above the run's want is trimmed at random; then it is
+ *    topped up with a seeded draw of manifest rows outside both samples and
+ *    the forget rows, read from the table like a cold run's;
+ *  - after a run's commit, off the next request's path (the refresh): an
+ *    eighth of each sample, chosen at random, makes way for rows drawn
+ *    afresh from the new version's manifest (the rotation, so that no
+ *    sample is replayed for ever), and the logits of the version stored on
+ *    every cached row are computed from a copy of its weights the run kept:
+ *    the next run's theta0 soft targets, repair slice and held-out
+ *    accuracy.  A run whose entry was not refreshed rotates its samples
+ *    itself before the top-up, and computes the logits it lacks.
  *
  * So a warm run's samples are uniform samples of rows the table holds under
  * the run's snapshot, exactly as a cold run's, with the held-out rows never
@@ -93,6 +96,10 @@ struct UnlearnWarm
 				replay;
 	nn_model   *net;			/* the weights of the version a run stored, until its logits are taken */
 	bool		net_fresh;		/* net was kept by the pass being stored */
+	bool		rotated;		/* the refresh renewed an eighth of each sample since the last run */
+	int			want_held,		/* the last run's sample sizes and seed (for the refresh) */
+				want_replay;
+	uint64		seed;
 	MemoryContext cxt;			/* the samples, options and net */
 	uint64		last_used;
 	UnlearnWarm *next;
@@ -100,6 +107,7 @@ struct UnlearnWarm
 
 static UnlearnWarm *entries = NULL;
 static UnlearnWarm *current = NULL; /* the entry of the run in progress */
+static UnlearnWarm *pending = NULL; /* the entry of the run just committed, until its refresh */
 static uint64 warm_clock = 0;
 static MemoryContext warm_parent = NULL;
 
@@ -132,7 +140,7 @@ entry_empty(UnlearnWarm *e)
 	memset(&e->replay, 0, sizeof(e->replay));
 	e->net = NULL;				/* it lived in the context */
 	e->net_fresh = false;
-	e->filled = e->committed = false;
+	e->filled = e->committed = e->rotated = false;
 	e->version = 0;
 	e->stamp = 0;
 }
@@ -161,6 +169,8 @@ entry_free(UnlearnWarm *e)
 	*p = e->next;
 	if (current == e)
 		current = NULL;
+	if (pending == e)
+		pending = NULL;
 	MemoryContextDelete(e->cxt);
 	pfree(e->name);
 	pfree(e);
@@ -231,6 +241,7 @@ unlearn_warm_open(const UnlearnModel *model, const char *auto_options)
 	UnlearnWarm *e;
 
 	Assert(current == NULL);
+	pending = NULL;				/* a refresh not taken is not taken later */
 	if (unlearn_worker_cache_size <= 0)
 	{
 		while (entries)
@@ -329,7 +340,7 @@ take_logits(UnlearnWarm *e)
 	e->net = NULL;
 }
 
-/* The run's transaction committed: the entry holds for the version it stored. */
+/* The run's transaction committed: the entry holds for the version it stored; its refresh is due. */
 void
 unlearn_warm_commit(void)
 {
@@ -339,8 +350,7 @@ unlearn_warm_commit(void)
 		return;
 	current = NULL;
 	e->committed = e->filled;
-	if (e->committed && e->net)
-		take_logits(e);
+	pending = e->committed && e->net ? e : NULL;
 	enforce_size();
 }
 
@@ -639,7 +649,8 @@ taken_ids(const UnlearnWarm *e, const UnlearnData *forget, int64 *n_out)
 		memcpy(ids, e->held.ids, sizeof(int64) * e->held.n);
 	if (e->replay.n > 0)
 		memcpy(ids + e->held.n, e->replay.ids, sizeof(int64) * e->replay.n);
-	memcpy(ids + e->held.n + e->replay.n, forget->ids, sizeof(int64) * forget->n);
+	if (forget->n > 0)
+		memcpy(ids + e->held.n + e->replay.n, forget->ids, sizeof(int64) * forget->n);
 	qsort(ids, n, sizeof(int64), unlearn_cmp_int64);
 	*n_out = n;
 	return ids;
@@ -813,9 +824,10 @@ fill_cold(UnlearnWarm *e, const UnlearnModel *model, const int64 *manifest, int6
 
 /*
  * Steps 2 and 3 of a warm run: each sample trimmed to its want at random,
- * less the 1 / WARM_ROTATE of its rows that make way for new ones, then
- * topped up (the held-out sample first, so replay draws stay outside it);
- * false when the rows read cannot be stamped.
+ * less the 1 / WARM_ROTATE of its rows that make way for new ones unless
+ * the refresh renewed them already, then topped up (the held-out sample
+ * first, so replay draws stay outside it); false when the rows read cannot
+ * be stamped.
  */
 static bool
 patch_samples(UnlearnWarm *e, const UnlearnModel *model, const int64 *manifest, int64 n_manifest,
@@ -824,8 +836,9 @@ patch_samples(UnlearnWarm *e, const UnlearnModel *model, const int64 *manifest, 
 {
 	/* a fresh draw each version: the pool changed, and a repeated seed would favour the same rows */
 	uint64		draw = seed ^ ((uint64) model->version * UINT64CONST(0x9e3779b97f4a7c15));
+	int			rotate = e->rotated ? 0 : WARM_ROTATE;
 
-	sample_trim(e, &e->held, Min((int64) want_held_out, e->held.n) - e->held.n / WARM_ROTATE, draw);
+	sample_trim(e, &e->held, Min((int64) want_held_out, e->held.n) - (rotate ? e->held.n / rotate : 0), draw);
 	if (!sample_top_up(e, &e->held, model, manifest, n_manifest, forget, want_held_out - e->held.n,
 					   draw ^ UNLEARN_HELD_OUT_SEED, &report->read))
 		return false;
@@ -833,7 +846,8 @@ patch_samples(UnlearnWarm *e, const UnlearnModel *model, const int64 *manifest, 
 	if (e->held.n < want_held_out)
 		sample_move(e, &e->replay, &e->held, want_held_out - e->held.n, draw);
 	unlearn_phase_end(phases, "read_held_out");
-	sample_trim(e, &e->replay, Min((int64) want_replay, e->replay.n) - e->replay.n / WARM_ROTATE, draw ^ 1);
+	sample_trim(e, &e->replay, Min((int64) want_replay, e->replay.n) - (rotate ? e->replay.n / rotate : 0),
+				draw ^ 1);
 	if (!sample_top_up(e, &e->replay, model, manifest, n_manifest, forget, want_replay - e->replay.n,
 					   draw, &report->read))
 		return false;
@@ -851,12 +865,16 @@ unlearn_warm_samples(UnlearnWarm *w, const UnlearnModel *model, const int64 *man
 	Assert(w == current && w != NULL);
 	Assert(w->n_features == model->n_features);
 	memset(report, 0, sizeof(*report));
+	w->want_held = want_held_out;
+	w->want_replay = want_replay;
+	w->seed = seed;
 	if (w->filled && w->version == model->version && w->stamp == model->version_stamp &&
 		check_cached(w, model, manifest, n_manifest, forget, &report->dropped) &&
 		patch_samples(w, model, manifest, n_manifest, forget, want_held_out, want_replay, seed,
 					  phases, report))
 	{
 		report->cached = true;
+		w->rotated = false;		/* the next run rotates unless a refresh does it first */
 		sample_view(w, &w->held, held_out);
 		sample_view(w, &w->replay, replay);
 		return;
@@ -865,4 +883,69 @@ unlearn_warm_samples(UnlearnWarm *w, const UnlearnModel *model, const int64 *man
 	memset(report, 0, sizeof(*report));
 	fill_cold(w, model, manifest, n_manifest, forget, want_held_out, want_replay, seed, phases,
 			  held_out, replay, report);
+}
+
+/* ------------------------------------------------------------------ the refresh */
+
+/*
+ * The rotation after a commit: 1 / WARM_ROTATE of each sample, at random
+ * (seeded by the run's seed and the new version), makes way for rows drawn
+ * afresh from the new version's manifest outside both samples; the entry is
+ * emptied when the rows read cannot be stamped.
+ */
+static void
+rotate_samples(UnlearnWarm *e, const UnlearnModel *model)
+{
+	int64		n_manifest;
+	int64	   *manifest = unlearn_load_manifest(model, model->version, &n_manifest);
+	uint64		draw = e->seed ^ ((uint64) model->version * UINT64CONST(0x9e3779b97f4a7c15)) ^
+		UINT64CONST(0x726f74617465);	/* "rotate" */
+	UnlearnData none;
+	int64		read = 0;
+
+	memset(&none, 0, sizeof(none));
+	none.n_features = e->n_features;
+	sample_trim(e, &e->held, e->held.n - e->held.n / WARM_ROTATE, draw);
+	sample_trim(e, &e->replay, e->replay.n - e->replay.n / WARM_ROTATE, draw ^ 1);
+	if (!sample_top_up(e, &e->held, model, manifest, n_manifest, &none, e->want_held - e->held.n,
+					   draw ^ UNLEARN_HELD_OUT_SEED, &read) ||
+		!sample_top_up(e, &e->replay, model, manifest, n_manifest, &none, e->want_replay - e->replay.n,
+					   draw, &read))
+	{
+		entry_empty(e);
+		return;
+	}
+	e->rotated = true;
+}
+
+/* After a run's commit: the rotation and the stored version's logits, off the next request's path (see warm.h). */
+void
+unlearn_warm_refresh(void)
+{
+	UnlearnWarm *e = pending;
+	UnlearnModel *model;
+	UnlearnCatalogUser saved;
+
+	if (e == NULL)
+		return;
+	Assert(current == NULL);
+	pending = NULL;
+	model = unlearn_model_lookup(e->name, true);
+	/* a version made since by anyone else, a new model of the name: the entry would not hold */
+	if (model == NULL || !e->committed || model->version != e->version || model->version_stamp != e->stamp ||
+		model->relid != e->relid || model->owner != e->owner)
+	{
+		entry_free(e);
+		return;
+	}
+	current = e;				/* an error from here empties it (unlearn_warm_abort) */
+	/* tables only, locked to the end: as a run reads them (a view would run its owner's code here) */
+	unlearn_check_table_tree(model->relid, AccessShareLock);
+	unlearn_become_role(model->owner, &saved);
+	rotate_samples(e, model);
+	unlearn_restore_user(&saved);
+	if (e->filled && e->net)
+		take_logits(e);
+	current = NULL;
+	enforce_size();
 }

@@ -69,12 +69,20 @@ void		unlearn_warm_keep_net(UnlearnWarm *w, const nn_model *net);
 void		unlearn_warm_stored(UnlearnWarm *w, const UnlearnModel *model);
 
 /*
- * The run's transaction committed (the entry becomes valid; the logits of
- * the version stored are computed now, off the next request's path) or
- * failed (it is emptied).
+ * The run's transaction committed (the entry becomes valid, its refresh
+ * due) or failed (it is emptied).
  */
 void		unlearn_warm_commit(void);
 void		unlearn_warm_abort(void);
+
+/*
+ * After a commit, off the next request's path: an eighth of each sample of
+ * the entry just committed renewed from the new version's manifest, and the
+ * stored version's logits on every row.  Caller: in a transaction of its
+ * own, connected to SPI, under a snapshot; an error leaves the entry to
+ * unlearn_warm_abort.  Nothing to do when no run committed since.
+ */
+void		unlearn_warm_refresh(void);
 
 /* Frees the entries of models that are gone or have a version the worker did not make (SPI connected). */
 void		unlearn_warm_prune(void);

@@ -503,6 +503,28 @@ process_claimed(const char *name, const int64 *claimed, int n_claimed, UnlearnPh
 	unlearn_restore_user(&as_owner);
 }
 
+/*
+ * After a run's commit, in a transaction of its own: the warm samples'
+ * refresh (warm.c), off the next request's path.  It changes nothing but the
+ * worker's memory: a failure only empties the entry.
+ */
+static void
+refresh_warm_samples(const char *model)
+{
+	PG_TRY();
+	{
+		begin_step();
+		unlearn_warm_refresh();
+		end_step();
+	}
+	PG_CATCH();
+	{
+		unlearn_warm_abort();
+		FreeErrorData(abort_step("refreshing the samples of model", model));
+	}
+	PG_END_TRY();
+}
+
 /* Runs claimed requests in their own transaction; a failure is recorded, not raised. */
 static void
 run_claimed_requests(const char *model, const int64 *claimed, int n_claimed, UnlearnPhases *phases)
@@ -513,6 +535,7 @@ run_claimed_requests(const char *model, const int64 *claimed, int n_claimed, Unl
 		process_claimed(model, claimed, n_claimed, phases);
 		end_step();
 		unlearn_warm_commit();
+		refresh_warm_samples(model);
 	}
 	PG_CATCH();
 	{

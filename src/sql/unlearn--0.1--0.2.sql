@@ -279,3 +279,19 @@ COMMENT ON COLUMN unlearn.forgotten.target_loss IS
 ALTER TABLE unlearn.manifests ADD COLUMN shards smallint[];
 COMMENT ON COLUMN unlearn.manifests.shards IS
 	'sharded by partition: the shard of each id of ids, in their order; NULL otherwise';
+
+------------------------------------------------------------------------------
+-- Manifests compressed with lz4, where the server was built with it: every
+-- new version stores the ids of the rows it learned, and pglz took 30-50 ms
+-- to compress the 60 000 sorted ids of a Fashion-MNIST manifest, on the path
+-- from a DELETE's COMMIT to its version (lz4: under 1 ms, 23 % larger).  A
+-- server without lz4 keeps pglz.
+------------------------------------------------------------------------------
+DO $$
+BEGIN
+	ALTER TABLE unlearn.manifests ALTER COLUMN ids SET COMPRESSION lz4;
+	ALTER TABLE unlearn.manifests ALTER COLUMN shards SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN
+	NULL;
+END
+$$;

@@ -21,8 +21,8 @@
 #      model trains and an exact delete retrains only its row's shard.
 # In database upg_new: CREATE EXTENSION unlearn (the default version).  The
 # extension's members (pg_describe_object over pg_depend) and their
-# definitions (function definitions and ACLs, table columns, event
-# triggers) must be identical in both databases.
+# definitions (function definitions and ACLs, table columns with their
+# compression, event triggers) must be identical in both databases.
 #
 # Prints "N passed, M failed" last; exits non-zero if anything failed.
 # Environment: UNLEARN_KEEP_DATA=1 keeps the cluster's data directory.
@@ -64,6 +64,7 @@ SELECT 'function ' || p.oid::regprocedure || ' acl=' || coalesce(p.proacl::text,
 SELECT 'column ' || c.oid::regclass || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
        || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
        || coalesce(' default ' || pg_get_expr(ad.adbin, ad.adrelid), '')
+       || coalesce(' compression ' || nullif(a.attcompression::text, ''), '')
        || ' acl=' || coalesce(c.relacl::text, '-')
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'unlearn'
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -173,6 +174,9 @@ check "an exact delete retrains only the shard of its row (unlearn_shard)" "t" \
 check "the manifests gain shards, NULL for every version so far (versions|with shards)" \
 	"$(q "$OLD" "SELECT count(*) FROM unlearn.versions")|0" \
 	"$(q "$OLD" "SELECT count(*), count(shards) FROM unlearn.manifests")"
+check "the manifests' ids and shards are compressed with lz4 after the update (ids|shards)" "l|l" \
+	"$(q "$OLD" "SELECT string_agg(attcompression::text, '|' ORDER BY attname) FROM pg_attribute
+	             WHERE attrelid = 'unlearn.manifests'::regclass AND attname IN ('ids', 'shards')")"
 q "$OLD" "CREATE TABLE ul_parts (id bigint, features real[], label int) PARTITION BY RANGE (id);
           CREATE TABLE ul_parts_a PARTITION OF ul_parts FOR VALUES FROM (MINVALUE) TO (100);
           CREATE TABLE ul_parts_b PARTITION OF ul_parts FOR VALUES FROM (100) TO (MAXVALUE);
