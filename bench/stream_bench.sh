@@ -11,14 +11,17 @@
 #
 # Configurations (everything else at the server's defaults):
 #   a   unlearn.feature_retention = 0 (the default), consolidation on
-#       (unlearn.consolidate_after = 0.01, the default)
+#       (the defaults: unlearn.consolidate_after = 0.01, consolidate_drop = 0
+#       (STREAM_CONSOLIDATE_DROP sets it for a and b),
+#       consolidate_idle = 60 s)
 #   b   unlearn.feature_retention = 3600 (copies kept: later runs keep
 #       earlier rows misclassified)
-#   c   as a, with unlearn.consolidate_after = 0 (no consolidation: the
-#       issue's baseline)
+#   c   as a, with unlearn.consolidate_after = 0, consolidate_drop = 0 and
+#       consolidate_idle = 0 (no consolidation: the issue's baseline)
 #
 # Steps: builds the tree (make -s) outside the lock; then, holding
-# /tmp/unlearn-pg.lock for the rest (the installed extension is shared):
+# /tmp/unlearn-pg.lock until the server has started (the installed extension
+# is shared; the server preloads it at start):
 # make -s install, a throwaway server "stream" (test/lib_server.sh) made
 # durable (fsync, synchronous_commit and full_page_writes on), CREATE
 # EXTENSION, Fashion-MNIST (bench/load_fashion.sh).  For each configuration,
@@ -35,7 +38,10 @@
 #      fashion_test);
 #   4. pgbench -n -M prepared -c 2 -j 2 -R 20 -T 90 (-R is the total rate);
 #   5. unlearn_wait for the queue to drain (STREAM_DRAIN_TIMEOUT);
-#   6. the figures (below).
+#   6. the figures (below), "drained";
+#   7. with consolidate_idle on (a, b): waits for the worker's consolidation
+#      once the stream has paused (the current version exact, at most
+#      STREAM_SETTLE_TIMEOUT s), and the figures again, "settled".
 # At exit (also on failure or ^C) the server is stopped and the lock released.
 #
 # Figures, per configuration:
@@ -86,6 +92,7 @@ CLIENTS=${STREAM_CLIENTS:-2}
 HIDDEN=${STREAM_HIDDEN:-'{256}'}
 EPOCHS=${STREAM_EPOCHS:-10}
 DRAIN_TIMEOUT=${STREAM_DRAIN_TIMEOUT:-900}
+SETTLE_TIMEOUT=${STREAM_SETTLE_TIMEOUT:-300}
 LOCK_WAIT=${STREAM_LOCK_WAIT:-1800}
 OUT=${STREAM_OUT:-/tmp/unlearn-stream-bench}
 LOCK=/tmp/unlearn-pg.lock
@@ -121,9 +128,7 @@ release() {
 	if [ -n "$bench_pid" ]; then kill "$bench_pid" 2>/dev/null || true; wait "$bench_pid" 2>/dev/null || true; fi
 	if [ "$rc" -ne 0 ]; then unlearn_server_log_tail 30; fi
 	unlearn_server_stop || rc=1
-	flock -u 9
 	exec 9>&-
-	echo "stream_bench: lock released after $(since "$t_lock") s"
 	exit "$rc"
 }
 trap release EXIT
@@ -131,6 +136,9 @@ trap 'exit 130' INT TERM
 
 make -s -C "$root" install >/dev/null
 unlearn_server_start stream 'fsync = on' 'synchronous_commit = on' 'full_page_writes = on'
+# the server preloaded the library at its start: others may install theirs from here on
+flock -u 9
+echo "stream_bench: lock released after install and server start ($(since "$t_lock") s)"
 q() { upsql -q -At -c "$1"; }
 q "CREATE EXTENSION unlearn"
 "$here/load_fashion.sh"
@@ -153,69 +161,9 @@ lat_pct() {
 	             FROM unlearn.requests WHERE model = '$1' AND state = 'done') s"
 }
 
-run_config() {
-	local cfg=$1 model=stream_$1 retention=0 consolidate=0.01
-	case $cfg in b) retention=3600 ;; c) consolidate=0 ;; esac
-	echo
-	echo "== configuration $cfg: unlearn.feature_retention = $retention, unlearn.consolidate_after = $consolidate" \
-		"(load $(cut -d' ' -f1-3 /proc/loadavg))"
-
-	q "ALTER SYSTEM SET unlearn.feature_retention = $retention"
-	q "ALTER SYSTEM SET unlearn.consolidate_after = $consolidate"
-	q "SELECT pg_reload_conf()" >/dev/null
-	sleep 1
-	q "SET client_min_messages = warning; DROP TABLE IF EXISTS $TABLE, $PLAN; DROP SEQUENCE IF EXISTS stream_seq"
-	q "CREATE TABLE $TABLE AS SELECT * FROM fashion_train"
-	q "ALTER TABLE $TABLE ADD PRIMARY KEY (id)"
-	q "CREATE TABLE $PLAN AS SELECT row_number() OVER (ORDER BY md5('stream' || id), id) AS n, id, pixels, label
-	     FROM $TABLE ORDER BY 1 LIMIT $PLAN_ROWS"
-	q "ALTER TABLE $PLAN ADD PRIMARY KEY (n)"
-	q "CREATE SEQUENCE stream_seq"
-	q "VACUUM ANALYZE $TABLE" && q "VACUUM ANALYZE $PLAN"
-
-	local train acc0
-	train=$(q "SELECT rows || ' rows, train accuracy ' || round(train_accuracy::numeric, 4) || ', ' || round(seconds::numeric, 1) || ' s'
-	             FROM unlearn_train('$model', '$TABLE', 'id', 'pixels', 'label', hidden => '$HIDDEN', epochs => $EPOCHS,
-	                                options => '{\"seed\": 42}')")
-	acc0=$(q "SELECT round(100 * accuracy::numeric, 2) FROM unlearn_evaluate('$model', 'fashion_test')")
-	echo "  model $model ($HIDDEN, $EPOCHS epochs): $train; test accuracy $acc0 %;" \
-		"worker sees retention $(q "SHOW unlearn.feature_retention"), consolidate_after $(q "SHOW unlearn.consolidate_after")"
-	q "CHECKPOINT"
-
-	local log_from wpid0 cpu0 load1 t_stream rc
-	log_from=$(($(stat -c %s "$UNLEARN_SERVER_LOG") + 1))
-	wpid0=$(worker_pid)
-	cpu0=$(cpu_of "$wpid0" || true)
-	load1=$(cut -d' ' -f1 /proc/loadavg)
-	t_stream=$(now)
-	echo "  stream: pgbench -n -M prepared -c $CLIENTS -j $CLIENTS -R $RATE -T $DURATION (load at start $load1)"
-	"$PGBENCH" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -R "$RATE" -T "$DURATION" -f "$OUT/delete.sql" \
-		>"$OUT/pgbench_$cfg.out" 2>&1 &
-	bench_pid=$!
-	rc=0
-	wait "$bench_pid" || rc=$?
-	bench_pid=
-	if [ "$rc" -ne 0 ]; then cat "$OUT/pgbench_$cfg.out" >&2; return 1; fi
-	local stream_s t_drain drained drain_s wpid1 cpu
-	stream_s=$(since "$t_stream")
-	grep -E '^(number of transactions actually processed|latency average|rate limit schedule lag|tps)' \
-		"$OUT/pgbench_$cfg.out" | sed 's/^/    pgbench: /'
-	t_drain=$(now)
-	drained=$(q "SELECT unlearn_wait('$model', '$DRAIN_TIMEOUT s')")
-	drain_s=$(since "$t_drain")
-	wpid1=$(worker_pid)
-	cpu=
-	if [ -n "$wpid1" ]; then
-		if [ "$wpid1" = "$wpid0" ] && [ -n "$cpu0" ]; then
-			cpu=$(awk -v a="$(cpu_of "$wpid1")" -v b="$cpu0" 'BEGIN { printf "%.1f", a - b }')
-		else
-			cpu=$(cpu_of "$wpid1")
-			# a worker that started before the stream carries earlier work
-			[ "$(q "SELECT backend_start >= to_timestamp($t_stream) FROM pg_stat_activity WHERE pid = $wpid1")" = t ] || cpu="$cpu?"
-		fi
-	fi
-	echo "  drained: $drained after $drain_s s (stream $stream_s s); worker pid $wpid0 -> $wpid1"
-
+# report_state PHASE: the figures of run_config's model now (its locals: model, acc0, ...).
+report_state() {
+	local phase=$1
 	# worker NOTICEs and errors since the stream began
 	local consol fallback errors
 	consol=$(tail -c +"$log_from" "$UNLEARN_SERVER_LOG" | grep -c "consolidating model \"$model\"" || true)
@@ -255,7 +203,9 @@ run_config() {
 	       (SELECT round(sum(coalesce((metrics->>'total_seconds')::numeric, (metrics->>'seconds')::numeric,
 	                                  (metrics->>'load_seconds')::numeric + (metrics->>'train_seconds')::numeric)), 1)
 	          FROM unlearn.versions WHERE model = '$model' AND version > 1),
-	       (SELECT count(*) FROM unlearn.requests WHERE model = '$model' AND state <> 'done'),
+	       (SELECT count(*) FROM unlearn.requests r WHERE r.model = '$model' AND r.state <> 'done'
+	           AND NOT (r.state = 'skipped' AND EXISTS (SELECT 1 FROM unlearn.forgotten f
+	                                                    WHERE f.model = r.model AND f.id = r.id))),
 	       (SELECT v FROM ex))
 	  FROM per")
 	lat="$(lat_pct "$model" 50) / $(lat_pct "$model" 90) / $(lat_pct "$model" 100)"
@@ -267,6 +217,7 @@ run_config() {
 	drop=$(awk -v a="$acc0" -v b="$acc1" 'BEGIN { printf "%.2f", a - b }')
 	if [ "$covered" = "$deleted" ] && [ "$out" = "$deleted" ] && [ "$undone" = 0 ] &&
 		awk -v d="$drop" 'BEGIN { exit !(d <= 2) }'; then met=met; else met="NOT met"; fi
+	echo "  -- $phase ($(date -u +%T), load $(cut -d' ' -f1 /proc/loadavg)):"
 	echo "  test accuracy $acc0 % -> $acc1 % (drop $drop points)"
 	echo "  deleted $deleted rows; out of the current manifest $out; requests not done $undone"
 	echo "  versions $nver: exact $nexact (consolidations $consol, guard fallbacks $fallback), approximate $napprox;" \
@@ -289,21 +240,105 @@ run_config() {
 	     FROM $PLAN p
 	    WHERE NOT EXISTS (SELECT 1 FROM $TABLE t WHERE t.id = p.id)
 	      AND NOT EXISTS (SELECT 1 FROM unlearn.forgotten f WHERE f.model = '$model' AND f.id = p.id) LIMIT 10"
-	local res="$cfg|$retention|$consolidate|$acc0|$acc1|$drop|$deleted|$out|$nver|$nexact|$consol|$fallback|$napprox"
+	local res="$cfg|$phase|$retention|$consolidate|$acc0|$acc1|$drop|$deleted|$out|$nver|$nexact|$consol|$fallback|$napprox"
 	res+="|$(pc "$right" "$deleted")|$(pc "$consolidated" "$deleted")|$(pc "$covered" "$deleted")|$(pc "$lexact" "$deleted")"
 	res+="|$lat|$runs|${cpu:-?}|$drain_s|$load1|$met"
 	echo "$res" >>"$OUT/results.psv"
 	echo "RESULT|$res"
 
+}
+
+run_config() {
+	local cfg=$1 model=stream_$1 retention=0 consolidate=0.01 cdrop=${STREAM_CONSOLIDATE_DROP:-0} cidle=60
+	case $cfg in b) retention=3600 ;; c) consolidate=0 cdrop=0 cidle=0 ;; esac
+	echo
+	echo "== configuration $cfg: unlearn.feature_retention = $retention, unlearn.consolidate_after = $consolidate," \
+		"consolidate_drop = $cdrop, consolidate_idle = $cidle (load $(cut -d' ' -f1-3 /proc/loadavg))"
+
+	q "ALTER SYSTEM SET unlearn.feature_retention = $retention"
+	q "ALTER SYSTEM SET unlearn.consolidate_after = $consolidate"
+	q "ALTER SYSTEM SET unlearn.consolidate_drop = $cdrop"
+	q "ALTER SYSTEM SET unlearn.consolidate_idle = $cidle"
+	q "SELECT pg_reload_conf()" >/dev/null
+	sleep 1
+	q "SET client_min_messages = warning; DROP TABLE IF EXISTS $TABLE, $PLAN; DROP SEQUENCE IF EXISTS stream_seq"
+	q "CREATE TABLE $TABLE AS SELECT * FROM fashion_train"
+	q "ALTER TABLE $TABLE ADD PRIMARY KEY (id)"
+	q "CREATE TABLE $PLAN AS SELECT row_number() OVER (ORDER BY md5('stream' || id), id) AS n, id, pixels, label
+	     FROM $TABLE ORDER BY 1 LIMIT $PLAN_ROWS"
+	q "ALTER TABLE $PLAN ADD PRIMARY KEY (n)"
+	q "CREATE SEQUENCE stream_seq"
+	q "VACUUM ANALYZE $TABLE" && q "VACUUM ANALYZE $PLAN"
+
+	local train acc0
+	train=$(q "SELECT rows || ' rows, train accuracy ' || round(train_accuracy::numeric, 4) || ', ' || round(seconds::numeric, 1) || ' s'
+	             FROM unlearn_train('$model', '$TABLE', 'id', 'pixels', 'label', hidden => '$HIDDEN', epochs => $EPOCHS,
+	                                options => '{\"seed\": 42}')")
+	acc0=$(q "SELECT round(100 * accuracy::numeric, 2) FROM unlearn_evaluate('$model', 'fashion_test')")
+	echo "  model $model ($HIDDEN, $EPOCHS epochs): $train; test accuracy $acc0 %;" \
+		"worker sees retention $(q "SHOW unlearn.feature_retention"), consolidate_after $(q "SHOW unlearn.consolidate_after"),"\
+		"consolidate_drop $(q "SHOW unlearn.consolidate_drop"), consolidate_idle $(q "SHOW unlearn.consolidate_idle")"
+	q "CHECKPOINT"
+
+	local log_from wpid0 cpu0 load1 t_stream rc
+	log_from=$(($(stat -c %s "$UNLEARN_SERVER_LOG") + 1))
+	wpid0=$(worker_pid)
+	cpu0=$(cpu_of "$wpid0" || true)
+	load1=$(cut -d' ' -f1 /proc/loadavg)
+	t_stream=$(now)
+	echo "  stream: pgbench -n -M prepared -c $CLIENTS -j $CLIENTS -R $RATE -T $DURATION (load at start $load1)"
+	"$PGBENCH" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -R "$RATE" -T "$DURATION" -f "$OUT/delete.sql" \
+		>"$OUT/pgbench_$cfg.out" 2>&1 &
+	bench_pid=$!
+	rc=0
+	wait "$bench_pid" || rc=$?
+	bench_pid=
+	if [ "$rc" -ne 0 ]; then cat "$OUT/pgbench_$cfg.out" >&2; return 1; fi
+	local stream_s t_drain drained drain_s wpid1 cpu
+	stream_s=$(since "$t_stream")
+	grep -E '^(number of transactions actually processed|latency average|rate limit schedule lag|tps)' \
+		"$OUT/pgbench_$cfg.out" | sed 's/^/    pgbench: /'
+	t_drain=$(now)
+	drained=$(q "SELECT unlearn_wait('$model', '$DRAIN_TIMEOUT s')")
+	drain_s=$(since "$t_drain")
+	wpid1=$(worker_pid)
+	cpu=
+	if [ -n "$wpid1" ]; then
+		if [ "$wpid1" = "$wpid0" ] && [ -n "$cpu0" ]; then
+			cpu=$(awk -v a="$(cpu_of "$wpid1")" -v b="$cpu0" 'BEGIN { printf "%.1f", a - b }')
+		else
+			cpu=$(cpu_of "$wpid1")
+			# a worker that started before the stream carries earlier work
+			[ "$(q "SELECT backend_start >= to_timestamp($t_stream) FROM pg_stat_activity WHERE pid = $wpid1")" = t ] || cpu="$cpu?"
+		fi
+	fi
+	echo "  drained: $drained after $drain_s s (stream $stream_s s); worker pid $wpid0 -> $wpid1"
+
+	report_state drained
+	if [ "$cidle" -gt 0 ]; then
+		local t_settle settled
+		t_settle=$(now)
+		settled=$(q "DO \$\$ BEGIN
+		               FOR i IN 1..$SETTLE_TIMEOUT * 5 LOOP
+		                 EXIT WHEN (SELECT v.guarantee = 'exact' FROM unlearn.models m JOIN unlearn.versions v
+		                              ON v.model = m.name AND v.version = m.current_version WHERE m.name = '$model');
+		                 PERFORM pg_sleep(0.2);
+		               END LOOP; END \$\$;
+		             SELECT v.guarantee FROM unlearn.models m JOIN unlearn.versions v
+		               ON v.model = m.name AND v.version = m.current_version WHERE m.name = '$model'")
+		echo "  settled: current version $settled after $(since "$t_settle") s more"
+		report_state settled
+	fi
 	q "SELECT unlearn_drop_model('$model')" >/dev/null
 }
 
 echo "# $(date -u +%FT%TZ) configs ${CONFIGS[*]} seconds $DURATION rate $RATE clients $CLIENTS hidden $HIDDEN epochs $EPOCHS" >>"$OUT/results.psv"
+results0=$(wc -l <"$OUT/results.psv")
 for cfg in "${CONFIGS[@]}"; do run_config "$cfg"; done
 
 echo
-echo "| config | retention | consolidate_after | test start % | test end % | drop (pts) | deleted | out of manifest |" \
+echo "| config | state | retention | consolidate_after | test start % | test end % | drop (pts) | deleted | out of manifest |" \
 	"versions | exact | consolidations | fallbacks | approximate | still right % | consolidated % | forgotten or consolidated % |" \
 	"ledger exact % | latency p50 / p90 / max (s) | run s | worker CPU s | drain s | load1 | target |"
-grep -v '^#' "$OUT/results.psv" | tail -n "${#CONFIGS[@]}" |
+tail -n +"$((results0 + 1))" "$OUT/results.psv" | grep -v '^#' |
 	awk -F'|' '{ printf "|"; for (i = 1; i <= NF; i++) printf " %s |", $i; print "" }'

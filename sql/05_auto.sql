@@ -280,5 +280,17 @@ DELETE FROM writer_data WHERE id = 3;
 \set VERBOSITY default
 ROLLBACK;
 SET ROLE regress_owner;
+-- double precision values real cannot hold: the copies are what training
+-- reads (a value too small for real becomes 0 or a subnormal; one beyond
+-- real's range, which training refuses, an infinity: a copy the worker
+-- cannot use), in UPDATE and DELETE alike, and never an error in the user's
+-- statement (the cast to real[] used to fail it)
+INSERT INTO writer_data VALUES (45, '{1e-50, 1e-40}', '{1, 1}', 'a'), (46, '{1e300, -3.402823475e38}', '{1, 1}', 'b');
+BEGIN;
+UPDATE writer_data SET label = 'b' WHERE id = 45;
+UPDATE writer_data SET f8 = '{0, 0}' WHERE id = 46;
+DELETE FROM writer_data WHERE id IN (45, 46);
+SELECT id, kind, label, new_label, features FROM inspect.requests WHERE model = 'w8' ORDER BY request_id;
+ROLLBACK;
 SELECT unlearn_drop_model('w4'), unlearn_drop_model('w8');
 DROP TABLE writer_data;

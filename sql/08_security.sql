@@ -192,6 +192,73 @@ WHERE r.ev_class = 'unlearn.status'::regclass AND p.pronamespace = 'public'::reg
 DROP DATABASE regress_sec_install WITH (FORCE);
 
 ------------------------------------------------------------------------------
+-- Attack 6: settings left in the worker's session by a model owner's code.
+-- A model's table becomes a view over its owner's function after a request
+-- was queued (capture turned off in the deleting transaction takes the
+-- triggers away, then the emptied table is converted); sharded models read
+-- their samples without the warm cache, whose row stamps a view cannot
+-- give.  The function leaves search_path naming the owner's schema (where
+-- attack 1's = (text, text) still is), for the worker's own queries as the
+-- bootstrap superuser, and unlearn.max_accuracy_drop, for the runs of
+-- everyone's models.  Both escalated before two fixes, each enough alone:
+-- the worker reads tables only (the requests fail with the reason, the
+-- function never runs in the worker), and switching back from the role it
+-- acts for undoes every setting changed meanwhile (checked with the first
+-- fix taken out: the second model's runs then see the server's settings).
+------------------------------------------------------------------------------
+SET ROLE regress_mallory;
+CREATE TABLE mallory.settings_seen (leaves boolean, path text, accuracy_drop text);
+CREATE TABLE mallory.src AS
+SELECT i::bigint AS id, ARRAY[(i % 2) * 2.0 + 0.3 * sin(i), 0.3 * cos(i)]::real[] AS features, (i % 2) AS label
+FROM generate_series(1, 80) i;
+-- the rows, after noting the settings seen; with leave, settings left behind (SET, not SET LOCAL)
+CREATE FUNCTION mallory.rows_of(leave boolean) RETURNS SETOF mallory.src LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO mallory.settings_seen
+	VALUES (leave, current_setting('search_path'), current_setting('unlearn.max_accuracy_drop'));
+	IF leave THEN
+		PERFORM set_config('search_path', 'mallory, pg_catalog', false);
+		PERFORM set_config('unlearn.max_accuracy_drop', '99', false);
+	END IF;
+	RETURN QUERY SELECT * FROM mallory.src;
+END $$;
+-- a sharded model with capture on, a request queued, then its table turned into a view over rows_of(leave)
+CREATE FUNCTION mallory.model_over_view(name text, leave boolean) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE format('CREATE TABLE mallory.%I AS SELECT * FROM mallory.src', name);
+	EXECUTE format('ALTER TABLE mallory.%I ADD PRIMARY KEY (id)', name);
+	PERFORM unlearn_train(name, format('mallory.%I', name)::regclass, 'id', 'features', 'label',
+	                      hidden => '{4}', epochs => 5, options => '{"seed": 1, "shards": 2}');
+	EXECUTE format('DELETE FROM mallory.%I WHERE id = 7', name);
+	PERFORM unlearn_auto(name, false);
+	EXECUTE format('DELETE FROM mallory.%I', name);
+	EXECUTE format('ALTER TABLE mallory.%I DROP CONSTRAINT %I', name, name || '_pkey');
+END $$;
+SELECT mallory.model_over_view('sec_leaves', true);
+VACUUM mallory.sec_leaves;	-- forgets that it had triggers, so it may become a view
+CREATE RULE "_RETURN" AS ON SELECT TO mallory.sec_leaves DO INSTEAD SELECT * FROM mallory.rows_of(true);
+SELECT unlearn_wait('sec_leaves', '60 s') AS drained;
+RESET ROLE;
+SELECT state, last_error FROM unlearn.requests WHERE model = 'sec_leaves';
+SET ROLE regress_mallory;
+SELECT pg_sleep(1.2);	-- past one naptime: the worker's own queries have run since
+-- a second such model: whatever reaches its runs are the server's settings, not what the first left
+SELECT mallory.model_over_view('sec_reads', false);
+VACUUM mallory.sec_reads;
+CREATE RULE "_RETURN" AS ON SELECT TO mallory.sec_reads DO INSTEAD SELECT * FROM mallory.rows_of(false);
+SELECT unlearn_wait('sec_reads', '60 s') AS drained;
+RESET ROLE;
+SELECT state, last_error FROM unlearn.requests WHERE model = 'sec_reads';
+SET ROLE regress_mallory;
+SELECT DISTINCT path, accuracy_drop FROM mallory.settings_seen WHERE NOT leaves;
+SELECT unlearn_drop_model('sec_leaves'), unlearn_drop_model('sec_reads');
+DROP VIEW mallory.sec_leaves, mallory.sec_reads;
+DROP FUNCTION mallory.model_over_view(text, boolean), mallory.rows_of(boolean);
+DROP TABLE mallory.src, mallory.settings_seen;
+RESET ROLE;
+SELECT escalated() AS escalated_by_settings_left_in_the_worker;
+
+------------------------------------------------------------------------------
 -- Part 2: capture completeness.
 ------------------------------------------------------------------------------
 -- requests_of(model): how many requests a model has, by kind

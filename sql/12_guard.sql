@@ -162,6 +162,41 @@ FROM inspect.manifests WHERE model = 'small_long' AND version = 5;
 SELECT unlearn_confirm_forgotten('small_long') AS confirmed;
 RESET unlearn.consolidate_after;
 
+-- (g2) consolidation by drift: once the held-out accuracy the approximate
+-- runs since the last exact version lost adds up to unlearn.consolidate_drop
+-- points, the next run retrains exactly (off by default)
+SELECT name, boot_val, unit, context, min_val, max_val FROM pg_settings
+WHERE name IN ('unlearn.consolidate_drop', 'unlearn.consolidate_idle') ORDER BY name;
+SELECT err($$SET unlearn.consolidate_drop = -1$$);
+SELECT err($$SET unlearn.consolidate_drop = 101$$);
+SELECT err($$SET unlearn.consolidate_idle = 5$$);	-- the worker's: server configuration only
+CREATE TABLE drift AS SELECT * FROM clusters_src;
+SELECT model, rows FROM unlearn_train('drift', 'drift', 'id', 'features', 'label', hidden => '{16}',
+                                      epochs => 30, options => '{"lr": 0.01, "batch_size": 32, "seed": 1}',
+                                      auto_unlearn => false);
+CREATE TEMP VIEW drift_runs AS
+SELECT version, parent, reason, guarantee, cardinality(forgotten_ids) AS forgot,
+       round(100 * ((metrics->>'held_out_before')::float8 - (metrics->>'held_out_after')::float8)::numeric, 2)
+         AS held_out_drop
+FROM inspect.versions WHERE model = 'drift' ORDER BY version;
+SET unlearn.max_accuracy_drop = 50;	-- runs measure held-out accuracy; none falls back
+-- rows of one cluster: their neighbours, held-out rows among them, go along
+SELECT version, method FROM unlearn_rows('drift', ARRAY(SELECT id FROM drift WHERE label = 0 ORDER BY id LIMIT 20));
+SET unlearn.consolidate_drop = 100;	-- more than the first run lost: the second is approximate too
+SELECT version, method FROM unlearn_rows('drift', ARRAY(SELECT id FROM drift WHERE label = 0 ORDER BY id LIMIT 10));
+-- what the two runs lost in all, the trigger's measure
+SELECT sum(held_out_drop) > 0.1 AS lost_over_a_tenth FROM drift_runs WHERE guarantee = 'approximate';
+SET unlearn.consolidate_drop = 0.1;
+SET client_min_messages = warning;	-- the NOTICE gives the points
+SELECT version, method FROM unlearn_rows('drift', ARRAY(SELECT id FROM drift WHERE label = 1 ORDER BY id LIMIT 5));
+RESET client_min_messages;
+SELECT version, parent, reason, guarantee, forgot, held_out_drop FROM drift_runs;
+-- from the exact version, the count starts again: the next run is approximate
+SELECT version, method FROM unlearn_rows('drift', ARRAY(SELECT id FROM drift WHERE label = 2 ORDER BY id LIMIT 5));
+SELECT unlearn_confirm_forgotten('drift') AS confirmed;
+RESET unlearn.consolidate_drop;
+RESET unlearn.max_accuracy_drop;
+
 -- (h) a row deleted while an exact run reads the table (here in the same
 -- transaction), its request still queued: the retrain cannot learn it, so
 -- the exact version forgets it too and the ledger records it from its

@@ -22,6 +22,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
@@ -62,8 +63,6 @@ unlearn_check_capture_allowed(Oid relid)
 static void
 check_capturable(Oid relid)
 {
-	ListCell   *lc;
-
 	if (get_rel_persistence(relid) == RELPERSISTENCE_UNLOGGED)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -83,8 +82,25 @@ check_capturable(Oid relid)
 						get_rel_name(relid)),
 				 errdetail("Rows deleted through the table above it would not be captured."),
 				 errhint("Train on the table at the top, or with auto_unlearn => false.")));
+	unlearn_check_table_tree(relid, NoLock);
+}
 
-	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+/*
+ * Errors (42809) unless relid and every relation below it are tables: the
+ * capture's condition, and the worker's before it reads a model's rows (a
+ * view, made of a table once its capture was off, or a foreign table would
+ * run code of their owners in the worker's session).  lockmode (NoLock:
+ * none) is taken on each first and held to the end of the transaction, so
+ * that none becomes a view before the caller reads it.
+ */
+void
+unlearn_check_table_tree(Oid relid, LOCKMODE lockmode)
+{
+	ListCell   *lc;
+
+	if (lockmode != NoLock)
+		LockRelationOid(relid, lockmode);
+	foreach(lc, find_all_inheritors(relid, lockmode, NULL))
 	{
 		Oid			rel = lfirst_oid(lc);
 		char		relkind = get_rel_relkind(rel);
@@ -451,6 +467,20 @@ unlearn_captured_model(Relation rel, SPITupleTable *models, uint64 i, UnlearnCap
 }
 
 /*
+ * True if unlearn.real_features exists: an installation still at version
+ * 0.1 (the library updated, ALTER EXTENSION not yet run) copies a double
+ * precision[] column with the cast to real[] instead.
+ */
+static bool
+has_real_features(void)
+{
+	Oid			argtypes[1] = {FLOAT8ARRAYOID};
+
+	return OidIsValid(LookupFuncName(list_make2(makeString("unlearn"), makeString("real_features")),
+									 1, argtypes, true));
+}
+
+/*
  * Builds (or rebuilds) the entry of a table and event: one prepared
  * statement per model trained on the table or on a table above it, with
  * automatic unlearning on.  SPI connected, transition tables registered,
@@ -533,6 +563,8 @@ capture_entry(Relation rel, bool is_update)
 		}
 		plan = SPI_prepare(unlearn_queue_capture_sql(is_update, quote_identifier(m.id),
 													 m.feat ? quote_identifier(m.feat) : NULL,
+													 m.feat && column_type(rel, m.feat) == FLOAT8ARRAYOID &&
+													 has_real_features(),
 													 quote_identifier(m.label), type_is_collatable(m.label_type)),
 						   3, ptypes);
 		if (plan == NULL || SPI_keepplan(plan) != 0)

@@ -6,6 +6,7 @@
 
 #include "postgres.h"
 #include "executor/spi.h"
+#include "storage/lockdefs.h"
 #include "utils/rel.h"
 #include "encode.h"
 
@@ -15,6 +16,12 @@
 void		unlearn_install_capture(Oid relid);
 void		unlearn_install_capture_as_owner(Oid relid);
 void		unlearn_check_capture_allowed(Oid relid);
+
+/*
+ * Errors (42809) unless relid and every relation below it are tables (not
+ * views or foreign tables), after taking lockmode on each (NoLock: none).
+ */
+void		unlearn_check_table_tree(Oid relid, LOCKMODE lockmode);
 
 /* Remembers that this transaction queued requests: the worker is woken at commit. */
 void		unlearn_note_queued(void);

@@ -5,9 +5,11 @@
  * of logical replication apply (capture_apply.c): the id as bigint, the
  * label in its text form (as label::text gives it for the label types a
  * model accepts), the features as real[] (a double precision[] column
- * converted element by element, a column model's row encoded as training
- * encoded it).  The columns have the built-in types the capture checks
- * (unlearn_captured_model), so no user-defined function runs while elevated.
+ * converted element by element as training reads it, a column model's row
+ * encoded as training encoded it).  The columns have the built-in types the
+ * capture checks (unlearn_captured_model), so no user-defined function runs
+ * while elevated.  Also unlearn.real_features, the same conversion for the
+ * statement capture of UPDATE.
  */
 #include "postgres.h"
 
@@ -41,8 +43,10 @@ unlearn_capture_columns_encoder(TupleDesc desc, const char *model, UnlearnRowCol
 /*
  * The features as real[]: a real[] column's value as stored (compressed or
  * out of line, it is copied as is, as features::real[] copies it), a double
- * precision[] one converted element by element, keeping its dimensions and
- * lower bounds as the cast does.
+ * precision[] one converted element by element as training reads it
+ * (unlearn_real_feature: no error where the cast to real[] errors, on
+ * values too small or too large for real), keeping its dimensions and lower
+ * bounds as the cast does.
  */
 static Datum
 as_real_array(Datum d, Oid typid)
@@ -59,9 +63,21 @@ as_real_array(Datum d, Oid typid)
 	deconstruct_array(arr, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, &n);
 	for (int i = 0; i < n; i++)
 		if (!nulls[i])
-			elems[i] = Float4GetDatum((float4) DatumGetFloat8(elems[i]));
+			elems[i] = Float4GetDatum(unlearn_real_feature(DatumGetFloat8(elems[i])));
 	return PointerGetDatum(construct_md_array(elems, nulls, ARR_NDIM(arr), ARR_DIMS(arr), ARR_LBOUND(arr),
 											  FLOAT4OID, 4, true, TYPALIGN_INT));
+}
+
+PG_FUNCTION_INFO_V1(unlearn_real_features_sql);
+/*
+ * unlearn.real_features(double precision[]) returns real[]: the capture's
+ * copy of a double precision[] features column (the statement capture of
+ * UPDATE), converted as the row capture converts it.  Revoked from PUBLIC.
+ */
+Datum
+unlearn_real_features_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(as_real_array(PG_GETARG_DATUM(0), FLOAT8ARRAYOID));
 }
 
 /* A column model's input from a tuple as real[], or NULL if it cannot be encoded (never learned). */

@@ -68,6 +68,13 @@ unlearn_catalog_has_ledger_targets(void)
 	return catalog_has_column("forgotten", "target_loss");
 }
 
+/* True once every version records its guarantee (0.2: unlearn.versions.guarantee). */
+bool
+unlearn_catalog_has_guarantees(void)
+{
+	return catalog_has_column("versions", "guarantee");
+}
+
 /* True if unlearn.manifests records each id's shard (0.2; sharding by partition). */
 bool
 unlearn_catalog_has_manifest_shards(void)

@@ -37,6 +37,8 @@ typedef struct UnlearnModel
 /* True once the catalog has column models (0.2); a 0.1 catalog has array models only. */
 bool		unlearn_catalog_has_column_models(void);
 bool		unlearn_catalog_has_ledger_targets(void);
+/* True once unlearn.versions records each version's guarantee (0.2). */
+bool		unlearn_catalog_has_guarantees(void);
 /* True if unlearn.manifests has the column shards (0.2: sharding by partition). */
 bool		unlearn_catalog_has_manifest_shards(void);
 
@@ -117,7 +119,7 @@ int			unlearn_lineage_stray_forgetter(const UnlearnLineage *l);
 bool		unlearn_lineage_retrained_after(const UnlearnLineage *l, int after);
 void		unlearn_lineage_problems(const UnlearnLineage *l, StringInfo s);
 /* Rows forgotten approximately since the chain's newest exact version, and that version's rows. */
-int64		unlearn_forgotten_since_exact(const UnlearnModel *model, int64 *exact_rows);
+int64		unlearn_forgotten_since_exact(const UnlearnModel *model, int64 *exact_rows, double *drift);
 /* The newest version trained from scratch (guarantee 'exact') on the current chain, or 0. */
 int			unlearn_newest_exact_on_chain(const UnlearnModel *model, double *train_seconds, int64 *rows);
 

@@ -39,6 +39,15 @@ unlearn_column_type(Oid relid, const char *column, const char *role)
 	return get_atttype(relid, attnum);
 }
 
+/* A double precision feature value as training reads it (see data.h). */
+float
+unlearn_real_feature(double v)
+{
+	if (isfinite(v) && fabs(v) > FLT_MAX)
+		return v > 0 ? INFINITY : -INFINITY;
+	return (float) v;
+}
+
 /*
  * Copies one feature array into dst (n_features floats), checking it.
  * row_no names the row in messages; 0 means a function argument.
@@ -74,13 +83,13 @@ copy_feature_array(ArrayType *arr, int n_features, float *dst, int64 row_no)
 
 		for (int j = 0; j < n; j++)
 		{
-			if (isfinite(src[j]) && fabs(src[j]) > FLT_MAX)
+			dst[j] = unlearn_real_feature(src[j]);
+			if (isinf(dst[j]) && isfinite(src[j]))
 				ereport(ERROR,
 						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 						 errmsg("feature value %g is out of range for real", src[j]),
 						 row_no ? errdetail("Row %lld, element %d.", (long long) row_no, j + 1)
 						 : errdetail("Element %d.", j + 1)));
-			dst[j] = (float) src[j];
 		}
 	}
 	else

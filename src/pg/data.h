@@ -86,6 +86,13 @@ void		unlearn_drop_unknown_labels(UnlearnData *rows);
 /* True if arr is a usable queued feature copy (1-D real[], n_features finite values). */
 bool		unlearn_feature_array_ok(ArrayType *arr, int n_features);
 
+/*
+ * A double precision feature value as training reads it: the nearest real
+ * (a value too small for real becomes 0 or a subnormal, never an error);
+ * outside real's range, which training refuses, an infinity of its sign.
+ */
+float		unlearn_real_feature(double v);
+
 /* Copies a real[] or double precision[] argument into a float buffer of n_features. */
 float	   *unlearn_features_from_array(ArrayType *arr, int n_features);
 

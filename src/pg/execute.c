@@ -1098,32 +1098,46 @@ exact_is_cheaper(const UnlearnModel *model, const UnlearnData *forget, bool rela
 }
 
 /*
- * Step 1c (consolidation): approximate runs add up; when the rows forgotten
- * approximately since the chain's newest exact version, this run's
- * included, reach unlearn.consolidate_after of that version's rows, the
- * model is retrained without them instead (within unlearn.retrain_budget),
- * so the drift from the last exact model stays bounded.
+ * Step 1c (consolidation): approximate runs add up; the model is retrained
+ * without the rows instead (within unlearn.retrain_budget), so the drift
+ * from the chain's newest exact version stays bounded, when since that
+ * version either the rows forgotten approximately, this run's included,
+ * reach unlearn.consolidate_after of its rows, or the held-out accuracy the
+ * runs lost in all reaches unlearn.consolidate_drop points.
  */
 static bool
 consolidation_due(const UnlearnModel *model, const UnlearnData *forget, bool relabel, const RunInputs *in)
 {
 	int64		exact_rows;
 	int64		since;
+	double		drift;
 	double		estimate;
+	bool		by_rows;
+	bool		by_drift;
 
-	if (relabel || unlearn_consolidate_after <= 0 || unlearn_retrain_budget == 0)
+	if (relabel || unlearn_retrain_budget == 0 ||
+		(unlearn_consolidate_after <= 0 && unlearn_consolidate_drop <= 0))
 		return false;
-	since = unlearn_forgotten_since_exact(model, &exact_rows) + forget->n;
-	if (exact_rows <= 0 || (double) since < unlearn_consolidate_after * (double) exact_rows)
+	/* step 1: what the runs since the newest exact version forgot and lost */
+	since = unlearn_forgotten_since_exact(model, &exact_rows, &drift) + forget->n;
+	if (exact_rows <= 0)
 		return false;
+	by_rows = unlearn_consolidate_after > 0 && (double) since >= unlearn_consolidate_after * (double) exact_rows;
+	by_drift = unlearn_consolidate_drop > 0 && drift >= unlearn_consolidate_drop;
+	if (!by_rows && !by_drift)
+		return false;
+	/* step 2: only within the retrain budget */
 	estimate = estimated_retrain_seconds(model, in->n_manifest - forget->n);
 	if (estimate < 0 || estimate > unlearn_retrain_budget)
 		return false;
 	ereport(NOTICE,
 			(errmsg("consolidating model \"%s\": retraining without the rows", model->name),
+			 by_rows ?
 			 errdetail("%lld rows are forgotten approximately since its last exact version of %lld rows"
 					   " (unlearn.consolidate_after = %g).",
-					   (long long) since, (long long) exact_rows, unlearn_consolidate_after)));
+					   (long long) since, (long long) exact_rows, unlearn_consolidate_after) :
+			 errdetail("The runs since its last exact version lowered held-out accuracy by %.2f points in all"
+					   " (unlearn.consolidate_drop = %g).", drift, unlearn_consolidate_drop)));
 	return true;
 }
 
@@ -1202,4 +1216,32 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 	out->prior_kept = res.prior_kept;
 	out->steps = res.steps;
 	out->method = unlearn_method_name(opts);
+}
+
+/*
+ * The worker's consolidation once a model's deletes pause (consolidate.c):
+ * the current version retrained from scratch on the rows of its manifest
+ * that the table still has, so the rows its approximate runs forgot are
+ * forgotten by construction.  Stores nothing and returns false when the
+ * estimated retrain does not fit unlearn.retrain_budget.  Caller: connected
+ * to SPI, model locked, as the model's owner; out->phases started.
+ */
+bool
+unlearn_consolidate(UnlearnModel *model, UnlearnOutcome *out)
+{
+	UnlearnData none;
+	int64		n_manifest;
+	double		estimate;
+
+	/* step 1: only within the retrain budget */
+	(void) unlearn_load_manifest(model, model->version, &n_manifest);
+	estimate = unlearn_retrain_budget > 0 ? estimated_retrain_seconds(model, n_manifest) : -1;
+	if (estimate < 0 || estimate > unlearn_retrain_budget)
+		return false;
+	/* step 2: an exact run that forgets no row of its own */
+	memset(&none, 0, sizeof(none));
+	none.n_features = model->n_features;
+	none.ids = palloc(sizeof(int64));	/* searched with a count of 0 */
+	run_exact(model, &none, NULL, "consolidate", false, out);
+	return true;
 }

@@ -5,9 +5,10 @@
  * write the unlearn.* catalog as its owner; the background worker acts for
  * a model's owner.  Both moves go through here, and both pin search_path and
  * set SECURITY_RESTRICTED_OPERATION for their duration, the way PostgreSQL
- * runs SECURITY DEFINER functions and maintenance commands.  An error while
- * switched is safe: transaction (or subtransaction) abort restores the user
- * and the GUC nest level.
+ * runs SECURITY DEFINER functions and maintenance commands, and switching
+ * back undoes every setting changed meanwhile.  An error while switched is
+ * safe: transaction (or subtransaction) abort restores the user and the GUC
+ * nest level.
  */
 #include "postgres.h"
 
@@ -71,22 +72,45 @@ unlearn_become_catalog_owner(UnlearnCatalogUser *saved)
 	unlearn_become_role(unlearn_catalog_owner(), saved);
 }
 
-/* Switches back to the caller's identity, security context and search_path. */
+/*
+ * Switches back to the caller's identity, security context and settings.
+ * Every setting changed while switched is undone, a plain SET or
+ * set_config(..., false) too (as PostgreSQL's maintenance commands pop
+ * their nest level): code of the role we acted for (the worker reads a
+ * model owner's table as the owner, and a view there runs its owner's
+ * functions) must leave nothing behind, neither a search_path naming its
+ * schema for the worker's own queries as the bootstrap superuser, nor an
+ * unlearn.* setting for the runs of other owners' models.
+ */
 void
 unlearn_restore_user(const UnlearnCatalogUser *saved)
 {
 	Assert(saved->guc_level > 0);
 	SetUserIdAndSecContext(saved->saved_userid, saved->saved_sec_context);
-	AtEOXact_GUC(true, saved->guc_level);
+	AtEOXact_GUC(false, saved->guc_level);
 }
 
 /*
- * Pins search_path for the rest of the session: a background worker runs as
- * the bootstrap superuser, so even its own housekeeping queries must not
- * resolve objects that a database owner could create in public.
+ * Pins the settings of a background worker's session, over what ALTER
+ * DATABASE ... SET (a database's owner, not a superuser) gives every
+ * session of its database: search_path, since the worker runs as the
+ * bootstrap superuser and even its own housekeeping queries must not
+ * resolve objects a database owner could create in public; and the
+ * settings that would stop the worker for every other owner's models
+ * (read-only transactions made it exit at its first write and restart in
+ * a loop; a statement timeout fails every run).
  */
 void
-unlearn_pin_session_search_path(void)
+unlearn_pin_worker_session(void)
 {
-	SetConfigOption("search_path", UNLEARN_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_OVERRIDE);
+	static const char *const pins[][2] = {
+		{"search_path", UNLEARN_SAFE_SEARCH_PATH},
+		{"default_transaction_read_only", "off"},
+		{"default_transaction_isolation", "read committed"},
+		{"statement_timeout", "0"},
+		{"idle_in_transaction_session_timeout", "0"},
+	};
+
+	for (int i = 0; i < (int) lengthof(pins); i++)
+		SetConfigOption(pins[i][0], pins[i][1], PGC_SUSET, PGC_S_OVERRIDE);
 }

@@ -29,11 +29,14 @@ void		unlearn_become_catalog_owner(UnlearnCatalogUser *saved);
 /* Becomes `role` (the worker acting for a model's owner), restricted and pinned as above. */
 void		unlearn_become_role(Oid role, UnlearnCatalogUser *saved);
 
-/* Undoes the switch: the caller's user, security context and search_path. */
+/* Undoes the switch: the caller's user and security context; every setting changed since is undone. */
 void		unlearn_restore_user(const UnlearnCatalogUser *saved);
 
-/* Pins search_path for the rest of this session (the background workers). */
-void		unlearn_pin_session_search_path(void);
+/*
+ * Pins search_path, and the settings a database's owner could use to stop
+ * the worker, for the rest of this session (the background workers).
+ */
+void		unlearn_pin_worker_session(void);
 
 /* Owner of unlearn.models, i.e. of the extension's catalog. */
 Oid			unlearn_catalog_owner(void);

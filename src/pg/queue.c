@@ -54,13 +54,18 @@ spi_strdup(const char *s)
  * nondeterministic collation cannot hide a relabel.  feat is an array
  * model's features column; NULL for a column model, whose rows are encoded
  * by unlearn.encode_row (NULL for a row the model could not have learned),
- * and whose UPDATE forgets when the encoded input changes.
+ * and whose UPDATE forgets when the encoded input changes.  With
+ * real_features, feat is double precision[] and its copy is converted by
+ * unlearn.real_features as training reads it (the cast to real[] errors on
+ * values real cannot hold, which would fail the user's statement).
  */
 char *
-unlearn_queue_capture_sql(bool is_update, const char *id, const char *feat, const char *label, bool text_label)
+unlearn_queue_capture_sql(bool is_update, const char *id, const char *feat, bool real_features,
+						  const char *label, bool text_label)
 {
 	const char *c = text_label ? " COLLATE \"C\"" : "";
 	const char *old_feat = feat ? psprintf("o.%s", feat) : "fo.v";
+	const char *copy = real_features ? psprintf("unlearn.real_features(%s)", old_feat) : psprintf("%s::real[]", old_feat);
 	const char *new_feat = feat ? psprintf("n.%s", feat) : "fn.v";
 	const char *old_from = feat ? "unlearn_old o" : "unlearn_old o CROSS JOIN LATERAL unlearn.encode_row($1, o) AS fo(v)";
 	const char *new_join = feat ? "LEFT JOIN unlearn_new n ON n.%s = o.%s" :
@@ -74,16 +79,16 @@ unlearn_queue_capture_sql(bool is_update, const char *id, const char *feat, cons
 
 	if (!is_update)
 		return psprintf("INSERT INTO unlearn.requests (model, kind, id, label, features, requested_by)"
-						" SELECT $1, 'forget', o.%s, o.%s::text, %s::real[], $2::name"
+						" SELECT $1, 'forget', o.%s, o.%s::text, %s, $2::name"
 						" FROM %s WHERE %s",
-						id, label, old_feat, old_from, learnable);
+						id, label, copy, old_from, learnable);
 	return psprintf("INSERT INTO unlearn.requests (model, kind, id, label, new_label, features, requested_by)"
 					" SELECT $1, CASE WHEN %s THEN 'forget' ELSE 'relabel' END,"
-					"  o.%s, o.%s::text, CASE WHEN %s THEN NULL ELSE n.%s::text END, %s::real[], $2::name"
+					"  o.%s, o.%s::text, CASE WHEN %s THEN NULL ELSE n.%s::text END, %s, $2::name"
 					" FROM %s %s"
 					" WHERE %s AND (%s OR n.%s%s IS DISTINCT FROM o.%s%s)",
 					changed,
-					id, label, changed, label, old_feat,
+					id, label, changed, label, copy,
 					old_from, psprintf(new_join, id, id),
 					learnable, changed, label, c, label, c);
 }

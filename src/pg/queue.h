@@ -27,10 +27,11 @@ extern int	unlearn_request_history;	/* unlearn.request_history, s: finished requ
 /*
  * Text of the INSERT ... SELECT that queues one model's requests for one
  * statement, reading the transition tables unlearn_old (and unlearn_new for
- * an UPDATE); the column names come quoted.  Parameters: $1 model (text),
- * $2 requesting role (text), $3 ids not to queue (int8[]).
+ * an UPDATE); the column names come quoted.  real_features: feat is double
+ * precision[], copied through unlearn.real_features.  Parameters: $1 model
+ * (text), $2 requesting role (text), $3 ids not to queue (int8[]).
  */
-char	   *unlearn_queue_capture_sql(bool is_update, const char *id, const char *feat,
+char	   *unlearn_queue_capture_sql(bool is_update, const char *id, const char *feat, bool real_features,
 									  const char *label, bool text_label);
 
 /*

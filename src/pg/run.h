@@ -195,6 +195,7 @@ struct UnlearnWarm;
 void		unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 							const UnlearnRunOptions *opts, const char *reason, bool change_table,
 							struct UnlearnWarm *warm, UnlearnOutcome *out);
+bool		unlearn_consolidate(UnlearnModel *model, UnlearnOutcome *out);
 
 /* The ledger: rows a version forgot; the earlier ones whose features it keeps. */
 void		unlearn_record_forgotten(const UnlearnModel *model, const UnlearnData *rows, int version);

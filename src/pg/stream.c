@@ -76,8 +76,9 @@ read_ids(UnlearnStream *st, bool classes_only)
 		args[0] = PointerGetDatum(model->label_kind == LABEL_INT
 								  ? construct_array(d, model->n_classes, INT8OID, 8, true, TYPALIGN_DOUBLE)
 								  : construct_array(d, model->n_classes, TEXTOID, -1, false, TYPALIGN_INT));
+		/* texts compared bytewise, as the classes are: the column's collation may be nondeterministic */
 		where = psprintf(" WHERE %s::%s OPERATOR(pg_catalog.=) ANY($1)", quote_identifier(spec->label_column),
-						 model->label_kind == LABEL_INT ? "pg_catalog.int8" : "pg_catalog.text");
+						 model->label_kind == LABEL_INT ? "pg_catalog.int8" : "pg_catalog.text COLLATE \"C\"");
 	}
 	st->ids = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * cap);
 	st->n = 0;
@@ -229,10 +230,15 @@ unlearn_stream_classes(UnlearnStream *st, const char *model, UnlearnData *meta)
 	if (!unlearn_label_kind_for_type(unlearn_column_type(st->spec.relid, st->spec.label_column, "label"),
 									 &stub->label_kind))
 		elog(ERROR, "label column \"%s\" has an unsupported type", st->spec.label_column);
-	/* s.l, the column's own value: a bare "l" would sort the text output column ("10" before "2") */
-	ret = SPI_execute(psprintf("SELECT l::text FROM (SELECT DISTINCT %s AS l FROM %s WHERE %s IS NOT NULL) s"
-							   " ORDER BY s.l%s", label, unlearn_qualified_name(st->spec.relid), label,
-							   stub->label_kind == LABEL_INT ? "" : " COLLATE \"C\""),
+	/*
+	 * s.l, the column's own value: a bare "l" would sort the text output
+	 * column ("10" before "2"); texts distinct and sorted bytewise, as a read
+	 * in memory takes them (a nondeterministic collation would merge "a" and
+	 * "A")
+	 */
+	ret = SPI_execute(psprintf("SELECT l::text FROM (SELECT DISTINCT %s%s AS l FROM %s WHERE %s IS NOT NULL) s"
+							   " ORDER BY s.l", label, stub->label_kind == LABEL_INT ? "" : " COLLATE \"C\"",
+							   unlearn_qualified_name(st->spec.relid), label),
 					  true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read the classes: %s", SPI_result_code_string(ret));

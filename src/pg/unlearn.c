@@ -26,6 +26,8 @@ int			unlearn_retrain_budget = 60;
 int			unlearn_max_categories = 1000;
 bool		unlearn_exact_when_cheaper = true;
 double		unlearn_consolidate_after = 0.01;
+double		unlearn_consolidate_drop = 0.0;
+int			unlearn_consolidate_idle = 60;
 int			unlearn_target = UNLEARN_TARGET_MISCLASSIFY;
 
 static const struct config_enum_entry target_options[] = {
@@ -153,6 +155,17 @@ define_run_settings(void)
 							 0,
 							 check_real, NULL, NULL);
 
+	DefineCustomRealVariable("unlearn.consolidate_drop",
+							 "Points of held-out accuracy approximate runs may lose in all before the model is retrained exactly.",
+							 "Summed over the runs since the newest exact version on the current version's chain "
+							 "(each run's accuracy on its held-out remaining rows, before minus after); the retrain "
+							 "must fit unlearn.retrain_budget.  0 turns this trigger off.",
+							 &unlearn_consolidate_drop,
+							 0.0, 0.0, 100.0,
+							 PGC_USERSET,
+							 0,
+							 check_real, NULL, NULL);
+
 	DefineCustomIntVariable("unlearn.max_categories",
 							"Most categories one text, boolean or enum feature column may have.",
 							"Each category seen in training becomes one input of the model; a column with "
@@ -257,6 +270,17 @@ define_worker_settings(void)
 							1024, 1, 1000000,
 							PGC_SIGHUP,
 							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("unlearn.consolidate_idle",
+							"How long a model's stream of deletes must pause before the worker retrains it exactly.",
+							"A model with automatic unlearning whose current version is approximate, with no "
+							"request open for that long, is retrained without the rows its approximate runs "
+							"forgot, within unlearn.retrain_budget.  0 turns this off.",
+							&unlearn_consolidate_idle,
+							60, 0, 3600,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("unlearn.max_attempts",

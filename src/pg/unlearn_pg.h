@@ -33,8 +33,10 @@ extern int	unlearn_max_model_size;		/* unlearn.max_model_size, kB one training r
 extern int	unlearn_max_training_memory;	/* unlearn.max_training_memory, kB of rows training holds; -1 none */
 extern double unlearn_max_accuracy_drop;	/* unlearn.max_accuracy_drop, points on held-out rows */
 extern int	unlearn_retrain_budget;		/* unlearn.retrain_budget, s an exact retrain may take; 0 off */
-extern bool unlearn_exact_when_cheaper;
-extern double unlearn_consolidate_after;	/* unlearn.consolidate_after: share of rows before an exact retrain */	/* unlearn.exact_when_cheaper: retrain directly on small tables */
+extern bool unlearn_exact_when_cheaper;	/* unlearn.exact_when_cheaper: retrain directly on small tables */
+extern double unlearn_consolidate_after;	/* unlearn.consolidate_after: share of rows before an exact retrain */
+extern double unlearn_consolidate_drop;	/* unlearn.consolidate_drop: held-out points lost before an exact retrain */
+extern int	unlearn_consolidate_idle;	/* unlearn.consolidate_idle: s of quiet before the worker retrains exactly */
 /* unlearn.target: what forgetting means when a run's options do not say (options.c "target") */
 typedef enum UnlearnTarget
 {

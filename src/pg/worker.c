@@ -33,6 +33,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "consolidate.h"
 #include "queue.h"
 #include "unlearn_pg.h"
 #include "warm.h"
@@ -64,6 +65,26 @@ end_step(void)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(loop_context);
+}
+
+/*
+ * In a PG_CATCH of a step: takes the error, aborts the step's transaction,
+ * logs "unlearn worker: <what> "<model>" failed: ..." and returns the error
+ * (in the loop's context) for the caller to record and free.
+ */
+static ErrorData *
+abort_step(const char *what, const char *model)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(loop_context);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	MemoryContextSwitchTo(loop_context);
+	ereport(LOG,
+			(errmsg("unlearn worker: %s \"%s\" failed: %s", what, model, edata->message)));
+	return edata;
 }
 
 /* Runs one statement in its own transaction (housekeeping outside the queue). */
@@ -256,6 +277,11 @@ lock_model(ClaimedRun *run)
 	PopActiveSnapshot();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	run->model = unlearn_model_lookup(run->name, false);
+	/*
+	 * tables only, locked until the run ends: a view made of the table after
+	 * its capture was turned off would run its owner's code here
+	 */
+	unlearn_check_table_tree(run->model->relid, AccessShareLock);
 	unlearn_parse_run_options(NULL, &run->opts);
 	run->auto_options = "{}";
 	explicit_method = false;
@@ -493,13 +519,7 @@ run_claimed_requests(const char *model, const int64 *claimed, int n_claimed, Unl
 		ErrorData  *edata;
 
 		unlearn_warm_abort();
-		MemoryContextSwitchTo(loop_context);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		MemoryContextSwitchTo(loop_context);
-		ereport(LOG,
-				(errmsg("unlearn worker: run for model \"%s\" failed: %s", model, edata->message)));
+		edata = abort_step("run for model", model);
 		begin_step();
 		unlearn_queue_record_failure(claimed, n_claimed, edata->message);
 		end_step();
@@ -552,6 +572,56 @@ process_due_requests(TimestampTz *last_busy)
 	}
 }
 
+/* ------------------------------------------------------------------ consolidation */
+
+/*
+ * Consolidates, in its own transaction, the model whose stream of deletes
+ * has paused longest (consolidate.c); a failure is logged and that version
+ * not tried again.  Returns true when one was consolidated or one is still
+ * waiting out its quiet period: the worker must not leave meanwhile.
+ */
+static bool
+consolidate_when_idle(void)
+{
+	char	   *name;
+	int			version = 0;
+	bool		pending = false;
+	UnlearnOutcome outcome;
+
+	if (unlearn_consolidate_idle <= 0 || unlearn_retrain_budget == 0)
+		return false;
+	/* step 1: the candidate, if the catalog records guarantees (0.2) */
+	begin_step();
+	name = unlearn_catalog_has_guarantees() ?
+		unlearn_consolidation_next(unlearn_consolidate_idle, &version, &pending) : NULL;
+	end_step();
+	if (name == NULL)
+		return pending;
+	/* step 2: the exact retrain, as a run is: a failure is recorded, not raised */
+	PG_TRY();
+	{
+		memset(&outcome, 0, sizeof(outcome));
+		unlearn_phases_start(&outcome.phases);
+		pgstat_report_activity(STATE_RUNNING, "consolidating a model");
+		begin_step();
+		if (unlearn_consolidate_model(name, version, &outcome) > 0)
+			ereport(LOG,
+					(errmsg("unlearn worker: consolidated model \"%s\": version %d retrained exactly from version %d in %.3f s",
+							name, outcome.version, version, outcome.seconds)));
+		end_step();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata = abort_step("consolidating model", name);
+
+		unlearn_consolidation_skip(name, version);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return true;
+}
+
 /* ------------------------------------------------------------------ housekeeping */
 
 /*
@@ -573,7 +643,8 @@ exit_if_idle(void)
 }
 
 /*
- * Periodic chores of a worker: leave when idle for long, prune finished
+ * Periodic chores of a worker: consolidate a model whose deletes paused
+ * (or stay up for one), leave when idle for long, prune finished
  * requests past unlearn.request_history, erase ledger copies past
  * unlearn.feature_retention, and leave if the extension was dropped.
  */
@@ -582,7 +653,7 @@ worker_housekeeping(TimestampTz *last_busy)
 {
 	if (!extension_present())
 		proc_exit(0);
-	if (open_requests() > 0)
+	if (open_requests() > 0 || consolidate_when_idle())
 		*last_busy = GetCurrentTimestamp();
 	else if (TimestampDifferenceExceeds(*last_busy, GetCurrentTimestamp(), WORKER_IDLE_EXIT_MS))
 		exit_if_idle();
@@ -636,8 +707,8 @@ connect_worker(Oid dboid)
 	/* the database's and roles' unlearn.* values are refused from here on (unlearn.c) */
 	unlearn_in_worker = true;
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
-	/* we run as the bootstrap superuser: resolve nothing a database owner created */
-	unlearn_pin_session_search_path();
+	/* we run as the bootstrap superuser: resolve nothing a database owner created, take no setting that stops us */
+	unlearn_pin_worker_session();
 	apply_lock_timeout();
 	loop_context = AllocSetContextCreate(TopMemoryContext, "unlearn worker loop", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(loop_context);

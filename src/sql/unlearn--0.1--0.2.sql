@@ -227,6 +227,14 @@ CREATE FUNCTION unlearn.encode_row(model text, "row" record) RETURNS real[]
 AS 'MODULE_PATHNAME', 'unlearn_encode_row_sql' LANGUAGE C STABLE STRICT;
 REVOKE ALL ON FUNCTION unlearn.encode_row(text, record) FROM PUBLIC;
 
+-- The capture's copy of a double precision[] features column in an UPDATE,
+-- converted to real[] as training reads it: where the cast errors (a value
+-- too small or too large for real), the user's UPDATE would fail.  Run as
+-- the extension's owner, our code only.
+CREATE FUNCTION unlearn.real_features(double precision[]) RETURNS real[]
+AS 'MODULE_PATHNAME', 'unlearn_real_features_sql' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+REVOKE ALL ON FUNCTION unlearn.real_features(double precision[]) FROM PUBLIC;
+
 ------------------------------------------------------------------------------
 -- ALTER TYPE reaches a model's columns too: RENAME VALUE of an enum a column
 -- model reads (its categories are the labels), and RENAME / ALTER / DROP

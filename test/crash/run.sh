@@ -29,6 +29,15 @@
 #   i. a database owner (not a superuser) sets unlearn.max_accuracy_drop = 100
 #      with ALTER DATABASE: its sessions take it, the worker refuses it
 #      (WARNING in the log) and keeps the guard (a held-out sample is read)
+#   j. a database owner (not a superuser) makes every session of its database
+#      read-only, with a 1 ms statement timeout (ALTER DATABASE ... SET): its
+#      sessions take them; the worker, restarted to read them, keeps running
+#      and unlearns a DELETE (it used to exit at its first write, restarted
+#      in a loop)
+#   k. consolidation when deletes pause (unlearn.consolidate_idle = 2 s, in a
+#      database of its own): an approximate version is retrained exactly once
+#      the model is idle; a kill -9 inside that retrain leaves no version, and
+#      the restarted worker consolidates once (no gap, no second retrain)
 # After each of a-f the queue/ledger/version invariants are checked:
 #   every request of the deleted ids done exactly once, one version for the
 #   batch, one ledger row per id carrying that version, the ids out of the
@@ -40,7 +49,7 @@
 # Prints "N passed, M failed" last; exits non-zero if anything failed.
 #
 # Environment:
-#   CRASH_SCENARIOS="a b c d e f g h i"  run only these (default: all)
+#   CRASH_SCENARIOS="a b c d e f g h i j k"  run only these (default: all)
 #   UNLEARN_KEEP_DATA=1            keep the cluster's data directory
 set -euo pipefail
 
@@ -50,7 +59,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=SCRIPTDIR/../lib_check.sh
 . "$root/test/lib_check.sh"
 
-SCENARIOS=${CRASH_SCENARIOS:-"a b c d e f g h i"}
+SCENARIOS=${CRASH_SCENARIOS:-"a b c d e f g h i j k"}
 MODEL=crash_model
 TABLE=crash_data
 NAPTIME_MS=1000
@@ -189,7 +198,8 @@ if [ ! -f "$pkglibdir/unlearn.so" ]; then
 fi
 trap check_finish EXIT
 unlearn_server_start crash "synchronous_commit = on" "unlearn.naptime = ${NAPTIME_MS}ms" \
-	"unlearn.threads = 2" "unlearn.exact_when_cheaper = off" "unlearn.consolidate_after = 0" || exit 1
+	"unlearn.threads = 2" "unlearn.exact_when_cheaper = off" "unlearn.consolidate_after = 0" \
+	"unlearn.consolidate_drop = 0" "unlearn.consolidate_idle = 0" || exit 1
 
 echo "==== setup: extension, $TABLE (300 rows, 3 clusters in 8-D), model $MODEL (8-512-512-3) ===="
 q "CREATE EXTENSION unlearn" >/dev/null
@@ -460,6 +470,141 @@ if want i; then
 	else bad "no WARNING about unlearn.max_accuracy_drop from the worker in the server log"; fi
 	q "DROP DATABASE crash_i WITH (FORCE)" >/dev/null
 	q "DROP ROLE crash_dbo" >/dev/null
+fi
+
+# ---------------------------------------------------------------- j
+if want j; then
+	scenario "j. ALTER DATABASE ... SET default_transaction_read_only = on, statement_timeout = 1 by the database's owner" \
+		"its sessions take them; the worker overrides them, stays up and unlearns a DELETE"
+	q "CREATE ROLE crash_dbo LOGIN" >/dev/null
+	q "CREATE DATABASE crash_j OWNER crash_dbo" >/dev/null
+	small_model crash_j j jm 300
+	upsql -d crash_j -U crash_dbo -At -q -c "ALTER DATABASE crash_j SET default_transaction_read_only = on" \
+		-c "ALTER DATABASE crash_j SET statement_timeout = 1" >/dev/null
+	# read with the client's statement_timeout = 0 (a 1 ms timeout cancels even this query
+	# under the sanitizers); the session's default stays the database's (reset_val is the
+	# client's value, so the catalog shows the database's timeout)
+	check "a session of the database takes the owner's read-only value; the catalog holds both" \
+		"on|{default_transaction_read_only=on,statement_timeout=1}" \
+		"$(PGOPTIONS="-c statement_timeout=0" upsql -d crash_j -U crash_dbo -At -q -c "SELECT
+		     current_setting('default_transaction_read_only') || '|' ||
+		     (SELECT array_agg(c ORDER BY c)::text FROM pg_db_role_setting s, unnest(s.setconfig) c
+		       WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = 'crash_j') AND s.setrole = 0)")"
+	snapshot
+	# the database's worker started before the settings: a new one reads them at connection
+	q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+	   WHERE datname = 'crash_j' AND backend_type = 'unlearn worker'" >/dev/null
+	sleep $(( NAPTIME_MS / 1000 + 2 ))
+	PGOPTIONS="-c default_transaction_read_only=off -c statement_timeout=0" \
+		upsql -d crash_j -q -c "DELETE FROM j WHERE id IN (1, 2)" >/dev/null
+	check "the worker unlearned the DELETE (unlearn_wait)" t \
+		"$(PGOPTIONS="-c statement_timeout=0" upsql -d crash_j -At -q -c "SELECT unlearn_wait('jm', '60 s')")"
+	check "the requests are done" "done:2" \
+		"$(PGOPTIONS="-c statement_timeout=0" upsql -d crash_j -At -q -c "SELECT string_agg(state || ':' || n, ',')
+		   FROM (SELECT state, count(*) AS n FROM unlearn.requests WHERE model = 'jm' GROUP BY state) s")"
+	check "no worker exited on a read-only transaction or a statement timeout" 0 \
+		"$(log_since | grep -c -E 'read-only transaction|statement timeout' || true)"
+	q "DROP DATABASE crash_j WITH (FORCE)" >/dev/null
+	q "DROP ROLE crash_dbo" >/dev/null
+fi
+
+# ---------------------------------------------------------------- k
+# kq SQL: one value from database crash_k.
+kq() { upsql -d crash_k -At -q -c "$1"; }
+# wait_consolidated VERSION SECONDS: waits until km's current version is newer than VERSION and exact.
+wait_consolidated() {
+	local deadline=$(($(date +%s) + $2))
+	until [ "$(upsql -d crash_k -At -q -c "SELECT v.guarantee FROM unlearn.models m JOIN unlearn.versions v
+	             ON v.model = m.name AND v.version = m.current_version
+	           WHERE m.name = 'km' AND m.current_version > $1" 2>/dev/null)" = exact ]; do
+		if [ "$(date +%s)" -ge "$deadline" ]; then return 1; fi
+		sleep 0.1
+	done
+}
+if want k; then
+	scenario "k. consolidation once a model's deletes pause (unlearn.consolidate_idle = 2 s)" \
+		"an approximate version is retrained exactly after 2 s without requests; its rows stay in the ledger" \
+		"with their own version; a kill -9 in the consolidation's retrain leaves no version, the restarted" \
+		"worker consolidates once"
+	q "ALTER SYSTEM SET unlearn.consolidate_idle = 2" >/dev/null
+	q "SELECT pg_reload_conf()" >/dev/null
+	q "CREATE DATABASE crash_k" >/dev/null
+	upsql -d crash_k -At -q -c "CREATE EXTENSION unlearn" \
+		-c "CREATE TABLE k AS SELECT i::bigint AS id,
+		      ARRAY(SELECT (CASE WHEN d % 3 = i % 3 THEN 2.0 ELSE 0.0 END
+		                    + 1.5 * (('x' || substr(md5(i || ':' || d), 1, 8))::bit(32)::int / 2147483648.0))::real
+		              FROM generate_series(0, 7) d ORDER BY d) AS features, i % 3 AS label
+		      FROM generate_series(1, 20000) i" \
+		-c "ALTER TABLE k ADD PRIMARY KEY (id)" >/dev/null
+	info "km trained in $(kq "SELECT round(seconds::numeric, 2) FROM unlearn_train('km', 'k', 'id', 'features', 'label',
+	      hidden => '{256,256}', epochs => 5, options => '{\"seed\": 1, \"batch_size\": 32}')") s"
+	log0=$(wc -l <"$UNLEARN_SERVER_LOG")
+	kq "DELETE FROM k WHERE id IN (1, 2)" >/dev/null
+	check "the worker unlearned the DELETE (unlearn_wait)" t "$(kq "SELECT unlearn_wait('km', '60 s')")"
+	check "version 2 is the approximate run's" "2|approximate|auto-unlearn" \
+		"$(kq "SELECT version, guarantee, reason FROM unlearn.versions WHERE model = 'km' AND version = 2")"
+	if wait_consolidated 2 60; then
+		check "version 3: retrained exactly from version 2 (parent|reason|guarantee|forgot)" \
+			"3|2|exact-consolidate|exact|0" \
+			"$(kq "SELECT version, parent, reason, guarantee, cardinality(forgotten_ids) FROM unlearn.versions
+			       WHERE model = 'km' AND version = (SELECT current_version FROM unlearn.models WHERE name = 'km')")"
+		check "its manifest: every row of version 2's, so not rows 1 and 2" "t|t" \
+			"$(kq "SELECT (SELECT ids FROM unlearn.manifests WHERE model = 'km' AND version = 3)
+			             = (SELECT ids FROM unlearn.manifests WHERE model = 'km' AND version = 2),
+			             NOT (SELECT ids FROM unlearn.manifests WHERE model = 'km' AND version = 3) && '{1,2}'")"
+		check "the ledger keeps rows 1 and 2 with the version that forgot them" "1:2,2:2" \
+			"$(kq "SELECT string_agg(id || ':' || version, ',' ORDER BY id) FROM unlearn.forgotten WHERE model = 'km'")"
+		check "unlearn_confirm_forgotten, unlearn_verify_ledger" "t|0" \
+			"$(kq "SELECT unlearn_confirm_forgotten('km'), (SELECT count(*) FROM unlearn_verify_ledger('km') WHERE NOT valid)")"
+		if log_since | grep -q 'unlearn worker: consolidated model "km": version 3 retrained exactly from version 2'; then
+			ok "the worker logged the consolidation"
+		else bad "no 'consolidated model \"km\"' line in the server log"; fi
+	else
+		bad "no exact version of km within 60 s after the run"
+	fi
+	# the kill: wait for the consolidation's retrain, kill -9 the worker in it
+	kq "DELETE FROM k WHERE id = 3" >/dev/null
+	check "the next DELETE is unlearned approximately from the exact version (version|parent|guarantee)" \
+		"4|3|approximate" \
+		"$(kq "SELECT unlearn_wait('km', '60 s') AND true" >/dev/null;
+		   kq "SELECT version, parent, guarantee FROM unlearn.versions WHERE model = 'km' AND version = 4")"
+	deadline=$(($(date +%s) + 30)) pid=""
+	while [ -z "$pid" ] && [ "$(date +%s)" -lt "$deadline" ]; do
+		pid=$(upsql -d crash_k -At -q -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'unlearn worker'
+		        AND datname = 'crash_k' AND query = 'consolidating a model'" 2>/dev/null || true)
+		[ -n "$pid" ] || sleep 0.05
+	done
+	if [ -n "$pid" ]; then
+		kill_in_run "$pid" "consolidation of km in worker $pid"
+		if log_since | grep -q "Failed process was running: consolidating a model"; then
+			ok "the kill hit the consolidation (the postmaster logged its activity)"
+		else bad "no 'Failed process was running: consolidating a model' in the server log"; fi
+		# the restarted worker (started by the launcher's pass, or by the next commit that queues a
+		# request) consolidates version 4, or version 5 if the DELETE below is unlearned first
+		kq "DELETE FROM k WHERE id = 4" >/dev/null
+		kq "SELECT unlearn_wait('km', '60 s')" >/dev/null
+		if wait_consolidated 4 60 && sleep 3 && wait_consolidated 4 1; then
+			check "after the restart: every consolidation's parent approximate and consolidated once, versions gapless" \
+				"t|t|t" \
+				"$(kq "SELECT bool_and(p.guarantee = 'approximate'), count(DISTINCT c.parent) = count(*),
+				              (SELECT max(version) = count(*) FROM unlearn.versions WHERE model = 'km')
+				       FROM unlearn.versions c JOIN unlearn.versions p ON p.model = c.model AND p.version = c.parent
+				       WHERE c.model = 'km' AND c.reason = 'exact-consolidate'")"
+			check "the head is exact" exact \
+				"$(kq "SELECT v.guarantee FROM unlearn.models m JOIN unlearn.versions v
+				       ON v.model = m.name AND v.version = m.current_version WHERE m.name = 'km'")"
+			check "rows 1-4 out of the current manifest; confirm_forgotten" "0|t" \
+				"$(kq "SELECT (SELECT count(*) FROM unlearn_manifest('km') x WHERE x = ANY('{1,2,3,4}')),
+				              unlearn_confirm_forgotten('km')")"
+		else
+			bad "no consolidation of km within 60 s after the restart"
+		fi
+	else
+		bad "the worker was never seen consolidating km within 30 s"
+	fi
+	q "ALTER SYSTEM RESET unlearn.consolidate_idle" >/dev/null
+	q "SELECT pg_reload_conf()" >/dev/null
+	q "DROP DATABASE crash_k WITH (FORCE)" >/dev/null
 fi
 
 echo

@@ -72,7 +72,7 @@ print(m["version"] + "|" + m["provides"]["unlearn"]["version"])' "$root/META.jso
 
 # ---------------------------------------------------------------- 2. use it
 unlearn_server_start deb "unlearn.naptime = 1s" "unlearn.feature_retention = 3600" \
-	"unlearn.exact_when_cheaper = off" "unlearn.consolidate_after = 0" || exit 1
+	"unlearn.exact_when_cheaper = off" "unlearn.consolidate_after = 0" "unlearn.consolidate_drop = 0" "unlearn.consolidate_idle = 0" || exit 1
 q "CREATE EXTENSION unlearn"
 check "CREATE EXTENSION: the default version" "$version" \
 	"$(q "SELECT extversion FROM pg_extension WHERE extname = 'unlearn'")"

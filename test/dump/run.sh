@@ -270,7 +270,7 @@ if [ ! -f "$pkglibdir/unlearn.so" ]; then
 	exit 1
 fi
 trap check_finish EXIT
-unlearn_server_start dump "unlearn.naptime = 1s" "unlearn.threads = 2" "unlearn.exact_when_cheaper = off" "unlearn.consolidate_after = 0" || exit 1
+unlearn_server_start dump "unlearn.naptime = 1s" "unlearn.threads = 2" "unlearn.exact_when_cheaper = off" "unlearn.consolidate_after = 0" "unlearn.consolidate_drop = 0" "unlearn.consolidate_idle = 0" || exit 1
 work="$UNLEARN_SERVER_DIR/work"
 mkdir -p "$work"
 chmod 777 "$work"	# pg_dump runs as the cluster's OS user and writes here

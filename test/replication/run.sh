@@ -119,7 +119,7 @@ UNLEARN_PORT=$PORT unlearn_server_start repl \
 	"max_replication_slots = 10" "max_wal_senders = 10" "max_logical_replication_workers = 4" \
 	"wal_retrieve_retry_interval = 200ms" \
 	"unlearn.threads = 1" "unlearn.retry_delay = 10" "unlearn.max_attempts = 3" \
-	"unlearn.naptime = 1000" "unlearn.feature_retention = 3600" "unlearn.exact_when_cheaper = off" "unlearn.consolidate_after = 0" || exit 1
+	"unlearn.naptime = 1000" "unlearn.feature_retention = 3600" "unlearn.exact_when_cheaper = off" "unlearn.consolidate_after = 0" "unlearn.consolidate_drop = 0" "unlearn.consolidate_idle = 0" || exit 1
 OWNER=$PGUSER
 
 echo "==== $PUB: pts (300 rows), ppts (200 rows), publication; $SUB: the same tables (ppts partitioned), subscription ===="

@@ -160,7 +160,7 @@ trap check_finish EXIT
 UNLEARN_PORT=$PPORT unlearn_server_start standby-primary \
 	"wal_level = replica" "max_wal_senders = 5" "wal_keep_size = 256MB" \
 	"unlearn.threads = 1" "unlearn.retry_delay = 10" "unlearn.max_attempts = 3" \
-	"unlearn.naptime = 1000" "unlearn.feature_retention = 3600" "unlearn.exact_when_cheaper = off" "unlearn.consolidate_after = 0" || exit 1
+	"unlearn.naptime = 1000" "unlearn.feature_retention = 3600" "unlearn.exact_when_cheaper = off" "unlearn.consolidate_after = 0" "unlearn.consolidate_drop = 0" "unlearn.consolidate_idle = 0" || exit 1
 PDIR=$PGHOST
 # no statement of the test may hang it (and the servers with it)
 export PGOPTIONS="-c statement_timeout=120s"

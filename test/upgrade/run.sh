@@ -84,7 +84,7 @@ fi
 trap check_finish EXIT
 # as test/regress.conf: fast worker, ledger copies kept so rows can be re-checked
 unlearn_server_start upgrade "unlearn.naptime = 1s" "unlearn.threads = 1" \
-	"unlearn.feature_retention = 3600" "unlearn.exact_when_cheaper = off" "unlearn.consolidate_after = 0" || exit 1
+	"unlearn.feature_retention = 3600" "unlearn.exact_when_cheaper = off" "unlearn.consolidate_after = 0" "unlearn.consolidate_drop = 0" "unlearn.consolidate_idle = 0" || exit 1
 default_version=$(q postgres "SELECT default_version FROM pg_available_extensions WHERE name = 'unlearn'")
 
 echo "==== $OLD: CREATE EXTENSION unlearn VERSION '0.1', train ===="
