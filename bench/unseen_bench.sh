@@ -60,6 +60,12 @@ SELECT setseed(0.1 * $r);
 BEGIN;
 SELECT steps FROM unlearn_rows('$MODEL', ARRAY(SELECT id FROM $TABLE ORDER BY random() LIMIT $K),
                                options => '{"target": "$t"$MORE}') \gset
+SELECT 'R|$r|$t|' || x.m || '|' || round(x.v::numeric, 3) || '|null|' || :'steps'
+FROM (SELECT percentile_cont(ARRAY[0.1, 0.5, 0.9]) WITHIN GROUP
+               (ORDER BY -ln(greatest(u.true_class_probability, 1e-30)) / f.target_loss) AS p
+      FROM unlearn_forgotten('$MODEL') u JOIN unlearn.forgotten f ON f.model = '$MODEL' AND f.id = u.id
+      WHERE f.target_loss > 0 HAVING count(*) > 0) s,
+     unnest(ARRAY['loss_target_p10', 'loss_target_p50', 'loss_target_p90'], s.p) AS x(m, v);
 SELECT version FROM unlearn_retrain('$MODEL', '{"reference": true}') \gset
 SELECT 'R|$r|$t|' || metric || '|' || coalesce(round(unlearned::numeric, 4)::text, 'null') || '|'
        || coalesce(round(retrained::numeric, 4)::text, 'null') || '|' || :'steps'
@@ -77,6 +83,13 @@ for t in "${TARGETS[@]}"; do
 			$3 == t && $4 == m { n++; u[n] = $5; rt[n] = $6; st[n] = $7 }
 			END { if (n == 0) { print "  " t " " m ": no data"; exit }
 				printf "  %-11s %-16s unlearned %s   reference retrain %s   (steps %s)\n", t, m, msd(u, n), msd(rt, n), msd(st, n) }
+		' "$work/results"
+	done
+	# the forgotten rows' loss over their target loss (target unseen): its quantiles 0.1, 0.5, 0.9
+	for m in loss_target_p10 loss_target_p50 loss_target_p90; do
+		awk -F'|' -v t="$t" -v m="$m" "$MSD_AWK"'
+			$3 == t && $4 == m { n++; u[n] = $5 }
+			END { if (n > 0) printf "  %-11s %-16s %s\n", t, m, msd(u, n) }
 		' "$work/results"
 	done
 done

@@ -41,7 +41,7 @@ typedef struct ul_ctx
 	float	   *tl;				/* NULL, or per constraint row the target loss on yc
 								 * (target "unseen"; NaN: that row must not predict yc) */
 	float	   *tg0;			/* with tl: each row's logit gap under theta0 */
-	int			pull_back;		/* with tl: rows far past their target are pulled back (repair phase) */
+	int			pull_rows;		/* with tl: constraint rows 0..pull_rows-1 past their target are pulled back */
 	int			n_pulled;		/* target rows out of their band at the latest check */
 	float	   *dlp;			/* with tl: wsb x C, the pulls' logit gradients */
 	float	   *gpull;			/* with tl: the pulls' parameter gradient (latest check) */

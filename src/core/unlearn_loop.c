@@ -88,16 +88,16 @@ ul_loop_init(ul_loop *lp, const ul_ctx *c, ul_progress_callback cb, void *cb_arg
 /* ---------------------------------------------------------------- one step */
 
 /*
- * Adds the pulls of target rows out of their band: each weighs half a
- * pushed row's share of forget_weight / (pushed + pulled), so all the pulls
- * together never outweigh the pushes (the promise comes first), and like the
+ * Adds the pulls of target rows past their push: each weighs what a pushed
+ * row weighs (forget_weight / pushed rows, forget_weight when none is), so
+ * the band holds against the pushes that carry rows past it; like the
  * replay pull they shrink while rows refuse to be forgotten (replay_scale).
  */
 static void
 ul_step_add_pulls(ul_ctx *c, int n_act)
 {
 	const ul_options *o = c->o;
-	float		pscale = 0.5f * o->forget_weight * c->replay_scale / (float) (c->n_pulled + n_act);
+	float		pscale = o->forget_weight * c->replay_scale / (float) (n_act > 0 ? n_act : 1);
 
 	for (size_t j = 0; j < c->m->n_params; j++)
 		c->grad[j] += pscale * c->gpull[j];
@@ -121,9 +121,15 @@ ul_step_check(ul_ctx *c, ul_loop *lp)
 		return ul_check(c, 0.0f, 0.0f, NULL);
 	if (c->tl)
 	{
-		/* pull-backs only in the repair phase: in the forget phase they can keep nearby rows from being satisfied */
+		/*
+		 * pull-backs: every target row's in the repair phase; in the forget
+		 * phase only the request's own rows' (prior rows left where earlier
+		 * runs put them keep their slack), and only until the replay pull
+		 * starts to give way (ul_step_escalate): past that, rows refuse to
+		 * be forgotten, and the promise comes first
+		 */
 		memset(c->gpull, 0, sizeof(float) * P);
-		c->pull_back = lp->first_done >= 0;
+		c->pull_rows = lp->first_done >= 0 ? c->nc : lp->step < UL_ESCALATE_AFTER ? c->k : 0;
 	}
 	sat = ul_check(c, o->margin, 1.0f, &n_act);
 	lp->n_active = n_act;
@@ -134,7 +140,7 @@ ul_step_check(ul_ctx *c, ul_loop *lp)
 		for (size_t j = 0; j < P; j++)
 			c->grad[j] *= hscale;
 	}
-	if (c->tl && c->n_pulled > 0)
+	if (c->tl && c->pull_rows > 0)
 		ul_step_add_pulls(c, n_act);
 	return sat;
 }

@@ -50,18 +50,18 @@ ul_satisfied(const ul_ctx *c, int i, const float *z)
  * The unseen hinge of row i.  A loss target t is a logit-gap target: with
  * g = z_y - max_{j != y} z_j, CE >= log(1 + e^-g), so g <= g* = -log(e^t - 1)
  * guarantees CE >= t, and g < 0 is misclassified: the row is done at
- * g <= max(g*, 0).  The row is kept in a band one margin wide below that:
- *   g > max(g*, 0) - margin: pushed (the gradient of hinge_scale * (z_y - z_o)
- *     into d: a bounded push, as the margin term's, which stays strong where
- *     the CE's own gradient vanishes); returns 1 (inside the margin);
- *   g < that - margin, and a margin below where theta0 had it: out of its
- *     band; returns 2, and in the repair phase (c->pull_back) it is pulled
- *     back (the opposite gradient), so the pushes on other rows do not carry
- *     it far past its target (a row the model never saw is not an outlier
- *     either); the loop weighs the pulls apart, below the pushes
- *     (ul_step_add_pulls).  Not in the forget phase: there, pulls on rows
- *     next to rows still pushed kept a small 2-D problem from ever being
- *     satisfied, and the promise comes first;
+ * g <= max(g*, 0).  With hi = max(g*, 0) - margin:
+ *   g > hi: pushed (the gradient of hinge_scale * (z_y - z_o) into d: a
+ *     bounded push, as the margin term's, which stays strong where the CE's
+ *     own gradient vanishes); returns 1 (inside the margin);
+ *   g < hi, and a margin below where theta0 had it: past the push, and if
+ *     i < c->pull_rows pulled back toward hi (the gradient of hinge_scale *
+ *     (hi - g)^2 / (2 margin) into dp, at most hinge_scale beyond one
+ *     margin): the pushes on other rows do not carry it far past its target
+ *     (a row the model never saw is not an outlier either).  The pull grows
+ *     with the distance, so rows coupled to each other settle near hi rather
+ *     than swinging between a full push and a full pull; returns 2 when the
+ *     row is out of its band (g < hi - margin), else 3;
  *   else d = 0, returns 0.
  * The push goes into d (zeroed here), the pull into dp (zeroed by the caller).
  */
@@ -72,7 +72,8 @@ ul_target_hinge(const ul_ctx *c, int i, const float *z, float margin, float hing
 				o = ul_best_other(z, c->C, y);
 	double		gstar,
 				g,
-				hi;
+				hi,
+				r;
 
 	memset(d, 0, sizeof(float) * c->C);
 	if (!(c->tl[i] > 0.0f) || o < 0)
@@ -88,16 +89,18 @@ ul_target_hinge(const ul_ctx *c, int i, const float *z, float margin, float hing
 		d[o] = -hinge_scale;
 		return 1;
 	}
-	if (margin > 0.0f && g < hi - margin && g < c->tg0[i] - margin)
+	if (!(margin > 0.0f) || g >= hi || g >= c->tg0[i] - margin)
+		return 0;
+	/* the pull: proportional to the distance past hi, full from one margin on */
+	r = (hi - g) / margin;
+	if (r > 1.0)
+		r = 1.0;
+	if (i < c->pull_rows)
 	{
-		if (c->pull_back)
-		{
-			dp[y] = -hinge_scale;
-			dp[o] = hinge_scale;
-		}
-		return 2;
+		dp[y] = (float) (-hinge_scale * r);
+		dp[o] = (float) (hinge_scale * r);
 	}
-	return 0;
+	return r >= 1.0 ? 2 : 3;
 }
 
 /* The logit gap z_y - max_{j != y} z_j of every target row under theta0 (c->tg0). */
@@ -126,8 +129,8 @@ ul_target_start_gaps(ul_ctx *c)
  * records violated prior rows.  If hinge_scale != 0, also adds the gradient
  * of hinge_scale * (sum of the margin loss over the rows inside the margin)
  * to c->grad and stores the number of such rows in *n_active; target rows
- * out of their band are counted in c->n_pulled and, with c->pull_back, their
- * pull's gradient is added to c->gpull.
+ * out of their band are counted in c->n_pulled, and the pulls of those
+ * past their push among the first c->pull_rows are added to c->gpull.
  */
 int
 ul_check(ul_ctx *c, float margin, float hinge_scale, int *n_active)
@@ -170,7 +173,7 @@ ul_check(ul_ctx *c, float margin, float hinge_scale, int *n_active)
 				act += h == 1;
 				c->n_pulled += h == 2;
 				any |= h == 1;
-				any_pull |= h == 2 && c->pull_back;
+				any_pull |= h >= 2 && i < c->pull_rows;
 				continue;
 			}
 			/* best other class */

@@ -1065,9 +1065,13 @@ UNIT_TEST(unseen_quantiles_and_targets)
 	CHECK(ul_unseen_floor(3e-6f) > 3e-6f);
 }
 
-/* Sum over the rows of z_y - max_{j != y} z_j. */
+/*
+ * Sum over the rows of the logit gap g = z_y - max_{j != y} z_j; with hi
+ * given, of (hi_i - g_i)^2 / (2 margin) instead (the pulls' objective in
+ * their proportional range).
+ */
 static double
-sum_logit_gap(const nn_model *m, const float *X, const int *y, int n)
+sum_logit_gap(const nn_model *m, const float *X, const int *y, int n, const double *hi, double margin)
 {
 	int			C = NN_CLASSES(m);
 	nn_workspace *ws = nn_workspace_create(m, n);
@@ -1077,23 +1081,25 @@ sum_logit_gap(const nn_model *m, const float *X, const int *y, int n)
 	for (int i = 0; i < n; i++)
 	{
 		float		best = -INFINITY;
+		double		g;
 
 		for (int j = 0; j < C; j++)
 			if (j != y[i] && z[i * C + j] > best)
 				best = z[i * C + j];
-		s += z[i * C + y[i]] - best;
+		g = z[i * C + y[i]] - best;
+		s += hi ? (hi[i] - g) * (hi[i] - g) / (2 * margin) : g;
 	}
 	nn_workspace_free(ws);
 	return s;
 }
 
 /*
- * Compares grad with sign * the central difference of the summed logit gap
- * of the fixture's 6 forget rows on 60 or more parameters; counts the
- * mismatches (and the parameters where `zero`, if given, is not 0).
+ * Compares grad with sign * the central difference of sum_logit_gap (hi,
+ * margin) over the fixture's 6 forget rows on 60 or more parameters; counts
+ * the mismatches (and the parameters where `zero`, if given, is not 0).
  */
 static int
-gap_gradient_mismatches(fixture *f, const float *grad, double sign, const float *zero)
+gap_gradient_mismatches(fixture *f, const float *grad, double sign, const float *zero, const double *hi, double margin)
 {
 	int			bad = 0,
 				compared = 0;
@@ -1106,9 +1112,9 @@ gap_gradient_mismatches(fixture *f, const float *grad, double sign, const float 
 					h = 1e-3;
 
 		f->m->params[j] = p0 + (float) h;
-		up = sum_logit_gap(f->m, f->Xf, f->yf, 6);
+		up = sum_logit_gap(f->m, f->Xf, f->yf, 6, hi, margin);
 		f->m->params[j] = p0 - (float) h;
-		dn = sum_logit_gap(f->m, f->Xf, f->yf, 6);
+		dn = sum_logit_gap(f->m, f->Xf, f->yf, 6, hi, margin);
 		f->m->params[j] = p0;
 		compared++;
 		bad += !grad_agrees(grad[j], sign * (up - dn) / (2 * h)) || (zero && zero[j] != 0.0f);
@@ -1146,7 +1152,7 @@ UNIT_TEST(unseen_hinge_matches_finite_differences)
 	memset(c.grad, 0, sizeof(float) * f.m->n_params);
 	CHECK(ul_check(&c, 0.1f, 1.0f, &act) == 0);
 	CHECK(act == 6);
-	CHECK(gap_gradient_mismatches(&f, c.grad, 1.0, NULL) <= 2);	/* a ReLU kink inside +-h can fool the difference */
+	CHECK(gap_gradient_mismatches(&f, c.grad, 1.0, NULL, NULL, 0) <= 2);	/* a ReLU kink inside +-h can fool the difference */
 
 	/*
 	 * far past a tiny target and (as if theta0 had them far higher) below their
@@ -1157,12 +1163,48 @@ UNIT_TEST(unseen_hinge_matches_finite_differences)
 		c.tl[i] = 1e-9f;
 		c.tg0[i] = 100.0f;
 	}
-	c.pull_back = 1;
+	c.pull_rows = 6;
 	memset(c.grad, 0, sizeof(float) * f.m->n_params);
 	memset(c.gpull, 0, sizeof(float) * f.m->n_params);
 	CHECK(ul_check(&c, 0.1f, 1.0f, &act) == 6);
 	CHECK(act == 0 && c.n_pulled == 6);
-	CHECK(gap_gradient_mismatches(&f, c.gpull, -1.0, c.grad) <= 2);
+	CHECK(gap_gradient_mismatches(&f, c.gpull, -1.0, c.grad, NULL, 0) <= 2);
+
+	/*
+	 * half a margin past the push (g = g* - 1.5 margin): inside the band (not
+	 * counted as pulled), pulled in proportion, the gradient of
+	 * (hi - g)^2 / (2 margin) with hi = g* - margin; none when the rows are
+	 * not among the first pull_rows
+	 */
+	{
+		double		hi[6];
+		float		z[6 * 4];
+		nn_workspace *ws = nn_workspace_create(f.m, 6);
+
+		memcpy(z, nn_forward(f.m, ws, f.Xf, 6), sizeof(z));
+		nn_workspace_free(ws);
+		for (int i = 0; i < 6; i++)
+		{
+			float		best = -INFINITY;
+
+			for (int j = 0; j < 4; j++)
+				if (j != f.yf[i] && z[i * 4 + j] > best)
+					best = z[i * 4 + j];
+			c.tl[i] = (float) log1p(exp(-(z[i * 4 + f.yf[i]] - best + 0.15)));
+			hi[i] = -log(expm1((double) c.tl[i])) - 0.1;
+			CHECK(hi[i] - (z[i * 4 + f.yf[i]] - best) > 0.04 && hi[i] - (z[i * 4 + f.yf[i]] - best) < 0.06);
+		}
+		memset(c.grad, 0, sizeof(float) * f.m->n_params);
+		memset(c.gpull, 0, sizeof(float) * f.m->n_params);
+		CHECK(ul_check(&c, 0.1f, 1.0f, &act) == 6);
+		CHECK(act == 0 && c.n_pulled == 0);
+		CHECK(gap_gradient_mismatches(&f, c.gpull, 1.0, c.grad, hi, 0.1) <= 2);
+		c.pull_rows = 0;
+		memset(c.gpull, 0, sizeof(float) * f.m->n_params);
+		CHECK(ul_check(&c, 0.1f, 1.0f, &act) == 6);
+		for (size_t j = 0; j < f.m->n_params; j++)
+			CHECK(c.gpull[j] == 0.0f);
+	}
 	/* a target of 0 is met by any loss: satisfied, nothing pushed (the context holds a copy) */
 	for (int i = 0; i < 6; i++)
 		c.tl[i] = 0.0f;
