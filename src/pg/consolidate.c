@@ -27,6 +27,7 @@
 #include "unlearn_pg.h"
 #include "capture.h"
 #include "consolidate.h"
+#include "queue.h"
 
 #define SKIP_SLOTS 64			/* models remembered as not to consolidate again */
 
@@ -66,7 +67,9 @@ unlearn_consolidation_skip(const char *name, int version)
 /*
  * The model to consolidate now (palloc'd name and *version), or NULL.
  * Candidates: automatic unlearning on, not sharded, the current version
- * approximate, no request pending or running; the one idle longest first.
+ * approximate; the one idle longest first.  The worker asks only when no
+ * request of the database is pending or running (worker_housekeeping), and
+ * unlearn_consolidate_model checks the model's again under its lock.
  * *pending tells whether a candidate is still inside its quiet period, so
  * that the worker stays up for it.  Caller connected to SPI.
  */
@@ -84,8 +87,6 @@ unlearn_consolidation_next(int idle_seconds, int *version, bool *pending)
 							  "   ON v.model = m.name AND v.version = m.current_version"
 							  " WHERE m.auto_unlearn AND v.guarantee = 'approximate'"
 							  "   AND coalesce(m.options->>'shards', '1') = '1'"
-							  "   AND NOT EXISTS (SELECT FROM unlearn.requests r WHERE r.model = m.name"
-							  "                   AND r.state IN ('pending', 'running'))"
 							  " ORDER BY v.created_at",
 							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "unlearn worker could not read the models to consolidate");
@@ -133,11 +134,7 @@ unlearn_consolidate_model(const char *name, int version, UnlearnOutcome *out)
 	model = unlearn_model_lookup(name, true);
 	if (model == NULL || model->version != version)
 		return 0;				/* dropped, or a run made a newer version: chosen again later */
-	if (SPI_execute_with_args("SELECT FROM unlearn.requests WHERE model = $1 AND state IN ('pending', 'running')",
-							  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(name)},
-							  NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "unlearn worker could not read the requests of model \"%s\"", name);
-	if (SPI_processed > 0)
+	if (unlearn_queue_count_open(name) > 0)
 		return 0;				/* the requests run first */
 	/* step 2: tables only, locked until the retrain ends, as a run checks them (worker.c) */
 	unlearn_check_table_tree(model->relid, AccessShareLock);

@@ -787,6 +787,30 @@ change_table_rows(const UnlearnModel *model, const UnlearnData *forget, const in
 	out->prior = (int) in->prior.n;
 }
 
+/* An exact run's inputs: the current manifest and the prior rows. */
+static void
+read_exact_inputs(const UnlearnModel *model, UnlearnOutcome *out, RunInputs *in)
+{
+	memset(in, 0, sizeof(*in));
+	in->phases = &out->phases;
+	in->manifest = unlearn_load_manifest(model, model->version, &in->n_manifest);
+	unlearn_phase_end(in->phases, "read_manifest");
+	unlearn_read_prior_rows(model, &in->prior);
+	unlearn_phase_end(in->phases, "read_prior");
+}
+
+/* An exact run from its inputs: the table changed, then the exact version (store_exact). */
+static void
+finish_exact(UnlearnModel *model, UnlearnData *forget, const int *new_labels, const char *reason,
+			 bool change_table, RunInputs *in, UnlearnOutcome *out)
+{
+	change_table_rows(model, forget, new_labels, change_table, in, out);
+	out->seconds = 0;
+	store_exact(model, forget, new_labels != NULL, in, reason, out);
+	unlearn_phase_end(in->phases, "exact_retrain");
+	out->method = "exact";
+}
+
 /*
  * Method "exact": the manifest and the prior rows, the table changed, then
  * the exact version (store_exact): no approximate run, no guard.
@@ -797,17 +821,8 @@ run_exact(UnlearnModel *model, UnlearnData *forget, const int *new_labels, const
 {
 	RunInputs	in;
 
-	memset(&in, 0, sizeof(in));
-	in.phases = &out->phases;
-	in.manifest = unlearn_load_manifest(model, model->version, &in.n_manifest);
-	unlearn_phase_end(in.phases, "read_manifest");
-	unlearn_read_prior_rows(model, &in.prior);
-	unlearn_phase_end(in.phases, "read_prior");
-	change_table_rows(model, forget, new_labels, change_table, &in, out);
-	out->seconds = 0;
-	store_exact(model, forget, new_labels != NULL, &in, reason, out);
-	unlearn_phase_end(in.phases, "exact_retrain");
-	out->method = "exact";
+	read_exact_inputs(model, out, &in);
+	finish_exact(model, forget, new_labels, reason, change_table, &in, out);
 }
 
 /* One shard's part of a sharded run: its forget and prior rows, its replay sample. */
@@ -1229,19 +1244,19 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 bool
 unlearn_consolidate(UnlearnModel *model, UnlearnOutcome *out)
 {
+	RunInputs	in;
 	UnlearnData none;
-	int64		n_manifest;
 	double		estimate;
 
-	/* step 1: only within the retrain budget */
-	(void) unlearn_load_manifest(model, model->version, &n_manifest);
-	estimate = unlearn_retrain_budget > 0 ? estimated_retrain_seconds(model, n_manifest) : -1;
+	/* step 1: the run's inputs, and only within the retrain budget */
+	read_exact_inputs(model, out, &in);
+	estimate = unlearn_retrain_budget > 0 ? estimated_retrain_seconds(model, in.n_manifest) : -1;
 	if (estimate < 0 || estimate > unlearn_retrain_budget)
 		return false;
 	/* step 2: an exact run that forgets no row of its own */
 	memset(&none, 0, sizeof(none));
 	none.n_features = model->n_features;
 	none.ids = palloc(sizeof(int64));	/* searched with a count of 0 */
-	run_exact(model, &none, NULL, "consolidate", false, out);
+	finish_exact(model, &none, NULL, "consolidate", false, &in, out);
 	return true;
 }
