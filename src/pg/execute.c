@@ -1134,7 +1134,9 @@ consolidation_due(const UnlearnModel *model, const UnlearnData *forget, bool rel
 		(unlearn_consolidate_after <= 0 && unlearn_consolidate_drop <= 0))
 		return false;
 	/* step 1: what the runs since the newest exact version forgot and lost */
-	since = unlearn_forgotten_since_exact(model, &exact_rows, &drift) + forget->n;
+	drift = 0;
+	since = unlearn_forgotten_since_exact(model, &exact_rows,
+										  unlearn_consolidate_drop > 0 ? &drift : NULL) + forget->n;
 	if (exact_rows <= 0)
 		return false;
 	by_rows = unlearn_consolidate_after > 0 && (double) since >= unlearn_consolidate_after * (double) exact_rows;

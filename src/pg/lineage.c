@@ -254,7 +254,8 @@ unlearn_newest_exact_on_chain(const UnlearnModel *model, double *train_seconds, 
  * rows that exact version was trained on (*exact_rows; 0 when the chain has
  * none), and *drift, the points of held-out accuracy those versions' runs
  * lost in all (each run's held_out_before - held_out_after, gains counted
- * against losses; runs without a held-out sample count 0).
+ * against losses; runs without a held-out sample count 0); drift NULL: not
+ * computed.
  */
 int64
 unlearn_forgotten_since_exact(const UnlearnModel *model, int64 *exact_rows, double *drift)
@@ -264,26 +265,32 @@ unlearn_forgotten_since_exact(const UnlearnModel *model, int64 *exact_rows, doub
 	HeapTuple	tup;
 	TupleDesc	td;
 
-	chain_query(model, ", exact AS (SELECT v.version, v.rows FROM unlearn.versions v JOIN chain c USING (version)"
-				"   WHERE v.model = $1 AND v.guarantee = 'exact' ORDER BY v.version DESC LIMIT 1),"
-				" since AS (SELECT v.forgotten_ids, v.metrics FROM unlearn.versions v JOIN chain c USING (version)"
-				"   WHERE v.model = $1 AND v.guarantee = 'approximate'"
-				"     AND v.version > (SELECT version FROM exact))"
-				" SELECT (SELECT rows FROM exact),"
-				"  (SELECT coalesce(sum(pg_catalog.cardinality(forgotten_ids)), 0)::int8 FROM since),"
-				"  (SELECT coalesce(sum(100 * ((metrics->>'held_out_before')::float8"
-				"                              - (metrics->>'held_out_after')::float8)), 0)::float8"
-				"   FROM since WHERE jsonb_typeof(metrics->'held_out_before') = 'number'"
-				"     AND jsonb_typeof(metrics->'held_out_after') = 'number')");
+	/* the drift reads every version's metrics: only when asked for */
+	chain_query(model, psprintf(", exact AS (SELECT v.version, v.rows FROM unlearn.versions v JOIN chain c USING (version)"
+								"   WHERE v.model = $1 AND v.guarantee = 'exact' ORDER BY v.version DESC LIMIT 1),"
+								" since AS (SELECT v.forgotten_ids, v.metrics FROM unlearn.versions v JOIN chain c USING (version)"
+								"   WHERE v.model = $1 AND v.guarantee = 'approximate'"
+								"     AND v.version > (SELECT version FROM exact))"
+								" SELECT (SELECT rows FROM exact),"
+								"  (SELECT coalesce(sum(pg_catalog.cardinality(forgotten_ids)), 0)::int8 FROM since),"
+								"  %s",
+								drift == NULL ? "0::float8" :
+								"(SELECT coalesce(sum(100 * ((metrics->>'held_out_before')::float8"
+								"                            - (metrics->>'held_out_after')::float8)), 0)::float8"
+								"   FROM since WHERE jsonb_typeof(metrics->'held_out_before') = 'number'"
+								"     AND jsonb_typeof(metrics->'held_out_after') = 'number')"));
 	Assert(SPI_processed == 1);
 	tup = SPI_tuptable->vals[0];
 	td = SPI_tuptable->tupdesc;
 	*exact_rows = DatumGetInt64(SPI_getbinval(tup, td, 1, &isnull));
 	if (isnull)
 		*exact_rows = 0;
-	*drift = DatumGetFloat8(SPI_getbinval(tup, td, 3, &isnull));
-	if (isnull)
-		*drift = 0;
+	if (drift != NULL)
+	{
+		*drift = DatumGetFloat8(SPI_getbinval(tup, td, 3, &isnull));
+		if (isnull)
+			*drift = 0;
+	}
 	since = DatumGetInt64(SPI_getbinval(tup, td, 2, &isnull));
 	return isnull ? 0 : since;
 }
