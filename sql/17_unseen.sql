@@ -94,18 +94,26 @@ WHERE f.model = 'halo_plain';
 -- the setting is the default of a model that has a reference.  The floor:
 -- the next two rows by id are hard ones, their losses already above their
 -- reference targets (the NOTICE); without the floor they were recorded
--- forgotten untouched, now the run must raise them, and cannot within its
--- step cap without giving up an earlier row: an error, nothing changed
-SELECT version, rows, forgotten FROM unlearn_rows('halo', ARRAY(SELECT id FROM halo
+-- forgotten untouched, now the run must raise them (both floored), keeping
+-- the 35 earlier rows forgotten: version 4
+CREATE TEMP TABLE hard AS SELECT id FROM halo
     WHERE unlearn_predict('halo', features) = label::text AND id NOT IN (SELECT id FROM unlearn_forgotten('halo'))
-    ORDER BY id LIMIT 2));
-SELECT current_version FROM unlearn.models WHERE name = 'halo';
--- the two rows the model is surest of: version 4, target unseen, none floored
+    ORDER BY id LIMIT 2;
+CREATE TEMP TABLE hard_before AS
+SELECT id, (unlearn_predict_proba('halo', features))[label + 1] AS p FROM halo WHERE id IN (SELECT id FROM hard);
+SELECT version, rows, forgotten, prior FROM unlearn_rows('halo', ARRAY(SELECT id FROM hard));
+SELECT metrics->>'target' AS target, metrics->'unseen_floored' AS floored
+FROM inspect.versions WHERE model = 'halo' AND version = 4;
+-- each was changed: its probability of its label fell (unlearn_forgotten
+-- reads the ledger's copies, the rows are gone from the table)
+SELECT count(*) AS lowered FROM hard_before b JOIN unlearn_forgotten('halo') f USING (id)
+WHERE f.true_class_probability < b.p AND f.forgotten;
+-- the two rows the model is surest of: version 5, target unseen, none floored
 SELECT version, rows, forgotten FROM unlearn_rows('halo', ARRAY(SELECT id FROM halo
     WHERE unlearn_predict('halo', features) = label::text AND id NOT IN (SELECT id FROM unlearn_forgotten('halo'))
     ORDER BY (unlearn_predict_proba('halo', features))[label + 1] DESC, id LIMIT 2));
 SELECT metrics->>'target' AS target, metrics->'unseen_floored' AS floored
-FROM inspect.versions WHERE model = 'halo' AND version = 4;
+FROM inspect.versions WHERE model = 'halo' AND version = 5;
 RESET ROLE;
 RESET unlearn.target;
 SET ROLE regress_owner;
@@ -116,7 +124,7 @@ SELECT err($$SELECT * FROM unlearn_rows('halo', ARRAY[4::bigint], options => '{"
 -- an exact retrain (with the training's held-out rows) records a fresh reference
 SELECT version FROM unlearn_retrain('halo');
 SELECT guarantee, jsonb_array_length(metrics->'unseen_loss') AS points FROM inspect.versions
-WHERE model = 'halo' AND version = 5;
+WHERE model = 'halo' AND version = 6;
 SELECT unlearn_confirm_forgotten('halo');
 
 -- the floor: a table whose every row has a twin (ids i and i + 1000).  The

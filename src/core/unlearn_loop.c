@@ -59,7 +59,7 @@ ul_clock(void)
 	return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
 }
 
-/* The optimiser, the step cap (passes over the adversarial or forget set) and the snapshot. */
+/* The optimiser, the step cap (passes over the adversarial or forget set; see below) and the snapshot. */
 static void
 ul_loop_init(ul_loop *lp, const ul_ctx *c, ul_progress_callback cb, void *cb_arg)
 {
@@ -77,6 +77,9 @@ ul_loop_init(ul_loop *lp, const ul_ctx *c, ul_progress_callback cb, void *cb_arg
 	else
 		steps_per_pass = (c->k + o->forget_batch - 1) / o->forget_batch;
 	lp->cap = o->max_passes * steps_per_pass;
+	/* the default method keeping earlier rows forgotten meets two sets of constraints: twice the steps */
+	if (lp->is_default && c->nc > c->k)
+		lp->cap *= 2;
 	if (o->max_steps > 0 && o->max_steps < lp->cap)
 		lp->cap = o->max_steps;
 	if (lp->is_default)

@@ -9,6 +9,8 @@
 
 #include "unlearn_internal.h"
 
+#define UL_LN2 0.693147180559945f	/* ln 2: the loss of a gap of 0 */
+
 /* Whether constraint row i is judged by a target loss (target "unseen"). */
 static inline int
 ul_has_target(const ul_ctx *c, int i)
@@ -47,13 +49,55 @@ ul_satisfied(const ul_ctx *c, int i, const float *z)
 }
 
 /*
- * The unseen hinge of row i.  A loss target t is a logit-gap target: with
- * g = z_y - max_{j != y} z_j, CE >= log(1 + e^-g), so g <= g* = -log(e^t - 1)
- * guarantees CE >= t, and g < 0 is misclassified: the row is done at
- * g <= max(g*, 0).  With hi = max(g*, 0) - margin:
- *   g > hi: pushed (the gradient of hinge_scale * (z_y - z_o) into d: a
- *     bounded push, as the margin term's, which stays strong where the CE's
- *     own gradient vanishes); returns 1 (inside the margin);
+ * The gap of target row i in the logits z, and in w (if given) its gradient
+ * with respect to z.  A target loss t below ln 2 is a gap target on
+ * g = z_y - ln sum_{j != y} e^{z_j}, for which CE = ln(1 + e^-g) exactly:
+ * g <= g* = -ln(e^t - 1) is CE >= t, and a row pushed there lands on its
+ * target loss whatever the other classes do.  From ln 2 on, g* <= 0 and the
+ * row is done once misclassified: the gap is z_y - max_{j != y} z_j, whose
+ * g < 0 is exactly that.  Returns g, or NAN when the row has no other class.
+ */
+static double
+ul_target_gap(const ul_ctx *c, int i, const float *z, float *w)
+{
+	int			y = c->yc[i],
+				o = ul_best_other(z, c->C, y);
+	double		s = 0.0;
+
+	if (o < 0)
+		return NAN;
+	if (w)
+		memset(w, 0, sizeof(float) * c->C);
+	if (!(c->tl[i] < UL_LN2))
+	{
+		/* misclassification target: the best other class */
+		if (w)
+		{
+			w[y] = 1.0f;
+			w[o] = -1.0f;
+		}
+		return (double) z[y] - (double) z[o];
+	}
+	/* loss target: the log-sum-exp of the other classes, shifted by their best */
+	for (int j = 0; j < c->C; j++)
+		if (j != y)
+			s += exp((double) z[j] - (double) z[o]);
+	if (w)
+	{
+		w[y] = 1.0f;
+		for (int j = 0; j < c->C; j++)
+			if (j != y)
+				w[j] = (float) (-exp((double) z[j] - (double) z[o]) / s);
+	}
+	return (double) z[y] - (double) z[o] - log(s);
+}
+
+/*
+ * The unseen hinge of row i, on its gap g (ul_target_gap): the row is done
+ * at g <= max(g*, 0).  With hi = max(g*, 0) - margin:
+ *   g > hi: pushed (hinge_scale times the gap's gradient into d: a bounded
+ *     push, as the margin term's, which stays strong where the CE's own
+ *     gradient vanishes); returns 1 (inside the margin);
  *   g < hi, and a margin below where theta0 had it: past the push, and if
  *     i < c->pull_rows pulled back toward hi (the gradient of hinge_scale *
  *     (hi - g)^2 / (2 margin) into dp, at most hinge_scale beyond one
@@ -68,42 +112,44 @@ ul_satisfied(const ul_ctx *c, int i, const float *z)
 static int
 ul_target_hinge(const ul_ctx *c, int i, const float *z, float margin, float hinge_scale, float *d, float *dp)
 {
-	int			y = c->yc[i],
-				o = ul_best_other(z, c->C, y);
 	double		gstar,
 				g,
 				hi,
 				r;
 
 	memset(d, 0, sizeof(float) * c->C);
-	if (!(c->tl[i] > 0.0f) || o < 0)
+	if (!(c->tl[i] > 0.0f))
 		return 0;				/* a target of 0: any loss meets it */
+	g = ul_target_gap(c, i, z, d);
+	if (isnan(g))
+		return 0;
 	gstar = -log(expm1((double) c->tl[i]));
 	if (gstar < 0.0)
 		gstar = 0.0;			/* misclassified comes first */
-	g = (double) z[y] - (double) z[o];
 	hi = gstar - margin;
 	if (g > hi)
 	{
-		d[y] = hinge_scale;
-		d[o] = -hinge_scale;
+		for (int j = 0; j < c->C; j++)
+			d[j] *= hinge_scale;
 		return 1;
 	}
-	if (!(margin > 0.0f) || g >= hi || g >= c->tg0[i] - margin)
+	if (!(margin > 0.0f) || g >= c->tg0[i] - margin)
+	{
+		memset(d, 0, sizeof(float) * c->C);
 		return 0;
+	}
 	/* the pull: proportional to the distance past hi, full from one margin on */
 	r = (hi - g) / margin;
 	if (r > 1.0)
 		r = 1.0;
 	if (i < c->pull_rows)
-	{
-		dp[y] = (float) (-hinge_scale * r);
-		dp[o] = (float) (hinge_scale * r);
-	}
+		for (int j = 0; j < c->C; j++)
+			dp[j] = (float) (-hinge_scale * r * d[j]);
+	memset(d, 0, sizeof(float) * c->C);
 	return r >= 1.0 ? 2 : 3;
 }
 
-/* The logit gap z_y - max_{j != y} z_j of every target row under theta0 (c->tg0). */
+/* The gap (ul_target_gap) of every target row under theta0 (c->tg0). */
 void
 ul_target_start_gaps(ul_ctx *c)
 {
@@ -115,11 +161,9 @@ ul_target_start_gaps(ul_ctx *c)
 
 		for (int r = 0; r < nb; r++)
 		{
-			const float *zr = z + (size_t) r * c->C;
-			int			y = c->yc[s0 + r],
-						o = ul_best_other(zr, c->C, y);
+			double		g = ul_target_gap(c, s0 + r, z + (size_t) r * c->C, NULL);
 
-			c->tg0[s0 + r] = o < 0 ? INFINITY : zr[y] - zr[o];
+			c->tg0[s0 + r] = isnan(g) ? INFINITY : (float) g;
 		}
 	}
 }

@@ -999,7 +999,7 @@ UNIT_TEST(unlearn_outputs_are_pinned)
 		{0, 400, 400, 1, 0, 1, 0, 2.6481834606976742, 30.158866543424665, 237.66051666455843},	/* params hash aea5a6a0548e0065 */
 		{0, 8, 8, 1, 0, 1, 0, 1.209664027108456, 30.382633086192072, 240.09404613907088},	/* params hash ccce133b9730f20c */
 		{0, 9, 9, 1, 0, 1, 0, 1.8326656243437531, 30.125617438054178, 239.97002959830147},	/* params hash 0df6e27e0e5be3ba */
-		{0, 2000, 1215, 3, 2, 1, 0, 0.80791843846381006, 21.2557159075659, 248.73632396810771},	/* params hash 48abba2f5da59803 */
+		{0, 2430, 1215, 3, 2, 1, 0, 0.80791851467522091, 21.255713430393371, 248.73632314184056},	/* params hash 8d40272bf6576215 */
 		{0, 988, 494, 3, 2, 1, 0, 0.53337744863841063, 21.342219266705797, 277.13607609497541},	/* params hash 42ca4430780515ef */
 		{0, 20, -1, 0, 0, 0, 1, 0.00087351451021818371, 30.26771616582846, 240.38793717111926},	/* params hash 2efc2c7ca5b7bdb0 */
 	};
@@ -1066,12 +1066,35 @@ UNIT_TEST(unseen_quantiles_and_targets)
 }
 
 /*
- * Sum over the rows of the logit gap g = z_y - max_{j != y} z_j; with hi
- * given, of (hi_i - g_i)^2 / (2 margin) instead (the pulls' objective in
- * their proportional range).
+ * Row i's gap in the logits z (C classes) for a target loss t: below ln 2,
+ * z_y - ln sum_{j != y} e^{z_j} (CE = ln(1 + e^-g) exactly); else (or with
+ * no target) z_y - max_{j != y} z_j.  Computed here without the code's helper.
  */
 static double
-sum_logit_gap(const nn_model *m, const float *X, const int *y, int n, const double *hi, double margin)
+test_gap(const float *z, int C, int y, double t)
+{
+	double		best = -INFINITY,
+				s = 0.0;
+
+	for (int j = 0; j < C; j++)
+		if (j != y && z[j] > best)
+			best = z[j];
+	if (!(t < log(2.0)))
+		return z[y] - best;
+	for (int j = 0; j < C; j++)
+		if (j != y)
+			s += exp((double) z[j]);
+	return z[y] - log(s);
+}
+
+/*
+ * Sum over the rows of their gap (test_gap, for the target losses tl, or
+ * none); with hi given, of (hi_i - g_i)^2 / (2 margin) instead (the pulls'
+ * objective in their proportional range).
+ */
+static double
+sum_logit_gap(const nn_model *m, const float *X, const int *y, int n, const float *tl, const double *hi,
+			  double margin)
 {
 	int			C = NN_CLASSES(m);
 	nn_workspace *ws = nn_workspace_create(m, n);
@@ -1080,13 +1103,8 @@ sum_logit_gap(const nn_model *m, const float *X, const int *y, int n, const doub
 
 	for (int i = 0; i < n; i++)
 	{
-		float		best = -INFINITY;
-		double		g;
+		double		g = test_gap(z + i * C, C, y[i], tl ? tl[i] : NAN);
 
-		for (int j = 0; j < C; j++)
-			if (j != y[i] && z[i * C + j] > best)
-				best = z[i * C + j];
-		g = z[i * C + y[i]] - best;
 		s += hi ? (hi[i] - g) * (hi[i] - g) / (2 * margin) : g;
 	}
 	nn_workspace_free(ws);
@@ -1099,7 +1117,8 @@ sum_logit_gap(const nn_model *m, const float *X, const int *y, int n, const doub
  * the mismatches (and the parameters where `zero`, if given, is not 0).
  */
 static int
-gap_gradient_mismatches(fixture *f, const float *grad, double sign, const float *zero, const double *hi, double margin)
+gap_gradient_mismatches(fixture *f, const float *grad, double sign, const float *zero, const float *tl,
+						const double *hi, double margin)
 {
 	int			bad = 0,
 				compared = 0;
@@ -1112,9 +1131,9 @@ gap_gradient_mismatches(fixture *f, const float *grad, double sign, const float 
 					h = 1e-3;
 
 		f->m->params[j] = p0 + (float) h;
-		up = sum_logit_gap(f->m, f->Xf, f->yf, 6, hi, margin);
+		up = sum_logit_gap(f->m, f->Xf, f->yf, 6, tl, hi, margin);
 		f->m->params[j] = p0 - (float) h;
-		dn = sum_logit_gap(f->m, f->Xf, f->yf, 6, hi, margin);
+		dn = sum_logit_gap(f->m, f->Xf, f->yf, 6, tl, hi, margin);
 		f->m->params[j] = p0;
 		compared++;
 		bad += !grad_agrees(grad[j], sign * (up - dn) / (2 * h)) || (zero && zero[j] != 0.0f);
@@ -1152,7 +1171,7 @@ UNIT_TEST(unseen_hinge_matches_finite_differences)
 	memset(c.grad, 0, sizeof(float) * f.m->n_params);
 	CHECK(ul_check(&c, 0.1f, 1.0f, &act) == 0);
 	CHECK(act == 6);
-	CHECK(gap_gradient_mismatches(&f, c.grad, 1.0, NULL, NULL, 0) <= 2);	/* a ReLU kink inside +-h can fool the difference */
+	CHECK(gap_gradient_mismatches(&f, c.grad, 1.0, NULL, c.tl, NULL, 0) <= 2);	/* a ReLU kink inside +-h can fool the difference */
 
 	/*
 	 * far past a tiny target and (as if theta0 had them far higher) below their
@@ -1168,7 +1187,7 @@ UNIT_TEST(unseen_hinge_matches_finite_differences)
 	memset(c.gpull, 0, sizeof(float) * f.m->n_params);
 	CHECK(ul_check(&c, 0.1f, 1.0f, &act) == 6);
 	CHECK(act == 0 && c.n_pulled == 6);
-	CHECK(gap_gradient_mismatches(&f, c.gpull, -1.0, c.grad, NULL, 0) <= 2);
+	CHECK(gap_gradient_mismatches(&f, c.gpull, -1.0, c.grad, c.tl, NULL, 0) <= 2);
 
 	/*
 	 * half a margin past the push (g = g* - 1.5 margin): inside the band (not
@@ -1185,25 +1204,46 @@ UNIT_TEST(unseen_hinge_matches_finite_differences)
 		nn_workspace_free(ws);
 		for (int i = 0; i < 6; i++)
 		{
-			float		best = -INFINITY;
+			double		g = test_gap(z + i * 4, 4, f.yf[i], 0.0);	/* the loss-target gap */
 
-			for (int j = 0; j < 4; j++)
-				if (j != f.yf[i] && z[i * 4 + j] > best)
-					best = z[i * 4 + j];
-			c.tl[i] = (float) log1p(exp(-(z[i * 4 + f.yf[i]] - best + 0.15)));
+			CHECK(g + 0.15 > 0.0);	/* so the target below is under ln 2 */
+			c.tl[i] = (float) log1p(exp(-(g + 0.15)));
 			hi[i] = -log(expm1((double) c.tl[i])) - 0.1;
-			CHECK(hi[i] - (z[i * 4 + f.yf[i]] - best) > 0.04 && hi[i] - (z[i * 4 + f.yf[i]] - best) < 0.06);
+			CHECK(hi[i] - g > 0.04 && hi[i] - g < 0.06);
 		}
 		memset(c.grad, 0, sizeof(float) * f.m->n_params);
 		memset(c.gpull, 0, sizeof(float) * f.m->n_params);
 		CHECK(ul_check(&c, 0.1f, 1.0f, &act) == 6);
 		CHECK(act == 0 && c.n_pulled == 0);
-		CHECK(gap_gradient_mismatches(&f, c.gpull, 1.0, c.grad, hi, 0.1) <= 2);
+		CHECK(gap_gradient_mismatches(&f, c.gpull, 1.0, c.grad, c.tl, hi, 0.1) <= 2);
 		c.pull_rows = 0;
 		memset(c.gpull, 0, sizeof(float) * f.m->n_params);
 		CHECK(ul_check(&c, 0.1f, 1.0f, &act) == 6);
 		for (size_t j = 0; j < f.m->n_params; j++)
 			CHECK(c.gpull[j] == 0.0f);
+	}
+	/*
+	 * without a margin the push ends at the target loss itself, whatever the
+	 * other classes do: a target just under a row's loss pushes nothing, one
+	 * just over it pushes the row (rows with a loss of ln 2 or more: no target)
+	 */
+	{
+		float		ce[6];
+		int			want = 0;
+
+		ul_row_losses(f.m, f.Xf, f.yf, 6, ce);
+		for (int side = -1; side <= 1; side += 2)
+		{
+			for (int i = 0; i < 6; i++)
+				c.tl[i] = ce[i] < 0.6f ? ce[i] * (1.0f + 0.01f * side) : 0.0f;
+			want = 0;
+			for (int i = 0; i < 6; i++)
+				want += side > 0 && ce[i] < 0.6f;
+			memset(c.grad, 0, sizeof(float) * f.m->n_params);
+			ul_check(&c, 0.0f, 1.0f, &act);
+			CHECK(act == want);
+		}
+		CHECK(want >= 2);		/* the fixture has rows to test it on */
 	}
 	/* a target of 0 is met by any loss: satisfied, nothing pushed (the context holds a copy) */
 	for (int i = 0; i < 6; i++)
