@@ -121,12 +121,14 @@ SELECT pg_reload_conf();
 SET ROLE regress_owner;
 
 -- (f) exact when cheaper: with the default method, a model whose retrain
--- takes no more steps than twice the repair phase (600) is retrained
--- directly, without an approximate run; a longer-trained one is not
+-- passes no more rows than twice the repair phase of replay batches and
+-- forget rows (600 x (128 + k)) is retrained directly, without an
+-- approximate run; a longer-trained one is not, and one trained as long in
+-- small batches (more steps, as many rows) is
 SHOW unlearn.exact_when_cheaper;	-- off in test/regress.conf
 CREATE TABLE small AS SELECT * FROM clusters_src WHERE id <= 300;
 CREATE TABLE small_long AS SELECT * FROM small;
--- 300 rows: 3 batches of 128 a pass; 10 passes = 30 steps, 400 passes = 1200
+-- 300 rows: 10 passes = 3 000 rows, 400 passes = 120 000 (600 x 130 = 78 000)
 SELECT model, rows FROM unlearn_train('small', 'small', 'id', 'features', 'label', hidden => '{16}',
                                       epochs => 10, options => '{"seed": 1}', auto_unlearn => false);
 SELECT model, rows FROM unlearn_train('small_long', 'small_long', 'id', 'features', 'label', hidden => '{16}',
@@ -136,6 +138,13 @@ SELECT version, rows, forgotten, steps, method FROM unlearn_rows('small', ARRAY[
 SELECT version, reason, guarantee, forgotten_ids FROM inspect.versions WHERE model = 'small' ORDER BY version;
 SELECT version, rows, forgotten, steps > 0 AS approximate, method FROM unlearn_rows('small_long', ARRAY[1, 2]);
 SELECT version, reason, guarantee FROM inspect.versions WHERE model = 'small_long' ORDER BY version;
+-- 298 rows, 100 passes in batches of 8: 3 800 steps (more than 600), 29 600 rows
+-- (fewer than 78 000): exact
+CREATE TABLE small_batch AS SELECT * FROM small;
+SELECT model, rows FROM unlearn_train('small_batch', 'small_batch', 'id', 'features', 'label', hidden => '{16}',
+                                      epochs => 100, options => '{"seed": 1, "batch_size": 8}', auto_unlearn => false);
+SELECT version, rows, forgotten, steps, method FROM unlearn_rows('small_batch', ARRAY[5, 6]);
+SELECT version, reason, guarantee FROM inspect.versions WHERE model = 'small_batch' ORDER BY version;
 -- a method named explicitly runs as asked
 SELECT version, method FROM unlearn_rows('small', ARRAY[3], '{"method": "neggrad"}');
 SELECT version, reason, guarantee FROM inspect.versions WHERE model = 'small' AND version = 3;
