@@ -20,7 +20,7 @@
 
 #define UL_CHUNK 256			/* rows per forward/backward chunk */
 #define UL_MAX_GUARD 8192		/* cap on guard rows */
-#define UL_SELECT_ROWS 2048		/* replay rows used for model selection */
+#define UL_SELECT_ROWS 2048		/* replay rows for model selection (no held-out rows) and the anchors */
 #define UL_STOP_ROWS 2048		/* repair_stop: held-out replay rows, at most ... */
 #define UL_STOP_SHARE 8			/* ... and at most 1/8 of the replay sample ... */
 #define UL_STOP_MIN_ROWS 100	/* ... and at least this many (else no early stop) */
@@ -69,8 +69,8 @@ typedef struct ul_ctx
 	int			nh;				/* repair_stop: held-out replay rows [nr, nr + nh), never trained on */
 	int		   *h_pred0;		/* theta0's predictions on them */
 	float	   *h_ce0;			/* theta0's cross-entropy on each of them */
-	int		   *h_pred;			/* the current predictions (scratch) */
-	float	   *h_ce;			/* the current cross-entropies (scratch) */
+	int		   *h_pred;			/* the predictions at the latest selection check */
+	float	   *h_ce;			/* the cross-entropies at the latest selection check */
 	float	   *rsoft;			/* nr x C replay targets (distill > 0) or NULL */
 	int		   *gidx;			/* guard rows (indices into the replay rows) */
 	int			ng,
@@ -113,7 +113,8 @@ void		ul_make_guard(ul_ctx *c, int per);
 double		ul_replay_loss(ul_ctx *c);
 void		ul_make_soft_targets(ul_ctx *c, float distill);
 void		ul_holdout_eval(ul_ctx *c, const float *logits, float *ce, int *pred);
-int			ul_holdout_repaired(ul_ctx *c);
+double		ul_holdout_loss(ul_ctx *c);
+int			ul_holdout_repaired(const ul_ctx *c);
 
 /* ---------- unlearn_anchors.c ---------- */
 void		ul_data_eps(ul_ctx *c, float scale, int steps, float *eps, float *alpha);

@@ -40,7 +40,7 @@ typedef struct ul_loop
 	int			select_due;		/* target rows: a selection check waits for a satisfying step */
 	int			n_active;		/* default method: constraint rows inside the margin (latest check) */
 	int			repaired;		/* repair_stop: the repair phase ended on the stop rule */
-	double		best_loss;		/* replay loss of snap */
+	double		best_loss;		/* selection loss of snap (ul_select_check) */
 	double		t_first;		/* clock when every row was first satisfied */
 	int			aborted;
 	ul_progress_callback cb;
@@ -149,23 +149,57 @@ ul_step_check(ul_ctx *c, ul_loop *lp)
 }
 
 /*
+ * A selection check of the default method (every row is satisfied): the
+ * selection loss is the held-out replay rows' summed cross-entropy when
+ * there are held-out rows (never trained on; one forward pass over them
+ * serves the stop rule too), else the first UL_SELECT_ROWS replay rows'.
+ * Returns 1 when the stop rule holds (repair_stop): every forget and prior
+ * row beyond the margin (and a row with a target loss no further than its
+ * band) and the held-out rows repaired (ul_holdout_repaired); that state is
+ * the one handed back.  Otherwise keeps the state if it beats the snapshot:
+ * a state with every target row in its band beats one without, then the
+ * lower selection loss.
+ */
+static int
+ul_select_check(ul_ctx *c, ul_loop *lp)
+{
+	size_t		bytes = sizeof(float) * c->m->n_params;
+	double		l = c->nh > 0 ? ul_holdout_loss(c) : ul_replay_loss(c);
+	int			in_band = c->n_pulled == 0;
+
+	if (c->nh > 0 && lp->n_active == 0 && in_band && ul_holdout_repaired(c))
+	{
+		memcpy(lp->snap, c->m->params, bytes);
+		lp->have_snap = 1;
+		lp->repaired = 1;
+		return 1;
+	}
+	/* every row beyond the margin: the replay pull may come back a step */
+	if (lp->n_active == 0)
+		c->replay_scale = c->replay_scale < 0.5f ? 2.0f * c->replay_scale : 1.0f;
+	if (!lp->have_snap || (in_band && !lp->snap_in_band) ||
+		(in_band == lp->snap_in_band && l < lp->best_loss))
+	{
+		memcpy(lp->snap, c->m->params, bytes);
+		lp->best_loss = l;
+		lp->have_snap = 1;
+		lp->snap_in_band = in_band;
+	}
+	return 0;
+}
+
+/*
  * Every row is satisfied at this step: note the first such step (switch to
  * the repair lr, let the repair phase take as many steps as the forget phase
- * took); the default method keeps the satisfying state that fits the replay
- * rows best and, at a check where every row is beyond the margin, doubles
- * the replay pull back toward its full weight.  Returns 1 when the loop is
- * done: faithful methods;
- * the default method when the repair phase's stop rule holds (repair_stop):
- * at a selection check, every forget and prior row is beyond the margin (and
- * a row with a target loss no further than its band), and the held-out
- * replay rows are repaired (ul_holdout_repaired); that state is the one
- * handed back.
+ * took); the default method keeps the satisfying state that fits best (see
+ * ul_select_check) at a selection check every UL_SELECT_EVERY repair steps.
+ * Returns 1 when the loop is done: faithful methods; the default method when
+ * its stop rule holds at a check.
  */
 static int
 ul_step_satisfied(ul_ctx *c, ul_loop *lp)
 {
 	const ul_options *o = c->o;
-	size_t		bytes = sizeof(float) * c->m->n_params;
 
 	if (lp->first_done < 0)
 	{
@@ -182,35 +216,14 @@ ul_step_satisfied(ul_ctx *c, ul_loop *lp)
 		return 1;
 	if (c->nr == 0)
 	{
-		memcpy(lp->snap, c->m->params, bytes);
+		memcpy(lp->snap, c->m->params, sizeof(float) * c->m->n_params);
 		lp->have_snap = 1;
 	}
 	else if ((lp->step - lp->first_done) % UL_SELECT_EVERY == 0 || lp->repair_left <= 0 ||
 			 lp->step >= lp->cap || lp->select_due)
 	{
-		double		l;
-
 		lp->select_due = 0;
-		if (c->nh > 0 && lp->n_active == 0 && c->n_pulled == 0 && ul_holdout_repaired(c))
-		{
-			memcpy(lp->snap, c->m->params, bytes);
-			lp->have_snap = 1;
-			lp->repaired = 1;
-			return 1;
-		}
-		l = ul_replay_loss(c);
-		/* every row beyond the margin: the replay pull may come back a step */
-		if (lp->n_active == 0)
-			c->replay_scale = c->replay_scale < 0.5f ? 2.0f * c->replay_scale : 1.0f;
-		/* a state with every target row in its band beats one without; then the replay loss */
-		if (!lp->have_snap || (c->n_pulled == 0 && !lp->snap_in_band) ||
-			((c->n_pulled == 0) == lp->snap_in_band && l < lp->best_loss))
-		{
-			memcpy(lp->snap, c->m->params, bytes);
-			lp->best_loss = l;
-			lp->have_snap = 1;
-			lp->snap_in_band = c->n_pulled == 0;
-		}
+		return ul_select_check(c, lp);
 	}
 	return 0;
 }
@@ -244,7 +257,7 @@ ul_step_stop(ul_ctx *c, ul_loop *lp, int sat)
  * repair phase does not get the full pull back at once (that undid the
  * forgetting and left only the first, most damaged satisfying state to hand
  * back): it doubles at each selection check where every row is beyond the
- * margin (ul_step_satisfied).
+ * margin (ul_select_check).
  */
 static void
 ul_step_escalate(ul_ctx *c, const ul_loop *lp)

@@ -2,7 +2,8 @@
  * unlearn_replay.c: what the default method prepares from the replay rows
  * (a sample of the remaining rows): soft targets mixed with theta0's
  * softmax, the guard rows nearest to the forget and prior rows, and the
- * replay loss that picks the state handed back after the repair phase.
+ * losses that pick the state handed back after the repair phase: on the
+ * held-out rows (repair_stop) when there are, else on replay rows trained on.
  */
 #include <math.h>
 #include <string.h>
@@ -95,7 +96,10 @@ ul_make_guard(ul_ctx *c, int per)
 	nn_free_mem(Hr);
 }
 
-/* Sum CE of the first UL_SELECT_ROWS replay rows trained on (model selection in the repair phase). */
+/*
+ * Sum CE of the first UL_SELECT_ROWS replay rows trained on: the repair
+ * phase's selection loss when no rows are held out (nh == 0).
+ */
 double
 ul_replay_loss(ul_ctx *c)
 {
@@ -163,8 +167,25 @@ ul_holdout_eval(ul_ctx *c, const float *logits, float *ce, int *pred)
 }
 
 /*
- * The stop rule of the repair phase (repair_stop): is the current model back
- * to theta0's fit of the held-out replay rows, within their sampling noise?
+ * The held-out replay rows under the current model: evaluates them into
+ * c->h_ce and c->h_pred (what ul_holdout_repaired reads) and returns the sum
+ * of their cross-entropies, the repair phase's selection loss when nh > 0.
+ */
+double
+ul_holdout_loss(ul_ctx *c)
+{
+	double		s = 0.0;
+
+	ul_holdout_eval(c, NULL, c->h_ce, c->h_pred);
+	for (int i = 0; i < c->nh; i++)
+		s += c->h_ce[i];
+	return s;
+}
+
+/*
+ * The stop rule of the repair phase (repair_stop): is the model that
+ * ul_holdout_loss last evaluated back to theta0's fit of the held-out replay
+ * rows, within their sampling noise?
  * Two paired comparisons against theta0 on the same rows, both within one
  * standard error of "no change":
  *  - cross-entropy: the per-row differences d_i = CE_i(theta) - CE_i(theta0)
@@ -176,7 +197,7 @@ ul_holdout_eval(ul_ctx *c, const float *logits, float *ce, int *pred)
  * themselves.
  */
 int
-ul_holdout_repaired(ul_ctx *c)
+ul_holdout_repaired(const ul_ctx *c)
 {
 	const int  *yh = c->req->replay.y + c->nr;
 	int			lost = 0,
@@ -186,7 +207,6 @@ ul_holdout_repaired(ul_ctx *c)
 				mean,
 				sem;
 
-	ul_holdout_eval(c, NULL, c->h_ce, c->h_pred);
 	for (int i = 0; i < c->nh; i++)
 	{
 		int			was = c->h_pred0[i] == yh[i],

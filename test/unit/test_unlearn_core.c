@@ -672,6 +672,152 @@ UNIT_TEST(repair_stops_when_holdout_repaired)
 }
 
 /*
+ * What sel_hook records: each state of the parameters a run's forward passes
+ * see (the hook runs at the start of every forward pass; a step's update
+ * changes the parameters, so the s-th distinct state is the state at step s).
+ */
+#define SEL_MAX 4096
+static struct
+{
+	const nn_model *m;			/* the model the run updates (NULL: off) */
+	const float *Xf,			/* the forget rows */
+			   *Xh,				/* held-out rows (the sample's tail) */
+			   *Xr;				/* the replay rows trained on (the first ones) */
+	const int  *yf,
+			   *yh,
+			   *yr;
+	int			k,
+				nh,
+				nr;
+	int			busy;			/* the hook's own forward passes */
+	int			n;
+	uint64_t	hash[SEL_MAX];
+	double		hloss[SEL_MAX],
+				rloss[SEL_MAX];
+	int			sat[SEL_MAX];	/* every forget row misclassified */
+} sel;
+
+/* Summed cross-entropy of rows (X, y) under m; *wrong counts the misclassified ones. */
+static double
+sum_ce(const nn_model *m, const float *X, const int *y, int n, int *wrong)
+{
+	int			C = NN_CLASSES(m);
+	nn_workspace *ws = nn_workspace_create(m, n);
+	const float *z = nn_forward(m, ws, X, n);
+	double		s = 0.0;
+
+	*wrong = 0;
+	for (int i = 0; i < n; i++)
+	{
+		const float *zi = z + (size_t) i * C;
+		int			best = 0;
+
+		for (int j = 1; j < C; j++)
+			if (zi[j] > zi[best])
+				best = j;
+		*wrong += best != y[i];
+		s += nn_row_logsumexp(zi, C) - zi[y[i]];
+	}
+	nn_workspace_free(ws);
+	return s;
+}
+
+/* Interrupt hook: records each new state's losses, hash and whether it is satisfying. */
+static void
+sel_hook(void)
+{
+	uint64_t	h;
+	int			wrong;
+
+	if (!sel.m || sel.busy || sel.n >= SEL_MAX)
+		return;
+	h = nn_fnv1a64(sel.m->params, sizeof(float) * sel.m->n_params, NN_FNV_OFFSET);
+	if (sel.n > 0 && sel.hash[sel.n - 1] == h)
+		return;
+	sel.busy = 1;
+	sel.hash[sel.n] = h;
+	sel.hloss[sel.n] = sum_ce(sel.m, sel.Xh, sel.yh, sel.nh, &wrong);
+	sel.rloss[sel.n] = sum_ce(sel.m, sel.Xr, sel.yr, sel.nr, &wrong);
+	sum_ce(sel.m, sel.Xf, sel.yf, sel.k, &wrong);
+	sel.sat[sel.n] = wrong == sel.k;
+	sel.n++;
+	sel.busy = 0;
+}
+
+/*
+ * The repair phase selects on the held-out rows when it has them (issue 12):
+ * in a run where the stop rule does not fire (a margin wider than the
+ * default's; this seed), the state handed back is, among the selection
+ * checks (every 20 repair steps where every forget row is satisfied, and the
+ * last step), the one with the lowest cross-entropy on the held-out rows (the
+ * sample's last 1598 / 8 = 199, made noisier than the rest), not the one
+ * that fits the replay rows trained on best: the two differ in this run, so
+ * a selection on the trained rows fails.
+ */
+UNIT_TEST(selection_uses_holdout_rows)
+{
+	replay_case rc;
+	nn_model   *a;
+	ul_options	o;
+	ul_result	r;
+	char		err[128];
+	int			best_h = -1,
+				best_r = -1,
+				checks = 0;
+	uint64_t	got;
+	toy			noisy;
+
+	replay_case_make(&rc);
+	a = nn_clone(rc.m);
+	memset(&sel, 0, sizeof(sel));
+	sel.nh = rc.nr / 8;
+	noisy = toy_make(sel.nh, FX_D, 4, 0.6f, 31, 43);
+	sel.nr = rc.nr - sel.nh;
+	sel.Xr = rc.Xr;
+	sel.yr = rc.yr;
+	sel.Xh = rc.Xr + (size_t) sel.nr * FX_D;
+	sel.yh = rc.yr + sel.nr;
+	/* the held-out tail: noisier rows of the same blobs (the trained rows' fit overshoots them) */
+	memcpy(rc.Xr + (size_t) sel.nr * FX_D, noisy.X, sizeof(float) * sel.nh * FX_D);
+	memcpy(rc.yr + sel.nr, noisy.y, sizeof(int) * sel.nh);
+	sel.Xf = rc.Xf;
+	sel.yf = rc.yf;
+	sel.k = rc.k;
+	sel.m = a;
+	ul_options_default(&o, UL_METHOD_DEFAULT);
+	o.margin = 1.0f;
+	o.seed = 5;
+	nn_set_interrupt_hook(sel_hook);
+	CHECK(ul_unlearn(a, rc.Xf, rc.yf, rc.k, NULL, NULL, NULL, 0, rc.Xr, rc.yr, rc.nr,
+					 &o, NULL, NULL, &r, err, sizeof(err)) == 0);
+	nn_set_interrupt_hook(NULL);
+	sel.m = NULL;
+	got = nn_fnv1a64(a->params, sizeof(float) * a->n_params, NN_FNV_OFFSET);
+	CHECK(r.success == 1 && r.repaired_stop == 0);
+	CHECK(r.steps == r.forget_steps + o.repair_steps);
+	/* states 0..steps, then the one handed back (ul_account's pass) unless it is the last */
+	CHECK(sel.n == r.steps + 1 || sel.n == r.steps + 2);
+	for (int s = r.forget_steps; s <= r.steps && s < sel.n; s++)
+		if (sel.sat[s] && ((s - r.forget_steps) % 20 == 0 || s == r.steps))
+		{
+			checks++;
+			if (best_h < 0 || sel.hloss[s] < sel.hloss[best_h])
+				best_h = s;
+			if (best_r < 0 || sel.rloss[s] < sel.rloss[best_r])
+				best_r = s;
+		}
+	CHECK(checks >= 3 && best_h >= 0 && best_r != best_h);
+	CHECK(best_h >= 0 && got == sel.hash[best_h]);
+	if (unit_failures)
+		fprintf(stderr, "  seed %d margin %g: stop %d, steps %d (forget %d), %d states, %d checks, "
+				"best held-out at step %d, best replay at %d\n", (int) o.seed, o.margin, r.repaired_stop,
+				r.steps, r.forget_steps, sel.n, checks, best_h, best_r);
+	nn_free(a);
+	toy_free(&noisy);
+	replay_case_free(&rc);
+}
+
+/*
  * replay_logits (the worker's warm samples): theta0's logits on the replay
  * rows handed in, computed in the chunks the set-up uses (256 rows; the
  * held-out slice of repair_stop, its last 1598 / 8 = 199 rows, on its own),
@@ -1393,6 +1539,7 @@ const unit_case unlearn_core_tests[] = {
 	UNIT_ENTRY(run_is_reproducible_from_seed),
 	UNIT_ENTRY(default_forgets_and_keeps_accuracy),
 	UNIT_ENTRY(repair_stops_when_holdout_repaired),
+	UNIT_ENTRY(selection_uses_holdout_rows),
 	UNIT_ENTRY(replay_logits_stand_for_the_forward_pass),
 	UNIT_ENTRY(relabel_predicts_new_labels),
 	UNIT_ENTRY(prior_rows_stay_misclassified),
