@@ -1102,7 +1102,7 @@ guard_wants_exact(const UnlearnModel *model, const UnlearnData *forget, bool rel
  * Within unlearn.retrain_budget, with unlearn.exact_when_cheaper.
  */
 static bool
-exact_is_cheaper(const UnlearnModel *model, const UnlearnData *forget, bool relabel,
+exact_directly(const UnlearnModel *model, const UnlearnData *forget, bool relabel,
 				 const UnlearnRunOptions *opts, const RunInputs *in)
 {
 	Jsonb	   *stored = model->options;	/* the recorded training options, as retrains read them */
@@ -1235,7 +1235,7 @@ unlearn_execute(UnlearnModel *model, UnlearnData *forget, const int *new_labels,
 	in.warm_entry = warm;
 	read_inputs(model, forget, opts, warm, &in);
 	choose_target(model, relabel, opts, &in);
-	exact = exact_is_cheaper(model, forget, relabel, opts, &in) ||
+	exact = exact_directly(model, forget, relabel, opts, &in) ||
 		consolidation_due(model, forget, relabel, &in);
 	if (!exact && sharded)
 	{
