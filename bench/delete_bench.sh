@@ -13,6 +13,9 @@
 #              queueing each row (INSERT of a request with a feature copy)
 #   auto-on    auto on, worker at its defaults: capture, and the worker
 #              unlearning in the background, competing for the same cores
+#   auto-on@N  the same with unlearn.worker_cpu_share = N (the share of the
+#              time the worker computes while sessions write; 100 = never
+#              pauses), for comparisons within one run
 #
 # Fairness: same table contents, primary key, VACUUM ANALYZE and CHECKPOINT
 # before every run; the same pgbench script, clients and protocol
@@ -89,6 +92,7 @@ cleanup() {
 	q "DROP TABLE IF EXISTS $TABLE" >/dev/null 2>&1 || true
 	q "DROP SEQUENCE IF EXISTS ${TABLE}_seq" >/dev/null 2>&1 || true
 	q "ALTER SYSTEM RESET unlearn.batch_window" >/dev/null 2>&1 || true
+	q "ALTER SYSTEM RESET unlearn.worker_cpu_share" >/dev/null 2>&1 || true
 	q "SELECT pg_reload_conf()" >/dev/null 2>&1 || true
 	rm -rf "$work"
 }
@@ -114,6 +118,7 @@ prepare() {
 	drop_model
 	q "SET client_min_messages = warning; DROP TABLE IF EXISTS $TABLE; DROP SEQUENCE IF EXISTS ${TABLE}_seq" >/dev/null
 	q "ALTER SYSTEM RESET unlearn.batch_window" >/dev/null
+	q "ALTER SYSTEM RESET unlearn.worker_cpu_share" >/dev/null
 	q "CREATE TABLE $TABLE AS
 	   SELECT g::bigint AS id, f.pixels, f.label
 	     FROM generate_series(1, $ROWS) g
@@ -127,6 +132,7 @@ prepare() {
 	case $setup in
 		auto-off) q "SELECT unlearn_auto('$MODEL', false)" >/dev/null ;;
 		capture) q "ALTER SYSTEM SET unlearn.batch_window = '60s'" >/dev/null ;;
+		auto-on@*) q "ALTER SYSTEM SET unlearn.worker_cpu_share = ${setup#auto-on@}" >/dev/null ;;
 	esac
 	q "SELECT pg_reload_conf()" >/dev/null
 	q "VACUUM ANALYZE $TABLE" >/dev/null
@@ -157,7 +163,14 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		while kill -0 "$bench_pid" 2>/dev/null; do
 			sleep 0.5
 			samples=$((samples + 1))
-			w=$(q "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgbench' AND wait_event_type = 'Lock'" || echo 0)
+			# what the pgbench sessions wait on (CPU: running), kept per set-up
+			ev=$(q "SELECT string_agg(coalesce(wait_event_type || ':' || wait_event, 'CPU'), ' ')
+			          FROM pg_stat_activity WHERE application_name = 'pgbench' AND state = 'active'" || echo)
+			[ -z "$ev" ] || tr ' ' '\n' <<<"$ev" >>"$work/events.$s"
+			# and the worker (Timeout:PgSleep while it pauses: unlearn.worker_cpu_share)
+			q "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') FROM pg_stat_activity
+			    WHERE backend_type = 'unlearn worker' AND state = 'active'" >>"$work/worker.$s" || true
+			w=$(grep -c '^Lock:' <<<"${ev// /$'\n'}" || true)
 			[ "$w" -gt 0 ] && waits=$((waits + 1))
 			if awk -v a="$t0" -v b="$(now)" -v l="$TIMEOUT" 'BEGIN { exit !(b - a > l) }'; then
 				timed_out=1
@@ -219,10 +232,25 @@ for s in "${SETUPS[@]}"; do
 		auto-off) what="trigger fires, auto off: queues nothing" ;;
 		capture) what="trigger queues every row, worker held back" ;;
 		auto-on) what="trigger queues, worker unlearns meanwhile" ;;
+		auto-on@*) what="the same, unlearn.worker_cpu_share = ${s#auto-on@}" ;;
 		*) what=? ;;
 	esac
 	printf '  %-9s %9s %9s %7s %12s %11s  %s\n' "$s" "$tps" "$lat" "$ratio" "$ups" "${WAIT_SUM[$s]}" "$what"
 done
+echo
+# shares PREFIX TOP: per set-up, the TOP most frequent wait events sampled into $work/PREFIX.SETUP
+shares() {
+	local s
+	for s in "${SETUPS[@]}"; do
+		[ -s "$work/$1.$s" ] || continue
+		printf '  %-9s %s\n' "$s" "$(sort "$work/$1.$s" | uniq -c | sort -rn | head -"$2" |
+			awk -v n="$(wc -l <"$work/$1.$s")" '{ printf "%s %.0f%%  ", $2, 100 * $1 / n }')"
+	done
+}
+echo "  what the pgbench sessions were doing (0.5 s samples of pg_stat_activity; CPU = not waiting):"
+shares events 5
+echo "  what the worker was doing while it ran (same samples; Timeout:PgSleep = pausing for the sessions):"
+shares worker 4
 echo
 echo "  lock waits: 0.5 s samples of pg_stat_activity with a pgbench session waiting on a lock."
 echo "  unlearned/s: requests the worker had finished by the end of a run, per second of the run"

@@ -169,6 +169,9 @@ echo "  test accuracy (fashion_test) before the trials ${acc0}, after $(q "SELEC
 echo "  samples: $(q "SELECT count(*) FILTER (WHERE (metrics->>'replay_cached')::boolean) || ' of ' || count(*)
                      || ' runs took the worker''s cached samples (replay_cached)'
                 FROM unlearn.versions WHERE model = '$MODEL' AND reason = 'auto-unlearn'")"
+echo "  paused for sessions' writes (unlearn.worker_cpu_share): $(q "SELECT count(*) FILTER (WHERE (metrics->>'paused_seconds')::float8 > 0)
+                     || ' runs, ' || coalesce(round(sum((metrics->>'paused_seconds')::numeric), 3), 0) || ' s in all'
+                FROM unlearn.versions WHERE model = '$MODEL' AND reason = 'auto-unlearn'")"
 echo "  load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "  commit -> new version: measured by the deleting session, polling current_version every 2 ms from"

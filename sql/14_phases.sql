@@ -33,6 +33,9 @@ SELECT jsonb_typeof(metrics->'phases') AS phases, jsonb_typeof(metrics->'total_s
        (metrics->>'total_seconds')::float8 >= (metrics->>'seconds')::float8 - 0.0015 AS total_covers_run
 FROM unlearn.versions WHERE model = 'ph' AND version = 2;
 SELECT * FROM pg_temp.phase_check('ph', 2);
+-- paused_seconds: time the worker paused for the sessions (unlearn.worker_cpu_share);
+-- a session's own run never pauses
+SELECT metrics->'paused_seconds' AS paused FROM unlearn.versions WHERE model = 'ph' AND version = 2;
 
 -- unlearn_relabel: the same phases (no ledger rows, but the phase is timed)
 SELECT version, rows FROM unlearn_relabel('ph', ARRAY[7], ARRAY['1']);
@@ -43,6 +46,10 @@ DELETE FROM phased WHERE id IN (11, 12);
 SELECT unlearn_wait('ph') AS drained;
 SELECT version, reason FROM unlearn.versions WHERE model = 'ph' AND version = 4;
 SELECT * FROM pg_temp.phase_check('ph', 4);
+-- the worker's pauses are reported (how long depends on what other sessions commit)
+SELECT jsonb_typeof(metrics->'paused_seconds') AS paused,
+       (metrics->>'paused_seconds')::float8 <= (metrics->>'total_seconds')::float8 AS within_total
+FROM unlearn.versions WHERE model = 'ph' AND version = 4;
 
 -- the worker's first phase and the run's last one are there; storing the
 -- version itself comes after its metrics are written (the worker's LOG line has it)

@@ -81,6 +81,26 @@ unlearn_blas_ensure_loaded(void)
 	}
 }
 
+/*
+ * The worker's throttle (throttle.c): one thread, OpenBLAS's and the core's,
+ * while sessions write (limit), else unlearn.threads again.  Safe between
+ * any two forward passes: the core's loops give the same bytes for any
+ * count, and a convolutional workspace uses at most the slots it was made
+ * with (conv.c), which a limit only lowers.
+ */
+void
+unlearn_blas_limit_threads(bool limit)
+{
+	int			n = limit ? 1 : unlearn_threads;
+
+	if (blas_handle == NULL)
+		return;					/* nothing computed yet: loading applies unlearn.threads */
+	if (n == nn_get_threads() && n == p_get_threads())
+		return;
+	p_set_threads(n);
+	nn_set_threads(n);
+}
+
 /* The core's only BLAS call (src/core/blas_seam.h): load on first use, then forward. */
 void
 cblas_sgemm(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE ta,
@@ -127,11 +147,12 @@ core_pfree(void *ptr)
 		pfree(ptr);
 }
 
-/* The core's interrupt hook: lets a cancel or a shutdown in. */
+/* The core's interrupt hook: lets a cancel or a shutdown in; the worker's throttle (throttle.c). */
 static void
 core_check_for_interrupts(void)
 {
 	CHECK_FOR_INTERRUPTS();
+	unlearn_throttle_point();
 }
 
 /* Makes the core allocate with palloc, so an error frees everything, and check for interrupts. */

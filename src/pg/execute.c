@@ -58,6 +58,7 @@ unlearn_phases_start(UnlearnPhases *p)
 	memset(p, 0, sizeof(*p));
 	INSTR_TIME_SET_CURRENT(p->start);
 	p->mark = p->start;
+	p->paused0 = unlearn_throttle_paused();
 }
 
 /* Adds seconds to a named phase (a new one goes last; past the maximum, to "other"). */
@@ -585,7 +586,8 @@ store_run(const UnlearnModel *model, const UnlearnData *forget, bool relabel, co
 								   " \"held_out_before\": %s, \"held_out_after\": %s,"
 								   " \"replay_cached\": %s, \"cache_dropped\": " INT64_FORMAT ","
 								   " \"sample_rows_read\": " INT64_FORMAT ","
-								   " \"total_seconds\": %.6f, \"phases\": %s, \"target\": \"%s\"%s%s%s}",
+								   " \"total_seconds\": %.6f, \"paused_seconds\": %.3f, \"phases\": %s,"
+								   " \"target\": \"%s\"%s%s%s}",
 								   k, res->forgotten, (int) in->prior.n, res->prior_kept, res->steps,
 								   res->forget_steps, out->seconds, (int) in->replay.n,
 								   isfinite(res->final_forget_loss) ?
@@ -594,7 +596,8 @@ store_run(const UnlearnModel *model, const UnlearnData *forget, bool relabel, co
 								   in->held_out.n ? psprintf("%.6f", in->held_out_before) : "null",
 								   in->held_out.n ? psprintf("%.6f", in->held_out_after) : "null",
 								   in->warm.cached ? "true" : "false", in->warm.dropped, in->warm.read,
-								   total, phases, in->target == UNLEARN_TARGET_UNSEEN ? "unseen" : "misclassify",
+								   total, unlearn_throttle_paused() - in->phases->paused0, phases,
+								   in->target == UNLEARN_TARGET_UNSEEN ? "unseen" : "misclassify",
 								   in->has_ref ? unlearn_unseen_reference_json(in->ref) : "",
 								   in->forget_target ? psprintf(", \"unseen_floored\": %d", in->floored) : "",
 								   in->shards_json ? in->shards_json : "");

@@ -53,6 +53,7 @@ typedef struct UnlearnShared
 {
 	slock_t		mutex;
 	pg_atomic_uint64 catalog_generation;	/* see unlearn_catalog_generation */
+	pg_atomic_uint64 session_commits;	/* see unlearn_session_commits */
 	Latch	   *launcher_latch;
 	DatabaseSlot slots[MAX_DATABASES];
 } UnlearnShared;
@@ -90,6 +91,7 @@ unlearn_shmem_startup(void)
 		memset(shared, 0, sizeof(UnlearnShared));
 		SpinLockInit(&shared->mutex);
 		pg_atomic_init_u64(&shared->catalog_generation, 1);
+		pg_atomic_init_u64(&shared->session_commits, 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -224,6 +226,13 @@ unlearn_note_catalog_changed(void)
 	catalog_changed_in_xact = true;
 }
 
+/* See worker.h. */
+uint64
+unlearn_session_commits(void)
+{
+	return shared ? pg_atomic_read_u64(&shared->session_commits) : 0;
+}
+
 /* Sets this database's worker latch, or flags the database and sets the launcher's. */
 static void
 wake_worker(void)
@@ -246,7 +255,8 @@ wake_worker(void)
 }
 
 /*
- * At commit of a transaction that queued requests, wakes this database's
+ * At commit of a session's transaction that wrote, counts it (the worker's
+ * throttle); at commit of one that queued requests, wakes this database's
  * worker, or asks the launcher to start one; at commit of one that changed
  * unlearn.models, moves the catalog generation (after the commit is
  * visible, so a backend that reads the new generation sees the change).
@@ -259,6 +269,10 @@ unlearn_xact_callback(XactEvent event, void *arg)
 
 	if (!commit && event != XACT_EVENT_ABORT && event != XACT_EVENT_PARALLEL_ABORT)
 		return;
+	/* a session's write committed: the worker computes its share only (throttle.c) */
+	if (event == XACT_EVENT_COMMIT && shared != NULL && !unlearn_in_worker &&
+		FullTransactionIdIsValid(GetTopFullTransactionIdIfAny()))
+		pg_atomic_fetch_add_u64(&shared->session_commits, 1);
 	if (catalog_changed_in_xact)
 	{
 		if (shared != NULL && commit)

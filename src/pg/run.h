@@ -153,6 +153,7 @@ typedef struct UnlearnPhases
 	double		seconds[UNLEARN_MAX_PHASES];
 	instr_time	start;			/* the run's start: total_seconds counts from here */
 	instr_time	mark;			/* the end of the phase timed last */
+	double		paused0;		/* unlearn_throttle_paused() at the start */
 } UnlearnPhases;
 
 void		unlearn_phases_start(UnlearnPhases *p);

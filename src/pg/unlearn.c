@@ -333,6 +333,15 @@ define_worker_settings(void)
 							GUC_UNIT_MB,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("unlearn.worker_cpu_share",
+							"Share of the time the background worker computes while other sessions commit writes, in percent; 100 never pauses.",
+							"While sessions commit transactions that wrote, the worker pauses after every 10 ms of work so that it computes this share of the time; on a quiet server it never pauses.",
+							&unlearn_worker_cpu_share,
+							50, 1, 100,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
 	DefineCustomIntVariable("unlearn.worker_lock_timeout",
 							"Longest the background worker waits for a lock (a training table, a model's row); 0 waits for ever.",
 							"A run that times out fails and is retried with backoff, so one locked table cannot stall every model.",

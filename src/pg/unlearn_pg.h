@@ -55,6 +55,15 @@ void		unlearn_blas_ensure_loaded(void);
 /* Route core allocations into CurrentMemoryContext (palloc, huge allowed). */
 void		unlearn_core_use_palloc(void);
 
+/* One computing thread (limit) or unlearn.threads again: the worker's throttle. */
+void		unlearn_blas_limit_threads(bool limit);
+
+/* ---------- the worker's share of the CPU while sessions write (throttle.c) ---------- */
+extern int	unlearn_worker_cpu_share;	/* unlearn.worker_cpu_share, percent */
+void		unlearn_throttle_reset(void);
+void		unlearn_throttle_point(void);
+double		unlearn_throttle_paused(void);
+
 /* ---------- the modules (one header each) ---------- */
 #include "label.h"
 #include "catalog.h"

@@ -746,12 +746,13 @@ requeue_interrupted_runs(void)
 	end_step();
 }
 
-/* Top of a pass: nothing the previous pass allocated survives it. */
+/* Top of a pass: nothing the previous pass allocated survives it; the throttle's slice starts. */
 static void
 start_pass(void)
 {
 	MemoryContextReset(loop_context);
 	MemoryContextSwitchTo(loop_context);
+	unlearn_throttle_reset();
 }
 
 /*

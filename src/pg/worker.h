@@ -27,6 +27,13 @@ uint64		unlearn_catalog_generation(void);
 void		unlearn_note_catalog_changed(void);
 
 /*
+ * Commits of transactions that wrote, by sessions other than unlearn
+ * workers, since the server started (0 when the library is not preloaded):
+ * the worker's throttle reads it (throttle.c).
+ */
+uint64		unlearn_session_commits(void);
+
+/*
  * This database's slot, for its worker (shared memory must exist): publish
  * the worker's latch and pid; hide the latch (a commit then asks the launcher
  * instead); release the slot at exit, asking the launcher for a successor at

@@ -38,6 +38,9 @@
 #      database of its own): an approximate version is retrained exactly once
 #      the model is idle; a kill -9 inside that retrain leaves no version, and
 #      the restarted worker consolidates once (no gap, no second retrain)
+#   l. the worker's share of the CPU: with unlearn.worker_cpu_share = 20 and a
+#      session committing writes meanwhile, the worker pauses (wait event
+#      PgSleep) in most of its run; at 100, or with no session writing, never
 # After each of a-f the queue/ledger/version invariants are checked:
 #   every request of the deleted ids done exactly once, one version for the
 #   batch, one ledger row per id carrying that version, the ids out of the
@@ -49,7 +52,7 @@
 # Prints "N passed, M failed" last; exits non-zero if anything failed.
 #
 # Environment:
-#   CRASH_SCENARIOS="a b c d e f g h i j k"  run only these (default: all)
+#   CRASH_SCENARIOS="a b c d e f g h i j k l"  run only these (default: all)
 #   UNLEARN_KEEP_DATA=1            keep the cluster's data directory
 set -euo pipefail
 
@@ -59,7 +62,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=SCRIPTDIR/../lib_check.sh
 . "$root/test/lib_check.sh"
 
-SCENARIOS=${CRASH_SCENARIOS:-"a b c d e f g h i j k"}
+SCENARIOS=${CRASH_SCENARIOS:-"a b c d e f g h i j k l"}
 MODEL=crash_model
 TABLE=crash_data
 NAPTIME_MS=1000
@@ -605,6 +608,77 @@ if want k; then
 	q "ALTER SYSTEM RESET unlearn.consolidate_idle" >/dev/null
 	q "SELECT pg_reload_conf()" >/dev/null
 	q "DROP DATABASE crash_k WITH (FORCE)" >/dev/null
+fi
+
+# ---------------------------------------------------------------- l
+# throttled_run IDS WRITER: deletes IDS while (WRITER = 1) or without a session
+# committing a write every 2 ms (a procedure, stopped by pg_terminate_backend);
+# prints "paused samples|samples of the run": the worker's wait event, every
+# 0.05 s while a request of IDS is running.
+throttled_run() {
+	local ids=$1 writer_pid="" paused=0 samples=0 ev deadline
+	if [ "$2" = 1 ]; then
+		PGAPPNAME=crash_l_writer upsql -q -c "CALL crash_l_write(120)" >/dev/null 2>&1 &
+		writer_pid=$!
+		sleep 0.5
+	fi
+	q "DELETE FROM $TABLE WHERE id = ANY('$ids')" >/dev/null
+	if pid=$(wait_running "$ids" 30); then
+		deadline=$(($(date +%s) + 120))
+		while [ "$(date +%s)" -lt "$deadline" ]; do
+			ev=$(q_soft "SELECT coalesce(a.wait_event, 'CPU') FROM pg_stat_activity a
+			              WHERE a.pid = $pid AND EXISTS (SELECT 1 FROM unlearn.requests r WHERE r.model = '$MODEL'
+			                    AND r.id = ANY('$ids') AND r.state = 'running')" || true)
+			[ -n "$ev" ] || break
+			samples=$((samples + 1))
+			[ "$ev" = PgSleep ] && paused=$((paused + 1))
+			sleep 0.05
+		done
+	fi
+	if [ -n "$writer_pid" ]; then
+		q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'crash_l_writer'" >/dev/null
+		wait "$writer_pid" 2>/dev/null || true
+	fi
+	drain 120 >/dev/null || true
+	echo "$paused|$samples"
+}
+if want l; then
+	scenario "l. the worker's share of the CPU (unlearn.worker_cpu_share)" \
+		"at 20 %, while a session commits writes, the worker pauses (wait event PgSleep) in most of its run;" \
+		"at 100 % it never pauses; at 20 % on a quiet server it never pauses; each run's invariants hold"
+	q "CREATE TABLE crash_l_scratch (x int)" >/dev/null
+	q "CREATE PROCEDURE crash_l_write(seconds int) LANGUAGE plpgsql AS \$\$
+	   DECLARE t timestamptz := clock_timestamp();
+	   BEGIN
+	     WHILE clock_timestamp() < t + seconds * interval '1 s' LOOP
+	       INSERT INTO crash_l_scratch VALUES (1);
+	       COMMIT;
+	       PERFORM pg_sleep(0.002);
+	     END LOOP;
+	   END \$\$" >/dev/null
+	for case in "20 1 {91,92}" "100 1 {93,94}" "20 0 {95,96}"; do
+		read -r share writer ids <<<"$case"
+		q "ALTER SYSTEM SET unlearn.worker_cpu_share = $share" >/dev/null
+		q "SELECT pg_reload_conf()" >/dev/null
+		sleep 1.5	# the worker reads the file at the bottom of its pass (within naptime)
+		snapshot
+		out=$(throttled_run "$ids" "$writer")
+		info "share $share %, writer $writer: paused samples|samples = $out"
+		paused=${out%|*} samples=${out#*|}
+		if [ "$samples" -lt 5 ]; then
+			bad "share $share, writer $writer: the run was sampled $samples times (fewer than 5)"
+		elif [ "$share" = 20 ] && [ "$writer" = 1 ]; then
+			if [ $((paused * 100)) -ge $((samples * 40)) ]; then ok "share 20, writer: paused in at least 40 % of the samples"
+			else bad "share 20, writer: paused in $paused of $samples samples (expected at least 40 %)"; fi
+		else
+			check "share $share, writer $writer: never paused" 0 "$paused"
+		fi
+		verify "$ids" 1
+	done
+	q "ALTER SYSTEM RESET unlearn.worker_cpu_share" >/dev/null
+	q "SELECT pg_reload_conf()" >/dev/null
+	q "DROP PROCEDURE crash_l_write(int)" >/dev/null
+	q "DROP TABLE crash_l_scratch" >/dev/null
 fi
 
 echo
