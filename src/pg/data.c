@@ -615,6 +615,7 @@ unlearn_read_data(const UnlearnDataSpec *spec, UnlearnData *out)
 		}
 		SPI_freetuptable(SPI_tuptable);
 		CHECK_FOR_INTERRUPTS();
+		unlearn_throttle_point();	/* the worker gives way to writing sessions (throttle.c) */
 		if (out->truncated)
 			break;				/* the caller reads the table in chunks instead */
 	}

@@ -15,7 +15,8 @@
  *
  * The slices end at the core's forward passes (its interrupt hook, blas.c),
  * which every training batch, unlearning step and evaluation chunk makes on
- * the process's own thread, so a pass costs one clock read here.  Sessions
+ * the process's own thread, and between the chunks of rows read from a
+ * table (data.c), so each costs one clock read here.  Sessions
  * count their commits in shared memory (launcher.c); the worker's own are
  * not counted.  A pause shows in pg_stat_activity as the worker's wait event
  * Timeout:PgSleep (test/crash scenario l).
