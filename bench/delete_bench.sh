@@ -40,7 +40,10 @@
 # split between the clients), BENCH_DELETE_ROUNDS (2), BENCH_DELETE_CLIENTS
 # (2), BENCH_DELETE_TIMEOUT (60), BENCH_DELETE_HIDDEN ('{256}'),
 # BENCH_DELETE_EPOCHS (2: the model's quality does not matter here, its size
-# does), BENCH_DELETE_SETUPS ("plain auto-off capture auto-on").
+# does), BENCH_DELETE_SETUPS ("plain auto-off capture auto-on"),
+# BENCH_DELETE_PREWARM (0; 1 loads each fresh table into shared buffers with
+# pg_prewarm before the run, so that the worker's reads of it do not go to
+# the disk: give the server shared_buffers above the table's 250 MB).
 set -euo pipefail
 
 ROWS=${BENCH_DELETE_ROWS:-200000}
@@ -52,6 +55,7 @@ PER_CLIENT=$((TRANSACTIONS / CLIENTS))
 TRANSACTIONS=$((PER_CLIENT * CLIENTS))
 HIDDEN=${BENCH_DELETE_HIDDEN:-'{256}'}
 EPOCHS=${BENCH_DELETE_EPOCHS:-2}
+PREWARM=${BENCH_DELETE_PREWARM:-0}
 read -r -a SETUPS <<<"${BENCH_DELETE_SETUPS:-plain auto-off capture auto-on}"
 TABLE=delete_bench
 MODEL=delete_bench
@@ -136,6 +140,10 @@ prepare() {
 	esac
 	q "SELECT pg_reload_conf()" >/dev/null
 	q "VACUUM ANALYZE $TABLE" >/dev/null
+	if [ "$PREWARM" = 1 ]; then
+		q "SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS pg_prewarm" >/dev/null
+		q "SELECT pg_prewarm('$TABLE')" >/dev/null
+	fi
 	q "CHECKPOINT" >/dev/null
 	sleep 1
 }
