@@ -82,11 +82,11 @@ unlearn_blas_ensure_loaded(void)
 }
 
 /*
- * The worker's throttle (throttle.c): one thread, OpenBLAS's and the core's,
- * while sessions write (limit), else unlearn.threads again.  Safe between
- * any two forward passes: the core's loops give the same bytes for any
- * count, and a convolutional workspace uses at most the slots it was made
- * with (conv.c), which a limit only lowers.
+ * The worker's throttle (throttle.c): OpenBLAS on one thread while sessions
+ * write (limit), else on unlearn.threads again.  The core's own threads are
+ * left as they are: a convolutional workspace sizes its buffers from their
+ * count when it is made (conv.c), and unlearn.max_model_size's check with
+ * it, neither of which may depend on what other sessions do.
  */
 void
 unlearn_blas_limit_threads(bool limit)
@@ -95,10 +95,8 @@ unlearn_blas_limit_threads(bool limit)
 
 	if (blas_handle == NULL)
 		return;					/* nothing computed yet: loading applies unlearn.threads */
-	if (n == nn_get_threads() && n == p_get_threads())
-		return;
-	p_set_threads(n);
-	nn_set_threads(n);
+	if (n != p_get_threads())
+		p_set_threads(n);
 }
 
 /* The core's only BLAS call (src/core/blas_seam.h): load on first use, then forward. */

@@ -51,9 +51,14 @@ typedef struct DatabaseSlot
 
 typedef struct UnlearnShared
 {
+	/* see unlearn_session_commits: every commit in the cluster adds to it, so a cache line of its own */
+	union
+	{
+		pg_atomic_uint64 value;
+		char		pad[PG_CACHE_LINE_SIZE];
+	}			session_commits;
 	slock_t		mutex;
 	pg_atomic_uint64 catalog_generation;	/* see unlearn_catalog_generation */
-	pg_atomic_uint64 session_commits;	/* see unlearn_session_commits */
 	Latch	   *launcher_latch;
 	DatabaseSlot slots[MAX_DATABASES];
 } UnlearnShared;
@@ -91,7 +96,7 @@ unlearn_shmem_startup(void)
 		memset(shared, 0, sizeof(UnlearnShared));
 		SpinLockInit(&shared->mutex);
 		pg_atomic_init_u64(&shared->catalog_generation, 1);
-		pg_atomic_init_u64(&shared->session_commits, 0);
+		pg_atomic_init_u64(&shared->session_commits.value, 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -230,7 +235,7 @@ unlearn_note_catalog_changed(void)
 uint64
 unlearn_session_commits(void)
 {
-	return shared ? pg_atomic_read_u64(&shared->session_commits) : 0;
+	return shared ? pg_atomic_read_u64(&shared->session_commits.value) : 0;
 }
 
 /* Sets this database's worker latch, or flags the database and sets the launcher's. */
@@ -272,7 +277,7 @@ unlearn_xact_callback(XactEvent event, void *arg)
 	/* a session's write committed: the worker computes its share only (throttle.c) */
 	if (event == XACT_EVENT_COMMIT && shared != NULL && !unlearn_in_worker &&
 		FullTransactionIdIsValid(GetTopFullTransactionIdIfAny()))
-		pg_atomic_fetch_add_u64(&shared->session_commits, 1);
+		pg_atomic_fetch_add_u64(&shared->session_commits.value, 1);
 	if (catalog_changed_in_xact)
 	{
 		if (shared != NULL && commit)

@@ -6,9 +6,11 @@
  * two busy threads at SCHED_IDLE halved a durable server's commit rate, and
  * the worker retraining a model during a stream of single-row DELETEs cut
  * it to 0.5 (docs/benchmarks.md, "The worker's share of the CPU").  So while
- * other sessions commit transactions that wrote, the worker computes on one
- * thread, in slices of THROTTLE_SLICE_MS, and pauses after each, so that it
- * computes unlearn.worker_cpu_share percent of the wall-clock time.  When
+ * other sessions commit transactions that were given an xid, the worker
+ * runs OpenBLAS on one thread, in slices of THROTTLE_SLICE_MS, and pauses
+ * after each, so that it computes unlearn.worker_cpu_share percent of the
+ * wall-clock time (each pause at most THROTTLE_MAX_PAUSE_MS, so below about
+ * 10 % the share is not kept).  When
  * no session has committed a write since the last slice, it computes flat
  * out on unlearn.threads threads: on a quiet server a request's latency is
  * what it was.
@@ -79,7 +81,7 @@ unlearn_throttle_point(void)
 	busy_ms = INSTR_TIME_GET_MILLISEC(now);
 	if (busy_ms < THROTTLE_SLICE_MS)
 		return;
-	/* step 2: did sessions write meanwhile?  Then one thread, and a pause for the rest of the share. */
+	/* step 2: did sessions write meanwhile?  Then OpenBLAS on one thread, and a pause for the rest of the share. */
 	commits = unlearn_session_commits();
 	unlearn_blas_limit_threads(commits != commits_seen);
 	if (commits != commits_seen)
@@ -88,11 +90,14 @@ unlearn_throttle_point(void)
 
 		Assert(unlearn_worker_cpu_share >= 1 && unlearn_worker_cpu_share < 100);
 		commits_seen = commits;
-		pause_ms = Min(pause_ms, THROTTLE_MAX_PAUSE_MS);
+		/* pg_usleep, not WaitLatch: the latch is set by every commit that queues requests */
 		pgstat_report_wait_start(WAIT_EVENT_PG_SLEEP);
-		pg_usleep((long) (pause_ms * 1000.0));
+		pg_usleep((long) (Min(pause_ms, THROTTLE_MAX_PAUSE_MS) * 1000.0));
 		pgstat_report_wait_end();
-		paused_total += pause_ms / 1000.0;
+		/* the time actually paused: a signal may end the sleep early */
+		INSTR_TIME_SET_CURRENT(now);
+		INSTR_TIME_SUBTRACT(now, slice_start);
+		paused_total += Max(INSTR_TIME_GET_MILLISEC(now) - busy_ms, 0.0) / 1000.0;
 	}
 	/* step 3: the next slice */
 	INSTR_TIME_SET_CURRENT(slice_start);

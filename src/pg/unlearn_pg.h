@@ -55,7 +55,7 @@ void		unlearn_blas_ensure_loaded(void);
 /* Route core allocations into CurrentMemoryContext (palloc, huge allowed). */
 void		unlearn_core_use_palloc(void);
 
-/* One computing thread (limit) or unlearn.threads again: the worker's throttle. */
+/* OpenBLAS on one thread (limit) or on unlearn.threads again: the worker's throttle. */
 void		unlearn_blas_limit_threads(bool limit);
 
 /* ---------- the worker's share of the CPU while sessions write (throttle.c) ---------- */
