@@ -10,17 +10,15 @@
  * runs OpenBLAS on one thread, in slices of THROTTLE_SLICE_MS, and pauses
  * after each, so that it computes unlearn.worker_cpu_share percent of the
  * wall-clock time (each pause at most THROTTLE_MAX_PAUSE_MS, so below about
- * 10 % the share is not kept).  When
- * no session has committed a write since the last slice, it computes flat
- * out on unlearn.threads threads: on a quiet server a request's latency is
- * what it was.
+ * 10 % the share is not kept).  When no session has committed a write since
+ * the last slice, it computes flat out on unlearn.threads threads: on a quiet
+ * server a request's latency is what it was.
  *
  * The slices end at the core's forward passes (its interrupt hook, blas.c),
  * which every training batch, unlearning step and evaluation chunk makes on
  * the process's own thread, and between the chunks of rows read from a
- * table (data.c), so each costs one clock read here.  Sessions
- * count their commits in shared memory (launcher.c); the worker's own are
- * not counted.  A pause shows in pg_stat_activity as the worker's wait event
+ * table (data.c), so each costs one clock read here.  Sessions count their
+ * commits in shared memory (launcher.c); the worker's own are not counted.  A pause shows in pg_stat_activity as the worker's wait event
  * Timeout:PgSleep (test/crash scenario l).
  */
 #include "postgres.h"
@@ -42,6 +40,17 @@ static bool armed = false;		/* this process throttles (the worker, share < 100) 
 static instr_time slice_start;
 static uint64 commits_seen;
 static double paused_total = 0;	/* seconds paused since the process started */
+
+/* Milliseconds since the current slice started. */
+static double
+slice_ms(void)
+{
+	instr_time	now;
+
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, slice_start);
+	return INSTR_TIME_GET_MILLISEC(now);
+}
 
 /* Seconds this process has paused for the sessions since it started (a run's metrics take a difference). */
 double
@@ -69,22 +78,21 @@ unlearn_throttle_reset(void)
 void
 unlearn_throttle_point(void)
 {
-	instr_time	now;
 	double		busy_ms;
 	uint64		commits;
+	bool		writing;
 
 	if (!armed)
 		return;
 	/* step 1: is the slice over? */
-	INSTR_TIME_SET_CURRENT(now);
-	INSTR_TIME_SUBTRACT(now, slice_start);
-	busy_ms = INSTR_TIME_GET_MILLISEC(now);
+	busy_ms = slice_ms();
 	if (busy_ms < THROTTLE_SLICE_MS)
 		return;
 	/* step 2: did sessions write meanwhile?  Then OpenBLAS on one thread, and a pause for the rest of the share. */
 	commits = unlearn_session_commits();
-	unlearn_blas_limit_threads(commits != commits_seen);
-	if (commits != commits_seen)
+	writing = commits != commits_seen;
+	unlearn_blas_limit_threads(writing);
+	if (writing)
 	{
 		double		pause_ms = busy_ms * (100 - unlearn_worker_cpu_share) / unlearn_worker_cpu_share;
 
@@ -95,9 +103,7 @@ unlearn_throttle_point(void)
 		pg_usleep((long) (Min(pause_ms, THROTTLE_MAX_PAUSE_MS) * 1000.0));
 		pgstat_report_wait_end();
 		/* the time actually paused: a signal may end the sleep early */
-		INSTR_TIME_SET_CURRENT(now);
-		INSTR_TIME_SUBTRACT(now, slice_start);
-		paused_total += Max(INSTR_TIME_GET_MILLISEC(now) - busy_ms, 0.0) / 1000.0;
+		paused_total += Max(slice_ms() - busy_ms, 0.0) / 1000.0;
 	}
 	/* step 3: the next slice */
 	INSTR_TIME_SET_CURRENT(slice_start);
