@@ -48,7 +48,7 @@ src/core/%.o: override CFLAGS += -Wextra -Werror -O2
 # The element-wise loops of the layers (bias + ReLU, masks, pools, im2col) and
 # the Winograd transforms (loops over channels) are vectorised only from -O3
 # on GCC 12 (exact operations: results are unchanged).
-src/core/layers.o src/core/conv.o src/core/winograd.o: override CFLAGS += -O3
+src/core/layers.o src/core/conv.o src/core/winograd.o src/core/model.o: override CFLAGS += -O3
 
 # ---------------------------------------------------------------- deps
 APT_PACKAGES = postgresql-15 postgresql-server-dev-15 postgresql-contrib libopenblas-dev \

@@ -95,24 +95,26 @@ typedef struct ew_job
 	int			width;
 } ew_job;
 
+/* One row: row += bias, then ReLU (restrict parameters: the loop vectorises). */
+static inline void
+bias_relu_row(float *restrict row, const float *restrict bias, int width)
+{
+	for (int c = 0; c < width; c++)
+	{
+		float		v = row[c] + bias[c];
+
+		row[c] = v > 0.0f ? v : 0.0f;
+	}
+}
+
 /* Rows lo .. hi of out += bias, then ReLU. */
 static void
 bias_relu_range(void *arg, size_t lo, size_t hi)
 {
 	const ew_job *j = arg;
-	const float *restrict bias = j->in;
 
 	for (size_t i = lo; i < hi; i++)
-	{
-		float	   *restrict row = j->out + i * j->width;
-
-		for (int c = 0; c < j->width; c++)
-		{
-			float		v = row[c] + bias[c];
-
-			row[c] = v > 0.0f ? v : 0.0f;
-		}
-	}
+		bias_relu_row(j->out + i * j->width, j->in, j->width);
 }
 
 /* Add the bias row to every row of out (n x width) and apply ReLU, in one pass (rows split over threads). */

@@ -584,7 +584,7 @@ store_run(const UnlearnModel *model, const UnlearnData *forget, bool relabel, co
 								   " \"steps\": %d, \"forget_steps\": %d, \"seconds\": %.3f,"
 								   " \"replay_rows\": %d, \"forget_loss\": %s, \"held_out_rows\": %d,"
 								   " \"held_out_before\": %s, \"held_out_after\": %s,"
-								   " \"replay_cached\": %s, \"cache_dropped\": " INT64_FORMAT ","
+								   " \"replay_cached\": %s, \"cache_check\": %s, \"cache_dropped\": " INT64_FORMAT ","
 								   " \"sample_rows_read\": " INT64_FORMAT ","
 								   " \"total_seconds\": %.6f, \"paused_seconds\": %.3f, \"phases\": %s,"
 								   " \"target\": \"%s\"%s%s%s}",
@@ -595,7 +595,9 @@ store_run(const UnlearnModel *model, const UnlearnData *forget, bool relabel, co
 								   (int) in->held_out.n,
 								   in->held_out.n ? psprintf("%.6f", in->held_out_before) : "null",
 								   in->held_out.n ? psprintf("%.6f", in->held_out_after) : "null",
-								   in->warm.cached ? "true" : "false", in->warm.dropped, in->warm.read,
+								   in->warm.cached ? "true" : "false",
+								   !in->warm.cached ? "null" : in->warm.checked_directly ? "\"heap\"" : "\"scan\"",
+								   in->warm.dropped, in->warm.read,
 								   total, unlearn_throttle_paused() - in->phases->paused0, phases,
 								   in->target == UNLEARN_TARGET_UNSEEN ? "unseen" : "misclassify",
 								   in->has_ref ? unlearn_unseen_reference_json(in->ref) : "",

@@ -46,6 +46,7 @@
 
 #include "unlearn_pg.h"
 #include "warm.h"
+#include "warm_check.h"
 
 #define WARM_CHUNK 1024			/* rows per forward pass of the logits */
 /*
@@ -58,14 +59,6 @@
 #define WARM_ROTATE 8
 
 int			unlearn_worker_cache_size = 256;	/* MB */
-
-/* Which row version a cached row was read from. */
-typedef struct WarmStamp
-{
-	Oid			tableoid;		/* InvalidOid: not found */
-	TransactionId xmin;
-	ItemPointerData ctid;
-} WarmStamp;
 
 /* One cached sample: n rows (in no particular order), room for cap. */
 typedef struct WarmSample
@@ -499,14 +492,6 @@ read_stamps(const UnlearnModel *model, const int64 *ids, int64 n, WarmStamp *out
 	return ok;
 }
 
-/* True if two stamps name the same row version. */
-static bool
-same_stamp(const WarmStamp *a, const WarmStamp *b)
-{
-	return OidIsValid(a->tableoid) && a->tableoid == b->tableoid && a->xmin == b->xmin &&
-		ItemPointerEquals((ItemPointer) &a->ctid, (ItemPointer) &b->ctid);
-}
-
 /* ------------------------------------------------------------------ samples */
 
 /* One array of a sample at a new size: allocated in the entry's context, or resized. */
@@ -680,73 +665,6 @@ sample_top_up(UnlearnWarm *e, WarmSample *s, const UnlearnModel *model, const in
 	return true;
 }
 
-/* A cached row being checked: where it was read from, its id, and whether it is still there. */
-typedef struct CheckedRow
-{
-	const WarmStamp *stamp;
-	int64		id;
-	int64		pos;			/* held-out rows first, then replay rows */
-	bool		there;
-} CheckedRow;
-
-/* Orders checked rows by ctid, then tableoid. */
-static int
-cmp_checked(const void *a, const void *b)
-{
-	const WarmStamp *x = ((const CheckedRow *) a)->stamp;
-	const WarmStamp *y = ((const CheckedRow *) b)->stamp;
-	int			c = ItemPointerCompare((ItemPointer) &x->ctid, (ItemPointer) &y->ctid);
-
-	if (c != 0)
-		return c;
-	return (x->tableoid > y->tableoid) - (x->tableoid < y->tableoid);
-}
-
-/*
- * Sets `there` for each row whose row version the table still holds under
- * the active snapshot: a TID scan of the rows' ctids (one heap fetch each,
- * no index probe); the tuple visible there must have the cached tableoid,
- * xmin and id.  A row updated, deleted (its slot reused or not) or moved
- * since is not there.  rows: sorted with cmp_checked.
- */
-static void
-find_unchanged(const UnlearnModel *model, CheckedRow *rows, int64 n)
-{
-	char	   *sql = psprintf("SELECT tableoid, ctid, xmin, %s FROM %s WHERE ctid OPERATOR(pg_catalog.=) ANY($1)",
-							   quote_identifier(model->id_column), unlearn_qualified_name(model->relid));
-	Datum	   *tids = palloc(sizeof(Datum) * Max(n, 1));
-	Oid			argtypes[1] = {TIDARRAYOID};
-	Datum		args[1];
-
-	for (int64 i = 0; i < n; i++)
-		tids[i] = PointerGetDatum(&rows[i].stamp->ctid);
-	args[0] = PointerGetDatum(construct_array(tids, (int) n, TIDOID, sizeof(ItemPointerData), false,
-											  TYPALIGN_SHORT));
-	if (SPI_execute_with_args(sql, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not check the cached rows of model \"%s\"", model->name);
-	for (uint64 r = 0; r < SPI_processed; r++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[r];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		Oid			id_type = SPI_gettypeid(desc, 4);
-		bool		isnull;
-		WarmStamp	found;
-		CheckedRow	key = {&found, 0, 0, false};
-		CheckedRow *row;
-		Datum		id;
-
-		found.tableoid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
-		ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 2, &isnull)), &found.ctid);
-		found.xmin = DatumGetTransactionId(SPI_getbinval(tup, desc, 3, &isnull));
-		id = SPI_getbinval(tup, desc, 4, &isnull);
-		row = bsearch(&key, rows, n, sizeof(CheckedRow), cmp_checked);
-		if (row && !isnull && (id_type == INT2OID || id_type == INT4OID || id_type == INT8OID) &&
-			same_stamp(&found, row->stamp) && unlearn_int_datum(id, id_type) == row->id)
-			row->there = true;
-	}
-	SPI_freetuptable(SPI_tuptable);
-}
-
 /*
  * Step 1 of a warm run: drops the forget rows, then every cached row the
  * table no longer has in the same row version, counting those; false when
@@ -754,7 +672,7 @@ find_unchanged(const UnlearnModel *model, CheckedRow *rows, int64 n)
  */
 static bool
 check_cached(UnlearnWarm *e, const UnlearnModel *model, const int64 *manifest, int64 n_manifest,
-			 const UnlearnData *forget, int64 *dropped)
+			 const UnlearnData *forget, UnlearnWarmReport *report)
 {
 	WarmSample *samples[2] = {&e->held, &e->replay};
 	CheckedRow *rows;
@@ -775,8 +693,7 @@ check_cached(UnlearnWarm *e, const UnlearnModel *model, const int64 *manifest, i
 			rows[n].pos = n;
 			rows[n++].there = false;
 		}
-	qsort(rows, n, sizeof(CheckedRow), cmp_checked);
-	find_unchanged(model, rows, n);
+	report->checked_directly = unlearn_find_unchanged(model, rows, n);
 	/* step 2: the verdicts in sample order (the stamps are the samples' own) */
 	there = palloc(sizeof(bool) * Max(n, 1));
 	for (int64 i = 0; i < n; i++)
@@ -790,7 +707,7 @@ check_cached(UnlearnWarm *e, const UnlearnModel *model, const int64 *manifest, i
 			if (!there[base + i])
 			{
 				sample_remove(e, samples[k], i);
-				(*dropped)++;
+				report->dropped++;
 			}
 	}
 	return true;
@@ -869,7 +786,7 @@ unlearn_warm_samples(UnlearnWarm *w, const UnlearnModel *model, const int64 *man
 	w->want_replay = want_replay;
 	w->seed = seed;
 	if (w->filled && w->version == model->version && w->stamp == model->version_stamp &&
-		check_cached(w, model, manifest, n_manifest, forget, &report->dropped) &&
+		check_cached(w, model, manifest, n_manifest, forget, report) &&
 		patch_samples(w, model, manifest, n_manifest, forget, want_held_out, want_replay, seed,
 					  phases, report))
 	{

@@ -27,6 +27,7 @@ typedef struct UnlearnWarmReport
 {
 	bool		cached;			/* the samples were the worker's cached ones, checked and patched */
 	int64		dropped;		/* cached rows found deleted or changed in the table, left out */
+	bool		checked_directly;	/* cached: checked by heap fetches (else by a scan) */
 	int64		read;			/* sample rows read from the table by this run */
 } UnlearnWarmReport;
 

@@ -65,6 +65,7 @@ SELECT 'column ' || c.oid::regclass || '.' || a.attname || ' ' || format_type(a.
        || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
        || coalesce(' default ' || pg_get_expr(ad.adbin, ad.adrelid), '')
        || coalesce(' compression ' || nullif(a.attcompression::text, ''), '')
+       || ' storage ' || a.attstorage::text
        || ' acl=' || coalesce(c.relacl::text, '-')
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'unlearn'
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -177,6 +178,9 @@ check "the manifests gain shards, NULL for every version so far (versions|with s
 check "the manifests' ids and shards are compressed with lz4 after the update (ids|shards)" "l|l" \
 	"$(q "$OLD" "SELECT string_agg(attcompression::text, '|' ORDER BY attname) FROM pg_attribute
 	             WHERE attrelid = 'unlearn.manifests'::regclass AND attname IN ('ids', 'shards')")"
+check "the versions' weights are stored out of line, uncompressed, after the update" "e" \
+	"$(q "$OLD" "SELECT attstorage FROM pg_attribute
+	             WHERE attrelid = 'unlearn.versions'::regclass AND attname = 'weights'")"
 q "$OLD" "CREATE TABLE ul_parts (id bigint, features real[], label int) PARTITION BY RANGE (id);
           CREATE TABLE ul_parts_a PARTITION OF ul_parts FOR VALUES FROM (MINVALUE) TO (100);
           CREATE TABLE ul_parts_b PARTITION OF ul_parts FOR VALUES FROM (100) TO (MAXVALUE);
