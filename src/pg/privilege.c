@@ -60,6 +60,13 @@ unlearn_become_role(Oid role, UnlearnCatalogUser *saved)
 	 */
 	(void) set_config_option("row_security", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
+	/*
+	 * step 2b: no constraint exclusion: the planner would fold the CHECK
+	 * constraints of the tables below a table (a function of their owner's,
+	 * marked immutable, run as the role we act for)
+	 */
+	(void) set_config_option("constraint_exclusion", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	/* step 3: the new identity; restricted, so no session state can be changed under it */
 	SetUserIdAndSecContext(role, saved->saved_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);

@@ -8,10 +8,12 @@
  * Two ways, same verdicts:
  *  - direct: one heap fetch per row through the table access method, no
  *    executor and no result tuples.  Only where the SPI read below would
- *    apply nothing more: the owner has SELECT on the table, no row-level
- *    security applies to it, and every table the rows come from is a heap
- *    table of the model's table tree.  Nothing of a user's is evaluated (no
- *    function, operator or cast: the id is an integer read from the tuple);
+ *    apply nothing more: the owner may use the table's schema and SELECT the
+ *    table, no row-level security applies to it, no executor permission
+ *    hook is loaded, and every table the rows come from is a heap table of
+ *    the model's table tree (checked once locked).  Nothing of a user's is
+ *    evaluated (no planning, no function, operator or cast: the id is an
+ *    integer read from the tuple);
  *  - SPI: a TID scan of the rows' ctids on the model's table, with the
  *    executor's privilege checks and policies, where the direct way is not
  *    possible.
@@ -27,6 +29,7 @@
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
+#include "executor/executor.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -132,53 +135,76 @@ cmp_table_ctid(const void *a, const void *b)
 
 /*
  * True when the SPI read would apply no more than the direct one: the
- * current user (the owner) may SELECT the whole table and no row-level
- * security applies to it (policies of the tables below it never apply to a
- * read of it).
+ * current user (the owner) may use the table's schema (the query names it)
+ * and SELECT the whole table (as training requires; the row versions are
+ * not covered by column privileges), no row-level security applies to it
+ * (policies of the tables below it never apply to a read of it), and no
+ * module checks the executor's permissions beside PostgreSQL (sepgsql,
+ * audit logging see the SPI read only).  Otherwise the SPI read decides,
+ * and fails where the owner may not read the table.
  */
 static bool
 direct_allowed(Oid relid)
 {
-	return pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK &&
+	return ExecutorCheckPerms_hook == NULL &&
+		pg_namespace_aclcheck(get_rel_namespace(relid), GetUserId(), ACL_USAGE) == ACLCHECK_OK &&
+		pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK &&
 		check_enable_rls(relid, InvalidOid, true) != RLS_ENABLED;
 }
 
+/* One table the rows come from, opened and locked (rel NULL: it holds none of them). */
+typedef struct DirectTable
+{
+	Relation	rel;
+	AttrNumber	id_att;
+	Oid			id_type;
+} DirectTable;
+
+/* Closes what open_table opened (its lock is held to the end of the transaction). */
+static void
+close_table(DirectTable *t)
+{
+	if (t->rel)
+		table_close(t->rel, NoLock);
+	t->rel = NULL;
+}
+
 /*
- * True when every row's table can be read directly: a heap table (not a
- * partitioned one, not another access method) whose id column is there.
- * A table outside the model's table tree (a partition detached since) holds
- * none of its rows: those rows stay "not there", as a scan of the tree
- * would leave them.
+ * Opens and locks one table the rows come from, then checks it as locked:
+ * a table outside the model's table tree (a partition detached since), gone
+ * since, or another session's temporary table holds none of the rows
+ * (t->rel NULL), as a scan of the tree would not read it; false when the
+ * direct way cannot read it (not a heap table, no id column), and the SPI
+ * way must decide.
  */
 static bool
-tables_readable(const UnlearnModel *model, const CheckedRow *rows, int64 n, const List *tree)
+open_table(const UnlearnModel *model, Oid oid, const List *tree, DirectTable *t)
 {
-	for (int64 i = 0; i < n; i++)
-	{
-		Oid			oid = rows[i].stamp->tableoid;
+	Form_pg_attribute att;
 
-		if (i > 0 && oid == rows[i - 1].stamp->tableoid)
-			continue;			/* sorted by table: one look per table */
-		if (!list_member_oid(tree, oid))
-			continue;
-		if (get_rel_relkind(oid) != RELKIND_RELATION || get_attnum(oid, model->id_column) == InvalidAttrNumber)
-			return false;
-		{
-			Relation	rel = table_open(oid, AccessShareLock);
-			bool		heap = rel->rd_rel->relam == HEAP_TABLE_AM_OID;
-
-			table_close(rel, NoLock);
-			if (!heap)
-				return false;
-		}
-	}
+	memset(t, 0, sizeof(*t));
+	if (!list_member_oid(tree, oid))
+		return true;
+	t->rel = try_table_open(oid, AccessShareLock);
+	if (t->rel != NULL && RELATION_IS_OTHER_TEMP(t->rel))
+		close_table(t);
+	if (t->rel == NULL)
+		return true;
+	t->id_att = get_attnum(oid, model->id_column);
+	if (t->rel->rd_rel->relkind != RELKIND_RELATION || t->rel->rd_rel->relam != HEAP_TABLE_AM_OID ||
+		t->id_att < 1 || t->id_att > RelationGetDescr(t->rel)->natts)
+		return false;
+	att = TupleDescAttr(RelationGetDescr(t->rel), t->id_att - 1);
+	if (att->attisdropped)
+		return false;
+	t->id_type = att->atttypid;
 	return true;
 }
 
-/* Whether one row's version is visible in rel under snapshot with the cached xmin and id (slot: rel's). */
+/* Whether one row's version is visible in t under snapshot with the cached xmin and id (slot: t's). */
 static bool
-row_there(Relation rel, Snapshot snapshot, TupleTableSlot *slot, AttrNumber id_att, Oid id_type,
-		  BlockNumber nblocks, const CheckedRow *row)
+row_there(const DirectTable *t, Snapshot snapshot, TupleTableSlot *slot, BlockNumber nblocks,
+		  const CheckedRow *row)
 {
 	ItemPointerData tid = row->stamp->ctid;
 	bool		isnull;
@@ -188,43 +214,41 @@ row_there(Relation rel, Snapshot snapshot, TupleTableSlot *slot, AttrNumber id_a
 	/* a page past the end (truncated since) holds nothing, as a TID scan would skip it */
 	if (!ItemPointerIsValid(&tid) || ItemPointerGetBlockNumber(&tid) >= nblocks)
 		return false;
-	if (!table_tuple_fetch_row_version(rel, &tid, snapshot, slot))
+	if (!table_tuple_fetch_row_version(t->rel, &tid, snapshot, slot))
 		return false;
 	d = slot_getsysattr(slot, MinTransactionIdAttributeNumber, &isnull);
 	same = !isnull && DatumGetTransactionId(d) == row->stamp->xmin;
-	d = slot_getattr(slot, id_att, &isnull);
-	same = same && !isnull && unlearn_int_datum(d, id_type) == row->id;
+	d = slot_getattr(slot, t->id_att, &isnull);
+	same = same && !isnull && unlearn_int_datum(d, t->id_type) == row->id;
 	ExecClearTuple(slot);
 	return same;
 }
 
-/* Checks rows [lo, hi), all of table oid (a heap table of the tree), under the active snapshot. */
+/* Checks rows [lo, hi), all of table t (open and checked), under the active snapshot. */
 static void
-check_table_rows(const UnlearnModel *model, Oid oid, CheckedRow *rows, int64 lo, int64 hi)
+check_table_rows(const DirectTable *t, CheckedRow *rows, int64 lo, int64 hi)
 {
-	Relation	rel = table_open(oid, AccessShareLock);
-	AttrNumber	id_att = get_attnum(oid, model->id_column);
-	Oid			id_type = TupleDescAttr(RelationGetDescr(rel), id_att - 1)->atttypid;
-	BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
+	BlockNumber nblocks = RelationGetNumberOfBlocks(t->rel);
 	Snapshot	snapshot = GetActiveSnapshot();
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	TupleTableSlot *slot;
 
-	Assert(id_att > 0);
+	Assert(t->id_att > 0);
 	/* an id column that is no longer an integer: no row is there, as in the SPI read */
-	if (is_int_type(id_type))
-		for (int64 i = lo; i < hi; i++)
-		{
-			if ((i - lo) % CHECK_INTERRUPTS_EVERY == 0)
-				CHECK_FOR_INTERRUPTS();
-			rows[i].there = row_there(rel, snapshot, slot, id_att, id_type, nblocks, &rows[i]);
-		}
+	if (!is_int_type(t->id_type))
+		return;
+	slot = table_slot_create(t->rel, NULL);
+	for (int64 i = lo; i < hi; i++)
+	{
+		if ((i - lo) % CHECK_INTERRUPTS_EVERY == 0)
+			CHECK_FOR_INTERRUPTS();
+		rows[i].there = row_there(t, snapshot, slot, nblocks, &rows[i]);
+	}
 	ExecDropSingleTupleTableSlot(slot);
-	table_close(rel, NoLock);
 }
 
 /*
- * The direct way; false (nothing set) when it is not possible and the SPI
- * way must decide.
+ * The direct way; false when it is not possible and the SPI way must decide
+ * (rows of tables checked before that are set, and set again by it).
  */
 static bool
 find_unchanged_direct(const UnlearnModel *model, CheckedRow *rows, int64 n)
@@ -232,23 +256,27 @@ find_unchanged_direct(const UnlearnModel *model, CheckedRow *rows, int64 n)
 	List	   *tree;
 	int64		lo = 0;
 
-	/* step 1: the same rights and policies as the SPI read, and tables it can read directly */
-	if (!direct_allowed(model->relid))
-		return false;
+	/* step 1: an MVCC snapshot (the caller saw to the rights and policies) */
+	if (!ActiveSnapshotSet() || !IsMVCCSnapshot(GetActiveSnapshot()))
+		elog(ERROR, "checking the cached rows of model \"%s\" needs an MVCC snapshot", model->name);
 	tree = find_all_inheritors(model->relid, NoLock, NULL);	/* locked by the caller */
 	qsort(rows, n, sizeof(CheckedRow), cmp_table_ctid);
-	if (!tables_readable(model, rows, n, tree))
-		return false;
-	/* step 2: one table at a time */
+	/* step 2: one table at a time, opened and checked as locked */
 	while (lo < n)
 	{
 		Oid			oid = rows[lo].stamp->tableoid;
 		int64		hi = lo;
+		DirectTable t;
+		bool		readable;
 
 		while (hi < n && rows[hi].stamp->tableoid == oid)
 			hi++;
-		if (list_member_oid(tree, oid))
-			check_table_rows(model, oid, rows, lo, hi);
+		readable = open_table(model, oid, tree, &t);
+		if (readable && t.rel)
+			check_table_rows(&t, rows, lo, hi);
+		close_table(&t);
+		if (!readable)
+			return false;
 		lo = hi;
 	}
 	return true;
@@ -260,8 +288,10 @@ unlearn_find_unchanged(const UnlearnModel *model, CheckedRow *rows, int64 n)
 {
 	for (int64 i = 0; i < n; i++)
 		rows[i].there = false;
-	if (find_unchanged_direct(model, rows, n))
+	if (direct_allowed(model->relid) && find_unchanged_direct(model, rows, n))
 		return true;
+	for (int64 i = 0; i < n; i++)
+		rows[i].there = false;
 	find_unchanged_spi(model, rows, n);
 	return false;
 }

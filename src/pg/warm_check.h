@@ -34,7 +34,7 @@ bool		unlearn_same_stamp(const WarmStamp *a, const WarmStamp *b);
  * Sets `there` for each of the n rows whose row version the model's table
  * (or a table below it) still holds under the active snapshot, with the
  * same tableoid, xmin and id; the order of rows may change.  Returns true
- * when it read the rows with direct heap fetches, false when with a scan
+ * when it read them with direct heap fetches, false when with a scan
  * through the executor (see warm_check.c).  Caller: as the model's owner,
  * connected to SPI, the table tree checked and locked
  * (unlearn_check_table_tree).
