@@ -192,6 +192,31 @@ SELECT version, (metrics->>'replay_cached')::boolean AS replay_cached,
 FROM unlearn.versions WHERE model = 'pp' AND version >= 2 ORDER BY version;
 SELECT unlearn_drop_model('pp');
 DROP TABLE phparts;
+-- the same with table inheritance: the rows of the parent and of its child
+-- (each checked in its own table); one child row updated while automatic
+-- unlearning was off leaves the cache
+CREATE TABLE phinh (id bigint PRIMARY KEY, features real[], label int);
+CREATE TABLE phinh_child () INHERITS (phinh);
+INSERT INTO phinh SELECT * FROM phased WHERE id < 200;
+INSERT INTO phinh_child SELECT * FROM phased WHERE id >= 200;
+SELECT model, rows FROM unlearn_train('pi', 'phinh', 'id', 'features', 'label', hidden => '{16}');
+DELETE FROM phinh WHERE id = 40;
+SELECT unlearn_wait('pi') AS drained;
+DELETE FROM phinh WHERE id = 41;
+SELECT unlearn_wait('pi') AS drained;
+RESET ROLE;
+CALL pg_temp.wait_worker_idle();
+SET ROLE regress_owner;
+SELECT unlearn_auto('pi', false);
+UPDATE phinh_child SET label = 1 - label WHERE id = 300;
+SELECT unlearn_auto('pi', true);
+DELETE FROM phinh WHERE id = 42;
+SELECT unlearn_wait('pi') AS drained;
+SELECT version, (metrics->>'replay_cached')::boolean AS replay_cached,
+       metrics->>'cache_check' AS checked, (metrics->>'cache_dropped')::int AS dropped
+FROM unlearn.versions WHERE model = 'pi' AND version >= 2 ORDER BY version;
+SELECT unlearn_drop_model('pi');
+DROP TABLE phinh CASCADE;
 RESET ROLE;
 ALTER SYSTEM RESET unlearn.max_accuracy_drop;
 SELECT pg_reload_conf();
