@@ -260,7 +260,13 @@ find_unchanged_direct(const UnlearnModel *model, CheckedRow *rows, int64 n)
 	if (!ActiveSnapshotSet() || !IsMVCCSnapshot(GetActiveSnapshot()))
 		elog(ERROR, "checking the cached rows of model \"%s\" needs an MVCC snapshot", model->name);
 	tree = find_all_inheritors(model->relid, NoLock, NULL);	/* locked by the caller */
-	qsort(rows, n, sizeof(CheckedRow), cmp_table_ctid);
+	/* rows of several tables: grouped by table (sorting 18 000 rows took a third of the check) */
+	for (int64 i = 1; i < n; i++)
+		if (rows[i].stamp->tableoid != rows[0].stamp->tableoid)
+		{
+			qsort(rows, n, sizeof(CheckedRow), cmp_table_ctid);
+			break;
+		}
 	/* step 2: one table at a time, opened and checked as locked */
 	while (lo < n)
 	{
