@@ -14,7 +14,7 @@
  *    snapshot, as the model's owner: the row version it was read from
  *    (tableoid, ctid, xmin; any UPDATE, a DELETE, a DELETE and INSERT or a
  *    move between partitions gives another) must still be visible, with
- *    the same id: one TID scan, a heap fetch per row.  Rows that are not
+ *    the same id: a heap fetch per row (warm_check.c).  Rows that are not
  *    leave the cache, whether the queue knows of them or not; every cached
  *    id must be in the current manifest, else the entry is emptied;
  *  - the rows the run forgets (or relabels) leave both samples before it;
