@@ -45,10 +45,12 @@ endif
 
 # The numeric core is plain C: hold it to the full warning set.
 src/core/%.o: override CFLAGS += -Wextra -Werror -O2
-# The element-wise loops of the layers (bias + ReLU, masks, pools, im2col) and
-# the Winograd transforms (loops over channels) are vectorised only from -O3
-# on GCC 12 (exact operations: results are unchanged).
-src/core/layers.o src/core/conv.o src/core/winograd.o src/core/model.o: override CFLAGS += -O3
+# The element-wise loops of the layers (bias + ReLU, masks, pools, im2col),
+# the Winograd transforms (loops over channels), the input standardisation,
+# the SGD update and the unlearning loop's scaling of the gradient are
+# vectorised only from -O3 on GCC 12 (exact operations: results are
+# unchanged).
+src/core/layers.o src/core/conv.o src/core/winograd.o src/core/model.o src/core/optim.o src/core/unlearn_loop.o: override CFLAGS += -O3
 
 # ---------------------------------------------------------------- deps
 APT_PACKAGES = postgresql-15 postgresql-server-dev-15 postgresql-contrib libopenblas-dev \

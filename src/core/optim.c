@@ -55,12 +55,12 @@ nn_optimizer_create(nn_optimizer_kind kind, size_t n, float lr,
 
 /* torch.optim.SGD step (no dampening, no Nesterov); the velocity starts as the first gradient. */
 static void
-sgd_step(nn_optimizer *opt, float *params, float *grad)
+sgd_step(nn_optimizer *opt, float *restrict params, float *restrict grad)
 {
 	const float lr = opt->lr;
 	const float wd = opt->weight_decay;
 	const float mom = opt->momentum;
-	float	   *v = opt->m1;
+	float	   *restrict v = opt->m1;	/* restrict: the loops vectorise (same operations) */
 	size_t		n = opt->n;
 
 	if (wd != 0.0f)

@@ -101,9 +101,12 @@ ul_step_add_pulls(ul_ctx *c, int n_act)
 {
 	const ul_options *o = c->o;
 	float		pscale = o->forget_weight * c->replay_scale / (float) (n_act > 0 ? n_act : 1);
+	float	   *restrict g = c->grad;	/* locals: the loop vectorises */
+	const float *restrict pull = c->gpull;
+	size_t		P = c->m->n_params;
 
-	for (size_t j = 0; j < c->m->n_params; j++)
-		c->grad[j] += pscale * c->gpull[j];
+	for (size_t j = 0; j < P; j++)
+		g[j] += pscale * pull[j];
 }
 
 /*
@@ -139,9 +142,10 @@ ul_step_check(ul_ctx *c, ul_loop *lp)
 	if (n_act > 0)
 	{
 		float		hscale = o->forget_weight / (float) n_act;
+		float	   *restrict g = c->grad;	/* a local: the loop vectorises */
 
 		for (size_t j = 0; j < P; j++)
-			c->grad[j] *= hscale;
+			g[j] *= hscale;
 	}
 	if (c->tl && c->pull_rows > 0)
 		ul_step_add_pulls(c, n_act);
