@@ -82,7 +82,7 @@ SELECT unlearn_wait('ph') AS drained;
 -- the refresh after that run's commit reads the table: let it finish first,
 -- so the changes below reach the next run's check whatever the timing
 RESET ROLE;
-CREATE PROCEDURE pg_temp.wait_worker_idle() LANGUAGE plpgsql AS $$
+CREATE PROCEDURE pg_temp.wait_worker_idle() LANGUAGE plpgsql SECURITY DEFINER AS $$
 BEGIN
 	FOR i IN 1..1000 LOOP
 		EXIT WHEN NOT EXISTS (SELECT FROM pg_stat_activity
@@ -169,27 +169,44 @@ SELECT attstorage FROM pg_attribute WHERE attrelid = 'unlearn.versions'::regclas
 -- the partition key while automatic unlearning was off) and a row deleted
 -- leave the cache
 SET ROLE regress_owner;
+-- deletes one row (its own transaction) and waits for the queue to drain
+CREATE PROCEDURE pg_temp.delete_and_wait(m text, tbl text, row_id bigint) LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE format('DELETE FROM %I WHERE id = $1', tbl) USING row_id;
+	COMMIT;
+	IF NOT unlearn_wait(m) THEN
+		RAISE EXCEPTION 'the queue of model % did not drain', m;
+	END IF;
+END $$;
+-- two worker runs (the second warm), the refresh after them let finish
+-- (the worker's state is read as the superuser who made wait_worker_idle),
+-- then automatic unlearning off for a change the queue will not see
+CREATE PROCEDURE pg_temp.warm_then_pause(m text, tbl text, first_id bigint) LANGUAGE plpgsql AS $$
+BEGIN
+	CALL pg_temp.delete_and_wait(m, tbl, first_id);
+	CALL pg_temp.delete_and_wait(m, tbl, first_id + 1);
+	CALL pg_temp.wait_worker_idle();
+	PERFORM unlearn_auto(m, false);
+END $$;
+-- how each worker version of a model took its samples
+CREATE FUNCTION pg_temp.cache_checks(m text,
+	OUT version integer, OUT replay_cached boolean, OUT checked text, OUT dropped integer)
+RETURNS SETOF record LANGUAGE sql AS $$
+	SELECT version, (metrics->>'replay_cached')::boolean, metrics->>'cache_check',
+	       (metrics->>'cache_dropped')::int
+	FROM unlearn.versions WHERE model = m AND version >= 2 ORDER BY version
+$$;
 CREATE TABLE phparts (id bigint, features real[], label int) PARTITION BY RANGE (id);
 CREATE TABLE phparts_low PARTITION OF phparts FOR VALUES FROM (0) TO (200);
 CREATE TABLE phparts_high PARTITION OF phparts FOR VALUES FROM (200) TO (1000);
 INSERT INTO phparts SELECT * FROM phased;
 SELECT model, rows FROM unlearn_train('pp', 'phparts', 'id', 'features', 'label', hidden => '{16}');
-DELETE FROM phparts WHERE id = 30;
-SELECT unlearn_wait('pp') AS drained;
-DELETE FROM phparts WHERE id = 31;
-SELECT unlearn_wait('pp') AS drained;
-RESET ROLE;
-CALL pg_temp.wait_worker_idle();
-SET ROLE regress_owner;
-SELECT unlearn_auto('pp', false);
+CALL pg_temp.warm_then_pause('pp', 'phparts', 30);
 UPDATE phparts SET id = 600 WHERE id = 150;
 DELETE FROM phparts WHERE id = 250;
 SELECT unlearn_auto('pp', true);
-DELETE FROM phparts WHERE id = 32;
-SELECT unlearn_wait('pp') AS drained;
-SELECT version, (metrics->>'replay_cached')::boolean AS replay_cached,
-       metrics->>'cache_check' AS checked, (metrics->>'cache_dropped')::int AS dropped
-FROM unlearn.versions WHERE model = 'pp' AND version >= 2 ORDER BY version;
+CALL pg_temp.delete_and_wait('pp', 'phparts', 32);
+SELECT * FROM pg_temp.cache_checks('pp');
 SELECT unlearn_drop_model('pp');
 DROP TABLE phparts;
 -- the same with table inheritance: the rows of the parent and of its child
@@ -200,21 +217,11 @@ CREATE TABLE phinh_child () INHERITS (phinh);
 INSERT INTO phinh SELECT * FROM phased WHERE id < 200;
 INSERT INTO phinh_child SELECT * FROM phased WHERE id >= 200;
 SELECT model, rows FROM unlearn_train('pi', 'phinh', 'id', 'features', 'label', hidden => '{16}');
-DELETE FROM phinh WHERE id = 40;
-SELECT unlearn_wait('pi') AS drained;
-DELETE FROM phinh WHERE id = 41;
-SELECT unlearn_wait('pi') AS drained;
-RESET ROLE;
-CALL pg_temp.wait_worker_idle();
-SET ROLE regress_owner;
-SELECT unlearn_auto('pi', false);
+CALL pg_temp.warm_then_pause('pi', 'phinh', 40);
 UPDATE phinh_child SET label = 1 - label WHERE id = 300;
 SELECT unlearn_auto('pi', true);
-DELETE FROM phinh WHERE id = 42;
-SELECT unlearn_wait('pi') AS drained;
-SELECT version, (metrics->>'replay_cached')::boolean AS replay_cached,
-       metrics->>'cache_check' AS checked, (metrics->>'cache_dropped')::int AS dropped
-FROM unlearn.versions WHERE model = 'pi' AND version >= 2 ORDER BY version;
+CALL pg_temp.delete_and_wait('pi', 'phinh', 42);
+SELECT * FROM pg_temp.cache_checks('pi');
 SELECT unlearn_drop_model('pi');
 DROP TABLE phinh CASCADE;
 RESET ROLE;
