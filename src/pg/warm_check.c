@@ -87,10 +87,13 @@ find_unchanged_spi(const UnlearnModel *model, CheckedRow *rows, int64 n)
 	Oid			argtypes[1] = {TIDARRAYOID};
 	Datum		args[1];
 
-	/* step 1: the ctids, in the order the lookups below search */
+	/* step 1: the ctids, in the order the lookups below search; no row there until found */
 	qsort(rows, n, sizeof(CheckedRow), cmp_ctid);
 	for (int64 i = 0; i < n; i++)
+	{
 		tids[i] = PointerGetDatum(&rows[i].stamp->ctid);
+		rows[i].there = false;
+	}
 	args[0] = PointerGetDatum(construct_array(tids, (int) n, TIDOID, sizeof(ItemPointerData), false,
 											  TYPALIGN_SHORT));
 	/* step 2: the scan, then each tuple against the row cached at its ctid */
@@ -224,6 +227,14 @@ row_there(const DirectTable *t, Snapshot snapshot, TupleTableSlot *slot, BlockNu
 	return same;
 }
 
+/* Rows [lo, hi) are not there. */
+static void
+set_not_there(CheckedRow *rows, int64 lo, int64 hi)
+{
+	for (int64 i = lo; i < hi; i++)
+		rows[i].there = false;
+}
+
 /* Checks rows [lo, hi), all of table t (open and checked), under the active snapshot. */
 static void
 check_table_rows(const DirectTable *t, CheckedRow *rows, int64 lo, int64 hi)
@@ -235,7 +246,10 @@ check_table_rows(const DirectTable *t, CheckedRow *rows, int64 lo, int64 hi)
 	Assert(t->id_att > 0);
 	/* an id column that is no longer an integer: no row is there, as in the SPI read */
 	if (!is_int_type(t->id_type))
+	{
+		set_not_there(rows, lo, hi);
 		return;
+	}
 	slot = table_slot_create(t->rel, NULL);
 	for (int64 i = lo; i < hi; i++)
 	{
@@ -247,8 +261,8 @@ check_table_rows(const DirectTable *t, CheckedRow *rows, int64 lo, int64 hi)
 }
 
 /*
- * The direct way; false when it is not possible and the SPI way must decide
- * (rows of tables checked before that are set, and set again by it).
+ * The direct way: sets `there` for every row; false when it is not possible
+ * and the SPI way must decide (which sets every row again).
  */
 static bool
 find_unchanged_direct(const UnlearnModel *model, CheckedRow *rows, int64 n)
@@ -280,6 +294,8 @@ find_unchanged_direct(const UnlearnModel *model, CheckedRow *rows, int64 n)
 		readable = open_table(model, oid, tree, &t);
 		if (readable && t.rel)
 			check_table_rows(&t, rows, lo, hi);
+		else
+			set_not_there(rows, lo, hi);
 		close_table(&t);
 		if (!readable)
 			return false;
@@ -292,12 +308,8 @@ find_unchanged_direct(const UnlearnModel *model, CheckedRow *rows, int64 n)
 bool
 unlearn_find_unchanged(const UnlearnModel *model, CheckedRow *rows, int64 n)
 {
-	for (int64 i = 0; i < n; i++)
-		rows[i].there = false;
 	if (direct_allowed(model->relid) && find_unchanged_direct(model, rows, n))
 		return true;
-	for (int64 i = 0; i < n; i++)
-		rows[i].there = false;
 	find_unchanged_spi(model, rows, n);
 	return false;
 }
