@@ -453,7 +453,7 @@ unlearn_captured_model(Relation rel, SPITupleTable *models, uint64 i, UnlearnCap
 	columns = SPI_getbinval(tup, td, 7, &isnull);
 
 	id_type = column_type(rel, out->id);
-	if (id_type != INT2OID && id_type != INT4OID && id_type != INT8OID)
+	if (!unlearn_is_int_type(id_type))
 		column_mismatch(rel, out->name, out->id);
 	if (out->feat == NULL && isnull)
 		column_mismatch(rel, out->name, "feature_columns");

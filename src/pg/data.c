@@ -152,6 +152,13 @@ unlearn_int_datum(Datum d, Oid typid)
 	}
 }
 
+/* True for the types an id may have (smallint, integer, bigint), which unlearn_int_datum reads. */
+bool
+unlearn_is_int_type(Oid typid)
+{
+	return typid == INT2OID || typid == INT4OID || typid == INT8OID;
+}
+
 /* qsort/bsearch order of int64s. */
 int
 unlearn_cmp_int64(const void *a, const void *b)
@@ -213,7 +220,7 @@ check_column_types(const UnlearnDataSpec *spec, Oid *id_type, Oid *feat_type, Oi
 	if (spec->id_column)
 	{
 		*id_type = unlearn_column_type(spec->relid, spec->id_column, "id");
-		if (*id_type != INT2OID && *id_type != INT4OID && *id_type != INT8OID)
+		if (!unlearn_is_int_type(*id_type))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("id column \"%s\" must be smallint, integer or bigint, not %s",

@@ -74,6 +74,9 @@ Oid			unlearn_column_type(Oid relid, const char *column, const char *role);
 /* Integer value of an int2/int4/int8 datum. */
 int64		unlearn_int_datum(Datum d, Oid typid);
 
+/* True for the types an id may have (smallint, integer, bigint), which unlearn_int_datum reads. */
+bool		unlearn_is_int_type(Oid typid);
+
 /* qsort/bsearch order of int64s. */
 int			unlearn_cmp_int64(const void *a, const void *b);
 

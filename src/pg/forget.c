@@ -31,7 +31,7 @@ ids_from_array(ArrayType *arr, int *n_out)
 	int			n;
 	int64	   *ids;
 
-	if (elemtype != INT2OID && elemtype != INT4OID && elemtype != INT8OID)
+	if (!unlearn_is_int_type(elemtype))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("ids must be an array of smallint, integer or bigint, not %s",

@@ -18,7 +18,8 @@
  * which every training batch, unlearning step and evaluation chunk makes on
  * the process's own thread, and between the chunks of rows read from a
  * table (data.c), so each costs one clock read here.  Sessions count their
- * commits in shared memory (launcher.c); the worker's own are not counted.  A pause shows in pg_stat_activity as the worker's wait event
+ * commits in shared memory (launcher.c); the worker's own are not counted.
+ * A pause shows in pg_stat_activity as the worker's wait event
  * Timeout:PgSleep (test/crash scenario l).
  */
 #include "postgres.h"

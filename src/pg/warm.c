@@ -469,7 +469,7 @@ read_stamps(const UnlearnModel *model, const int64 *ids, int64 n, WarmStamp *out
 	if (SPI_execute_with_args(sql, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the row versions of model \"%s\"", model->name);
 	id_type = SPI_gettypeid(SPI_tuptable->tupdesc, 1);
-	if (id_type != INT2OID && id_type != INT4OID && id_type != INT8OID)
+	if (!unlearn_is_int_type(id_type))
 		ok = false;
 	for (uint64 r = 0; ok && r < SPI_processed; r++)
 	{

@@ -25,11 +25,11 @@
 #include "catalog/pg_am.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
-#include "executor/executor.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -44,18 +44,11 @@
 #define CHECK_INTERRUPTS_EVERY 1024 /* rows fetched between interrupt checks */
 
 /* True if two stamps name the same row version. */
-bool
-unlearn_same_stamp(const WarmStamp *a, const WarmStamp *b)
+static bool
+same_stamp(const WarmStamp *a, const WarmStamp *b)
 {
 	return OidIsValid(a->tableoid) && a->tableoid == b->tableoid && a->xmin == b->xmin &&
 		ItemPointerEquals((ItemPointer) &a->ctid, (ItemPointer) &b->ctid);
-}
-
-/* True for the integer types an id column may have. */
-static bool
-is_int_type(Oid typid)
-{
-	return typid == INT2OID || typid == INT4OID || typid == INT8OID;
 }
 
 /* ------------------------------------------------------------------ SPI */
@@ -115,8 +108,8 @@ find_unchanged_spi(const UnlearnModel *model, CheckedRow *rows, int64 n)
 		found.xmin = DatumGetTransactionId(SPI_getbinval(tup, desc, 3, &isnull));
 		id = SPI_getbinval(tup, desc, 4, &isnull);
 		row = bsearch(&key, rows, n, sizeof(CheckedRow), cmp_ctid);
-		if (row && !isnull && is_int_type(id_type) &&
-			unlearn_same_stamp(&found, row->stamp) && unlearn_int_datum(id, id_type) == row->id)
+		if (row && !isnull && unlearn_is_int_type(id_type) &&
+			same_stamp(&found, row->stamp) && unlearn_int_datum(id, id_type) == row->id)
 			row->there = true;
 	}
 	SPI_freetuptable(SPI_tuptable);
@@ -245,7 +238,7 @@ check_table_rows(const DirectTable *t, CheckedRow *rows, int64 lo, int64 hi)
 
 	Assert(t->id_att > 0);
 	/* an id column that is no longer an integer: no row is there, as in the SPI read */
-	if (!is_int_type(t->id_type))
+	if (!unlearn_is_int_type(t->id_type))
 	{
 		set_not_there(rows, lo, hi);
 		return;

@@ -27,9 +27,6 @@ typedef struct CheckedRow
 	bool		there;
 } CheckedRow;
 
-/* True if two stamps name the same row version. */
-bool		unlearn_same_stamp(const WarmStamp *a, const WarmStamp *b);
-
 /*
  * Sets `there` for each of the n rows whose row version the model's table
  * (or a table below it) still holds under the active snapshot, with the
