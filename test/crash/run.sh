@@ -143,6 +143,15 @@ snapshot() {
 # Lines of the server log written since the snapshot.
 log_since() { tail -n +"$((log0 + 1))" "$UNLEARN_SERVER_LOG"; }
 
+# wait_log TEXT SECONDS: true once TEXT is in the log since the snapshot.
+wait_log() {
+	local deadline=$(($(date +%s) + $2))
+	until log_since | grep -qF "$1"; do
+		if [ "$(date +%s)" -ge "$deadline" ]; then return 1; fi
+		sleep 0.2
+	done
+}
+
 # verify IDS RUNS: the queue, ledger and version invariants for the ids
 # deleted in this scenario ('{...}'), which should have taken RUNS runs.
 verify() {
@@ -541,7 +550,7 @@ if want k; then
 		      FROM generate_series(1, 20000) i" \
 		-c "ALTER TABLE k ADD PRIMARY KEY (id)" >/dev/null
 	info "km trained in $(kq "SELECT round(seconds::numeric, 2) FROM unlearn_train('km', 'k', 'id', 'features', 'label',
-	      hidden => '{256,256}', epochs => 5, options => '{\"seed\": 1, \"batch_size\": 32}')") s"
+	      hidden => '{256,256}', epochs => 12, options => '{\"seed\": 1, \"batch_size\": 32}')") s"
 	log0=$(wc -l <"$UNLEARN_SERVER_LOG")
 	kq "DELETE FROM k WHERE id IN (1, 2)" >/dev/null
 	check "the worker unlearned the DELETE (unlearn_wait)" t "$(kq "SELECT unlearn_wait('km', '60 s')")"
@@ -575,13 +584,13 @@ if want k; then
 	deadline=$(($(date +%s) + 30)) pid=""
 	while [ -z "$pid" ] && [ "$(date +%s)" -lt "$deadline" ]; do
 		pid=$(upsql -d crash_k -At -q -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'unlearn worker'
-		        AND datname = 'crash_k' AND query = 'consolidating a model'" 2>/dev/null || true)
+		        AND datname = 'crash_k' AND state = 'active' AND query = 'consolidating a model'" 2>/dev/null || true)
 		[ -n "$pid" ] || sleep 0.05
 	done
 	if [ -n "$pid" ]; then
-		# at once: the small model's retrain can end within the usual 0.3 s
+		# at once, while it is active: the retrain (12 epochs, about 2 s) must not end first
 		kill_in_run "$pid" "consolidation of km in worker $pid" 0
-		if log_since | grep -q "Failed process was running: consolidating a model"; then
+		if wait_log "Failed process was running: consolidating a model" 10; then
 			ok "the kill hit the consolidation (the postmaster logged its activity)"
 		else bad "no 'Failed process was running: consolidating a model' in the server log"; fi
 		# the restarted worker (started by the launcher's pass, or by the next commit that queues a
