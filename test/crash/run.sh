@@ -625,9 +625,10 @@ fi
 # throttled_run IDS WRITER: deletes IDS while (WRITER = 1) or without a session
 # committing a write every 2 ms (a procedure, stopped by pg_terminate_backend);
 # prints "paused samples|samples of the run": the worker's wait event, every
-# 0.05 s while a request of IDS is running.
+# 0.01 s while a request of IDS is running (crash_l_sample, in one session, so
+# a run of a few tenths of a second is sampled often enough).
 throttled_run() {
-	local ids=$1 writer_pid="" paused=0 samples=0 ev deadline
+	local ids=$1 writer_pid="" out="0|0"
 	if [ "$2" = 1 ]; then
 		PGAPPNAME=crash_l_writer upsql -q -c "CALL crash_l_write(120)" >/dev/null 2>&1 &
 		writer_pid=$!
@@ -635,23 +636,14 @@ throttled_run() {
 	fi
 	q "DELETE FROM $TABLE WHERE id = ANY('$ids')" >/dev/null
 	if pid=$(wait_running "$ids" 30); then
-		deadline=$(($(date +%s) + 120))
-		while [ "$(date +%s)" -lt "$deadline" ]; do
-			ev=$(q_soft "SELECT coalesce(a.wait_event, 'CPU') FROM pg_stat_activity a
-			              WHERE a.pid = $pid AND EXISTS (SELECT 1 FROM unlearn.requests r WHERE r.model = '$MODEL'
-			                    AND r.id = ANY('$ids') AND r.state = 'running')" || true)
-			[ -n "$ev" ] || break
-			samples=$((samples + 1))
-			[ "$ev" = PgSleep ] && paused=$((paused + 1))
-			sleep 0.05
-		done
+		out=$(q "SELECT crash_l_sample($pid, '$ids')")
 	fi
 	if [ -n "$writer_pid" ]; then
 		q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'crash_l_writer'" >/dev/null
 		wait "$writer_pid" 2>/dev/null || true
 	fi
 	drain 120 >/dev/null || true
-	echo "$paused|$samples"
+	echo "$out"
 }
 if want l; then
 	scenario "l. the worker's share of the CPU (unlearn.worker_cpu_share)" \
@@ -666,6 +658,23 @@ if want l; then
 	       COMMIT;
 	       PERFORM pg_sleep(0.002);
 	     END LOOP;
+	   END \$\$" >/dev/null
+	# the worker's wait event every 0.01 s while a request of ids runs (at most 120 s):
+	# "paused samples|samples"; each sample reads pg_stat_activity afresh
+	q "CREATE FUNCTION crash_l_sample(worker int, ids bigint[]) RETURNS text LANGUAGE plpgsql AS \$\$
+	   DECLARE paused int := 0; samples int := 0; ev text; t timestamptz := clock_timestamp();
+	   BEGIN
+	     LOOP
+	       PERFORM pg_stat_clear_snapshot();
+	       SELECT coalesce(a.wait_event, 'CPU') INTO ev FROM pg_stat_activity a
+	        WHERE a.pid = worker AND EXISTS (SELECT 1 FROM unlearn.requests r WHERE r.model = '$MODEL'
+	              AND r.id = ANY(ids) AND r.state = 'running');
+	       EXIT WHEN ev IS NULL OR clock_timestamp() > t + interval '120 s';
+	       samples := samples + 1;
+	       paused := paused + (ev = 'PgSleep')::int;
+	       PERFORM pg_sleep(0.01);
+	     END LOOP;
+	     RETURN paused || '|' || samples;
 	   END \$\$" >/dev/null
 	for case in "20 1 {91,92}" "100 1 {93,94}" "20 0 {95,96}"; do
 		read -r share writer ids <<<"$case"
@@ -689,6 +698,7 @@ if want l; then
 	q "ALTER SYSTEM RESET unlearn.worker_cpu_share" >/dev/null
 	q "SELECT pg_reload_conf()" >/dev/null
 	q "DROP PROCEDURE crash_l_write(int)" >/dev/null
+	q "DROP FUNCTION crash_l_sample(int, bigint[])" >/dev/null
 	q "DROP TABLE crash_l_scratch" >/dev/null
 fi
 
