@@ -65,6 +65,34 @@ SELECT model FROM unlearn_train('dropcap', 'dropcap', 'id', 'features', 'label',
                    options => '{"lr": 0.01, "batch_size": 16}', auto_unlearn => false);
 SELECT count(*) AS requests_of_the_new_model FROM inspect.requests WHERE model = 'dropcap';
 SELECT unlearn_drop_model('dropcap');
+-- the same from a REPEATABLE READ transaction whose snapshot was taken before
+-- the DELETE committed: the drop removes the requests as committed when it
+-- goes on, not as its snapshot saw them (none).  The worker is held back by a
+-- batching window of a minute: a run of its own would update the model's row
+-- first, and the drop would rightly fail to serialize (40001).
+SELECT model FROM unlearn_train('dropcap', 'dropcap', 'id', 'features', 'label', hidden => '{8}', epochs => 5,
+                   options => '{"lr": 0.01, "batch_size": 16}');
+-- superuser: ALTER SYSTEM and pg_reload_conf change the worker's settings
+RESET ROLE;
+ALTER SYSTEM SET unlearn.batch_window = '60s';
+SELECT pg_reload_conf();
+SELECT pg_sleep(1.2);	-- more than unlearn.naptime: the worker has read it
+SELECT dblink_connect('other', 'dbname=' || current_database() || ' user=regress_owner');
+SET ROLE regress_owner;
+SELECT dblink_exec('other', 'BEGIN');
+SELECT dblink_exec('other', 'DELETE FROM dropcap WHERE id IN (20, 21)');
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT count(*) AS requests_in_the_snapshot FROM inspect.requests WHERE model = 'dropcap';
+SELECT dblink_send_query('other', 'SELECT pg_sleep(0.5); COMMIT');
+SELECT unlearn_drop_model('dropcap');
+COMMIT;
+SELECT dblink_disconnect('other');
+SELECT count(*) AS rows_20_21_left FROM dropcap WHERE id IN (20, 21);
+SELECT count(*) AS requests_left FROM inspect.requests WHERE model = 'dropcap';
+RESET ROLE;
+ALTER SYSTEM RESET unlearn.batch_window;
+SELECT pg_reload_conf();
+SET ROLE regress_owner;
 DROP TABLE dropcap;
 SELECT unlearn_drop_model('conc');
 DROP TABLE conc;

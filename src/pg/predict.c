@@ -19,9 +19,9 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/typcache.h"
 
-#include "queue.h"
 #include "unlearn_pg.h"
 
 #define MODEL_CACHE_SIZE 8
@@ -462,8 +462,28 @@ unlearn_evaluate(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }
 
+/*
+ * Deletes a model's rows from one catalog table as they are committed now:
+ * in a REPEATABLE READ or SERIALIZABLE transaction the snapshot predates the
+ * wait for the model's row, so it would miss the requests of a DELETE that
+ * committed meanwhile, and they would reach a new model of the same name.
+ */
+static void
+drop_rows(const char *sql, Datum name)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	SPIPlanPtr	plan = SPI_prepare(sql, 1, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	if (SPI_execute_snapshot(plan, &name, NULL, GetLatestSnapshot(), InvalidSnapshot, false, true, 0)
+		!= SPI_OK_DELETE)
+		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	SPI_freeplan(plan);
+}
+
 PG_FUNCTION_INFO_V1(unlearn_drop_model);
-/* unlearn_drop_model(model): removes the model, its versions and manifests. */
+/* unlearn_drop_model(model): removes the model, its queue, versions, manifests and ledger. */
 Datum
 unlearn_drop_model(PG_FUNCTION_ARGS)
 {
@@ -472,35 +492,31 @@ unlearn_drop_model(PG_FUNCTION_ARGS)
 	UnlearnCatalogUser saved;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1] = {CStringGetTextDatum(name)};
-	int			ret;
+
+	/* no foreign keys between the catalog tables: each is cleared here */
+	const char *const deletes[] = {
+		"DELETE FROM unlearn.requests WHERE model = $1",
+		"DELETE FROM unlearn.forgotten WHERE model = $1",
+		"DELETE FROM unlearn.manifests WHERE model = $1",
+		"DELETE FROM unlearn.versions WHERE model = $1",
+		"DELETE FROM unlearn.models WHERE name = $1",
+		"DELETE FROM unlearn.encodings WHERE model = $1"	/* last: not in a 0.1 catalog */
+	};
+	int			n = unlearn_catalog_has_column_models() ? lengthof(deletes) : lengthof(deletes) - 1;
 
 	SPI_connect();
 	model = unlearn_model_lookup(name, false);
 	unlearn_check_owner(model, "drop");
 	unlearn_become_catalog_owner(&saved);
-	/* first the model's row: waits for transactions still queueing requests for it (see capture.c) */
+	/* step 1: the model's row, which waits for transactions still queueing requests for it (see capture.c) */
 	if (SPI_execute_with_args("SELECT 1 FROM unlearn.models WHERE name = $1 FOR UPDATE",
 							  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not lock model \"%s\"", name);
-	/* no foreign keys between the catalog tables: each is cleared here */
-	unlearn_queue_drop_model(name);
-	{
-		const char *const deletes[] = {
-			"DELETE FROM unlearn.forgotten WHERE model = $1",
-			"DELETE FROM unlearn.manifests WHERE model = $1",
-			"DELETE FROM unlearn.versions WHERE model = $1",
-			"DELETE FROM unlearn.models WHERE name = $1",
-			"DELETE FROM unlearn.encodings WHERE model = $1"	/* last: not in a 0.1 catalog */
-		};
-		int			n = unlearn_catalog_has_column_models() ? lengthof(deletes) : lengthof(deletes) - 1;
-
-		ret = SPI_OK_DELETE;
-		for (int i = 0; i < n && ret == SPI_OK_DELETE; i++)
-			ret = SPI_execute_with_args(deletes[i], 1, argtypes, args, NULL, false, 0);
-	}
+	/* step 2: its rows in every catalog table, the requests those transactions committed among them */
+	for (int i = 0; i < n; i++)
+		drop_rows(deletes[i], args[0]);
 	unlearn_restore_user(&saved);
-	if (ret != SPI_OK_DELETE)
-		elog(ERROR, "could not drop model \"%s\": %s", name, SPI_result_code_string(ret));
+	/* step 3: the capture triggers, if no other model of the table needs them */
 	unlearn_remove_capture_if_unused(model->relid);
 	SPI_finish();
 	unlearn_cache_forget(name);

@@ -160,18 +160,6 @@ unlearn_queue_erase_features(const char *model, Interval *older_than)
 	return SPI_processed;
 }
 
-/* Deletes every request of a model. */
-void
-unlearn_queue_drop_model(const char *model)
-{
-	int			ret = SPI_execute_with_args("DELETE FROM unlearn.requests WHERE model = $1",
-											1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(model)},
-											NULL, false, 0);
-
-	if (ret != SPI_OK_DELETE)
-		elog(ERROR, "could not drop model \"%s\": %s", model, SPI_result_code_string(ret));
-}
-
 /* ------------------------------------------------------------------ the worker */
 
 /* Requests a crash left running were never committed as done: they run again. */

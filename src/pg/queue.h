@@ -60,9 +60,6 @@ uint64		unlearn_queue_retry_failed(const char *model);
 /* unlearn_purge: erases the feature copies of finished requests older than older_than; how many. */
 uint64		unlearn_queue_erase_features(const char *model, Interval *older_than);
 
-/* unlearn_drop_model: deletes every request of a model. */
-void		unlearn_queue_drop_model(const char *model);
-
 /* ---------- the worker ---------- */
 
 /* One claimed request, as the worker reads it. */
