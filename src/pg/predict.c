@@ -473,12 +473,13 @@ drop_rows(const char *sql, Datum name)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	SPIPlanPtr	plan = SPI_prepare(sql, 1, argtypes);
+	int			ret;
 
 	if (plan == NULL)
 		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-	if (SPI_execute_snapshot(plan, &name, NULL, GetLatestSnapshot(), InvalidSnapshot, false, true, 0)
-		!= SPI_OK_DELETE)
-		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	ret = SPI_execute_snapshot(plan, &name, NULL, GetLatestSnapshot(), InvalidSnapshot, false, true, 0);
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(ret));
 	SPI_freeplan(plan);
 }
 
