@@ -287,6 +287,28 @@ read_train_rows(const TrainArgs *a, UnlearnData *data, UnlearnStream *stream)
 }
 
 /*
+ * Deletes the requests queued under a model's name before the model existed
+ * (caller: the catalog owner, once the model's row is inserted, so no capture
+ * queues for it until commit).  They are an earlier model's of the same name
+ * that its drop missed (a REPEATABLE READ drop before that was fixed, or an edit of
+ * the catalog): this model must not unlearn rows on their account.
+ */
+static void
+drop_stale_requests(const char *name)
+{
+	if (SPI_execute_with_args("DELETE FROM unlearn.requests WHERE model = $1",
+							  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(name)},
+							  NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not clear the queue of model \"%s\"", name);
+	if (SPI_processed > 0)
+		ereport(WARNING,
+				(errmsg("removed %llu queued requests of an earlier model named \"%s\"",
+						(unsigned long long) SPI_processed, name),
+				 errdetail("A model of the same name was dropped while they were being queued;"
+						   " they are not requests for the new model.")));
+}
+
+/*
  * Registers the trained model in unlearn.models (current version 1), and
  * installs the capture triggers with auto_unlearn: the hook between
  * training and storing version 1.
@@ -333,6 +355,8 @@ register_model(void *arg, Jsonb *used_options)
 									2, (Oid[]) {TEXTOID, JSONBOID},
 									(Datum[]) {args[0], JsonbPGetDatum(unlearn_encoder_to_jsonb(a->encoder))},
 									NULL, false, 0);
+	if (ret == SPI_OK_INSERT)
+		drop_stale_requests(a->name);
 	unlearn_restore_user(&saved);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not register model: %s", SPI_result_code_string(ret));
