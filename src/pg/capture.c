@@ -807,8 +807,8 @@ unlearn_auto(PG_FUNCTION_ARGS)
 	}
 
 	SPI_connect();
-	model = unlearn_model_lookup(name, false);
-	unlearn_check_owner(model, "change");
+	/* locked, and checked as it is once locked (a model of the name made since by another role is not ours) */
+	model = unlearn_open_model_for_change(name, "change", 0);
 	if (enabled)
 		unlearn_install_capture(model->relid);
 	unlearn_become_catalog_owner(&saved);
@@ -820,6 +820,7 @@ unlearn_auto(PG_FUNCTION_ARGS)
 	/* off: the triggers go where no other model needs them (TRUNCATE and DROP of partitions are the user's) */
 	if (!enabled)
 		unlearn_remove_capture_if_unused(model->relid);
+	unlearn_close_model_change();
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -894,11 +895,11 @@ unlearn_retry(PG_FUNCTION_ARGS)
 	uint64		n;
 
 	SPI_connect();
-	model = unlearn_model_lookup(name, false);
-	unlearn_check_owner(model, "retry requests for");
+	model = unlearn_open_model_for_change(name, "retry requests for", 0);
 	unlearn_become_catalog_owner(&saved);
-	n = unlearn_queue_retry_failed(name);
+	n = unlearn_queue_retry_failed(model->name);
 	unlearn_restore_user(&saved);
+	unlearn_close_model_change();
 	SPI_finish();
 	if (n > 0)
 		unlearn_note_queued();

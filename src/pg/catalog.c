@@ -18,6 +18,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "common/cryptohash.h"
@@ -342,6 +343,31 @@ Datum
 unlearn_int2_array(const int16 *v, int64 n)
 {
 	return int_array(false, NULL, v, n);
+}
+
+/*
+ * Runs a DELETE of one catalog table's rows of a model ($1: its name) on the
+ * rows as committed now, not as an older snapshot saw them: a REPEATABLE READ
+ * or SERIALIZABLE transaction's snapshot predates its wait for the model's
+ * row.  Caller: the catalog owner, connected to SPI.  Returns the rows deleted.
+ */
+uint64
+unlearn_catalog_delete_latest(const char *sql, const char *name)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(name)};
+	SPIPlanPtr	plan = SPI_prepare(sql, 1, argtypes);
+	int			ret;
+	uint64		n;
+
+	if (plan == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	ret = SPI_execute_snapshot(plan, args, NULL, GetLatestSnapshot(), InvalidSnapshot, false, true, 0);
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(ret));
+	n = SPI_processed;
+	SPI_freeplan(plan);
+	return n;
 }
 
 /* Errors unless the current user owns the model (or is a member of its owner) or is superuser. */

@@ -16,11 +16,11 @@
 #include "unlearn_pg.h"
 
 /*
- * Locks the model's catalog row (as the catalog owner) so that changes of one
- * model (unlearning calls, the worker's runs) happen one at a time.
+ * Locks the model's catalog row (as the catalog owner) with a row-lock
+ * clause; errors (42704) if the model is gone.
  */
-void
-unlearn_lock_model(const char *name)
+static void
+lock_model_row(const char *name, const char *clause)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1] = {CStringGetTextDatum(name)};
@@ -28,8 +28,7 @@ unlearn_lock_model(const char *name)
 	int			ret;
 
 	unlearn_become_catalog_owner(&saved);
-	/* NO KEY UPDATE: serialises changes of the model without blocking key-share locks */
-	ret = SPI_execute_with_args("SELECT 1 FROM unlearn.models WHERE name = $1 FOR NO KEY UPDATE",
+	ret = SPI_execute_with_args(psprintf("SELECT 1 FROM unlearn.models WHERE name = $1 %s", clause),
 								1, argtypes, args, NULL, false, 1);
 	unlearn_restore_user(&saved);
 	if (ret != SPI_OK_SELECT)
@@ -42,22 +41,28 @@ unlearn_lock_model(const char *name)
 				 errmsg("model \"%s\" does not exist", name)));
 }
 
-/* Ends what unlearn_open_model_for_change began (its snapshot). */
+/*
+ * Locks the model's catalog row so that changes of one model (unlearning
+ * calls, the worker's runs) happen one at a time.  NO KEY UPDATE: it does not
+ * block the key-share locks of the capture.
+ */
+void
+unlearn_lock_model(const char *name)
+{
+	lock_model_row(name, "FOR NO KEY UPDATE");
+}
+
+/* Ends what unlearn_open_model_for_change or _for_drop began (its snapshot). */
 void
 unlearn_close_model_change(void)
 {
 	PopActiveSnapshot();
 }
 
-/*
- * Looks up, checks ownership of (and the table privilege the change needs:
- * ACL_DELETE, ACL_UPDATE or 0), and locks a model; returns its fresh catalog row.
- */
-UnlearnModel *
-unlearn_open_model_for_change(const char *name, const char *action, AclMode table_privilege)
+/* Errors unless the current user owns the model and has the table privilege the change needs (or 0). */
+static void
+check_change(const UnlearnModel *model, const char *action, AclMode table_privilege)
 {
-	UnlearnModel *model = unlearn_model_lookup(name, false);
-
 	unlearn_check_owner(model, action);
 	if (table_privilege != 0 &&
 		pg_class_aclcheck(model->relid, GetUserId(), table_privilege) != ACLCHECK_OK)
@@ -65,19 +70,53 @@ unlearn_open_model_for_change(const char *name, const char *action, AclMode tabl
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for table %s", get_rel_name(model->relid)),
 				 errdetail("%s rows of model \"%s\" changes its training table and needs %s on it.",
-						   table_privilege == ACL_DELETE ? "Unlearning" : "Relabelling", name,
+						   table_privilege == ACL_DELETE ? "Unlearning" : "Relabelling", model->name,
 						   table_privilege == ACL_DELETE ? "DELETE" : "UPDATE")));
-	unlearn_lock_model(name);
+}
 
-	/*
-	 * A concurrent call may have made a new version while we waited for the
-	 * lock.  Everything read from here on (model, manifest, weights, ledger)
-	 * uses a snapshot taken after the lock (READ COMMITTED; under a
-	 * transaction snapshot the lock itself already failed on the update):
-	 * unlearn_close_model_change() pops it.
-	 */
+/*
+ * Checks, locks and looks a model up again under a snapshot taken after the
+ * lock (READ COMMITTED; under a transaction snapshot the lock itself already
+ * failed on an update), and checks it again: while we waited, another call
+ * may have made a new version, or dropped the model and another role made
+ * one of the same name, and what is changed is the row now locked.
+ * unlearn_close_model_change() pops the snapshot.
+ */
+static UnlearnModel *
+open_model(const char *name, const char *action, AclMode table_privilege, const char *lock_clause)
+{
+	UnlearnModel *model = unlearn_model_lookup(name, false);
+
+	/* step 1: the checks before the wait: a role without the rights never waits for the lock */
+	check_change(model, action, table_privilege);
+	/* step 2: the lock */
+	lock_model_row(name, lock_clause);
+	/* step 3: the row as it is now, checked again */
 	PushActiveSnapshot(GetTransactionSnapshot());
-	return unlearn_model_lookup(name, false);
+	model = unlearn_model_lookup(name, false);
+	check_change(model, action, table_privilege);
+	return model;
+}
+
+/*
+ * Opens a model for a change (ACL_DELETE, ACL_UPDATE or 0: the table
+ * privilege it needs); returns its catalog row as locked.
+ */
+UnlearnModel *
+unlearn_open_model_for_change(const char *name, const char *action, AclMode table_privilege)
+{
+	return open_model(name, action, table_privilege, "FOR NO KEY UPDATE");
+}
+
+/*
+ * Opens a model to drop it: FOR UPDATE, which also waits for the
+ * transactions whose capture key-share locked the row (still queueing
+ * requests for the model).
+ */
+UnlearnModel *
+unlearn_open_model_for_drop(const char *name)
+{
+	return open_model(name, "drop", 0, "FOR UPDATE");
 }
 
 /* The sorted manifest of a version. */

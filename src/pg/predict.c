@@ -19,7 +19,6 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/typcache.h"
 
 #include "unlearn_pg.h"
@@ -462,27 +461,6 @@ unlearn_evaluate(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }
 
-/*
- * Deletes a model's rows from one catalog table as they are committed now:
- * in a REPEATABLE READ or SERIALIZABLE transaction the snapshot predates the
- * wait for the model's row, so it would miss the requests of a DELETE that
- * committed meanwhile, and they would reach a new model of the same name.
- */
-static void
-drop_rows(const char *sql, Datum name)
-{
-	Oid			argtypes[1] = {TEXTOID};
-	SPIPlanPtr	plan = SPI_prepare(sql, 1, argtypes);
-	int			ret;
-
-	if (plan == NULL)
-		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-	ret = SPI_execute_snapshot(plan, &name, NULL, GetLatestSnapshot(), InvalidSnapshot, false, true, 0);
-	if (ret != SPI_OK_DELETE)
-		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(ret));
-	SPI_freeplan(plan);
-}
-
 PG_FUNCTION_INFO_V1(unlearn_drop_model);
 /* unlearn_drop_model(model): removes the model, its queue, versions, manifests and ledger. */
 Datum
@@ -491,8 +469,6 @@ unlearn_drop_model(PG_FUNCTION_ARGS)
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	UnlearnModel *model;
 	UnlearnCatalogUser saved;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1] = {CStringGetTextDatum(name)};
 
 	/* no foreign keys between the catalog tables: each is cleared here */
 	const char *const deletes[] = {
@@ -506,19 +482,19 @@ unlearn_drop_model(PG_FUNCTION_ARGS)
 	int			n = unlearn_catalog_has_column_models() ? lengthof(deletes) : lengthof(deletes) - 1;
 
 	SPI_connect();
-	model = unlearn_model_lookup(name, false);
-	unlearn_check_owner(model, "drop");
-	unlearn_become_catalog_owner(&saved);
-	/* step 1: the model's row, which waits for transactions still queueing requests for it (see capture.c) */
-	if (SPI_execute_with_args("SELECT 1 FROM unlearn.models WHERE name = $1 FOR UPDATE",
-							  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not lock model \"%s\"", name);
+	/*
+	 * step 1: the model's row, locked after the transactions still queueing
+	 * requests for it (see capture.c), then checked as it is now
+	 */
+	model = unlearn_open_model_for_drop(name);
 	/* step 2: its rows in every catalog table, the requests those transactions committed among them */
+	unlearn_become_catalog_owner(&saved);
 	for (int i = 0; i < n; i++)
-		drop_rows(deletes[i], args[0]);
+		(void) unlearn_catalog_delete_latest(deletes[i], name);
 	unlearn_restore_user(&saved);
 	/* step 3: the capture triggers, if no other model of the table needs them */
 	unlearn_remove_capture_if_unused(model->relid);
+	unlearn_close_model_change();
 	SPI_finish();
 	unlearn_cache_forget(name);
 	PG_RETURN_VOID();

@@ -14,14 +14,17 @@
 
 /* ---------- changing a model (change.c) ---------- */
 
+/* Locks a model's catalog row FOR NO KEY UPDATE (errors if the model is gone). */
+void		unlearn_lock_model(const char *name);
+
 /*
  * Looks up and checks ownership of a model (and the table privilege a change
  * needs, or 0), locks its catalog row and returns the row as it is after the
- * lock, under a snapshot that unlearn_close_model_change pops.
+ * lock, checked again, under a snapshot that unlearn_close_model_change pops.
+ * _for_drop locks FOR UPDATE.
  */
-/* Locks a model's catalog row FOR NO KEY UPDATE (errors if the model is gone). */
-void		unlearn_lock_model(const char *name);
 UnlearnModel *unlearn_open_model_for_change(const char *name, const char *action, AclMode table_privilege);
+UnlearnModel *unlearn_open_model_for_drop(const char *name);
 void		unlearn_close_model_change(void);
 
 /* The sorted manifest of a version. */

@@ -296,16 +296,13 @@ read_train_rows(const TrainArgs *a, UnlearnData *data, UnlearnStream *stream)
 static void
 drop_stale_requests(const char *name)
 {
-	if (SPI_execute_with_args("DELETE FROM unlearn.requests WHERE model = $1",
-							  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(name)},
-							  NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not clear the queue of model \"%s\"", name);
-	if (SPI_processed > 0)
+	uint64		n = unlearn_catalog_delete_latest("DELETE FROM unlearn.requests WHERE model = $1", name);
+
+	if (n > 0)
 		ereport(WARNING,
-				(errmsg("removed %llu queued requests of an earlier model named \"%s\"",
-						(unsigned long long) SPI_processed, name),
-				 errdetail("A model of the same name was dropped while they were being queued;"
-						   " they are not requests for the new model.")));
+				(errmsg("removed %llu requests of an earlier model named \"%s\"", (unsigned long long) n, name),
+				 errdetail("They were queued for a model of the same name that was dropped"
+						   " (pending or finished); they are not requests for the new model.")));
 }
 
 /*
