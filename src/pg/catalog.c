@@ -350,6 +350,9 @@ unlearn_int2_array(const int16 *v, int64 n)
  * rows as committed now, not as an older snapshot saw them: a REPEATABLE READ
  * or SERIALIZABLE transaction's snapshot predates its wait for the model's
  * row.  Caller: the catalog owner, connected to SPI.  Returns the rows deleted.
+ * No crosscheck snapshot: under SERIALIZABLE the conflict with a transaction
+ * that committed such rows after ours began is not recorded, which a cleanup
+ * of a model being dropped or made does not need.
  */
 uint64
 unlearn_catalog_delete_latest(const char *sql, const char *name)
