@@ -279,6 +279,24 @@ ALTER TABLE unlearn.requests ADD CONSTRAINT writer_probe CHECK (id <> 3) NOT VAL
 DELETE FROM writer_data WHERE id = 3;
 \set VERBOSITY default
 ROLLBACK;
+-- the writer keeps the constraints it planned only while they are the
+-- table's: one replaced by another (as many constraints as before) refuses
+-- its own row, not the old one's
+BEGIN;
+ALTER TABLE unlearn.requests ADD CONSTRAINT writer_probe CHECK (id <> 3) NOT VALID;
+DELETE FROM writer_data WHERE id = 4;
+ALTER TABLE unlearn.requests DROP CONSTRAINT writer_probe;
+ALTER TABLE unlearn.requests ADD CONSTRAINT writer_probe CHECK (id <> 5) NOT VALID;
+DELETE FROM writer_data WHERE id = 3;
+\set VERBOSITY terse
+DELETE FROM writer_data WHERE id = 5;
+\set VERBOSITY default
+ROLLBACK;
+-- and with the constraint rolled back, the row it refused is queued
+BEGIN;
+DELETE FROM writer_data WHERE id = 3;
+SELECT model, id, kind FROM inspect.requests WHERE id = 3 AND model IN ('w4', 'w8') ORDER BY model;
+ROLLBACK;
 SET ROLE regress_owner;
 -- double precision values real cannot hold: the copies are what training
 -- reads (a value too small for real becomes 0 or a subnormal; one beyond
