@@ -297,7 +297,8 @@ SELECT id, kind FROM unlearn.requests WHERE model = 'sec_b' ORDER BY request_id;
 SELECT requests_of('sec_a') AS a_requests;
 
 -- logical replication apply runs with session_replication_role = replica:
--- the capture triggers are ENABLE ALWAYS, so they fire there too
+-- the statement capture triggers are ENABLE ALWAYS, so they fire there too
+-- (the row capture of replication apply is ENABLE REPLICA: replica mode only)
 SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'sec_base'::regclass AND tgname LIKE 'unlearn%'
 ORDER BY tgname;
 SET session_replication_role = replica;
@@ -316,6 +317,14 @@ SELECT err($$ALTER TABLE sec_base DROP COLUMN features$$);
 SELECT err($$ALTER TABLE sec_base DISABLE TRIGGER unlearn_capture_delete$$);
 SELECT err($$ALTER TABLE sec_base DISABLE TRIGGER ALL$$);
 SELECT err($$ALTER TABLE sec_base ENABLE TRIGGER unlearn_capture_delete$$);
+SELECT err($$ALTER TABLE sec_base ENABLE REPLICA TRIGGER unlearn_capture_delete$$);
+SELECT err($$ALTER TABLE sec_base ENABLE TRIGGER unlearn_capture_apply$$);
+SELECT err($$ALTER TABLE sec_base DISABLE TRIGGER unlearn_capture_apply$$);
+-- the row capture of replication apply is ENABLE REPLICA: setting it so again
+-- (as pg_restore does) is allowed and changes nothing
+ALTER TABLE sec_base ENABLE REPLICA TRIGGER unlearn_capture_apply;
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'sec_base'::regclass AND tgname LIKE 'unlearn%'
+ORDER BY tgname;
 SELECT err($$ALTER TRIGGER unlearn_capture_delete ON sec_base RENAME TO x$$);
 SELECT err($$DROP TRIGGER unlearn_capture_delete ON sec_base$$);
 -- other columns and other triggers stay the owner's business

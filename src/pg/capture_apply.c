@@ -3,11 +3,11 @@
  *
  * The apply worker of a subscription fires row-level triggers only, never
  * statement-level ones, so the capture of capture.c sees nothing it deletes
- * or updates.  A row-level AFTER DELETE OR UPDATE trigger, ENABLE ALWAYS,
- * whose WHEN clause is false outside session_replication_role = replica
- * (so ordinary statements queue no trigger event for it), queues each row
- * here, and only inside an apply worker: a replica-mode session is captured
- * by the statement triggers, which fire there too.
+ * or updates.  A row-level AFTER DELETE OR UPDATE trigger, ENABLE REPLICA
+ * (it fires only under session_replication_role = replica, so ordinary
+ * statements queue no trigger event for it), queues each row here, and only
+ * inside an apply worker: a replica-mode session is captured by the
+ * statement triggers, which fire there too (ENABLE ALWAYS).
  *
  * The row is converted in C (its columns have the built-in types the capture
  * checks), so no user-defined function runs while elevated.

@@ -193,8 +193,13 @@ guard_alter_cmd(Oid relid, AlterTableCmd *cmd)
 			if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
 				refuse_below_another(RangeVarGetRelid(((PartitionCmd *) cmd->def)->name, NoLock, false));
 			break;
-		case AT_EnableTrig:
 		case AT_EnableReplicaTrig:
+			/* the row capture of replication apply is ENABLE REPLICA already (pg_restore sets it so) */
+			if (cmd->name != NULL && strcmp(cmd->name, "unlearn_capture_apply") == 0)
+				break;
+			guard_trigger_state(relid, cmd->name);
+			break;
+		case AT_EnableTrig:
 		case AT_DisableTrig:
 			guard_trigger_state(relid, cmd->name);
 			break;

@@ -67,7 +67,7 @@ AS 'MODULE_PATHNAME', 'unlearn_install_capture_sql' LANGUAGE C STRICT;
 REVOKE ALL ON FUNCTION unlearn.install_capture(pg_catalog.regclass) FROM PUBLIC;
 
 -- Logical replication apply fires row-level triggers only: a row trigger
--- (ENABLE ALWAYS, active only inside an apply worker) queues what it removes.
+-- (ENABLE REPLICA, acting only inside an apply worker) queues what it removes.
 CREATE FUNCTION unlearn.capture_row() RETURNS trigger
 AS 'MODULE_PATHNAME', 'unlearn_capture_row' LANGUAGE C;
 

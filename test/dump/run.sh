@@ -189,12 +189,12 @@ check_restored() {
 	check "unlearn_confirm_forgotten (m_int, m_txt, m_col)" "$confirm_a" \
 		"$(q "$db" "SELECT unlearn_confirm_forgotten('m_int') || ',' || unlearn_confirm_forgotten('m_txt')
 		            || ',' || unlearn_confirm_forgotten('m_col')" 2>/dev/null)"
-	check "capture and guard triggers (ENABLE ALWAYS) on the restored training tables" \
-		"ul_int:unlearn_capture_apply,unlearn_capture_delete,unlearn_capture_update,unlearn_guard_truncate;ul_txt:unlearn_capture_apply,unlearn_capture_delete,unlearn_capture_update,unlearn_guard_truncate" \
+	check "capture and guard triggers (ENABLE ALWAYS; replication's row capture ENABLE REPLICA) on the restored training tables" \
+		"ul_int:unlearn_capture_apply R,unlearn_capture_delete A,unlearn_capture_update A,unlearn_guard_truncate A;ul_txt:unlearn_capture_apply R,unlearn_capture_delete A,unlearn_capture_update A,unlearn_guard_truncate A" \
 		"$(q "$db" "SELECT string_agg(t, ';' ORDER BY t) FROM (
-		              SELECT tgrelid::regclass || ':' || string_agg(tgname, ',' ORDER BY tgname) AS t
+		              SELECT tgrelid::regclass || ':' || string_agg(tgname || ' ' || tgenabled::text, ',' ORDER BY tgname) AS t
 		              FROM pg_trigger WHERE tgrelid IN ('ul_int'::regclass, 'ul_txt'::regclass)
-		                AND NOT tgisinternal AND tgenabled = 'A' GROUP BY tgrelid) s")"
+		                AND NOT tgisinternal GROUP BY tgrelid) s")"
 
 	echo "==== $label: the restored copy still unlearns ===="
 	cv=$(q "$db" "SELECT current_version FROM unlearn.models WHERE name = 'm_int'")

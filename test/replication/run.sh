@@ -162,7 +162,7 @@ info "trained column model m_cpts on $SUB.cpts (a real, b float8 with NULLs, c t
                          label_column => 'label', hidden => '{16}', epochs => 40,
                          options => '{\"lr\": 0.01, \"batch_size\": 32, \"seed\": 3}') t
        JOIN unlearn.models m ON m.name = t.model")"
-check "capture triggers on pts, ppts and its partitions (row capture on the leaves), cpts, all ENABLE ALWAYS (tgenabled A)" "cpts:AAAA,ppts:AAA,ppts_hi:AAAA,ppts_lo:AAAA,pts:AAAA" \
+check "capture triggers on pts, ppts and its partitions (row capture on the leaves, ENABLE REPLICA: R), cpts, the statement ones ENABLE ALWAYS (A)" "cpts:RAAA,ppts:AAA,ppts_hi:RAAA,ppts_lo:RAAA,pts:RAAA" \
 	"$(q "$SUB" "SELECT string_agg(r, ',' ORDER BY r) FROM (
 	               SELECT tgrelid::regclass || ':' || string_agg(tgenabled::text, '' ORDER BY tgname) r
 	               FROM pg_trigger WHERE tgname LIKE 'unlearn\_%' GROUP BY tgrelid) s")"

@@ -124,8 +124,8 @@ check "the DDL guard event triggers exist" "unlearn_guard_ddl,unlearn_guard_ddl_
 check "same predictions and probabilities on every row" "$pred_before" "$(predictions "$OLD")"
 check "unlearn_verify_ledger of the trained version" "t" \
 	"$(q "$OLD" "SELECT bool_and(valid) FROM unlearn_verify_ledger('m')")"
-check "capture triggers on the training table, reinstalled ENABLE ALWAYS with the row capture of replication" \
-	"unlearn_capture_apply:A,unlearn_capture_delete:A,unlearn_capture_update:A,unlearn_guard_truncate:A" \
+check "capture triggers on the training table, reinstalled ENABLE ALWAYS with the row capture of replication (ENABLE REPLICA)" \
+	"unlearn_capture_apply:R,unlearn_capture_delete:A,unlearn_capture_update:A,unlearn_guard_truncate:A" \
 	"$(q "$OLD" "SELECT string_agg(tgname || ':' || tgenabled::text, ',' ORDER BY tgname) FROM pg_trigger
 	             WHERE tgrelid = 'ul_rows'::regclass AND NOT tgisinternal")"
 
