@@ -292,6 +292,18 @@ DELETE FROM writer_data WHERE id = 3;
 DELETE FROM writer_data WHERE id = 5;
 \set VERBOSITY default
 ROLLBACK;
+-- a function the constraint calls, replaced, is the new one at the next
+-- statement (planning inlines it, so the writer must plan again)
+BEGIN;
+CREATE FUNCTION writer_req_ok(bigint) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$ SELECT $1 <> 6 $$;
+ALTER TABLE unlearn.requests ADD CONSTRAINT writer_probe CHECK (public.writer_req_ok(id)) NOT VALID;
+DELETE FROM writer_data WHERE id = 7;
+CREATE OR REPLACE FUNCTION writer_req_ok(bigint) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$ SELECT $1 <> 8 $$;
+DELETE FROM writer_data WHERE id = 6;
+\set VERBOSITY terse
+DELETE FROM writer_data WHERE id = 8;
+\set VERBOSITY default
+ROLLBACK;
 -- and with the constraint rolled back, the row it refused is queued
 BEGIN;
 DELETE FROM writer_data WHERE id = 3;

@@ -11,7 +11,12 @@
  * done with the table AM: the row found through the primary key under the
  * latest snapshot, locked with table_tuple_lock following the row's updates
  * as READ COMMITTED's row locks do, and the locked version checked again
- * (EvalPlanQual's re-check).  No operator or function of a user's runs:
+ * (EvalPlanQual's re-check).  It follows them in every isolation level: the
+ * lock is about the row as committed now, not about the transaction's
+ * snapshot, so a worker's version committed meanwhile does not fail a
+ * REPEATABLE READ DELETE with 40001 as the SQL lock did, and a drop
+ * committed while we waited means the model is gone: nothing is queued for
+ * it (the drop removed its requests anyway).  No operator or function of a user's runs:
  * the lookup compares text with the built-in texteq under the index's
  * collation, and the caller runs as the catalog owner.
  */

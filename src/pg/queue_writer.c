@@ -34,8 +34,10 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "queue.h"
 
@@ -70,23 +72,36 @@ struct UnlearnQueueWriter
  * The queue's CHECK constraints, parsed and planned once per backend:
  * ExecConstraints would parse each constraint's stored text again for every
  * writer, a twelfth of a single-row DELETE's time.  Valid while the table's
- * constraint texts are those they were built from (compared per writer).
+ * constraint texts are those they were built from (compared per writer) and
+ * no function or operator has changed since (planning inlines SQL functions
+ * and folds immutable ones, so a replaced function must be planned again:
+ * any change to pg_proc or pg_operator marks the cache stale, as the plan
+ * cache does).
  */
 typedef struct QueueChecks
 {
 	MemoryContext cxt;			/* under CacheMemoryContext; NULL until built */
 	int			n;				/* -1 while (re)building */
+	bool		stale;			/* a function or operator changed since the build */
+	bool		callbacks;		/* the invalidation callbacks are registered */
 	char	  **ccbin;			/* the texts they were built from */
 	Expr	  **expr;			/* planned, as ExecPrepareExpr would plan them */
 } QueueChecks;
 
-static QueueChecks queue_checks = {NULL, -1, NULL, NULL};
+static QueueChecks queue_checks = {NULL, -1, false, false, NULL, NULL};
 
-/* True if the cache was built from exactly these constraints. */
+/* Syscache callback (pg_proc, pg_operator): the planned constraints may be out of date. */
+static void
+checks_invalidate(Datum arg, int cacheid, uint32 hashvalue)
+{
+	queue_checks.stale = true;
+}
+
+/* True if the cache was built from exactly these constraints, with the functions as they are. */
 static bool
 checks_current(const TupleConstr *constr)
 {
-	if (queue_checks.n != constr->num_check)
+	if (queue_checks.stale || queue_checks.n != constr->num_check)
 		return false;
 	for (int i = 0; i < constr->num_check; i++)
 		if (strcmp(queue_checks.ccbin[i], constr->check[i].ccbin) != 0)
@@ -102,6 +117,13 @@ build_checks(const TupleConstr *constr)
 
 	/* step 1: drop the old cache; a failure below leaves it empty, not half built */
 	queue_checks.n = -1;
+	if (!queue_checks.callbacks)
+	{
+		CacheRegisterSyscacheCallback(PROCOID, checks_invalidate, (Datum) 0);
+		CacheRegisterSyscacheCallback(OPEROID, checks_invalidate, (Datum) 0);
+		queue_checks.callbacks = true;
+	}
+	queue_checks.stale = false; /* a change seen while building marks it stale again */
 	if (queue_checks.cxt)
 		MemoryContextDelete(queue_checks.cxt);
 	queue_checks.cxt = AllocSetContextCreate(CacheMemoryContext, "unlearn queue checks",
