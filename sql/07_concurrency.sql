@@ -99,6 +99,30 @@ SELECT model FROM unlearn_train('dropcap', 'dropcap', 'id', 'features', 'label',
                    options => '{"lr": 0.01, "batch_size": 16}', auto_unlearn => false);
 SELECT count(*) AS stale_requests_left FROM inspect.requests WHERE model = 'dropcap';
 SELECT unlearn_drop_model('dropcap');
+-- a DELETE still open when unlearn_train starts: training waits for it
+-- (writes are kept out from the read to the triggers), so the deleted row is
+-- not learned; reading first, it was learned and its DELETE never queued
+RESET ROLE;
+SELECT dblink_connect('other', 'dbname=' || current_database() || ' user=regress_owner');
+SET ROLE regress_owner;
+SELECT dblink_exec('other', 'BEGIN');
+SELECT dblink_exec('other', 'DELETE FROM dropcap WHERE id = 40');
+SELECT dblink_send_query('other', 'SELECT pg_sleep(0.5); COMMIT');
+SELECT model, rows FROM unlearn_train('opendel', 'dropcap', 'id', 'features', 'label', hidden => '{8}', epochs => 5,
+                   options => '{"lr": 0.01, "batch_size": 16}');
+SELECT dblink_disconnect('other');
+SELECT count(*) FILTER (WHERE id = 40) AS learned_40, count(*) AS learned FROM unlearn_manifest('opendel') AS m(id);
+SELECT count(*) AS requests_for_40 FROM inspect.requests WHERE model = 'opendel' AND id = 40;
+SELECT unlearn_drop_model('opendel');
+-- REPEATABLE READ (and SERIALIZABLE) would read with a snapshot from before
+-- such a DELETE: refused with automatic unlearning, allowed without it
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT err($$SELECT unlearn_train('rrtrain', 'dropcap', 'id', 'features', 'label', hidden => '{8}', epochs => 1)$$);
+ROLLBACK;
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT model FROM unlearn_train('rrtrain', 'dropcap', 'id', 'features', 'label', hidden => '{8}', epochs => 1,
+                   auto_unlearn => false);
+ROLLBACK;
 RESET ROLE;
 ALTER SYSTEM RESET unlearn.batch_window;
 SELECT pg_reload_conf();

@@ -6,6 +6,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -15,6 +16,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 
 #include "unlearn_pg.h"
 
@@ -225,6 +227,32 @@ check_train_table(TrainArgs *a)
 }
 
 /*
+ * With automatic unlearning, keeps writes to the table out from the read to
+ * the commit: a row deleted by a transaction still open when training read
+ * the table (or committed after its snapshot) would be learned, and the
+ * triggers installed at the end would never see its DELETE.  Takes SHARE ROW
+ * EXCLUSIVE on the table and every table below it (the lock CREATE TRIGGER
+ * takes at the end anyway), which waits for the transactions writing to them
+ * and holds new writes until this one ends, then pushes a snapshot taken
+ * after the wait for the reads (popped by the caller).  REPEATABLE READ and
+ * SERIALIZABLE read with their first snapshot, which can predate such a
+ * DELETE: refused (0A000).
+ */
+static void
+hold_table_writes(const TrainArgs *a)
+{
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("unlearn_train with automatic unlearning needs a READ COMMITTED transaction"),
+				 errdetail("This transaction's snapshot can still show rows deleted since it was taken,"
+						   " and no trigger would queue their deletion for the new model."),
+				 errhint("Train in a READ COMMITTED transaction, or with auto_unlearn => false.")));
+	unlearn_check_table_tree(a->relid, ShareRowExclusiveLock);
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+/*
  * Reads the table's rows and checks there is something to train on: rows,
  * 2+ classes, unique ids.  When they would hold more than
  * unlearn.max_training_memory, *stream is opened instead (the ids and the
@@ -393,6 +421,8 @@ unlearn_train(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("model \"%s\" already exists", a.name),
 				 errhint("Drop it with unlearn_drop_model('%s') or choose another name.", a.name)));
+	if (a.auto_unlearn)
+		hold_table_writes(&a);
 	streamed = read_train_rows(&a, &data, &stream);
 	a.data = &data;
 	/*
@@ -422,6 +452,8 @@ unlearn_train(PG_FUNCTION_ARGS)
 	run.before_store = register_model;
 	run.before_store_arg = &a;
 	unlearn_train_and_store(&run);
+	if (a.auto_unlearn)
+		PopActiveSnapshot();
 	SPI_finish();
 
 	PG_RETURN_DATUM(unlearn_train_result(result_desc, &run, unlearn_seconds_since(&t_start)));
