@@ -304,6 +304,17 @@ DELETE FROM writer_data WHERE id = 6;
 DELETE FROM writer_data WHERE id = 8;
 \set VERBOSITY default
 ROLLBACK;
+-- a domain the constraint casts to, given a constraint of its own, is seen
+-- at the next statement too (planning had made the cast a relabel)
+BEGIN;
+CREATE DOMAIN writer_dq AS bigint;
+ALTER TABLE unlearn.requests ADD CONSTRAINT writer_probe CHECK ((id::public.writer_dq) IS NOT NULL) NOT VALID;
+DELETE FROM writer_data WHERE id = 7;
+ALTER DOMAIN writer_dq ADD CONSTRAINT writer_not8 CHECK (VALUE <> 8);
+\set VERBOSITY terse
+DELETE FROM writer_data WHERE id = 8;
+\set VERBOSITY default
+ROLLBACK;
 -- and with the constraint rolled back, the row it refused is queued
 BEGIN;
 DELETE FROM writer_data WHERE id = 3;

@@ -123,6 +123,29 @@ BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT model FROM unlearn_train('rrtrain', 'dropcap', 'id', 'features', 'label', hidden => '{8}', epochs => 1,
                    auto_unlearn => false);
 ROLLBACK;
+-- code the training's own read runs (here a row-level security policy whose
+-- function deletes a row) writing in the training's transaction, where the
+-- lock cannot stop it and no trigger exists yet: refused, or the row would be
+-- learned and its DELETE never queued
+CREATE TABLE rlsdel AS
+SELECT i::bigint AS id, ARRAY[(i % 2) * 2.0, 0.01 * i]::real[] AS features, i % 2 AS label
+FROM generate_series(1, 60) i;
+RESET ROLE;
+CREATE FUNCTION public.rlsdel_pass(bigint) RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog AS $$
+BEGIN IF $1 = 5 THEN DELETE FROM public.rlsdel WHERE id = 5; END IF; RETURN true; END $$;
+SET ROLE regress_owner;
+ALTER TABLE rlsdel ENABLE ROW LEVEL SECURITY;
+ALTER TABLE rlsdel FORCE ROW LEVEL SECURITY;
+CREATE POLICY rlsdel_p ON rlsdel FOR SELECT USING (public.rlsdel_pass(id));
+SELECT err($$SELECT unlearn_train('rlsdel', 'rlsdel', 'id', 'features', 'label', hidden => '{}', epochs => 1)$$);
+ALTER TABLE rlsdel DISABLE ROW LEVEL SECURITY;
+SELECT count(*) AS row_5_still_there, (SELECT count(*) FROM inspect.manifests WHERE model = 'rlsdel') AS manifests
+FROM rlsdel WHERE id = 5;
+DROP TABLE rlsdel;
+RESET ROLE;
+DROP FUNCTION public.rlsdel_pass(bigint);
+SET ROLE regress_owner;
 RESET ROLE;
 ALTER SYSTEM RESET unlearn.batch_window;
 SELECT pg_reload_conf();

@@ -75,8 +75,8 @@ struct UnlearnQueueWriter
  * constraint texts are those they were built from (compared per writer) and
  * no function or operator has changed since (planning inlines SQL functions
  * and folds immutable ones, so a replaced function must be planned again:
- * any change to pg_proc or pg_operator marks the cache stale, as the plan
- * cache does).
+ * any change to pg_proc, pg_operator or pg_type marks the cache stale, as the
+ * plan cache does: a domain given a constraint must no longer be a relabel).
  */
 typedef struct QueueChecks
 {
@@ -90,7 +90,7 @@ typedef struct QueueChecks
 
 static QueueChecks queue_checks = {NULL, -1, false, false, NULL, NULL};
 
-/* Syscache callback (pg_proc, pg_operator): the planned constraints may be out of date. */
+/* Syscache callback (pg_proc, pg_operator, pg_type): the planned constraints may be out of date. */
 static void
 checks_invalidate(Datum arg, int cacheid, uint32 hashvalue)
 {
@@ -121,6 +121,7 @@ build_checks(const TupleConstr *constr)
 	{
 		CacheRegisterSyscacheCallback(PROCOID, checks_invalidate, (Datum) 0);
 		CacheRegisterSyscacheCallback(OPEROID, checks_invalidate, (Datum) 0);
+		CacheRegisterSyscacheCallback(TYPEOID, checks_invalidate, (Datum) 0);
 		queue_checks.callbacks = true;
 	}
 	queue_checks.stale = false; /* a change seen while building marks it stale again */

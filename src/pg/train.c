@@ -17,6 +17,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
+#include "tcop/utility.h"
 
 #include "unlearn_pg.h"
 
@@ -102,6 +103,7 @@ typedef struct TrainArgs
 	nn_train_options topts;
 	UnlearnArch arch;			/* input_shape and layers, if given */
 	bool		auto_unlearn;
+	CommandId	read_cid;		/* auto_unlearn: the command id the rows are read under */
 	int			shards;			/* the training option "shards": 1 for one network, 0 by partition */
 	bool		by_partition;	/* "shards": "partition": one shard per partition (partition_shards.c) */
 	const UnlearnData *data;	/* the rows read (for registering the model) */
@@ -236,11 +238,13 @@ check_train_table(TrainArgs *a)
  * and holds new writes until this one ends, then pushes a snapshot taken
  * after the wait for the reads (popped by the caller).  REPEATABLE READ and
  * SERIALIZABLE read with their first snapshot, which can predate such a
- * DELETE: refused (0A000).
+ * DELETE: refused (0A000).  A read-only transaction (a standby) is refused
+ * first, as the catalog writes would refuse it (25006).
  */
 static void
-hold_table_writes(const TrainArgs *a)
+hold_table_writes(TrainArgs *a)
 {
+	PreventCommandIfReadOnly("unlearn_train");
 	if (IsolationUsesXactSnapshot())
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -249,7 +253,34 @@ hold_table_writes(const TrainArgs *a)
 						   " and no trigger would queue their deletion for the new model."),
 				 errhint("Train in a READ COMMITTED transaction, or with auto_unlearn => false.")));
 	unlearn_check_table_tree(a->relid, ShareRowExclusiveLock);
+	/* a fresh command id, unused, so that a write during the read moves it (check_read_unchanged) */
+	CommandCounterIncrement();
+	a->read_cid = GetCurrentCommandId(false);
 	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+/*
+ * Errors (55000) if this transaction wrote anything while training read the
+ * table: code the read runs in this backend (a row-level security policy,
+ * a view's or an index's function, all of the table owner's) could delete a
+ * row after the read's snapshot saw it, in this very transaction, where the
+ * lock does not stop it and no trigger exists yet: the row would be learned
+ * and never unlearned.  The command counter moves only if something wrote.
+ */
+static void
+check_read_unchanged(const TrainArgs *a)
+{
+	if (!a->auto_unlearn)
+		return;
+	CommandCounterIncrement();
+	if (GetCurrentCommandId(false) != a->read_cid)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("something wrote in this transaction while unlearn_train read table \"%s\"",
+						get_rel_name(a->relid)),
+				 errdetail("Code run by the read (a row-level security policy, or a function of a view or an index)"
+						   " changed data; a row it deleted would be learned and never unlearned."),
+				 errhint("Train with auto_unlearn => false, or remove the code that writes.")));
 }
 
 /*
@@ -349,6 +380,7 @@ register_model(void *arg, Jsonb *used_options)
 	UnlearnCatalogUser saved;
 	int			ret;
 
+	check_read_unchanged(a);	/* the chunks of a streamed table are read while training */
 	args[0] = CStringGetTextDatum(a->name);
 	args[1] = ObjectIdGetDatum(GetUserId());
 	args[2] = ObjectIdGetDatum(a->relid);
@@ -424,6 +456,7 @@ unlearn_train(PG_FUNCTION_ARGS)
 	if (a.auto_unlearn)
 		hold_table_writes(&a);
 	streamed = read_train_rows(&a, &data, &stream);
+	check_read_unchanged(&a);
 	a.data = &data;
 	/*
 	 * early stopping only when asked for ({"validation": 0.1}): as the default
