@@ -16,9 +16,9 @@
  * snapshot, so a worker's version committed meanwhile does not fail a
  * REPEATABLE READ DELETE with 40001 as the SQL lock did, and a drop
  * committed while we waited means the model is gone: nothing is queued for
- * it (the drop removed its requests anyway).  No operator or function of a user's runs:
- * the lookup compares text with the built-in texteq under the index's
- * collation, and the caller runs as the catalog owner.
+ * it (the drop removed its requests anyway).  No operator or function of a
+ * user's runs: the lookup compares text with the built-in texteq under the
+ * index's collation, and the caller runs as the catalog owner.
  */
 #include "postgres.h"
 

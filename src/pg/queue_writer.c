@@ -82,7 +82,7 @@ typedef struct QueueChecks
 {
 	MemoryContext cxt;			/* under CacheMemoryContext; NULL until built */
 	int			n;				/* -1 while (re)building */
-	bool		stale;			/* a function or operator changed since the build */
+	bool		stale;			/* a function, operator or type changed since the build */
 	bool		callbacks;		/* the invalidation callbacks are registered */
 	char	  **ccbin;			/* the texts they were built from */
 	Expr	  **expr;			/* planned, as ExecPrepareExpr would plan them */
@@ -97,7 +97,7 @@ checks_invalidate(Datum arg, int cacheid, uint32 hashvalue)
 	queue_checks.stale = true;
 }
 
-/* True if the cache was built from exactly these constraints, with the functions as they are. */
+/* True if the cache was built from exactly these constraints, with nothing they use changed since. */
 static bool
 checks_current(const TupleConstr *constr)
 {
@@ -267,8 +267,9 @@ unlearn_queue_writer_put(UnlearnQueueWriter *w, const char *model, const char *k
 	ExecStoreVirtualTuple(slot);
 	/*
 	 * step 2: the table's NOT NULL and CHECK constraints, as an INSERT checks
-	 * them (each CHECK planned once per backend, see prepare_checks), so no request the SQL path
-	 * would refuse gets in (a constraint an administrator added included)
+	 * them (each CHECK planned once per backend, see prepare_checks), so no
+	 * request the SQL path would refuse gets in (a constraint an
+	 * administrator added included)
 	 */
 	if (RelationGetDescr(w->rel)->constr)
 		ExecConstraints(w->rri, slot, w->estate);
