@@ -47,6 +47,18 @@ catalog_present(void)
 	return OidIsValid(nsp) && OidIsValid(get_relname_relid("models", nsp));
 }
 
+/*
+ * True for a superuser in replica mode (session_replication_role = replica):
+ * let through, as when our event triggers did not fire there (pg_restore
+ * --clean's workaround).  They are ENABLE ALWAYS, so a role merely granted
+ * SET on that setting is still guarded.
+ */
+static bool
+guard_waived(void)
+{
+	return SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA && superuser();
+}
+
 PG_FUNCTION_INFO_V1(unlearn_guard_truncate);
 /* Trigger: BEFORE TRUNCATE: refuses while a model unlearns this table's deletes. */
 Datum
@@ -395,7 +407,7 @@ unlearn_guard_ddl(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("unlearn.guard_ddl() must be called as an event trigger")));
 	parsetree = ((EventTriggerData *) fcinfo->context)->parsetree;
-	if (unlearn_installing_capture || unlearn_dropping_own_triggers || !catalog_present())
+	if (unlearn_installing_capture || unlearn_dropping_own_triggers || guard_waived() || !catalog_present())
 		PG_RETURN_VOID();
 	may_add_child = adds_child(parsetree);
 	SPI_connect();
@@ -435,7 +447,7 @@ unlearn_guard_ddl_end(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("unlearn.guard_ddl_end() must be called as an event trigger")));
-	if (unlearn_installing_capture || !may_add_child || !catalog_present())
+	if (unlearn_installing_capture || !may_add_child || guard_waived() || !catalog_present())
 		PG_RETURN_VOID();
 	may_add_child = false;
 	SPI_connect();
@@ -504,7 +516,7 @@ unlearn_guard_drop(PG_FUNCTION_ARGS)
 	 * nothing to guard, and our own scripts drop only our own objects (an
 	 * upgrade runs before the catalog has the columns the checks read)
 	 */
-	if (!catalog_present() ||
+	if (guard_waived() || !catalog_present() ||
 		(creating_extension && CurrentExtensionObject == get_extension_oid("unlearn", true)))
 		PG_RETURN_VOID();
 	SPI_connect();

@@ -10,9 +10,10 @@
 #      (3 clusters in 6-D, deterministic md5 noise); a model trained on it;
 #      its predictions and probabilities on every row (an md5 of them).
 #   2. ALTER EXTENSION unlearn UPDATE: the version is the default one, the
-#      0.2 objects exist (the DDL guard event triggers), the model predicts
-#      exactly as before (same md5), unlearn_verify still passes, the
-#      capture triggers are on the table.
+#      0.2 objects exist (the DDL guard event triggers, ENABLE ALWAYS), the
+#      feature copies have no statistics, the model predicts exactly as
+#      before (same md5), unlearn_verify still passes, the capture triggers
+#      are on the table.
 #   3. unlearn_rows on two ids; a DELETE of three more, unlearned by the
 #      background worker (unlearn_wait); the hash chain verifies
 #      (unlearn_verify_ledger) and the rows are forgotten
@@ -22,7 +23,8 @@
 # In database upg_new: CREATE EXTENSION unlearn (the default version).  The
 # extension's members (pg_describe_object over pg_depend) and their
 # definitions (function definitions and ACLs, table columns with their
-# compression, event triggers) must be identical in both databases.
+# compression, storage and statistics targets, event triggers with their
+# enabling) must be identical in both databases.
 #
 # Prints "N passed, M failed" last; exits non-zero if anything failed.
 # Environment: UNLEARN_KEEP_DATA=1 keeps the cluster's data directory.
@@ -66,6 +68,7 @@ SELECT 'column ' || c.oid::regclass || '.' || a.attname || ' ' || format_type(a.
        || coalesce(' default ' || pg_get_expr(ad.adbin, ad.adrelid), '')
        || coalesce(' compression ' || nullif(a.attcompression::text, ''), '')
        || ' storage ' || a.attstorage::text
+       || ' statistics ' || a.attstattarget::text
        || ' acl=' || coalesce(c.relacl::text, '-')
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'unlearn'
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -121,6 +124,14 @@ check "installed version" "$default_version" \
 check "the DDL guard event triggers exist" "unlearn_guard_ddl,unlearn_guard_ddl_end" \
 	"$(q "$OLD" "SELECT string_agg(evtname, ',' ORDER BY evtname) FROM pg_event_trigger
 	             WHERE evtname LIKE 'unlearn_guard_ddl%'")"
+check "the guard's event triggers fire in replica mode too (ENABLE ALWAYS)" \
+	"unlearn_guard_ddl:A,unlearn_guard_ddl_end:A,unlearn_guard_drop:A" \
+	"$(q "$OLD" "SELECT string_agg(evtname || ':' || evtenabled::text, ',' ORDER BY evtname) FROM pg_event_trigger
+	             WHERE evtname LIKE 'unlearn_guard%'")"
+check "no statistics on the queue's and the ledger's feature copies" "unlearn.forgotten:0,unlearn.requests:0" \
+	"$(q "$OLD" "SELECT string_agg(attrelid::regclass::text || ':' || attstattarget, ',' ORDER BY 1)
+	             FROM pg_attribute WHERE attrelid IN ('unlearn.requests'::regclass, 'unlearn.forgotten'::regclass)
+	               AND attname = 'features'")"
 check "same predictions and probabilities on every row" "$pred_before" "$(predictions "$OLD")"
 check "unlearn_verify_ledger of the trained version" "t" \
 	"$(q "$OLD" "SELECT bool_and(valid) FROM unlearn_verify_ledger('m')")"
