@@ -123,6 +123,24 @@ BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT model FROM unlearn_train('rrtrain', 'dropcap', 'id', 'features', 'label', hidden => '{8}', epochs => 1,
                    auto_unlearn => false);
 ROLLBACK;
+-- unlearn_drop_model of a table's model while another model with automatic
+-- unlearning is being trained on it (its triggers installed, not committed):
+-- the drop waits for that training and leaves the triggers the new model needs
+SELECT model FROM unlearn_train('droptr_a', 'dropcap', 'id', 'features', 'label', hidden => '{8}', epochs => 1);
+RESET ROLE;
+SELECT dblink_connect('other', 'dbname=' || current_database() || ' user=regress_owner');
+SET ROLE regress_owner;
+SELECT dblink_exec('other', 'BEGIN');
+SELECT * FROM dblink('other', $$SELECT model FROM unlearn_train('droptr_b', 'dropcap', 'id', 'features', 'label',
+                                  hidden => '{8}', epochs => 1)$$) AS t(model text);
+SELECT dblink_send_query('other', 'SELECT pg_sleep(0.5); COMMIT');
+SELECT unlearn_drop_model('droptr_a');
+SELECT dblink_disconnect('other');
+SELECT name FROM unlearn.models WHERE name LIKE 'droptr%' ORDER BY name;
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'dropcap'::regclass AND NOT tgisinternal ORDER BY tgname;
+DELETE FROM dropcap WHERE id = 41;
+SELECT model, id FROM inspect.requests WHERE id = 41 ORDER BY model;
+SELECT unlearn_drop_model('droptr_b');
 -- code the training's own read runs (here a row-level security policy whose
 -- function deletes a row) writing in the training's transaction, where the
 -- lock cannot stop it and no trigger exists yet: refused, or the row would be

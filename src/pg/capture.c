@@ -251,6 +251,10 @@ remove_from_table(Oid relid)
 /*
  * Drops the triggers from the tables of relid's tree that no model with
  * automatic unlearning on trains on any more (itself or a table above it).
+ * A training with automatic unlearning holds SHARE ROW EXCLUSIVE on its
+ * tables from its read to its commit, and its model is not visible before:
+ * a table that looks unused is locked so first, then looked at again under
+ * a new snapshot (READ COMMITTED), so the triggers that model installed stay.
  */
 void
 unlearn_remove_capture_if_unused(Oid relid)
@@ -265,6 +269,11 @@ unlearn_remove_capture_if_unused(Oid relid)
 	{
 		Oid			rel = lfirst_oid(lc);
 
+		if (unlearn_models_above(rel, true) != NULL)
+			continue;
+		/* step 1: wait for a training still installing its triggers here */
+		LockRelationOid(rel, ShareRowExclusiveLock);
+		/* step 2: unused still (its model, committed meanwhile, is seen now) */
 		if (unlearn_models_above(rel, true) == NULL)
 			remove_from_table(rel);
 	}
