@@ -140,7 +140,27 @@ SELECT name FROM unlearn.models WHERE name LIKE 'droptr%' ORDER BY name;
 SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'dropcap'::regclass AND NOT tgisinternal ORDER BY tgname;
 DELETE FROM dropcap WHERE id = 41;
 SELECT model, id FROM inspect.requests WHERE id = 41 ORDER BY model;
+-- the same from REPEATABLE READ, whose snapshot cannot see the new model:
+-- the drop looks again under the latest snapshot once it has the lock
+SELECT model FROM unlearn_train('droptr_c', 'dropcap', 'id', 'features', 'label', hidden => '{8}', epochs => 1);
 SELECT unlearn_drop_model('droptr_b');
+RESET ROLE;
+SELECT dblink_connect('other', 'dbname=' || current_database() || ' user=regress_owner');
+SET ROLE regress_owner;
+SELECT dblink_exec('other', 'BEGIN');
+SELECT * FROM dblink('other', $$SELECT model FROM unlearn_train('droptr_d', 'dropcap', 'id', 'features', 'label',
+                                  hidden => '{8}', epochs => 1)$$) AS t(model text);
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT count(*) AS models_seen FROM unlearn.models WHERE name LIKE 'droptr%';
+SELECT dblink_send_query('other', 'SELECT pg_sleep(0.5); COMMIT');
+SELECT unlearn_drop_model('droptr_c');
+COMMIT;
+SELECT dblink_disconnect('other');
+SELECT name FROM unlearn.models WHERE name LIKE 'droptr%' ORDER BY name;
+SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'dropcap'::regclass AND NOT tgisinternal;
+DELETE FROM dropcap WHERE id = 42;
+SELECT model, id FROM inspect.requests WHERE id = 42 ORDER BY model;
+SELECT unlearn_drop_model('droptr_d');
 -- code the training's own read runs (here a row-level security policy whose
 -- function deletes a row) writing in the training's transaction, where the
 -- lock cannot stop it and no trigger exists yet: refused, or the row would be

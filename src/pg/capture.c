@@ -249,12 +249,63 @@ remove_from_table(Oid relid)
 }
 
 /*
+ * The names of the models trained on relid or on a table above it
+ * (partitioned parent, inheritance parent), quoted and comma-separated, or
+ * NULL; only those with automatic unlearning on when auto_only.  Read under
+ * snapshot, or the statement's own (InvalidSnapshot).  Caller connected to
+ * SPI.
+ */
+static char *
+models_above(Oid relid, bool auto_only, Snapshot snapshot)
+{
+	Oid			argtypes[2] = {OIDOID, BOOLOID};
+	Datum		args[2] = {ObjectIdGetDatum(relid), BoolGetDatum(auto_only)};
+	UnlearnCatalogUser saved;
+	SPIPlanPtr	plan;
+	char	   *names = NULL;
+
+	unlearn_become_catalog_owner(&saved);
+	plan = SPI_prepare(UNLEARN_ANCESTORS_CTE
+					   " SELECT string_agg(quote_literal(name), ', ' ORDER BY name) FROM unlearn.models"
+					   " WHERE relation::oid IN (SELECT r FROM up) AND (auto_unlearn OR NOT $2)",
+					   2, argtypes);
+	if (plan == NULL ||
+		SPI_execute_snapshot(plan, args, NULL, snapshot, InvalidSnapshot, false, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read unlearn.models");
+	unlearn_restore_user(&saved);
+	if (SPI_processed == 1)
+	{
+		char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (v)
+		{
+			names = SPI_palloc(strlen(v) + 1);
+			strcpy(names, v);
+		}
+	}
+	SPI_freeplan(plan);
+	return names;
+}
+
+/*
+ * Names of the models trained on relid or on a table above it (partitioned
+ * parent, inheritance parent), quoted and comma-separated, or NULL.  Only
+ * those with automatic unlearning on when auto_only.  Caller connected to SPI.
+ */
+char *
+unlearn_models_above(Oid relid, bool auto_only)
+{
+	return models_above(relid, auto_only, InvalidSnapshot);
+}
+
+/*
  * Drops the triggers from the tables of relid's tree that no model with
  * automatic unlearning on trains on any more (itself or a table above it).
  * A training with automatic unlearning holds SHARE ROW EXCLUSIVE on its
  * tables from its read to its commit, and its model is not visible before:
  * a table that looks unused is locked so first, then looked at again under
- * a new snapshot (READ COMMITTED), so the triggers that model installed stay.
+ * the latest snapshot (in any isolation level), so the triggers that model
+ * installed stay.
  */
 void
 unlearn_remove_capture_if_unused(Oid relid)
@@ -274,43 +325,10 @@ unlearn_remove_capture_if_unused(Oid relid)
 		/* step 1: wait for a training still installing its triggers here */
 		LockRelationOid(rel, ShareRowExclusiveLock);
 		/* step 2: unused still (its model, committed meanwhile, is seen now) */
-		if (unlearn_models_above(rel, true) == NULL)
+		if (models_above(rel, true, GetLatestSnapshot()) == NULL)
 			remove_from_table(rel);
 	}
 	unlearn_restore_user(&saved);
-}
-
-/*
- * Names of the models trained on relid or on a table above it (partitioned
- * parent, inheritance parent), quoted and comma-separated, or NULL.  Only
- * those with automatic unlearning on when auto_only.  Caller connected to SPI.
- */
-char *
-unlearn_models_above(Oid relid, bool auto_only)
-{
-	Oid			argtypes[2] = {OIDOID, BOOLOID};
-	Datum		args[2] = {ObjectIdGetDatum(relid), BoolGetDatum(auto_only)};
-	UnlearnCatalogUser saved;
-	char	   *names = NULL;
-
-	unlearn_become_catalog_owner(&saved);
-	if (SPI_execute_with_args(UNLEARN_ANCESTORS_CTE
-							  " SELECT string_agg(quote_literal(name), ', ' ORDER BY name) FROM unlearn.models"
-							  " WHERE relation::oid IN (SELECT r FROM up) AND (auto_unlearn OR NOT $2)",
-							  2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read unlearn.models");
-	unlearn_restore_user(&saved);
-	if (SPI_processed == 1)
-	{
-		char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-
-		if (v)
-		{
-			names = SPI_palloc(strlen(v) + 1);
-			strcpy(names, v);
-		}
-	}
-	return names;
 }
 
 /* Remembers that this transaction queued requests. */
