@@ -161,6 +161,22 @@ SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'dropcap'::regclass 
 DELETE FROM dropcap WHERE id = 42;
 SELECT model, id FROM inspect.requests WHERE id = 42 ORDER BY model;
 SELECT unlearn_drop_model('droptr_d');
+-- DDL issued while a training with automatic unlearning holds the table: it
+-- waits for the training, then the guard checks it against the model and the
+-- triggers that committed (checked before the wait, it let this through)
+CREATE TABLE racet AS SELECT * FROM conc;
+RESET ROLE;
+SELECT dblink_connect('other', 'dbname=' || current_database() || ' user=regress_owner');
+SET ROLE regress_owner;
+SELECT dblink_exec('other', 'BEGIN');
+SELECT * FROM dblink('other', $$SELECT model FROM unlearn_train('racet', 'racet', 'id', 'features', 'label',
+                                  hidden => '{8}', epochs => 1)$$) AS t(model text);
+SELECT dblink_send_query('other', 'SELECT pg_sleep(0.5); COMMIT');
+SELECT err($$ALTER TABLE racet DISABLE TRIGGER ALL$$);
+SELECT dblink_disconnect('other');
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'racet'::regclass AND NOT tgisinternal ORDER BY tgname;
+SELECT unlearn_drop_model('racet');
+DROP TABLE racet;
 -- code the training's own read runs (here a row-level security policy whose
 -- function deletes a row) writing in the training's transaction, where the
 -- lock cannot stop it and no trigger exists yet: refused, or the row would be

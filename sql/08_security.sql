@@ -453,6 +453,53 @@ SELECT unlearn_drop_model('sec_rep');
 DROP TABLE mallory.rep;
 REVOKE SET ON PARAMETER session_replication_role FROM regress_mallory;
 
+------------------------------------------------------------------------------
+-- An owner's other ways around the capture (an attacker's review, 2026-12-03)
+------------------------------------------------------------------------------
+DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO regress_mallory', current_database()); END $$;
+SET ROLE regress_mallory;
+CREATE TABLE mallory.own (id bigint PRIMARY KEY, features real[], label int);
+INSERT INTO mallory.own
+SELECT i, ARRAY[(i % 2) * 2.0 + 0.3 * sin(i), 0.3 * cos(i)]::real[], i % 2 FROM generate_series(1, 60) i;
+SELECT model FROM unlearn_train('sec_own', 'mallory.own', 'id', 'features', 'label', hidden => '{4}',
+                                epochs => 5, options => '{"seed": 1}');
+SELECT model FROM unlearn_train('sec_own2', 'mallory.own', 'id', 'features', 'label', hidden => '{4}',
+                                epochs => 5, options => '{"seed": 2}');
+-- one of our trigger names with another definition (another function of
+-- schema unlearn, ours with a WHEN), or OR REPLACE of ours as it is: refused
+SELECT err($$CREATE OR REPLACE TRIGGER unlearn_capture_delete AFTER DELETE ON mallory.own FOR EACH STATEMENT
+             WHEN (false) EXECUTE FUNCTION unlearn.versions_immutable()$$);
+SELECT err($$CREATE OR REPLACE TRIGGER unlearn_guard_truncate BEFORE TRUNCATE ON mallory.own FOR EACH STATEMENT
+             WHEN (false) EXECUTE FUNCTION unlearn.guard_truncate()$$);
+SELECT err($$CREATE OR REPLACE TRIGGER unlearn_capture_delete AFTER DELETE ON mallory.own
+             REFERENCING OLD TABLE AS unlearn_old FOR EACH STATEMENT EXECUTE FUNCTION unlearn.capture()$$);
+SELECT has_function_privilege('unlearn.versions_immutable()', 'EXECUTE') AS may_run_versions_immutable,
+       has_function_privilege('unlearn.manifests_immutable()', 'EXECUTE') AS may_run_manifests_immutable;
+SELECT tgname, tgfoid::regproc, tgenabled FROM pg_trigger WHERE tgrelid = 'mallory.own'::regclass ORDER BY tgname;
+-- a child that also inherits from a table outside the tree: its rows would
+-- leave through that table unseen; refused, also inside CREATE SCHEMA
+CREATE TABLE mallory.other (id bigint, features real[], label int);
+SELECT err($$CREATE TABLE mallory.two () INHERITS (mallory.own, mallory.other)$$);
+SELECT err($$CREATE SCHEMA mallory_s2 CREATE TABLE two () INHERITS (mallory.own, mallory.other)$$);
+-- a child made inside CREATE SCHEMA gets the triggers, as any other
+CREATE SCHEMA mallory_s CREATE TABLE kid () INHERITS (mallory.own);
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'mallory_s.kid'::regclass ORDER BY tgname;
+-- a savepoint rolled back after one model's capture was turned off: the
+-- capture's per-backend entry built inside it does not outlive it
+BEGIN;
+SAVEPOINT s;
+SELECT unlearn_auto('sec_own', false);
+DELETE FROM mallory.own WHERE id = 59;
+ROLLBACK TO SAVEPOINT s;
+DELETE FROM mallory.own WHERE id = 5;
+COMMIT;
+RESET ROLE;
+SELECT model, id FROM unlearn.requests WHERE model IN ('sec_own', 'sec_own2') ORDER BY model, id;
+SELECT unlearn_drop_model('sec_own'), unlearn_drop_model('sec_own2');
+DROP SCHEMA mallory_s CASCADE;
+DROP TABLE mallory.own, mallory.other;
+DO $$ BEGIN EXECUTE format('REVOKE CREATE ON DATABASE %I FROM regress_mallory', current_database()); END $$;
+
 -- clean up
 SELECT unlearn_drop_model(m) FROM unnest(ARRAY['sec_worker', 'sec_a', 'sec_b', 'sec_p']) m;
 DROP TABLE sec_worker, sec_part, sec_parent;

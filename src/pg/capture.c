@@ -11,6 +11,8 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
@@ -27,6 +29,7 @@
 #include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -39,6 +42,58 @@
 static bool queued_in_xact = false;
 
 static void check_capturable(Oid relid);
+
+/* The first parent of rel (pg_inherits) that is not in tree, or InvalidOid. */
+static Oid
+parent_outside(Oid rel, List *tree)
+{
+	Relation	inh = table_open(InheritsRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			found = InvalidOid;
+
+	ScanKeyInit(&key, Anum_pg_inherits_inhrelid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(rel));
+	scan = systable_beginscan(inh, InheritsRelidSeqnoIndexId, true, NULL, 1, &key);
+	while (!OidIsValid(found) && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Oid			parent = ((Form_pg_inherits) GETSTRUCT(tup))->inhparent;
+
+		if (!list_member_oid(tree, parent))
+			found = parent;
+	}
+	systable_endscan(scan);
+	table_close(inh, AccessShareLock);
+	return found;
+}
+
+/*
+ * Errors unless every table below relid has all its parents in relid's
+ * tree: a child that also inherits from another table loses rows through a
+ * DELETE on that other table, which fires only that table's statement
+ * triggers.
+ */
+static void
+check_parents_in_tree(Oid relid)
+{
+	List	   *tree = find_all_inheritors(relid, NoLock, NULL);
+	ListCell   *lc;
+
+	foreach(lc, tree)
+	{
+		Oid			rel = lfirst_oid(lc);
+		Oid			other = rel == relid ? InvalidOid : parent_outside(rel, tree);
+
+		if (OidIsValid(other))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("automatic unlearning cannot follow \"%s\": its child \"%s\" also inherits from \"%s\"",
+							get_rel_name(relid), get_rel_name(rel), get_rel_name(other)),
+					 errdetail("Rows deleted through \"%s\" would leave \"%s\" without being captured.",
+							   get_rel_name(other), get_rel_name(rel)),
+					 errhint("Remove that inheritance (ALTER TABLE ... NO INHERIT), or train with auto_unlearn => false.")));
+	}
+}
 
 /* Errors unless the current user may install capture triggers on relid and every table below it. */
 void
@@ -83,6 +138,7 @@ check_capturable(Oid relid)
 				 errdetail("Rows deleted through the table above it would not be captured."),
 				 errhint("Train on the table at the top, or with auto_unlearn => false.")));
 	unlearn_check_table_tree(relid, NoLock);
+	check_parents_in_tree(relid);
 }
 
 /*
@@ -299,6 +355,17 @@ unlearn_models_above(Oid relid, bool auto_only)
 }
 
 /*
+ * The same under the latest snapshot, whatever the isolation level: the
+ * models committed by now (a training that held a lock the caller waited
+ * for) and those of this transaction.
+ */
+char *
+unlearn_models_above_latest(Oid relid, bool auto_only)
+{
+	return models_above(relid, auto_only, GetLatestSnapshot());
+}
+
+/*
  * Drops the triggers from the tables of relid's tree that no model with
  * automatic unlearning on trains on any more (itself or a table above it).
  * A training with automatic unlearning holds SHARE ROW EXCLUSIVE on its
@@ -325,7 +392,7 @@ unlearn_remove_capture_if_unused(Oid relid)
 		/* step 1: wait for a training still installing its triggers here */
 		LockRelationOid(rel, ShareRowExclusiveLock);
 		/* step 2: unused still (its model, committed meanwhile, is seen now) */
-		if (models_above(rel, true, GetLatestSnapshot()) == NULL)
+		if (unlearn_models_above_latest(rel, true) == NULL)
 			remove_from_table(rel);
 	}
 	unlearn_restore_user(&saved);

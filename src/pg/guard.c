@@ -16,26 +16,50 @@
 
 #include "catalog/namespace.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
+#include "commands/tablecmds.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/parse_func.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 
 #include "unlearn_pg.h"
+
+/* Our triggers as install_on_table (capture.c) creates them. */
+typedef struct OurTrigger
+{
+	const char *name;
+	const char *func;			/* in schema unlearn, no arguments */
+	bool		row;
+	int16		timing;
+	int16		events;
+	const char *old_table;		/* REFERENCING OLD TABLE AS, or NULL */
+	const char *new_table;		/* REFERENCING NEW TABLE AS, or NULL */
+} OurTrigger;
+
+static const OurTrigger our_triggers[] = {
+	{"unlearn_capture_delete", "capture", false, TRIGGER_TYPE_AFTER, TRIGGER_TYPE_DELETE, "unlearn_old", NULL},
+	{"unlearn_capture_update", "capture", false, TRIGGER_TYPE_AFTER, TRIGGER_TYPE_UPDATE, "unlearn_old", "unlearn_new"},
+	{"unlearn_guard_truncate", "guard_truncate", false, TRIGGER_TYPE_BEFORE, TRIGGER_TYPE_TRUNCATE, NULL, NULL},
+	{"unlearn_capture_apply", "capture_row", true, TRIGGER_TYPE_AFTER, TRIGGER_TYPE_DELETE | TRIGGER_TYPE_UPDATE,
+	NULL, NULL},
+};
 
 /* True if name is one of our trigger names. */
 static bool
 is_our_trigger(const char *name)
 {
-	return name != NULL && (strcmp(name, "unlearn_capture_delete") == 0 ||
-							strcmp(name, "unlearn_capture_update") == 0 ||
-							strcmp(name, "unlearn_capture_apply") == 0 ||
-							strcmp(name, "unlearn_guard_truncate") == 0);
+	for (int i = 0; name != NULL && i < (int) lengthof(our_triggers); i++)
+		if (strcmp(name, our_triggers[i].name) == 0)
+			return true;
+	return false;
 }
 
 /* True if the extension's catalog is there (not while DROP EXTENSION runs). */
@@ -74,7 +98,7 @@ unlearn_guard_truncate(PG_FUNCTION_ARGS)
 				 errmsg("unlearn.guard_truncate() must be called as a trigger")));
 	relid = RelationGetRelid(trigdata->tg_relation);
 	SPI_connect();
-	names = unlearn_models_above(relid, true);
+	names = unlearn_models_above_latest(relid, true);
 	if (names != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -91,7 +115,7 @@ unlearn_guard_truncate(PG_FUNCTION_ARGS)
 static void
 refuse_if_trained(Oid relid, const char *what, const char *hint)
 {
-	char	   *names = unlearn_models_above(relid, true);
+	char	   *names = unlearn_models_above_latest(relid, true);
 
 	if (names != NULL)
 		ereport(ERROR,
@@ -108,7 +132,7 @@ refuse_if_trained(Oid relid, const char *what, const char *hint)
 static void
 refuse_below_another(Oid relid)
 {
-	char	   *names = unlearn_models_above(relid, true);
+	char	   *names = unlearn_models_above_latest(relid, true);
 
 	if (names != NULL)
 		ereport(ERROR,
@@ -162,7 +186,7 @@ static void
 guard_trigger_state(Oid relid, const char *trigger)
 {
 	if (trigger == NULL || is_our_trigger(trigger))
-		if (unlearn_models_above(relid, true) != NULL)
+		if (unlearn_models_above_latest(relid, true) != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("cannot change the unlearn triggers of \"%s\"", get_rel_name(relid)),
@@ -226,22 +250,64 @@ guard_alter_cmd(Oid relid, AlterTableCmd *cmd)
 	}
 }
 
+/* True if the statement's transition tables are exactly the ones given (NULL: none). */
+static bool
+same_transitions(const CreateTrigStmt *stmt, const char *old_table, const char *new_table)
+{
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, stmt->transitionRels)
+	{
+		TriggerTransition *t = lfirst_node(TriggerTransition, lc);
+		const char *want = t->isNew ? new_table : old_table;
+
+		if (!t->isTable || want == NULL || strcmp(t->name, want) != 0)
+			return false;
+		n++;
+	}
+	return n == (old_table != NULL) + (new_table != NULL);
+}
+
 /*
- * Refuses CREATE [OR REPLACE] TRIGGER with one of our names and a function
- * that is not ours: it would replace our capture.  With our functions (which
- * only their owner may attach) it is our install or pg_restore re-creating
- * them.
+ * True if a plain CREATE TRIGGER defines one of our triggers exactly as we
+ * install it (pg_restore re-creating it): same function, timing, events,
+ * level and transition tables, and no WHEN, columns, arguments or
+ * constraint.
+ */
+static bool
+is_our_definition(const CreateTrigStmt *stmt)
+{
+	for (int i = 0; i < (int) lengthof(our_triggers); i++)
+	{
+		const OurTrigger *t = &our_triggers[i];
+		Oid			func;
+
+		if (strcmp(stmt->trigname, t->name) != 0)
+			continue;
+		func = LookupFuncName(list_make2(makeString("unlearn"), makeString((char *) t->func)), 0, NULL, true);
+		return !stmt->replace && !stmt->isconstraint && stmt->whenClause == NULL &&
+			stmt->columns == NIL && stmt->args == NIL && stmt->row == t->row &&
+			stmt->timing == t->timing && stmt->events == t->events &&
+			same_transitions(stmt, t->old_table, t->new_table) && OidIsValid(func) &&
+			LookupFuncName(stmt->funcname, 0, NULL, true) == func;
+	}
+	return false;
+}
+
+/*
+ * Refuses CREATE [OR REPLACE] TRIGGER with one of our names, on a table
+ * whose deletes are captured, unless it is exactly our definition (a plain
+ * CREATE, as pg_restore re-creates them; our own install runs with the
+ * guard off): anything else, even our function with a WHEN or another
+ * event, would replace the capture.
  */
 static void
 guard_create_trigger(CreateTrigStmt *stmt)
 {
 	Oid			relid;
-	Oid			func;
 
-	if (!is_our_trigger(stmt->trigname))
-		return;
-	func = LookupFuncName(stmt->funcname, 0, NULL, true);
-	if (OidIsValid(func) && get_func_namespace(func) == get_namespace_oid("unlearn", true))
+	if (!is_our_trigger(stmt->trigname) || is_our_definition(stmt))
 		return;
 	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
 	if (OidIsValid(relid))
@@ -368,12 +434,19 @@ guard_enum_rename(AlterEnumStmt *stmt)
  */
 static bool may_add_child = false;
 
-/* True if the statement may put a table below another. */
+/* True if the statement may put a table below another (also inside CREATE SCHEMA). */
 static bool
 adds_child(Node *parsetree)
 {
 	ListCell   *lc;
 
+	if (IsA(parsetree, CreateSchemaStmt))
+	{
+		foreach(lc, ((CreateSchemaStmt *) parsetree)->schemaElts)
+			if (adds_child(lfirst(lc)))
+				return true;
+		return false;
+	}
 	if (IsA(parsetree, CreateStmt) || IsA(parsetree, CreateForeignTableStmt))
 	{
 		CreateStmt *stmt = (CreateStmt *) parsetree;
@@ -390,6 +463,45 @@ adds_child(Node *parsetree)
 			return true;
 	}
 	return false;
+}
+
+/*
+ * Takes the lock the command will take on the table it changes, the level
+ * PostgreSQL computes for it, before the guard looks: a training with
+ * automatic unlearning holds the table from its read until it commits its
+ * model and triggers, and a check made before that wait would not see them.
+ * Only for the commands the guard checks on a relation.
+ */
+static void
+lock_target(Node *parsetree)
+{
+	RangeVar   *rv = NULL;
+	LOCKMODE	mode = AccessExclusiveLock;
+	Oid			relid;
+
+	if (IsA(parsetree, AlterTableStmt))
+	{
+		rv = ((AlterTableStmt *) parsetree)->relation;
+		mode = AlterTableGetLockLevel(((AlterTableStmt *) parsetree)->cmds);
+	}
+	else if (IsA(parsetree, RenameStmt))
+	{
+		RenameStmt *stmt = (RenameStmt *) parsetree;
+
+		if (stmt->renameType == OBJECT_COLUMN || stmt->renameType == OBJECT_TRIGGER ||
+			stmt->renameType == OBJECT_ATTRIBUTE)
+			rv = stmt->relation;
+	}
+	else if (IsA(parsetree, CreateTrigStmt))
+	{
+		rv = ((CreateTrigStmt *) parsetree)->relation;
+		mode = ShareRowExclusiveLock;
+	}
+	if (rv == NULL)
+		return;
+	relid = RangeVarGetRelid(rv, NoLock, true);
+	if (OidIsValid(relid))
+		LockRelationOid(relid, mode);
 }
 
 PG_FUNCTION_INFO_V1(unlearn_guard_ddl);
@@ -410,6 +522,10 @@ unlearn_guard_ddl(PG_FUNCTION_ARGS)
 	if (unlearn_installing_capture || unlearn_dropping_own_triggers || guard_waived() || !catalog_present())
 		PG_RETURN_VOID();
 	may_add_child = adds_child(parsetree);
+	/* step 1: the command's lock, then the catalog as committed by then (and as this transaction left it) */
+	lock_target(parsetree);
+	PushActiveSnapshot(GetLatestSnapshot());
+	/* step 2: the checks */
 	SPI_connect();
 	if (IsA(parsetree, CreateTrigStmt))
 		guard_create_trigger((CreateTrigStmt *) parsetree);
@@ -427,6 +543,7 @@ unlearn_guard_ddl(PG_FUNCTION_ARGS)
 	else if (IsA(parsetree, AlterEnumStmt))
 		guard_enum_rename((AlterEnumStmt *) parsetree);
 	SPI_finish();
+	PopActiveSnapshot();
 	PG_RETURN_VOID();
 }
 
@@ -519,6 +636,8 @@ unlearn_guard_drop(PG_FUNCTION_ARGS)
 	if (guard_waived() || !catalog_present() ||
 		(creating_extension && CurrentExtensionObject == get_extension_oid("unlearn", true)))
 		PG_RETURN_VOID();
+	/* the catalog as committed by now: a training the DROP's lock waited for has committed */
+	PushActiveSnapshot(GetLatestSnapshot());
 	SPI_connect();
 	/* step 1: a dropped table that a model trains on */
 	if (first_row_elevated("SELECT d.object_identity, string_agg(quote_literal(m.name), ', ' ORDER BY m.name)"
@@ -558,5 +677,6 @@ unlearn_guard_drop(PG_FUNCTION_ARGS)
 				 errhint("Drop the model first with unlearn_drop_model(), or DELETE the partition's rows first"
 						 " and then turn automatic unlearning off with unlearn_auto(model, false).")));
 	SPI_finish();
+	PopActiveSnapshot();
 	PG_RETURN_VOID();
 }

@@ -291,6 +291,18 @@ unlearn_xact_callback(XactEvent event, void *arg)
 		wake_worker();
 }
 
+/*
+ * A subtransaction rolled back (ROLLBACK TO SAVEPOINT, a PL/pgSQL exception
+ * block) after this transaction changed unlearn.models: capture entries
+ * built since may name models as the rolled-back change left them.
+ */
+static void
+unlearn_subxact_callback(SubXactEvent event, SubTransactionId mySubid, SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB && catalog_changed_in_xact)
+		unlearn_capture_cache_invalidate();
+}
+
 /* Registers hooks and, when preloaded, the launcher. */
 void
 unlearn_worker_init(void)
@@ -298,6 +310,7 @@ unlearn_worker_init(void)
 	BackgroundWorker worker;
 
 	RegisterXactCallback(unlearn_xact_callback, NULL);
+	RegisterSubXactCallback(unlearn_subxact_callback, NULL);
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 

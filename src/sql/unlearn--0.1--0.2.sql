@@ -307,6 +307,31 @@ $$;
 ALTER TABLE unlearn.versions ALTER COLUMN weights SET STORAGE EXTERNAL;
 
 ------------------------------------------------------------------------------
+-- CREATE SCHEMA ... CREATE TABLE ... PARTITION OF (or INHERITS) a training
+-- table: the statement's tag is CREATE SCHEMA, so the DDL guard did not note
+-- the new partition and it got no capture triggers.  Both DDL event triggers
+-- now fire for CREATE SCHEMA too.
+------------------------------------------------------------------------------
+DROP EVENT TRIGGER unlearn_guard_ddl;
+CREATE EVENT TRIGGER unlearn_guard_ddl ON ddl_command_start
+	WHEN TAG IN ('ALTER TABLE', 'ALTER TRIGGER', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW',
+				 'ALTER FOREIGN TABLE', 'ALTER INDEX', 'CREATE TABLE', 'CREATE FOREIGN TABLE',
+				 'CREATE TRIGGER', 'ALTER TYPE', 'CREATE SCHEMA')
+	EXECUTE FUNCTION unlearn.guard_ddl();
+DROP EVENT TRIGGER unlearn_guard_ddl_end;
+CREATE EVENT TRIGGER unlearn_guard_ddl_end ON ddl_command_end
+	WHEN TAG IN ('CREATE TABLE', 'CREATE FOREIGN TABLE', 'ALTER TABLE', 'ALTER FOREIGN TABLE', 'CREATE SCHEMA')
+	EXECUTE FUNCTION unlearn.guard_ddl_end();
+
+------------------------------------------------------------------------------
+-- The trigger functions of the catalog's own tables are not PUBLIC's: the
+-- tables' triggers do not need EXECUTE, and a table owner could attach them
+-- under one of our trigger names.
+------------------------------------------------------------------------------
+REVOKE ALL ON FUNCTION unlearn.versions_immutable() FROM PUBLIC;
+REVOKE ALL ON FUNCTION unlearn.manifests_immutable() FROM PUBLIC;
+
+------------------------------------------------------------------------------
 -- The guard's event triggers fire in replica mode too (ENABLE ALWAYS).  With
 -- the default enabling they did not fire under session_replication_role =
 -- replica, so a role granted SET on that setting (GRANT SET ON PARAMETER)
