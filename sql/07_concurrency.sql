@@ -114,6 +114,12 @@ SELECT dblink_disconnect('other');
 SELECT count(*) FILTER (WHERE id = 40) AS learned_40, count(*) AS learned FROM unlearn_manifest('opendel') AS m(id);
 SELECT count(*) AS requests_for_40 FROM inspect.requests WHERE model = 'opendel' AND id = 40;
 SELECT unlearn_drop_model('opendel');
+-- training called by a statement that is itself deleting from the table
+-- (its rows could go after the read, with no trigger yet): refused up front
+SELECT err($$DELETE FROM dropcap WHERE id = (SELECT 5 FROM unlearn_train('indel', 'dropcap', 'id', 'features',
+             'label', hidden => '{8}', epochs => 1))$$);
+SELECT count(*) AS row_5_still_there, (SELECT count(*) FROM unlearn.models WHERE name = 'indel') AS models
+FROM dropcap WHERE id = 5;
 -- REPEATABLE READ (and SERIALIZABLE) would read with a snapshot from before
 -- such a DELETE: refused with automatic unlearning, allowed without it
 BEGIN ISOLATION LEVEL REPEATABLE READ;

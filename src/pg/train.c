@@ -6,7 +6,9 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "access/xact.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -17,6 +19,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
+#include "commands/tablecmds.h"
 #include "tcop/utility.h"
 
 #include "unlearn_pg.h"
@@ -228,6 +231,21 @@ check_train_table(TrainArgs *a)
 		unlearn_check_capture_allowed(a->relid);	/* before the work, not after */
 }
 
+/* Errors (55006) if a table of relid's tree is in use by a statement of this session. */
+static void
+foreach_table_not_in_use(Oid relid)
+{
+	ListCell   *lc;
+
+	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+	{
+		Relation	rel = relation_open(lfirst_oid(lc), NoLock);
+
+		CheckTableNotInUse(rel, "unlearn_train with automatic unlearning on");
+		relation_close(rel, NoLock);
+	}
+}
+
 /*
  * With automatic unlearning, keeps writes to the table out from the read to
  * the commit: a row deleted by a transaction still open when training read
@@ -253,6 +271,8 @@ hold_table_writes(TrainArgs *a)
 						   " and no trigger would queue their deletion for the new model."),
 				 errhint("Train in a READ COMMITTED transaction, or with auto_unlearn => false.")));
 	unlearn_check_table_tree(a->relid, ShareRowExclusiveLock);
+	/* a statement of this session still using a table (a DELETE calling the training) could write after the read */
+	foreach_table_not_in_use(a->relid);
 	/* a fresh command id, unused, so that a write during the read moves it (check_read_unchanged) */
 	CommandCounterIncrement();
 	a->read_cid = GetCurrentCommandId(false);
