@@ -183,6 +183,49 @@ SELECT dblink_disconnect('other');
 SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'racet'::regclass AND NOT tgisinternal ORDER BY tgname;
 SELECT unlearn_drop_model('racet');
 DROP TABLE racet;
+-- the same when another table is renamed onto the DDL's name while it waits:
+-- the guard checks the table it locked, found again under the lock (session
+-- a swaps the names of rb and ra, session b trains on ra meanwhile)
+CREATE TABLE ra AS SELECT * FROM conc;
+CREATE TABLE rb AS SELECT * FROM conc;
+RESET ROLE;
+SELECT dblink_connect('a', 'dbname=' || current_database() || ' user=regress_owner');
+SELECT dblink_connect('b', 'dbname=' || current_database() || ' user=regress_owner');
+SET ROLE regress_owner;
+SELECT dblink_exec('a', 'BEGIN');
+SELECT dblink_exec('a', 'LOCK TABLE public.rb IN ACCESS EXCLUSIVE MODE');
+SELECT dblink_exec('a', 'ALTER TABLE public.rb RENAME TO rb_old');
+SELECT dblink_exec('a', 'ALTER TABLE public.ra RENAME TO rb');
+SELECT dblink_send_query('b', $$BEGIN; SELECT unlearn_train('mrace', 'ra', 'id', 'features', 'label', hidden => '{8}',
+                                epochs => 1); SELECT pg_sleep(0.5); COMMIT$$);
+SELECT pg_sleep(0.2);
+SELECT dblink_send_query('a', 'SELECT pg_sleep(0.5); COMMIT');
+SELECT err($$ALTER TABLE rb DISABLE TRIGGER ALL$$);
+SELECT dblink_disconnect('a'), dblink_disconnect('b');
+SELECT m.name, m.relation::regclass AS now_named, m.auto_unlearn FROM unlearn.models m WHERE m.name = 'mrace';
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'rb'::regclass AND NOT tgisinternal ORDER BY tgname;
+SELECT unlearn_drop_model('mrace');
+DROP TABLE rb, rb_old;
+-- ALTER TABLE by a role that does not own the table is refused before the
+-- guard waits for the table's lock (a mere login role must not queue for an
+-- exclusive lock on any table, pg_authid's included)
+RESET ROLE;
+CREATE TABLE heldt (x int);
+GRANT SELECT ON heldt TO regress_owner;
+SELECT dblink_connect('other', 'dbname=' || current_database() || ' user=regress_owner');
+SET ROLE regress_owner;
+SELECT dblink_exec('other', 'BEGIN');
+SELECT * FROM dblink('other', 'SELECT count(*) FROM public.heldt') AS t(n bigint);
+SET lock_timeout = '300ms';
+SELECT err($$ALTER TABLE heldt ADD COLUMN y int$$);
+SELECT err($$ALTER TABLE heldt RENAME COLUMN x TO x2$$);
+SELECT err($$ALTER TABLE pg_catalog.pg_authid ADD COLUMN z int$$);
+RESET lock_timeout;
+SELECT dblink_exec('other', 'COMMIT');
+SELECT dblink_disconnect('other');
+RESET ROLE;
+DROP TABLE heldt;
+SET ROLE regress_owner;
 -- code the training's own read runs (here a row-level security policy whose
 -- function deletes a row) writing in the training's transaction, where the
 -- lock cannot stop it and no trigger exists yet: refused, or the row would be

@@ -449,6 +449,13 @@ ALTER TABLE mallory.rep ENABLE ALWAYS TRIGGER unlearn_capture_delete;
 RESET session_replication_role;
 SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'mallory.rep'::regclass
 AND tgname = 'unlearn_capture_delete';
+-- ENABLE TRIGGER ALL (as a data-only restore with --disable-triggers runs it,
+-- before unlearn.models is loaded) leaves ours in their modes, not ORIGIN
+SET session_replication_role = replica;
+ALTER TABLE mallory.rep DISABLE TRIGGER ALL;
+ALTER TABLE mallory.rep ENABLE TRIGGER ALL;
+RESET session_replication_role;
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'mallory.rep'::regclass ORDER BY tgname;
 SELECT unlearn_drop_model('sec_rep');
 DROP TABLE mallory.rep;
 REVOKE SET ON PARAMETER session_replication_role FROM regress_mallory;
@@ -481,6 +488,10 @@ SELECT tgname, tgfoid::regproc, tgenabled FROM pg_trigger WHERE tgrelid = 'mallo
 CREATE TABLE mallory.other (id bigint, features real[], label int);
 SELECT err($$CREATE TABLE mallory.two () INHERITS (mallory.own, mallory.other)$$);
 SELECT err($$CREATE SCHEMA mallory_s2 CREATE TABLE two () INHERITS (mallory.own, mallory.other)$$);
+-- a temporary or unlogged child: its rows vanish at session end, or at a
+-- crash, without a trigger; refused
+SELECT err($$CREATE TEMP TABLE kid_temp () INHERITS (mallory.own)$$);
+SELECT err($$CREATE UNLOGGED TABLE mallory.kid_unlogged () INHERITS (mallory.own)$$);
 -- a child made inside CREATE SCHEMA gets the triggers, as any other
 CREATE SCHEMA mallory_s CREATE TABLE kid () INHERITS (mallory.own);
 SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'mallory_s.kid'::regclass ORDER BY tgname;

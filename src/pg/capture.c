@@ -118,18 +118,26 @@ unlearn_check_capture_allowed(Oid relid)
 static void
 check_capturable(Oid relid)
 {
-	if (get_rel_persistence(relid) == RELPERSISTENCE_UNLOGGED)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("automatic unlearning cannot follow unlogged table \"%s\"", get_rel_name(relid)),
-				 errdetail("A crash empties it without firing any trigger."),
-				 errhint("ALTER TABLE ... SET LOGGED, or train with auto_unlearn => false.")));
-	if (get_rel_persistence(relid) == RELPERSISTENCE_TEMP)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("automatic unlearning cannot follow temporary table \"%s\"", get_rel_name(relid)),
-				 errdetail("Its rows vanish at the end of the session without firing any trigger."),
-				 errhint("Train with auto_unlearn => false and call unlearn_rows yourself.")));
+	ListCell   *lc;
+
+	/* relid and every table below it: an unlogged or temporary child loses its rows unseen */
+	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+	{
+		Oid			rel = lfirst_oid(lc);
+
+		if (get_rel_persistence(rel) == RELPERSISTENCE_UNLOGGED)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("automatic unlearning cannot follow unlogged table \"%s\"", get_rel_name(rel)),
+					 errdetail("A crash empties it without firing any trigger."),
+					 errhint("ALTER TABLE ... SET LOGGED, or train with auto_unlearn => false.")));
+		if (get_rel_persistence(rel) == RELPERSISTENCE_TEMP)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("automatic unlearning cannot follow temporary table \"%s\"", get_rel_name(rel)),
+					 errdetail("Its rows vanish at the end of the session without firing any trigger."),
+					 errhint("Train with auto_unlearn => false and call unlearn_rows yourself.")));
+	}
 	if (has_superclass(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -219,6 +227,47 @@ install_on_table(Oid relid)
 	run_utility(psprintf("CREATE OR REPLACE TRIGGER unlearn_capture_apply AFTER DELETE OR UPDATE ON %s"
 						 " FOR EACH ROW EXECUTE FUNCTION unlearn.capture_row()", rel));
 	run_utility(psprintf("ALTER TABLE %s ENABLE REPLICA TRIGGER unlearn_capture_apply", rel));
+}
+
+/*
+ * Puts our triggers on relid back into their modes (ALWAYS; the row capture
+ * of replication apply REPLICA) after an ENABLE TRIGGER [ALL | USER], which
+ * sets ORIGIN: a data-only restore with --disable-triggers runs one before
+ * unlearn.models is loaded, when no guard stops it, and in ORIGIN mode our
+ * triggers do not fire under session_replication_role = replica.
+ */
+void
+unlearn_reassert_trigger_modes(Oid relid)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(relid)};
+	UnlearnCatalogUser saved;
+	char	   *rel = unlearn_qualified_name(relid);
+	SPITupleTable *wrong;
+	uint64		n;
+
+	unlearn_become_catalog_owner(&saved);
+	if (SPI_execute_with_args("SELECT tgname, tgname = 'unlearn_capture_apply' FROM pg_catalog.pg_trigger"
+							  " WHERE tgrelid = $1 AND tgname IN " UNLEARN_TRIGGER_NAMES_SQL
+							  " AND tgenabled <> CASE tgname WHEN 'unlearn_capture_apply' THEN 'R' ELSE 'A' END",
+							  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_trigger");
+	wrong = SPI_tuptable;
+	n = SPI_processed;
+	unlearn_installing_capture = true;
+	PG_TRY();
+	{
+		for (uint64 i = 0; i < n; i++)
+			run_utility(psprintf("ALTER TABLE %s ENABLE %s TRIGGER %s", rel,
+								 strcmp(SPI_getvalue(wrong->vals[i], wrong->tupdesc, 2), "t") == 0 ? "REPLICA" : "ALWAYS",
+								 quote_identifier(SPI_getvalue(wrong->vals[i], wrong->tupdesc, 1))));
+	}
+	PG_FINALLY();
+	{
+		unlearn_installing_capture = false;
+	}
+	PG_END_TRY();
+	unlearn_restore_user(&saved);
 }
 
 /*

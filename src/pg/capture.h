@@ -78,6 +78,8 @@ bool		unlearn_lock_model_row(const char *name, Oid relid);
 
 /* Quoted names of the models on relid or a table above it (NULL if none); SPI connected. */
 char	   *unlearn_models_above(Oid relid, bool auto_only);
+/* Our triggers on relid back in their modes after an ENABLE TRIGGER (SPI connected). */
+void		unlearn_reassert_trigger_modes(Oid relid);
 /* The same under the latest snapshot (the guard, after its lock; in any isolation level). */
 char	   *unlearn_models_above_latest(Oid relid, bool auto_only);
 

@@ -26,6 +26,7 @@
 #include "nodes/parsenodes.h"
 #include "parser/parse_func.h"
 #include "storage/lmgr.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
@@ -303,31 +304,26 @@ is_our_definition(const CreateTrigStmt *stmt)
  * event, would replace the capture.
  */
 static void
-guard_create_trigger(CreateTrigStmt *stmt)
+guard_create_trigger(CreateTrigStmt *stmt, Oid relid)
 {
-	Oid			relid;
-
 	if (!is_our_trigger(stmt->trigname) || is_our_definition(stmt))
 		return;
-	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
 	if (OidIsValid(relid))
 		guard_trigger_state(relid, stmt->trigname);
 }
 
 static List *typed_tables(Oid typrelid);
 
-/* Checks a RENAME: of a model's column (of a table, or of the tables typed by a composite type), or of our trigger. */
+/*
+ * Checks a RENAME (relid: its relation, locked): of a model's column (of a
+ * table, or of the tables typed by a composite type), or of our trigger.
+ */
 static void
-guard_rename(RenameStmt *stmt)
+guard_rename(RenameStmt *stmt, Oid relid)
 {
-	Oid			relid;
-
-	if (stmt->relation == NULL ||
+	if (!OidIsValid(relid) ||
 		(stmt->renameType != OBJECT_COLUMN && stmt->renameType != OBJECT_TRIGGER &&
 		 stmt->renameType != OBJECT_ATTRIBUTE))
-		return;
-	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
-	if (!OidIsValid(relid))
 		return;
 	if (stmt->renameType == OBJECT_ATTRIBUTE)
 	{
@@ -465,19 +461,32 @@ adds_child(Node *parsetree)
 	return false;
 }
 
+/* RangeVarGetRelidExtended's callback: refuses (42501) anyone but the relation's owner before the lock. */
+static void
+owner_before_lock(const RangeVar *rv, Oid relid, Oid oldrelid, void *arg)
+{
+	if (OidIsValid(relid) && !pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(get_rel_relkind(relid)), rv->relname);
+}
+
 /*
  * Takes the lock the command will take on the table it changes, the level
  * PostgreSQL computes for it, before the guard looks: a training with
  * automatic unlearning holds the table from its read until it commits its
  * model and triggers, and a check made before that wait would not see them.
- * Only for the commands the guard checks on a relation.
+ * Only for the commands the guard checks on a relation; returns it, locked
+ * (InvalidOid if missing), found again under the lock as PostgreSQL does (a
+ * table renamed onto the name while waiting is the one locked and checked).
+ * ALTER and RENAME wait only for their owner: PostgreSQL refuses anyone else
+ * before its lock, and so does this, or a mere login role could queue for a
+ * lock on any table (pg_authid: every new connection) until refused.
  */
-static void
+static Oid
 lock_target(Node *parsetree)
 {
 	RangeVar   *rv = NULL;
 	LOCKMODE	mode = AccessExclusiveLock;
-	Oid			relid;
+	bool		owner_only = true;
 
 	if (IsA(parsetree, AlterTableStmt))
 	{
@@ -494,14 +503,14 @@ lock_target(Node *parsetree)
 	}
 	else if (IsA(parsetree, CreateTrigStmt))
 	{
+		/* PostgreSQL itself locks before it checks the TRIGGER privilege */
 		rv = ((CreateTrigStmt *) parsetree)->relation;
 		mode = ShareRowExclusiveLock;
+		owner_only = false;
 	}
 	if (rv == NULL)
-		return;
-	relid = RangeVarGetRelid(rv, NoLock, true);
-	if (OidIsValid(relid))
-		LockRelationOid(relid, mode);
+		return InvalidOid;
+	return RangeVarGetRelidExtended(rv, mode, RVR_MISSING_OK, owner_only ? owner_before_lock : NULL, NULL);
 }
 
 PG_FUNCTION_INFO_V1(unlearn_guard_ddl);
@@ -513,6 +522,7 @@ Datum
 unlearn_guard_ddl(PG_FUNCTION_ARGS)
 {
 	Node	   *parsetree;
+	Oid			relid;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -523,28 +533,43 @@ unlearn_guard_ddl(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 	may_add_child = adds_child(parsetree);
 	/* step 1: the command's lock, then the catalog as committed by then (and as this transaction left it) */
-	lock_target(parsetree);
+	relid = lock_target(parsetree);
 	PushActiveSnapshot(GetLatestSnapshot());
-	/* step 2: the checks */
+	/* step 2: the checks, on the relation locked */
 	SPI_connect();
 	if (IsA(parsetree, CreateTrigStmt))
-		guard_create_trigger((CreateTrigStmt *) parsetree);
+		guard_create_trigger((CreateTrigStmt *) parsetree, relid);
 	else if (IsA(parsetree, RenameStmt))
-		guard_rename((RenameStmt *) parsetree);
+		guard_rename((RenameStmt *) parsetree, relid);
 	else if (IsA(parsetree, AlterTableStmt))
 	{
-		AlterTableStmt *stmt = (AlterTableStmt *) parsetree;
-		Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
-
 		/* any ALTER ... form: PostgreSQL lets e.g. ALTER VIEW act on a table; ALTER TYPE on typed tables */
 		if (OidIsValid(relid))
-			guard_alter_cmds(relid, stmt->cmds);
+			guard_alter_cmds(relid, ((AlterTableStmt *) parsetree)->cmds);
 	}
 	else if (IsA(parsetree, AlterEnumStmt))
 		guard_enum_rename((AlterEnumStmt *) parsetree);
 	SPI_finish();
 	PopActiveSnapshot();
 	PG_RETURN_VOID();
+}
+
+/* True for an ALTER TABLE that enables triggers (ALL, USER or by name): ours may be left in ORIGIN mode. */
+static bool
+enables_triggers(Node *parsetree)
+{
+	ListCell   *lc;
+
+	if (!IsA(parsetree, AlterTableStmt))
+		return false;
+	foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+	{
+		AlterTableType t = ((AlterTableCmd *) lfirst(lc))->subtype;
+
+		if (t == AT_EnableTrigAll || t == AT_EnableTrigUser || t == AT_EnableTrig)
+			return true;
+	}
+	return false;
 }
 
 PG_FUNCTION_INFO_V1(unlearn_guard_ddl_end);
@@ -556,6 +581,7 @@ PG_FUNCTION_INFO_V1(unlearn_guard_ddl_end);
 Datum
 unlearn_guard_ddl_end(PG_FUNCTION_ARGS)
 {
+	Node	   *parsetree;
 	UnlearnCatalogUser saved;
 	SPITupleTable *roots;
 	uint64		n;
@@ -564,6 +590,18 @@ unlearn_guard_ddl_end(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("unlearn.guard_ddl_end() must be called as an event trigger")));
+	parsetree = ((EventTriggerData *) fcinfo->context)->parsetree;
+	/* step 1: ENABLE TRIGGER leaves no trigger of ours in ORIGIN mode (a superuser in replica mode too) */
+	if (!unlearn_installing_capture && enables_triggers(parsetree) && catalog_present())
+	{
+		Oid			relid = RangeVarGetRelid(((AlterTableStmt *) parsetree)->relation, NoLock, true);
+
+		SPI_connect();
+		if (OidIsValid(relid))
+			unlearn_reassert_trigger_modes(relid);
+		SPI_finish();
+	}
+	/* step 2: a new child of a training table gets the triggers */
 	if (unlearn_installing_capture || !may_add_child || guard_waived() || !catalog_present())
 		PG_RETURN_VOID();
 	may_add_child = false;
