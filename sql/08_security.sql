@@ -397,6 +397,8 @@ DELETE FROM sec_tree_a2 WHERE id = 60;
 -- detaching a leaf from the middle level, or the middle level, or dropping a leaf: refused
 SELECT err($$ALTER TABLE sec_tree_a DETACH PARTITION sec_tree_a1$$);
 SELECT err($$ALTER TABLE sec_tree DETACH PARTITION sec_tree_a$$);
+-- a leaf from a parent it is not a partition of: PostgreSQL's own refusal
+SELECT err($$ALTER TABLE sec_tree DETACH PARTITION sec_tree_a1$$);
 SELECT err($$DROP TABLE sec_tree_a1$$);
 -- DETACH ... CONCURRENTLY cannot run in a function: here with its hint
 ALTER TABLE sec_tree DETACH PARTITION sec_tree_b CONCURRENTLY;

@@ -15,6 +15,7 @@
 #include "parser/parse_type.h"
 
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
@@ -209,9 +210,14 @@ guard_alter_cmd(Oid relid, AlterTableCmd *cmd)
 			break;
 		case AT_DetachPartition:
 		case AT_DetachPartitionFinalize:
-			refuse_if_trained(RangeVarGetRelid(((PartitionCmd *) cmd->def)->name, NoLock, false),
-							  "detach", "DELETE its rows first (they are unlearned), or drop the model with"
-							  " unlearn_drop_model().");
+			{
+				Oid			part = RangeVarGetRelid(((PartitionCmd *) cmd->def)->name, NoLock, false);
+
+				/* a table that is no partition of this one: PostgreSQL refuses it with its own message */
+				if (get_rel_relispartition(part) && get_partition_parent(part, true) == relid)
+					refuse_if_trained(part, "detach", "DELETE its rows first (they are unlearned), or drop the"
+									  " model with unlearn_drop_model().");
+			}
 			break;
 		case AT_DropInherit:
 			refuse_if_trained(relid, "remove the inheritance of",
