@@ -230,6 +230,25 @@ install_on_table(Oid relid)
 }
 
 /*
+ * Our triggers on relid (those matching cond, an SQL condition on
+ * pg_trigger added as is): (tgname, is the apply capture), n of them.
+ * Caller connected to SPI (elevated).
+ */
+static SPITupleTable *
+our_triggers_on(Oid relid, const char *cond, uint64 *n)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(relid)};
+
+	if (SPI_execute_with_args(psprintf("SELECT tgname, tgname = 'unlearn_capture_apply' FROM pg_catalog.pg_trigger"
+									   " WHERE tgrelid = $1 AND tgname IN " UNLEARN_TRIGGER_NAMES_SQL "%s", cond),
+							  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_trigger");
+	*n = SPI_processed;
+	return SPI_tuptable;
+}
+
+/*
  * Puts our triggers on relid back into their modes (ALWAYS; the row capture
  * of replication apply REPLICA) after an ENABLE TRIGGER [ALL | USER], which
  * sets ORIGIN: a data-only restore with --disable-triggers runs one before
@@ -239,21 +258,14 @@ install_on_table(Oid relid)
 void
 unlearn_reassert_trigger_modes(Oid relid)
 {
-	Oid			argtypes[1] = {OIDOID};
-	Datum		args[1] = {ObjectIdGetDatum(relid)};
 	UnlearnCatalogUser saved;
 	char	   *rel = unlearn_qualified_name(relid);
 	SPITupleTable *wrong;
 	uint64		n;
 
 	unlearn_become_catalog_owner(&saved);
-	if (SPI_execute_with_args("SELECT tgname, tgname = 'unlearn_capture_apply' FROM pg_catalog.pg_trigger"
-							  " WHERE tgrelid = $1 AND tgname IN " UNLEARN_TRIGGER_NAMES_SQL
-							  " AND tgenabled <> CASE tgname WHEN 'unlearn_capture_apply' THEN 'R' ELSE 'A' END",
-							  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read pg_trigger");
-	wrong = SPI_tuptable;
-	n = SPI_processed;
+	wrong = our_triggers_on(relid, " AND tgenabled <> CASE tgname WHEN 'unlearn_capture_apply' THEN 'R' ELSE 'A' END",
+							&n);
 	unlearn_installing_capture = true;
 	PG_TRY();
 	{
@@ -327,18 +339,10 @@ bool		unlearn_installing_capture = false;
 static void
 remove_from_table(Oid relid)
 {
-	Oid			argtypes[1] = {OIDOID};
-	Datum		args[1] = {ObjectIdGetDatum(relid)};
 	char	   *rel = unlearn_qualified_name(relid);
-	SPITupleTable *triggers;
 	uint64		n;
+	SPITupleTable *triggers = our_triggers_on(relid, "", &n);
 
-	if (SPI_execute_with_args("SELECT tgname FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname IN"
-							  " " UNLEARN_TRIGGER_NAMES_SQL,
-							  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read pg_trigger");
-	triggers = SPI_tuptable;
-	n = SPI_processed;
 	unlearn_dropping_own_triggers = true;
 	PG_TRY();
 	{
