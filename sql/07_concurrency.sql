@@ -206,6 +206,58 @@ SELECT m.name, m.relation::regclass AS now_named, m.auto_unlearn FROM unlearn.mo
 SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'rb'::regclass AND NOT tgisinternal ORDER BY tgname;
 SELECT unlearn_drop_model('mrace');
 DROP TABLE rb, rb_old;
+-- the table an ATTACH PARTITION names, while a training on it commits: checked
+-- once it is locked (the guard looked it up unlocked before, and it was attached)
+CREATE TABLE attq (id bigint, features real[], label int) PARTITION BY RANGE (id);
+CREATE TABLE attt AS SELECT * FROM conc;
+RESET ROLE;
+SELECT dblink_connect('other', 'dbname=' || current_database() || ' user=regress_owner');
+SET ROLE regress_owner;
+SELECT dblink_exec('other', 'BEGIN');
+SELECT * FROM dblink('other', $$SELECT model FROM unlearn_train('attm', 'attt', 'id', 'features', 'label',
+                                  hidden => '{8}', epochs => 1)$$) AS t(model text);
+SELECT dblink_send_query('other', 'SELECT pg_sleep(0.5); COMMIT');
+SELECT err($$ALTER TABLE attq ATTACH PARTITION attt FOR VALUES FROM (0) TO (1000)$$);
+SELECT dblink_disconnect('other');
+SELECT relispartition FROM pg_class WHERE oid = 'attt'::regclass;
+SELECT unlearn_drop_model('attm');
+DROP TABLE attq, attt;
+-- the partition a DETACH names, renamed onto that name while the DETACH waits
+-- (session a renames a decoy away, then the real partition onto its name)
+CREATE TABLE dpp (id bigint, features real[], label int) PARTITION BY RANGE (id);
+CREATE TABLE dpp_real PARTITION OF dpp FOR VALUES FROM (0) TO (1000);
+INSERT INTO dpp SELECT * FROM conc;
+CREATE TABLE dpp_decoy (id bigint, features real[], label int);
+SELECT model FROM unlearn_train('dppm', 'dpp', 'id', 'features', 'label', hidden => '{8}', epochs => 1);
+RESET ROLE;
+SELECT dblink_connect('a', 'dbname=' || current_database() || ' user=regress_owner');
+SET ROLE regress_owner;
+SELECT dblink_exec('a', 'BEGIN');
+SELECT dblink_exec('a', 'ALTER TABLE public.dpp_decoy RENAME TO dpp_gone');
+SELECT dblink_send_query('a', 'SELECT pg_sleep(0.5); ALTER TABLE public.dpp_real RENAME TO dpp_decoy; COMMIT');
+SELECT err($$ALTER TABLE dpp DETACH PARTITION dpp_decoy$$);
+SELECT dblink_disconnect('a');
+SELECT c.relname, c.relispartition FROM pg_class c WHERE c.relname IN ('dpp_decoy', 'dpp_gone') ORDER BY 1;
+SELECT unlearn_drop_model('dppm');
+DROP TABLE dpp, dpp_gone;
+-- ALTER TYPE ... RENAME ATTRIBUTE ... CASCADE while a training on a typed
+-- table of the type commits: the typed tables are locked before the check
+CREATE TYPE racecomp AS (id bigint, features real[], label int);
+CREATE TABLE racetyped OF racecomp;
+INSERT INTO racetyped SELECT * FROM conc;
+RESET ROLE;
+SELECT dblink_connect('other', 'dbname=' || current_database() || ' user=regress_owner');
+SET ROLE regress_owner;
+SELECT dblink_exec('other', 'BEGIN');
+SELECT * FROM dblink('other', $$SELECT model FROM unlearn_train('typm', 'racetyped', 'id', 'features', 'label',
+                                  hidden => '{8}', epochs => 1)$$) AS t(model text);
+SELECT dblink_send_query('other', 'SELECT pg_sleep(0.5); COMMIT');
+SELECT err($$ALTER TYPE racecomp RENAME ATTRIBUTE id TO id_was CASCADE$$);
+SELECT dblink_disconnect('other');
+SELECT attname FROM pg_attribute WHERE attrelid = 'racetyped'::regclass AND attnum > 0 ORDER BY attnum;
+SELECT unlearn_drop_model('typm');
+DROP TABLE racetyped;
+DROP TYPE racecomp;
 -- ALTER TABLE by a role that does not own the table is refused before the
 -- guard waits for the table's lock (a mere login role must not queue for an
 -- exclusive lock on any table, pg_authid's included)

@@ -490,6 +490,31 @@ SELECT tgname, tgfoid::regproc, tgenabled FROM pg_trigger WHERE tgrelid = 'mallo
 CREATE TABLE mallory.other (id bigint, features real[], label int);
 SELECT err($$CREATE TABLE mallory.two () INHERITS (mallory.own, mallory.other)$$);
 SELECT err($$CREATE SCHEMA mallory_s2 CREATE TABLE two () INHERITS (mallory.own, mallory.other)$$);
+-- the modes' reassertion after ENABLE TRIGGER acts on the table altered, not
+-- on what its name means once the command's own code changed search_path
+RESET ROLE;
+CREATE TABLE public.vt_other (c int);
+CREATE FUNCTION public.vt_noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+CREATE TRIGGER unlearn_capture_update AFTER UPDATE ON public.vt_other FOR EACH STATEMENT
+EXECUTE FUNCTION public.vt_noop();
+ALTER TABLE public.vt_other DISABLE TRIGGER unlearn_capture_update;
+SET ROLE regress_mallory;
+CREATE TABLE mallory.vt_other (c int);
+INSERT INTO mallory.vt_other VALUES (1);
+CREATE FUNCTION mallory.sp(x int) RETURNS int LANGUAGE plpgsql AS $$
+BEGIN PERFORM set_config('search_path', 'public', false); RETURN x; END $$;
+SET search_path = mallory, public;
+ALTER TABLE vt_other ENABLE TRIGGER ALL, ALTER COLUMN c TYPE bigint USING mallory.sp(c);
+RESET search_path;
+RESET ROLE;
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'public.vt_other'::regclass;
+-- (a trigger with one of our names is dropped only by us, or by a superuser in replica mode)
+SET session_replication_role = replica;
+DROP TABLE public.vt_other;
+RESET session_replication_role;
+DROP TABLE mallory.vt_other;
+DROP FUNCTION public.vt_noop(), mallory.sp(int);
+SET ROLE regress_mallory;
 -- a temporary or unlogged child: its rows vanish at session end, or at a
 -- crash, without a trigger; refused
 SELECT err($$CREATE TEMP TABLE kid_temp () INHERITS (mallory.own)$$);

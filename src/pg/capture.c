@@ -251,7 +251,7 @@ our_triggers_on(Oid relid, const char *cond, uint64 *n)
 /*
  * Puts our triggers on relid back into their modes (ALWAYS; the row capture
  * of replication apply REPLICA) after an ENABLE TRIGGER [ALL | USER], which
- * sets ORIGIN: a data-only restore with --disable-triggers runs one before
+ * sets ORIGIN, as the caller (the table's owner, who ran it): a data-only restore with --disable-triggers runs one before
  * unlearn.models is loaded, when no guard stops it, and in ORIGIN mode our
  * triggers do not fire under session_replication_role = replica.
  */
@@ -263,9 +263,12 @@ unlearn_reassert_trigger_modes(Oid relid)
 	SPITupleTable *wrong;
 	uint64		n;
 
+	/* step 1: ours not in their modes, read with the catalog owner's pinned search_path */
 	unlearn_become_catalog_owner(&saved);
 	wrong = our_triggers_on(relid, " AND tgenabled <> CASE tgname WHEN 'unlearn_capture_apply' THEN 'R' ELSE 'A' END",
 							&n);
+	unlearn_restore_user(&saved);
+	/* step 2: set back by the caller, the table's owner (who just ran ENABLE TRIGGER), the guard off */
 	unlearn_installing_capture = true;
 	PG_TRY();
 	{
@@ -279,7 +282,6 @@ unlearn_reassert_trigger_modes(Oid relid)
 		unlearn_installing_capture = false;
 	}
 	PG_END_TRY();
-	unlearn_restore_user(&saved);
 }
 
 /*

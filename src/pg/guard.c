@@ -196,6 +196,21 @@ guard_trigger_state(Oid relid, const char *trigger)
 					 errhint("Turn automatic unlearning off with unlearn_auto(model, false) instead.")));
 }
 
+/*
+ * The table an ATTACH or DETACH PARTITION names, found and locked as
+ * PostgreSQL will (found again under the lock: a table renamed onto the
+ * name while waiting, or a training committing meanwhile, is what is
+ * checked); InvalidOid if there is none (PostgreSQL then refuses).
+ */
+static Oid
+lock_partition(AlterTableCmd *cmd)
+{
+	PartitionCmd *pc = (PartitionCmd *) cmd->def;
+
+	return RangeVarGetRelidExtended(pc->name, pc->concurrent ? ShareUpdateExclusiveLock : AccessExclusiveLock,
+									RVR_MISSING_OK, NULL, NULL);
+}
+
 /* Checks one ALTER TABLE subcommand of relid. */
 static void
 guard_alter_cmd(Oid relid, AlterTableCmd *cmd)
@@ -211,10 +226,10 @@ guard_alter_cmd(Oid relid, AlterTableCmd *cmd)
 		case AT_DetachPartition:
 		case AT_DetachPartitionFinalize:
 			{
-				Oid			part = RangeVarGetRelid(((PartitionCmd *) cmd->def)->name, NoLock, false);
+				Oid			part = lock_partition(cmd);
 
 				/* a table that is no partition of this one: PostgreSQL refuses it with its own message */
-				if (get_rel_relispartition(part) && get_partition_parent(part, true) == relid)
+				if (OidIsValid(part) && get_rel_relispartition(part) && get_partition_parent(part, true) == relid)
 					refuse_if_trained(part, "detach", "DELETE its rows first (they are unlearned), or drop the"
 									  " model with unlearn_drop_model().");
 			}
@@ -234,7 +249,12 @@ guard_alter_cmd(Oid relid, AlterTableCmd *cmd)
 			break;
 		case AT_AttachPartition:
 			if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
-				refuse_below_another(RangeVarGetRelid(((PartitionCmd *) cmd->def)->name, NoLock, false));
+			{
+				Oid			part = lock_partition(cmd);
+
+				if (OidIsValid(part))
+					refuse_below_another(part);
+			}
 			break;
 		case AT_EnableReplicaTrig:
 			/* the row capture of replication apply is ENABLE REPLICA already (pg_restore sets it so) */
@@ -337,18 +357,26 @@ guard_rename(RenameStmt *stmt, Oid relid)
 		ListCell   *t;
 
 		foreach(t, typed_tables(relid))
+		{
 			guard_column(lfirst_oid(t), stmt->subname, "rename");
+			guard_column(lfirst_oid(t), stmt->newname, "rename a column to");
+		}
 	}
 	else if (stmt->renameType == OBJECT_COLUMN)
+	{
+		/* a model's column, or another column onto a name a model reads */
 		guard_column(relid, stmt->subname, "rename");
+		guard_column(relid, stmt->newname, "rename a column to");
+	}
 	else if (is_our_trigger(stmt->subname))
 		guard_trigger_state(relid, stmt->subname);
 }
 
 /*
- * The typed tables (CREATE TABLE ... OF) of a composite type's relation:
- * ALTER TYPE ... RENAME/ALTER/DROP ATTRIBUTE ... CASCADE changes their
- * columns without naming them.
+ * The typed tables (CREATE TABLE ... OF) of a composite type's relation,
+ * each locked as ALTER TYPE ... CASCADE will lock it (it changes their
+ * columns without naming them, and a training on one may be committing):
+ * read again under the latest snapshot once they are locked.
  */
 static List *
 typed_tables(Oid typrelid)
@@ -372,6 +400,15 @@ typed_tables(Oid typrelid)
 															   SPI_tuptable->tupdesc, 1, &isnull)));
 	}
 	unlearn_restore_user(&saved);
+	if (out != NIL)
+	{
+		ListCell   *t;
+
+		foreach(t, out)
+			LockRelationOid(lfirst_oid(t), AccessExclusiveLock);
+		PopActiveSnapshot();
+		PushActiveSnapshot(GetLatestSnapshot());
+	}
 	return out;
 }
 
@@ -578,6 +615,36 @@ enables_triggers(Node *parsetree)
 	return false;
 }
 
+/*
+ * Our triggers back in their modes on the tables the command altered, as
+ * PostgreSQL reports them (not looked up by name again: user code run by the
+ * command may have changed what a name means).
+ */
+static void
+reassert_altered_tables(void)
+{
+	UnlearnCatalogUser saved;
+	SPITupleTable *rels;
+	uint64		n;
+
+	SPI_connect();
+	unlearn_become_catalog_owner(&saved);
+	if (SPI_execute("SELECT DISTINCT objid FROM pg_catalog.pg_event_trigger_ddl_commands()"
+					" WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_event_trigger_ddl_commands()");
+	unlearn_restore_user(&saved);
+	rels = SPI_tuptable;
+	n = SPI_processed;
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		unlearn_reassert_trigger_modes(DatumGetObjectId(SPI_getbinval(rels->vals[i], rels->tupdesc, 1, &isnull)));
+	}
+	SPI_finish();
+}
+
 PG_FUNCTION_INFO_V1(unlearn_guard_ddl_end);
 /*
  * Event trigger on ddl_command_end (CREATE TABLE, ALTER TABLE): a new or
@@ -599,14 +666,7 @@ unlearn_guard_ddl_end(PG_FUNCTION_ARGS)
 	parsetree = ((EventTriggerData *) fcinfo->context)->parsetree;
 	/* step 1: ENABLE TRIGGER leaves no trigger of ours in ORIGIN mode (a superuser in replica mode too) */
 	if (!unlearn_installing_capture && enables_triggers(parsetree) && catalog_present())
-	{
-		Oid			relid = RangeVarGetRelid(((AlterTableStmt *) parsetree)->relation, NoLock, true);
-
-		SPI_connect();
-		if (OidIsValid(relid))
-			unlearn_reassert_trigger_modes(relid);
-		SPI_finish();
-	}
+		reassert_altered_tables();
 	/* step 2: a new child of a training table gets the triggers */
 	if (unlearn_installing_capture || !may_add_child || guard_waived() || !catalog_present())
 		PG_RETURN_VOID();
