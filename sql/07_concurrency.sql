@@ -4,6 +4,20 @@
 -- model owner (see 01_train).
 -- superuser: dblink is not a trusted extension
 CREATE EXTENSION IF NOT EXISTS dblink;
+-- open_training(model, table): a session 'other' (regress_owner) trains the
+-- model with automatic unlearning on, its transaction left open (called as a
+-- superuser: dblink connects without a password only for one)
+CREATE FUNCTION open_training(model text, tbl text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	trained text;
+BEGIN
+	PERFORM dblink_connect('other', 'dbname=' || current_database() || ' user=regress_owner');
+	PERFORM dblink_exec('other', 'BEGIN');
+	SELECT t.m INTO trained
+	  FROM dblink('other', format('SELECT model FROM unlearn_train(%L, %L, %L, %L, %L, hidden => %L, epochs => 1)',
+	                              model, tbl, 'id', 'features', 'label', '{8}')) AS t(m text);
+	RETURN trained;
+END $$;
 SET ROLE regress_owner;
 CREATE TABLE conc AS
 SELECT i::bigint AS id,
@@ -134,11 +148,8 @@ ROLLBACK;
 -- the drop waits for that training and leaves the triggers the new model needs
 SELECT model FROM unlearn_train('droptr_a', 'dropcap', 'id', 'features', 'label', hidden => '{8}', epochs => 1);
 RESET ROLE;
-SELECT dblink_connect('other', 'dbname=' || current_database() || ' user=regress_owner');
+SELECT open_training('droptr_b', 'dropcap');
 SET ROLE regress_owner;
-SELECT dblink_exec('other', 'BEGIN');
-SELECT * FROM dblink('other', $$SELECT model FROM unlearn_train('droptr_b', 'dropcap', 'id', 'features', 'label',
-                                  hidden => '{8}', epochs => 1)$$) AS t(model text);
 SELECT dblink_send_query('other', 'SELECT pg_sleep(0.5); COMMIT');
 SELECT unlearn_drop_model('droptr_a');
 SELECT dblink_disconnect('other');
@@ -151,11 +162,8 @@ SELECT model, id FROM inspect.requests WHERE id = 41 ORDER BY model;
 SELECT model FROM unlearn_train('droptr_c', 'dropcap', 'id', 'features', 'label', hidden => '{8}', epochs => 1);
 SELECT unlearn_drop_model('droptr_b');
 RESET ROLE;
-SELECT dblink_connect('other', 'dbname=' || current_database() || ' user=regress_owner');
+SELECT open_training('droptr_d', 'dropcap');
 SET ROLE regress_owner;
-SELECT dblink_exec('other', 'BEGIN');
-SELECT * FROM dblink('other', $$SELECT model FROM unlearn_train('droptr_d', 'dropcap', 'id', 'features', 'label',
-                                  hidden => '{8}', epochs => 1)$$) AS t(model text);
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT count(*) AS models_seen FROM unlearn.models WHERE name LIKE 'droptr%';
 SELECT dblink_send_query('other', 'SELECT pg_sleep(0.5); COMMIT');
@@ -172,11 +180,8 @@ SELECT unlearn_drop_model('droptr_d');
 -- triggers that committed (checked before the wait, it let this through)
 CREATE TABLE racet AS SELECT * FROM conc;
 RESET ROLE;
-SELECT dblink_connect('other', 'dbname=' || current_database() || ' user=regress_owner');
+SELECT open_training('racet', 'racet');
 SET ROLE regress_owner;
-SELECT dblink_exec('other', 'BEGIN');
-SELECT * FROM dblink('other', $$SELECT model FROM unlearn_train('racet', 'racet', 'id', 'features', 'label',
-                                  hidden => '{8}', epochs => 1)$$) AS t(model text);
 SELECT dblink_send_query('other', 'SELECT pg_sleep(0.5); COMMIT');
 SELECT err($$ALTER TABLE racet DISABLE TRIGGER ALL$$);
 SELECT dblink_disconnect('other');
@@ -211,11 +216,8 @@ DROP TABLE rb, rb_old;
 CREATE TABLE attq (id bigint, features real[], label int) PARTITION BY RANGE (id);
 CREATE TABLE attt AS SELECT * FROM conc;
 RESET ROLE;
-SELECT dblink_connect('other', 'dbname=' || current_database() || ' user=regress_owner');
+SELECT open_training('attm', 'attt');
 SET ROLE regress_owner;
-SELECT dblink_exec('other', 'BEGIN');
-SELECT * FROM dblink('other', $$SELECT model FROM unlearn_train('attm', 'attt', 'id', 'features', 'label',
-                                  hidden => '{8}', epochs => 1)$$) AS t(model text);
 SELECT dblink_send_query('other', 'SELECT pg_sleep(0.5); COMMIT');
 SELECT err($$ALTER TABLE attq ATTACH PARTITION attt FOR VALUES FROM (0) TO (1000)$$);
 SELECT dblink_disconnect('other');
@@ -246,11 +248,8 @@ CREATE TYPE racecomp AS (id bigint, features real[], label int);
 CREATE TABLE racetyped OF racecomp;
 INSERT INTO racetyped SELECT * FROM conc;
 RESET ROLE;
-SELECT dblink_connect('other', 'dbname=' || current_database() || ' user=regress_owner');
+SELECT open_training('typm', 'racetyped');
 SET ROLE regress_owner;
-SELECT dblink_exec('other', 'BEGIN');
-SELECT * FROM dblink('other', $$SELECT model FROM unlearn_train('typm', 'racetyped', 'id', 'features', 'label',
-                                  hidden => '{8}', epochs => 1)$$) AS t(model text);
 SELECT dblink_send_query('other', 'SELECT pg_sleep(0.5); COMMIT');
 SELECT err($$ALTER TYPE racecomp RENAME ATTRIBUTE id TO id_was CASCADE$$);
 SELECT dblink_disconnect('other');
@@ -343,3 +342,5 @@ SET ROLE regress_owner;
 SELECT unlearn_drop_model('toctou');
 SELECT unlearn_drop_model('conc');
 DROP TABLE conc;
+RESET ROLE;
+DROP FUNCTION open_training(text, text);
