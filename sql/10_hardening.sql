@@ -177,5 +177,17 @@ DELETE FROM hard WHERE id = 30;
 SELECT unlearn_wait('hard') AS drained_while_sql_holds_it;
 SELECT pg_advisory_unlock(33053984111555182);
 
+-- unlearn_rows and unlearn_relabel of a row whose change is still queued
+-- (an UPDATE in the same transaction): the queue holds the copy the model
+-- learned, the call would read the row as it is now; refused (an attacker's
+-- review, 2026-12-03), and the worker unlearns the learned copy after COMMIT
+BEGIN;
+UPDATE hard SET features = ARRAY[9, 9]::real[] WHERE id = 31;
+SELECT err($$SELECT unlearn_rows('hard', ARRAY[31])$$);
+SELECT err($$SELECT unlearn_relabel('hard', ARRAY[31], ARRAY['1'])$$);
+COMMIT;
+SELECT unlearn_wait('hard') AS drained;
+SELECT kind, state FROM unlearn.requests WHERE model = 'hard' AND id = 31 ORDER BY request_id;
+
 SELECT unlearn_drop_model('hard');
 DROP TABLE hard;

@@ -189,6 +189,39 @@ outcome_datum(FunctionCallInfo fcinfo, const char *model, const UnlearnOutcome *
 	return SPI_datumTransfer(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)), false, -1);
 }
 
+/*
+ * Errors (55000) if a request of the model for one of the sorted ids is
+ * still queued (pending or running, this transaction's included): the row
+ * changed or left after the model learned it, the queue holds the copy it
+ * learned, and a call reading the row as it is now would unlearn other
+ * values and leave that request to be skipped.  Caller: the model locked.
+ */
+static void
+refuse_queued_rows(const UnlearnModel *model, const int64 *ids, int k)
+{
+	Oid			argtypes[2] = {TEXTOID, INT8ARRAYOID};
+	Datum		args[2] = {CStringGetTextDatum(model->name), unlearn_int8_array(ids, k)};
+	UnlearnCatalogUser saved;
+	bool		isnull;
+	Datum		first;
+
+	unlearn_become_catalog_owner(&saved);
+	if (SPI_execute_with_args("SELECT min(id) FROM unlearn.requests WHERE model = $1 AND id = ANY ($2)"
+							  " AND state IN ('pending', 'running')", 2, argtypes, args, NULL, false, 1)
+		!= SPI_OK_SELECT)
+		elog(ERROR, "could not read unlearn.requests");
+	unlearn_restore_user(&saved);
+	first = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("row " INT64_FORMAT " of model \"%s\" has a queued request", DatumGetInt64(first),
+						model->name),
+				 errdetail("The row changed after the model learned it; the queue holds the copy it learned,"
+						   " and this call would read the row as it is now."),
+				 errhint("Commit the change and let the worker unlearn it first (unlearn_wait).")));
+}
+
 PG_FUNCTION_INFO_V1(unlearn_rows);
 /*
  * unlearn_rows(model, ids, options): deletes the rows from the training
@@ -220,6 +253,7 @@ unlearn_rows(PG_FUNCTION_ARGS)
 	unlearn_phases_start(&outcome.phases);
 	model = unlearn_open_model_for_change(name, "unlearn", ACL_DELETE);
 	unlearn_phase_end(&outcome.phases, "lock");
+	refuse_queued_rows(model, ids, k);
 	unlearn_read_forget_rows(model, ids, k, &forget);
 	unlearn_phase_end(&outcome.phases, "read_forget_rows");
 	unlearn_execute(model, &forget, NULL, &opts, "unlearn", true, NULL, &outcome);
@@ -267,6 +301,7 @@ unlearn_relabel(PG_FUNCTION_ARGS)
 	sorted_ids = palloc(sizeof(int64) * n);
 	new_labels = palloc(sizeof(int) * n);
 	k = relabel_pairs(model, ids, label_text, n, sorted_ids, new_labels);
+	refuse_queued_rows(model, sorted_ids, k);
 	unlearn_read_forget_rows(model, sorted_ids, k, &forget);
 	unlearn_phase_end(&outcome.phases, "read_forget_rows");
 	unlearn_execute(model, &forget, new_labels, &opts, "relabel", true, NULL, &outcome);
