@@ -67,34 +67,6 @@ parent_outside(Oid rel, List *tree)
 	return found;
 }
 
-/*
- * Errors unless every table below relid has all its parents in relid's
- * tree: a child that also inherits from another table loses rows through a
- * DELETE on that other table, which fires only that table's statement
- * triggers.
- */
-static void
-check_parents_in_tree(Oid relid)
-{
-	List	   *tree = find_all_inheritors(relid, NoLock, NULL);
-	ListCell   *lc;
-
-	foreach(lc, tree)
-	{
-		Oid			rel = lfirst_oid(lc);
-		Oid			other = rel == relid ? InvalidOid : parent_outside(rel, tree);
-
-		if (OidIsValid(other))
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("automatic unlearning cannot follow \"%s\": its child \"%s\" also inherits from \"%s\"",
-							get_rel_name(relid), get_rel_name(rel), get_rel_name(other)),
-					 errdetail("Rows deleted through \"%s\" would leave \"%s\" without being captured.",
-							   get_rel_name(other), get_rel_name(rel)),
-					 errhint("Remove that inheritance (ALTER TABLE ... NO INHERIT), or train with auto_unlearn => false.")));
-	}
-}
-
 /* Errors unless the current user may install capture triggers on relid and every table below it. */
 void
 unlearn_check_capture_allowed(Oid relid)
@@ -118,12 +90,14 @@ unlearn_check_capture_allowed(Oid relid)
 static void
 check_capturable(Oid relid)
 {
+	List	   *tree = find_all_inheritors(relid, NoLock, NULL);
 	ListCell   *lc;
 
 	/* relid and every table below it: an unlogged or temporary child loses its rows unseen */
-	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+	foreach(lc, tree)
 	{
 		Oid			rel = lfirst_oid(lc);
+		Oid			other = rel == relid ? InvalidOid : parent_outside(rel, tree);
 
 		if (get_rel_persistence(rel) == RELPERSISTENCE_UNLOGGED)
 			ereport(ERROR,
@@ -137,6 +111,15 @@ check_capturable(Oid relid)
 					 errmsg("automatic unlearning cannot follow temporary table \"%s\"", get_rel_name(rel)),
 					 errdetail("Its rows vanish at the end of the session without firing any trigger."),
 					 errhint("Train with auto_unlearn => false and call unlearn_rows yourself.")));
+		/* a child that also inherits from another table loses rows through a DELETE on that one */
+		if (OidIsValid(other))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("automatic unlearning cannot follow \"%s\": its child \"%s\" also inherits from \"%s\"",
+							get_rel_name(relid), get_rel_name(rel), get_rel_name(other)),
+					 errdetail("Rows deleted through \"%s\" would leave \"%s\" without being captured.",
+							   get_rel_name(other), get_rel_name(rel)),
+					 errhint("Remove that inheritance (ALTER TABLE ... NO INHERIT), or train with auto_unlearn => false.")));
 	}
 	if (has_superclass(relid))
 		ereport(ERROR,
@@ -146,7 +129,6 @@ check_capturable(Oid relid)
 				 errdetail("Rows deleted through the table above it would not be captured."),
 				 errhint("Train on the table at the top, or with auto_unlearn => false.")));
 	unlearn_check_table_tree(relid, NoLock);
-	check_parents_in_tree(relid);
 }
 
 /*
@@ -251,9 +233,10 @@ our_triggers_on(Oid relid, const char *cond, uint64 *n)
 /*
  * Puts our triggers on relid back into their modes (ALWAYS; the row capture
  * of replication apply REPLICA) after an ENABLE TRIGGER [ALL | USER], which
- * sets ORIGIN, as the caller (the table's owner, who ran it): a data-only restore with --disable-triggers runs one before
- * unlearn.models is loaded, when no guard stops it, and in ORIGIN mode our
- * triggers do not fire under session_replication_role = replica.
+ * sets ORIGIN, as the caller (the table's owner, who ran it): a data-only
+ * restore with --disable-triggers runs one before unlearn.models is loaded,
+ * when no guard stops it, and in ORIGIN mode our triggers do not fire under
+ * session_replication_role = replica.
  */
 void
 unlearn_reassert_trigger_modes(Oid relid)
@@ -360,28 +343,26 @@ remove_from_table(Oid relid)
 }
 
 /*
- * The names of the models trained on relid or on a table above it
- * (partitioned parent, inheritance parent), quoted and comma-separated, or
- * NULL; only those with automatic unlearning on when auto_only.  Read under
- * snapshot, or the statement's own (InvalidSnapshot).  Caller connected to
- * SPI.
+ * Names of the models trained on relid or on a table above it (partitioned
+ * parent, inheritance parent), quoted and comma-separated, or NULL.  Only
+ * those with automatic unlearning on when auto_only.  Read under the latest
+ * snapshot, whatever the isolation level: the models committed by now (a
+ * training that held a lock the caller waited for) and this transaction's.
+ * Caller connected to SPI.
  */
-static char *
-models_above(Oid relid, bool auto_only, Snapshot snapshot)
+char *
+unlearn_models_above(Oid relid, bool auto_only)
 {
 	Oid			argtypes[2] = {OIDOID, BOOLOID};
 	Datum		args[2] = {ObjectIdGetDatum(relid), BoolGetDatum(auto_only)};
 	UnlearnCatalogUser saved;
-	SPIPlanPtr	plan;
 	char	   *names = NULL;
 
 	unlearn_become_catalog_owner(&saved);
-	plan = SPI_prepare(UNLEARN_ANCESTORS_CTE
-					   " SELECT string_agg(quote_literal(name), ', ' ORDER BY name) FROM unlearn.models"
-					   " WHERE relation::oid IN (SELECT r FROM up) AND (auto_unlearn OR NOT $2)",
-					   2, argtypes);
-	if (plan == NULL ||
-		SPI_execute_snapshot(plan, args, NULL, snapshot, InvalidSnapshot, false, false, 0) != SPI_OK_SELECT)
+	if (unlearn_catalog_execute_latest(UNLEARN_ANCESTORS_CTE
+									   " SELECT string_agg(quote_literal(name), ', ' ORDER BY name) FROM unlearn.models"
+									   " WHERE relation::oid IN (SELECT r FROM up) AND (auto_unlearn OR NOT $2)",
+									   2, argtypes, args, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read unlearn.models");
 	unlearn_restore_user(&saved);
 	if (SPI_processed == 1)
@@ -394,30 +375,7 @@ models_above(Oid relid, bool auto_only, Snapshot snapshot)
 			strcpy(names, v);
 		}
 	}
-	SPI_freeplan(plan);
 	return names;
-}
-
-/*
- * Names of the models trained on relid or on a table above it (partitioned
- * parent, inheritance parent), quoted and comma-separated, or NULL.  Only
- * those with automatic unlearning on when auto_only.  Caller connected to SPI.
- */
-char *
-unlearn_models_above(Oid relid, bool auto_only)
-{
-	return models_above(relid, auto_only, InvalidSnapshot);
-}
-
-/*
- * The same under the latest snapshot, whatever the isolation level: the
- * models committed by now (a training that held a lock the caller waited
- * for) and those of this transaction.
- */
-char *
-unlearn_models_above_latest(Oid relid, bool auto_only)
-{
-	return models_above(relid, auto_only, GetLatestSnapshot());
 }
 
 /*
@@ -425,9 +383,8 @@ unlearn_models_above_latest(Oid relid, bool auto_only)
  * automatic unlearning on trains on any more (itself or a table above it).
  * A training with automatic unlearning holds SHARE ROW EXCLUSIVE on its
  * tables from its read to its commit, and its model is not visible before:
- * a table that looks unused is locked so first, then looked at again under
- * the latest snapshot (in any isolation level), so the triggers that model
- * installed stay.
+ * a table that looks unused is locked so first, then looked at again, so
+ * the triggers that model installed stay.
  */
 void
 unlearn_remove_capture_if_unused(Oid relid)
@@ -447,7 +404,7 @@ unlearn_remove_capture_if_unused(Oid relid)
 		/* step 1: wait for a training still installing its triggers here */
 		LockRelationOid(rel, ShareRowExclusiveLock);
 		/* step 2: unused still (its model, committed meanwhile, is seen now) */
-		if (unlearn_models_above_latest(rel, true) == NULL)
+		if (unlearn_models_above(rel, true) == NULL)
 			remove_from_table(rel);
 	}
 	unlearn_restore_user(&saved);

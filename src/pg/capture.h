@@ -76,12 +76,10 @@ bool		unlearn_capture_read_row(TupleDesc desc, HeapTuple tup, const UnlearnRowCo
 /* Key-share locks a model's catalog row as committed now; false if the model is gone. */
 bool		unlearn_lock_model_row(const char *name, Oid relid);
 
-/* Quoted names of the models on relid or a table above it (NULL if none); SPI connected. */
+/* Quoted names of the models on relid or a table above it, as committed now (NULL if none); SPI connected. */
 char	   *unlearn_models_above(Oid relid, bool auto_only);
 /* Our triggers on relid back in their modes after an ENABLE TRIGGER (SPI connected). */
 void		unlearn_reassert_trigger_modes(Oid relid);
-/* The same under the latest snapshot (the guard, after its lock; in any isolation level). */
-char	   *unlearn_models_above_latest(Oid relid, bool auto_only);
 
 /* True while unlearn drops its own triggers (the DROP guard lets them go). */
 extern bool unlearn_dropping_own_triggers;

@@ -346,31 +346,43 @@ unlearn_int2_array(const int16 *v, int64 n)
 }
 
 /*
- * Runs a DELETE of one catalog table's rows of a model ($1: its name) on the
- * rows as committed now, not as an older snapshot saw them: a REPEATABLE READ
- * or SERIALIZABLE transaction's snapshot predates its wait for the model's
- * row.  Caller: the catalog owner, connected to SPI.  Returns the rows deleted.
- * No crosscheck snapshot: under SERIALIZABLE the conflict with a transaction
- * that committed such rows after ours began is not recorded, which a cleanup
- * of a model being dropped or made does not need.
+ * Runs sql ($1 .. $nargs) on the rows as committed now and as this
+ * transaction left them (the latest snapshot), whatever the isolation level:
+ * a REPEATABLE READ or SERIALIZABLE transaction's snapshot predates the
+ * waits for locks its caller made.  Caller: the catalog owner, connected to
+ * SPI.  Returns SPI's code (results in SPI_tuptable, SPI_processed).  No
+ * crosscheck snapshot: under SERIALIZABLE the conflict with a transaction
+ * that committed rows after ours began is not recorded, which the callers
+ * (cleanups of a model dropped or made, the guard's and the drop's looks at
+ * the models) do not need.
+ */
+int
+unlearn_catalog_execute_latest(const char *sql, int nargs, Oid *argtypes, Datum *args, long count)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+	int			ret;
+
+	if (plan == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	ret = SPI_execute_snapshot(plan, args, NULL, GetLatestSnapshot(), InvalidSnapshot, false, true, count);
+	SPI_freeplan(plan);
+	return ret;
+}
+
+/*
+ * A DELETE of one catalog table's rows of a model ($1: its name) on the rows
+ * as committed now (unlearn_catalog_execute_latest).  Returns the rows deleted.
  */
 uint64
 unlearn_catalog_delete_latest(const char *sql, const char *name)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1] = {CStringGetTextDatum(name)};
-	SPIPlanPtr	plan = SPI_prepare(sql, 1, argtypes);
-	int			ret;
-	uint64		n;
+	int			ret = unlearn_catalog_execute_latest(sql, 1, argtypes, args, 0);
 
-	if (plan == NULL)
-		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-	ret = SPI_execute_snapshot(plan, args, NULL, GetLatestSnapshot(), InvalidSnapshot, false, true, 0);
 	if (ret != SPI_OK_DELETE)
 		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(ret));
-	n = SPI_processed;
-	SPI_freeplan(plan);
-	return n;
+	return SPI_processed;
 }
 
 /* Errors unless the current user owns the model (or is a member of its owner) or is superuser. */

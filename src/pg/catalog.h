@@ -63,6 +63,8 @@ Datum		unlearn_int8_array(const int64 *ids, int64 n);
 Datum		unlearn_int2_array(const int16 *v, int64 n);
 
 /* Errors unless the current user owns the model or is superuser. */
+/* sql on the rows as committed now (the latest snapshot); SPI's code (catalog owner, SPI). */
+int			unlearn_catalog_execute_latest(const char *sql, int nargs, Oid *argtypes, Datum *args, long count);
 /* A DELETE of a model's rows ($1 = name) on the rows as committed now; how many (catalog owner, SPI). */
 uint64		unlearn_catalog_delete_latest(const char *sql, const char *name);
 void		unlearn_check_owner(const UnlearnModel *model, const char *action);

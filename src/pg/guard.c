@@ -100,7 +100,7 @@ unlearn_guard_truncate(PG_FUNCTION_ARGS)
 				 errmsg("unlearn.guard_truncate() must be called as a trigger")));
 	relid = RelationGetRelid(trigdata->tg_relation);
 	SPI_connect();
-	names = unlearn_models_above_latest(relid, true);
+	names = unlearn_models_above(relid, true);
 	if (names != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -117,7 +117,7 @@ unlearn_guard_truncate(PG_FUNCTION_ARGS)
 static void
 refuse_if_trained(Oid relid, const char *what, const char *hint)
 {
-	char	   *names = unlearn_models_above_latest(relid, true);
+	char	   *names = unlearn_models_above(relid, true);
 
 	if (names != NULL)
 		ereport(ERROR,
@@ -134,7 +134,7 @@ refuse_if_trained(Oid relid, const char *what, const char *hint)
 static void
 refuse_below_another(Oid relid)
 {
-	char	   *names = unlearn_models_above_latest(relid, true);
+	char	   *names = unlearn_models_above(relid, true);
 
 	if (names != NULL)
 		ereport(ERROR,
@@ -145,7 +145,7 @@ refuse_below_another(Oid relid)
 				 errhint("Turn automatic unlearning off with unlearn_auto(model, false) first, or drop the model.")));
 }
 
-/* True if the column is one a model of relid's tree reads (id, features or label). */
+/* True if the column is one a model of relid's tree reads (id, features or label), as committed now. */
 static bool
 is_model_column(Oid relid, const char *column)
 {
@@ -156,15 +156,15 @@ is_model_column(Oid relid, const char *column)
 
 	unlearn_become_catalog_owner(&saved);
 	/* the table, the tables above it and below it: a rename on a parent reaches its partitions */
-	if (SPI_execute_with_args(psprintf(UNLEARN_ANCESTORS_CTE
-									   ", down(r) AS (SELECT $1::oid UNION"
-									   "  SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN down ON i.inhparent = down.r)"
-									   " SELECT 1 FROM unlearn.models WHERE (relation::oid IN (SELECT r FROM up)"
-									   "   OR relation::oid IN (SELECT r FROM down))"
-									   "  AND ($2 IN (id_column::text, features_column::text, label_column::text)%s)",
-									   unlearn_catalog_has_column_models() ?
-									   " OR $2 OPERATOR(pg_catalog.=) ANY (feature_columns::text[])" : ""),
-							  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+	if (unlearn_catalog_execute_latest(psprintf(UNLEARN_ANCESTORS_CTE
+												", down(r) AS (SELECT $1::oid UNION"
+												"  SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN down ON i.inhparent = down.r)"
+												" SELECT 1 FROM unlearn.models WHERE (relation::oid IN (SELECT r FROM up)"
+												"   OR relation::oid IN (SELECT r FROM down))"
+												"  AND ($2 IN (id_column::text, features_column::text, label_column::text)%s)",
+												unlearn_catalog_has_column_models() ?
+												" OR $2 OPERATOR(pg_catalog.=) ANY (feature_columns::text[])" : ""),
+									   2, argtypes, args, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read unlearn.models");
 	found = SPI_processed > 0;
 	unlearn_restore_user(&saved);
@@ -188,7 +188,7 @@ static void
 guard_trigger_state(Oid relid, const char *trigger)
 {
 	if (trigger == NULL || is_our_trigger(trigger))
-		if (unlearn_models_above_latest(relid, true) != NULL)
+		if (unlearn_models_above(relid, true) != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("cannot change the unlearn triggers of \"%s\"", get_rel_name(relid)),
@@ -375,14 +375,15 @@ guard_rename(RenameStmt *stmt, Oid relid)
 /*
  * The typed tables (CREATE TABLE ... OF) of a composite type's relation,
  * each locked as ALTER TYPE ... CASCADE will lock it (it changes their
- * columns without naming them, and a training on one may be committing):
- * read again under the latest snapshot once they are locked.
+ * columns without naming them, and a training on one may be committing:
+ * the checks after this read the models as committed by then).
  */
 static List *
 typed_tables(Oid typrelid)
 {
 	Oid			type = get_rel_type_id(typrelid);
 	List	   *out = NIL;
+	ListCell   *t;
 	UnlearnCatalogUser saved;
 
 	if (!OidIsValid(type))
@@ -400,15 +401,8 @@ typed_tables(Oid typrelid)
 															   SPI_tuptable->tupdesc, 1, &isnull)));
 	}
 	unlearn_restore_user(&saved);
-	if (out != NIL)
-	{
-		ListCell   *t;
-
-		foreach(t, out)
-			LockRelationOid(lfirst_oid(t), AccessExclusiveLock);
-		PopActiveSnapshot();
-		PushActiveSnapshot(GetLatestSnapshot());
-	}
+	foreach(t, out)
+		LockRelationOid(lfirst_oid(t), AccessExclusiveLock);
 	return out;
 }
 
