@@ -162,11 +162,23 @@ unlearn_queue_erase_features(const char *model, Interval *older_than)
 
 /* ------------------------------------------------------------------ the worker */
 
-/* Requests a crash left running were never committed as done: they run again. */
+/*
+ * Requests a crash or a stop left running were never committed as done:
+ * they run again, unless that run was their unlearn.max_attempts'th (its
+ * claim counted it), so that a request whose run always brings the worker
+ * down, or is always terminated, fails instead of coming back for ever.
+ */
 void
 unlearn_queue_reset_running(void)
 {
-	worker_statement("UPDATE unlearn.requests SET state = 'pending' WHERE state = 'running'", 0, NULL, NULL);
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1] = {Int32GetDatum(unlearn_max_attempts)};
+
+	worker_statement("UPDATE unlearn.requests"
+					 " SET state = CASE WHEN attempts >= $1 THEN 'failed' ELSE 'pending' END,"
+					 "  last_error = 'the run of attempt ' || attempts || ' was interrupted (the worker or the server stopped)'"
+					 " WHERE state = 'running'",
+					 1, argtypes, args);
 }
 
 /*

@@ -350,6 +350,15 @@ define_worker_settings(void)
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("unlearn.max_run_time",
+							"Longest a run of the background worker may last (a batch's unlearning, an exact retrain, a consolidation); 0 = no limit.",
+							"A longer run is cancelled and counts as a failed attempt of its requests, so one model's options cannot hold the worker that serves every model.",
+							&unlearn_max_run_time,
+							300000, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
 }
 
 /*

@@ -82,6 +82,7 @@ abort_step(const char *what, const char *model)
 	FlushErrorState();
 	AbortCurrentTransaction();
 	MemoryContextSwitchTo(loop_context);
+	(void) unlearn_run_limit_explain(edata);
 	ereport(LOG,
 			(errmsg("unlearn worker: %s \"%s\" failed: %s", what, model, edata->message)));
 	return edata;
@@ -525,15 +526,20 @@ refresh_warm_samples(const char *model)
 	PG_END_TRY();
 }
 
-/* Runs claimed requests in their own transaction; a failure is recorded, not raised. */
+/*
+ * Runs claimed requests in their own transaction, within unlearn.max_run_time;
+ * a failure is recorded, not raised.
+ */
 static void
 run_claimed_requests(const char *model, const int64 *claimed, int n_claimed, UnlearnPhases *phases)
 {
+	unlearn_run_limit_arm();
 	PG_TRY();
 	{
 		begin_step();
 		process_claimed(model, claimed, n_claimed, phases);
 		end_step();
+		unlearn_run_limit_disarm();
 		unlearn_warm_commit();
 		refresh_warm_samples(model);
 	}
@@ -543,6 +549,8 @@ run_claimed_requests(const char *model, const int64 *claimed, int n_claimed, Unl
 
 		unlearn_warm_abort();
 		edata = abort_step("run for model", model);
+		/* the bookkeeping below is not bounded by the run's limit */
+		unlearn_run_limit_disarm();
 		begin_step();
 		unlearn_queue_record_failure(claimed, n_claimed, edata->message);
 		end_step();
@@ -620,7 +628,8 @@ consolidate_when_idle(void)
 	end_step();
 	if (name == NULL)
 		return pending;
-	/* step 2: the exact retrain, as a run is: a failure is recorded, not raised */
+	/* step 2: the exact retrain, as a run is (within unlearn.max_run_time): a failure is recorded, not raised */
+	unlearn_run_limit_arm();
 	PG_TRY();
 	{
 		memset(&outcome, 0, sizeof(outcome));
@@ -632,11 +641,13 @@ consolidate_when_idle(void)
 					(errmsg("unlearn worker: consolidated model \"%s\": version %d retrained exactly from version %d in %.3f s",
 							name, outcome.version, version, outcome.seconds)));
 		end_step();
+		unlearn_run_limit_disarm();
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata = abort_step("consolidating model", name);
 
+		unlearn_run_limit_disarm();
 		unlearn_consolidation_skip(name, version);
 		FreeErrorData(edata);
 	}
@@ -733,6 +744,7 @@ connect_worker(Oid dboid)
 	/* we run as the bootstrap superuser: resolve nothing a database owner created, take no setting that stops us */
 	unlearn_pin_worker_session();
 	apply_lock_timeout();
+	unlearn_run_limit_init();
 	loop_context = AllocSetContextCreate(TopMemoryContext, "unlearn worker loop", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(loop_context);
 }

@@ -49,4 +49,11 @@ PGDLLEXPORT void unlearn_worker_main(Datum arg);
 
 extern int	unlearn_worker_lock_timeout;	/* unlearn.worker_lock_timeout, ms; 0 waits for ever */
 
+/* ---------- run_limit.c: unlearn.max_run_time on a run of the worker ---------- */
+extern int	unlearn_max_run_time;		/* ms; 0 = no limit */
+void		unlearn_run_limit_init(void);
+void		unlearn_run_limit_arm(void);
+void		unlearn_run_limit_disarm(void);
+bool		unlearn_run_limit_explain(ErrorData *edata);
+
 #endif							/* UNLEARN_WORKER_H */

@@ -41,6 +41,10 @@
 #   l. the worker's share of the CPU: with unlearn.worker_cpu_share = 20 and a
 #      session committing writes meanwhile, the worker pauses (wait event
 #      PgSleep) in most of its run; at 100, or with no session writing, never
+#   m. unlearn.max_run_time: an ordinary owner's model whose auto_options
+#      would hold the worker for hours is cancelled at the limit per attempt
+#      and fails after unlearn.max_attempts, while another model's request is
+#      served; a run interrupted by kill -9 counts its attempt
 # After each of a-f the queue/ledger/version invariants are checked:
 #   every request of the deleted ids done exactly once, one version for the
 #   batch, one ledger row per id carrying that version, the ids out of the
@@ -52,7 +56,7 @@
 # Prints "N passed, M failed" last; exits non-zero if anything failed.
 #
 # Environment:
-#   CRASH_SCENARIOS="a b c d e f g h i j k l"  run only these (default: all)
+#   CRASH_SCENARIOS="a b c d e f g h i j k l m"  run only these (default: all)
 #   UNLEARN_KEEP_DATA=1            keep the cluster's data directory
 set -euo pipefail
 
@@ -62,7 +66,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=SCRIPTDIR/../lib_check.sh
 . "$root/test/lib_check.sh"
 
-SCENARIOS=${CRASH_SCENARIOS:-"a b c d e f g h i j k l"}
+SCENARIOS=${CRASH_SCENARIOS:-"a b c d e f g h i j k l m"}
 MODEL=crash_model
 TABLE=crash_data
 NAPTIME_MS=1000
@@ -700,6 +704,91 @@ if want l; then
 	q "DROP PROCEDURE crash_l_write(int)" >/dev/null
 	q "DROP FUNCTION crash_l_sample(int, bigint[])" >/dev/null
 	q "DROP TABLE crash_l_scratch" >/dev/null
+fi
+
+# ---------------------------------------------------------------- m
+# mq ROLE SQL: one value from the crash database as ROLE.
+mq() { upsql -U "$1" -At -q -c "$2"; }
+# wait_state MODEL ID STATE SECONDS: waits until the model's request for ID is in STATE.
+wait_state() {
+	local deadline=$(($(date +%s) + $4))
+	until [ "$(q_soft "SELECT state FROM unlearn.requests WHERE model = '$1' AND id = $2 ORDER BY request_id DESC LIMIT 1")" = "$3" ]; do
+		if [ "$(date +%s)" -ge "$deadline" ]; then return 1; fi
+		sleep 0.1
+	done
+}
+# reload_with SETTING=VALUE...: ALTER SYSTEM for each, reload, and give the worker a pass to read them.
+reload_with() {
+	local kv
+	for kv in "$@"; do q "ALTER SYSTEM SET ${kv%%=*} = '${kv#*=}'" >/dev/null; done
+	q "SELECT pg_reload_conf()" >/dev/null
+	sleep $(( NAPTIME_MS / 1000 + 1 ))
+}
+if want m; then
+	scenario "m. an ordinary owner's model whose auto_options hold the worker (unlearn.max_run_time = 2s, max_attempts = 2)" \
+		"its run is cancelled at the limit and counted: the request fails after 2 attempts with the limit in last_error," \
+		"and no version; another model's DELETE made meanwhile is unlearned before it fails; then (max_attempts = 1," \
+		"no limit) a run interrupted by kill -9 counts its attempt: the request fails after the restart instead of running again"
+	q "CREATE ROLE crash_hog LOGIN" >/dev/null
+	q "GRANT CREATE ON SCHEMA public TO crash_hog" >/dev/null
+	q "GRANT SELECT ON $TABLE TO crash_hog" >/dev/null
+	mq crash_hog "CREATE TABLE hog AS SELECT id, features, label FROM $TABLE" >/dev/null
+	mq crash_hog "ALTER TABLE hog ADD PRIMARY KEY (id)" >/dev/null
+	mq crash_hog "CREATE TABLE quick AS SELECT id, features, label FROM $TABLE" >/dev/null
+	mq crash_hog "ALTER TABLE quick ADD PRIMARY KEY (id)" >/dev/null
+	mq crash_hog "SELECT count(*) FROM unlearn_train('hog_m', 'hog', 'id', 'features', 'label', hidden => '{512,512}',
+	              epochs => 5, options => '{\"seed\": 1, \"batch_size\": 32}')" >/dev/null
+	mq crash_hog "SELECT count(*) FROM unlearn_train('quick_m', 'quick', 'id', 'features', 'label', hidden => '{16}',
+	              epochs => 30, options => '{\"seed\": 1, \"batch_size\": 32}')" >/dev/null
+	# the faithful adversarial method at the options' largest PGD budget: hours of the worker's time
+	mq crash_hog "SELECT unlearn_auto('hog_m', true, '{\"method\": \"adv\", \"pgd_steps\": 100000, \"adv_per_row\": 1000}')" >/dev/null
+	mq crash_hog "SELECT unlearn_auto('quick_m', true)" >/dev/null
+	reload_with unlearn.max_run_time=2s unlearn.max_attempts=2 unlearn.retry_delay=200ms
+	snapshot
+	hog_v0=$(q "SELECT current_version FROM unlearn.models WHERE name = 'hog_m'")
+	mq crash_hog "DELETE FROM hog WHERE id = 1" >/dev/null
+	wait_state hog_m 1 running 30 || bad "the hog's request was not claimed within 30 s"
+	mq crash_hog "DELETE FROM quick WHERE id = 1" >/dev/null
+	info "quick's DELETE committed while the hog's run holds the worker"
+	check "the other model's DELETE is unlearned while the hog's request is retried (unlearn_wait 60 s)" t \
+		"$(mq crash_hog "SELECT unlearn_wait('quick_m', '60 s')")"
+	# the hog's second attempt (2 s) is still to come or under way when quick's is done
+	hog_then=$(q "SELECT state FROM unlearn.requests WHERE model = 'hog_m' AND id = 1")
+	check "quick's request is done, the hog's not yet failed at that moment (quick|hog)" "done|yes" \
+		"$(q "SELECT state FROM unlearn.requests WHERE model = 'quick_m' AND id = 1")|$(
+		   case $hog_then in pending | running) echo yes ;; *) echo "$hog_then" ;; esac)"
+	wait_state hog_m 1 failed 60 || bad "the hog's request did not fail within 60 s"
+	check "the hog's request: failed after 2 attempts, the limit in last_error" \
+		"failed|2|the run exceeded unlearn.max_run_time (2000 ms) and was cancelled" \
+		"$(q "SELECT state, attempts, last_error FROM unlearn.requests WHERE model = 'hog_m' AND id = 1")"
+	check "the worker logged two cancelled runs of hog_m (57014, the limit)" 2 \
+		"$(log_since | grep -c 'run for model "hog_m" failed: the run exceeded unlearn.max_run_time (2000 ms)' || true)"
+	check "no version of hog_m from the cancelled runs" "$hog_v0" \
+		"$(q "SELECT current_version FROM unlearn.models WHERE name = 'hog_m'")"
+	reload_with unlearn.max_run_time=0 unlearn.max_attempts=1
+	snapshot
+	mq crash_hog "DELETE FROM hog WHERE id = 2" >/dev/null
+	if wait_state hog_m 2 running 30; then
+		pid=$(worker_pids)
+		kill_in_run "$pid" "the hog's run in worker $pid"
+		if wait_state hog_m 2 failed 60; then
+			check "the interrupted run counted: failed at attempt 1, last_error says why" \
+				"failed|1|the run of attempt 1 was interrupted (the worker or the server stopped)" \
+				"$(q "SELECT state, attempts, last_error FROM unlearn.requests WHERE model = 'hog_m' AND id = 2")"
+		else
+			bad "after the restart the interrupted request is $(q "SELECT state || ', attempts ' || attempts FROM unlearn.requests WHERE model = 'hog_m' AND id = 2"), not failed"
+		fi
+	else
+		bad "the hog's second request was not claimed within 30 s"
+	fi
+	q "ALTER SYSTEM RESET unlearn.max_run_time" >/dev/null
+	q "ALTER SYSTEM RESET unlearn.max_attempts" >/dev/null
+	q "ALTER SYSTEM RESET unlearn.retry_delay" >/dev/null
+	q "SELECT pg_reload_conf()" >/dev/null
+	mq crash_hog "SELECT unlearn_drop_model('hog_m')" >/dev/null
+	mq crash_hog "SELECT unlearn_drop_model('quick_m')" >/dev/null
+	q "DROP OWNED BY crash_hog" >/dev/null
+	q "DROP ROLE crash_hog" >/dev/null
 fi
 
 echo
