@@ -505,23 +505,27 @@ process_claimed(const char *name, const int64 *claimed, int n_claimed, UnlearnPh
 }
 
 /*
- * After a run's commit, in a transaction of its own: the warm samples'
- * refresh (warm.c), off the next request's path.  It changes nothing but the
- * worker's memory: a failure only empties the entry.
+ * After a run's commit, in a transaction of its own and within
+ * unlearn.max_run_time: the warm samples' refresh (warm.c), off the next
+ * request's path.  It changes nothing but the worker's memory: a failure
+ * only empties the entry.
  */
 static void
 refresh_warm_samples(const char *model)
 {
+	unlearn_run_limit_arm();
 	PG_TRY();
 	{
 		begin_step();
 		unlearn_warm_refresh();
 		end_step();
+		unlearn_run_limit_disarm();
 	}
 	PG_CATCH();
 	{
 		unlearn_warm_abort();
 		FreeErrorData(abort_step("refreshing the samples of model", model));
+		unlearn_run_limit_disarm();
 	}
 	PG_END_TRY();
 }
