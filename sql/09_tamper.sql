@@ -128,6 +128,15 @@ SET unlearn.max_model_size = '64kB';
 SELECT err($$SELECT * FROM unlearn_retrain('tam_mid')$$);
 RESET unlearn.max_model_size;
 SELECT version FROM unlearn_retrain('tam_mid');
+-- the cap holds for an unlearning run's options too (the worker runs an owner's):
+-- 65 536 adversarial rows a batch would take about 140 MB of workspace
+SET unlearn.max_model_size = '16MB';
+SELECT err($$SELECT version FROM unlearn_rows('tam_mid', ARRAY[2::bigint],
+                                              options => '{"method": "adv", "adv_batch": 65536, "adv_per_row": 1000}')$$);
+BEGIN;
+SELECT steps > 0 AS unlearned_within_the_cap FROM unlearn_rows('tam_mid', ARRAY[2::bigint]);
+ROLLBACK;
+RESET unlearn.max_model_size;
 
 -- 5. overflowed outputs are an error, not class 0
 SELECT err($$SELECT unlearn_predict('tam_mid', '{1e38, 1e38}'::real[])$$);

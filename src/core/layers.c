@@ -4,6 +4,7 @@
  * (see blas_seam.h); the only per-element loops here are bias adds, ReLU and
  * its mask, and the bias-gradient column sums.
  */
+#include <math.h>
 #include <string.h>
 
 #include "blas_seam.h"
@@ -148,13 +149,30 @@ add_bias(float *out, const float *bias, int n, int width)
 	}
 }
 
+static nn_interrupt_fn interrupt_hook = NULL;
+
 /*
- * A dense layer's product: cblas_sgemm, or on a convolutional model (whose
- * passes run OpenBLAS on one thread) the same split over the core's threads.
+ * Products of more multiply-adds than this (about 0.1 s on two cores) are
+ * computed in parts, with the interrupt hook between them, so that a batch
+ * of any size can be cancelled within a part's time.
+ */
+static double gemm_part_macs = 2147483648.0;
+
+/* Sets the size of a product's parts (multiply-adds; the unit tests make it small). */
+void
+nn_set_gemm_part_macs(double macs)
+{
+	NN_ASSERT(macs >= 1.0);
+	gemm_part_macs = macs;
+}
+
+/*
+ * One product: cblas_sgemm, or on a convolutional model (whose passes run
+ * OpenBLAS on one thread) the same split over the core's threads.
  */
 static void
-dense_gemm(const nn_model *m, int trans_a, int trans_b, int rows, int cols, int k,
-		   const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)
+gemm_once(const nn_model *m, int trans_a, int trans_b, int rows, int cols, int k,
+		  const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
 	if (m->n_stages > 0)
 		nn_sgemm_split(trans_a, trans_b, rows, cols, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
@@ -163,7 +181,44 @@ dense_gemm(const nn_model *m, int trans_a, int trans_b, int rows, int cols, int 
 					rows, cols, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
 }
 
-static nn_interrupt_fn interrupt_hook = NULL;
+/*
+ * A dense layer's product C = beta C + op(A) op(B), in parts when it is
+ * large (dense models): by rows of C when A is not transposed (each part its
+ * own rows), else (the weight gradient, summed over the batch) by the shared
+ * dimension k, each part after the first adding to C.
+ */
+static void
+dense_gemm(const nn_model *m, int trans_a, int trans_b, int rows, int cols, int k,
+		   const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)
+{
+	double		macs = (double) rows * cols * k;
+	int			span = trans_a ? k : rows;	/* the dimension cut into parts */
+	int			parts = macs > gemm_part_macs ? (int) ceil(macs / gemm_part_macs) : 1;
+	int			step;
+
+	/* a convolutional model's passes hold OpenBLAS at one thread: no hook (an error) inside them */
+	if (parts <= 1 || span <= 1 || m->n_stages > 0)
+	{
+		gemm_once(m, trans_a, trans_b, rows, cols, k, a, lda, b, ldb, beta, c, ldc);
+		return;
+	}
+	if (parts > span)
+		parts = span;
+	step = (span + parts - 1) / parts;
+	for (int p = 0; p < span; p += step)
+	{
+		int			len = step < span - p ? step : span - p;
+
+		if (p > 0 && interrupt_hook)
+			interrupt_hook();
+		if (!trans_a)
+			gemm_once(m, 0, trans_b, len, cols, k, a + (size_t) p * lda, lda, b, ldb, beta,
+					  c + (size_t) p * ldc, ldc);
+		else
+			gemm_once(m, 1, trans_b, rows, cols, len, a + (size_t) p * lda, lda,
+					  trans_b ? b + p : b + (size_t) p * ldb, ldb, p == 0 ? beta : 1.0f, c, ldc);
+	}
+}
 
 /* Installs the hook nn_forward calls first (NULL: none). */
 void

@@ -184,6 +184,13 @@ typedef struct ul_request
 	const float *replay_logits;
 } ul_request;
 
+/*
+ * Bytes a run of these options on this request allocates beyond its inputs
+ * (an estimate that errs high; the extension checks it against
+ * unlearn.max_model_size before the run).
+ */
+double		ul_request_bytes(const nn_model *m, const ul_request *req, const ul_options *o);
+
 /* ul_unlearn on a request (the same computation, bit for bit). */
 int			ul_unlearn_request(nn_model *m, const ul_request *req, const ul_options *o,
 							   ul_progress_callback cb, void *cb_arg,

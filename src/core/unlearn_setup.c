@@ -124,6 +124,56 @@ ul_ctx_constraints(ul_ctx *c)
 	}
 }
 
+/* The rows of the run's largest batch, which the workspace is sized for. */
+static int
+ul_batch_rows(const ul_options *o)
+{
+	int			b = UL_CHUNK;
+
+	if (o->forget_batch > b)
+		b = o->forget_batch;
+	if (o->adv_batch > b)
+		b = o->adv_batch;
+	if (o->replay_batch > b)
+		b = o->replay_batch;
+	return b;
+}
+
+/* Whether the run makes targeted-PGD examples of the forget rows. */
+static int
+ul_makes_adversarial(const ul_options *o, int is_default)
+{
+	return o->adv_per_row > 0 && o->pgd_steps >= 0 &&
+		((!is_default && o->method != UL_METHOD_NEGGRAD) || (is_default && o->adv_weight > 0.0f));
+}
+
+/*
+ * Bytes a run of these options on this request allocates beyond its inputs,
+ * erring high: the workspace and batch buffers of the largest batch (dense
+ * layers; a convolutional model's stages add theirs), eight copies of the
+ * parameters (gradient, theta0, optimiser state, importance, snapshots,
+ * pull-back), the forget and prior rows' copy, the adversarial examples
+ * with their soft targets, and the replay rows' soft targets and order.
+ */
+double
+ul_request_bytes(const nn_model *m, const ul_request *q, const ul_options *o)
+{
+	double		F = NN_FEATURES(m),
+				C = NN_CLASSES(m),
+				units = F + 2.0 * C;	/* standardised input, probabilities, batch logit gradient */
+	double		nc = (double) q->forget.n + q->prior.n;
+	double		floats;
+
+	for (int l = 1; l <= m->n_layers; l++)
+		units += (double) m->dims[l] * (l < m->n_layers ? 2.0 : 1.0);
+	floats = (double) ul_batch_rows(o) * (units + F + 2.0 * C) + 8.0 * (double) m->n_params;
+	floats += nc * (F + 4.0);
+	if (ul_makes_adversarial(o, o->method == UL_METHOD_DEFAULT))
+		floats += (double) q->forget.n * o->adv_per_row * (F + C + 1.0);
+	floats += (double) q->replay.n * (2.0 * C + 1.0);
+	return floats * sizeof(float);
+}
+
 /* The workspace and batch buffers (sized for the largest batch) and theta0. */
 static void
 ul_ctx_buffers(ul_ctx *c)
@@ -131,13 +181,7 @@ ul_ctx_buffers(ul_ctx *c)
 	const ul_options *o = c->o;
 	size_t		P = c->m->n_params;
 
-	c->wsb = UL_CHUNK;
-	if (o->forget_batch > c->wsb)
-		c->wsb = o->forget_batch;
-	if (o->adv_batch > c->wsb)
-		c->wsb = o->adv_batch;
-	if (o->replay_batch > c->wsb)
-		c->wsb = o->replay_batch;
+	c->wsb = ul_batch_rows(o);
 	c->ws = nn_workspace_create(c->m, c->wsb);
 	c->grad = nn_alloc(sizeof(float) * P);
 	c->dl = nn_alloc(sizeof(float) * (size_t) c->wsb * c->C);
@@ -226,8 +270,7 @@ ul_ctx_terms(ul_ctx *c, int is_default)
 		if (is_default && o->guard_per_row > 0 && o->guard_weight > 0.0f)
 			ul_make_guard(c, o->guard_per_row);
 	}
-	if (o->adv_per_row > 0 && o->pgd_steps >= 0 &&
-		((!is_default && o->method != UL_METHOD_NEGGRAD) || (is_default && o->adv_weight > 0.0f)))
+	if (ul_makes_adversarial(o, is_default))
 		ul_ctx_adversarial(c, is_default);
 	if (o->imp_lambda > 0.0f)
 		ul_make_imp_weights(c);

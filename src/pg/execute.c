@@ -322,6 +322,7 @@ core_checked(nn_model *net, const ul_request *req, const UnlearnRunOptions *opts
 {
 	char		err[256];
 
+	unlearn_check_unlearn_size(model, net, req, &opts->ul);
 	if (ul_unlearn_request(net, req, &opts->ul, unlearn_progress_callback, (void *) model, res,
 						   err, sizeof(err)) != 0)
 		ereport(ERROR,

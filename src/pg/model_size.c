@@ -6,6 +6,7 @@
 
 #include <math.h>
 
+#include "options.h"
 #include "unlearn_pg.h"
 
 int			unlearn_max_model_size = 1024 * 1024;	/* kB: 1 GB */
@@ -48,15 +49,18 @@ batch_rows(const nn_train_options *o, int64 n_rows)
 	return (int) Min((int64) Max(o->batch_size, 1), Max(n_rows, 1));
 }
 
-/* Errors (54000) when bytes exceed unlearn.max_model_size; detail says what was counted. */
+/*
+ * Errors (54000) when bytes exceed unlearn.max_model_size; `what` is the run
+ * ("training", "unlearning with"), detail says what was counted.
+ */
 static void
-check_bytes(const char *model, double bytes, const char *detail, const char *hint)
+check_bytes(const char *what, const char *model, double bytes, const char *detail, const char *hint)
 {
 	if (bytes > (double) unlearn_max_model_size * 1024.0)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("training model \"%s\" would allocate about %.0f kB, more than unlearn.max_model_size (%d kB)",
-						model, ceil(bytes / 1024.0), unlearn_max_model_size),
+				 errmsg("%s model \"%s\" would allocate about %.0f kB, more than unlearn.max_model_size (%d kB)",
+						what, model, ceil(bytes / 1024.0), unlearn_max_model_size),
 				 errdetail("%s", detail),
 				 errhint("%s", hint)));
 }
@@ -66,7 +70,7 @@ void
 unlearn_check_model_size(const char *model, int n_features, int n_hidden, const int *hidden,
 						 int n_classes, const nn_train_options *o, int64 n_rows)
 {
-	check_bytes(model, training_bytes(n_features, n_hidden, hidden, n_classes, o, n_rows),
+	check_bytes("training", model, training_bytes(n_features, n_hidden, hidden, n_classes, o, n_rows),
 				psprintf("Parameters, gradient and optimiser state of a %d-feature network with %d hidden layer(s) and %d classes, and a batch of %d rows.",
 						 n_features, n_hidden, n_classes, batch_rows(o, n_rows)),
 				"Choose narrower hidden layers, or raise unlearn.max_model_size (a superuser setting).");
@@ -93,10 +97,25 @@ unlearn_check_layers_size(const char *model, const UnlearnArch *arch, int n_clas
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid network shape: %s", err)));
-	check_bytes(model, ((double) n_params * (o->optimizer == NN_OPT_ADAM ? 5 : 4) +
+	check_bytes("training", model, ((double) n_params * (o->optimizer == NN_OPT_ADAM ? 5 : 4) +
 						(double) ws_floats + (double) batch * features) * sizeof(float),
 				psprintf("Parameters, gradient and optimiser state of a network of %d layer(s) on %d x %d x %d inputs with %d classes, and the workspace of a batch of %d rows.",
 						 arch->n_specs, arch->in_shape[0], arch->in_shape[1], arch->in_shape[2],
 						 n_classes, batch),
 				"Choose fewer filters or narrower layers, a smaller batch_size, or raise unlearn.max_model_size (a superuser setting).");
+}
+
+/*
+ * Errors (54000) when an unlearning run of these options on this request
+ * would allocate more than unlearn.max_model_size (the core's estimate):
+ * an owner's options (adv_batch, adv_per_row) must not take the memory of
+ * the worker that serves every model, or of the server.
+ */
+void
+unlearn_check_unlearn_size(const char *model, const nn_model *net, const ul_request *req, const ul_options *o)
+{
+	check_bytes("unlearning with", model, ul_request_bytes(net, req, o),
+				psprintf("The batch workspace of %d forget, %d adversarial and %d replay rows, copies of the parameters, and %d adversarial examples for each of %d forget rows.",
+						 o->forget_batch, o->adv_batch, o->replay_batch, o->adv_per_row, req->forget.n),
+				"Lower adv_batch, adv_per_row or replay_batch in the run's options, or raise unlearn.max_model_size (a superuser setting).");
 }

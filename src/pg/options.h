@@ -91,4 +91,7 @@ void		unlearn_parse_run_options(Jsonb *options, UnlearnRunOptions *out);
 Jsonb	   *run_options_to_jsonb(const UnlearnRunOptions *o);
 const char *unlearn_method_name(const UnlearnRunOptions *o);
 
+/* Errors (54000) when an unlearning run of options o on request req would allocate more than unlearn.max_model_size (model_size.c). */
+void		unlearn_check_unlearn_size(const char *model, const nn_model *net, const ul_request *req, const ul_options *o);
+
 #endif							/* UNLEARN_OPTIONS_H */

@@ -185,7 +185,11 @@ unlearn_queue_reset_running(void)
  * The next model with requests due, or NULL.  *wait_ms is set when the
  * oldest pending request of the model arrived less than a batching window ago
  * (the window runs from the first request of a batch, so a steady stream of
- * DELETEs cannot postpone a run for ever).
+ * DELETEs cannot postpone a run for ever).  Models take turns in the order
+ * their requests became due: a new request when it was queued, a retry when
+ * its backoff ended.  A model whose runs keep failing (say, cancelled by
+ * unlearn.max_run_time) thus goes to the back of the line after each attempt
+ * instead of keeping its place by its old request ids.
  */
 char *
 unlearn_queue_next_due(long *wait_ms)
@@ -195,14 +199,15 @@ unlearn_queue_next_due(long *wait_ms)
 	double		age_ms;
 
 	*wait_ms = 0;
-	/* models whose batching window has passed first, then the oldest request */
+	/* models whose batching window has passed first, then the one due longest, then the oldest request */
 	if (SPI_execute(psprintf("SELECT model, age_ms FROM ("
 							 "  SELECT model, min(request_id) AS first,"
+							 "   min(CASE WHEN attempts = 0 THEN enqueued_at ELSE next_attempt_at END) AS due_since,"
 							 "   extract(epoch FROM clock_timestamp() - min(enqueued_at)) * 1000 AS age_ms"
 							 "  FROM unlearn.requests"
 							 "  WHERE state = 'pending' AND next_attempt_at <= clock_timestamp()"
 							 "  GROUP BY model) s"
-							 " ORDER BY age_ms >= %d DESC, first LIMIT 1", unlearn_batch_window),
+							 " ORDER BY age_ms >= %d DESC, due_since, first LIMIT 1", unlearn_batch_window),
 					true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "unlearn worker could not read unlearn.requests");
 	if (SPI_processed != 1)

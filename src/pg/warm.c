@@ -309,7 +309,7 @@ sample_logits(UnlearnWarm *e, WarmSample *s)
  * After the commit, before the next request: the stored version's logits on
  * both samples (the next run's theta0 soft targets, held-out slice and
  * held-out predictions), computed from the weights the run kept; an error
- * (out of memory) only empties the entry.
+ * (out of memory) only empties the entry, a cancel is raised on.
  */
 static void
 take_logits(UnlearnWarm *e)
@@ -323,7 +323,14 @@ take_logits(UnlearnWarm *e)
 	}
 	PG_CATCH();
 	{
+		ErrorData  *edata;
+
 		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		/* a cancel (unlearn.max_run_time, pg_cancel_backend) ends the refresh: the caller empties the entry */
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			PG_RE_THROW();
+		FreeErrorData(edata);
 		FlushErrorState();
 		entry_empty(e);
 	}

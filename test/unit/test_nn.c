@@ -9,6 +9,7 @@
 
 #include "gradcheck.h"
 #include "nn.h"
+#include "nn_internal.h"
 #include "unit.h"
 #include "unlearn_core.h"
 
@@ -1496,8 +1497,71 @@ UNIT_TEST(interrupt_hook_runs_per_forward)
 	nn_free(m);
 }
 
+/*
+ * Large products are computed in parts with the hook between them: the same
+ * logits, input and parameter gradients (within rounding) as in one product,
+ * and the hook called inside the passes, not only at each forward's start.
+ */
+UNIT_TEST(large_products_in_parts_with_the_hook_between)
+{
+	int			hidden[2] = {24, 16};
+	int			n = 40;
+	nn_model   *m = nn_create(12, 2, hidden, 5, 3, NULL, 0);
+	nn_workspace *ws = nn_workspace_create(m, n);
+	nn_rng		rng;
+	float	   *X = malloc(sizeof(float) * n * 12);
+	float	   *dl = malloc(sizeof(float) * n * 5);
+	float	   *gi[2], *gp[2], *lg[2];
+	int		   *y = malloc(sizeof(int) * n);
+	int			calls[2];
+
+	nn_rng_seed(&rng, 17);
+	randomise_biases(m, &rng);
+	fill_normal(&rng, X, n * 12, 1.0f);
+	fill_labels(&rng, y, n, 5);
+	for (int r = 0; r < 2; r++)
+	{
+		const float *logits;
+
+		/* r = 0: one product each; r = 1: parts of at most 100 multiply-adds */
+		nn_set_gemm_part_macs(r == 0 ? 2147483648.0 : 100.0);
+		gi[r] = calloc((size_t) n * 12, sizeof(float));
+		gp[r] = calloc(m->n_params, sizeof(float));
+		lg[r] = malloc(sizeof(float) * n * 5);
+		hook_calls = 0;
+		nn_set_interrupt_hook(counting_hook);
+		logits = nn_forward(m, ws, X, n);
+		memcpy(lg[r], logits, sizeof(float) * n * 5);
+		nn_softmax_ce(logits, y, n, 5, 1.0f, dl, NULL);
+		nn_backward(m, ws, X, n, dl, gp[r], gi[r]);
+		calls[r] = hook_calls;
+		nn_set_interrupt_hook(NULL);
+	}
+	nn_set_gemm_part_macs(2147483648.0);
+	CHECK(calls[0] == 1);		/* the forward's start only */
+	CHECK(calls[1] > 20);		/* every product in parts: 40 x 24 x 12 alone is 115 parts */
+	for (int i = 0; i < n * 5; i++)
+		CHECK_CLOSE(lg[1][i], lg[0][i], 1e-5 * (1.0 + fabs(lg[0][i])));
+	for (int i = 0; i < n * 12; i++)
+		CHECK_CLOSE(gi[1][i], gi[0][i], 1e-5 * (1.0 + fabs(gi[0][i])));
+	for (size_t i = 0; i < m->n_params; i++)
+		CHECK_CLOSE(gp[1][i], gp[0][i], 1e-5 * (1.0 + fabs(gp[0][i])));
+	for (int r = 0; r < 2; r++)
+	{
+		free(gi[r]);
+		free(gp[r]);
+		free(lg[r]);
+	}
+	free(X);
+	free(dl);
+	free(y);
+	nn_workspace_free(ws);
+	nn_free(m);
+}
+
 const unit_case nn_tests[] = {
 	UNIT_ENTRY(interrupt_hook_runs_per_forward),
+	UNIT_ENTRY(large_products_in_parts_with_the_hook_between),
 	UNIT_ENTRY(test_rng_reference_and_determinism),
 	UNIT_ENTRY(test_rng_below_uniform_normal),
 	UNIT_ENTRY(test_rng_shuffle_permutation),
