@@ -185,9 +185,10 @@ typedef struct ul_request
 } ul_request;
 
 /*
- * Bytes a run of these options on this request allocates beyond its inputs
- * (an estimate that errs high; the extension checks it against
- * unlearn.max_model_size before the run).
+ * Bytes a run of these options on this request allocates for its rows (the
+ * batch workspace, adversarial examples, replay targets; not the parameters'
+ * copies): an estimate that errs high, which the extension checks against
+ * unlearn.max_model_size before the run.
  */
 double		ul_request_bytes(const nn_model *m, const ul_request *req, const ul_options *o);
 

@@ -148,12 +148,13 @@ ul_makes_adversarial(const ul_options *o, int is_default)
 }
 
 /*
- * Bytes a run of these options on this request allocates beyond its inputs,
+ * Bytes a run of these options on this request allocates for its rows,
  * erring high: the workspace and batch buffers of the largest batch (dense
- * layers; a convolutional model's stages add theirs), eight copies of the
- * parameters (gradient, theta0, optimiser state, importance, snapshots,
- * pull-back), the forget and prior rows' copy, the adversarial examples
- * with their soft targets, and the replay rows' soft targets and order.
+ * layers; a convolutional model's stages add theirs), the forget and prior
+ * rows' copy, the adversarial examples with their soft targets, and the
+ * replay rows' soft targets and order.  The parameters' copies (gradient,
+ * theta0, optimiser state, snapshots) are not counted: they scale with the
+ * model, whose size its training was held to.
  */
 double
 ul_request_bytes(const nn_model *m, const ul_request *q, const ul_options *o)
@@ -166,7 +167,7 @@ ul_request_bytes(const nn_model *m, const ul_request *q, const ul_options *o)
 
 	for (int l = 1; l <= m->n_layers; l++)
 		units += (double) m->dims[l] * (l < m->n_layers ? 2.0 : 1.0);
-	floats = (double) ul_batch_rows(o) * (units + F + 2.0 * C) + 8.0 * (double) m->n_params;
+	floats = (double) ul_batch_rows(o) * (units + F + 2.0 * C);
 	floats += nc * (F + 4.0);
 	if (ul_makes_adversarial(o, o->method == UL_METHOD_DEFAULT))
 		floats += (double) q->forget.n * o->adv_per_row * (F + C + 1.0);

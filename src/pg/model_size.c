@@ -107,15 +107,16 @@ unlearn_check_layers_size(const char *model, const UnlearnArch *arch, int n_clas
 
 /*
  * Errors (54000) when an unlearning run of these options on this request
- * would allocate more than unlearn.max_model_size (the core's estimate):
- * an owner's options (adv_batch, adv_per_row) must not take the memory of
- * the worker that serves every model, or of the server.
+ * would allocate more than unlearn.max_model_size for its rows (the core's
+ * estimate; the model's own size was held to the cap by its training): an
+ * owner's options (adv_batch, adv_per_row) must not take the memory of the
+ * worker that serves every model, or of the server.
  */
 void
 unlearn_check_unlearn_size(const char *model, const nn_model *net, const ul_request *req, const ul_options *o)
 {
 	check_bytes("unlearning with", model, ul_request_bytes(net, req, o),
-				psprintf("The batch workspace of %d forget, %d adversarial and %d replay rows, copies of the parameters, and %d adversarial examples for each of %d forget rows.",
+				psprintf("The batch workspace of %d forget, %d adversarial and %d replay rows, and %d adversarial examples for each of %d forget rows.",
 						 o->forget_batch, o->adv_batch, o->replay_batch, o->adv_per_row, req->forget.n),
 				"Lower adv_batch, adv_per_row or replay_batch in the run's options, or raise unlearn.max_model_size (a superuser setting).");
 }
