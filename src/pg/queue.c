@@ -181,15 +181,68 @@ unlearn_queue_reset_running(void)
 					 1, argtypes, args);
 }
 
+/* ------------------------------------------------------------------ turns */
+
+#define SERVED_MAX 256			/* models whose last turn the worker remembers */
+
+static char *served_model[SERVED_MAX];	/* in TopMemoryContext */
+static TimestampTz served_at[SERVED_MAX];
+static int	n_served = 0;
+
+/* The worker ended a turn of this model (a run, failed or not): it goes to the back of the line. */
+void
+unlearn_queue_note_served(const char *model)
+{
+	int			slot = 0;
+
+	/* step 1: its entry, else a free one, else the oldest */
+	for (int i = 0; i < n_served; i++)
+	{
+		if (strcmp(served_model[i], model) == 0)
+		{
+			served_at[i] = GetCurrentTimestamp();
+			return;
+		}
+		if (served_at[i] < served_at[slot])
+			slot = i;
+	}
+	if (n_served < SERVED_MAX)
+		slot = n_served++;
+	else
+		pfree(served_model[slot]);
+	/* step 2: the model and now */
+	served_model[slot] = MemoryContextStrdup(TopMemoryContext, model);
+	served_at[slot] = GetCurrentTimestamp();
+}
+
+/* The remembered turns as text[] and timestamptz[] for the queue's SQL. */
+static void
+served_arrays(Datum *models, Datum *ats)
+{
+	Datum	   *m = palloc(sizeof(Datum) * Max(n_served, 1));
+	Datum	   *t = palloc(sizeof(Datum) * Max(n_served, 1));
+
+	for (int i = 0; i < n_served; i++)
+	{
+		m[i] = CStringGetTextDatum(served_model[i]);
+		t[i] = TimestampTzGetDatum(served_at[i]);
+	}
+	*models = PointerGetDatum(construct_array(m, n_served, TEXTOID, -1, false, TYPALIGN_INT));
+	*ats = PointerGetDatum(construct_array(t, n_served, TIMESTAMPTZOID, sizeof(TimestampTz), FLOAT8PASSBYVAL,
+										   TYPALIGN_DOUBLE));
+}
+
 /*
  * The next model with requests due, or NULL.  *wait_ms is set when the
  * oldest pending request of the model arrived less than a batching window ago
  * (the window runs from the first request of a batch, so a steady stream of
- * DELETEs cannot postpone a run for ever).  Models take turns in the order
- * their requests became due: a new request when it was queued, a retry when
- * its backoff ended.  A model whose runs keep failing (say, cancelled by
- * unlearn.max_run_time) thus goes to the back of the line after each attempt
- * instead of keeping its place by its old request ids.
+ * DELETEs cannot postpone a run for ever).  Models take turns: a model's
+ * turn comes when its earliest request became due (a new request when it was
+ * queued, a retry when its backoff ended), but not before the end of its last
+ * turn.  So a model with many requests (more than unlearn.max_batch) or whose
+ * runs keep failing (say, cancelled by unlearn.max_run_time) goes to the back
+ * of the line after each run, and another model's request waits for at most
+ * one run of each model ahead of it.
  */
 char *
 unlearn_queue_next_due(long *wait_ms)
@@ -197,18 +250,22 @@ unlearn_queue_next_due(long *wait_ms)
 	char	   *model = NULL;
 	bool		isnull;
 	double		age_ms;
+	Datum		args[2];
 
 	*wait_ms = 0;
-	/* models whose batching window has passed first, then the one due longest, then the oldest request */
-	if (SPI_execute(psprintf("SELECT model, age_ms FROM ("
-							 "  SELECT model, min(request_id) AS first,"
-							 "   min(CASE WHEN attempts = 0 THEN enqueued_at ELSE next_attempt_at END) AS due_since,"
-							 "   extract(epoch FROM clock_timestamp() - min(enqueued_at)) * 1000 AS age_ms"
-							 "  FROM unlearn.requests"
-							 "  WHERE state = 'pending' AND next_attempt_at <= clock_timestamp()"
-							 "  GROUP BY model) s"
-							 " ORDER BY age_ms >= %d DESC, due_since, first LIMIT 1", unlearn_batch_window),
-					true, 1) != SPI_OK_SELECT)
+	served_arrays(&args[0], &args[1]);
+	/* models whose batching window has passed first, then by turn, then the oldest request */
+	if (SPI_execute_with_args(psprintf("SELECT model, age_ms FROM ("
+									   "  SELECT r.model, min(r.request_id) AS first,"
+									   "   greatest(min(CASE WHEN r.attempts = 0 THEN r.enqueued_at ELSE r.next_attempt_at END),"
+									   "            coalesce(max(s.at), '-infinity')) AS turn,"
+									   "   extract(epoch FROM clock_timestamp() - min(r.enqueued_at)) * 1000 AS age_ms"
+									   "  FROM unlearn.requests r"
+									   "  LEFT JOIN unnest($1::text[], $2::timestamptz[]) AS s(model, at) ON s.model = r.model"
+									   "  WHERE r.state = 'pending' AND r.next_attempt_at <= clock_timestamp()"
+									   "  GROUP BY r.model) q"
+									   " ORDER BY age_ms >= %d DESC, turn, first LIMIT 1", unlearn_batch_window),
+							  2, (Oid[]) {TEXTARRAYOID, TIMESTAMPTZARRAYOID}, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "unlearn worker could not read unlearn.requests");
 	if (SPI_processed != 1)
 		return NULL;
@@ -233,7 +290,8 @@ unlearn_queue_claim(const char *model, int *n_out)
 	if (SPI_execute_with_args("UPDATE unlearn.requests SET state = 'running', attempts = attempts + 1"
 							  " WHERE request_id IN (SELECT request_id FROM unlearn.requests"
 							  "   WHERE model = $1 AND state = 'pending' AND next_attempt_at <= clock_timestamp()"
-							  "   ORDER BY request_id LIMIT $2 FOR UPDATE SKIP LOCKED)"
+							  "   ORDER BY CASE WHEN attempts = 0 THEN enqueued_at ELSE next_attempt_at END, request_id"
+							  "   LIMIT $2 FOR UPDATE SKIP LOCKED)"
 							  " RETURNING request_id",
 							  2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "unlearn worker could not claim requests");

@@ -84,6 +84,9 @@ void		unlearn_queue_reset_running(void);
  */
 char	   *unlearn_queue_next_due(long *wait_ms);
 
+/* The worker ended a turn of the model (a run, failed or not): its next turn comes after others' due before now. */
+void		unlearn_queue_note_served(const char *model);
+
 /*
  * Marks up to unlearn.max_batch due requests of a model running, one more
  * attempt each; returns their ids (SPI_palloc; NULL if none).  The caller

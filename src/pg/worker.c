@@ -600,6 +600,7 @@ process_due_requests(TimestampTz *last_busy)
 			pgstat_report_activity(STATE_RUNNING, activity);
 			unlearn_phase_end(&phases, "claim");
 			run_claimed_requests(model, claimed, n_claimed, &phases);
+			unlearn_queue_note_served(model);
 			pgstat_report_activity(STATE_IDLE, NULL);
 			pfree(claimed);
 		}

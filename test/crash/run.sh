@@ -726,10 +726,10 @@ reload_with() {
 	sleep $(( NAPTIME_MS / 1000 + 1 ))
 }
 if want m; then
-	scenario "m. an ordinary owner's models whose auto_options hold the worker (unlearn.max_run_time = 2s, max_attempts = 3)" \
+	scenario "m. an ordinary owner's models whose auto_options hold the worker (unlearn.max_run_time = 2s, max_attempts = 3, max_batch = 2)" \
 		"each run is cancelled at the limit and counted: the requests fail after 3 attempts with the limit in last_error," \
-		"and no version; another model's DELETE made during the first attempt is served after at most one more attempt" \
-		"(models take turns as their requests become due: a retry goes to the back of the line); then (max_attempts = 1," \
+		"and no version; another model's DELETE made during the first run is served after one run of each model ahead" \
+		"of it (models take turns: after a run, failed or not, a model goes to the back of the line); then (max_attempts = 1," \
 		"no limit) a run interrupted by kill -9 counts its attempt: the request fails after the restart instead of running again"
 	q "CREATE ROLE crash_hog LOGIN" >/dev/null
 	q "GRANT CREATE ON SCHEMA public TO crash_hog" >/dev/null
@@ -747,43 +747,45 @@ if want m; then
 	mq crash_hog "SELECT count(*) FROM unlearn_train('quick_m', 'quick', 'id', 'features', 'label', hidden => '{16}',
 	              epochs => 30, options => '{\"seed\": 1, \"batch_size\": 32}')" >/dev/null
 	mq crash_hog "SELECT unlearn_auto('quick_m', true)" >/dev/null
-	reload_with unlearn.max_run_time=2s unlearn.max_attempts=3 unlearn.retry_delay=200ms
+	reload_with unlearn.max_run_time=2s unlearn.max_attempts=3 unlearn.retry_delay=200ms unlearn.max_batch=2
 	snapshot
 	hog_v0=$(q "SELECT current_version FROM unlearn.models WHERE name = 'hog_m'")
-	mq crash_hog "DELETE FROM hog WHERE id = 1" >/dev/null
+	mq crash_hog "DELETE FROM hog WHERE id <= 4" >/dev/null	# two batches of unlearn.max_batch = 2
 	mq crash_hog "DELETE FROM hog2 WHERE id = 1" >/dev/null
 	wait_state hog_m 1 running 30 || bad "the hog's request was not claimed within 30 s"
 	mq crash_hog "DELETE FROM quick WHERE id = 1" >/dev/null
 	info "quick's DELETE committed while the hog's first run holds the worker"
 	check "the other model's DELETE is unlearned while the hogs' requests are retried (unlearn_wait 60 s)" t \
 		"$(mq crash_hog "SELECT unlearn_wait('quick_m', '60 s')")"
-	# after hog's first attempt come hog2's first (queued before quick's) and quick's, before hog's
-	# retry: 2 attempts claimed, 3 if the worker claimed the next since (by request ids: 6, both failed)
-	check "when quick's request is done: the two hogs' attempts at most 3, none failed" "t|0" \
-		"$(q "SELECT sum(attempts) <= 3, count(*) FILTER (WHERE state = 'failed') FROM unlearn.requests
-		       WHERE model IN ('hog_m', 'hog2_m') AND id = 1")"
-	wait_state hog_m 1 failed 60 || bad "the hog's request did not fail within 60 s"
+	# turns: hog's first batch (in flight), hog2 (queued before quick), quick; not hog's second
+	# batch (due order: 3 runs before quick) nor its retries (request-id order: 6 and more)
+	quick_done=$(q "SELECT to_char(done_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') FROM unlearn.requests
+	                 WHERE model = 'quick_m' AND id = 1")
+	check "cancelled runs of the hogs before quick's request was done" 2 \
+		"$(log_since | awk -v t="$quick_done" '/run for model "hog2?_m" failed/ && ($1 " " $2) < t' | wc -l)"
+	for id in 1 2 3 4; do wait_state hog_m $id failed 60 || bad "the hog's request $id did not fail within 60 s"; done
 	wait_state hog2_m 1 failed 60 || bad "the second hog's request did not fail within 60 s"
-	check "the hogs' requests: failed after 3 attempts, the limit in last_error" \
-		"failed|3|the run exceeded unlearn.max_run_time (2000 ms) and was cancelled,failed|3|the run exceeded unlearn.max_run_time (2000 ms) and was cancelled" \
-		"$(q "SELECT string_agg(state || '|' || attempts || '|' || last_error, ',') FROM unlearn.requests
-		       WHERE model IN ('hog_m', 'hog2_m') AND id = 1")"
-	check "the worker logged three cancelled runs of hog_m (57014, the limit)" 3 \
+	check "the hogs' 5 requests: failed after 3 attempts each, the limit in last_error" "5|5" \
+		"$(q "SELECT count(*), count(*) FILTER (WHERE state = 'failed' AND attempts = 3
+		         AND last_error = 'the run exceeded unlearn.max_run_time (2000 ms) and was cancelled')
+		       FROM unlearn.requests WHERE model IN ('hog_m', 'hog2_m')")"
+	check "the worker logged six cancelled runs of hog_m (two batches, three attempts; 57014, the limit)" 6 \
 		"$(log_since | grep -c 'run for model "hog_m" failed: the run exceeded unlearn.max_run_time (2000 ms)' || true)"
 	check "no version of hog_m from the cancelled runs" "$hog_v0" \
 		"$(q "SELECT current_version FROM unlearn.models WHERE name = 'hog_m'")"
+	q "ALTER SYSTEM RESET unlearn.max_batch" >/dev/null
 	reload_with unlearn.max_run_time=0 unlearn.max_attempts=1
 	snapshot
-	mq crash_hog "DELETE FROM hog WHERE id = 2" >/dev/null
-	if wait_state hog_m 2 running 30; then
+	mq crash_hog "DELETE FROM hog WHERE id = 5" >/dev/null
+	if wait_state hog_m 5 running 30; then
 		pid=$(worker_pids)
 		kill_in_run "$pid" "the hog's run in worker $pid"
-		if wait_state hog_m 2 failed 60; then
+		if wait_state hog_m 5 failed 60; then
 			check "the interrupted run counted: failed at attempt 1, last_error says why" \
 				"failed|1|the run of attempt 1 was interrupted (the worker or the server stopped)" \
-				"$(q "SELECT state, attempts, last_error FROM unlearn.requests WHERE model = 'hog_m' AND id = 2")"
+				"$(q "SELECT state, attempts, last_error FROM unlearn.requests WHERE model = 'hog_m' AND id = 5")"
 		else
-			bad "after the restart the interrupted request is $(q "SELECT state || ', attempts ' || attempts FROM unlearn.requests WHERE model = 'hog_m' AND id = 2"), not failed"
+			bad "after the restart the interrupted request is $(q "SELECT state || ', attempts ' || attempts FROM unlearn.requests WHERE model = 'hog_m' AND id = 5"), not failed"
 		fi
 	else
 		bad "the hog's second request was not claimed within 30 s"
