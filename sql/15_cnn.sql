@@ -83,9 +83,15 @@ SELECT err($$SELECT unlearn_train('cnn_big', 'bars_test', 'id', 'pixels', 'label
           options => '{"input_shape": [1, 8, 8], "layers": ["conv 64 3"], "batch_size": 32}', auto_unlearn => false)$$);
 SELECT model FROM unlearn_train('cnn_big', 'bars_test', 'id', 'pixels', 'label', epochs => 1,
           options => '{"input_shape": [1, 8, 8], "layers": ["conv 64 3"], "batch_size": 1}', auto_unlearn => false);
+-- and an unlearning run's batches: 256 rows of 4096 activations and gradients are
+-- about 8 MB, over the cap (the dense layers alone would be 0.2 MB)
+SELECT err($$SELECT version FROM unlearn_rows('cnn_big', ARRAY[(SELECT min(id) FROM bars_test)])$$);
 RESET ROLE;
 RESET unlearn.max_model_size;
 SET ROLE regress_owner;
+BEGIN;
+SELECT rows FROM unlearn_rows('cnn_big', ARRAY[(SELECT min(id) FROM bars_test)]);
+ROLLBACK;
 
 -- bad layer lists and shapes: 22023, nothing registered
 SELECT ord, what, err(format($$SELECT unlearn_train('bad', 'bars', 'id', 'pixels', 'label', options => %L)$$, opts))

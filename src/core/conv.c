@@ -165,6 +165,17 @@ nn_conv_scratch_floats(int n_stages, const nn_stage *stages, int max_batch)
 		wino_floats(n_stages, stages, slots);
 }
 
+/* Floats (ints counted as floats) of what nn_stages_workspace allocates for a batch of max_batch rows. */
+double
+nn_stages_floats(const nn_model *m, int max_batch)
+{
+	double		floats = (double) nn_conv_scratch_floats(m->n_stages, m->stage, max_batch);
+
+	for (int s = 0; s < m->n_stages; s++)
+		floats += (double) max_batch * out_size(&m->stage[s]) * (m->stage[s].kind == NN_STAGE_POOL ? 3.0 : 2.0);
+	return floats;
+}
+
 /* Allocate the stage outputs, their gradients, pool indices and the convolutions' scratch. */
 int
 nn_stages_workspace(const nn_model *m, nn_workspace *ws, int max_batch)

@@ -159,6 +159,8 @@ size_t		nn_conv_scratch_floats(int n_stages, const nn_stage *stages, int max_bat
 
 /* Allocate a workspace's stage buffers for max_batch rows; 0 or -1 (conv.c). */
 int			nn_stages_workspace(const nn_model *m, nn_workspace *ws, int max_batch);
+/* Floats of what nn_stages_workspace allocates for max_batch rows (the size check's estimate). */
+double		nn_stages_floats(const nn_model *m, int max_batch);
 
 /* Run the stages on n rows of in (CHW); returns the last stage's output (conv.c). */
 const float *nn_stages_forward(const nn_model *m, nn_workspace *ws, const float *in, int n);

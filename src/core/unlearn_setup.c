@@ -150,7 +150,8 @@ ul_makes_adversarial(const ul_options *o, int is_default)
 /*
  * Bytes a run of these options on this request allocates for its rows,
  * erring high: the workspace and batch buffers of the largest batch (dense
- * layers; a convolutional model's stages add theirs), the forget and prior
+ * layers, and a convolutional model's stages: outputs, gradients, pool
+ * indices, im2col scratch), the forget and prior
  * rows' copy, the adversarial examples with their soft targets, and the
  * replay rows' soft targets and order.  The parameters' copies (gradient,
  * theta0, optimiser state, snapshots) are not counted: they scale with the
@@ -168,6 +169,8 @@ ul_request_bytes(const nn_model *m, const ul_request *q, const ul_options *o)
 	for (int l = 1; l <= m->n_layers; l++)
 		units += (double) m->dims[l] * (l < m->n_layers ? 2.0 : 1.0);
 	floats = (double) ul_batch_rows(o) * (units + F + 2.0 * C);
+	if (m->n_stages > 0)
+		floats += nn_stages_floats(m, ul_batch_rows(o));
 	floats += nc * (F + 4.0);
 	if (ul_makes_adversarial(o, o->method == UL_METHOD_DEFAULT))
 		floats += (double) q->forget.n * o->adv_per_row * (F + C + 1.0);

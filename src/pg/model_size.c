@@ -116,7 +116,7 @@ void
 unlearn_check_unlearn_size(const char *model, const nn_model *net, const ul_request *req, const ul_options *o)
 {
 	check_bytes("unlearning with", model, ul_request_bytes(net, req, o),
-				psprintf("The batch workspace of %d forget, %d adversarial and %d replay rows, and %d adversarial examples for each of %d forget rows.",
+				psprintf("The workspace of the largest batch (forget_batch %d, adv_batch %d, replay_batch %d, at least 256 rows), the adversarial examples (adv_per_row %d for each of %d rows, when the method makes them) and the rows' targets.",
 						 o->forget_batch, o->adv_batch, o->replay_batch, o->adv_per_row, req->forget.n),
 				"Lower adv_batch, adv_per_row or replay_batch in the run's options, or raise unlearn.max_model_size (a superuser setting).");
 }
