@@ -277,6 +277,8 @@ typedef struct conv_job
 	int			want_w;			/* backward: weight gradients into ws->wpart, one per chunk */
 	float	   *gin;			/* backward: NULL or the input's gradient (overwritten) */
 	int			parts;
+	int			c0,
+				c1;				/* the round's chunks (conv_run) */
 } conv_job;
 
 /* One thread slot's buffers: im2col rows (or V, dV), their gradient (or M, dM), a Winograd patch. */
@@ -405,13 +407,13 @@ conv_backward_chunk(const conv_job *j, int c, int i0, int rows, const slot_bufs 
 	}
 }
 
-/* Parts lo .. hi: each its run of chunks, on its slot's buffers. */
+/* Parts lo .. hi: each its run of the round's chunks, on its slot's buffers. */
 static void
 conv_parts(void *arg, size_t lo, size_t hi)
 {
 	const conv_job *j = arg;
 	int			R = j->ws->col_rows,
-				chunks = (j->n + R - 1) / R;
+				chunks = j->c1 - j->c0;
 	size_t		slot = (size_t) R * nn_im2col_per_row(j->m->n_stages, j->m->stage),
 				wino_u = max_conv_weights(j->m->n_stages, j->m->stage, 1);
 
@@ -420,7 +422,7 @@ conv_parts(void *arg, size_t lo, size_t hi)
 		slot_bufs	b = {j->ws->col + t * slot, j->ws->dcol + t * slot,
 		j->ws->wino ? j->ws->wino + 2 * wino_u + t * 16 * max_wino_cin(j->m->n_stages, j->m->stage) : NULL};
 
-		for (int c = (int) (chunks * t / j->parts); c < (int) (chunks * (t + 1) / j->parts); c++)
+		for (int c = j->c0 + (int) (chunks * t / j->parts); c < j->c0 + (int) (chunks * (t + 1) / j->parts); c++)
 		{
 			int			rows = j->n - c * R < R ? j->n - c * R : R;
 
@@ -431,6 +433,8 @@ conv_parts(void *arg, size_t lo, size_t hi)
 		}
 	}
 }
+
+#define CONV_ROUND_CHUNKS 4		/* chunks a thread takes between two cancel points */
 
 /*
  * Run the job's chunks split over the core's threads, each chunk's sgemm on
@@ -451,7 +455,14 @@ conv_run(conv_job *j)
 	j->parts = j->parts < chunks ? j->parts : chunks;
 	j->parts = j->parts < 1 ? 1 : j->parts;
 	saved = nn_blas_single_begin();	/* nn_forward / nn_backward have done so already */
-	nn_par_for((size_t) j->parts, 1, conv_parts, j);
+	/* in rounds of CONV_ROUND_CHUNKS chunks a thread, a cancel point between them */
+	for (j->c0 = 0; j->c0 < chunks; j->c0 = j->c1)
+	{
+		if (j->c0 > 0)
+			nn_cancel_point();
+		j->c1 = chunks - j->c0 < j->parts * CONV_ROUND_CHUNKS ? chunks : j->c0 + j->parts * CONV_ROUND_CHUNKS;
+		nn_par_for((size_t) j->parts, 1, conv_parts, j);
+	}
 	nn_blas_single_end(saved);
 }
 
@@ -459,7 +470,7 @@ conv_run(conv_job *j)
 static void
 conv_forward(const nn_model *m, nn_workspace *ws, int s, const float *in, int n)
 {
-	conv_job	j = {m, ws, s, in, n, 0, 0, NULL, 0};
+	conv_job	j = {m, ws, s, in, n, 0, 0, NULL, 0, 0, 0};
 
 	conv_run(&j);
 }
@@ -567,7 +578,7 @@ conv_backward(const nn_model *m, nn_workspace *ws, int s, const float *in, int n
 			  float *grad_params, float *gin)
 {
 	const nn_stage *st = &m->stage[s];
-	conv_job	j = {m, ws, s, in, n, 1, grad_params != NULL, gin, 0};
+	conv_job	j = {m, ws, s, in, n, 1, grad_params != NULL, gin, 0, 0, 0};
 	int			wino = nn_wino_applies(st),
 				chunks = (n + ws->col_rows - 1) / ws->col_rows;
 	float	   *dw;

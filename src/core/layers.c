@@ -150,11 +150,27 @@ add_bias(float *out, const float *bias, int n, int width)
 }
 
 static nn_interrupt_fn interrupt_hook = NULL;
+static nn_interrupt_fn cancel_hook = NULL;
+
+/* Installs the hook of the cancel points inside long passes (NULL: none). */
+void
+nn_set_cancel_hook(nn_interrupt_fn hook)
+{
+	cancel_hook = hook;
+}
+
+/* A cancel point inside a pass (between parts of a product, rounds of a convolution): the main thread only. */
+void
+nn_cancel_point(void)
+{
+	if (cancel_hook)
+		cancel_hook();
+}
 
 /*
  * Products of more multiply-adds than this (about 0.1 s on two cores) are
- * computed in parts, with the interrupt hook between them, so that a batch
- * of any size can be cancelled within a part's time.
+ * computed in parts, with a cancel point between them, so that a batch of
+ * any size can be cancelled within a part's time.
  */
 static double gemm_part_macs = 2147483648.0;
 
@@ -183,9 +199,9 @@ gemm_once(const nn_model *m, int trans_a, int trans_b, int rows, int cols, int k
 
 /*
  * A dense layer's product C = beta C + op(A) op(B), in parts when it is
- * large (dense models): by rows of C when A is not transposed (each part its
- * own rows), else (the weight gradient, summed over the batch) by the shared
- * dimension k, each part after the first adding to C.
+ * large: by rows of C when A is not transposed (each part its own rows),
+ * else (the weight gradient, summed over the batch) by the shared dimension
+ * k, each part after the first adding to C.
  */
 static void
 dense_gemm(const nn_model *m, int trans_a, int trans_b, int rows, int cols, int k,
@@ -196,8 +212,7 @@ dense_gemm(const nn_model *m, int trans_a, int trans_b, int rows, int cols, int 
 	int			parts = macs > gemm_part_macs ? (int) ceil(macs / gemm_part_macs) : 1;
 	int			step;
 
-	/* a convolutional model's passes hold OpenBLAS at one thread: no hook (an error) inside them */
-	if (parts <= 1 || span <= 1 || m->n_stages > 0)
+	if (parts <= 1 || span <= 1)
 	{
 		gemm_once(m, trans_a, trans_b, rows, cols, k, a, lda, b, ldb, beta, c, ldc);
 		return;
@@ -209,8 +224,8 @@ dense_gemm(const nn_model *m, int trans_a, int trans_b, int rows, int cols, int 
 	{
 		int			len = step < span - p ? step : span - p;
 
-		if (p > 0 && interrupt_hook)
-			interrupt_hook();
+		if (p > 0)
+			nn_cancel_point();
 		if (!trans_a)
 			gemm_once(m, 0, trans_b, len, cols, k, a + (size_t) p * lda, lda, b, ldb, beta,
 					  c + (size_t) p * ldc, ldc);

@@ -51,6 +51,16 @@ void		nn_free_mem(void *ptr);
 typedef void (*nn_interrupt_fn) (void);
 void		nn_set_interrupt_hook(nn_interrupt_fn hook);
 
+/*
+ * Cancel hook, called at cancel points inside long passes (between the parts
+ * of a large product, between rounds of a convolution's chunks), on the
+ * calling thread, possibly while OpenBLAS is held at one thread (default:
+ * none).  It may longjmp away; it must leave OpenBLAS's thread count as it
+ * found it when it returns.
+ */
+void		nn_set_cancel_hook(nn_interrupt_fn hook);
+void		nn_cancel_point(void);
+
 /* ---------- seeded RNG (xoshiro256**, seeded by splitmix64) ---------- */
 typedef struct nn_rng
 {

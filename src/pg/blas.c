@@ -153,10 +153,32 @@ core_check_for_interrupts(void)
 	unlearn_throttle_point();
 }
 
+/*
+ * The core's cancel points inside its passes: a pending cancel or shutdown
+ * gets in.  A convolution's pass holds OpenBLAS at one thread, so the count
+ * is set back to unlearn.threads before the error can be raised, and left as
+ * the pass had it when none is.
+ */
+static void
+core_cancel_point(void)
+{
+	int			held;
+
+	if (!INTERRUPTS_PENDING_CONDITION() || blas_handle == NULL)
+		return;
+	held = p_get_threads();
+	if (held != unlearn_threads)
+		p_set_threads(unlearn_threads);
+	CHECK_FOR_INTERRUPTS();
+	if (held != unlearn_threads)
+		p_set_threads(held);
+}
+
 /* Makes the core allocate with palloc, so an error frees everything, and check for interrupts. */
 void
 unlearn_core_use_palloc(void)
 {
 	nn_set_allocator(core_palloc, core_pfree);
 	nn_set_interrupt_hook(core_check_for_interrupts);
+	nn_set_cancel_hook(core_cancel_point);
 }

@@ -852,7 +852,75 @@ UNIT_TEST(cnn_threads_same_bytes)
 	free(y);
 }
 
+static int	cancel_calls = 0;
+
+/* The cancel hook of the test below: counts. */
+static void
+counting_cancel(void)
+{
+	cancel_calls++;
+}
+
+/*
+ * A convolution over many im2col chunks runs in rounds with cancel points
+ * between them: the batch's logits are each row's alone (within rounding),
+ * and its gradient the sum of its two halves'.
+ */
+UNIT_TEST(cnn_passes_have_cancel_points)
+{
+	int			shape[3] = {1, 28, 28};
+	nn_layer_spec specs[] = {CONV(8, 5), DENSE(16)};
+	int			n = 200, F = 784, C = 3;
+	nn_model   *m = cnn_make(shape, 2, specs, C, 31);
+	nn_workspace *ws = m ? nn_workspace_create(m, n) : NULL;
+	float	   *X = malloc(sizeof(float) * n * F), *lg = malloc(sizeof(float) * n * C);
+	float	   *dl = malloc(sizeof(float) * n * C);
+	float	   *g_all = m ? calloc(m->n_params, sizeof(float)) : NULL, *g_halves = m ? calloc(m->n_params, sizeof(float)) : NULL;
+	int		   *y = malloc(sizeof(int) * n);
+	int			fwd_calls;
+
+	if (!m || !ws)
+	{
+		CHECK(0);
+		return;
+	}
+	random_rows(41, X, y, n, F, C);
+	cancel_calls = 0;
+	nn_set_cancel_hook(counting_cancel);
+	memcpy(lg, nn_forward(m, ws, X, n), sizeof(float) * n * C);
+	fwd_calls = cancel_calls;
+	nn_softmax_ce(lg, y, n, C, 1.0f, dl, NULL);
+	nn_backward(m, ws, X, n, dl, g_all, NULL);
+	nn_set_cancel_hook(NULL);
+	/* 13 images a chunk (the 1 MB im2col cap), 16 chunks, rounds of 4 a thread */
+	CHECK(fwd_calls >= 1);
+	CHECK(cancel_calls > fwd_calls);
+	for (int i = 0; i < n; i++)
+	{
+		const float *one = nn_forward(m, ws, X + (size_t) i * F, 1);
+
+		for (int c = 0; c < C; c++)
+			CHECK_CLOSE(one[c], lg[i * C + c], 1e-4 * (1.0 + fabs(lg[i * C + c])));
+	}
+	for (int h = 0; h < 2; h++)
+	{
+		nn_forward(m, ws, X + (size_t) h * (n / 2) * F, n / 2);
+		nn_backward(m, ws, X + (size_t) h * (n / 2) * F, n / 2, dl + (size_t) h * (n / 2) * C, g_halves, NULL);
+	}
+	for (size_t i = 0; i < m->n_params; i++)
+		CHECK_CLOSE(g_halves[i], g_all[i], 1e-4 * (1.0 + fabs(g_all[i])));
+	free(X);
+	free(lg);
+	free(dl);
+	free(g_all);
+	free(g_halves);
+	free(y);
+	nn_workspace_free(ws);
+	nn_free(m);
+}
+
 const unit_case cnn_tests[] = {
+	UNIT_ENTRY(cnn_passes_have_cancel_points),
 	UNIT_ENTRY(cnn_layer_lists_checked),
 	UNIT_ENTRY(cnn_layout_and_plan),
 	UNIT_ENTRY(cnn_dense_only_is_the_mlp),
