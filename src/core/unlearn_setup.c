@@ -152,8 +152,8 @@ ul_makes_adversarial(const ul_options *o, int is_default)
  * erring high: the workspace and batch buffers of the largest batch (dense
  * layers, and a convolutional model's stages: outputs, gradients, pool
  * indices, im2col scratch), the forget and prior
- * rows' copy, the adversarial examples with their soft targets, and the
- * replay rows' soft targets and order.  The parameters' copies (gradient,
+ * rows' copy, the adversarial examples with their soft targets and PGD's
+ * own workspace, and the replay rows' soft targets and order.  The parameters' copies (gradient,
  * theta0, optimiser state, snapshots) are not counted: they scale with the
  * model, whose size its training was held to.
  */
@@ -173,7 +173,13 @@ ul_request_bytes(const nn_model *m, const ul_request *q, const ul_options *o)
 		floats += nn_stages_floats(m, ul_batch_rows(o));
 	floats += nc * (F + 4.0);
 	if (ul_makes_adversarial(o, o->method == UL_METHOD_DEFAULT))
+	{
 		floats += (double) q->forget.n * o->adv_per_row * (F + C + 1.0);
+		/* PGD's own workspace of UL_CHUNK rows and their input gradient (pgd.c) */
+		if (o->pgd_steps > 0)
+			floats += (double) UL_CHUNK * (units + 2.0 * F + C) +
+				(m->n_stages > 0 ? nn_stages_floats(m, UL_CHUNK) : 0.0);
+	}
 	floats += (double) q->replay.n * (2.0 * C + 1.0);
 	return floats * sizeof(float);
 }
