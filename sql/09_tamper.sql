@@ -137,6 +137,25 @@ BEGIN;
 SELECT steps > 0 AS unlearned_within_the_cap FROM unlearn_rows('tam_mid', ARRAY[2::bigint]);
 ROLLBACK;
 RESET unlearn.max_model_size;
+-- and the samples a run reads (unlearn.max_training_memory unbounded): 512 kB hold
+-- 3 640 rows of 32 features (144 bytes each), so replay_rows 100 000 on 8 000 rows shrinks
+CREATE TABLE tam_wide AS
+SELECT i::bigint AS id, ARRAY(SELECT ((i * d) % 11)::real FROM generate_series(1, 32) d) AS features, i % 3 AS label
+FROM generate_series(1, 8000) i;
+SELECT model FROM unlearn_train('tam_wide', 'tam_wide', 'id', 'features', 'label', hidden => '{4}', epochs => 1,
+                                auto_unlearn => false);
+SET unlearn.max_model_size = '512kB';
+SET unlearn.exact_when_cheaper = off;	-- (a retrain of this model is cheaper, and reads no sample)
+BEGIN;
+SELECT version, method FROM unlearn_rows('tam_wide', ARRAY[5::bigint], options => '{"replay_rows": 100000}');
+SELECT (metrics->>'replay_rows')::int > 0 AS replayed,
+       (metrics->>'replay_rows')::int + (metrics->>'held_out_rows')::int <= 3640 AS samples_within_the_cap
+FROM unlearn.versions WHERE model = 'tam_wide' AND version = 2;
+ROLLBACK;
+RESET unlearn.max_model_size;
+RESET unlearn.exact_when_cheaper;
+SELECT unlearn_drop_model('tam_wide');
+DROP TABLE tam_wide;
 
 -- 5. overflowed outputs are an error, not class 0
 SELECT err($$SELECT unlearn_predict('tam_mid', '{1e38, 1e38}'::real[])$$);

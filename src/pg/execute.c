@@ -146,18 +146,23 @@ core_rows(const UnlearnData *d)
 }
 
 /*
- * The held-out and replay samples under unlearn.max_training_memory: when
- * their rows would hold more, both shrink in proportion to fit (the replay
- * sample takes what rounding leaves).
+ * The held-out and replay samples under unlearn.max_training_memory, or
+ * under unlearn.max_model_size when that is unbounded (an owner's
+ * replay_rows, or a wide table, must not take the memory of the worker that
+ * serves every model): when their rows would hold more, both shrink in
+ * proportion to fit (the replay sample takes what rounding leaves).
  */
 static void
 bound_samples(const UnlearnModel *model, int *want, int *want_replay)
 {
 	int64		bound = unlearn_training_memory_bytes();
-	int64		fit = bound / UNLEARN_ROW_BYTES(model->n_features);
+	int64		fit;
 	int64		total = (int64) *want + *want_replay;
 
-	if (bound == 0 || total <= fit)
+	if (bound == 0)
+		bound = (int64) unlearn_max_model_size * 1024;
+	fit = bound / UNLEARN_ROW_BYTES(model->n_features);
+	if (total <= fit)
 		return;
 	*want = (int) ((int64) *want * fit / total);
 	*want_replay = (int) Min((int64) *want_replay, fit - *want);
