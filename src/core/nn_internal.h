@@ -104,10 +104,10 @@ void		nn_add_bias_relu(float *out, const float *bias, size_t n, int width);
 /* nn_add_bias_relu on the calling thread only (layers.c). */
 void		nn_bias_relu_rows(float *out, const float *bias, size_t n, int width);
 
-/* Add the column sums of g (n x width) to grad_bias, split by columns; or on the calling thread (layers.c). */
-/* Size of the parts large dense products are computed in, interrupt hook between (layers.c). */
+/* Size of the parts large dense products are computed in, a cancel point between (layers.c). */
 void		nn_set_gemm_part_macs(double macs);
 
+/* Add the column sums of g (n x width) to grad_bias, split by columns; or on the calling thread (layers.c). */
 void		nn_add_column_sums(const float *g, size_t n, int width, float *grad_bias);
 void		nn_column_sums_serial(const float *g, size_t n, int width, float *grad_bias);
 

@@ -151,11 +151,11 @@ ul_makes_adversarial(const ul_options *o, int is_default)
  * Bytes a run of these options on this request allocates for its rows,
  * erring high: the workspace and batch buffers of the largest batch (dense
  * layers, and a convolutional model's stages: outputs, gradients, pool
- * indices, im2col scratch), the forget and prior
- * rows' copy, the adversarial examples with their soft targets and PGD's
- * own workspace, and the replay rows' soft targets and order.  The parameters' copies (gradient,
- * theta0, optimiser state, snapshots) are not counted: they scale with the
- * model, whose size its training was held to.
+ * indices, im2col scratch), the forget and prior rows' copy, the
+ * adversarial examples with their soft targets and PGD's own workspace, and
+ * the replay rows' soft targets and order.  The parameters' copies
+ * (gradient, theta0, optimiser state, snapshots) are not counted: they
+ * scale with the model, whose size its training was held to.
  */
 double
 ul_request_bytes(const nn_model *m, const ul_request *q, const ul_options *o)
@@ -164,13 +164,14 @@ ul_request_bytes(const nn_model *m, const ul_request *q, const ul_options *o)
 				C = NN_CLASSES(m),
 				units = F + 2.0 * C;	/* standardised input, probabilities, batch logit gradient */
 	double		nc = (double) q->forget.n + q->prior.n;
+	int			batch = ul_batch_rows(o);
 	double		floats;
 
 	for (int l = 1; l <= m->n_layers; l++)
 		units += (double) m->dims[l] * (l < m->n_layers ? 2.0 : 1.0);
-	floats = (double) ul_batch_rows(o) * (units + F + 2.0 * C);
+	floats = (double) batch * (units + F + 2.0 * C);
 	if (m->n_stages > 0)
-		floats += nn_stages_floats(m, ul_batch_rows(o));
+		floats += nn_stages_floats(m, batch);
 	floats += nc * (F + 4.0);
 	if (ul_makes_adversarial(o, o->method == UL_METHOD_DEFAULT))
 	{

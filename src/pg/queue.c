@@ -183,6 +183,9 @@ unlearn_queue_reset_running(void)
 
 /* ------------------------------------------------------------------ turns */
 
+/* When a pending request became due: a new one when it was queued, a retry when its backoff ended. */
+#define DUE_SINCE "CASE WHEN attempts = 0 THEN enqueued_at ELSE next_attempt_at END"
+
 #define SERVED_MAX 256			/* models whose last turn the worker remembers */
 
 static char *served_model[SERVED_MAX];	/* in TopMemoryContext */
@@ -257,8 +260,7 @@ unlearn_queue_next_due(long *wait_ms)
 	/* models whose batching window has passed first, then by turn, then the oldest request */
 	if (SPI_execute_with_args(psprintf("SELECT model, age_ms FROM ("
 									   "  SELECT r.model, min(r.request_id) AS first,"
-									   "   greatest(min(CASE WHEN r.attempts = 0 THEN r.enqueued_at ELSE r.next_attempt_at END),"
-									   "            coalesce(max(s.at), '-infinity')) AS turn,"
+									   "   greatest(min(" DUE_SINCE "), coalesce(max(s.at), '-infinity')) AS turn,"
 									   "   extract(epoch FROM clock_timestamp() - min(r.enqueued_at)) * 1000 AS age_ms"
 									   "  FROM unlearn.requests r"
 									   "  LEFT JOIN unnest($1::text[], $2::timestamptz[]) AS s(model, at) ON s.model = r.model"
@@ -290,7 +292,7 @@ unlearn_queue_claim(const char *model, int *n_out)
 	if (SPI_execute_with_args("UPDATE unlearn.requests SET state = 'running', attempts = attempts + 1"
 							  " WHERE request_id IN (SELECT request_id FROM unlearn.requests"
 							  "   WHERE model = $1 AND state = 'pending' AND next_attempt_at <= clock_timestamp()"
-							  "   ORDER BY CASE WHEN attempts = 0 THEN enqueued_at ELSE next_attempt_at END, request_id"
+							  "   ORDER BY " DUE_SINCE ", request_id"
 							  "   LIMIT $2 FOR UPDATE SKIP LOCKED)"
 							  " RETURNING request_id",
 							  2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)

@@ -56,15 +56,18 @@ unlearn_run_limit_arm(void)
 }
 
 /*
- * After the step, whether it ended or failed (in its error handler, after
- * unlearn_run_limit_explain): disarms the limit.  A cancel
- * the limit asked for and nothing took (the step ended first) is withdrawn,
- * so that it cannot cancel the queue's bookkeeping that follows.
+ * At the end of every step of the worker, whether it committed or failed
+ * (in its error handler, after unlearn_run_limit_explain): disarms the
+ * limit, if armed.  A cancel the limit asked for and nothing took (the step
+ * ended first) is withdrawn, so that it cannot cancel the queue's
+ * bookkeeping that follows.
  */
 void
 unlearn_run_limit_disarm(void)
 {
-	disable_timeout(run_timeout, false);
+	Assert(run_timeout != MAX_TIMEOUTS);
+	if (get_timeout_active(run_timeout))
+		disable_timeout(run_timeout, false);
 	if (run_time_exceeded)
 		QueryCancelPending = false;
 	run_time_exceeded = false;

@@ -57,13 +57,22 @@ begin_step(void)
 	PushActiveSnapshot(GetTransactionSnapshot());
 }
 
-/* Commits a step's transaction and returns to the loop's context. */
+/* Opens a step that runs for a model: begin_step within unlearn.max_run_time (run_limit.c). */
+static void
+begin_limited_step(void)
+{
+	unlearn_run_limit_arm();
+	begin_step();
+}
+
+/* Commits a step's transaction, ends its time limit if it had one, returns to the loop's context. */
 static void
 end_step(void)
 {
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	unlearn_run_limit_disarm();
 	MemoryContextSwitchTo(loop_context);
 }
 
@@ -82,7 +91,9 @@ abort_step(const char *what, const char *model)
 	FlushErrorState();
 	AbortCurrentTransaction();
 	MemoryContextSwitchTo(loop_context);
+	/* the error names the time limit if that cancelled the step; what follows is not bounded by it */
 	(void) unlearn_run_limit_explain(edata);
+	unlearn_run_limit_disarm();
 	ereport(LOG,
 			(errmsg("unlearn worker: %s \"%s\" failed: %s", what, model, edata->message)));
 	return edata;
@@ -513,19 +524,16 @@ process_claimed(const char *name, const int64 *claimed, int n_claimed, UnlearnPh
 static void
 refresh_warm_samples(const char *model)
 {
-	unlearn_run_limit_arm();
 	PG_TRY();
 	{
-		begin_step();
+		begin_limited_step();
 		unlearn_warm_refresh();
 		end_step();
-		unlearn_run_limit_disarm();
 	}
 	PG_CATCH();
 	{
 		unlearn_warm_abort();
 		FreeErrorData(abort_step("refreshing the samples of model", model));
-		unlearn_run_limit_disarm();
 	}
 	PG_END_TRY();
 }
@@ -537,13 +545,11 @@ refresh_warm_samples(const char *model)
 static void
 run_claimed_requests(const char *model, const int64 *claimed, int n_claimed, UnlearnPhases *phases)
 {
-	unlearn_run_limit_arm();
 	PG_TRY();
 	{
-		begin_step();
+		begin_limited_step();
 		process_claimed(model, claimed, n_claimed, phases);
 		end_step();
-		unlearn_run_limit_disarm();
 		unlearn_warm_commit();
 		refresh_warm_samples(model);
 	}
@@ -553,8 +559,6 @@ run_claimed_requests(const char *model, const int64 *claimed, int n_claimed, Unl
 
 		unlearn_warm_abort();
 		edata = abort_step("run for model", model);
-		/* the bookkeeping below is not bounded by the run's limit */
-		unlearn_run_limit_disarm();
 		begin_step();
 		unlearn_queue_record_failure(claimed, n_claimed, edata->message);
 		end_step();
@@ -634,25 +638,22 @@ consolidate_when_idle(void)
 	if (name == NULL)
 		return pending;
 	/* step 2: the exact retrain, as a run is (within unlearn.max_run_time): a failure is recorded, not raised */
-	unlearn_run_limit_arm();
 	PG_TRY();
 	{
 		memset(&outcome, 0, sizeof(outcome));
 		unlearn_phases_start(&outcome.phases);
 		pgstat_report_activity(STATE_RUNNING, "consolidating a model");
-		begin_step();
+		begin_limited_step();
 		if (unlearn_consolidate_model(name, version, &outcome) > 0)
 			ereport(LOG,
 					(errmsg("unlearn worker: consolidated model \"%s\": version %d retrained exactly from version %d in %.3f s",
 							name, outcome.version, version, outcome.seconds)));
 		end_step();
-		unlearn_run_limit_disarm();
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata = abort_step("consolidating model", name);
 
-		unlearn_run_limit_disarm();
 		unlearn_consolidation_skip(name, version);
 		FreeErrorData(edata);
 	}
